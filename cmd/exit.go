@@ -1,0 +1,95 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+// Exit codes. They are part of refetch's contract: scripts depend on them.
+const (
+	ExitOK          = 0
+	ExitInternal    = 1
+	ExitUsage       = 2
+	ExitPermanent   = 3
+	ExitExhausted   = 4
+	ExitCircuitOpen = 5
+	ExitRateLimited = 6
+	ExitDeadline    = 7
+	ExitUnhealthy   = 8
+	ExitSIGINT      = 130
+	ExitSIGTERM     = 143
+)
+
+// UsageError is a bad flag value, a missing or malformed URL, an unreadable
+// @file and the like: exit 2, one line, and a hint to --help.
+type UsageError struct {
+	Err error
+	// Cmd is the command path for the --help hint, e.g. "refetch fetch".
+	Cmd string
+}
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// InterruptError is the cancellation cause set when a signal arrives.
+type InterruptError struct{ Signal os.Signal }
+
+func (e *InterruptError) Error() string { return "interrupted by " + signalName(e.Signal) }
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// ErrUnhealthy is the error of a failed `check`.
+var ErrUnhealthy = errors.New("unhealthy")
+
+// ExitCode is the one mapping from an error to refetch's exit codes.
+func ExitCode(err error) int {
+	var (
+		usage *UsageError
+		intr  *InterruptError
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &intr):
+		if intr.Signal == syscall.SIGTERM {
+			return ExitSIGTERM
+		}
+		return ExitSIGINT
+	case errors.As(err, &usage):
+		return ExitUsage
+	case errors.Is(err, ErrUnhealthy):
+		return ExitUnhealthy
+	case errors.Is(err, resilience.ErrOutput):
+		return ExitInternal
+	case errors.Is(err, resilience.ErrCircuitOpen):
+		return ExitCircuitOpen
+	case errors.Is(err, resilience.ErrRateLimited):
+		return ExitRateLimited
+	case errors.Is(err, resilience.ErrDeadline):
+		return ExitDeadline
+	case errors.Is(err, resilience.ErrRetriesExhausted):
+		return ExitExhausted
+	case errors.Is(err, resilience.ErrPermanent):
+		return ExitPermanent
+	case errors.Is(err, context.Canceled):
+		return ExitSIGINT
+	}
+	return ExitInternal
+}

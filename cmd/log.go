@@ -1,0 +1,164 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fatih/color"
+	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/resilience"
+)
+
+// Logger is the one formatter of stderr lines: retries, warnings, the
+// final error, and -v request/response lines with secrets redacted.
+type Logger struct {
+	mu      sync.Mutex
+	w       io.Writer
+	quiet   bool
+	verbose bool
+	color   bool
+	yellow  *color.Color
+	red     *color.Color
+	dim     *color.Color
+	green   *color.Color
+}
+
+// NewLogger returns a logger for w. Color is used when wanted is true.
+func NewLogger(w io.Writer, quiet, verbose, wantColor bool) *Logger {
+	mk := func(a ...color.Attribute) *color.Color {
+		c := color.New(a...)
+		if wantColor {
+			c.EnableColor()
+		} else {
+			c.DisableColor()
+		}
+		return c
+	}
+	return &Logger{w: w, quiet: quiet, verbose: verbose && !quiet, color: wantColor,
+		yellow: mk(color.FgYellow), red: mk(color.FgRed, color.Bold), dim: mk(color.Faint), green: mk(color.FgGreen)}
+}
+
+// UseColor decides whether stderr gets color: --color always or auto on a
+// terminal, and never when NO_COLOR is set (non-empty) or TERM is dumb.
+func UseColor(mode string, tty bool, getenv func(string) string) bool {
+	if getenv("NO_COLOR") != "" {
+		return false
+	}
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return tty && getenv("TERM") != "dumb"
+}
+
+func (l *Logger) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintln(l.w, s)
+}
+
+// FormatDuration renders a wait for humans: "250ms", "1.2s", "1m30s".
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// Retry logs one retry: "attempt 1/3: 503 Service Unavailable; retrying in 1.2s".
+func (l *Logger) Retry(info resilience.RetryInfo) {
+	if l.quiet {
+		return
+	}
+	msg := fmt.Sprintf("attempt %d/%d: %s; retrying in %s", info.Attempt, info.Attempts,
+		fetch.Redact(info.Err.Error()), FormatDuration(info.Wait))
+	if info.RetryAfter >= 0 {
+		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
+	}
+	l.line(l.yellow.Sprint(msg))
+}
+
+// Warnf logs a warning; -q silences it.
+func (l *Logger) Warnf(format string, args ...any) {
+	if l.quiet {
+		return
+	}
+	l.line(l.yellow.Sprint("refetch: warning: " + fetch.Redact(fmt.Sprintf(format, args...))))
+}
+
+// Infof logs a plain line; -q silences it.
+func (l *Logger) Infof(format string, args ...any) {
+	if l.quiet {
+		return
+	}
+	l.line(fetch.Redact(fmt.Sprintf(format, args...)))
+}
+
+// Okf logs a success line in green; -q silences it.
+func (l *Logger) Okf(format string, args ...any) {
+	if l.quiet {
+		return
+	}
+	l.line(l.green.Sprint(fetch.Redact(fmt.Sprintf(format, args...))))
+}
+
+// Error logs the final error line, which -q does not silence. Usage errors
+// carry a hint to --help; an open circuit says how to reset it.
+func (l *Logger) Error(err error) {
+	msg := "refetch: " + fetch.Redact(err.Error())
+	var usage *UsageError
+	var open *resilience.OpenError
+	switch {
+	case errors.As(err, &usage) && usage.Cmd != "":
+		msg += fmt.Sprintf(" (see '%s --help')", usage.Cmd)
+	case errors.As(err, &open):
+		msg += fmt.Sprintf("; reset with: refetch breaker reset '%s'", open.Record.Key)
+	}
+	l.line(l.red.Sprint(msg))
+}
+
+// Request logs a request with -v, curl style.
+func (l *Logger) Request(n int, req *http.Request) {
+	if !l.verbose {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "> [%d] %s %s %s\n", n, req.Method, fetch.RedactURL(req.URL), req.Proto)
+	writeHeaders(&b, "> ", req.Header)
+	l.line(l.dim.Sprint(strings.TrimRight(b.String(), "\n")))
+}
+
+// Response logs a response with -v, curl style.
+func (l *Logger) Response(n int, resp *http.Response) {
+	if !l.verbose {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, resp.Status)
+	writeHeaders(&b, "< ", resp.Header)
+	l.line(l.dim.Sprint(strings.TrimRight(b.String(), "\n")))
+}
+
+func writeHeaders(b *strings.Builder, prefix string, h http.Header) {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range h[k] {
+			fmt.Fprintf(b, "%s%s: %s\n", prefix, k, fetch.RedactHeader(k, v))
+		}
+	}
+}

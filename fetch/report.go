@@ -1,0 +1,180 @@
+package fetch
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+// Report is the --json object: one per run, on success and failure alike.
+type Report struct {
+	OK           bool            `json:"ok"`
+	URL          string          `json:"url"`
+	Method       string          `json:"method"`
+	Status       *int            `json:"status"`
+	Source       Source          `json:"source"`
+	Fallback     bool            `json:"fallback"`
+	Data         json.RawMessage `json:"data"`
+	DataBase64   *string         `json:"data_base64,omitempty"`
+	Output       string          `json:"output,omitempty"`
+	Error        *string         `json:"error"`
+	Details      *Details        `json:"details"`
+	ExitCode     int             `json:"exit_code"`
+	RetryAfterMS *int64          `json:"retry_after_ms"`
+	ElapsedMS    int64           `json:"elapsed_ms"`
+	Attempts     []ReportAttempt `json:"attempts"`
+	Breaker      *ReportBreaker  `json:"breaker"`
+	StaleAgeMS   *int64          `json:"stale_age_ms,omitempty"`
+}
+
+// Details classifies a failure for machines.
+type Details struct {
+	// Class is one of: permanent, retries_exhausted, circuit_open,
+	// rate_limited, deadline, interrupted, usage, internal.
+	Class string `json:"class"`
+	// Last is the last attempt's failure, if any.
+	Last *string `json:"last,omitempty"`
+}
+
+// ReportAttempt is one attempt in the report.
+type ReportAttempt struct {
+	Attempt    int     `json:"attempt"`
+	Status     *int    `json:"status"`
+	Error      *string `json:"error"`
+	DurationMS int64   `json:"duration_ms"`
+	WaitMS     int64   `json:"wait_ms"`
+}
+
+// ReportBreaker is the breaker's key and state after the run.
+type ReportBreaker struct {
+	Key   string `json:"key"`
+	State string `json:"state"`
+}
+
+// ErrorClass names the failure class of err for reports.
+func ErrorClass(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, resilience.ErrOutput):
+		return "internal"
+	case errors.Is(err, resilience.ErrCircuitOpen):
+		return "circuit_open"
+	case errors.Is(err, resilience.ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, resilience.ErrDeadline):
+		return "deadline"
+	case errors.Is(err, resilience.ErrRetriesExhausted):
+		return "retries_exhausted"
+	case errors.Is(err, resilience.ErrPermanent):
+		return "permanent"
+	}
+	return "internal"
+}
+
+// NewReport builds the report of a run. body is what was served (nil if
+// nothing or if it went to a file); exitCode is the process's exit code;
+// err is the run's failure even when something was served.
+func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode int) Report {
+	r := Report{
+		OK: res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL), Method: req.Method,
+		Source: SourceNone, Data: json.RawMessage("null"), ExitCode: exitCode, Attempts: []ReportAttempt{},
+	}
+	if res != nil {
+		r.Source = res.Source
+		r.Fallback = res.Source == SourceStale || res.Source == SourceFallback
+		if res.Status != 0 && res.Source == SourceNetwork || res.Status != 0 && res.Source == SourceNone {
+			s := res.Status
+			r.Status = &s
+		}
+		if res.Source == SourceStale {
+			ms := res.StaleAge.Milliseconds()
+			r.StaleAgeMS = &ms
+		}
+		if tr := res.Trace; tr != nil {
+			r.ElapsedMS = tr.Elapsed.Milliseconds()
+			if tr.RetryAfter >= 0 {
+				ms := tr.RetryAfter.Milliseconds()
+				r.RetryAfterMS = &ms
+			}
+			for _, a := range tr.Attempts {
+				ra := ReportAttempt{Attempt: a.N, DurationMS: a.Duration.Milliseconds(), WaitMS: a.Wait.Milliseconds()}
+				if a.Status != 0 {
+					s := a.Status
+					ra.Status = &s
+				}
+				if a.Err != nil {
+					s := Redact(a.Err.Error())
+					ra.Error = &s
+				}
+				r.Attempts = append(r.Attempts, ra)
+			}
+			if tr.Breaker.On {
+				r.Breaker = &ReportBreaker{Key: Redact(tr.Breaker.Key), State: tr.Breaker.State.String()}
+			}
+		}
+	}
+	if err != nil {
+		s := Redact(err.Error())
+		r.Error = &s
+		d := &Details{Class: ErrorClass(err)}
+		var re *resilience.RunError
+		if errors.As(err, &re) {
+			if re.Last != nil {
+				l := Redact(re.Last.Error())
+				d.Last = &l
+			}
+			if re.RetryAfter >= 0 && errors.Is(err, resilience.ErrRateLimited) {
+				ms := re.RetryAfter.Milliseconds()
+				r.RetryAfterMS = &ms
+			}
+		}
+		r.Details = d
+	}
+	if body != nil {
+		r.setData(body)
+	}
+	return r
+}
+
+// SetDetailsClass overrides the failure class (for usage errors and
+// interruptions, which the fetch layer does not know).
+func (r *Report) SetDetailsClass(class string) {
+	if r.Details == nil {
+		r.Details = &Details{}
+	}
+	r.Details.Class = class
+}
+
+// setData stores body as parsed JSON if it is JSON, as a string if it is
+// UTF-8, and as base64 otherwise.
+func (r *Report) setData(body io.Reader) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return
+	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) > 0 && json.Valid(trimmed) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, trimmed) == nil {
+			r.Data = compact.Bytes()
+			return
+		}
+	}
+	if utf8.Valid(b) {
+		s, _ := json.Marshal(string(b))
+		r.Data = s
+		return
+	}
+	enc := base64.StdEncoding.EncodeToString(b)
+	r.DataBase64 = &enc
+}
+
+// Millis converts a duration for reports.
+func Millis(d time.Duration) int64 { return d.Milliseconds() }

@@ -1,0 +1,279 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+var errOutput = resilience.ErrOutput
+
+// Source says where served data came from.
+type Source string
+
+// Sources of served data.
+const (
+	SourceNetwork  Source = "network"
+	SourceStale    Source = "stale"
+	SourceFallback Source = "fallback"
+	SourceNone     Source = "none"
+)
+
+// Hooks observe a run; nil fields are skipped. They are how the command
+// layer logs: this package never prints.
+type Hooks struct {
+	OnRequest  func(n int, req *http.Request)
+	OnResponse func(n int, resp *http.Response)
+	OnRetry    func(resilience.RetryInfo)
+}
+
+// Fallback configures what is served when the fetch fails.
+type Fallback struct {
+	// Stale, if set, saves successful GET bodies and serves one younger
+	// than StaleFor when the fetch fails.
+	Stale    *resilience.StaleCache
+	StaleFor time.Duration
+	// Data is served when nothing fresher can be; nil means no fallback.
+	Data []byte
+}
+
+// Config is everything one run needs.
+type Config struct {
+	Request *Request
+	// Client defaults to NewClient(Request).
+	Client   *http.Client
+	Policy   resilience.Policy
+	Breaker  *resilience.Breaker
+	Sink     Sink
+	Fallback Fallback
+	Hooks    Hooks
+	Clock    resilience.Clock
+	NewTimer func() resilience.Timer
+}
+
+// Result is what a run did. When stale or fallback data was served, Err
+// still says why the fetch failed.
+type Result struct {
+	Trace  *resilience.Trace
+	Status int // status of the last response, 0 if none
+	Header http.Header
+	Source Source
+	Err    error
+	// StaleAge is the age of served stale data.
+	StaleAge time.Duration
+	// Size is the number of bytes served.
+	Size int64
+}
+
+// Run fetches cfg.Request through Fallback(Retry(Breaker(attempt))) and
+// commits what it serves to cfg.Sink. The error is nil when anything was
+// served (fresh, stale or fallback); otherwise it is the run's error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	client := cfg.Client
+	if client == nil {
+		var err error
+		if client, err = NewClient(cfg.Request); err != nil {
+			return nil, err
+		}
+	}
+	f := &fetcher{cfg: cfg, client: client, buf: make([]byte, 256<<10)}
+	cacheable := cfg.Fallback.Stale != nil && cfg.Request.Method == http.MethodGet
+	if cacheable {
+		f.capture = &captureWriter{limit: cfg.Fallback.Stale.MaxBytes}
+	}
+	ex := &resilience.Executor{Policy: cfg.Policy, Breaker: cfg.Breaker, Clock: cfg.Clock,
+		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry}
+	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
+	res := &Result{Trace: tr, Status: f.status, Header: f.header, Source: SourceNone, Err: err}
+	if err == nil {
+		if err := cfg.Sink.Commit(); err != nil {
+			res.Err = err
+			return res, err
+		}
+		res.Source, res.Size = SourceNetwork, f.size
+		if cacheable && f.capture.ok() {
+			ctype := ""
+			if f.header != nil {
+				ctype = f.header.Get("Content-Type")
+			}
+			// A cache that cannot be written must not fail a good fetch.
+			_ = cfg.Fallback.Stale.Save(cfg.Request.Method, cfg.Request.URL.String(), f.status, ctype, f.capture.buf.Bytes(), clockNow(cfg.Clock))
+		}
+		return res, nil
+	}
+	if !fallbackApplies(err) {
+		return res, err
+	}
+	if cfg.Fallback.Stale != nil && cfg.Fallback.StaleFor > 0 {
+		entry, age, lerr := cfg.Fallback.Stale.Load(cfg.Request.Method, cfg.Request.URL.String(), cfg.Fallback.StaleFor, clockNow(cfg.Clock))
+		if lerr == nil && entry != nil {
+			if serr := serve(cfg.Sink, entry.Body); serr != nil {
+				return res, err
+			}
+			res.Source, res.StaleAge, res.Size = SourceStale, age, int64(len(entry.Body))
+			return res, nil
+		}
+	}
+	if cfg.Fallback.Data != nil {
+		if serr := serve(cfg.Sink, cfg.Fallback.Data); serr != nil {
+			return res, err
+		}
+		res.Source, res.Size = SourceFallback, int64(len(cfg.Fallback.Data))
+		return res, nil
+	}
+	return res, err
+}
+
+// fallbackApplies reports whether a failure may be answered by stale or
+// fallback data: every failure class of the run does, but interruptions
+// and local output failures do not.
+func fallbackApplies(err error) bool {
+	var re *resilience.RunError
+	return errors.As(err, &re) && !errors.Is(err, resilience.ErrOutput)
+}
+
+func serve(s Sink, data []byte) error {
+	w, err := s.Begin()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return s.Commit()
+}
+
+func clockNow(c resilience.Clock) time.Time {
+	if c == nil {
+		return time.Now()
+	}
+	return c.Now()
+}
+
+type fetcher struct {
+	cfg     Config
+	client  *http.Client
+	buf     []byte
+	capture *captureWriter
+
+	status int
+	header http.Header
+	size   int64
+}
+
+// attempt sends the request once and, on a 2xx, streams the body into the
+// sink. Other bodies are drained (bounded) so the connection can be reused.
+func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
+	req, err := f.cfg.Request.newHTTPRequest()
+	if err != nil {
+		return resilience.Attempt{Err: err}
+	}
+	req = req.WithContext(ctx)
+	if h := f.cfg.Hooks.OnRequest; h != nil {
+		h(n, req)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return resilience.Attempt{Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	if h := f.cfg.Hooks.OnResponse; h != nil {
+		h(n, resp)
+	}
+	f.status, f.header = resp.StatusCode, resp.Header
+	a := resilience.Attempt{Status: resp.StatusCode, StatusText: statusText(resp), Header: resp.Header}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		return a
+	}
+	max := f.cfg.Request.MaxSize
+	if max > 0 && resp.ContentLength > max {
+		a.Err = fmt.Errorf("%w: Content-Length %d > %d", resilience.ErrTooLarge, resp.ContentLength, max)
+		return a
+	}
+	w, err := f.cfg.Sink.Begin()
+	if err != nil {
+		a.Err = fmt.Errorf("%w: %v", errOutput, err)
+		return a
+	}
+	if f.capture != nil {
+		f.capture.reset()
+		w = io.MultiWriter(w, f.capture)
+	}
+	f.size, a.Err = f.copyBody(w, resp.Body, max)
+	return a
+}
+
+// copyBody copies src to dst, telling read failures (the server's) from
+// write failures (ours) and enforcing max (0: none).
+func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64) (int64, error) {
+	var n int64
+	for {
+		k, rerr := src.Read(f.buf)
+		if k > 0 {
+			if max > 0 && n+int64(k) > max {
+				return n, fmt.Errorf("%w (%d bytes)", resilience.ErrTooLarge, max)
+			}
+			if _, werr := dst.Write(f.buf[:k]); werr != nil {
+				return n, fmt.Errorf("%w: %v", errOutput, werr)
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			if f.cfg.Sink.Streams() && n > 0 {
+				return n, fmt.Errorf("%w: %v after %d bytes", resilience.ErrPartialStream, rerr, n)
+			}
+			if errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return n, fmt.Errorf("body cut short after %d bytes: %w", n, rerr)
+			}
+			return n, rerr
+		}
+	}
+}
+
+func statusText(resp *http.Response) string {
+	return strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+}
+
+// unwrapURLError drops net/http's "Get \"URL\": " prefix: the URL is
+// already known, and messages stay short.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// captureWriter keeps a copy of the body for the stale cache, up to limit.
+type captureWriter struct {
+	limit    int64
+	buf      bytes.Buffer
+	overflow bool
+}
+
+func (c *captureWriter) reset() { c.buf.Reset(); c.overflow = false }
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if !c.overflow && int64(c.buf.Len()+len(p)) <= c.limit {
+		c.buf.Write(p)
+	} else {
+		c.overflow = true
+		c.buf.Reset()
+	}
+	return len(p), nil
+}
+
+func (c *captureWriter) ok() bool { return !c.overflow }

@@ -1,0 +1,300 @@
+package resilience
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is a circuit breaker state.
+type State int
+
+// Breaker states.
+const (
+	StateClosed State = iota
+	StateOpen
+	StateHalfOpen
+)
+
+func (s State) String() string {
+	switch s {
+	case StateClosed:
+		return "closed"
+	case StateOpen:
+		return "open"
+	case StateHalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// MarshalText writes the state's name, so files and reports stay readable.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a state's name.
+func (s *State) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "closed":
+		*s = StateClosed
+	case "open":
+		*s = StateOpen
+	case "half-open":
+		*s = StateHalfOpen
+	default:
+		return fmt.Errorf("unknown breaker state %q", b)
+	}
+	return nil
+}
+
+// Record is the persisted state of one breaker key.
+type Record struct {
+	Key                 string `json:"key"`
+	State               State  `json:"state"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	// Generation grows with every state change; an outcome admitted under
+	// an earlier generation is discarded.
+	Generation uint64     `json:"generation"`
+	OpenedAt   *time.Time `json:"opened_at"`
+	RetryAt    *time.Time `json:"retry_at"`
+	// TrialUntil is the lease of the one half-open trial in flight; once it
+	// passes (the trial's process died), another trial may be admitted.
+	TrialUntil *time.Time `json:"trial_until,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+}
+
+// Settings configure a Breaker.
+type Settings struct {
+	// Key names the breaker, e.g. "https://api.example.com:443".
+	Key string
+	// Failures is the number of consecutive failed attempts that opens the
+	// breaker. Zero means 3.
+	Failures int
+	// Reset is how long the breaker stays open before one trial. Zero
+	// means 60s.
+	Reset time.Duration
+	// TrialTimeout is how long a half-open trial may run before another
+	// process may try instead. Zero means Reset.
+	TrialTimeout time.Duration
+	// Store persists the state. Required.
+	Store Store
+	// Warn, if set, receives problems with the store; the breaker then
+	// steps aside (admits everything) rather than failing the fetch.
+	Warn func(error)
+}
+
+// Breaker is a circuit breaker whose state lives in a Store, so it works
+// across processes: admission and recording are separate, short
+// read-modify-write steps, and no lock is held while a request is in flight.
+// A nil *Breaker admits everything.
+type Breaker struct {
+	s    Settings
+	last Record
+	// down is set once the store failed; the breaker then steps aside.
+	down bool
+}
+
+// NewBreaker returns a breaker with the zero values of s defaulted.
+func NewBreaker(s Settings) *Breaker {
+	if s.Failures <= 0 {
+		s.Failures = 3
+	}
+	if s.Reset <= 0 {
+		s.Reset = 60 * time.Second
+	}
+	if s.TrialTimeout <= 0 {
+		s.TrialTimeout = s.Reset
+	}
+	return &Breaker{s: s, last: Record{Key: s.Key}}
+}
+
+// OpenError is returned when the breaker rejects an attempt.
+type OpenError struct {
+	Record Record
+	Now    time.Time
+}
+
+func (e *OpenError) Error() string {
+	r := e.Record
+	msg := r.Key + " is " + r.State.String()
+	if r.OpenedAt != nil {
+		msg += fmt.Sprintf(" since %s (%s ago)", r.OpenedAt.Local().Format("15:04:05"), roundAgo(e.Now.Sub(*r.OpenedAt)))
+	}
+	if r.ConsecutiveFailures > 0 {
+		msg += fmt.Sprintf(" after %d consecutive failure%s", r.ConsecutiveFailures, plural(r.ConsecutiveFailures))
+	}
+	if r.LastError != "" {
+		msg += " (last: " + r.LastError + ")"
+	}
+	switch {
+	case r.State == StateHalfOpen:
+		msg += "; a trial request is in flight"
+	case r.RetryAt != nil:
+		msg += fmt.Sprintf("; next trial at %s (in %s)", r.RetryAt.Local().Format("15:04:05"), roundAgo(r.RetryAt.Sub(e.Now)))
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrCircuitOpen) true for an OpenError.
+func (e *OpenError) Is(target error) bool { return target == ErrCircuitOpen }
+
+func roundAgo(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d.Round(time.Second)
+}
+
+// Ticket is an admission: its outcome is recorded against the generation
+// it was admitted under.
+type Ticket struct {
+	Generation uint64
+	bypass     bool
+}
+
+// Snapshot is the breaker's state as last seen, for reports.
+type Snapshot struct {
+	Key   string
+	State State
+	On    bool
+}
+
+var errNoChange = errors.New("no change")
+
+// transition is the one place where the state changes: it sets the new
+// state, bumps the generation and keeps the timestamps consistent.
+func (b *Breaker) transition(r *Record, to State, now time.Time) {
+	r.State = to
+	r.Generation++
+	r.TrialUntil = nil
+	switch to {
+	case StateClosed:
+		r.ConsecutiveFailures = 0
+		r.OpenedAt, r.RetryAt, r.LastError = nil, nil, ""
+	case StateOpen:
+		at, retry := now, now.Add(b.s.Reset)
+		r.OpenedAt, r.RetryAt = &at, &retry
+	case StateHalfOpen:
+		lease := now.Add(b.s.TrialTimeout)
+		r.TrialUntil = &lease
+	}
+}
+
+// Admit decides whether an attempt may be sent now: closed admits; open
+// rejects until the reset period has passed, then turns half-open and
+// admits exactly one trial; half-open rejects while the trial's lease runs.
+// Store problems make the breaker step aside.
+func (b *Breaker) Admit(now time.Time) (Ticket, error) { return b.admit(now) }
+
+func (b *Breaker) admit(now time.Time) (Ticket, error) {
+	if b == nil || b.down {
+		return Ticket{bypass: true}, nil
+	}
+	var t Ticket
+	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+		switch r.State {
+		case StateOpen:
+			if r.RetryAt != nil && now.Before(*r.RetryAt) {
+				b.last = *r
+				return &OpenError{Record: *r, Now: now}
+			}
+			b.transition(r, StateHalfOpen, now)
+		case StateHalfOpen:
+			if r.TrialUntil != nil && now.Before(*r.TrialUntil) {
+				b.last = *r
+				return &OpenError{Record: *r, Now: now}
+			}
+			// The previous trial's lease ran out: its process is gone.
+			b.transition(r, StateHalfOpen, now)
+		}
+		r.UpdatedAt = now
+		t.Generation = r.Generation
+		b.last = *r
+		return nil
+	})
+	var open *OpenError
+	switch {
+	case errors.As(err, &open):
+		return t, err
+	case err != nil:
+		b.stepAside(err)
+		return Ticket{bypass: true}, nil
+	}
+	return t, nil
+}
+
+// Record stores the outcome of an admitted attempt. Outcomes admitted under
+// an earlier generation are discarded, so a slow request cannot undo a
+// state change made meanwhile by another process.
+func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) { b.record(t, v, now) }
+
+func (b *Breaker) record(t Ticket, v Verdict, now time.Time) {
+	if b == nil || b.down || t.bypass {
+		return
+	}
+	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+		if r.Generation != t.Generation {
+			b.last = *r
+			return errNoChange
+		}
+		switch {
+		case r.State == StateClosed && v.Breaker == CountFailure:
+			r.ConsecutiveFailures++
+			r.LastError = errString(v.Err)
+			if r.ConsecutiveFailures >= b.s.Failures {
+				b.transition(r, StateOpen, now)
+			}
+		case r.State == StateClosed && v.Breaker == CountSuccess:
+			if r.ConsecutiveFailures == 0 && r.LastError == "" {
+				b.last = *r
+				return errNoChange
+			}
+			r.ConsecutiveFailures, r.LastError = 0, ""
+		case r.State == StateHalfOpen && v.Breaker == CountSuccess:
+			b.transition(r, StateClosed, now)
+		case r.State == StateHalfOpen && v.Breaker == CountFailure:
+			r.ConsecutiveFailures++
+			r.LastError = errString(v.Err)
+			b.transition(r, StateOpen, now)
+		case r.State == StateHalfOpen:
+			// Neither success nor failure (429, 4xx, cancelled): release
+			// the trial so the next caller may try at once.
+			released := now
+			r.TrialUntil = &released
+		default:
+			b.last = *r
+			return errNoChange
+		}
+		r.UpdatedAt = now
+		b.last = *r
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		b.stepAside(err)
+	}
+}
+
+func (b *Breaker) stepAside(err error) {
+	b.down = true
+	if b.s.Warn != nil {
+		b.s.Warn(fmt.Errorf("circuit breaker disabled for this run: %w", err))
+	}
+}
+
+func (b *Breaker) snapshot() Snapshot {
+	if b == nil {
+		return Snapshot{}
+	}
+	return Snapshot{Key: b.s.Key, State: b.last.State, On: !b.down}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

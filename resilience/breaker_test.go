@@ -1,0 +1,273 @@
+package resilience
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	fail    = Verdict{Kind: Retryable, Breaker: CountFailure, Err: &StatusError{Code: 503, Text: "Service Unavailable"}}
+	succeed = Verdict{Kind: Success, Breaker: CountSuccess}
+	paced   = Verdict{Kind: Retryable, Breaker: Ignore, Err: &StatusError{Code: 429}}
+)
+
+func newTestBreaker(t *testing.T, failures int) (*Breaker, *FileStore, *[]error) {
+	t.Helper()
+	var warns []error
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state"), Warn: func(err error) { warns = append(warns, err) }}
+	b := NewBreaker(Settings{Key: "http://example.test:80", Failures: failures, Reset: time.Minute,
+		Store: store, Warn: func(err error) { warns = append(warns, err) }})
+	return b, store, &warns
+}
+
+func mustAdmit(t *testing.T, b *Breaker, now time.Time) Ticket {
+	t.Helper()
+	tk, err := b.Admit(now)
+	if err != nil {
+		t.Fatalf("Admit at %v: %v", now, err)
+	}
+	return tk
+}
+
+func mustReject(t *testing.T, b *Breaker, now time.Time) *OpenError {
+	t.Helper()
+	_, err := b.Admit(now)
+	var open *OpenError
+	if !errors.As(err, &open) || !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Admit at %v = %v, want OpenError", now, err)
+	}
+	return open
+}
+
+func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 3)
+	now := newFakeClock().Now()
+	for i := 0; i < 2; i++ {
+		b.Record(mustAdmit(t, b, now), fail, now)
+	}
+	b.Record(mustAdmit(t, b, now), succeed, now) // a success resets the count
+	for i := 0; i < 2; i++ {
+		b.Record(mustAdmit(t, b, now), fail, now)
+	}
+	if s := b.snapshot(); s.State != StateClosed {
+		t.Fatalf("state = %v after 2 failures, want closed", s.State)
+	}
+	b.Record(mustAdmit(t, b, now), fail, now)
+	open := mustReject(t, b, now.Add(59*time.Second))
+	if open.Record.ConsecutiveFailures != 3 || !strings.Contains(open.Error(), "503 Service Unavailable") {
+		t.Errorf("open error = %v", open)
+	}
+	if !strings.Contains(open.Error(), "next trial at") {
+		t.Errorf("open error does not say when: %v", open)
+	}
+}
+
+func TestBreakerIgnoresPacingAndPermanent(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 2)
+	now := newFakeClock().Now()
+	b.Record(mustAdmit(t, b, now), fail, now)
+	for i := 0; i < 5; i++ {
+		b.Record(mustAdmit(t, b, now), paced, now)
+		b.Record(mustAdmit(t, b, now), Verdict{Kind: Permanent, Breaker: Ignore}, now)
+		b.Record(mustAdmit(t, b, now), Verdict{Kind: Cancelled, Breaker: Ignore}, now)
+	}
+	mustAdmit(t, b, now)
+	if s := b.snapshot(); s.State != StateClosed {
+		t.Fatalf("state = %v, want closed", s.State)
+	}
+}
+
+func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 1)
+	clock := newFakeClock()
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	mustReject(t, b, clock.Now())
+	clock.Advance(time.Minute)
+	trial := mustAdmit(t, b, clock.Now())
+	if s := b.snapshot(); s.State != StateHalfOpen {
+		t.Fatalf("state = %v, want half-open", s.State)
+	}
+	other := mustReject(t, b, clock.Now()) // a second caller while the trial runs
+	if !strings.Contains(other.Error(), "trial") {
+		t.Errorf("half-open rejection = %v", other)
+	}
+	b.Record(trial, succeed, clock.Now())
+	if s := b.snapshot(); s.State != StateClosed {
+		t.Fatalf("state after good trial = %v, want closed", s.State)
+	}
+	mustAdmit(t, b, clock.Now())
+}
+
+func TestBreakerFailedTrialReopens(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 1)
+	clock := newFakeClock()
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	clock.Advance(time.Minute)
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	open := mustReject(t, b, clock.Now().Add(59*time.Second))
+	if open.Record.State != StateOpen || !open.Record.RetryAt.Equal(clock.Now().Add(time.Minute)) {
+		t.Errorf("reopened record = %+v", open.Record)
+	}
+	mustAdmit(t, b, clock.Now().Add(time.Minute))
+}
+
+func TestBreakerTrialLeaseExpires(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 1)
+	clock := newFakeClock()
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	clock.Advance(time.Minute)
+	lost := mustAdmit(t, b, clock.Now()) // this trial's process dies
+	clock.Advance(time.Minute)
+	trial := mustAdmit(t, b, clock.Now())
+	b.Record(lost, fail, clock.Now()) // a late outcome of an old generation
+	if s := b.snapshot(); s.State != StateHalfOpen {
+		t.Fatalf("stale outcome changed the state to %v", s.State)
+	}
+	b.Record(trial, succeed, clock.Now())
+	if s := b.snapshot(); s.State != StateClosed {
+		t.Fatalf("state = %v, want closed", s.State)
+	}
+}
+
+func TestBreakerHalfOpenReleasesTrialOnNeutralOutcome(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 1)
+	clock := newFakeClock()
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	clock.Advance(time.Minute)
+	b.Record(mustAdmit(t, b, clock.Now()), paced, clock.Now())
+	mustAdmit(t, b, clock.Now()) // next caller may try at once
+}
+
+func TestBreakerGenerationDiscardsOldOutcomes(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 2)
+	now := newFakeClock().Now()
+	slow := mustAdmit(t, b, now) // admitted while closed, generation 0
+	b.Record(mustAdmit(t, b, now), fail, now)
+	b.Record(mustAdmit(t, b, now), fail, now) // opens: generation 1
+	b.Record(slow, succeed, now)              // must not close it
+	mustReject(t, b, now)
+}
+
+func TestBreakerStateSharedThroughStore(t *testing.T) {
+	b1, store, _ := newTestBreaker(t, 2)
+	b2 := NewBreaker(Settings{Key: b1.s.Key, Failures: 2, Reset: time.Minute, Store: store})
+	now := newFakeClock().Now()
+	b1.Record(mustAdmit(t, b1, now), fail, now)
+	b2.Record(mustAdmit(t, b2, now), fail, now)
+	mustReject(t, b1, now)
+	mustReject(t, b2, now)
+}
+
+func TestFileStoreModesAndHashedNames(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("POSIX modes")
+	}
+	b, store, _ := newTestBreaker(t, 1)
+	evil := NewBreaker(Settings{Key: "../../etc/passwd", Store: store})
+	now := newFakeClock().Now()
+	b.Record(mustAdmit(t, b, now), fail, now)
+	evil.Record(mustAdmit(t, evil, now), fail, now)
+	st, err := os.Stat(store.Dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("dir mode = %v, %v", st.Mode(), err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(store.Dir))
+	if len(entries) != 1 {
+		t.Fatalf("state escaped its dir: %v", entries)
+	}
+	files, _ := filepath.Glob(filepath.Join(store.Dir, "*.json"))
+	if len(files) != 2 {
+		t.Fatalf("files = %v", files)
+	}
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", f, st.Mode())
+		}
+		if strings.Contains(filepath.Base(f), "passwd") || strings.Contains(filepath.Base(f), "example") {
+			t.Errorf("file name %s derives from the key", f)
+		}
+	}
+	recs, err := store.List()
+	if err != nil || len(recs) != 2 || recs[0].Key != "../../etc/passwd" {
+		t.Fatalf("List = %+v, %v", recs, err)
+	}
+}
+
+func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
+	b, store, warns := newTestBreaker(t, 1)
+	now := newFakeClock().Now()
+	b.Record(mustAdmit(t, b, now), fail, now)
+	path := store.path(b.s.Key) + ".json"
+	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":"exploded"}`, "null"} {
+		if err := os.WriteFile(path, []byte(junk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		*warns = nil
+		mustAdmit(t, b, now) // fresh closed state
+		var corrupt *CorruptStateError
+		if len(*warns) != 1 || !errors.As((*warns)[0], &corrupt) {
+			t.Fatalf("junk %q: warnings = %v", junk, *warns)
+		}
+		data, _ := os.ReadFile(path)
+		var r Record
+		if err := json.Unmarshal(data, &r); err != nil || r.State != StateClosed {
+			t.Fatalf("junk %q not replaced: %s", junk, data)
+		}
+	}
+}
+
+func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	os.WriteFile(blocker, []byte("x"), 0o600)
+	var warns []error
+	b := NewBreaker(Settings{Key: "k", Failures: 1, Store: &FileStore{Dir: filepath.Join(blocker, "state")},
+		Warn: func(err error) { warns = append(warns, err) }})
+	now := newFakeClock().Now()
+	for i := 0; i < 3; i++ {
+		b.Record(mustAdmit(t, b, now), fail, now)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "disabled") {
+		t.Fatalf("warnings = %v, want exactly one", warns)
+	}
+}
+
+func TestNilBreakerAdmitsEverything(t *testing.T) {
+	var b *Breaker
+	tk, err := b.Admit(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Record(tk, fail, time.Now())
+}
+
+func TestStateStringAndText(t *testing.T) {
+	for _, s := range []State{StateClosed, StateOpen, StateHalfOpen} {
+		b, _ := s.MarshalText()
+		var back State
+		if err := back.UnmarshalText(b); err != nil || back != s {
+			t.Errorf("%v round trip = %v, %v", s, back, err)
+		}
+	}
+	var s State
+	if s.UnmarshalText([]byte("ajar")) == nil {
+		t.Error("unknown state accepted")
+	}
+}
+
+func BenchmarkBreakerAdmitRecord(b *testing.B) {
+	store := &FileStore{Dir: b.TempDir()}
+	br := NewBreaker(Settings{Key: "http://bench:80", Failures: 1 << 30, Store: store})
+	now := time.Now()
+	for i := 0; i < b.N; i++ {
+		tk, _ := br.Admit(now)
+		br.Record(tk, succeed, now)
+	}
+}

@@ -1,0 +1,281 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// script returns an AttemptFunc that plays the given attempts in order and
+// repeats the last one; it advances the clock by cost per attempt.
+func script(clock *fakeClock, cost time.Duration, attempts ...Attempt) (AttemptFunc, *int) {
+	calls := 0
+	return func(ctx context.Context, n int) Attempt {
+		calls++
+		clock.Advance(cost)
+		if n-1 < len(attempts) {
+			return attempts[n-1]
+		}
+		return attempts[len(attempts)-1]
+	}, &calls
+}
+
+func status(code int) Attempt { return Attempt{Status: code, StatusText: http.StatusText(code)} }
+
+func retryAfter(code int, v string) Attempt {
+	a := status(code)
+	a.Header = http.Header{"Retry-After": []string{v}}
+	return a
+}
+
+func newExec(p Policy) (*Executor, *fakeClock, *[]time.Duration) {
+	clock := newFakeClock()
+	waits := &[]time.Duration{}
+	return &Executor{Policy: p, Clock: clock, NewTimer: fakeTimerFactory(clock, waits)}, clock, waits
+}
+
+func fixed(attempts int, delay time.Duration) Policy {
+	p := DefaultPolicy()
+	p.Attempts, p.Delay, p.Multiplier, p.Jitter = attempts, delay, 1, 0
+	return p
+}
+
+func TestScheduleExponentialCapped(t *testing.T) {
+	p := DefaultPolicy()
+	p.Attempts, p.Jitter = 8, 0
+	ex, clock, waits := newExec(p)
+	fn, calls := script(clock, 0, status(503))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrRetriesExhausted) {
+		t.Fatalf("err = %v, want retries exhausted", err)
+	}
+	want := []time.Duration{1, 2, 4, 8, 10, 10, 10}
+	if *calls != 8 || len(*waits) != len(want) {
+		t.Fatalf("calls = %d, waits = %v", *calls, *waits)
+	}
+	for i, w := range want {
+		if (*waits)[i] != w*time.Second {
+			t.Errorf("wait %d = %v, want %v", i+1, (*waits)[i], w*time.Second)
+		}
+	}
+}
+
+func TestScheduleFixedDelay(t *testing.T) {
+	ex, clock, waits := newExec(fixed(4, 250*time.Millisecond))
+	fn, _ := script(clock, 0, status(502))
+	ex.Run(context.Background(), "GET", fn)
+	if len(*waits) != 3 {
+		t.Fatalf("waits = %v", *waits)
+	}
+	for _, w := range *waits {
+		if w != 250*time.Millisecond {
+			t.Errorf("wait = %v, want 250ms", w)
+		}
+	}
+}
+
+func TestScheduleJitterStaysInBoundsAndUnderCap(t *testing.T) {
+	p := DefaultPolicy()
+	p.Attempts, p.Delay, p.Cap, p.Jitter = 10, time.Second, 5*time.Second, 1
+	for run := 0; run < 50; run++ {
+		ex, clock, waits := newExec(p)
+		fn, _ := script(clock, 0, status(503))
+		ex.Run(context.Background(), "GET", fn)
+		base := time.Second
+		for i, w := range *waits {
+			lo := time.Duration(0)
+			if w < lo || w > p.Cap {
+				t.Fatalf("wait %d = %v outside [0, cap %v]", i+1, w, p.Cap)
+			}
+			if hi := 2 * base; w > hi+time.Nanosecond && w != p.Cap {
+				t.Fatalf("wait %d = %v above 2×%v", i+1, w, base)
+			}
+			base = min(2*base, p.Cap)
+		}
+	}
+}
+
+func TestSuccessAfterRetries(t *testing.T) {
+	ex, clock, waits := newExec(fixed(3, time.Second))
+	fn, calls := script(clock, 0, status(503), status(503), status(200))
+	tr, err := ex.Run(context.Background(), "GET", fn)
+	if err != nil || *calls != 3 || len(*waits) != 2 {
+		t.Fatalf("err = %v, calls = %d, waits = %v", err, *calls, *waits)
+	}
+	if len(tr.Attempts) != 3 || tr.Attempts[0].Status != 503 || tr.Attempts[0].Wait != time.Second || tr.Attempts[2].Status != 200 {
+		t.Errorf("trace = %+v", tr.Attempts)
+	}
+}
+
+func TestPermanentStopsAtOnce(t *testing.T) {
+	ex, clock, waits := newExec(fixed(5, time.Second))
+	fn, calls := script(clock, 0, status(404))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrPermanent) || *calls != 1 || len(*waits) != 0 {
+		t.Fatalf("err = %v, calls = %d, waits = %v", err, *calls, *waits)
+	}
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 404 {
+		t.Errorf("last failure not reported: %v", err)
+	}
+}
+
+func TestUnsafeMethodNotRetried(t *testing.T) {
+	ex, clock, _ := newExec(fixed(5, time.Second))
+	fn, calls := script(clock, 0, status(503))
+	_, err := ex.Run(context.Background(), "POST", fn)
+	if !errors.Is(err, ErrPermanent) || *calls != 1 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+	if want := "--retry-unsafe"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not mention %s", err, want)
+	}
+}
+
+func TestRetryAfterSecondsExtendsWait(t *testing.T) {
+	ex, clock, waits := newExec(fixed(3, time.Second))
+	fn, _ := script(clock, 0, retryAfter(429, "7"), status(200))
+	tr, err := ex.Run(context.Background(), "GET", fn)
+	if err != nil || len(*waits) != 1 || (*waits)[0] != 7*time.Second {
+		t.Fatalf("err = %v, waits = %v", err, *waits)
+	}
+	if tr.RetryAfter != 7*time.Second {
+		t.Errorf("trace RetryAfter = %v", tr.RetryAfter)
+	}
+}
+
+func TestRetryAfterShorterThanBackoffIsIgnored(t *testing.T) {
+	ex, clock, waits := newExec(fixed(3, 5*time.Second))
+	fn, _ := script(clock, 0, retryAfter(503, "1"), status(200))
+	ex.Run(context.Background(), "GET", fn)
+	if len(*waits) != 1 || (*waits)[0] != 5*time.Second {
+		t.Fatalf("waits = %v, want [5s]", *waits)
+	}
+}
+
+func TestRetryAfterDateMayExceedCap(t *testing.T) {
+	p := fixed(3, time.Second)
+	p.Cap = 2 * time.Second
+	ex, clock, waits := newExec(p)
+	date := clock.Now().Add(30 * time.Second).Format(http.TimeFormat)
+	fn, _ := script(clock, 0, retryAfter(503, date), status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil {
+		t.Fatal(err)
+	}
+	if len(*waits) != 1 || (*waits)[0] != 30*time.Second {
+		t.Fatalf("waits = %v, want [30s]", *waits)
+	}
+}
+
+func TestRetryAfterGarbageUsesBackoff(t *testing.T) {
+	ex, clock, waits := newExec(fixed(2, 2*time.Second))
+	fn, _ := script(clock, 0, retryAfter(503, "tomorrow"), status(200))
+	ex.Run(context.Background(), "GET", fn)
+	if len(*waits) != 1 || (*waits)[0] != 2*time.Second {
+		t.Fatalf("waits = %v", *waits)
+	}
+}
+
+func TestRetryAfterBeyondLimitIsRateLimited(t *testing.T) {
+	ex, clock, waits := newExec(fixed(5, time.Second))
+	fn, calls := script(clock, 0, retryAfter(429, "3600"))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.Is(err, ErrRateLimited) || !errors.As(err, &re) || re.RetryAfter != time.Hour {
+		t.Fatalf("err = %v, want rate limited with 1h", err)
+	}
+	if *calls != 1 || len(*waits) != 0 {
+		t.Errorf("calls = %d, waits = %v: must stop at once", *calls, *waits)
+	}
+}
+
+func TestRetryAfterBeyondMaxTimeIsRateLimited(t *testing.T) {
+	p := fixed(5, time.Second)
+	p.MaxTime = 10 * time.Second
+	ex, clock, _ := newExec(p)
+	fn, calls := script(clock, 0, retryAfter(503, "30"))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrRateLimited) || *calls != 1 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+}
+
+func TestMaxTimeStopsBeforeAPointlessWait(t *testing.T) {
+	p := fixed(10, 4*time.Second)
+	p.MaxTime = 10 * time.Second
+	ex, clock, waits := newExec(p)
+	fn, calls := script(clock, 500*time.Millisecond, status(503))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("err = %v, want deadline", err)
+	}
+	// 0.5 + 4 + 0.5 + 4 + 0.5 = 9.5s; the next 4s wait would pass 10s.
+	if *calls != 3 || len(*waits) != 2 {
+		t.Errorf("calls = %d, waits = %v", *calls, *waits)
+	}
+}
+
+func TestMaxTimeCutsAnAttempt(t *testing.T) {
+	p := fixed(3, 0)
+	p.MaxTime = 20 * time.Millisecond
+	ex := &Executor{Policy: p}
+	_, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
+		<-ctx.Done()
+		return Attempt{Err: ctx.Err()}
+	})
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("err = %v, want deadline", err)
+	}
+}
+
+func TestAttemptTimeoutIsRetryable(t *testing.T) {
+	p := fixed(2, 0)
+	p.Timeout = 5 * time.Millisecond
+	ex := &Executor{Policy: p}
+	calls := 0
+	_, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
+		calls++
+		<-ctx.Done()
+		return Attempt{Err: ctx.Err()}
+	})
+	var te *TimeoutError
+	if !errors.Is(err, ErrRetriesExhausted) || !errors.As(err, &te) || calls != 2 {
+		t.Fatalf("err = %v, calls = %d", err, calls)
+	}
+}
+
+func TestCancelReturnsCause(t *testing.T) {
+	cause := errors.New("interrupted by test")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	p := fixed(3, time.Hour)
+	ex := &Executor{Policy: p}
+	go func() { time.Sleep(10 * time.Millisecond); cancel(cause) }()
+	start := time.Now()
+	_, err := ex.Run(ctx, "GET", func(ctx context.Context, n int) Attempt { return status(503) })
+	if !errors.Is(err, cause) {
+		t.Fatalf("err = %v, want the cancel cause", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("wait was not interrupted")
+	}
+}
+
+func TestOnRetryReportsEachWait(t *testing.T) {
+	ex, clock, _ := newExec(fixed(3, time.Second))
+	var infos []RetryInfo
+	ex.OnRetry = func(i RetryInfo) { infos = append(infos, i) }
+	fn, _ := script(clock, 0, retryAfter(429, "2"), status(503))
+	ex.Run(context.Background(), "GET", fn)
+	if len(infos) != 2 {
+		t.Fatalf("infos = %+v", infos)
+	}
+	if infos[0].Attempt != 1 || infos[0].Attempts != 3 || infos[0].Wait != 2*time.Second || infos[0].RetryAfter != 2*time.Second {
+		t.Errorf("first = %+v", infos[0])
+	}
+	if infos[1].Attempt != 2 || infos[1].RetryAfter != -1 || infos[1].Wait != time.Second {
+		t.Errorf("second = %+v", infos[1])
+	}
+}

@@ -1,0 +1,224 @@
+package resilience
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gofrs/flock"
+)
+
+// Store persists breaker records. Implementations must make Update atomic
+// with respect to every other Update of the same key, across processes
+// (and, for a shared store such as Redis, across machines).
+type Store interface {
+	// Update loads the record of key (a fresh closed Record when there is
+	// none), calls fn with it and saves what fn left, unless fn returns an
+	// error, which Update then returns.
+	Update(key string, fn func(*Record) error) error
+	// List returns every stored record.
+	List() ([]Record, error)
+	// Delete removes the record of key; a missing record is not an error.
+	Delete(key string) error
+}
+
+// CorruptStateError reports a state file that could not be read or decoded
+// and was replaced by a fresh closed state.
+type CorruptStateError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("breaker state %s is unreadable (%v); replaced by a fresh closed state", e.Path, e.Err)
+}
+
+func (e *CorruptStateError) Unwrap() error { return e.Err }
+
+// FileStore keeps one JSON file per key in Dir, named by a hash of the key
+// so that no key can escape the directory. Dir is created with mode 0700
+// and files are written 0600, atomically (temporary file and rename), under
+// an advisory file lock (github.com/gofrs/flock) held only for the
+// read-modify-write itself. Files are not fsynced: the state is advisory
+// and a lost update on power failure only closes a breaker early.
+type FileStore struct {
+	Dir string
+	// Warn, if set, receives CorruptStateErrors.
+	Warn func(error)
+}
+
+// DecodeRecord parses a state file's content.
+func DecodeRecord(data []byte) (Record, error) {
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, err
+	}
+	if dec.More() {
+		return Record{}, errors.New("trailing data after the state object")
+	}
+	if r.ConsecutiveFailures < 0 {
+		return Record{}, errors.New("negative failure count")
+	}
+	if r.State == StateOpen && r.RetryAt == nil {
+		return Record{}, errors.New("open state without retry_at")
+	}
+	return r, nil
+}
+
+func (s *FileStore) path(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(s.Dir, hex.EncodeToString(sum[:16]))
+}
+
+func (s *FileStore) ensureDir() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	return nil
+}
+
+func (s *FileStore) Update(key string, fn func(*Record) error) error {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	base := s.path(key)
+	lock := flock.New(base + ".lock")
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Path(), err)
+	}
+	defer lock.Unlock()
+	r, err := s.load(base+".json", key)
+	if err != nil {
+		return err
+	}
+	if err := fn(&r); err != nil {
+		return err
+	}
+	return writeFileAtomic(base+".json", r)
+}
+
+// load reads the record at path. A missing file is a fresh record; an
+// unreadable or corrupt one is reported and replaced by a fresh record.
+func (s *FileStore) load(path, key string) (Record, error) {
+	fresh := Record{Key: key, State: StateClosed}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fresh, nil
+	}
+	if err == nil {
+		var r Record
+		if r, err = DecodeRecord(data); err == nil {
+			if r.Key != key {
+				err = fmt.Errorf("file holds key %q", r.Key)
+			} else {
+				return r, nil
+			}
+		}
+	}
+	if s.Warn != nil {
+		s.Warn(&CorruptStateError{Path: path, Err: err})
+	}
+	return fresh, nil
+}
+
+func writeFileAtomic(path string, r Record) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(append(data, '\n'))
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+	}
+	return werr
+}
+
+func (s *FileStore) List() ([]Record, error) {
+	matches, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			if s.Warn != nil {
+				s.Warn(&CorruptStateError{Path: m, Err: err})
+			}
+			continue
+		}
+		r, err := DecodeRecord(data)
+		if err != nil || s.path(r.Key)+".json" != m {
+			if err == nil {
+				err = errors.New("file name does not match its key")
+			}
+			if s.Warn != nil {
+				s.Warn(&CorruptStateError{Path: m, Err: err})
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func (s *FileStore) Delete(key string) error {
+	base := s.path(key)
+	if _, err := os.Stat(s.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	lock := flock.New(base + ".lock")
+	if err := lock.Lock(); err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if err := os.Remove(base + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// DeleteAll removes every state file in the store.
+func (s *FileStore) DeleteAll() (int, error) {
+	recs, err := s.List()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		if err := s.Delete(r.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	// Corrupt files are not listed; remove them too.
+	matches, _ := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	for _, m := range matches {
+		if strings.HasSuffix(m, ".json") && os.Remove(m) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
