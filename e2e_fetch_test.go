@@ -631,11 +631,19 @@ func TestE2ESignals(t *testing.T) {
 		ready func(e *env) func(string) bool
 	}{
 		{"SIGINT while waiting", syscall.SIGINT, 130,
-			func(e *env) []string { return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL} },
-			func(e *env) func(string) bool { return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") } }},
+			func(e *env) []string {
+				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL}
+			},
+			func(e *env) func(string) bool {
+				return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") }
+			}},
 		{"SIGTERM while waiting", syscall.SIGTERM, 143,
-			func(e *env) []string { return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL} },
-			func(e *env) func(string) bool { return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") } }},
+			func(e *env) []string {
+				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL}
+			},
+			func(e *env) func(string) bool {
+				return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") }
+			}},
 		{"SIGTERM while reading the body into -o", syscall.SIGTERM, 143,
 			func(e *env) []string { return []string{"fetch", "-o", filepath.Join(e.dir, "out"), stall.URL} },
 			func(e *env) func(string) bool {

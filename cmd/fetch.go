@@ -85,19 +85,19 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 	fs := c.Flags()
 	fs.SortFlags = false
 	opts.RetryFlags.register(fs)
-	fs.StringVar(&opts.Fallback, "fallback", "", "serve TEXT when the fetch fails")
-	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of PATH when the fetch fails")
+	fs.StringVar(&opts.Fallback, "fallback", "", "serve `TEXT` when the fetch fails")
+	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
 	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one younger than this when the fetch fails")
 	fs.StringVarP(&opts.Method, "method", "X", "", "request method (default GET, or POST with -d)")
-	fs.StringArrayVarP(&opts.Headers, "header", "H", nil, "request header 'Name: value' (repeatable; 'Name:' removes)")
+	fs.StringArrayVarP(&opts.Headers, "header", "H", nil, "request `header` 'Name: value' (repeatable; 'Name:' removes)")
 	fs.StringVarP(&opts.Data, "data", "d", "", "request body: text, @file, or @- for stdin")
 	fs.StringVarP(&opts.User, "user", "u", "", "basic auth 'user:password'")
 	fs.StringVarP(&opts.UserAgent, "user-agent", "A", "refetch/"+Version, "User-Agent header")
 	fs.BoolVarP(&opts.Insecure, "insecure", "k", false, "skip TLS certificate verification")
-	fs.StringVar(&opts.CACert, "cacert", "", "PEM file of CA certificates to trust")
+	fs.StringVar(&opts.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
 	fs.IntVar(&opts.MaxRedirs, "max-redirs", 10, "most redirects followed")
 	fs.StringVar(&opts.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default unbounded)")
-	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to FILE (atomically) instead of stdout")
+	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` (atomically) instead of stdout")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body")
 	return c
@@ -280,6 +280,7 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 	return resilience.NewBreaker(resilience.Settings{
 		Key: bp.key, Failures: bp.failures, Reset: bp.reset,
 		Store: &resilience.FileStore{Dir: bp.dir, Warn: warn}, Warn: warn,
+		OnStateChange: log.BreakerChange,
 	})
 }
 

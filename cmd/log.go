@@ -113,6 +113,26 @@ func (l *Logger) Okf(format string, args ...any) {
 	l.line(l.green.Sprint(fetch.Redact(fmt.Sprintf(format, args...))))
 }
 
+// BreakerChange logs a state change this run made to a breaker.
+func (l *Logger) BreakerChange(from, to resilience.State, r resilience.Record) {
+	switch {
+	case to == resilience.StateOpen && r.RetryAt != nil:
+		l.Warnf("circuit for %s opened after %d consecutive failure%s; no requests until %s",
+			r.Key, r.ConsecutiveFailures, plural(r.ConsecutiveFailures), r.RetryAt.Local().Format("15:04:05"))
+	case to == resilience.StateHalfOpen:
+		l.Infof("circuit for %s is half-open: sending one trial request", r.Key)
+	case to == resilience.StateClosed:
+		l.Okf("circuit for %s closed: the trial request succeeded", r.Key)
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
 // Error logs the final error line, which -q does not silence. Usage errors
 // carry a hint to --help; an open circuit says how to reset it.
 func (l *Logger) Error(err error) {

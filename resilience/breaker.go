@@ -81,6 +81,9 @@ type Settings struct {
 	// Warn, if set, receives problems with the store; the breaker then
 	// steps aside (admits everything) rather than failing the fetch.
 	Warn func(error)
+	// OnStateChange, if set, is called after this process changed the
+	// state, with the record as saved.
+	OnStateChange func(from, to State, r Record)
 }
 
 // Breaker is a circuit breaker whose state lives in a Store, so it works
@@ -92,6 +95,23 @@ type Breaker struct {
 	last Record
 	// down is set once the store failed; the breaker then steps aside.
 	down bool
+	// pending state changes are reported after the store saved them.
+	pending []stateChange
+}
+
+type stateChange struct{ from, to State }
+
+// flush reports state changes once they are saved (or drops them if the
+// update was not saved).
+func (b *Breaker) flush(saved bool) {
+	changes := b.pending
+	b.pending = nil
+	if !saved || b.s.OnStateChange == nil {
+		return
+	}
+	for _, c := range changes {
+		b.s.OnStateChange(c.from, c.to, b.last)
+	}
 }
 
 // NewBreaker returns a breaker with the zero values of s defaulted.
@@ -164,6 +184,12 @@ var errNoChange = errors.New("no change")
 // transition is the one place where the state changes: it sets the new
 // state, bumps the generation and keeps the timestamps consistent.
 func (b *Breaker) transition(r *Record, to State, now time.Time) {
+	from := r.State
+	defer func() {
+		if b.s.OnStateChange != nil && from != to {
+			b.pending = append(b.pending, stateChange{from, to})
+		}
+	}()
 	r.State = to
 	r.Generation++
 	r.TrialUntil = nil
@@ -212,6 +238,7 @@ func (b *Breaker) admit(now time.Time) (Ticket, error) {
 		b.last = *r
 		return nil
 	})
+	b.flush(err == nil)
 	var open *OpenError
 	switch {
 	case errors.As(err, &open):
@@ -269,6 +296,7 @@ func (b *Breaker) record(t Ticket, v Verdict, now time.Time) {
 		b.last = *r
 		return nil
 	})
+	b.flush(err == nil)
 	if err != nil && !errors.Is(err, errNoChange) {
 		b.stepAside(err)
 	}

@@ -271,3 +271,19 @@ func BenchmarkBreakerAdmitRecord(b *testing.B) {
 		br.Record(tk, succeed, now)
 	}
 }
+
+func TestBreakerReportsStateChangesOnce(t *testing.T) {
+	b, _, _ := newTestBreaker(t, 2)
+	var changes []string
+	b.s.OnStateChange = func(from, to State, r Record) { changes = append(changes, from.String()+">"+to.String()) }
+	clock := newFakeClock()
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	mustReject(t, b, clock.Now())
+	clock.Advance(time.Minute)
+	b.Record(mustAdmit(t, b, clock.Now()), succeed, clock.Now())
+	got := strings.Join(changes, " ")
+	if got != "closed>open open>half-open half-open>closed" {
+		t.Errorf("changes = %s", got)
+	}
+}

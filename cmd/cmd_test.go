@@ -1,0 +1,236 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func testFactory(env map[string]string) (*Factory, *strings.Builder, *strings.Builder) {
+	ios, _, _, _ := Test()
+	var out, errOut strings.Builder
+	ios.Out, ios.ErrOut = &out, &errOut
+	return &Factory{IO: ios, Getenv: func(k string) string { return env[k] }}, &out, &errOut
+}
+
+func TestExitCode(t *testing.T) {
+	run := func(class error) error { return &resilience.RunError{Class: class, RetryAfter: -1} }
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("boom"), 1},
+		{&UsageError{Err: errors.New("bad")}, 2},
+		{fmt.Errorf("wrapped: %w", &UsageError{Err: errors.New("bad")}), 2},
+		{run(resilience.ErrPermanent), 3},
+		{run(resilience.ErrRetriesExhausted), 4},
+		{run(resilience.ErrCircuitOpen), 5},
+		{&resilience.OpenError{}, 5},
+		{run(resilience.ErrRateLimited), 6},
+		{run(resilience.ErrDeadline), 7},
+		{fmt.Errorf("check: %w", ErrUnhealthy), 8},
+		{&InterruptError{Signal: syscall.SIGINT}, 130},
+		{&InterruptError{Signal: syscall.SIGTERM}, 143},
+		{fmt.Errorf("%w: disk full", resilience.ErrOutput), 1},
+	}
+	for _, tt := range tests {
+		if got := ExitCode(tt.err); got != tt.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestFetchFlagsFromCommandLineAndEnv(t *testing.T) {
+	f, _, _ := testFactory(map[string]string{"REFETCH_MAX_TIME": "30s", "REFETCH_ATTEMPTS": "9",
+		"REFETCH_HEADER": "X-A: 1\nX-B: 2", "REFETCH_INSECURE": "true"})
+	var got *FetchOptions
+	root := NewCmdRoot(f)
+	for _, c := range root.Commands() {
+		if c.Name() == "fetch" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(NewCmdFetch(f, func(_ context.Context, o *FetchOptions) error { got = o; return nil }))
+	root.SetArgs([]string{"fetch", "-n", "4", "--delay", "250ms", "-X", "POST", "http://x"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempts != 4 || got.MaxTime != 30*time.Second || got.Delay != 250*time.Millisecond || got.Method != "POST" ||
+		!got.Insecure || len(got.Headers) != 2 || got.URL != "http://x" {
+		t.Errorf("options = %+v", got)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("max-retry-after"); got != "REFETCH_MAX_RETRY_AFTER" {
+		t.Errorf("EnvName = %s", got)
+	}
+}
+
+func TestUseColor(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		mode string
+		tty  bool
+		env  func(string) string
+		want bool
+	}{
+		{"auto", true, env(), true},
+		{"auto", false, env(), false},
+		{"auto", true, env("NO_COLOR", "1"), false},
+		{"auto", true, env("TERM", "dumb"), false},
+		{"always", false, env(), true},
+		{"always", true, env("NO_COLOR", "x"), false},
+		{"never", true, env(), false},
+	}
+	for _, tt := range tests {
+		if got := UseColor(tt.mode, tt.tty, tt.env); got != tt.want {
+			t.Errorf("UseColor(%s, tty=%v) = %v", tt.mode, tt.tty, got)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "10": 10, "10K": 10 << 10, "3m": 3 << 20, "1G": 1 << 30, "2MiB": 2 << 20, "5KB": 5 << 10} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1X", "K", "99999999999T", "1.5M"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBreakerKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://Example.COM/a?b":   "http://example.com:80",
+		"https://example.com/":     "https://example.com:443",
+		"http://u:p@host:8080/x":   "http://host:8080",
+		"https://[::1]:8443/x":     "https://[::1]:8443",
+		"HTTP://example.com:81/xy": "http://example.com:81",
+	} {
+		u, _ := url.Parse(in)
+		if got := BreakerKey(u); got != want {
+			t.Errorf("BreakerKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestStateDirOrder(t *testing.T) {
+	env := map[string]string{"XDG_STATE_HOME": "/xdg"}
+	get := func(k string) string { return env[k] }
+	if d, _ := StateDir("/flag", get); d != "/flag" {
+		t.Errorf("flag: %s", d)
+	}
+	if d, _ := StateDir("", get); d != filepath.Join("/xdg", "refetch") {
+		t.Errorf("xdg: %s", d)
+	}
+	home, _ := os.UserHomeDir()
+	if d, _ := StateDir("", func(string) string { return "" }); d != filepath.Join(home, ".local", "state", "refetch") {
+		t.Errorf("home: %s", d)
+	}
+}
+
+// fakeClock and instantTimer let an in-process run "wait" an hour at once.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+type instantTimer struct {
+	clock *fakeClock
+	waits *[]time.Duration
+	c     chan time.Time
+}
+
+func (t *instantTimer) Start(d time.Duration) {
+	*t.waits = append(*t.waits, d)
+	t.clock.now = t.clock.now.Add(d)
+	t.c <- t.clock.now
+}
+func (t *instantTimer) Stop()               {}
+func (t *instantTimer) C() <-chan time.Time { return t.c }
+
+func TestFetchRunWithInjectedTimer(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if hits < 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "done")
+	}))
+	defer srv.Close()
+	f, out, errOut := testFactory(nil)
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var waits []time.Duration
+	root := NewCmdRoot(f)
+	for _, c := range root.Commands() {
+		if c.Name() == "fetch" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
+		o.Clock = clock
+		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
+		return runFetch(ctx, o)
+	}))
+	root.SetArgs([]string{"fetch", "--delay", "1h", "--cap", "2h", "--jitter", "0", "--breaker-failures", "0", srv.URL})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "done" || len(waits) != 2 || waits[0] != time.Hour || waits[1] != 2*time.Hour {
+		t.Errorf("stdout %q, waits %v", out.String(), waits)
+	}
+	if !strings.Contains(errOut.String(), "attempt 2/3: 503 Service Unavailable; retrying in 2h0m0s") {
+		t.Errorf("stderr:\n%s", errOut.String())
+	}
+}
+
+func TestHelpGolden(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"fetch", "--help"}, {"breaker", "status", "--help"}} {
+		name := strings.ReplaceAll(strings.Join(args[:len(args)-1], "-"), " ", "-")
+		if name == "" {
+			name = "root"
+		}
+		f, out, _ := testFactory(nil)
+		if code := Run(context.Background(), f, args); code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		golden := filepath.Join("..", "testdata", "help-"+name+".golden")
+		if *update {
+			os.WriteFile(golden, []byte(out.String()), 0o644)
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./cmd -update)", err)
+		}
+		if out.String() != string(want) {
+			t.Errorf("%v help differs from %s (run go test ./cmd -update to accept):\n%s", args, golden, out.String())
+		}
+	}
+}
