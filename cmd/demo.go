@@ -90,16 +90,8 @@ func runDemo(ctx context.Context, f *Factory, o *DemoOptions) error {
 	defer os.RemoveAll(stateDir)
 	base := "http://" + ln.Addr().String()
 	wantColor := UseColor(f.Global.Color, o.IO.OutTTY, f.Getenv)
-	paint := func(a ...color.Attribute) *color.Color {
-		c := color.New(a...)
-		if wantColor {
-			c.EnableColor()
-		} else {
-			c.DisableColor()
-		}
-		return c
-	}
-	title, cmdline, dim, good := paint(color.Bold, color.FgCyan), paint(color.Bold), paint(color.Faint), paint(color.FgGreen)
+	title, cmdline := paint(wantColor, color.Bold, color.FgCyan), paint(wantColor, color.Bold)
+	dim, good := paint(wantColor, color.Faint), paint(wantColor, color.FgGreen)
 
 	quick := []string{"--delay", "200ms", "--jitter", "0"}
 	// The steps see only the demo's own state dir, not the user's REFETCH_*

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,15 +33,7 @@ type FetchOptions struct {
 	FallbackFile string
 	StaleIfError time.Duration
 
-	Method    string
-	Headers   []string
-	Data      string
-	User      string
-	UserAgent string
-	Insecure  bool
-	CACert    string
-	MaxRedirs int
-	MaxSize   string
+	RequestFlags
 
 	Output   string
 	NoBuffer bool
@@ -88,15 +79,7 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 	fs.StringVar(&opts.Fallback, "fallback", "", "serve `TEXT` when the fetch fails")
 	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
 	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one younger than this when the fetch fails")
-	fs.StringVarP(&opts.Method, "method", "X", "", "request method (default GET, or POST with -d)")
-	fs.StringArrayVarP(&opts.Headers, "header", "H", nil, "request `header` 'Name: value' (repeatable; 'Name:' removes)")
-	fs.StringVarP(&opts.Data, "data", "d", "", "request body: text, @file, or @- for stdin")
-	fs.StringVarP(&opts.User, "user", "u", "", "basic auth 'user:password'")
-	fs.StringVarP(&opts.UserAgent, "user-agent", "A", "refetch/"+Version, "User-Agent header")
-	fs.BoolVarP(&opts.Insecure, "insecure", "k", false, "skip TLS certificate verification")
-	fs.StringVar(&opts.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
-	fs.IntVar(&opts.MaxRedirs, "max-redirs", 10, "most redirects followed")
-	fs.StringVar(&opts.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default unbounded)")
+	opts.RequestFlags.register(fs, true)
 	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` (atomically) instead of stdout")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body")
@@ -130,42 +113,9 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &fetch.Request{URL: u, Header: http.Header{}, User: o.User, UserAgent: o.UserAgent,
-		Insecure: o.Insecure, CACert: o.CACert, MaxRedirs: o.MaxRedirs}
-	if o.MaxRedirs < 0 {
-		return nil, usageErrorf("invalid --max-redirs %d: must not be negative", o.MaxRedirs)
-	}
-	if o.MaxSize != "" {
-		if req.MaxSize, err = parseSize(o.MaxSize); err != nil {
-			return nil, usageErrorf("invalid --max-size: %v", err)
-		}
-	}
-	for _, h := range o.Headers {
-		name, value, err := fetch.ParseHeader(h)
-		if err != nil {
-			return nil, usageErrorf("invalid -H: %v", err)
-		}
-		req.Header[name] = append(req.Header[name], value)
-	}
-	if o.Changed("data") {
-		if req.Body, err = readArg(o.Data, o.IO.In, "-d"); err != nil {
-			return nil, err
-		}
-	}
-	req.Method = strings.ToUpper(o.Method)
-	switch {
-	case req.Method == "" && req.Body != nil:
-		req.Method = http.MethodPost
-	case req.Method == "":
-		req.Method = http.MethodGet
-	}
-	if !validMethod(req.Method) {
-		return nil, usageErrorf("invalid -X %q: not an HTTP method token", o.Method)
-	}
-	if o.CACert != "" {
-		if _, err := os.Stat(o.CACert); err != nil {
-			return nil, usageErrorf("--cacert: %v", err)
-		}
+	req, err := o.RequestFlags.build(u, o.IO.In, o.Changed)
+	if err != nil {
+		return nil, err
 	}
 	p := &fetchPlan{req: req, policy: policy}
 	if o.Changed("fallback") {
@@ -227,48 +177,6 @@ func BreakerKey(u *url.URL) string {
 		host = "[" + host + "]"
 	}
 	return scheme + "://" + host + ":" + port
-}
-
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// readArg reads a curl-style argument: text, @file, or @- for stdin.
-func readArg(v string, stdin io.Reader, flag string) ([]byte, error) {
-	if !strings.HasPrefix(v, "@") {
-		return []byte(v), nil
-	}
-	name := v[1:]
-	var (
-		data []byte
-		err  error
-	)
-	if name == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(name)
-	}
-	if err != nil {
-		return nil, usageErrorf("%s %s: cannot read: %v", flag, v, unwrapPath(err))
-	}
-	return data, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
-	}
-	return err
 }
 
 // newBreaker opens the breaker of a plan; store problems are warnings.

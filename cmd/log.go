@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -31,17 +32,21 @@ type Logger struct {
 
 // NewLogger returns a logger for w. Color is used when wanted is true.
 func NewLogger(w io.Writer, quiet, verbose, wantColor bool) *Logger {
-	mk := func(a ...color.Attribute) *color.Color {
-		c := color.New(a...)
-		if wantColor {
-			c.EnableColor()
-		} else {
-			c.DisableColor()
-		}
-		return c
-	}
 	return &Logger{w: w, quiet: quiet, verbose: verbose && !quiet, color: wantColor,
-		yellow: mk(color.FgYellow), red: mk(color.FgRed, color.Bold), dim: mk(color.Faint), green: mk(color.FgGreen)}
+		yellow: paint(wantColor, color.FgYellow), red: paint(wantColor, color.FgRed, color.Bold),
+		dim: paint(wantColor, color.Faint), green: paint(wantColor, color.FgGreen)}
+}
+
+// paint returns a color that is on only when enabled, whatever the
+// package-wide defaults of fatih/color say.
+func paint(enabled bool, a ...color.Attribute) *color.Color {
+	c := color.New(a...)
+	if enabled {
+		c.EnableColor()
+	} else {
+		c.DisableColor()
+	}
+	return c
 }
 
 // UseColor decides whether stderr gets color: --color always or auto on a
@@ -77,12 +82,22 @@ func FormatDuration(d time.Duration) string {
 }
 
 // Retry logs one retry: "attempt 1/3: 503 Service Unavailable; retrying in 1.2s".
-func (l *Logger) Retry(info resilience.RetryInfo) {
+func (l *Logger) Retry(info resilience.RetryInfo) { l.RetryFor("", info) }
+
+// RetryFor logs one retry of the named target (several checks run at once).
+// Attempts without a count limit (check --wait) show no "/N".
+func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 	if l.quiet {
 		return
 	}
-	msg := fmt.Sprintf("attempt %d/%d: %s; retrying in %s", info.Attempt, info.Attempts,
-		fetch.Redact(info.Err.Error()), FormatDuration(info.Wait))
+	msg := fmt.Sprintf("attempt %d", info.Attempt)
+	if info.Attempts < math.MaxInt32 {
+		msg += fmt.Sprintf("/%d", info.Attempts)
+	}
+	if target != "" {
+		msg = target + ": " + msg
+	}
+	msg += fmt.Sprintf(": %s; retrying in %s", fetch.Redact(info.Err.Error()), FormatDuration(info.Wait))
 	if info.RetryAfter >= 0 {
 		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
 	}

@@ -74,6 +74,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		return &UsageError{Err: err, Cmd: c.CommandPath()}
 	})
 	root.AddCommand(NewCmdFetch(f, nil))
+	root.AddCommand(NewCmdCheck(f, nil))
 	root.AddCommand(NewCmdBreaker(f))
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))

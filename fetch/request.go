@@ -96,6 +96,8 @@ func isTokenChar(c byte) bool {
 func NewClient(r *Request) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
+	// 1 MiB of response headers is plenty; net/http would allow 10 MiB.
+	tr.MaxResponseHeaderBytes = 1 << 20
 	tlsConf := &tls.Config{InsecureSkipVerify: r.Insecure} //nolint:gosec // -k asks for it
 	if r.CACert != "" {
 		pem, err := os.ReadFile(r.CACert)
@@ -153,6 +155,11 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 			if v != "" {
 				req.Header.Add(name, v)
 			}
+		}
+		if len(req.Header.Values(name)) == 0 && name == "User-Agent" {
+			// net/http sends its own User-Agent unless the header is
+			// present and empty.
+			req.Header[name] = []string{""}
 		}
 	}
 	return req, nil

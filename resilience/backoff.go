@@ -47,6 +47,11 @@ type Policy struct {
 	// MaxRetryAfter is the longest server-requested wait honoured; a longer
 	// one stops the run with ErrRateLimited.
 	MaxRetryAfter time.Duration
+	// LastChance, when positive, shortens a computed wait that would end
+	// past MaxTime so that one more attempt starts LastChance before the
+	// end (check --wait uses it: keep trying until the time is up). Zero
+	// stops at once instead: a fetch does not wait only to be cut off.
+	LastChance time.Duration
 }
 
 // DefaultPolicy returns the documented defaults: 3 attempts, 1s delay,
@@ -137,9 +142,10 @@ func (b *retryAfterBackOff) NextBackOff() time.Duration {
 // would end after the deadline: waiting only to be cut off is pointless.
 type deadlineBackOff struct {
 	backoff.BackOff
-	deadline time.Time
-	clock    Clock
-	stop     *stopReason
+	deadline   time.Time
+	lastChance time.Duration
+	clock      Clock
+	stop       *stopReason
 }
 
 func (b *deadlineBackOff) NextBackOff() time.Duration {
@@ -147,9 +153,13 @@ func (b *deadlineBackOff) NextBackOff() time.Duration {
 	if next == backoff.Stop || b.deadline.IsZero() {
 		return next
 	}
-	if b.clock.Now().Add(next).After(b.deadline) {
-		*b.stop = stopReason{class: ErrDeadline, wait: next}
-		return backoff.Stop
+	left := b.deadline.Sub(b.clock.Now())
+	if next <= left {
+		return next
 	}
-	return next
+	if b.lastChance > 0 && left > b.lastChance {
+		return left - b.lastChance
+	}
+	*b.stop = stopReason{class: ErrDeadline, wait: next}
+	return backoff.Stop
 }

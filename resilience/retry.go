@@ -87,7 +87,7 @@ func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Tra
 		deadline: deadline, clock: clock, stop: stop}
 	attempts := max(p.Attempts, 1)
 	b := backoff.WithContext(backoff.WithMaxRetries(
-		&deadlineBackOff{BackOff: ra, deadline: deadline, clock: clock, stop: stop},
+		&deadlineBackOff{BackOff: ra, deadline: deadline, lastChance: p.LastChance, clock: clock, stop: stop},
 		uint64(attempts-1)), ctx)
 
 	classify := e.Classify

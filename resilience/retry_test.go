@@ -279,3 +279,20 @@ func TestOnRetryReportsEachWait(t *testing.T) {
 		t.Errorf("second = %+v", infos[1])
 	}
 }
+
+func TestLastChanceShortensTheFinalWait(t *testing.T) {
+	p := fixed(100, 4*time.Second)
+	p.MaxTime = 10 * time.Second
+	p.LastChance = 100 * time.Millisecond
+	ex, clock, waits := newExec(p)
+	fn, calls := script(clock, 0, status(503))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("err = %v", err)
+	}
+	// 4s, 4s, then 1.9s so the last attempt starts at 9.9s.
+	want := []time.Duration{4 * time.Second, 4 * time.Second, 1900 * time.Millisecond}
+	if *calls != 4 || len(*waits) != 3 || (*waits)[2] != want[2] {
+		t.Errorf("calls = %d, waits = %v, want %v", *calls, *waits, want)
+	}
+}

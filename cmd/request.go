@@ -1,0 +1,128 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/refetch/refetch/fetch"
+	"github.com/spf13/pflag"
+)
+
+// RequestFlags are the request flags shared by fetch and check.
+type RequestFlags struct {
+	Method    string
+	Headers   []string
+	Data      string
+	User      string
+	UserAgent string
+	Insecure  bool
+	CACert    string
+	MaxRedirs int
+	MaxSize   string
+}
+
+func (r *RequestFlags) register(fs *pflag.FlagSet, withData bool) {
+	fs.StringVarP(&r.Method, "method", "X", "", "request method (default GET, or POST with -d)")
+	fs.StringArrayVarP(&r.Headers, "header", "H", nil, "request `header` 'Name: value' (repeatable; 'Name:' removes)")
+	if withData {
+		fs.StringVarP(&r.Data, "data", "d", "", "request body: text, @file, or @- for stdin")
+	}
+	fs.StringVarP(&r.User, "user", "u", "", "basic auth 'user:password'")
+	fs.StringVarP(&r.UserAgent, "user-agent", "A", "refetch/"+Version, "User-Agent header")
+	fs.BoolVarP(&r.Insecure, "insecure", "k", false, "skip TLS certificate verification")
+	fs.StringVar(&r.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
+	fs.IntVar(&r.MaxRedirs, "max-redirs", 10, "most redirects followed")
+	fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default unbounded)")
+}
+
+// build validates the request flags and returns the request for u. Every
+// problem is a usage error, found before any request is sent.
+func (r *RequestFlags) build(u *url.URL, stdin io.Reader, changed func(string) bool) (*fetch.Request, error) {
+	req := &fetch.Request{URL: u, Header: http.Header{}, User: r.User, UserAgent: r.UserAgent,
+		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
+	if r.MaxRedirs < 0 {
+		return nil, usageErrorf("invalid --max-redirs %d: must not be negative", r.MaxRedirs)
+	}
+	if r.MaxSize != "" {
+		var err error
+		if req.MaxSize, err = parseSize(r.MaxSize); err != nil {
+			return nil, usageErrorf("invalid --max-size: %v", err)
+		}
+	}
+	for _, h := range r.Headers {
+		name, value, err := fetch.ParseHeader(h)
+		if err != nil {
+			return nil, usageErrorf("invalid -H: %v", err)
+		}
+		req.Header[name] = append(req.Header[name], value)
+	}
+	if changed("data") {
+		var err error
+		if req.Body, err = readArg(r.Data, stdin, "-d"); err != nil {
+			return nil, err
+		}
+	}
+	req.Method = strings.ToUpper(r.Method)
+	switch {
+	case req.Method == "" && req.Body != nil:
+		req.Method = http.MethodPost
+	case req.Method == "":
+		req.Method = http.MethodGet
+	}
+	if !validMethod(req.Method) {
+		return nil, usageErrorf("invalid -X %q: not an HTTP method token", r.Method)
+	}
+	if r.CACert != "" {
+		if _, err := os.Stat(r.CACert); err != nil {
+			return nil, usageErrorf("--cacert: %v", unwrapPath(err))
+		}
+	}
+	return req, nil
+}
+
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readArg reads a curl-style argument: text, @file, or @- for stdin.
+func readArg(v string, stdin io.Reader, flag string) ([]byte, error) {
+	if !strings.HasPrefix(v, "@") {
+		return []byte(v), nil
+	}
+	name := v[1:]
+	var (
+		data []byte
+		err  error
+	)
+	if name == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, usageErrorf("%s %s: cannot read: %v", flag, v, unwrapPath(err))
+	}
+	return data, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+package resilience
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"0", "120", "-1", "1.5", "", "Wed, 21 Oct 2015 07:28:00 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "99999999999999999999", " 3 "} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := ParseRetryAfter(s, now)
+		if !ok && d != 0 {
+			t.Fatalf("%q: not ok but %v", s, d)
+		}
+		if ok && (d < 0 || d > MaxRetryAfter) {
+			t.Fatalf("%q: %v out of range", s, d)
+		}
+	})
+}
+
+func FuzzParseStatusSet(f *testing.F) {
+	for _, s := range []string{DefaultRetryOn, "2xx", "200-299", "5XX,404", "", ",", "1-9", "599-100"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		set, err := ParseStatusSet(s)
+		if err != nil {
+			if set != (StatusSet{}) {
+				t.Fatalf("%q: error with a non-empty set", s)
+			}
+			return
+		}
+		for _, c := range []int{-1, 0, 99, 600, 1000} {
+			if set.Contains(c) {
+				t.Fatalf("%q contains %d", s, c)
+			}
+		}
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	open := Record{Key: "http://h:80", State: StateOpen, ConsecutiveFailures: 3, Generation: 7, OpenedAt: &now, RetryAt: &now, UpdatedAt: now}
+	seed, _ := json.Marshal(open)
+	f.Add(seed)
+	f.Add([]byte(`{"key":"k","state":"closed","consecutive_failures":0,"generation":0,"opened_at":null,"retry_at":null,"updated_at":"0001-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"state":"ajar"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{}{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeRecord(data)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("decoded record does not encode: %v", err)
+		}
+		r2, err := DecodeRecord(again)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v\n%s", err, again)
+		}
+		if r2.Key != r.Key || r2.State != r.State || r2.ConsecutiveFailures != r.ConsecutiveFailures || r2.Generation != r.Generation {
+			t.Fatalf("round trip changed the record: %+v vs %+v", r, r2)
+		}
+	})
+}
+
+func FuzzDecodeStale(f *testing.F) {
+	f.Add(EncodeStale(&StaleEntry{SavedAt: time.Unix(1, 0).UTC(), Status: 200, ContentType: "text/plain", Body: []byte("hello")}))
+	f.Add(EncodeStale(&StaleEntry{SavedAt: time.Unix(1, 0).UTC(), Status: 200, Body: []byte{0, '\n', 0xff}}))
+	f.Add([]byte(staleMagic + "{}\n"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := DecodeStale(data)
+		if err != nil {
+			return
+		}
+		back, err := DecodeStale(EncodeStale(e))
+		if err != nil || !bytes.Equal(back.Body, e.Body) || back.Status != e.Status {
+			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
