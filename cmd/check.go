@@ -230,6 +230,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		}(i, req)
 	}
 	wg.Wait()
+	o.Log.Close()
 	rep := CheckReport{Healthy: true, ElapsedMS: time.Since(start).Milliseconds(), Results: results}
 	bad := 0
 	for _, r := range results {

@@ -234,3 +234,62 @@ func TestHelpGolden(t *testing.T) {
 		}
 	}
 }
+
+// runWithFakeTime runs a fetch in-process with an instant timer.
+func runWithFakeTime(t *testing.T, f *Factory, args ...string) int {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var waits []time.Duration
+	root := NewCmdRoot(f)
+	for _, c := range root.Commands() {
+		if c.Name() == "fetch" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
+		o.Clock = clock
+		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
+		return runFetch(ctx, o)
+	}))
+	root.SetArgs(args)
+	return ExitCode(root.Execute())
+}
+
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if hits == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Length", "4000")
+		for i := 0; i < 4; i++ {
+			w.Write(make([]byte, 1000))
+			w.(http.Flusher).Flush()
+			time.Sleep(120 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		tty   bool
+		quiet bool
+		want  bool
+	}{{true, false, true}, {false, false, false}, {true, true, false}} {
+		hits = 0
+		f, _, errOut := testFactory(nil)
+		f.IO.ErrTTY = tc.tty
+		args := []string{"fetch", "--delay", "5s", "--jitter", "0", "--breaker-failures", "0", "-o", filepath.Join(t.TempDir(), "out"), srv.URL}
+		if tc.quiet {
+			args = append(args, "-q")
+		}
+		if code := runWithFakeTime(t, f, args...); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		got := errOut.String()
+		hasBar, hasCountdown := strings.Contains(got, "downloading"), strings.Contains(got, "next attempt in 5s")
+		if hasBar != tc.want || hasCountdown != tc.want {
+			t.Errorf("tty=%v quiet=%v: bar %v, countdown %v, want %v:\n%q", tc.tty, tc.quiet, hasBar, hasCountdown, tc.want, got)
+		}
+	}
+}

@@ -211,9 +211,15 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, o.Log), Sink: sink,
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer,
-		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry},
+		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
+			OnBody: o.Log.BodyProgress()},
+	}
+	if o.NoBuffer && o.Output == "" && o.IO.OutTTY {
+		// The body streams to the same terminal: a bar would garble it.
+		cfg.Hooks.OnBody = nil
 	}
 	res, err := fetch.Run(ctx, cfg)
+	o.Log.Close()
 	if res != nil {
 		o.warnServed(res)
 	}

@@ -24,6 +24,8 @@ type Logger struct {
 	quiet   bool
 	verbose bool
 	color   bool
+	tty     bool
+	cd      *countdown
 	yellow  *color.Color
 	red     *color.Color
 	dim     *color.Color
@@ -32,7 +34,12 @@ type Logger struct {
 
 // NewLogger returns a logger for w. Color is used when wanted is true.
 func NewLogger(w io.Writer, quiet, verbose, wantColor bool) *Logger {
-	return &Logger{w: w, quiet: quiet, verbose: verbose && !quiet, color: wantColor,
+	return newLogger(w, quiet, verbose, wantColor, false)
+}
+
+// newLogger also says whether w is a terminal, which enables progress.
+func newLogger(w io.Writer, quiet, verbose, wantColor, tty bool) *Logger {
+	return &Logger{w: w, quiet: quiet, verbose: verbose && !quiet, color: wantColor, tty: tty,
 		yellow: paint(wantColor, color.FgYellow), red: paint(wantColor, color.FgRed, color.Bold),
 		dim: paint(wantColor, color.Faint), green: paint(wantColor, color.FgGreen)}
 }
@@ -65,6 +72,7 @@ func UseColor(mode string, tty bool, getenv func(string) string) bool {
 }
 
 func (l *Logger) line(s string) {
+	l.stopCountdown()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.w, s)
@@ -102,6 +110,10 @@ func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
 	}
 	l.line(l.yellow.Sprint(msg))
+	if target == "" {
+		// One countdown line only makes sense for one thing waiting.
+		l.startCountdown(info)
+	}
 }
 
 // Warnf logs a warning; -q silences it.
@@ -147,6 +159,9 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// Close ends any live countdown; call it before the process exits.
+func (l *Logger) Close() { l.stopCountdown() }
 
 // Error logs the final error line, which -q does not silence. Usage errors
 // carry a hint to --help; an open circuit says how to reset it.

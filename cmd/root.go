@@ -30,7 +30,7 @@ type GlobalOptions struct {
 // Logger returns the stderr logger for the global options.
 func (f *Factory) Logger() *Logger {
 	g := f.Global
-	return NewLogger(f.IO.ErrOut, g.Quiet, g.Verbose, UseColor(g.Color, f.IO.ErrTTY, f.Getenv))
+	return newLogger(f.IO.ErrOut, g.Quiet, g.Verbose, UseColor(g.Color, f.IO.ErrTTY, f.Getenv), f.IO.ErrTTY)
 }
 
 // NewCmdRoot returns the refetch command tree.

@@ -34,6 +34,16 @@ type Hooks struct {
 	OnRequest  func(n int, req *http.Request)
 	OnResponse func(n int, resp *http.Response)
 	OnRetry    func(resilience.RetryInfo)
+	// OnBody, if set, is called when a successful body starts, with its
+	// length (-1 if unknown); the Progress it returns sees every chunk.
+	OnBody func(total int64) Progress
+}
+
+// Progress observes a body as it is copied.
+type Progress interface {
+	Add(n int)
+	// Done ends the display, whether the body was complete or not.
+	Done()
 }
 
 // Fallback configures what is served when the fetch fails.
@@ -209,13 +219,18 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		f.capture.reset()
 		w = io.MultiWriter(w, f.capture)
 	}
-	f.size, a.Err = f.copyBody(w, resp.Body, max)
+	var progress Progress
+	if h := f.cfg.Hooks.OnBody; h != nil {
+		progress = h(resp.ContentLength)
+		defer progress.Done()
+	}
+	f.size, a.Err = f.copyBody(w, resp.Body, max, progress)
 	return a
 }
 
 // copyBody copies src to dst, telling read failures (the server's) from
 // write failures (ours) and enforcing max (0: none).
-func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64) (int64, error) {
+func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64, progress Progress) (int64, error) {
 	var n int64
 	for {
 		k, rerr := src.Read(f.buf)
@@ -227,6 +242,9 @@ func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64) (int64, erro
 				return n, fmt.Errorf("%w: %v", errOutput, werr)
 			}
 			n += int64(k)
+			if progress != nil {
+				progress.Add(k)
+			}
 		}
 		if rerr == io.EOF {
 			return n, nil
