@@ -232,12 +232,21 @@ func (b *Breaker) admit(now time.Time) (Ticket, error) {
 			}
 			// The previous trial's lease ran out: its process is gone.
 			b.transition(r, StateHalfOpen, now)
+		default:
+			// Closed: admit without writing, so the common case costs one
+			// locked read and no disk write.
+			t.Generation = r.Generation
+			b.last = *r
+			return errNoChange
 		}
 		r.UpdatedAt = now
 		t.Generation = r.Generation
 		b.last = *r
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		err = nil
+	}
 	b.flush(err == nil)
 	var open *OpenError
 	switch {

@@ -128,6 +128,11 @@ func (s *FileStore) load(path, key string) (Record, error) {
 	if s.Warn != nil {
 		s.Warn(&CorruptStateError{Path: path, Err: err})
 	}
+	// Replace it now (the caller holds the lock), so the warning is given
+	// once even if this update changes nothing.
+	if werr := writeFileAtomic(path, fresh); werr != nil {
+		return fresh, werr
+	}
 	return fresh, nil
 }
 
