@@ -517,6 +517,8 @@ func TestE2EUsageErrors(t *testing.T) {
 		{[]string{"fetch", "--jitter", "1.5", "http://x"}, "--jitter"},
 		{[]string{"fetch", "--delay", "-1s", "http://x"}, "--delay"},
 		{[]string{"fetch", "--max-time", "soon", "http://x"}, "max-time"},
+		{[]string{"fetch", "--delay", "99999999999h", "http://x"}, "--delay"},
+		{[]string{"fetch", "-n", "99999999999999999999", "http://x"}, "--attempts"},
 		{[]string{"fetch", "-H", "NoColon", "http://x"}, "no colon"},
 		{[]string{"fetch", "-H", "X-A: 1\r\nX-B: 2", "http://x"}, "line break"},
 		{[]string{"fetch", "-d", "@/does/not/exist", "http://x"}, "cannot read"},
@@ -589,11 +591,11 @@ func assertNoTempFiles(t *testing.T, dir string) {
 // startAndSignal starts refetch, waits until stderr or the server shows it
 // reached the stage, sends sig and returns the exit code and the time the
 // process took to end after the signal.
-func startAndSignal(t *testing.T, e *env, sig syscall.Signal, ready func(stderr string) bool, a ...string) (int, time.Duration) {
+func startAndSignal(t *testing.T, e *env, sig syscall.Signal, ready func(stderr string) bool, a ...string) (int, time.Duration, string) {
 	t.Helper()
 	cmd := e.command(a...)
-	stderr := newLockedBuffer()
-	cmd.Stderr = stderr
+	stderr, stdout := newLockedBuffer(), newLockedBuffer()
+	cmd.Stderr, cmd.Stdout = stderr, stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -606,7 +608,7 @@ func startAndSignal(t *testing.T, e *env, sig syscall.Signal, ready func(stderr 
 	if ee, ok := err.(interface{ ExitCode() int }); ok {
 		code = ee.ExitCode()
 	}
-	return code, took
+	return code, took, stdout.String()
 }
 
 func TestE2ESignals(t *testing.T) {
@@ -623,42 +625,54 @@ func TestE2ESignals(t *testing.T) {
 	// no response ever comes.
 	defer blackhole.Listener.Close()
 
-	for _, tc := range []struct {
+	type stage struct {
 		name  string
-		sig   syscall.Signal
-		code  int
 		args  func(e *env) []string
 		ready func(e *env) func(string) bool
-	}{
-		{"SIGINT while waiting", syscall.SIGINT, 130,
+	}
+	stages := []stage{
+		{"waiting",
 			func(e *env) []string {
-				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL}
+				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", "-o", filepath.Join(e.dir, "out"), down.URL}
 			},
-			func(e *env) func(string) bool {
-				return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") }
-			}},
-		{"SIGTERM while waiting", syscall.SIGTERM, 143,
-			func(e *env) []string {
-				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", down.URL}
-			},
-			func(e *env) func(string) bool {
-				return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") }
-			}},
-		{"SIGTERM while reading the body into -o", syscall.SIGTERM, 143,
+			func(e *env) func(string) bool { return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") } }},
+		{"reading the body into -o",
 			func(e *env) []string { return []string{"fetch", "-o", filepath.Join(e.dir, "out"), stall.URL} },
 			func(e *env) func(string) bool {
 				start := stalls.get()
 				return func(string) bool { return stalls.get() > start }
 			}},
-		{"SIGINT while connecting", syscall.SIGINT, 130,
-			func(e *env) []string { return []string{"fetch", "-v", "http://" + blackhole.Listener.Addr().String()} },
+		{"reading the body to stdout",
+			func(e *env) []string { return []string{"fetch", stall.URL} },
+			func(e *env) func(string) bool {
+				start := stalls.get()
+				return func(string) bool { return stalls.get() > start }
+			}},
+		{"connecting",
+			func(e *env) []string {
+				return []string{"fetch", "-v", "-o", filepath.Join(e.dir, "out"), "http://" + blackhole.Listener.Addr().String()}
+			},
 			func(e *env) func(string) bool { return func(s string) bool { return strings.Contains(s, "> [1] GET") } }},
-	} {
+	}
+	type signalCase struct {
+		name  string
+		sig   syscall.Signal
+		code  int
+		args  func(e *env) []string
+		ready func(e *env) func(string) bool
+	}
+	var cases []signalCase
+	for _, st := range stages {
+		cases = append(cases,
+			signalCase{"SIGINT while " + st.name, syscall.SIGINT, 130, st.args, st.ready},
+			signalCase{"SIGTERM while " + st.name, syscall.SIGTERM, 143, st.args, st.ready})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			code, took := startAndSignal(t, e, tc.sig, tc.ready(e), tc.args(e)...)
-			if code != tc.code {
-				t.Errorf("exit code = %d, want %d", code, tc.code)
+			code, took, stdout := startAndSignal(t, e, tc.sig, tc.ready(e), tc.args(e)...)
+			if code != tc.code || stdout != "" {
+				t.Errorf("exit code = %d, stdout %q; want %d and nothing", code, stdout, tc.code)
 			}
 			if took > 5*time.Second {
 				t.Errorf("took %v to stop", took)
@@ -669,4 +683,33 @@ func TestE2ESignals(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestE2EProxyFromEnvironment(t *testing.T) {
+	var seen string
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.URL.String() // a proxy gets the absolute URL
+		fmt.Fprint(w, "via proxy")
+	}))
+	defer proxy.Close()
+	e := newEnv(t).with("HTTP_PROXY="+proxy.URL, "http_proxy="+proxy.URL)
+	r := e.run(args("http://refetch.invalid/data")...)
+	r.wantCode(t, 0)
+	if r.stdout != "via proxy" || seen != "http://refetch.invalid/data" {
+		t.Errorf("stdout %q, proxy saw %q", r.stdout, seen)
+	}
+	seen = ""
+	r = e.with("NO_PROXY=refetch.invalid", "no_proxy=refetch.invalid").run(args("-n", "1", "http://refetch.invalid/data")...)
+	if r.code == 0 || seen != "" {
+		t.Errorf("NO_PROXY ignored: exit %d, proxy saw %q", r.code, seen)
+	}
+}
+
+func TestE2EHugeAttemptsBoundedByMaxTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	r := newEnv(t).run("fetch", "-q", "-n", "2000000000", "--delay", "20ms", "--breaker-failures", "0", "--max-time", "300ms", srv.URL)
+	r.wantCode(t, 7)
 }

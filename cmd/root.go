@@ -118,11 +118,7 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	} else if !errors.As(err, &usage) && isCobraUsage(err) {
 		err = &UsageError{Err: err, Cmd: commandPath(c)}
 	}
-	var reported *reportedError
-	if !errors.As(err, &reported) {
-		logger := NewLogger(f.IO.ErrOut, false, false, UseColor(f.Global.Color, f.IO.ErrTTY, f.Getenv))
-		logger.Error(err)
-	}
+	NewLogger(f.IO.ErrOut, false, false, UseColor(f.Global.Color, f.IO.ErrTTY, f.Getenv)).Error(err)
 	return ExitCode(err)
 }
 
@@ -144,12 +140,6 @@ func isCobraUsage(err error) bool {
 	}
 	return false
 }
-
-// reportedError wraps an error whose final line was already written (so
-// Run only maps it to the exit code).
-type reportedError struct{ error }
-
-func (e *reportedError) Unwrap() error { return e.error }
 
 // exactArgs is cobra.ExactArgs with a usage error that names the argument.
 func exactArgs(n int, what string) cobra.PositionalArgs {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"time"
 	"unicode/utf8"
 
 	"github.com/refetch/refetch/resilience"
@@ -89,7 +88,8 @@ func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode in
 	if res != nil {
 		r.Source = res.Source
 		r.Fallback = res.Source == SourceStale || res.Source == SourceFallback
-		if res.Status != 0 && res.Source == SourceNetwork || res.Status != 0 && res.Source == SourceNone {
+		// status is that of the last response received, whatever was served.
+		if res.Status != 0 {
 			s := res.Status
 			r.Status = &s
 		}
@@ -175,6 +175,3 @@ func (r *Report) setData(body io.Reader) {
 	enc := base64.StdEncoding.EncodeToString(b)
 	r.DataBase64 = &enc
 }
-
-// Millis converts a duration for reports.
-func Millis(d time.Duration) int64 { return d.Milliseconds() }

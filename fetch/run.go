@@ -116,7 +116,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				ctype = f.header.Get("Content-Type")
 			}
 			// A cache that cannot be written must not fail a good fetch.
-			_ = cfg.Fallback.Stale.Save(cfg.Request.Method, cfg.Request.URL.String(), f.status, ctype, f.capture.buf.Bytes(), clockNow(cfg.Clock))
+			err := cfg.Fallback.Stale.Save(cfg.Request.Method, cfg.Request.URL.String(), f.status, ctype, f.capture.buf.Bytes(), clockNow(cfg.Clock))
+			if err != nil && cfg.Fallback.Stale.Warn != nil {
+				cfg.Fallback.Stale.Warn(fmt.Errorf("stale cache not saved: %w", err))
+			}
+		} else if cacheable {
+			// Too large to keep: drop an older copy so it is never served
+			// in place of this newer answer.
+			cfg.Fallback.Stale.Forget(cfg.Request.Method, cfg.Request.URL.String())
 		}
 		return res, nil
 	}

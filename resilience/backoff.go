@@ -89,7 +89,11 @@ type capBackOff struct {
 
 func (b *capBackOff) NextBackOff() time.Duration {
 	next := b.BackOff.NextBackOff()
-	if next != backoff.Stop && next > b.cap {
+	switch {
+	case next == backoff.Stop:
+		return next
+	case next > b.cap, next < 0:
+		// Negative: jitter on a huge interval overflowed time.Duration.
 		return b.cap
 	}
 	return next

@@ -296,3 +296,27 @@ func TestLastChanceShortensTheFinalWait(t *testing.T) {
 		t.Errorf("calls = %d, waits = %v, want %v", *calls, *waits, want)
 	}
 }
+
+func TestHugeDurationsDoNotOverflow(t *testing.T) {
+	p := DefaultPolicy()
+	p.Attempts, p.Delay, p.Cap, p.Multiplier, p.Jitter = 6, 2000000*time.Hour, 2500000*time.Hour, 1e300, 1
+	ex, clock, waits := newExec(p)
+	fn, _ := script(clock, 0, status(503))
+	ex.Run(context.Background(), "GET", fn)
+	for _, w := range *waits {
+		if w < 0 || w > p.Cap {
+			t.Fatalf("wait %v outside [0, cap]", w)
+		}
+	}
+}
+
+func TestHugeAttemptsEndAtMaxTime(t *testing.T) {
+	p := fixed(1<<31-1, time.Second)
+	p.MaxTime = time.Minute
+	ex, clock, _ := newExec(p)
+	fn, calls := script(clock, 0, status(503))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	if !errors.Is(err, ErrDeadline) || *calls != 61 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+}

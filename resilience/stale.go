@@ -104,7 +104,7 @@ func (c *StaleCache) Save(method, url string, status int, contentType string, bo
 	path := c.path(method, url)
 	if int64(len(body)) > limit {
 		os.Remove(path)
-		return fmt.Errorf("body of %d bytes is over the stale cache bound of %d", len(body), limit)
+		return fmt.Errorf("%w: %d bytes is over the stale cache bound of %d", ErrTooLarge, len(body), limit)
 	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return err
@@ -129,6 +129,11 @@ func (c *StaleCache) Save(method, url string, status int, contentType string, bo
 		os.Remove(tmp.Name())
 	}
 	return err
+}
+
+// Forget removes the entry of method and url, if any.
+func (c *StaleCache) Forget(method, url string) {
+	os.Remove(c.path(method, url))
 }
 
 // Load returns the entry of method and url if it is younger than maxAge,
