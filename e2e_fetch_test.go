@@ -635,7 +635,9 @@ func TestE2ESignals(t *testing.T) {
 			func(e *env) []string {
 				return []string{"fetch", "--delay", "1h", "--cap", "1h", "--jitter", "0", "-o", filepath.Join(e.dir, "out"), down.URL}
 			},
-			func(e *env) func(string) bool { return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") } }},
+			func(e *env) func(string) bool {
+				return func(s string) bool { return strings.Contains(s, "retrying in 1h0m0s") }
+			}},
 		{"reading the body into -o",
 			func(e *env) []string { return []string{"fetch", "-o", filepath.Join(e.dir, "out"), stall.URL} },
 			func(e *env) func(string) bool {

@@ -361,4 +361,3 @@ func check(err error) {
 		os.Exit(1)
 	}
 }
-
