@@ -271,6 +271,9 @@ func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
 		b := &fetch.BufferSink{}
 		return b, b, nil
 	}
+	if fetch.IsNullDevice(o.IO.Out) {
+		return fetch.DiscardSink{}, nil, nil
+	}
 	if o.NoBuffer {
 		return &fetch.StreamSink{Dst: o.IO.Out}, nil, nil
 	}

@@ -168,3 +168,16 @@ func TestReportData(t *testing.T) {
 		t.Errorf("binary: data %s base64 %v", r.Data, r.DataBase64)
 	}
 }
+
+func TestIsNullDevice(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer null.Close()
+	regular, _ := os.Create(filepath.Join(t.TempDir(), "f"))
+	defer regular.Close()
+	if !IsNullDevice(null) || IsNullDevice(regular) || IsNullDevice(&bytes.Buffer{}) {
+		t.Error("IsNullDevice misjudged")
+	}
+}

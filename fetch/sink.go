@@ -58,6 +58,11 @@ func (s *BufferSink) Begin() (io.Writer, error) {
 func (s *BufferSink) Write(p []byte) (int, error) {
 	s.size += int64(len(p))
 	if s.file == nil && s.mem.Len()+len(p) <= SpillThreshold {
+		if s.mem.Len()+len(p) > 64<<10 && s.mem.Cap() < SpillThreshold {
+			// Reserve the whole in-memory budget once instead of doubling
+			// towards it: doubling leaves garbage that inflates peak RSS.
+			s.mem.Grow(SpillThreshold - s.mem.Len())
+		}
 		return s.mem.Write(p)
 	}
 	if s.file == nil {
@@ -87,7 +92,9 @@ func (s *BufferSink) Reader() (io.Reader, error) {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return io.LimitReader(s.file, s.size), nil
+	// The file holds exactly this body (Begin truncates it), and a bare
+	// *os.File lets io.Copy use copy_file_range or sendfile to stdout.
+	return s.file, nil
 }
 
 // Commit implements Sink.
@@ -223,3 +230,33 @@ func (s *FileSink) Close() error {
 
 // Streams implements Sink.
 func (s *FileSink) Streams() bool { return false }
+
+// DiscardSink drops the body: for stdout redirected to the null device,
+// where buffering a body nobody will read only costs time and disk.
+type DiscardSink struct{}
+
+// Begin implements Sink.
+func (DiscardSink) Begin() (io.Writer, error) { return io.Discard, nil }
+
+// Commit implements Sink.
+func (DiscardSink) Commit() error { return nil }
+
+// Close implements Sink.
+func (DiscardSink) Close() error { return nil }
+
+// Streams implements Sink: nothing is visible, so a cut body may be retried.
+func (DiscardSink) Streams() bool { return false }
+
+// IsNullDevice reports whether w is the null device (stdout > /dev/null).
+func IsNullDevice(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&fs.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(st, null)
+}

@@ -287,3 +287,15 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 		t.Errorf("changes = %s", got)
 	}
 }
+
+// BenchmarkFileStoreUpdate measures one locked load and atomic save, the
+// cost of every state change.
+func BenchmarkFileStoreUpdate(b *testing.B) {
+	store := &FileStore{Dir: b.TempDir()}
+	for i := 0; i < b.N; i++ {
+		store.Update("http://bench:80", func(r *Record) error {
+			r.ConsecutiveFailures++
+			return nil
+		})
+	}
+}
