@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command harness measures refetch against curl on this machine, against
 // one loopback server it runs itself, alternating the two tools run by run
 // so machine noise hits both alike. It prints Markdown for BENCHMARKS.md.
