@@ -185,25 +185,9 @@ func TestFetchRunWithInjectedTimer(t *testing.T) {
 	}))
 	defer srv.Close()
 	f, out, errOut := testFactory(nil)
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	var waits []time.Duration
-	root := NewCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "fetch" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
-		o.Clock = clock
-		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
-		return runFetch(ctx, o)
-	}))
-	root.SetArgs([]string{"fetch", "--delay", "1h", "--cap", "2h", "--jitter", "0", "--breaker-failures", "0", srv.URL})
-	if err := root.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	if out.String() != "done" || len(waits) != 2 || waits[0] != time.Hour || waits[1] != 2*time.Hour {
-		t.Errorf("stdout %q, waits %v", out.String(), waits)
+	code, waits := runWithFakeTime(t, f, "fetch", "--delay", "1h", "--cap", "2h", "--jitter", "0", "--breaker-failures", "0", srv.URL)
+	if code != 0 || out.String() != "done" || len(waits) != 2 || waits[0] != time.Hour || waits[1] != 2*time.Hour {
+		t.Errorf("exit %d, stdout %q, waits %v", code, out.String(), waits)
 	}
 	if !strings.Contains(errOut.String(), "attempt 2/3: 503 Service Unavailable; retrying in 2h0m0s") {
 		t.Errorf("stderr:\n%s", errOut.String())
@@ -235,8 +219,9 @@ func TestHelpGolden(t *testing.T) {
 	}
 }
 
-// runWithFakeTime runs a fetch in-process with an instant timer.
-func runWithFakeTime(t *testing.T, f *Factory, args ...string) int {
+// runWithFakeTime runs a fetch in-process with an instant timer and
+// returns the exit code and the waits it asked for.
+func runWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time.Duration) {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var waits []time.Duration
@@ -252,7 +237,7 @@ func runWithFakeTime(t *testing.T, f *Factory, args ...string) int {
 		return runFetch(ctx, o)
 	}))
 	root.SetArgs(args)
-	return ExitCode(root.Execute())
+	return ExitCode(root.Execute()), waits
 }
 
 func TestProgressOnlyOnATerminal(t *testing.T) {
@@ -283,7 +268,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		if tc.quiet {
 			args = append(args, "-q")
 		}
-		if code := runWithFakeTime(t, f, args...); code != 0 {
+		if code, _ := runWithFakeTime(t, f, args...); code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut.String())
 		}
 		got := errOut.String()

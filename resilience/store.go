@@ -104,7 +104,7 @@ func (s *FileStore) Update(key string, fn func(*Record) error) error {
 	if err := fn(&r); err != nil {
 		return err
 	}
-	return writeFileAtomic(base+".json", r)
+	return writeRecord(base+".json", r)
 }
 
 // load reads the record at path. A missing file is a fresh record; an
@@ -130,22 +130,29 @@ func (s *FileStore) load(path, key string) (Record, error) {
 	}
 	// Replace it now (the caller holds the lock), so the warning is given
 	// once even if this update changes nothing.
-	if werr := writeFileAtomic(path, fresh); werr != nil {
+	if werr := writeRecord(path, fresh); werr != nil {
 		return fresh, werr
 	}
 	return fresh, nil
 }
 
-func writeFileAtomic(path string, r Record) error {
+func writeRecord(path string, r Record) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(path, append(data, '\n'))
+}
+
+// writeFileAtomic replaces path with data through a temporary file (mode
+// 0600) in the same directory and a rename, so readers see the old or the
+// new content, never a mix. It does not fsync.
+func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
-	_, werr := tmp.Write(append(data, '\n'))
+	_, werr := tmp.Write(data)
 	cerr := tmp.Close()
 	if werr == nil {
 		werr = cerr
