@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -92,5 +94,32 @@ func TestE2EVersionAndCompletion(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("completion %s lacks %q", shell, want)
 		}
+	}
+}
+
+func TestE2EVersionFromLdflagsAndBuildInfo(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "refetch-ld")
+	ld := "-X github.com/refetch/refetch/cmd.Version=v9.8.7 -X github.com/refetch/refetch/cmd.Commit=abc123 -X github.com/refetch/refetch/cmd.Date=2026-01-02T03:04:05Z"
+	if out, err := exec.Command("go", "build", "-ldflags", ld, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	out, _ := exec.Command(bin, "--version").Output()
+	if string(out) != "refetch v9.8.7 (commit abc123, built 2026-01-02T03:04:05Z)\n" {
+		t.Errorf("ldflags version: %q", out)
+	}
+	// Without ldflags, a build in a git checkout takes commit and date
+	// from the build info (as go install does).
+	if exec.Command("git", "rev-parse", "HEAD").Run() != nil {
+		t.Skip("not a git checkout")
+	}
+	cmd := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("no VCS stamping here: %v: %s", err, out)
+	}
+	out, _ = exec.Command(bin, "version").Output()
+	if !regexp.MustCompile(`^refetch \S+ \(commit [0-9a-f]{40}, built \d{4}-\d\d-\d\dT`).Match(out) {
+		t.Errorf("build-info version: %q", out)
 	}
 }

@@ -278,3 +278,22 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckColorOnlyOnATerminal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		tty  bool
+		env  map[string]string
+		want bool
+	}{{true, nil, true}, {false, nil, false}, {true, map[string]string{"NO_COLOR": "1"}, false}} {
+		f, out, _ := testFactory(tc.env)
+		f.IO.OutTTY = tc.tty
+		if code := Run(context.Background(), f, []string{"check", srv.URL}); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if got := strings.Contains(out.String(), "\x1b["); got != tc.want || !strings.Contains(out.String(), "healthy") {
+			t.Errorf("tty=%v env=%v: color %v, want %v: %q", tc.tty, tc.env, got, tc.want, out.String())
+		}
+	}
+}
