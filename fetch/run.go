@@ -283,7 +283,11 @@ func statusText(resp *http.Response) string {
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err
+		err = ue.Err
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		// net/http's bare "EOF" means the server hung up before answering.
+		return fmt.Errorf("server closed the connection without a response (%w)", err)
 	}
 	return err
 }
