@@ -262,6 +262,14 @@ func TestE2EOutputIntoMissingDirIsUsageError(t *testing.T) {
 	if c.get() != 0 {
 		t.Error("a request was sent before the usage error")
 	}
+	// An unwritable directory: /proc refuses new files even to root.
+	if _, err := os.Stat("/proc/self"); err == nil {
+		r = e.run(args("-o", "/proc/refetch-out", srv.URL)...)
+		r.wantCode(t, 2)
+		if c.get() != 0 || !strings.Contains(r.stderr, "cannot write in /proc") {
+			t.Errorf("requests %d, stderr %s", c.get(), r.stderr)
+		}
+	}
 }
 
 func TestE2EBinaryStdoutSpillsAndMatches(t *testing.T) {
