@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -281,7 +282,14 @@ func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
 }
 
 func (o *FetchOptions) writeUsageReport(err error) {
-	rep := fetch.Report{URL: fetch.Redact(o.URL), Method: strings.ToUpper(o.Method), Source: fetch.SourceNone,
+	method := strings.ToUpper(o.Method)
+	switch {
+	case method == "" && o.Changed("data"):
+		method = http.MethodPost
+	case method == "":
+		method = http.MethodGet
+	}
+	rep := fetch.Report{URL: fetch.Redact(o.URL), Method: method, Source: fetch.SourceNone,
 		Data: json.RawMessage("null"), ExitCode: ExitCode(err), Attempts: []fetch.ReportAttempt{}}
 	msg := fetch.Redact(err.Error())
 	rep.Error = &msg
