@@ -214,7 +214,7 @@ func TestE2EStalledBodyStdout(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("a cut body reached stdout: %q", r.stdout)
 	}
-	if c.get() != 2 || !strings.Contains(r.stderr, "timed out") {
+	if c.get() != 2 || !strings.Contains(r.stderr, "timed out after 100ms with 50 B of 100 B received") {
 		t.Errorf("requests = %d, stderr:\n%s", c.get(), r.stderr)
 	}
 }

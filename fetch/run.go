@@ -237,13 +237,13 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		progress = h(resp.ContentLength)
 		defer progress.Done()
 	}
-	f.size, a.Err = f.copyBody(w, resp.Body, max, progress)
+	f.size, a.Err = f.copyBody(w, resp.Body, max, resp.ContentLength, progress)
 	return a
 }
 
 // copyBody copies src to dst, telling read failures (the server's) from
 // write failures (ours) and enforcing max (0: none).
-func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64, progress Progress) (int64, error) {
+func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progress Progress) (int64, error) {
 	var n int64
 	for {
 		k, rerr := src.Read(f.buf)
@@ -263,13 +263,11 @@ func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max int64, progress Pro
 			return n, nil
 		}
 		if rerr != nil {
+			cut := &resilience.BodyCutError{Read: n, Total: total, Err: rerr}
 			if f.cfg.Sink.Streams() && n > 0 {
-				return n, fmt.Errorf("%w: %v after %d bytes", resilience.ErrPartialStream, rerr, n)
+				return n, fmt.Errorf("%w: %w", resilience.ErrPartialStream, cut)
 			}
-			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return n, fmt.Errorf("body cut short after %d bytes: %w", n, rerr)
-			}
-			return n, rerr
+			return n, cut
 		}
 	}
 }

@@ -48,10 +48,49 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	msg := fmt.Sprintf("attempt timed out after %s", e.After)
+	var cut *BodyCutError
+	if errors.As(e.Err, &cut) && cut.Read > 0 {
+		// The server was sending: the limit, not the server, ended it.
+		msg += " with " + cut.progress() + " received (a larger --timeout lets big bodies finish)"
+	}
 	if errors.Is(e.Err, ErrPartialStream) {
-		msg += " with the body partly streamed"
+		msg += "; the body was partly streamed, so it is not retried"
 	}
 	return msg
+}
+
+// BodyCutError reports a body that ended before it was complete.
+type BodyCutError struct {
+	Read  int64 // bytes received
+	Total int64 // the announced length, -1 if none
+	Err   error
+}
+
+func (e *BodyCutError) Error() string {
+	return "body cut short after " + e.progress() + ": " + e.Err.Error()
+}
+
+func (e *BodyCutError) Unwrap() error { return e.Err }
+
+func (e *BodyCutError) progress() string {
+	if e.Total > 0 {
+		return FormatBytes(e.Read) + " of " + FormatBytes(e.Total)
+	}
+	return FormatBytes(e.Read)
+}
+
+// FormatBytes renders a byte count for messages: "512 B", "1.5 MiB".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // Unwrap lets classification see a partly streamed body behind the timeout.
