@@ -136,13 +136,15 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 		return nil, usageErrorf("invalid --stale-if-error %s: must not be negative", o.StaleIfError)
 	}
 	if o.StaleIfError > 0 {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return nil, usageErrorf("--stale-if-error: no cache dir: %v", err)
+		// Like the breaker's store, a cache that cannot be used steps aside
+		// with a warning; the fetch itself goes on.
+		if dir, err := os.UserCacheDir(); err != nil {
+			o.Log.Warnf("--stale-if-error disabled for this run: no cache dir: %v", err)
+		} else {
+			p.fallback.Stale = resilience.NewStaleCache(filepath.Join(dir, "refetch"))
+			p.fallback.Stale.Warn = func(err error) { o.Log.Warnf("%v", err) }
+			p.fallback.StaleFor = o.StaleIfError
 		}
-		p.fallback.Stale = resilience.NewStaleCache(filepath.Join(dir, "refetch"))
-		p.fallback.Stale.Warn = func(err error) { o.Log.Warnf("%v", err) }
-		p.fallback.StaleFor = o.StaleIfError
 	}
 	failures := o.BreakerFailures
 	if !o.Changed("breaker-failures") {
