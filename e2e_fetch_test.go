@@ -290,8 +290,9 @@ func TestE2EBinaryStdoutSpillsAndMatches(t *testing.T) {
 func TestE2ENoBufferStreamsAndDoesNotRetryCutBody(t *testing.T) {
 	var c counter
 	srv := stallingServer(t, &c)
-	r := newEnv(t).run(args("-N", "--timeout", "100ms", srv.URL)...)
+	r := newEnv(t).run(args("-N", "--timeout", "100ms", "--fallback", "FALLBACK", srv.URL)...)
 	r.wantCode(t, 3)
+	// No retry, and no fallback appended to what was already streamed.
 	if r.stdout != strings.Repeat("x", 50) || c.get() != 1 {
 		t.Errorf("stdout = %q, requests = %d", r.stdout, c.get())
 	}

@@ -157,11 +157,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // fallbackApplies reports whether a failure may be answered by stale or
-// fallback data: every failure class of the run does, but interruptions
-// and local output failures do not.
+// fallback data: every failure class of the run does, but not
+// interruptions, local output failures, or a body already partly streamed
+// (-N), which a fallback appended to would only corrupt further.
 func fallbackApplies(err error) bool {
 	var re *resilience.RunError
-	return errors.As(err, &re) && !errors.Is(err, resilience.ErrOutput)
+	return errors.As(err, &re) && !errors.Is(err, resilience.ErrOutput) && !errors.Is(err, resilience.ErrPartialStream)
 }
 
 func serve(s Sink, data []byte) error {
