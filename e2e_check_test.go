@@ -148,7 +148,8 @@ func TestE2ECheckWaitDeadPort(t *testing.T) {
 		!strings.Contains(strings.Join(res.Failed, "|"), "time ran out") {
 		t.Errorf("report = %+v", rep)
 	}
-	if rep.ElapsedMS > 300 || took > 5*time.Second {
+	// Never past --wait: 300ms, plus scheduling slack on a loaded machine.
+	if rep.ElapsedMS > 500 || took > 5*time.Second {
 		t.Errorf("ran past --wait: elapsed_ms %d", rep.ElapsedMS)
 	}
 }

@@ -129,9 +129,9 @@ func TestE2ERetryAfterHTTPDate(t *testing.T) {
 	r := newEnv(t).run(args("--json", srv.URL)...)
 	r.wantCode(t, 0)
 	first := r.report(t)["attempts"].([]any)[0].(map[string]any)
-	// The date has one-second resolution: the wait is 1 to 2 seconds, far
-	// above the 10ms backoff.
-	if w := first["wait_ms"].(float64); w < 900 || w > 2100 {
+	// The date has one-second resolution: the wait is 1 to 2 seconds (less
+	// the time the answer took to arrive), far above the 10ms backoff.
+	if w := first["wait_ms"].(float64); w < 500 || w > 2100 {
 		t.Errorf("wait_ms = %v, want the server's date honoured", w)
 	}
 }
