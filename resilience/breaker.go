@@ -210,9 +210,7 @@ func (b *Breaker) transition(r *Record, to State, now time.Time) {
 // rejects until the reset period has passed, then turns half-open and
 // admits exactly one trial; half-open rejects while the trial's lease runs.
 // Store problems make the breaker step aside.
-func (b *Breaker) Admit(now time.Time) (Ticket, error) { return b.admit(now) }
-
-func (b *Breaker) admit(now time.Time) (Ticket, error) {
+func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	if b == nil || b.down {
 		return Ticket{bypass: true}, nil
 	}
@@ -262,9 +260,7 @@ func (b *Breaker) admit(now time.Time) (Ticket, error) {
 // Record stores the outcome of an admitted attempt. Outcomes admitted under
 // an earlier generation are discarded, so a slow request cannot undo a
 // state change made meanwhile by another process.
-func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) { b.record(t, v, now) }
-
-func (b *Breaker) record(t Ticket, v Verdict, now time.Time) {
+func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 	if b == nil || b.down || t.bypass {
 		return
 	}

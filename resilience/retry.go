@@ -105,7 +105,7 @@ func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Tra
 	)
 	op := func() error {
 		n++
-		ticket, err := e.Breaker.admit(clock.Now())
+		ticket, err := e.Breaker.Admit(clock.Now())
 		if err != nil {
 			errors.As(err, &rejected)
 			return backoff.Permanent(err)
@@ -128,7 +128,7 @@ func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Tra
 		cancel()
 		v := classify(method, a, p)
 		tr.Attempts = append(tr.Attempts, AttemptRecord{N: n, Status: a.Status, Err: v.Err, Duration: clock.Now().Sub(t0)})
-		e.Breaker.record(ticket, v, clock.Now())
+		e.Breaker.Record(ticket, v, clock.Now())
 		lastErr, lastKind, lastRA = v.Err, v.Kind, -1
 		if a.Header != nil && v.Kind == Retryable {
 			if d, ok := ParseRetryAfter(a.Header.Get("Retry-After"), clock.Now()); ok {
