@@ -262,7 +262,8 @@ func (o *CheckOptions) checkOne(ctx context.Context, p *checkPlan, req *fetch.Re
 		res.Failed = append(res.Failed, err.Error())
 		return res
 	}
-	probe := &fetch.Probe{Request: req, Client: client, OnRequest: o.Log.Request, OnResponse: o.Log.Response}
+	probe := &fetch.Probe{Request: req, Client: client,
+		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response}}
 	var (
 		mu     sync.Mutex
 		last   fetch.Observation

@@ -149,31 +149,20 @@ func truncate(s string, n int) string {
 // Probe sends one health-check request and reads the whole body (bounded),
 // whatever the status, so expectations can look at it.
 type Probe struct {
-	Request    *Request
-	Client     *http.Client
-	OnRequest  func(n int, req *http.Request)
-	OnResponse func(n int, resp *http.Response)
+	Request *Request
+	Client  *http.Client
+	// Hooks: only OnRequest and OnResponse are used.
+	Hooks Hooks
 }
 
 // Do performs attempt n.
 func (p *Probe) Do(ctx context.Context, n int) Observation {
-	req, err := p.Request.newHTTPRequest()
-	if err != nil {
-		return Observation{Err: err}
-	}
-	req = req.WithContext(ctx)
-	if p.OnRequest != nil {
-		p.OnRequest(n, req)
-	}
 	start := time.Now()
-	resp, err := p.Client.Do(req)
+	resp, err := p.Request.send(ctx, p.Client, n, p.Hooks)
 	if err != nil {
-		return Observation{Err: unwrapURLError(err), Latency: time.Since(start)}
+		return Observation{Err: err, Latency: time.Since(start)}
 	}
 	defer resp.Body.Close()
-	if p.OnResponse != nil {
-		p.OnResponse(n, resp)
-	}
 	limit := p.Request.MaxSize
 	if limit <= 0 {
 		limit = DefaultCheckBodyLimit

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -163,4 +164,26 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// send performs attempt n of r with client under ctx, calling the request
+// and response hooks around it. A transport error comes back without
+// net/http's URL prefix.
+func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks) (*http.Response, error) {
+	req, err := r.newHTTPRequest()
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if h.OnRequest != nil {
+		h.OnRequest(n, req)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, unwrapURLError(err)
+	}
+	if h.OnResponse != nil {
+		h.OnResponse(n, resp)
+	}
+	return resp, nil
 }

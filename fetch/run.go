@@ -197,22 +197,11 @@ type fetcher struct {
 // attempt sends the request once and, on a 2xx, streams the body into the
 // sink. Other bodies are drained (bounded) so the connection can be reused.
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
-	req, err := f.cfg.Request.newHTTPRequest()
+	resp, err := f.cfg.Request.send(ctx, f.client, n, f.cfg.Hooks)
 	if err != nil {
 		return resilience.Attempt{Err: err}
 	}
-	req = req.WithContext(ctx)
-	if h := f.cfg.Hooks.OnRequest; h != nil {
-		h(n, req)
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return resilience.Attempt{Err: unwrapURLError(err)}
-	}
 	defer resp.Body.Close()
-	if h := f.cfg.Hooks.OnResponse; h != nil {
-		h(n, resp)
-	}
 	f.status, f.header = resp.StatusCode, resp.Header
 	a := resilience.Attempt{Status: resp.StatusCode, StatusText: statusText(resp), Header: resp.Header}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
