@@ -48,9 +48,14 @@ func TestExitCode(t *testing.T) {
 		{&InterruptError{Signal: syscall.SIGTERM}, 143},
 		{fmt.Errorf("%w: disk full", resilience.ErrOutput), 1},
 	}
+	classes := map[int]string{0: "", 1: "internal", 2: "usage", 3: "permanent", 4: "retries_exhausted", 5: "circuit_open",
+		6: "rate_limited", 7: "deadline", 8: "unhealthy", 130: "interrupted", 143: "interrupted"}
 	for _, tt := range tests {
 		if got := ExitCode(tt.err); got != tt.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+		if got := FailureClass(tt.err); got != classes[tt.want] {
+			t.Errorf("FailureClass(%v) = %q, want %q", tt.err, got, classes[tt.want])
 		}
 	}
 }

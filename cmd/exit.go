@@ -93,3 +93,14 @@ func ExitCode(err error) int {
 	}
 	return ExitInternal
 }
+
+// failureClasses name the exit codes in reports (details.class).
+var failureClasses = map[int]string{
+	ExitInternal: "internal", ExitUsage: "usage", ExitPermanent: "permanent",
+	ExitExhausted: "retries_exhausted", ExitCircuitOpen: "circuit_open", ExitRateLimited: "rate_limited",
+	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitSIGINT: "interrupted", ExitSIGTERM: "interrupted",
+}
+
+// FailureClass names the failure class of err for reports, from ExitCode,
+// so reports and exit codes cannot disagree. It is "" for nil.
+func FailureClass(err error) string { return failureClasses[ExitCode(err)] }

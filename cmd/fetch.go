@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -235,14 +234,8 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		if res != nil && res.Err != nil {
 			reportErr = res.Err
 		}
-		rep := fetch.NewReport(p.req, res, body, reportErr, ExitCode(err))
+		rep := fetch.NewReport(p.req, res, body, reportErr, ExitCode(err), FailureClass(reportErr))
 		rep.Output = o.Output
-		if reportErr != nil {
-			var intr *InterruptError
-			if errors.As(reportErr, &intr) {
-				rep.SetDetailsClass("interrupted")
-			}
-		}
 		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", resilience.ErrOutput, werr)
 		}
@@ -295,7 +288,7 @@ func (o *FetchOptions) writeUsageReport(err error) {
 		Data: json.RawMessage("null"), ExitCode: ExitCode(err), Attempts: []fetch.ReportAttempt{}}
 	msg := fetch.Redact(err.Error())
 	rep.Error = &msg
-	rep.SetDetailsClass("usage")
+	rep.Details = &fetch.Details{Class: FailureClass(err)}
 	_ = writeJSON(o.IO.Out, rep)
 }
 

@@ -56,31 +56,11 @@ type ReportBreaker struct {
 	State string `json:"state"`
 }
 
-// ErrorClass names the failure class of err for reports.
-func ErrorClass(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, resilience.ErrOutput):
-		return "internal"
-	case errors.Is(err, resilience.ErrCircuitOpen):
-		return "circuit_open"
-	case errors.Is(err, resilience.ErrRateLimited):
-		return "rate_limited"
-	case errors.Is(err, resilience.ErrDeadline):
-		return "deadline"
-	case errors.Is(err, resilience.ErrRetriesExhausted):
-		return "retries_exhausted"
-	case errors.Is(err, resilience.ErrPermanent):
-		return "permanent"
-	}
-	return "internal"
-}
-
 // NewReport builds the report of a run. body is what was served (nil if
 // nothing or if it went to a file); exitCode is the process's exit code;
-// err is the run's failure even when something was served.
-func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode int) Report {
+// err is the run's failure even when something was served, and class its
+// name (see Details), which the caller derives with its exit-code mapping.
+func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode int, class string) Report {
 	r := Report{
 		OK: res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL), Method: req.Method,
 		Source: SourceNone, Data: json.RawMessage("null"), ExitCode: exitCode, Attempts: []ReportAttempt{},
@@ -123,7 +103,7 @@ func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode in
 	if err != nil {
 		s := Redact(err.Error())
 		r.Error = &s
-		d := &Details{Class: ErrorClass(err)}
+		d := &Details{Class: class}
 		var re *resilience.RunError
 		if errors.As(err, &re) {
 			if re.Last != nil {
@@ -141,15 +121,6 @@ func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode in
 		r.setData(body)
 	}
 	return r
-}
-
-// SetDetailsClass overrides the failure class (for usage errors and
-// interruptions, which the fetch layer does not know).
-func (r *Report) SetDetailsClass(class string) {
-	if r.Details == nil {
-		r.Details = &Details{}
-	}
-	r.Details.Class = class
 }
 
 // setData stores body as parsed JSON if it is JSON, as a string if it is

@@ -32,21 +32,22 @@ func TestReportGolden(t *testing.T) {
 	exhausted := &resilience.RunError{Class: resilience.ErrRetriesExhausted, Attempts: 3, RetryAfter: -1,
 		Last: &resilience.StatusError{Code: 503, Text: "Service Unavailable"}}
 	cases := map[string]struct {
-		res  *Result
-		body string
-		err  error
-		code int
+		res   *Result
+		body  string
+		err   error
+		code  int
+		class string
 	}{
-		"success":  {&Result{Trace: trace, Status: 200, Source: SourceNetwork}, `{"items": [1, 2]}`, nil, 0},
-		"failure":  {&Result{Trace: trace, Status: 503, Source: SourceNone}, "", exhausted, 4},
-		"fallback": {&Result{Trace: trace, Status: 503, Source: SourceFallback}, "[]", exhausted, 0},
+		"success":  {&Result{Trace: trace, Status: 200, Source: SourceNetwork}, `{"items": [1, 2]}`, nil, 0, ""},
+		"failure":  {&Result{Trace: trace, Status: 503, Source: SourceNone}, "", exhausted, 4, "retries_exhausted"},
+		"fallback": {&Result{Trace: trace, Status: 503, Source: SourceFallback}, "[]", exhausted, 0, "retries_exhausted"},
 	}
 	for name, c := range cases {
 		var body io.Reader
 		if c.body != "" {
 			body = strings.NewReader(c.body)
 		}
-		rep := NewReport(req, c.res, body, c.err, c.code)
+		rep := NewReport(req, c.res, body, c.err, c.code, c.class)
 		got, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			t.Fatal(err)
