@@ -299,3 +299,21 @@ func BenchmarkFileStoreUpdate(b *testing.B) {
 		})
 	}
 }
+
+func TestFileStoreDeleteAllIncludesCorruptFiles(t *testing.T) {
+	store := &FileStore{Dir: t.TempDir()}
+	for _, k := range []string{"a", "b"} {
+		store.Update(k, func(r *Record) error { r.ConsecutiveFailures = 1; return nil })
+	}
+	os.WriteFile(filepath.Join(store.Dir, "junk.json"), []byte("{"), 0o600)
+	n, err := store.DeleteAll()
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteAll = %d, %v; want 3", n, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(store.Dir, "*.json")); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+	if n, _ := store.DeleteAll(); n != 0 {
+		t.Errorf("second DeleteAll removed %d", n)
+	}
+}

@@ -197,38 +197,42 @@ func (s *FileStore) List() ([]Record, error) {
 }
 
 func (s *FileStore) Delete(key string) error {
-	base := s.path(key)
 	if _, err := os.Stat(s.Dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	lock := flock.New(base + ".lock")
-	if err := lock.Lock(); err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	if err := os.Remove(base + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	_, err := removeLocked(s.path(key))
+	return err
 }
 
-// DeleteAll removes every state file in the store.
+// removeLocked removes base.json under base.lock and reports whether there
+// was a file to remove.
+func removeLocked(base string) (bool, error) {
+	lock := flock.New(base + ".lock")
+	if err := lock.Lock(); err != nil {
+		return false, err
+	}
+	defer lock.Unlock()
+	err := os.Remove(base + ".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteAll removes every state file in the store, corrupt ones included,
+// and returns how many it removed.
 func (s *FileStore) DeleteAll() (int, error) {
-	recs, err := s.List()
+	matches, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, r := range recs {
-		if err := s.Delete(r.Key); err != nil {
+	for _, m := range matches {
+		removed, err := removeLocked(strings.TrimSuffix(m, ".json"))
+		if err != nil {
 			return n, err
 		}
-		n++
-	}
-	// Corrupt files are not listed; remove them too.
-	matches, _ := filepath.Glob(filepath.Join(s.Dir, "*.json"))
-	for _, m := range matches {
-		if strings.HasSuffix(m, ".json") && os.Remove(m) == nil {
+		if removed {
 			n++
 		}
 	}
