@@ -264,8 +264,8 @@ func (o *CheckOptions) checkOne(ctx context.Context, p *checkPlan, req *fetch.Re
 	}
 	probe := &fetch.Probe{Request: req, Client: client,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response}}
+	// The executor calls the attempt on this goroutine: no locking needed.
 	var (
-		mu     sync.Mutex
 		last   fetch.Observation
 		failed []string
 	)
@@ -281,30 +281,23 @@ func (o *CheckOptions) checkOne(ctx context.Context, p *checkPlan, req *fetch.Re
 	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
 		obs := probe.Do(actx, n)
 		f := p.expect.Evaluate(actx, obs)
-		mu.Lock()
 		last, failed = obs, f
-		mu.Unlock()
 		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: obs.Err}
 		if len(f) > 0 {
 			a.Err = &expectationError{failed: f, raw: a}
 		}
 		return a
 	})
-	mu.Lock()
-	defer mu.Unlock()
 	res.Attempts = len(tr.Attempts)
 	if runErr == nil {
 		res.Healthy = true
 	} else {
 		res.Failed = append(res.Failed, failed...)
-		var re *resilience.RunError
-		if errors.As(runErr, &re) {
-			switch {
-			case errors.Is(runErr, resilience.ErrDeadline):
-				res.Failed = append(res.Failed, "not healthy before the time ran out")
-			case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
-				res.Failed = append(res.Failed, runErr.Error())
-			}
+		switch {
+		case errors.Is(runErr, resilience.ErrDeadline):
+			res.Failed = append(res.Failed, "not healthy before the time ran out")
+		case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
+			res.Failed = append(res.Failed, runErr.Error())
 		}
 		if len(res.Failed) == 0 {
 			res.Failed = append(res.Failed, runErr.Error())
