@@ -107,23 +107,30 @@ func (s *FileStore) Update(key string, fn func(*Record) error) error {
 	return writeRecord(base+".json", r)
 }
 
-// load reads the record at path. A missing file is a fresh record; an
-// unreadable or corrupt one is reported and replaced by a fresh record.
+// readRecord reads and decodes the state file at path, which must be the
+// file of the key it holds.
+func (s *FileStore) readRecord(path string) (Record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Record{}, err
+	}
+	r, err := DecodeRecord(data)
+	if err == nil && s.path(r.Key)+".json" != path {
+		err = fmt.Errorf("file holds key %q, whose file it is not", r.Key)
+	}
+	return r, err
+}
+
+// load reads the record of key at path. A missing file is a fresh record;
+// an unreadable or corrupt one is reported and replaced by a fresh record.
 func (s *FileStore) load(path, key string) (Record, error) {
 	fresh := Record{Key: key, State: StateClosed}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	r, err := s.readRecord(path)
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, fs.ErrNotExist):
 		return fresh, nil
-	}
-	if err == nil {
-		var r Record
-		if r, err = DecodeRecord(data); err == nil {
-			if r.Key != key {
-				err = fmt.Errorf("file holds key %q", r.Key)
-			} else {
-				return r, nil
-			}
-		}
 	}
 	if s.Warn != nil {
 		s.Warn(&CorruptStateError{Path: path, Err: err})
@@ -173,18 +180,8 @@ func (s *FileStore) List() ([]Record, error) {
 	}
 	var out []Record
 	for _, m := range matches {
-		data, err := os.ReadFile(m)
+		r, err := s.readRecord(m)
 		if err != nil {
-			if s.Warn != nil {
-				s.Warn(&CorruptStateError{Path: m, Err: err})
-			}
-			continue
-		}
-		r, err := DecodeRecord(data)
-		if err != nil || s.path(r.Key)+".json" != m {
-			if err == nil {
-				err = errors.New("file name does not match its key")
-			}
 			if s.Warn != nil {
 				s.Warn(&CorruptStateError{Path: m, Err: err})
 			}
