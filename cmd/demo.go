@@ -72,7 +72,7 @@ func serveDemo(ctx context.Context, o *DemoOptions) error {
 type demoStep struct {
 	title, story string
 	args         []string
-	after        func(code int, elapsed time.Duration) string
+	after        func(elapsed time.Duration) string
 }
 
 func runDemo(ctx context.Context, f *Factory, o *DemoOptions) error {
@@ -121,7 +121,7 @@ func runDemo(ctx context.Context, f *Factory, o *DemoOptions) error {
 		{
 			title: "The next call fails fast", story: "The next run reads the open breaker from disk and sends no request at all (exit 5).",
 			args: append(append([]string{"fetch"}, quick...), base+"/dead"),
-			after: func(code int, elapsed time.Duration) string {
+			after: func(elapsed time.Duration) string {
 				return fmt.Sprintf("failed fast in %s without touching the server", elapsed.Round(10*time.Microsecond))
 			},
 		},
@@ -163,7 +163,7 @@ func runDemo(ctx context.Context, f *Factory, o *DemoOptions) error {
 		}
 		verdict := fmt.Sprintf("exit %d", code)
 		if s.after != nil {
-			verdict += ": " + s.after(code, elapsed)
+			verdict += ": " + s.after(elapsed)
 		}
 		fmt.Fprintf(o.IO.Out, "  %s\n\n", good.Sprint("→ "+verdict))
 	}

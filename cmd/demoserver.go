@@ -73,8 +73,7 @@ func demoHandler() http.Handler {
 	})
 	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "64")
-		io := strings.Repeat("x", 32)
-		fmt.Fprint(w, io)
+		fmt.Fprint(w, strings.Repeat("x", 32))
 		w.(http.Flusher).Flush()
 		select {
 		case <-r.Context().Done():
