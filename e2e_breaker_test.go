@@ -15,11 +15,7 @@ import (
 
 func TestE2EBreakerOpensAcrossRuns(t *testing.T) {
 	var c counter
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.next()
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, &c)
 	e := newEnv(t)
 	e.run(args(srv.URL)...).wantCode(t, 4) // 3 attempts: opens the breaker
 	before := c.get()
@@ -99,10 +95,7 @@ func TestE2EBreakerTrialClosesIt(t *testing.T) {
 }
 
 func TestE2EBreakerKeyAndOff(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, nil)
 	e := newEnv(t)
 	e.run(args("--breaker-key", "shared", "--breaker-failures", "1", "-n", "1", srv.URL)...).wantCode(t, 4)
 	e.run(args("--breaker-key", "shared", srv.URL)...).wantCode(t, 5)
@@ -149,10 +142,7 @@ func TestE2EBreakerCorruptAndUnusableStore(t *testing.T) {
 // records one failure, and the count must come out exact.
 func TestE2EBreakerNoLostUpdates(t *testing.T) {
 	const procs = 48
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, nil)
 	e := newEnv(t)
 	start := make(chan struct{})
 	var wg sync.WaitGroup

@@ -182,11 +182,7 @@ func TestE2ECheckSeveralURLs(t *testing.T) {
 
 func TestE2ECheckBreakerOffUnlessAsked(t *testing.T) {
 	var c counter
-	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.next()
-		http.Error(w, "x", http.StatusServiceUnavailable)
-	}))
-	defer dead.Close()
+	dead := downServer(t, &c)
 	e := newEnv(t)
 	for i := 0; i < 3; i++ {
 		e.run(check("-n", "3", dead.URL)...).wantCode(t, 8)

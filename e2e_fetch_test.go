@@ -463,10 +463,7 @@ func TestE2EVerboseRedactsSecrets(t *testing.T) {
 }
 
 func TestE2EQuietAndColor(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, nil)
 	e := newEnv(t)
 	r := e.run(args("-q", "-n", "2", srv.URL)...)
 	r.wantCode(t, 4)
@@ -489,11 +486,7 @@ func TestE2EQuietAndColor(t *testing.T) {
 
 func TestE2EEnvironmentFlags(t *testing.T) {
 	var c counter
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.next()
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, &c)
 	e := newEnv(t).with("REFETCH_ATTEMPTS=5", "REFETCH_DELAY=1ms", "REFETCH_BREAKER_FAILURES=0")
 	e.run("fetch", srv.URL).wantCode(t, 4)
 	if c.get() != 5 {
@@ -546,10 +539,7 @@ func TestE2EUsageErrors(t *testing.T) {
 }
 
 func TestE2EJSONOnFailure(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, nil)
 	r := newEnv(t).run(args("--json", "-n", "2", srv.URL)...)
 	r.wantCode(t, 4)
 	rep := r.report(t)
@@ -622,11 +612,7 @@ func startAndSignal(t *testing.T, e *env, sig syscall.Signal, ready func(stderr 
 
 func TestE2ESignals(t *testing.T) {
 	var busy counter
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		busy.next()
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer down.Close()
+	down := downServer(t, &busy)
 	var stalls counter
 	stall := stallingServer(t, &stalls)
 	blackhole := httptest.NewUnstartedServer(http.NotFoundHandler())
@@ -717,10 +703,7 @@ func TestE2EProxyFromEnvironment(t *testing.T) {
 }
 
 func TestE2EHugeAttemptsBoundedByMaxTime(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
+	srv := downServer(t, nil)
 	r := newEnv(t).run("fetch", "-q", "-n", "2000000000", "--delay", "20ms", "--breaker-failures", "0", "--max-time", "300ms", srv.URL)
 	r.wantCode(t, 7)
 }

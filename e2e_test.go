@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,4 +168,17 @@ func (b *lockedBuffer) String() string {
 	b.mu <- struct{}{}
 	defer func() { <-b.mu }()
 	return b.buf.String()
+}
+
+// downServer answers every request with 503, counting requests in c if
+// it is not nil; it is closed when the test ends.
+func downServer(t *testing.T, c *counter) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c != nil {
+			c.next()
+		}
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
