@@ -123,10 +123,8 @@ func TestE2ECheckWaitDeadPort(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	start := time.Now()
 	r := newEnv(t).run(check("--wait", "300ms", "--json", url)...)
 	r.wantCode(t, 8)
-	took := time.Since(start)
 	var rep struct {
 		Healthy   bool  `json:"healthy"`
 		ElapsedMS int64 `json:"elapsed_ms"`
@@ -148,10 +146,10 @@ func TestE2ECheckWaitDeadPort(t *testing.T) {
 		!strings.Contains(strings.Join(res.Failed, "|"), "time ran out") {
 		t.Errorf("report = %+v", rep)
 	}
-	// Never past --wait: 300ms, plus scheduling slack on a loaded machine.
-	if rep.ElapsedMS > 500 || took > 5*time.Second {
-		t.Errorf("ran past --wait: elapsed_ms %d", rep.ElapsedMS)
-	}
+	// That the waits stay inside --wait is a unit test with a fake clock
+	// (resilience: TestLastChanceShortensTheFinalWait); here, on a machine
+	// that may be loaded, only the outcome is checked: the attempt --wait
+	// cut off does not hide the last real failure.
 }
 
 func TestE2ECheckSeveralURLs(t *testing.T) {

@@ -69,7 +69,7 @@ func TestE2EServerFaults(t *testing.T) {
 				fmt.Fprintf(c, "X-Filler-%d: %s\r\n", i, strings.Repeat("y", 100))
 			}
 			io.WriteString(c, "\r\nbody")
-		}, nil, 4, "exceeded"},
+		}, nil, 3, "response headers exceed 1 MiB"}, // permanent: not retried, not counted
 		{"HTTP/1.0 without a length", func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nread until close")
 		}, nil, 0, ""},
@@ -78,6 +78,9 @@ func TestE2EServerFaults(t *testing.T) {
 			url := rawServer(t, tc.fn)
 			r := e.run(args(append(tc.args, url)...)...)
 			r.wantCode(t, tc.code)
+			if tc.code == 3 && strings.Contains(r.stderr, "attempt 1/") {
+				t.Errorf("a permanent failure was retried:\n%s", r.stderr)
+			}
 			if !strings.Contains(r.stderr, tc.stderr) || strings.Contains(r.stderr, "panic") {
 				t.Errorf("stderr lacks %q:\n%s", tc.stderr, r.stderr)
 			}

@@ -36,7 +36,7 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status [KEY]",
 		Short: "Show breaker states (a table, or --json)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "KEY"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Key = args[0]
@@ -50,7 +50,7 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 	reset := &cobra.Command{
 		Use:   "reset KEY|--all",
 		Short: "Close a breaker (forget its failures), or all of them",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  maxArgs(1, "KEY"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Key = args[0]

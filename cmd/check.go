@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -19,11 +17,10 @@ import (
 
 // CheckOptions are the options of `refetch check`.
 type CheckOptions struct {
-	IO      *IOStreams
-	Getenv  func(string) string
-	Log     *Logger
-	Changed func(name string) bool
-	Color   bool
+	IO     *IOStreams
+	Getenv func(string) string
+	Log    *Logger
+	Color  bool
 
 	URLs []string
 	RetryFlags
@@ -36,6 +33,9 @@ type CheckOptions struct {
 	MaxLatency    time.Duration
 	Wait          time.Duration
 	JSON          bool
+
+	// MaxSizeGiven is resolved in RunE: --max-size was given.
+	MaxSizeGiven bool
 
 	Clock    resilience.Clock
 	NewTimer func() resilience.Timer
@@ -53,7 +53,7 @@ up (only the time limits the attempts unless --attempts is given). Several URLs
 are checked concurrently; the result is healthy only if all are. The circuit
 breaker is off for check unless --breaker-failures is given.
 
-Exit codes: 0 healthy, 8 unhealthy, 2 usage, 130/143 interrupted.`,
+Exit codes: 0 healthy, 8 unhealthy, 2 usage, 129/130/143 interrupted.`,
 		Example: `  refetch check --wait 2m http://localhost:8080/healthz
   refetch check --expect-json '.status == "ok"' --max-latency 500ms https://api.example.com/health
   refetch check --expect-status 200,204 --expect-header 'Content-Type: ^application/json' URL1 URL2`,
@@ -67,7 +67,10 @@ Exit codes: 0 healthy, 8 unhealthy, 2 usage, 130/143 interrupted.`,
 			opts.URLs = args
 			opts.Log = f.Logger()
 			opts.Color = UseColor(f.Global.Color, f.IO.OutTTY, f.Getenv)
-			opts.Changed = func(name string) bool { return c.Flags().Changed(name) }
+			fs := c.Flags()
+			opts.RetryFlags.resolveGiven(fs)
+			opts.RequestFlags.resolveGiven(fs)
+			opts.MaxSizeGiven = fs.Changed("max-size")
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -83,8 +86,8 @@ Exit codes: 0 healthy, 8 unhealthy, 2 usage, 130/143 interrupted.`,
 	fs.DurationVar(&opts.MaxLatency, "max-latency", 0, "slowest healthy answer, body included (0: any)")
 	fs.DurationVar(&opts.Wait, "wait", 0, "keep checking until healthy or this much time has passed")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of lines")
-	opts.RetryFlags.register(fs)
-	opts.RequestFlags.register(fs, false)
+	opts.RetryFlags.register(fs, true)
+	opts.RequestFlags.register(fs, true)
 	return c
 }
 
@@ -92,12 +95,16 @@ Exit codes: 0 healthy, 8 unhealthy, 2 usage, 130/143 interrupted.`,
 // starts when the backoff would otherwise overshoot it.
 const checkLastChance = 100 * time.Millisecond
 
+// checkBodyLimit bounds the body a health check reads when --max-size is
+// not given: enough for any health document.
+const checkBodyLimit = 1 << 20
+
 // checkPlan is a validated check.
 type checkPlan struct {
 	reqs    []*fetch.Request
 	policy  resilience.Policy
 	expect  *fetch.Expectations
-	breaker func(key string) *breakerPlan
+	breaker func(*fetch.Request) *breakerPlan
 }
 
 func (o *CheckOptions) plan() (*checkPlan, error) {
@@ -112,12 +119,14 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 		if policy.MaxTime == 0 || o.Wait < policy.MaxTime {
 			policy.MaxTime = o.Wait
 		}
-		if !o.Changed("attempts") {
-			policy.Attempts = math.MaxInt32
-		}
+		// Under --wait only the time limits the attempts, unless
+		// --attempts is given.
+		policy.NoAttemptLimit = !o.AttemptsGiven
 		policy.LastChance = checkLastChance
 	}
-	// A check is a probe: repeating it is always safe.
+	// A check is a probe: repeating it is always safe. A Retry-After is
+	// honoured within --wait (or --max-time), and up to fetch's default
+	// without them.
 	policy.RetryUnsafe = true
 	exp := &fetch.Expectations{StatusText: o.ExpectStatus, MaxLatency: o.MaxLatency}
 	if exp.Status, err = resilience.ParseStatusSet(o.ExpectStatus); err != nil {
@@ -141,77 +150,30 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 		}
 		exp.Headers = append(exp.Headers, he)
 	}
-	p := &checkPlan{policy: policy, expect: exp, breaker: func(string) *breakerPlan { return nil }}
+	p := &checkPlan{policy: policy, expect: exp}
 	for _, raw := range o.URLs {
 		u, err := fetch.ParseURL(raw)
 		if err != nil {
 			return nil, &UsageError{Err: err}
 		}
-		req, err := o.RequestFlags.build(u, o.IO.In, o.Changed)
+		req, err := o.RequestFlags.build(u, o.IO.In)
 		if err != nil {
 			return nil, err
 		}
+		if !o.MaxSizeGiven {
+			req.MaxSize = checkBodyLimit
+		}
 		p.reqs = append(p.reqs, req)
 	}
-	// The breaker is off for check unless asked for.
-	if o.Changed("breaker-failures") && o.BreakerFailures > 0 {
-		dir, err := StateDir(o.StateDir, o.Getenv)
-		if err != nil {
-			return nil, &UsageError{Err: err}
-		}
-		p.breaker = func(key string) *breakerPlan {
-			if o.BreakerKey != "" {
-				key = o.BreakerKey
-			}
-			return &breakerPlan{key: key, failures: o.BreakerFailures, reset: o.BreakerReset, dir: dir}
+	// The breaker is off for check unless asked for; then it behaves as
+	// fetch's does, stepping aside with a warning when it has no state dir.
+	p.breaker = func(*fetch.Request) *breakerPlan { return nil }
+	if o.BreakerFailuresGiven && o.BreakerFailures > 0 {
+		p.breaker = func(req *fetch.Request) *breakerPlan {
+			return o.RetryFlags.breakerPlan(req.URL, policy.Attempts, o.Getenv, o.Log)
 		}
 	}
 	return p, nil
-}
-
-// CheckResult is the outcome for one URL (also its --json form).
-type CheckResult struct {
-	URL       string   `json:"url"`
-	Healthy   bool     `json:"healthy"`
-	Status    *int     `json:"status"`
-	LatencyMS *int64   `json:"latency_ms"`
-	Failed    []string `json:"failed"`
-	Attempts  int      `json:"attempts"`
-}
-
-// CheckReport is the --json output of check.
-type CheckReport struct {
-	Healthy   bool          `json:"healthy"`
-	ElapsedMS int64         `json:"elapsed_ms"`
-	Results   []CheckResult `json:"results"`
-}
-
-// expectationError is an attempt whose answer failed expectations; raw is
-// the answer, so the breaker still sees what the server did.
-type expectationError struct {
-	failed []string
-	raw    resilience.Attempt
-}
-
-func (e *expectationError) Error() string { return strings.Join(e.failed, "; ") }
-
-// classifyCheck makes every failure retryable (a service that is coming up
-// may refuse, 404 or fail TLS for a while) except a cancellation; the
-// breaker effect is the one the raw answer would have had.
-func classifyCheck(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
-	if errors.Is(a.Err, context.Canceled) {
-		return resilience.Verdict{Kind: resilience.Cancelled, Err: a.Err}
-	}
-	var ee *expectationError
-	if !errors.As(a.Err, &ee) {
-		return resilience.Verdict{Kind: resilience.Success, Breaker: resilience.CountSuccess}
-	}
-	raw := resilience.Classify(method, ee.raw, p.RetryOn, true)
-	effect := raw.Breaker
-	if raw.Kind == resilience.Success {
-		effect = resilience.Ignore
-	}
-	return resilience.Verdict{Kind: resilience.Retryable, Breaker: effect, Err: a.Err}
 }
 
 func runCheck(ctx context.Context, o *CheckOptions) error {
@@ -219,104 +181,39 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	results := make([]CheckResult, len(p.reqs))
-	var wg sync.WaitGroup
-	for i, req := range p.reqs {
-		wg.Add(1)
-		go func(i int, req *fetch.Request) {
-			defer wg.Done()
-			results[i] = o.checkOne(ctx, p, req, len(p.reqs) > 1)
-		}(i, req)
-	}
-	wg.Wait()
+	several := len(p.reqs) > 1
+	rep := fetch.Check(ctx, fetch.CheckConfig{
+		Requests: p.reqs, Policy: p.policy, Expect: p.expect,
+		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), o.Log) },
+		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response},
+		OnRetry: func(url string, info resilience.RetryInfo) {
+			if !several {
+				url = "" // one URL: the line needs no label
+			}
+			o.Log.RetryFor(url, info)
+		},
+		Clock: o.Clock, NewTimer: o.NewTimer,
+	})
 	o.Log.Close()
-	rep := CheckReport{Healthy: true, ElapsedMS: time.Since(start).Milliseconds(), Results: results}
-	bad := 0
-	for _, r := range results {
-		if !r.Healthy {
-			rep.Healthy = false
-			bad++
-		}
-	}
 	if o.JSON {
 		if err := writeJSON(o.IO.Out, rep); err != nil {
-			return fmt.Errorf("%w: %v", resilience.ErrOutput, err)
+			return fmt.Errorf("%w: %v", fetch.ErrOutput, err)
 		}
 	} else {
-		o.printResults(results)
+		o.printResults(rep.Results)
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	if bad > 0 {
-		return fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(results), plural(len(results)))
+	if bad := rep.Unhealthy(); bad > 0 {
+		return fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
 	}
 	return nil
 }
 
-func (o *CheckOptions) checkOne(ctx context.Context, p *checkPlan, req *fetch.Request, several bool) CheckResult {
-	res := CheckResult{URL: fetch.RedactURL(req.URL), Failed: []string{}}
-	client, err := fetch.NewClient(req)
-	if err != nil {
-		res.Failed = append(res.Failed, err.Error())
-		return res
-	}
-	probe := &fetch.Probe{Request: req, Client: client,
-		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response}}
-	// The executor calls the attempt on this goroutine: no locking needed.
-	var (
-		last   fetch.Observation
-		failed []string
-	)
-	label := ""
-	if several {
-		label = res.URL
-	}
-	ex := &resilience.Executor{
-		Policy: p.policy, Clock: o.Clock, NewTimer: o.NewTimer, Classify: classifyCheck,
-		Breaker: newBreaker(p.breaker(BreakerKey(req.URL)), o.Log),
-		OnRetry: func(info resilience.RetryInfo) { o.Log.RetryFor(label, info) },
-	}
-	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
-		obs := probe.Do(actx, n)
-		f := p.expect.Evaluate(actx, obs)
-		last, failed = obs, f
-		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: obs.Err}
-		if len(f) > 0 {
-			a.Err = &expectationError{failed: f, raw: a}
-		}
-		return a
-	})
-	res.Attempts = len(tr.Attempts)
-	if runErr == nil {
-		res.Healthy = true
-	} else {
-		res.Failed = append(res.Failed, failed...)
-		switch {
-		case errors.Is(runErr, resilience.ErrDeadline):
-			res.Failed = append(res.Failed, "not healthy before the time ran out")
-		case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
-			res.Failed = append(res.Failed, runErr.Error())
-		}
-		if len(res.Failed) == 0 {
-			res.Failed = append(res.Failed, runErr.Error())
-		}
-	}
-	if last.Status != 0 {
-		s := last.Status
-		res.Status = &s
-	}
-	if last.Status != 0 || last.Err != nil {
-		ms := last.Latency.Milliseconds()
-		res.LatencyMS = &ms
-	}
-	return res
-}
-
 // printResults writes one line per URL: verdict, URL, status, latency and
 // the failed expectations in words.
-func (o *CheckOptions) printResults(results []CheckResult) {
+func (o *CheckOptions) printResults(results []fetch.CheckResult) {
 	green, red := paint(o.Color, color.FgGreen, color.Bold), paint(o.Color, color.FgRed, color.Bold)
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	for _, r := range results {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 )
 
@@ -46,10 +47,16 @@ func TestExitCode(t *testing.T) {
 		{fmt.Errorf("check: %w", ErrUnhealthy), 8},
 		{&InterruptError{Signal: syscall.SIGINT}, 130},
 		{&InterruptError{Signal: syscall.SIGTERM}, 143},
-		{fmt.Errorf("%w: disk full", resilience.ErrOutput), 1},
+		{fmt.Errorf("%w: disk full", fetch.ErrOutput), 1},
+		{&InterruptError{Signal: syscall.SIGHUP}, 129},
+		// An error's text never decides its class: a connection failure
+		// that says "invalid argument" is not a usage error.
+		{&resilience.RunError{Class: resilience.ErrRetriesExhausted, RetryAfter: -1,
+			Last: errors.New("dial tcp [fe80::1]:80: connect: invalid argument")}, 4},
+		{errors.New("unknown flag: --x"), 1},
 	}
 	classes := map[int]string{0: "", 1: "internal", 2: "usage", 3: "permanent", 4: "retries_exhausted", 5: "circuit_open",
-		6: "rate_limited", 7: "deadline", 8: "unhealthy", 130: "interrupted", 143: "interrupted"}
+		6: "rate_limited", 7: "deadline", 8: "unhealthy", 129: "interrupted", 130: "interrupted", 143: "interrupted"}
 	for _, tt := range tests {
 		if got := ExitCode(tt.err); got != tt.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
@@ -145,17 +152,37 @@ func TestBreakerKey(t *testing.T) {
 }
 
 func TestStateDirOrder(t *testing.T) {
-	env := map[string]string{"XDG_STATE_HOME": "/xdg"}
-	get := func(k string) string { return env[k] }
-	if d, _ := StateDir("/flag", get); d != "/flag" {
-		t.Errorf("flag: %s", d)
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
 	}
-	if d, _ := StateDir("", get); d != filepath.Join("/xdg", "refetch") {
-		t.Errorf("xdg: %s", d)
+	tests := []struct {
+		flag string
+		env  func(string) string
+		want string // "" for an error
+	}{
+		{"/flag", env("XDG_STATE_HOME", "/xdg", "HOME", "/home/u"), "/flag"},
+		{"", env("XDG_STATE_HOME", "/xdg", "HOME", "/home/u"), filepath.Join("/xdg", "refetch")},
+		// The XDG spec: a relative path in XDG_* is ignored.
+		{"", env("XDG_STATE_HOME", "xdg", "HOME", "/home/u"), filepath.Join("/home/u", ".local", "state", "refetch")},
+		{"", env("HOME", "/home/u"), filepath.Join("/home/u", ".local", "state", "refetch")},
+		{"", env(), ""},
+		{"", env("HOME", "relative"), ""},
 	}
-	home, _ := os.UserHomeDir()
-	if d, _ := StateDir("", func(string) string { return "" }); d != filepath.Join(home, ".local", "state", "refetch") {
-		t.Errorf("home: %s", d)
+	for _, tt := range tests {
+		got, err := StateDir(tt.flag, tt.env)
+		if got != tt.want || (tt.want == "") != errors.Is(err, errNoStateDir) {
+			t.Errorf("StateDir(%q) = %q, %v; want %q", tt.flag, got, err, tt.want)
+		}
+	}
+	if d, _ := CacheDir(env("XDG_CACHE_HOME", "rel", "HOME", "/home/u")); d != filepath.Join("/home/u", ".cache", "refetch") {
+		t.Errorf("CacheDir with a relative XDG_CACHE_HOME = %q", d)
+	}
+	if _, err := CacheDir(env()); err == nil {
+		t.Error("CacheDir without HOME or XDG_CACHE_HOME found a dir")
 	}
 }
 

@@ -31,7 +31,7 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 			for _, item := range strings.Split(v, "\n") {
 				if item = strings.TrimSpace(item); item != "" {
 					if serr := c.Flags().Set(f.Name, item); serr != nil {
-						err = usageErrorf("invalid %s=%q: %v", EnvName(f.Name), v, serr)
+						err = usageErrorf("invalid %s=%q: %s", EnvName(f.Name), v, envValueError(f, serr))
 						return
 					}
 				}
@@ -39,9 +39,19 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 			return
 		}
 		if serr := c.Flags().Set(f.Name, v); serr != nil {
-			err = usageErrorf("invalid %s=%q: %v", EnvName(f.Name), v, serr)
+			err = usageErrorf("invalid %s=%q: %s", EnvName(f.Name), v, envValueError(f, serr))
 		}
 	}
 	c.Flags().VisitAll(set)
 	return err
+}
+
+// envValueError says what a flag's variable takes, in place of the
+// parser's own words; errors of refetch's own flag types pass through.
+func envValueError(f *pflag.Flag, err error) string {
+	switch f.Value.Type() {
+	case "duration", "int", "float64", "bool":
+		return valueHint(f.Value.Type())
+	}
+	return err.Error()
 }

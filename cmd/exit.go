@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 )
 
@@ -21,6 +22,7 @@ const (
 	ExitRateLimited = 6
 	ExitDeadline    = 7
 	ExitUnhealthy   = 8
+	ExitSIGHUP      = 129
 	ExitSIGINT      = 130
 	ExitSIGTERM     = 143
 )
@@ -51,6 +53,8 @@ func signalName(s os.Signal) string {
 		return "SIGINT"
 	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
 	}
 	return s.String()
 }
@@ -68,15 +72,18 @@ func ExitCode(err error) int {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &intr):
-		if intr.Signal == syscall.SIGTERM {
+		switch intr.Signal {
+		case syscall.SIGTERM:
 			return ExitSIGTERM
+		case syscall.SIGHUP:
+			return ExitSIGHUP
 		}
 		return ExitSIGINT
 	case errors.As(err, &usage):
 		return ExitUsage
 	case errors.Is(err, ErrUnhealthy):
 		return ExitUnhealthy
-	case errors.Is(err, resilience.ErrOutput):
+	case errors.Is(err, fetch.ErrOutput):
 		return ExitInternal
 	case errors.Is(err, resilience.ErrCircuitOpen):
 		return ExitCircuitOpen
@@ -98,7 +105,8 @@ func ExitCode(err error) int {
 var failureClasses = map[int]string{
 	ExitInternal: "internal", ExitUsage: "usage", ExitPermanent: "permanent",
 	ExitExhausted: "retries_exhausted", ExitCircuitOpen: "circuit_open", ExitRateLimited: "rate_limited",
-	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitSIGINT: "interrupted", ExitSIGTERM: "interrupted",
+	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitSIGHUP: "interrupted", ExitSIGINT: "interrupted",
+	ExitSIGTERM: "interrupted",
 }
 
 // FailureClass names the failure class of err for reports, from ExitCode,

@@ -3,12 +3,12 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,9 +22,6 @@ type FetchOptions struct {
 	IO     *IOStreams
 	Getenv func(string) string
 	Log    *Logger
-	// Changed reports whether a flag was set (on the command line or by
-	// its variable).
-	Changed func(name string) bool
 
 	URL string
 	RetryFlags
@@ -38,6 +35,10 @@ type FetchOptions struct {
 	Output   string
 	NoBuffer bool
 	JSON     bool
+
+	// Resolved in RunE: was the flag given?
+	FallbackGiven     bool
+	StaleIfErrorGiven bool
 
 	// Clock and NewTimer are for tests; nil means real time.
 	Clock    resilience.Clock
@@ -58,7 +59,7 @@ fallback). Every flag can also come from REFETCH_<FLAG>, e.g. REFETCH_MAX_TIME=3
 
 Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 3 not retryable, 4 retries exhausted, 5 circuit open, 6 rate limited,
-7 deadline, 130/143 interrupted.`,
+7 deadline, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).`,
 		Example: `  data=$(refetch fetch https://api.example.com/items) || exit
   refetch fetch -n 5 --delay 500ms --max-time 30s -o items.json https://api.example.com/items
   refetch fetch --json --fallback '[]' https://api.example.com/items | jq .data`,
@@ -66,7 +67,11 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.URL = args[0]
 			opts.Log = f.Logger()
-			opts.Changed = func(name string) bool { return c.Flags().Changed(name) }
+			fs := c.Flags()
+			opts.RetryFlags.resolveGiven(fs)
+			opts.RequestFlags.resolveGiven(fs)
+			opts.FallbackGiven = fs.Changed("fallback")
+			opts.StaleIfErrorGiven = fs.Changed("stale-if-error")
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -75,11 +80,11 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 	}
 	fs := c.Flags()
 	fs.SortFlags = false
-	opts.RetryFlags.register(fs)
+	opts.RetryFlags.register(fs, false)
 	fs.StringVar(&opts.Fallback, "fallback", "", "serve `TEXT` when the fetch fails")
 	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
-	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one younger than this when the fetch fails")
-	opts.RequestFlags.register(fs, true)
+	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one up to this old when the fetch fails (0: any age)")
+	opts.RequestFlags.register(fs, false)
 	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` (atomically) instead of stdout")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body")
@@ -94,11 +99,33 @@ type fetchPlan struct {
 	breaker  *breakerPlan
 }
 
+// breakerPlan is a resolved breaker: every value final.
 type breakerPlan struct {
 	key      string
 	failures int
 	reset    time.Duration
 	dir      string
+	// explicitDir: the dir came from --state-dir or its variable, so a
+	// reset command must name it too.
+	explicitDir bool
+}
+
+// resetHint wraps a circuit-open error with the breaker plan, so the
+// final line's "reset with" names the same state dir the run used.
+type resetHint struct {
+	err  error
+	plan *breakerPlan
+}
+
+func (e *resetHint) Error() string { return e.err.Error() }
+func (e *resetHint) Unwrap() error { return e.err }
+
+// withResetHint adds the plan to a circuit-open error.
+func withResetHint(err error, bp *breakerPlan) error {
+	if bp == nil || !errors.Is(err, resilience.ErrCircuitOpen) {
+		return err
+	}
+	return &resetHint{err: err, plan: bp}
 }
 
 // plan validates the options, reads @files and fallback files, and
@@ -113,55 +140,66 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := o.RequestFlags.build(u, o.IO.In, o.Changed)
+	switch {
+	case o.NoBuffer && o.JSON:
+		return nil, usageErrorf("-N streams the body to stdout, --json prints a report there instead: use one")
+	case o.NoBuffer && o.Output != "" && o.Output != "-":
+		return nil, usageErrorf("-N streams to stdout, -o writes a file atomically: use one")
+	case o.StaleIfError < 0:
+		return nil, usageErrorf("invalid --stale-if-error %s: must not be negative", o.StaleIfError)
+	case o.FallbackGiven && o.FallbackFile != "":
+		return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
+	}
+	req, err := o.RequestFlags.build(u, o.IO.In)
 	if err != nil {
 		return nil, err
 	}
 	p := &fetchPlan{req: req, policy: policy}
-	if o.Changed("fallback") {
+	if o.FallbackGiven {
 		p.fallback.Data = []byte(o.Fallback)
 	}
 	if o.FallbackFile != "" {
-		if o.Changed("fallback") {
-			return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
-		}
 		data, err := os.ReadFile(o.FallbackFile)
 		if err != nil {
 			return nil, usageErrorf("--fallback-file: %v", unwrapPath(err))
 		}
 		p.fallback.Data = data
 	}
-	if o.StaleIfError < 0 {
-		return nil, usageErrorf("invalid --stale-if-error %s: must not be negative", o.StaleIfError)
-	}
-	if o.StaleIfError > 0 {
+	if o.StaleIfErrorGiven {
 		// Like the breaker's store, a cache that cannot be used steps aside
 		// with a warning; the fetch itself goes on.
-		if dir, err := os.UserCacheDir(); err != nil {
-			o.Log.Warnf("--stale-if-error disabled for this run: no cache dir: %v", err)
+		if dir, err := CacheDir(o.Getenv); err != nil {
+			o.Log.Warnf("--stale-if-error disabled for this run: %v", err)
 		} else {
-			p.fallback.Stale = resilience.NewStaleCache(filepath.Join(dir, "refetch"))
-			p.fallback.Stale.Warn = func(err error) { o.Log.Warnf("%v", err) }
+			p.fallback.Stale, err = resilience.NewStaleCache(dir, staleMaxBytes)
+			if err != nil {
+				return nil, err
+			}
 			p.fallback.StaleFor = o.StaleIfError
 		}
 	}
-	failures := o.BreakerFailures
-	if !o.Changed("breaker-failures") {
-		failures = max(3, policy.Attempts)
-	}
-	if failures > 0 {
-		dir, err := StateDir(o.StateDir, o.Getenv)
-		if err != nil {
-			o.Log.Warnf("circuit breaker disabled for this run: %v", err)
-		} else {
-			key := o.BreakerKey
-			if key == "" {
-				key = BreakerKey(u)
-			}
-			p.breaker = &breakerPlan{key: key, failures: failures, reset: o.BreakerReset, dir: dir}
-		}
-	}
+	p.breaker = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Getenv, o.Log)
 	return p, nil
+}
+
+// breakerPlan resolves the breaker of a URL: nil when it is off, or when
+// no state dir can be found (a warning: the breaker steps aside, the run
+// goes on).
+func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) string, log *Logger) *breakerPlan {
+	failures := r.breakerFailures(attempts)
+	if failures == 0 {
+		return nil
+	}
+	dir, err := StateDir(r.StateDir, getenv)
+	if err != nil {
+		log.Warnf("circuit breaker disabled for this run: %v", err)
+		return nil
+	}
+	key := r.BreakerKey
+	if key == "" {
+		key = BreakerKey(u)
+	}
+	return &breakerPlan{key: key, failures: failures, reset: r.BreakerReset, dir: dir, explicitDir: r.StateDir != ""}
 }
 
 // BreakerKey is the default breaker key of a URL: scheme://host:port.
@@ -187,11 +225,17 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 		return nil
 	}
 	warn := func(err error) { log.Warnf("%v", err) }
-	return resilience.NewBreaker(resilience.Settings{
-		Key: bp.key, Failures: bp.failures, Reset: bp.reset,
+	b, err := resilience.NewBreaker(resilience.Settings{
+		Key: bp.key, Failures: bp.failures, Reset: bp.reset, TrialTimeout: bp.reset,
 		Store: &resilience.FileStore{Dir: bp.dir, Warn: warn}, Warn: warn,
 		OnStateChange: log.BreakerChange,
 	})
+	if err != nil {
+		// The plan validated every value, so this is a bug; the fetch goes on.
+		log.Warnf("circuit breaker disabled for this run: %v", err)
+		return nil
+	}
+	return b
 }
 
 func runFetch(ctx context.Context, o *FetchOptions) error {
@@ -216,28 +260,30 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnBody: o.Log.BodyProgress()},
 	}
-	if o.NoBuffer && o.Output == "" && o.IO.OutTTY {
+	if o.NoBuffer && o.IO.OutTTY {
 		// The body streams to the same terminal: a bar would garble it.
 		cfg.Hooks.OnBody = nil
 	}
 	res, err := fetch.Run(ctx, cfg)
+	err = withResetHint(err, p.breaker)
 	o.Log.Close()
 	if res != nil {
 		o.warnServed(res)
 	}
 	if o.JSON {
 		var body io.Reader
-		if jsonBuf != nil && res != nil && res.Source != fetch.SourceNone {
+		if jsonBuf != nil && err == nil && res != nil && res.Source != fetch.SourceNone {
 			body, _ = jsonBuf.Reader()
 		}
-		reportErr := err
-		if res != nil && res.Err != nil {
-			reportErr = res.Err
+		failure := err
+		if failure == nil && res != nil {
+			failure = res.Err // a failure answered by stale or fallback data
 		}
-		rep := fetch.NewReport(p.req, res, body, reportErr, ExitCode(err), FailureClass(reportErr))
+		rep := fetch.NewReport(p.req, res, body, fetch.Outcome{ExitCode: ExitCode(err), Err: failure,
+			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
 		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
-			return fmt.Errorf("%w: %v", resilience.ErrOutput, werr)
+			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
 	}
 	return err
@@ -245,11 +291,17 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 
 // warnServed writes the one warning of a run that served stale or fallback data.
 func (o *FetchOptions) warnServed(res *fetch.Result) {
+	if res.CacheErr != nil {
+		o.Log.Warnf("%v", res.CacheErr)
+	}
+	if res.StaleSkipped != nil {
+		o.Log.Warnf("stale copy not served: %v", res.StaleSkipped)
+	}
 	switch res.Source {
 	case fetch.SourceStale:
-		o.Log.Warnf("serving stale response from %s ago: %v", FormatDuration(res.StaleAge), res.Err)
+		o.Log.Warnf("serving stale response from %s ago: %s", FormatDuration(res.StaleAge), describe(res.Err))
 	case fetch.SourceFallback:
-		o.Log.Warnf("serving fallback: %v", res.Err)
+		o.Log.Warnf("serving fallback: %s", describe(res.Err))
 	}
 }
 
@@ -279,14 +331,14 @@ func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
 func (o *FetchOptions) writeUsageReport(err error) {
 	method := strings.ToUpper(o.Method)
 	switch {
-	case method == "" && o.Changed("data"):
+	case method == "" && o.DataGiven:
 		method = http.MethodPost
 	case method == "":
 		method = http.MethodGet
 	}
 	rep := fetch.Report{URL: fetch.Redact(o.URL), Method: method, Source: fetch.SourceNone,
 		Data: json.RawMessage("null"), ExitCode: ExitCode(err), Attempts: []fetch.ReportAttempt{}}
-	msg := fetch.Redact(err.Error())
+	msg := describe(err)
 	rep.Error = &msg
 	rep.Details = &fetch.Details{Class: FailureClass(err)}
 	_ = writeJSON(o.IO.Out, rep)

@@ -1,16 +1,39 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
+)
+
+// The documented defaults of the retry and breaker flags. They live here,
+// in the one layer that resolves settings; the layers below are handed
+// resolved values.
+const (
+	defaultAttempts      = 3
+	defaultDelay         = time.Second
+	defaultMultiplier    = 2.0
+	defaultCap           = 10 * time.Second
+	defaultJitter        = 0.5
+	defaultTimeout       = 30 * time.Second
+	defaultMaxRetryAfter = 60 * time.Second
+	defaultBreakerReset  = 60 * time.Second
+	// minBreakerFailures is the smallest default threshold: with the
+	// default max(3, --attempts), one run that exhausts its retries opens
+	// the breaker, while single-attempt runs need three failures in a row.
+	minBreakerFailures = 3
+	// staleMaxBytes bounds a stale-cache entry: a stop-gap for API answers
+	// and small files, not a mirror.
+	staleMaxBytes = 32 << 20
 )
 
 // RetryFlags are the retry and breaker flags shared by fetch and check.
@@ -30,29 +53,50 @@ type RetryFlags struct {
 	BreakerReset    time.Duration
 	BreakerKey      string
 	StateDir        string
+
+	// Resolved in RunE from the flag set: was the flag given (on the
+	// command line or by its variable)?
+	AttemptsGiven        bool
+	BreakerFailuresGiven bool
 }
 
-func (r *RetryFlags) register(fs *pflag.FlagSet) {
-	d := resilience.DefaultPolicy()
-	fs.IntVarP(&r.Attempts, "attempts", "n", d.Attempts, "total attempts, at least 1")
-	fs.DurationVar(&r.Delay, "delay", d.Delay, "first wait between attempts")
-	fs.Float64Var(&r.Multiplier, "multiplier", d.Multiplier, "growth of each wait, at least 1 (1: fixed delay)")
-	fs.DurationVar(&r.Cap, "cap", d.Cap, "longest computed wait (a Retry-After may exceed it)")
-	fs.Float64Var(&r.Jitter, "jitter", d.Jitter, "randomize each wait by ±this fraction, 0..1")
+// register adds the retry and breaker flags; check gets only those that
+// apply to it, with its own defaults in their help.
+func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
+	fs.IntVarP(&r.Attempts, "attempts", "n", defaultAttempts, "total attempts, at least 1")
+	fs.DurationVar(&r.Delay, "delay", defaultDelay, "first wait between attempts (0: retry at once)")
+	fs.Float64Var(&r.Multiplier, "multiplier", defaultMultiplier, "growth of each wait, at least 1 (1: fixed delay)")
+	fs.DurationVar(&r.Cap, "cap", defaultCap, "longest computed wait, a Retry-After may exceed it (0: no cap)")
+	fs.Float64Var(&r.Jitter, "jitter", defaultJitter, "randomize each wait by ±this fraction, 0..1")
 	fs.DurationVar(&r.MaxTime, "max-time", 0, "bound on the whole run, waits included (0: none)")
-	fs.DurationVar(&r.Timeout, "timeout", d.Timeout, "bound on one attempt, headers and body (0: none)")
+	fs.DurationVar(&r.Timeout, "timeout", defaultTimeout, "bound on one attempt, headers and body (0: none)")
 	fs.StringVar(&r.RetryOn, "retry-on", resilience.DefaultRetryOn, "retried statuses: codes, ranges (500-504), classes (5xx)")
-	fs.BoolVar(&r.RetryUnsafe, "retry-unsafe", false, "retry POST and PATCH like idempotent methods")
-	fs.DurationVar(&r.MaxRetryAfter, "max-retry-after", d.MaxRetryAfter, "longest Retry-After honoured; longer stops with exit 6")
-	fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default max(3, attempts); 0: off)")
-	fs.DurationVar(&r.BreakerReset, "breaker-reset", 60*time.Second, "how long the breaker stays open before one trial")
+	r.MaxRetryAfter = defaultMaxRetryAfter
+	if check {
+		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default 0: off for check)")
+	} else {
+		fs.BoolVar(&r.RetryUnsafe, "retry-unsafe", false, "retry POST and PATCH like idempotent methods")
+		fs.DurationVar(&r.MaxRetryAfter, "max-retry-after", defaultMaxRetryAfter, "longest Retry-After honoured; longer stops with exit 6 (0: no bound)")
+		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default max(3, attempts); 0: off)")
+	}
+	fs.DurationVar(&r.BreakerReset, "breaker-reset", defaultBreakerReset, "how long the breaker stays open before one trial (more than 0)")
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 }
 
-// policy validates the retry flags and returns the policy.
+// resolveGiven records which of the flags with computed defaults were
+// given; called from RunE.
+func (r *RetryFlags) resolveGiven(fs *pflag.FlagSet) {
+	r.AttemptsGiven = fs.Changed("attempts")
+	r.BreakerFailuresGiven = fs.Changed("breaker-failures")
+}
+
+// policy validates the retry flags and returns the resolved policy. The
+// rule for zero (README, "What zero means"): for a flag that bounds
+// something, 0 means no bound; for an amount, 0 means none of it; where
+// zero makes no sense, it is a usage error.
 func (r *RetryFlags) policy() (resilience.Policy, error) {
-	p := resilience.DefaultPolicy()
+	var p resilience.Policy
 	switch {
 	case r.Attempts < 1:
 		return p, usageErrorf("invalid --attempts %d: must be at least 1", r.Attempts)
@@ -62,37 +106,81 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 		return p, usageErrorf("invalid --jitter %v: must be between 0 and 1", r.Jitter)
 	case r.BreakerFailures < 0:
 		return p, usageErrorf("invalid --breaker-failures %d: must be 0 (off) or more", r.BreakerFailures)
+	case r.BreakerReset == 0:
+		return p, usageErrorf("invalid --breaker-reset 0: a breaker must stay open for some time (e.g. 30s)")
 	}
-	for name, d := range map[string]time.Duration{"delay": r.Delay, "cap": r.Cap, "max-time": r.MaxTime,
-		"timeout": r.Timeout, "max-retry-after": r.MaxRetryAfter, "breaker-reset": r.BreakerReset} {
-		if d < 0 {
-			return p, usageErrorf("invalid --%s %s: must not be negative", name, d)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"delay", r.Delay}, {"cap", r.Cap}, {"max-time", r.MaxTime}, {"timeout", r.Timeout},
+		{"max-retry-after", r.MaxRetryAfter}, {"breaker-reset", r.BreakerReset}} {
+		if d.v < 0 {
+			return p, usageErrorf("invalid --%s %s: must not be negative", d.name, d.v)
 		}
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)
 	if err != nil {
 		return p, usageErrorf("invalid --retry-on: %v", err)
 	}
-	p.Attempts, p.Delay, p.Multiplier, p.Cap, p.Jitter = r.Attempts, r.Delay, r.Multiplier, r.Cap, r.Jitter
-	p.MaxTime, p.Timeout, p.RetryOn, p.RetryUnsafe, p.MaxRetryAfter = r.MaxTime, r.Timeout, set, r.RetryUnsafe, r.MaxRetryAfter
+	p = resilience.Policy{Attempts: r.Attempts, Delay: r.Delay, Multiplier: r.Multiplier, Cap: r.Cap,
+		Jitter: r.Jitter, MaxTime: r.MaxTime, Timeout: r.Timeout, RetryOn: set, RetryUnsafe: r.RetryUnsafe,
+		MaxRetryAfter: r.MaxRetryAfter}
 	return p, nil
 }
 
+// breakerFailures resolves the breaker threshold: the flag when given,
+// else max(3, attempts); 0 means no breaker.
+func (r *RetryFlags) breakerFailures(attempts int) int {
+	if r.BreakerFailuresGiven {
+		return r.BreakerFailures
+	}
+	return max(minBreakerFailures, attempts)
+}
+
+// errNoStateDir is the error of StateDir when no state dir can be found.
+var errNoStateDir = errors.New("no state dir")
+
 // StateDir resolves the breaker state dir: --state-dir (or
-// $REFETCH_STATE_DIR, its variable), $XDG_STATE_HOME/refetch, then
-// ~/.local/state/refetch.
+// $REFETCH_STATE_DIR, its variable), $XDG_STATE_HOME/refetch when that is
+// an absolute path (the XDG spec says relative ones are ignored), then
+// $HOME/.local/state/refetch. Without any of them it returns an error
+// wrapping errNoStateDir, and callers step aside with a warning.
 func StateDir(flag string, getenv func(string) string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if x := getenv("XDG_STATE_HOME"); x != "" {
+	if x := getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
 		return filepath.Join(x, "refetch"), nil
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no state dir: set --state-dir or REFETCH_STATE_DIR (%v)", err)
+	home := getenv("HOME")
+	if runtime.GOOS == "windows" && home == "" {
+		home, _ = os.UserHomeDir() // %USERPROFILE%
 	}
-	return filepath.Join(home, ".local", "state", "refetch"), nil
+	if filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "state", "refetch"), nil
+	}
+	return "", fmt.Errorf("%w: set --state-dir or REFETCH_STATE_DIR (HOME and XDG_STATE_HOME are unset or not absolute)", errNoStateDir)
+}
+
+// CacheDir resolves the stale cache dir the same way: $XDG_CACHE_HOME
+// when absolute, the system's cache dir on macOS and Windows, else
+// $HOME/.cache; plus "refetch".
+func CacheDir(getenv func(string) string) (string, error) {
+	if x := getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "refetch"), nil
+	}
+	switch runtime.GOOS {
+	case "darwin", "windows", "ios", "plan9":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("no cache dir: %w", err)
+		}
+		return filepath.Join(dir, "refetch"), nil
+	}
+	if home := getenv("HOME"); filepath.IsAbs(home) {
+		return filepath.Join(home, ".cache", "refetch"), nil
+	}
+	return "", errors.New("no cache dir: HOME and XDG_CACHE_HOME are unset or not absolute")
 }
 
 // parseSize parses a byte count with an optional K, M, G or T suffix
@@ -121,4 +209,20 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid size %q: want bytes with an optional K, M, G or T suffix", s)
 	}
 	return v * mult, nil
+}
+
+// valueHint says in words what a flag of type typ takes, for messages
+// about bad values (instead of Go's parser errors).
+func valueHint(typ string) string {
+	switch typ {
+	case "duration":
+		return "want a duration with a unit, such as 500ms, 2s or 1m30s"
+	case "int":
+		return "want a whole number"
+	case "float64":
+		return "want a number"
+	case "bool":
+		return "want true or false"
+	}
+	return "want a " + typ
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -93,19 +92,19 @@ func FormatDuration(d time.Duration) string {
 func (l *Logger) Retry(info resilience.RetryInfo) { l.RetryFor("", info) }
 
 // RetryFor logs one retry of the named target (several checks run at once).
-// Attempts without a count limit (check --wait) show no "/N".
+// Attempts without a count limit (check --wait, Attempts 0) show no "/N".
 func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 	if l.quiet {
 		return
 	}
 	msg := fmt.Sprintf("attempt %d", info.Attempt)
-	if info.Attempts < math.MaxInt32 {
+	if info.Attempts > 0 {
 		msg += fmt.Sprintf("/%d", info.Attempts)
 	}
 	if target != "" {
 		msg = target + ": " + msg
 	}
-	msg += fmt.Sprintf(": %s; retrying in %s", fetch.Redact(info.Err.Error()), FormatDuration(info.Wait))
+	msg += fmt.Sprintf(": %s; retrying in %s", describe(info.Err), FormatDuration(info.Wait))
 	if info.RetryAfter >= 0 {
 		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
 	}
@@ -163,17 +162,13 @@ func plural(n int) string {
 // Close ends any live countdown; call it before the process exits.
 func (l *Logger) Close() { l.stopCountdown() }
 
-// Error logs the final error line, which -q does not silence. Usage errors
-// carry a hint to --help; an open circuit says how to reset it.
+// Error logs the final error line, which -q does not silence, in
+// describe's words. Usage errors carry a hint to --help.
 func (l *Logger) Error(err error) {
-	msg := "refetch: " + fetch.Redact(err.Error())
+	msg := "refetch: " + describe(err)
 	var usage *UsageError
-	var open *resilience.OpenError
-	switch {
-	case errors.As(err, &usage) && usage.Cmd != "":
+	if errors.As(err, &usage) && usage.Cmd != "" {
 		msg += fmt.Sprintf(" (see '%s --help')", usage.Cmd)
-	case errors.As(err, &open):
-		msg += fmt.Sprintf("; reset with: refetch breaker reset '%s'", open.Record.Key)
 	}
 	l.line(l.red.Sprint(msg))
 }

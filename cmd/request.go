@@ -24,12 +24,21 @@ type RequestFlags struct {
 	CACert    string
 	MaxRedirs int
 	MaxSize   string
+
+	// DataGiven is resolved in RunE: -d was given (even as "").
+	DataGiven bool
 }
 
-func (r *RequestFlags) register(fs *pflag.FlagSet, withData bool) {
-	fs.StringVarP(&r.Method, "method", "X", "", "request method (default GET, or POST with -d)")
+// register adds the request flags; check sends no body and reads at most
+// 1 MiB unless --max-size says otherwise.
+func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
+	if check {
+		fs.StringVarP(&r.Method, "method", "X", "", "request method (default GET)")
+	} else {
+		fs.StringVarP(&r.Method, "method", "X", "", "request method (default GET, or POST with -d)")
+	}
 	fs.StringArrayVarP(&r.Headers, "header", "H", nil, "request `header` 'Name: value' (repeatable; 'Name:' removes)")
-	if withData {
+	if !check {
 		fs.StringVarP(&r.Data, "data", "d", "", "request body: text, @file, or @- for stdin")
 	}
 	fs.StringVarP(&r.User, "user", "u", "", "basic auth 'user:password'")
@@ -37,12 +46,21 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, withData bool) {
 	fs.BoolVarP(&r.Insecure, "insecure", "k", false, "skip TLS certificate verification")
 	fs.StringVar(&r.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
 	fs.IntVar(&r.MaxRedirs, "max-redirs", 10, "most redirects followed")
-	fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default unbounded)")
+	if check {
+		fs.StringVar(&r.MaxSize, "max-size", "", "largest body read, e.g. 10M (default 1M for check; 0: no bound)")
+	} else {
+		fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default and 0: no bound)")
+	}
+}
+
+// resolveGiven records which request flags were given; called from RunE.
+func (r *RequestFlags) resolveGiven(fs *pflag.FlagSet) {
+	r.DataGiven = fs.Changed("data")
 }
 
 // build validates the request flags and returns the request for u. Every
 // problem is a usage error, found before any request is sent.
-func (r *RequestFlags) build(u *url.URL, stdin io.Reader, changed func(string) bool) (*fetch.Request, error) {
+func (r *RequestFlags) build(u *url.URL, stdin io.Reader) (*fetch.Request, error) {
 	req := &fetch.Request{URL: u, Header: http.Header{}, User: r.User, UserAgent: r.UserAgent,
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
 	if r.MaxRedirs < 0 {
@@ -61,7 +79,7 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader, changed func(string) b
 		}
 		req.Header[name] = append(req.Header[name], value)
 	}
-	if changed("data") {
+	if r.DataGiven {
 		var err error
 		if req.Body, err = readArg(r.Data, stdin, "-d"); err != nil {
 			return nil, err

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Factory carries what every command needs from the outside world.
@@ -71,8 +71,23 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	pf.BoolVarP(&f.Global.Verbose, "verbose", "v", false, "log requests and responses (secrets redacted)")
 	pf.StringVar(&f.Global.Color, "color", "auto", "color stderr: auto, always or never (NO_COLOR disables)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &UsageError{Err: err, Cmd: c.CommandPath()}
+		return &UsageError{Err: flagError(err), Cmd: c.CommandPath()}
 	})
+	// Arguments the root does not know are unknown commands: a usage
+	// error typed here, where it arises, like every other.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return &UsageError{Err: errors.New(msg), Cmd: c.CommandPath()}
+	}
+	// Runnable, so that cobra validates Args instead of printing help for
+	// an unknown command; with no arguments it prints the help.
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(NewCmdFetch(f, nil))
 	root.AddCommand(NewCmdCheck(f, nil))
 	root.AddCommand(NewCmdBreaker(f))
@@ -88,14 +103,17 @@ func Main() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closing terminal or SSH session) is handled like SIGTERM:
+	// the run ends promptly and cleans up its temp files.
+	signals := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	signal.Notify(sigc, signals...)
 	go func() {
 		s, ok := <-sigc
 		if !ok {
 			return
 		}
 		// A second signal gets the default behaviour: immediate death.
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		signal.Reset(signals...)
 		cancel(&InterruptError{Signal: s})
 	}()
 	code := Run(ctx, f, os.Args[1:])
@@ -104,7 +122,8 @@ func Main() int {
 }
 
 // Run executes one command line and returns its exit code; the final error
-// line goes to stderr.
+// line goes to stderr. Errors are never reclassified here: a usage error is
+// typed where it arises (flag parsing, argument validators, plans).
 func Run(ctx context.Context, f *Factory, args []string) int {
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
@@ -115,30 +134,20 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	var usage *UsageError
 	if errors.As(err, &usage) && usage.Cmd == "" && c != nil {
 		usage.Cmd = c.CommandPath()
-	} else if !errors.As(err, &usage) && isCobraUsage(err) {
-		err = &UsageError{Err: err, Cmd: commandPath(c)}
 	}
 	NewLogger(f.IO.ErrOut, false, false, UseColor(f.Global.Color, f.IO.ErrTTY, f.Getenv)).Error(err)
 	return ExitCode(err)
 }
 
-func commandPath(c *cobra.Command) string {
-	if c == nil {
-		return "refetch"
+// flagError puts pflag's parse errors into words a person can act on: the
+// flag, the value, and what it takes (not strconv's or time's messages).
+func flagError(err error) error {
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) {
+		f := invalid.GetFlag()
+		return fmt.Errorf("invalid --%s %q: %s", f.Name, invalid.GetValue(), valueHint(f.Value.Type()))
 	}
-	return c.CommandPath()
-}
-
-// isCobraUsage recognises the argument errors Cobra returns as plain errors.
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most",
-		"invalid argument", "unknown flag", "unknown shorthand", "flag needs an argument"} {
-		if strings.HasPrefix(s, p) || strings.Contains(s, " "+p) {
-			return true
-		}
-	}
-	return false
+	return err
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that names the argument.
@@ -149,6 +158,16 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		if len(args) > n {
 			return &UsageError{Err: fmt.Errorf("too many arguments: %q (one %s expected)", args[n:], what), Cmd: c.CommandPath()}
+		}
+		return nil
+	}
+}
+
+// maxArgs is cobra.MaximumNArgs with a usage error that names the argument.
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) > n {
+			return &UsageError{Err: fmt.Errorf("too many arguments: %q (at most %d %s)", args[n:], n, what), Cmd: c.CommandPath()}
 		}
 		return nil
 	}

@@ -9,15 +9,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/itchyny/gojq"
 	"github.com/refetch/refetch/resilience"
 )
-
-// DefaultCheckBodyLimit bounds the body a health check reads when
-// --max-size is not given: enough for any health document.
-const DefaultCheckBodyLimit = 1 << 20
 
 // Observation is what one health-check attempt saw.
 type Observation struct {
@@ -146,34 +143,200 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// Probe sends one health-check request and reads the whole body (bounded),
-// whatever the status, so expectations can look at it.
-type Probe struct {
-	Request *Request
-	Client  *http.Client
-	// Hooks: only OnRequest and OnResponse are used.
+// CheckConfig is everything a health check needs: check is the twin of
+// Run, with expectations in place of a sink and no fallback.
+type CheckConfig struct {
+	Requests []*Request
+	// Policy is used as given (check sets RetryUnsafe: a probe is always
+	// safe to repeat).
+	Policy resilience.Policy
+	Expect *Expectations
+	// Breaker returns the breaker of a request, nil for none; it is called
+	// once per request, and each breaker is used by one goroutine.
+	Breaker func(*Request) *resilience.Breaker
+	// Hooks: OnRequest and OnResponse are used.
 	Hooks Hooks
+	// OnRetry, if set, is called before each wait, with the URL being
+	// checked (redacted).
+	OnRetry  func(url string, info resilience.RetryInfo)
+	Clock    resilience.Clock
+	NewTimer func() resilience.Timer
 }
 
-// Do performs attempt n.
-func (p *Probe) Do(ctx context.Context, n int) Observation {
-	start := time.Now()
-	resp, err := p.Request.send(ctx, p.Client, n, p.Hooks)
+// CheckResult is the outcome for one URL (also its --json form).
+type CheckResult struct {
+	URL       string   `json:"url"`
+	Healthy   bool     `json:"healthy"`
+	Status    *int     `json:"status"`
+	LatencyMS *int64   `json:"latency_ms"`
+	Failed    []string `json:"failed"`
+	Attempts  int      `json:"attempts"`
+	// Err is the run's error for an unhealthy URL (nil when healthy).
+	Err error `json:"-"`
+}
+
+// CheckReport is the outcome of a check (also its --json form).
+type CheckReport struct {
+	Healthy   bool          `json:"healthy"`
+	ElapsedMS int64         `json:"elapsed_ms"`
+	Results   []CheckResult `json:"results"`
+}
+
+// Unhealthy counts the unhealthy results.
+func (r *CheckReport) Unhealthy() int {
+	n := 0
+	for _, res := range r.Results {
+		if !res.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// Check checks every request concurrently, each through Retry(Breaker(
+// attempt)) with failed expectations retried, and reports each. The report
+// is healthy only when every URL is.
+func Check(ctx context.Context, cfg CheckConfig) CheckReport {
+	start := clockNow(cfg.Clock)
+	results := make([]CheckResult, len(cfg.Requests))
+	var wg sync.WaitGroup
+	for i, req := range cfg.Requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = checkOne(ctx, cfg, req)
+		}()
+	}
+	wg.Wait()
+	rep := CheckReport{Healthy: true, ElapsedMS: clockNow(cfg.Clock).Sub(start).Milliseconds(), Results: results}
+	rep.Healthy = rep.Unhealthy() == 0
+	return rep
+}
+
+// expectationError is an attempt whose answer failed expectations; raw is
+// the answer, so the breaker still sees what the server did.
+type expectationError struct {
+	failed []string
+	raw    resilience.Attempt
+}
+
+func (e *expectationError) Error() string { return strings.Join(e.failed, "; ") }
+
+// classifyCheck is check's resilience.ClassifyFunc: every failure is
+// retryable (a service that is coming up may refuse, 404 or fail TLS for a
+// while) except a cancellation; the breaker effect is the one the raw
+// answer would have had.
+func classifyCheck(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
+	if errors.Is(a.Err, context.Canceled) {
+		return resilience.Verdict{Kind: resilience.Cancelled, Err: a.Err}
+	}
+	var ee *expectationError
+	if !errors.As(a.Err, &ee) {
+		return resilience.Verdict{Kind: resilience.Success, Breaker: resilience.CountSuccess}
+	}
+	raw := Classify(method, ee.raw, p)
+	effect := raw.Breaker
+	if raw.Kind == resilience.Success {
+		effect = resilience.Ignore
+	}
+	return resilience.Verdict{Kind: resilience.Retryable, Breaker: effect, Err: a.Err}
+}
+
+// checkAttempt is what one attempt of a check saw and what it failed.
+type checkAttempt struct {
+	obs    Observation
+	failed []string
+}
+
+func checkOne(ctx context.Context, cfg CheckConfig, req *Request) CheckResult {
+	res := CheckResult{URL: RedactURL(req.URL), Failed: []string{}}
+	client, err := NewClient(req)
 	if err != nil {
-		return Observation{Err: err, Latency: time.Since(start)}
+		res.Failed = append(res.Failed, err.Error())
+		res.Err = err
+		return res
+	}
+	if cfg.Expect.Status.HasRedirect() {
+		// A redirect is what is expected: look at it, do not follow it.
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	var breaker *resilience.Breaker
+	if cfg.Breaker != nil {
+		breaker = cfg.Breaker(req)
+	}
+	// The executor calls the attempt on this goroutine: no locking needed.
+	var seen []checkAttempt
+	ex := &resilience.Executor{Policy: cfg.Policy, Classify: classifyCheck, Breaker: breaker,
+		Clock: cfg.Clock, NewTimer: cfg.NewTimer}
+	if cfg.OnRetry != nil {
+		ex.OnRetry = func(info resilience.RetryInfo) { cfg.OnRetry(res.URL, info) }
+	}
+	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
+		obs := observe(actx, client, req, n, cfg.Hooks, cfg.Clock)
+		failed := cfg.Expect.Evaluate(actx, obs)
+		seen = append(seen, checkAttempt{obs: obs, failed: failed})
+		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: obs.Err}
+		if len(failed) > 0 {
+			a.Err = &expectationError{failed: failed, raw: a}
+		}
+		return a
+	})
+	res.Attempts = len(tr.Attempts)
+	// Report the last attempt the run did not cut off: an attempt ended by
+	// --wait or a signal says nothing about the service.
+	var last checkAttempt
+	for i := len(tr.Attempts) - 1; i >= 0 && i < len(seen); i-- {
+		if !errors.Is(tr.Attempts[i].Err, context.Canceled) {
+			last = seen[i]
+			break
+		}
+	}
+	if runErr == nil {
+		res.Healthy = true
+	} else {
+		res.Err = runErr
+		res.Failed = append(res.Failed, last.failed...)
+		switch {
+		case errors.Is(runErr, resilience.ErrDeadline):
+			res.Failed = append(res.Failed, "not healthy before the time ran out")
+		case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
+			res.Failed = append(res.Failed, runErr.Error())
+		}
+		if len(res.Failed) == 0 {
+			res.Failed = append(res.Failed, runErr.Error())
+		}
+	}
+	if last.obs.Status != 0 {
+		s := last.obs.Status
+		res.Status = &s
+	}
+	if last.obs.Status != 0 || last.obs.Err != nil {
+		ms := last.obs.Latency.Milliseconds()
+		res.LatencyMS = &ms
+	}
+	return res
+}
+
+// observe sends one health-check request and reads the whole body
+// (bounded), whatever the status, so expectations can look at it.
+func observe(ctx context.Context, client *http.Client, req *Request, n int, hooks Hooks, clock resilience.Clock) Observation {
+	start := clockNow(clock)
+	resp, err := req.send(ctx, client, n, hooks)
+	if err != nil {
+		return Observation{Err: err, Latency: clockNow(clock).Sub(start)}
 	}
 	defer resp.Body.Close()
-	limit := p.Request.MaxSize
-	if limit <= 0 {
-		limit = DefaultCheckBodyLimit
+	var src io.Reader = resp.Body
+	if req.MaxSize > 0 {
+		src = io.LimitReader(resp.Body, req.MaxSize+1)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	o := Observation{Status: resp.StatusCode, Header: resp.Header, Body: body, Latency: time.Since(start)}
+	body, err := io.ReadAll(src)
+	o := Observation{Status: resp.StatusCode, Header: resp.Header, Body: body, Latency: clockNow(clock).Sub(start)}
 	switch {
 	case err != nil:
 		o.Err = err
-	case int64(len(body)) > limit:
-		o.Err = fmt.Errorf("%w (%d bytes)", resilience.ErrTooLarge, limit)
+	case req.MaxSize > 0 && int64(len(body)) > req.MaxSize:
+		o.Err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, req.MaxSize)
 	}
 	return o
 }

@@ -154,7 +154,7 @@ func TestReportData(t *testing.T) {
 		"":                `""`,
 		"42":              `42`,
 	} {
-		r := NewReport(req, res, strings.NewReader(body), nil, 0, "")
+		r := NewReport(req, res, strings.NewReader(body), Outcome{})
 		if string(r.Data) != want || r.DataBase64 != nil {
 			t.Errorf("body %q: data %s", body, r.Data)
 		}
@@ -163,7 +163,7 @@ func TestReportData(t *testing.T) {
 			t.Errorf("password in report: %s", b)
 		}
 	}
-	r := NewReport(req, res, bytes.NewReader([]byte{0xff, 0}), nil, 0, "")
+	r := NewReport(req, res, bytes.NewReader([]byte{0xff, 0}), Outcome{})
 	if string(r.Data) != "null" || r.DataBase64 == nil || *r.DataBase64 != "/wA=" {
 		t.Errorf("binary: data %s base64 %v", r.Data, r.DataBase64)
 	}

@@ -30,6 +30,18 @@ type Report struct {
 	Attempts     []ReportAttempt `json:"attempts"`
 	Breaker      *ReportBreaker  `json:"breaker"`
 	StaleAgeMS   *int64          `json:"stale_age_ms,omitempty"`
+	// StaleSkipped says why a saved stale copy was not served.
+	StaleSkipped *string `json:"stale_skipped,omitempty"`
+}
+
+// Outcome is how the command layer judged a run: the process's exit code
+// and, for a failure (even one answered by stale or fallback data), the
+// error, its message in the command's words and its class (see Details).
+type Outcome struct {
+	ExitCode int
+	Err      error
+	Message  string
+	Class    string
 }
 
 // Details classifies a failure for machines.
@@ -57,13 +69,12 @@ type ReportBreaker struct {
 }
 
 // NewReport builds the report of a run. body is what was served (nil if
-// nothing or if it went to a file); exitCode is the process's exit code;
-// err is the run's failure even when something was served, and class its
-// name (see Details), which the caller derives with its exit-code mapping.
-func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode int, class string) Report {
+// nothing or if it went to a file); out is the command's verdict.
+func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 	r := Report{
-		OK: res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL), Method: req.Method,
-		Source: SourceNone, Data: json.RawMessage("null"), ExitCode: exitCode, Attempts: []ReportAttempt{},
+		OK: out.ExitCode == 0 && res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL),
+		Method: req.Method, Source: SourceNone, Data: json.RawMessage("null"), ExitCode: out.ExitCode,
+		Attempts: []ReportAttempt{},
 	}
 	if res != nil {
 		r.Source = res.Source
@@ -76,6 +87,10 @@ func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode in
 		if res.Source == SourceStale {
 			ms := res.StaleAge.Milliseconds()
 			r.StaleAgeMS = &ms
+		}
+		if res.StaleSkipped != nil {
+			s := Redact(res.StaleSkipped.Error())
+			r.StaleSkipped = &s
 		}
 		if tr := res.Trace; tr != nil {
 			r.ElapsedMS = tr.Elapsed.Milliseconds()
@@ -100,10 +115,10 @@ func NewReport(req *Request, res *Result, body io.Reader, err error, exitCode in
 			}
 		}
 	}
-	if err != nil {
-		s := Redact(err.Error())
+	if err := out.Err; err != nil {
+		s := Redact(out.Message)
 		r.Error = &s
-		d := &Details{Class: class}
+		d := &Details{Class: out.Class}
 		var re *resilience.RunError
 		if errors.As(err, &re) {
 			if re.Last != nil {

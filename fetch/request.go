@@ -12,8 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/refetch/refetch/resilience"
 )
 
 // Request describes what to send on every attempt.
@@ -117,7 +115,7 @@ func NewClient(r *Request) (*http.Client, error) {
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > maxRedirs {
-				return fmt.Errorf("%w (more than %d)", resilience.ErrTooManyRedirects, maxRedirs)
+				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
 			}
 			return nil
 		},

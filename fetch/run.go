@@ -15,8 +15,6 @@ import (
 	"github.com/refetch/refetch/resilience"
 )
 
-var errOutput = resilience.ErrOutput
-
 // Source says where served data came from.
 type Source string
 
@@ -48,8 +46,8 @@ type Progress interface {
 
 // Fallback configures what is served when the fetch fails.
 type Fallback struct {
-	// Stale, if set, saves successful GET bodies and serves one younger
-	// than StaleFor when the fetch fails.
+	// Stale, if set, saves successful GET bodies and serves one no older
+	// than StaleFor (0: any age) when the fetch fails.
 	Stale    *resilience.StaleCache
 	StaleFor time.Duration
 	// Data is served when nothing fresher can be; nil means no fallback.
@@ -80,13 +78,21 @@ type Result struct {
 	Err    error
 	// StaleAge is the age of served stale data.
 	StaleAge time.Duration
+	// StaleSkipped says why a saved stale copy was not served (unreadable,
+	// corrupt, or it could not be written), nil if none was skipped.
+	StaleSkipped error
+	// CacheErr is a failure to save a good body to the stale cache; the
+	// fetch itself succeeded.
+	CacheErr error
 	// Size is the number of bytes served.
 	Size int64
 }
 
 // Run fetches cfg.Request through Fallback(Retry(Breaker(attempt))) and
 // commits what it serves to cfg.Sink. The error is nil when anything was
-// served (fresh, stale or fallback); otherwise it is the run's error.
+// served (fresh, stale or fallback); otherwise it is the run's error, or an
+// ErrOutput error when what was to be served could not be written (then
+// Result.Err still holds the run's own error, if any).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	client := cfg.Client
 	if client == nil {
@@ -102,13 +108,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		bufSize = 64 << 10
 	}
 	f := &fetcher{cfg: cfg, client: client, buf: make([]byte, bufSize)}
-	cacheable := cfg.Fallback.Stale != nil && cfg.Request.Method == http.MethodGet
+	stale := cfg.Fallback.Stale
+	cacheable := stale != nil && cfg.Request.Method == http.MethodGet
 	if cacheable {
-		f.capture = &captureWriter{limit: cfg.Fallback.Stale.MaxBytes}
+		f.capture = &captureWriter{limit: stale.MaxBytes()}
 	}
-	ex := &resilience.Executor{Policy: cfg.Policy, Breaker: cfg.Breaker, Clock: cfg.Clock,
+	key := cfg.Request.staleKey()
+	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
 		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
+	var re *resilience.RunError
+	if errors.Is(err, ErrOutput) && errors.As(err, &re) && re.Last != nil {
+		// A local write failure is not the server's: say what failed, not
+		// that a request "failed, not retryable".
+		err = re.Last
+	}
 	res := &Result{Trace: tr, Status: f.status, Header: f.header, Source: SourceNone, Err: err}
 	if err == nil {
 		if err := cfg.Sink.Commit(); err != nil {
@@ -116,31 +130,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return res, err
 		}
 		res.Source, res.Size = SourceNetwork, f.size
-		if cacheable && f.capture.ok() {
-			ctype := ""
-			if f.header != nil {
-				ctype = f.header.Get("Content-Type")
-			}
+		switch {
+		case cacheable && f.capture.ok():
 			// A cache that cannot be written must not fail a good fetch.
-			err := cfg.Fallback.Stale.Save(cfg.Request.Method, cfg.Request.URL.String(), f.status, ctype, f.capture.buf.Bytes(), clockNow(cfg.Clock))
-			if err != nil && cfg.Fallback.Stale.Warn != nil {
-				cfg.Fallback.Stale.Warn(fmt.Errorf("stale cache not saved: %w", err))
+			if err := stale.Save(key, f.status, f.header.Get("Content-Type"), f.capture.buf.Bytes(), clockNow(cfg.Clock)); err != nil {
+				res.CacheErr = fmt.Errorf("stale cache not saved: %w", err)
 			}
-		} else if cacheable {
+		case cacheable:
 			// Too large to keep: drop an older copy so it is never served
 			// in place of this newer answer.
-			cfg.Fallback.Stale.Forget(cfg.Request.Method, cfg.Request.URL.String())
+			stale.Forget(key)
 		}
 		return res, nil
 	}
 	if !fallbackApplies(err) {
 		return res, err
 	}
-	if cfg.Fallback.Stale != nil && cfg.Fallback.StaleFor > 0 {
-		entry, age, lerr := cfg.Fallback.Stale.Load(cfg.Request.Method, cfg.Request.URL.String(), cfg.Fallback.StaleFor, clockNow(cfg.Clock))
-		if lerr == nil && entry != nil {
+	if stale != nil {
+		entry, age, lerr := stale.Load(key, cfg.Fallback.StaleFor, clockNow(cfg.Clock))
+		switch {
+		case lerr != nil:
+			res.StaleSkipped = lerr
+		case entry != nil:
 			if serr := serve(cfg.Sink, entry.Body); serr != nil {
-				return res, err
+				return res, serveError("the stale copy", serr, err)
 			}
 			res.Source, res.StaleAge, res.Size = SourceStale, age, int64(len(entry.Body))
 			return res, nil
@@ -148,12 +161,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Fallback.Data != nil {
 		if serr := serve(cfg.Sink, cfg.Fallback.Data); serr != nil {
-			return res, err
+			return res, serveError("the fallback", serr, err)
 		}
 		res.Source, res.Size = SourceFallback, int64(len(cfg.Fallback.Data))
 		return res, nil
 	}
 	return res, err
+}
+
+// serveError is the error of a run whose stale copy or fallback could not
+// be written: a local failure (exit 1), which also says why the fetch
+// needed it.
+func serveError(what string, serr, runErr error) error {
+	if !errors.Is(serr, ErrOutput) {
+		serr = fmt.Errorf("%w: %w", ErrOutput, serr)
+	}
+	return fmt.Errorf("cannot serve %s: %w (the fetch had failed: %v)", what, serr, runErr)
 }
 
 // fallbackApplies reports whether a failure may be answered by stale or
@@ -162,16 +185,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // (-N), which a fallback appended to would only corrupt further.
 func fallbackApplies(err error) bool {
 	var re *resilience.RunError
-	return errors.As(err, &re) && !errors.Is(err, resilience.ErrOutput) && !errors.Is(err, resilience.ErrPartialStream)
+	return errors.As(err, &re) && !errors.Is(err, ErrOutput) && !errors.Is(err, ErrPartialStream)
 }
 
 func serve(s Sink, data []byte) error {
 	w, err := s.Begin()
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	if _, err := w.Write(data); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	return s.Commit()
 }
@@ -210,7 +233,7 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	max := f.cfg.Request.MaxSize
 	if max > 0 && resp.ContentLength > max {
-		a.Err = fmt.Errorf("%w: Content-Length %d > %d", resilience.ErrTooLarge, resp.ContentLength, max)
+		a.Err = fmt.Errorf("%w: Content-Length %d > %d", ErrTooLarge, resp.ContentLength, max)
 		return a
 	}
 	w, err := f.cfg.Sink.Begin()
@@ -239,7 +262,7 @@ func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progr
 		k, rerr := src.Read(f.buf)
 		if k > 0 {
 			if max > 0 && n+int64(k) > max {
-				return n, fmt.Errorf("%w (%d bytes)", resilience.ErrTooLarge, max)
+				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 			}
 			if _, werr := dst.Write(f.buf[:k]); werr != nil {
 				return n, fmt.Errorf("%w: %v", errOutput, werr)
@@ -253,11 +276,7 @@ func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progr
 			return n, nil
 		}
 		if rerr != nil {
-			cut := &resilience.BodyCutError{Read: n, Total: total, Err: rerr}
-			if f.cfg.Sink.Streams() && n > 0 {
-				return n, fmt.Errorf("%w: %w", resilience.ErrPartialStream, cut)
-			}
-			return n, cut
+			return n, &BodyCutError{Read: n, Total: total, Streamed: f.cfg.Sink.Streams() && n > 0, Err: rerr}
 		}
 	}
 }
@@ -272,6 +291,9 @@ func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
+	}
+	if headersTooLarge(err) {
+		return ErrHeadersTooLarge
 	}
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		// net/http's bare "EOF" means the server hung up before answering.

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"math"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -23,16 +24,22 @@ var SystemClock Clock = systemClock{}
 // it, C fires when the wait is over, Stop disarms it.
 type Timer = backoff.Timer
 
-// Policy holds the retry settings. Zero values are not defaults: callers
-// build a Policy from flags (see DefaultPolicy).
+// Policy holds the retry settings, resolved by the caller: no field has a
+// default that this package fills in. Where a zero has a meaning, it is
+// the one documented on the field ("no bound" for every limit).
 type Policy struct {
-	// Attempts is the total number of attempts, at least 1.
+	// Attempts is the total number of attempts, at least 1, unless
+	// NoAttemptLimit is set.
 	Attempts int
-	// Delay is the first wait.
+	// NoAttemptLimit lets the run go on until it succeeds, fails for good
+	// or runs out of MaxTime (check --wait); Attempts is then ignored.
+	NoAttemptLimit bool
+	// Delay is the first wait; 0 retries at once.
 	Delay time.Duration
-	// Multiplier grows each wait; 1 keeps the delay fixed.
+	// Multiplier grows each wait, at least 1; 1 keeps the delay fixed.
 	Multiplier float64
-	// Cap is the longest computed wait (a Retry-After may exceed it).
+	// Cap is the longest computed wait (a Retry-After may exceed it);
+	// 0 means no cap.
 	Cap time.Duration
 	// Jitter randomizes each wait by ±Jitter (0..1) before the cap.
 	Jitter float64
@@ -45,7 +52,8 @@ type Policy struct {
 	// RetryUnsafe retries non-idempotent methods like the others.
 	RetryUnsafe bool
 	// MaxRetryAfter is the longest server-requested wait honoured; a longer
-	// one stops the run with ErrRateLimited.
+	// one stops the run with ErrRateLimited. 0 means no bound (MaxTime and
+	// ParseRetryAfter's one-day sanity bound still apply).
 	MaxRetryAfter time.Duration
 	// LastChance, when positive, shortens a computed wait that would end
 	// past MaxTime so that one more attempt starts LastChance before the
@@ -54,30 +62,30 @@ type Policy struct {
 	LastChance time.Duration
 }
 
-// DefaultPolicy returns the documented defaults: 3 attempts, 1s delay,
-// multiplier 2, cap 10s, jitter 0.5, no max time, 30s per attempt, the
-// default retried statuses and a 60s Retry-After limit.
-func DefaultPolicy() Policy {
-	return Policy{
-		Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
-		Jitter: 0.5, Timeout: 30 * time.Second, RetryOn: MustStatusSet(DefaultRetryOn),
-		MaxRetryAfter: 60 * time.Second,
-	}
+// tooLong reports whether a server-requested wait of d, starting at now,
+// is more than the policy allows: beyond MaxRetryAfter or past deadline
+// (zero: none).
+func (p Policy) tooLong(d time.Duration, now, deadline time.Time) bool {
+	return (p.MaxRetryAfter > 0 && d > p.MaxRetryAfter) || (!deadline.IsZero() && now.Add(d).After(deadline))
 }
 
 // NewBackOff returns the exponential schedule of p, clamped to p.Cap:
 // wait n = min(cap, delay × multiplier^(n-1)) randomized by ±jitter, then
 // clamped to cap again. It does not count attempts or look at deadlines.
 func NewBackOff(p Policy, clock Clock) backoff.BackOff {
+	capped := p.Cap
+	if capped <= 0 {
+		capped = math.MaxInt64 // no cap
+	}
 	exp := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(p.Delay),
 		backoff.WithMultiplier(p.Multiplier),
-		backoff.WithMaxInterval(p.Cap),
+		backoff.WithMaxInterval(capped),
 		backoff.WithRandomizationFactor(p.Jitter),
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithClockProvider(clock),
 	)
-	return &capBackOff{BackOff: exp, cap: p.Cap}
+	return &capBackOff{BackOff: exp, cap: capped}
 }
 
 // capBackOff clamps every wait of its delegate to cap, because jitter may
@@ -106,15 +114,12 @@ type stopReason struct {
 }
 
 // retryAfterBackOff honours a server's Retry-After: the next wait is
-// max(Retry-After, computed wait). A Retry-After beyond maxWait, or one that
-// would end after the deadline, stops the retries with ErrRateLimited.
+// max(Retry-After, computed wait). Whether the Retry-After is acceptable at
+// all is decided when the attempt is classified (see run.attempt), so that
+// a last attempt with a Retry-After beyond the limit is reported as rate
+// limited too.
 type retryAfterBackOff struct {
 	backoff.BackOff
-	maxWait  time.Duration
-	deadline time.Time // zero: none
-	clock    Clock
-	stop     *stopReason
-
 	pending time.Duration
 	has     bool
 }
@@ -133,13 +138,8 @@ func (b *retryAfterBackOff) NextBackOff() time.Duration {
 	if next == backoff.Stop || !b.has {
 		return next
 	}
-	ra := b.pending
 	b.has = false
-	if ra > b.maxWait || (!b.deadline.IsZero() && b.clock.Now().Add(ra).After(b.deadline)) {
-		*b.stop = stopReason{class: ErrRateLimited, wait: ra}
-		return backoff.Stop
-	}
-	return max(next, ra)
+	return max(next, b.pending)
 }
 
 // deadlineBackOff stops the retries with ErrDeadline when the next wait

@@ -63,18 +63,19 @@ type Record struct {
 	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
-// Settings configure a Breaker.
+// Settings configure a Breaker. Every field is the caller's resolved
+// value: NewBreaker fills in no defaults and refuses what makes no sense.
 type Settings struct {
-	// Key names the breaker, e.g. "https://api.example.com:443".
+	// Key names the breaker, e.g. "https://api.example.com:443". Required.
 	Key string
 	// Failures is the number of consecutive failed attempts that opens the
-	// breaker. Zero means 3.
+	// breaker, at least 1. (A caller that wants no breaker has none: a nil
+	// *Breaker admits everything.)
 	Failures int
-	// Reset is how long the breaker stays open before one trial. Zero
-	// means 60s.
+	// Reset is how long the breaker stays open before one trial; positive.
 	Reset time.Duration
 	// TrialTimeout is how long a half-open trial may run before another
-	// process may try instead. Zero means Reset.
+	// process may try instead; positive (callers use Reset).
 	TrialTimeout time.Duration
 	// Store persists the state. Required.
 	Store Store
@@ -89,7 +90,9 @@ type Settings struct {
 // Breaker is a circuit breaker whose state lives in a Store, so it works
 // across processes: admission and recording are separate, short
 // read-modify-write steps, and no lock is held while a request is in flight.
-// A nil *Breaker admits everything.
+// A nil *Breaker admits everything. A Breaker is for one goroutine (one
+// run); runs that share a key each use their own Breaker on the shared
+// Store, which is what keeps them consistent.
 type Breaker struct {
 	s    Settings
 	last Record
@@ -114,18 +117,22 @@ func (b *Breaker) flush(saved bool) {
 	}
 }
 
-// NewBreaker returns a breaker with the zero values of s defaulted.
-func NewBreaker(s Settings) *Breaker {
-	if s.Failures <= 0 {
-		s.Failures = 3
+// NewBreaker returns a breaker with settings s, or an error naming the
+// first setting that makes no sense.
+func NewBreaker(s Settings) (*Breaker, error) {
+	switch {
+	case s.Key == "":
+		return nil, errors.New("breaker: empty key")
+	case s.Failures < 1:
+		return nil, fmt.Errorf("breaker: failures must be at least 1, not %d", s.Failures)
+	case s.Reset <= 0:
+		return nil, fmt.Errorf("breaker: reset must be positive, not %s", s.Reset)
+	case s.TrialTimeout <= 0:
+		return nil, fmt.Errorf("breaker: trial timeout must be positive, not %s", s.TrialTimeout)
+	case s.Store == nil:
+		return nil, errors.New("breaker: no store")
 	}
-	if s.Reset <= 0 {
-		s.Reset = 60 * time.Second
-	}
-	if s.TrialTimeout <= 0 {
-		s.TrialTimeout = s.Reset
-	}
-	return &Breaker{s: s, last: Record{Key: s.Key}}
+	return &Breaker{s: s, last: Record{Key: s.Key}}, nil
 }
 
 // OpenError is returned when the breaker rejects an attempt.
@@ -216,6 +223,7 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	}
 	var t Ticket
 	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+		b.pending = nil // a store may call fn again; only the last call counts
 		switch r.State {
 		case StateOpen:
 			if r.RetryAt != nil && now.Before(*r.RetryAt) {
@@ -265,6 +273,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 		return
 	}
 	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+		b.pending = nil // a store may call fn again; only the last call counts
 		if r.Generation != t.Generation {
 			b.last = *r
 			return errNoChange

@@ -17,11 +17,51 @@ var (
 	paced   = Verdict{Kind: Retryable, Breaker: Ignore, Err: &StatusError{Code: 429}}
 )
 
+// mustBreaker is NewBreaker for settings a test knows are valid; a zero
+// Reset or TrialTimeout becomes a minute here, in the test, not in the
+// package.
+func mustBreaker(t testing.TB, s Settings) *Breaker {
+	t.Helper()
+	if s.Reset == 0 {
+		s.Reset = time.Minute
+	}
+	if s.TrialTimeout == 0 {
+		s.TrialTimeout = s.Reset
+	}
+	b, err := NewBreaker(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestNewBreakerRefusesSettingsThatMakeNoSense(t *testing.T) {
+	store := &FileStore{Dir: t.TempDir()}
+	good := Settings{Key: "k", Failures: 1, Reset: time.Second, TrialTimeout: time.Second, Store: store}
+	for name, mod := range map[string]func(*Settings){
+		"empty key":      func(s *Settings) { s.Key = "" },
+		"zero failures":  func(s *Settings) { s.Failures = 0 },
+		"zero reset":     func(s *Settings) { s.Reset = 0 },
+		"negative reset": func(s *Settings) { s.Reset = -time.Second },
+		"zero trial":     func(s *Settings) { s.TrialTimeout = 0 },
+		"no store":       func(s *Settings) { s.Store = nil },
+	} {
+		s := good
+		mod(&s)
+		if b, err := NewBreaker(s); err == nil || b != nil {
+			t.Errorf("%s: NewBreaker = %v, %v; want an error", name, b, err)
+		}
+	}
+	if _, err := NewBreaker(good); err != nil {
+		t.Errorf("valid settings refused: %v", err)
+	}
+}
+
 func newTestBreaker(t *testing.T, failures int) (*Breaker, *FileStore, *[]error) {
 	t.Helper()
 	var warns []error
 	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state"), Warn: func(err error) { warns = append(warns, err) }}
-	b := NewBreaker(Settings{Key: "http://example.test:80", Failures: failures, Reset: time.Minute,
+	b := mustBreaker(t, Settings{Key: "http://example.test:80", Failures: failures, Reset: time.Minute,
 		Store: store, Warn: func(err error) { warns = append(warns, err) }})
 	return b, store, &warns
 }
@@ -156,7 +196,7 @@ func TestBreakerGenerationDiscardsOldOutcomes(t *testing.T) {
 
 func TestBreakerStateSharedThroughStore(t *testing.T) {
 	b1, store, _ := newTestBreaker(t, 2)
-	b2 := NewBreaker(Settings{Key: b1.s.Key, Failures: 2, Reset: time.Minute, Store: store})
+	b2 := mustBreaker(t, Settings{Key: b1.s.Key, Failures: 2, Reset: time.Minute, Store: store})
 	now := newFakeClock().Now()
 	b1.Record(mustAdmit(t, b1, now), fail, now)
 	b2.Record(mustAdmit(t, b2, now), fail, now)
@@ -169,7 +209,7 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 		t.Skip("POSIX modes")
 	}
 	b, store, _ := newTestBreaker(t, 1)
-	evil := NewBreaker(Settings{Key: "../../etc/passwd", Store: store})
+	evil := mustBreaker(t, Settings{Key: "../../etc/passwd", Failures: 3, Store: store})
 	now := newFakeClock().Now()
 	b.Record(mustAdmit(t, b, now), fail, now)
 	evil.Record(mustAdmit(t, evil, now), fail, now)
@@ -228,7 +268,7 @@ func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
 	blocker := filepath.Join(dir, "file")
 	os.WriteFile(blocker, []byte("x"), 0o600)
 	var warns []error
-	b := NewBreaker(Settings{Key: "k", Failures: 1, Store: &FileStore{Dir: filepath.Join(blocker, "state")},
+	b := mustBreaker(t, Settings{Key: "k", Failures: 1, Store: &FileStore{Dir: filepath.Join(blocker, "state")},
 		Warn: func(err error) { warns = append(warns, err) }})
 	now := newFakeClock().Now()
 	for i := 0; i < 3; i++ {
@@ -264,7 +304,7 @@ func TestStateStringAndText(t *testing.T) {
 
 func BenchmarkBreakerAdmitRecord(b *testing.B) {
 	store := &FileStore{Dir: b.TempDir()}
-	br := NewBreaker(Settings{Key: "http://bench:80", Failures: 1 << 30, Store: store})
+	br := mustBreaker(b, Settings{Key: "http://bench:80", Failures: 1 << 30, Store: store})
 	now := time.Now()
 	for i := 0; i < b.N; i++ {
 		tk, _ := br.Admit(now)

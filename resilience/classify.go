@@ -80,7 +80,21 @@ func Idempotent(method string) bool {
 	return false
 }
 
-// Classify is the one classification function: it turns an attempt into a
+// ClassifyFunc turns one attempt into a verdict: whether it succeeded,
+// may be retried or is final, and what it does to the breaker. The
+// executor calls it once per attempt with the run's method and policy.
+// Classify is the HTTP-level one; callers that know more failure kinds
+// (the fetch layer's output and size errors, check's expectations) wrap
+// it with their own.
+type ClassifyFunc func(method string, a Attempt, p Policy) Verdict
+
+// ClassifyPolicy is Classify as a ClassifyFunc: it reads the retried
+// statuses and the unsafe-retry switch from the policy.
+func ClassifyPolicy(method string, a Attempt, p Policy) Verdict {
+	return Classify(method, a, p.RetryOn, p.RetryUnsafe)
+}
+
+// Classify is the one HTTP classification: it turns an attempt into a
 // verdict following the design's table. Statuses in retryOn are retried;
 // other 4xx/5xx are permanent. Non-idempotent methods (POST, PATCH, …) are
 // retried only when the request provably did not reach the application
@@ -125,25 +139,29 @@ func classifyError(method string, err error, retryUnsafe bool) Verdict {
 	return Verdict{Kind: Retryable, Breaker: CountFailure, Err: err}
 }
 
-// permanentError reports errors that no retry can fix: certificate
-// problems, a TLS handshake with something that does not speak TLS,
-// redirect loops, oversized or half-streamed bodies.
+// permanentError reports network errors that no retry can fix:
+// certificate problems and a TLS handshake with something that does not
+// speak TLS. Errors of the layers above (sizes, redirects, local output)
+// are classified there, before Classify is asked.
 func permanentError(err error) bool {
-	if errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrTooLarge) ||
-		errors.Is(err, ErrPartialStream) || errors.Is(err, ErrOutput) {
-		return true
-	}
+	var (
+		record tls.RecordHeaderError
+		alert  tls.AlertError
+	)
+	return IsCertificateError(err) || errors.As(err, &record) || errors.As(err, &alert)
+}
+
+// IsCertificateError reports whether err is a failure to verify the
+// server's TLS certificate (unknown authority, wrong host name, expired).
+func IsCertificateError(err error) bool {
 	var (
 		unknownAuth x509.UnknownAuthorityError
 		hostname    x509.HostnameError
 		invalid     x509.CertificateInvalidError
 		verify      *tls.CertificateVerificationError
-		record      tls.RecordHeaderError
-		alert       tls.AlertError
 	)
 	return errors.As(err, &unknownAuth) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &verify) ||
-		errors.As(err, &record) || errors.As(err, &alert)
+		errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 func dnsNotFound(err error) bool {

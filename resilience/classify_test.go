@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -56,10 +55,6 @@ func TestClassify(t *testing.T) {
 		{"DNS not found", "GET", Attempt{Err: dnsGone}, false, Permanent, Ignore, false},
 		{"unknown CA", "GET", Attempt{Err: x509.UnknownAuthorityError{}}, false, Permanent, Ignore, false},
 		{"bad hostname", "GET", Attempt{Err: fmt.Errorf("tls: %w", x509.HostnameError{Host: "x"})}, false, Permanent, Ignore, false},
-		{"redirects", "GET", Attempt{Err: fmt.Errorf("%w (more than 10)", ErrTooManyRedirects)}, false, Permanent, Ignore, false},
-		{"too large", "GET", Attempt{Status: 200, Err: ErrTooLarge}, false, Permanent, Ignore, false},
-		{"partial stream", "GET", Attempt{Status: 200, Err: ErrPartialStream}, false, Permanent, Ignore, false},
-		{"output", "GET", Attempt{Status: 200, Err: ErrOutput}, false, Permanent, Ignore, false},
 		{"cancelled", "GET", Attempt{Err: context.Canceled}, false, Cancelled, Ignore, false},
 	}
 	for _, tt := range tests {
@@ -92,28 +87,5 @@ func BenchmarkClassify(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		Classify("GET", Attempt{Status: 503}, retryOn, false)
 		Classify("POST", Attempt{Err: reset}, retryOn, false)
-	}
-}
-
-func TestBodyCutMessages(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
-		if got := FormatBytes(n); got != want {
-			t.Errorf("FormatBytes(%d) = %s, want %s", n, got, want)
-		}
-	}
-	cut := &BodyCutError{Read: 12 << 20, Total: 2 << 30, Err: io.ErrUnexpectedEOF}
-	if got := cut.Error(); got != "body cut short after 12.0 MiB of 2.0 GiB: unexpected EOF" {
-		t.Errorf("BodyCutError = %q", got)
-	}
-	te := &TimeoutError{After: 30e9, Err: cut}
-	if got := te.Error(); !strings.Contains(got, "with 12.0 MiB of 2.0 GiB received (a larger --timeout") {
-		t.Errorf("TimeoutError = %q", got)
-	}
-	if v := Classify("GET", Attempt{Status: 200, Err: cut}, MustStatusSet(DefaultRetryOn), false); v.Kind != Retryable {
-		t.Errorf("a cut body is %v, want retryable", v.Kind)
-	}
-	partial := fmt.Errorf("%w: %w", ErrPartialStream, cut)
-	if v := Classify("GET", Attempt{Status: 200, Err: &TimeoutError{After: 1e9, Err: partial}}, MustStatusSet(DefaultRetryOn), false); v.Kind != Permanent {
-		t.Errorf("a partly streamed body that timed out is %v, want permanent", v.Kind)
 	}
 }

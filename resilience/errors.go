@@ -19,28 +19,19 @@ var (
 	ErrCircuitOpen = errors.New("circuit open")
 	// ErrRateLimited: the server asked for a wait longer than allowed.
 	ErrRateLimited = errors.New("rate limited")
-	// ErrDeadline: the whole-run time budget (--max-time) passed.
+	// ErrDeadline: the whole-run time budget (Policy.MaxTime) passed.
 	ErrDeadline = errors.New("deadline exceeded")
 )
 
-// Errors an attempt can carry that classification treats as permanent.
-var (
-	// ErrTooManyRedirects is returned when a response redirects more often
-	// than the policy allows.
-	ErrTooManyRedirects = errors.New("too many redirects")
-	// ErrTooLarge is returned when a body exceeds the size limit.
-	ErrTooLarge = errors.New("body exceeds --max-size")
-	// ErrPartialStream is returned when a streamed body was cut after some
-	// of it had already been written to its destination: a retry would
-	// duplicate data, so it is not retried.
-	ErrPartialStream = errors.New("body cut short after streaming began")
-	// ErrOutput wraps a failure to write the body locally (disk full, a
-	// closed pipe): the server is not at fault and a retry would not help.
-	ErrOutput = errors.New("writing output")
-)
+// TimeoutDetailer is implemented by attempt errors that can say what the
+// attempt had achieved when its time limit cut it off ("with 1.2 MiB of
+// 5.0 MiB received"). TimeoutError appends the detail to its message.
+type TimeoutDetailer interface {
+	TimeoutDetail() string
+}
 
-// TimeoutError reports that one attempt ran past its own time limit. Err
-// is what the attempt saw when it was cut off.
+// TimeoutError reports that one attempt ran past its own time limit
+// (Policy.Timeout). Err is what the attempt saw when it was cut off.
 type TimeoutError struct {
 	After time.Duration
 	Err   error
@@ -48,56 +39,44 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	msg := fmt.Sprintf("attempt timed out after %s", e.After)
-	var cut *BodyCutError
-	if errors.As(e.Err, &cut) && cut.Read > 0 {
-		// The server was sending: the limit, not the server, ended it.
-		msg += " with " + cut.progress() + " received (a larger --timeout lets big bodies finish)"
-	}
-	if errors.Is(e.Err, ErrPartialStream) {
-		msg += "; the body was partly streamed, so it is not retried"
+	var d TimeoutDetailer
+	if errors.As(e.Err, &d) {
+		if s := d.TimeoutDetail(); s != "" {
+			msg += " " + s
+		}
 	}
 	return msg
 }
 
-// BodyCutError reports a body that ended before it was complete.
-type BodyCutError struct {
-	Read  int64 // bytes received
-	Total int64 // the announced length, -1 if none
-	Err   error
-}
-
-func (e *BodyCutError) Error() string {
-	return "body cut short after " + e.progress() + ": " + e.Err.Error()
-}
-
-func (e *BodyCutError) Unwrap() error { return e.Err }
-
-func (e *BodyCutError) progress() string {
-	if e.Total > 0 {
-		return FormatBytes(e.Read) + " of " + FormatBytes(e.Total)
-	}
-	return FormatBytes(e.Read)
-}
-
-// FormatBytes renders a byte count for messages: "512 B", "1.5 MiB".
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
-// Unwrap lets classification see a partly streamed body behind the timeout.
+// Unwrap lets classification see what is behind the timeout.
 func (e *TimeoutError) Unwrap() error { return e.Err }
 
 // Timeout reports true, so TimeoutError is classified like a network timeout.
 func (e *TimeoutError) Timeout() bool { return true }
+
+// Reason says why a run ended the way it did, beyond its class, so that
+// callers can explain it in their own words (naming their own settings).
+type Reason int
+
+// Reasons a run ended.
+const (
+	// ReasonNone: the class says it all.
+	ReasonNone Reason = iota
+	// ReasonTimeUp: Policy.MaxTime passed during an attempt or a wait.
+	ReasonTimeUp
+	// ReasonWaitPastDeadline: the next wait (RunError.Wait) would have
+	// ended after Policy.MaxTime, so the run stopped at once.
+	ReasonWaitPastDeadline
+	// ReasonRetryAfterTooLong: the server's Retry-After (RunError.RetryAfter)
+	// is beyond Policy.MaxRetryAfter or beyond the time left.
+	ReasonRetryAfterTooLong
+	// ReasonUnsafeMethod: a retryable failure of a non-idempotent request
+	// was not retried, because the request may have reached the server.
+	ReasonUnsafeMethod
+	// ReasonBreakerOpened: the breaker opened during the run and refused
+	// the next attempt.
+	ReasonBreakerOpened
+)
 
 // RunError is the error of a failed run. Class is one of the sentinel
 // errors above; Last is the last attempt's failure, if any.
@@ -107,8 +86,12 @@ type RunError struct {
 	Attempts int
 	// RetryAfter is the server's last Retry-After value, or -1 if none.
 	RetryAfter time.Duration
-	// Detail adds context to the message (for example why the circuit is open).
-	Detail string
+	// Reason refines the class; Wait is the refused wait of
+	// ReasonWaitPastDeadline, Limit the limit that was reached (MaxTime or
+	// MaxRetryAfter).
+	Reason Reason
+	Wait   time.Duration
+	Limit  time.Duration
 }
 
 func (e *RunError) Error() string {
@@ -120,9 +103,17 @@ func (e *RunError) Error() string {
 	case errors.Is(e.Class, ErrRateLimited) && e.RetryAfter >= 0:
 		fmt.Fprintf(&b, ": server asked to retry after %s", e.RetryAfter.Round(time.Second))
 	}
-	if e.Detail != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Detail)
+	switch e.Reason {
+	case ReasonTimeUp:
+		fmt.Fprintf(&b, ": the time limit of %s passed", e.Limit)
+	case ReasonWaitPastDeadline:
+		fmt.Fprintf(&b, ": the next retry in %s would pass the time limit of %s", e.Wait.Round(time.Millisecond), e.Limit)
+	case ReasonRetryAfterTooLong:
+		fmt.Fprintf(&b, ", beyond the longest wait allowed (%s) or the time left", e.Limit)
+	case ReasonUnsafeMethod:
+		b.WriteString(": not retried, because the request may have reached the server")
+	case ReasonBreakerOpened:
+		b.WriteString(": the circuit opened, so retries stopped")
 	}
 	if e.Last != nil {
 		b.WriteString(": ")

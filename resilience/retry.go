@@ -24,8 +24,9 @@ type AttemptRecord struct {
 
 // RetryInfo describes a retry about to happen, for progress logs.
 type RetryInfo struct {
-	Attempt  int // the attempt that failed
-	Attempts int // the total allowed
+	Attempt int // the attempt that failed
+	// Attempts is the total allowed; 0 when the policy sets no limit.
+	Attempts int
 	Err      error
 	Wait     time.Duration
 	// RetryAfter is the server's Retry-After for this attempt, -1 if none.
@@ -43,21 +44,28 @@ type Trace struct {
 }
 
 // Executor runs the retry loop around one AttemptFunc:
-// Retry(Breaker(attempt)). The fallback step is the caller's.
+// Retry(Breaker(attempt)). The fallback step is the caller's. An Executor
+// holds no state of its own between runs; Run may be called concurrently
+// only with distinct Breakers (a Breaker is single-goroutine).
 type Executor struct {
+	// Policy is used as given: every field is the caller's resolved value.
 	Policy Policy
+	// Classify turns each attempt into a verdict. Required: the caller
+	// knows which failures of its own are final (see ClassifyFunc).
+	Classify ClassifyFunc
 	// Breaker admits each attempt and records its outcome; nil turns it off.
 	Breaker *Breaker
-	// Clock defaults to the system clock.
+	// Clock tells the time for waits, deadlines and durations; nil is the
+	// system clock.
 	Clock Clock
 	// NewTimer makes the wait timer; nil uses a real timer.
 	NewTimer func() Timer
 	// OnRetry, if set, is called before each wait.
 	OnRetry func(RetryInfo)
-	// Classify, if set, replaces Classify (the check command uses it to
-	// turn failed expectations into retryable failures).
-	Classify func(method string, a Attempt, p Policy) Verdict
 }
+
+// errNoClassify is returned by Run when the Executor has no ClassifyFunc.
+var errNoClassify = errors.New("resilience: Executor.Classify is nil")
 
 // Run performs the attempts until one succeeds, a failure is permanent,
 // the attempts or the time run out, the breaker rejects an attempt, or ctx
@@ -65,135 +73,158 @@ type Executor struct {
 // error is a *RunError whose Class is a sentinel, or context.Cause(ctx)
 // when ctx was cancelled.
 func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Trace, error) {
-	clock := e.Clock
-	if clock == nil {
-		clock = SystemClock
+	if e.Classify == nil {
+		return &Trace{RetryAfter: -1}, errNoClassify
 	}
-	p := e.Policy
-	start := clock.Now()
-	tr := &Trace{RetryAfter: -1}
-	defer func() { tr.Elapsed = clock.Now().Sub(start) }()
+	r := &run{e: e, method: method, fn: fn, p: e.Policy, clock: e.Clock,
+		tr: &Trace{RetryAfter: -1}, lastRA: -1}
+	if r.clock == nil {
+		r.clock = SystemClock
+	}
+	start := r.clock.Now()
+	defer func() { r.tr.Elapsed = r.clock.Now().Sub(start) }()
 
 	var deadline time.Time
-	if p.MaxTime > 0 {
-		deadline = start.Add(p.MaxTime)
+	if r.p.MaxTime > 0 {
+		// One clock: the deadline the waits are measured against and the
+		// one that cancels an attempt in flight both start at start.
+		deadline = start.Add(r.p.MaxTime)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadlineCause(ctx, time.Now().Add(p.MaxTime), ErrDeadline)
+		ctx, cancel = context.WithTimeoutCause(ctx, r.p.MaxTime, ErrDeadline)
 		defer cancel()
 	}
-
-	stop := &stopReason{}
-	ra := &retryAfterBackOff{BackOff: NewBackOff(p, clock), maxWait: p.MaxRetryAfter,
-		deadline: deadline, clock: clock, stop: stop}
-	attempts := max(p.Attempts, 1)
-	b := backoff.WithContext(backoff.WithMaxRetries(
-		&deadlineBackOff{BackOff: ra, deadline: deadline, lastChance: p.LastChance, clock: clock, stop: stop},
-		uint64(attempts-1)), ctx)
-
-	classify := e.Classify
-	if classify == nil {
-		classify = func(m string, a Attempt, p Policy) Verdict { return Classify(m, a, p.RetryOn, p.RetryUnsafe) }
-	}
-
-	var (
-		n        int
-		lastErr  error
-		rejected *OpenError
-		unsafe   bool
-		lastKind Kind
-		lastRA   time.Duration = -1
-	)
-	op := func() error {
-		n++
-		ticket, err := e.Breaker.Admit(clock.Now())
-		if err != nil {
-			errors.As(err, &rejected)
-			return backoff.Permanent(err)
-		}
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if p.Timeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, p.Timeout)
-		}
-		t0 := clock.Now()
-		a := fn(actx, n)
-		if a.Err != nil {
-			switch {
-			case ctx.Err() != nil:
-				// The run itself ended (signal or --max-time), not the attempt.
-				a.Err = context.Canceled
-			case actx.Err() != nil:
-				a.Err = &TimeoutError{After: p.Timeout, Err: a.Err}
-			}
-		}
-		cancel()
-		v := classify(method, a, p)
-		tr.Attempts = append(tr.Attempts, AttemptRecord{N: n, Status: a.Status, Err: v.Err, Duration: clock.Now().Sub(t0)})
-		e.Breaker.Record(ticket, v, clock.Now())
-		lastErr, lastKind, lastRA = v.Err, v.Kind, -1
-		if a.Header != nil && v.Kind == Retryable {
-			if d, ok := ParseRetryAfter(a.Header.Get("Retry-After"), clock.Now()); ok {
-				ra.set(d)
-				tr.RetryAfter, lastRA = d, d
-			}
-		}
-		switch v.Kind {
-		case Success:
-			return nil
-		case Retryable:
-			return v.Err
-		default:
-			unsafe = v.UnsafeNotRetried
-			return backoff.Permanent(v.Err)
-		}
-	}
-	notify := func(err error, wait time.Duration) {
-		last := &tr.Attempts[len(tr.Attempts)-1]
-		last.Wait = wait
-		if e.OnRetry != nil {
-			e.OnRetry(RetryInfo{Attempt: n, Attempts: attempts, Err: err, Wait: wait, RetryAfter: lastRA})
-		}
+	r.ctx = ctx
+	r.deadline = deadline
+	r.ra = &retryAfterBackOff{BackOff: NewBackOff(r.p, r.clock)}
+	var b backoff.BackOff = &deadlineBackOff{BackOff: r.ra, deadline: deadline,
+		lastChance: r.p.LastChance, clock: r.clock, stop: &r.stop}
+	if !r.p.NoAttemptLimit {
+		b = backoff.WithMaxRetries(b, uint64(max(r.p.Attempts, 1)-1))
 	}
 	var timer Timer
 	if e.NewTimer != nil {
 		timer = e.NewTimer()
 	}
-	err := backoff.RetryNotifyWithTimer(op, b, notify, timer)
-	tr.Breaker = e.Breaker.snapshot()
+	err := backoff.RetryNotifyWithTimer(r.attempt, backoff.WithContext(b, ctx), r.notify, timer)
+	r.tr.Breaker = e.Breaker.snapshot()
 	if err == nil {
-		return tr, nil
+		return r.tr, nil
 	}
-	return tr, e.runError(ctx, err, lastErr, lastKind, rejected, unsafe, stop, tr)
+	return r.tr, r.err(err)
 }
 
-// runError maps the loop's ending to the run's error.
-func (e *Executor) runError(ctx context.Context, err error, last error, lastKind Kind, rejected *OpenError,
-	unsafe bool, stop *stopReason, tr *Trace) error {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
+// run is the state of one Executor.Run.
+type run struct {
+	e      *Executor
+	ctx    context.Context
+	method string
+	fn     AttemptFunc
+	p      Policy
+	clock  Clock
+	// deadline is start + MaxTime, zero without MaxTime.
+	deadline time.Time
+	ra       *retryAfterBackOff
+	tr       *Trace
+
+	n        int           // attempts started
+	last     error         // the last attempt's failure
+	lastKind Kind          // the last attempt's class
+	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
+	rejected *OpenError    // set when the breaker refused an attempt
+	unsafe   bool          // the last failure was not retried: unsafe method
+	stop     stopReason    // set when a wait decorator ended the retries
+}
+
+// attempt is one pass of backoff's operation: admission, the attempt,
+// classification and the breaker's record of it.
+func (r *run) attempt() error {
+	r.n++
+	ticket, err := r.e.Breaker.Admit(r.clock.Now())
+	if err != nil {
+		errors.As(err, &r.rejected)
+		return backoff.Permanent(err)
+	}
+	actx, cancel := r.ctx, context.CancelFunc(func() {})
+	if r.p.Timeout > 0 {
+		actx, cancel = context.WithTimeout(r.ctx, r.p.Timeout)
+	}
+	t0 := r.clock.Now()
+	a := r.fn(actx, r.n)
+	if a.Err != nil {
+		switch {
+		case r.ctx.Err() != nil:
+			// The run itself ended (signal or MaxTime), not the attempt.
+			a.Err = context.Canceled
+		case actx.Err() != nil:
+			a.Err = &TimeoutError{After: r.p.Timeout, Err: a.Err}
+		}
+	}
+	cancel()
+	v := r.e.Classify(r.method, a, r.p)
+	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: r.clock.Now().Sub(t0)})
+	r.e.Breaker.Record(ticket, v, r.clock.Now())
+	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
+	if a.Header != nil && v.Kind == Retryable {
+		if d, ok := ParseRetryAfter(a.Header.Get("Retry-After"), r.clock.Now()); ok {
+			r.ra.set(d)
+			r.tr.RetryAfter, r.lastRA = d, d
+			if r.p.tooLong(d, r.clock.Now(), r.deadline) {
+				// Whether or not attempts remain: the caller must learn
+				// when to come back, not that retries ran out.
+				r.stop = stopReason{class: ErrRateLimited, wait: d}
+				return backoff.Permanent(v.Err)
+			}
+		}
+	}
+	switch v.Kind {
+	case Success:
+		return nil
+	case Retryable:
+		return v.Err
+	default:
+		r.unsafe = v.UnsafeNotRetried
+		return backoff.Permanent(v.Err)
+	}
+}
+
+// notify records the wait that follows the last attempt and reports it.
+func (r *run) notify(err error, wait time.Duration) {
+	r.tr.Attempts[len(r.tr.Attempts)-1].Wait = wait
+	if r.e.OnRetry == nil {
+		return
+	}
+	limit := r.p.Attempts
+	if r.p.NoAttemptLimit {
+		limit = 0
+	}
+	r.e.OnRetry(RetryInfo{Attempt: r.n, Attempts: limit, Err: err, Wait: wait, RetryAfter: r.lastRA})
+}
+
+// err maps the loop's ending to the run's error.
+func (r *run) err(loopErr error) error {
+	if r.ctx.Err() != nil {
+		cause := context.Cause(r.ctx)
 		if errors.Is(cause, ErrDeadline) {
-			return &RunError{Class: ErrDeadline, Last: last, Attempts: len(tr.Attempts), RetryAfter: tr.RetryAfter,
-				Detail: "--max-time " + e.Policy.MaxTime.String() + " passed"}
+			return &RunError{Class: ErrDeadline, Last: r.last, Attempts: len(r.tr.Attempts),
+				RetryAfter: r.tr.RetryAfter, Reason: ReasonTimeUp, Limit: r.p.MaxTime}
 		}
 		return cause
 	}
-	re := &RunError{Last: last, Attempts: len(tr.Attempts), RetryAfter: tr.RetryAfter}
+	re := &RunError{Last: r.last, Attempts: len(r.tr.Attempts), RetryAfter: r.tr.RetryAfter}
 	switch {
-	case rejected != nil && len(tr.Attempts) == 0:
-		re.Class, re.Last = ErrCircuitOpen, rejected
-	case rejected != nil:
-		re.Class, re.Detail = ErrRetriesExhausted, "circuit opened, retries stopped"
-	case stop.class == ErrRateLimited:
-		re.Class, re.RetryAfter = ErrRateLimited, stop.wait
-		re.Detail = "beyond --max-retry-after or the time left"
-	case stop.class == ErrDeadline:
-		re.Class = ErrDeadline
-		re.Detail = "next retry in " + stop.wait.Round(time.Millisecond).String() + " would pass --max-time"
-	case unsafe:
-		re.Class = ErrPermanent
-		re.Detail = "not retried: the request may have reached the server (use --retry-unsafe)"
-	case lastKind == Cancelled:
-		return err
-	case lastKind == Permanent:
+	case r.rejected != nil && len(r.tr.Attempts) == 0:
+		re.Class, re.Last = ErrCircuitOpen, r.rejected
+	case r.rejected != nil:
+		re.Class, re.Reason = ErrRetriesExhausted, ReasonBreakerOpened
+	case r.stop.class == ErrRateLimited:
+		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonRetryAfterTooLong, r.p.MaxRetryAfter
+	case r.stop.class == ErrDeadline:
+		re.Class, re.Reason, re.Wait, re.Limit = ErrDeadline, ReasonWaitPastDeadline, r.stop.wait, r.p.MaxTime
+	case r.unsafe:
+		re.Class, re.Reason = ErrPermanent, ReasonUnsafeMethod
+	case r.lastKind == Cancelled:
+		return loopErr
+	case r.lastKind == Permanent:
 		re.Class = ErrPermanent
 	default:
 		re.Class = ErrRetriesExhausted

@@ -34,17 +34,27 @@ func retryAfter(code int, v string) Attempt {
 func newExec(p Policy) (*Executor, *fakeClock, *[]time.Duration) {
 	clock := newFakeClock()
 	waits := &[]time.Duration{}
-	return &Executor{Policy: p, Clock: clock, NewTimer: fakeTimerFactory(clock, waits)}, clock, waits
+	return &Executor{Policy: p, Classify: ClassifyPolicy, Clock: clock, NewTimer: fakeTimerFactory(clock, waits)}, clock, waits
+}
+
+// testPolicy is the CLI's default policy, spelled out: the package itself
+// has no defaults.
+func testPolicy() Policy {
+	return Policy{
+		Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
+		Jitter: 0.5, Timeout: 30 * time.Second, RetryOn: MustStatusSet(DefaultRetryOn),
+		MaxRetryAfter: 60 * time.Second,
+	}
 }
 
 func fixed(attempts int, delay time.Duration) Policy {
-	p := DefaultPolicy()
+	p := testPolicy()
 	p.Attempts, p.Delay, p.Multiplier, p.Jitter = attempts, delay, 1, 0
 	return p
 }
 
 func TestScheduleExponentialCapped(t *testing.T) {
-	p := DefaultPolicy()
+	p := testPolicy()
 	p.Attempts, p.Jitter = 8, 0
 	ex, clock, waits := newExec(p)
 	fn, calls := script(clock, 0, status(503))
@@ -78,7 +88,7 @@ func TestScheduleFixedDelay(t *testing.T) {
 }
 
 func TestScheduleJitterStaysInBoundsAndUnderCap(t *testing.T) {
-	p := DefaultPolicy()
+	p := testPolicy()
 	p.Attempts, p.Delay, p.Cap, p.Jitter = 10, time.Second, 5*time.Second, 1
 	for run := 0; run < 50; run++ {
 		ex, clock, waits := newExec(p)
@@ -130,8 +140,9 @@ func TestUnsafeMethodNotRetried(t *testing.T) {
 	if !errors.Is(err, ErrPermanent) || *calls != 1 {
 		t.Fatalf("err = %v, calls = %d", err, *calls)
 	}
-	if want := "--retry-unsafe"; !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q does not mention %s", err, want)
+	var re *RunError
+	if !errors.As(err, &re) || re.Reason != ReasonUnsafeMethod || !strings.Contains(err.Error(), "may have reached the server") {
+		t.Errorf("error %q does not say why it was not retried", err)
 	}
 }
 
@@ -221,7 +232,7 @@ func TestMaxTimeStopsBeforeAPointlessWait(t *testing.T) {
 func TestMaxTimeCutsAnAttempt(t *testing.T) {
 	p := fixed(3, 0)
 	p.MaxTime = 20 * time.Millisecond
-	ex := &Executor{Policy: p}
+	ex := &Executor{Policy: p, Classify: ClassifyPolicy}
 	_, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
 		<-ctx.Done()
 		return Attempt{Err: ctx.Err()}
@@ -234,7 +245,7 @@ func TestMaxTimeCutsAnAttempt(t *testing.T) {
 func TestAttemptTimeoutIsRetryable(t *testing.T) {
 	p := fixed(2, 0)
 	p.Timeout = 5 * time.Millisecond
-	ex := &Executor{Policy: p}
+	ex := &Executor{Policy: p, Classify: ClassifyPolicy}
 	calls := 0
 	_, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
 		calls++
@@ -251,7 +262,7 @@ func TestCancelReturnsCause(t *testing.T) {
 	cause := errors.New("interrupted by test")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	p := fixed(3, time.Hour)
-	ex := &Executor{Policy: p}
+	ex := &Executor{Policy: p, Classify: ClassifyPolicy}
 	go func() { time.Sleep(10 * time.Millisecond); cancel(cause) }()
 	start := time.Now()
 	_, err := ex.Run(ctx, "GET", func(ctx context.Context, n int) Attempt { return status(503) })
@@ -298,7 +309,7 @@ func TestLastChanceShortensTheFinalWait(t *testing.T) {
 }
 
 func TestHugeDurationsDoNotOverflow(t *testing.T) {
-	p := DefaultPolicy()
+	p := testPolicy()
 	p.Attempts, p.Delay, p.Cap, p.Multiplier, p.Jitter = 6, 2000000*time.Hour, 2500000*time.Hour, 1e300, 1
 	ex, clock, waits := newExec(p)
 	fn, _ := script(clock, 0, status(503))
@@ -318,5 +329,77 @@ func TestHugeAttemptsEndAtMaxTime(t *testing.T) {
 	_, err := ex.Run(context.Background(), "GET", fn)
 	if !errors.Is(err, ErrDeadline) || *calls != 61 {
 		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+}
+
+func TestRunWithoutClassifyIsAnError(t *testing.T) {
+	calls := 0
+	_, err := (&Executor{Policy: fixed(1, 0)}).Run(context.Background(), "GET", func(context.Context, int) Attempt {
+		calls++
+		return status(200)
+	})
+	if !errors.Is(err, errNoClassify) || calls != 0 {
+		t.Errorf("err = %v, calls = %d", err, calls)
+	}
+}
+
+func TestRetryAfterBeyondLimitIsRateLimitedOnTheLastAttempt(t *testing.T) {
+	// With one attempt there is no wait to refuse, yet the caller must
+	// learn it was rate limited, not that retries ran out.
+	p := fixed(1, time.Second)
+	p.MaxRetryAfter = 10 * time.Second
+	ex, clock, _ := newExec(p)
+	fn, calls := script(clock, 0, retryAfter(429, "60"))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.Is(err, ErrRateLimited) || !errors.As(err, &re) || re.RetryAfter != time.Minute || *calls != 1 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+}
+
+func TestZeroMaxRetryAfterMeansNoBound(t *testing.T) {
+	p := fixed(2, time.Second)
+	p.MaxRetryAfter = 0
+	ex, clock, waits := newExec(p)
+	fn, _ := script(clock, 0, retryAfter(503, "3600"), status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil {
+		t.Fatalf("err = %v", err)
+	}
+	if len(*waits) != 1 || (*waits)[0] != time.Hour {
+		t.Errorf("waits = %v, want the server's hour", *waits)
+	}
+}
+
+func TestZeroCapMeansNoCap(t *testing.T) {
+	p := fixed(4, time.Second)
+	p.Multiplier, p.Cap = 10, 0
+	ex, clock, waits := newExec(p)
+	fn, _ := script(clock, 0, status(503))
+	ex.Run(context.Background(), "GET", fn)
+	want := []time.Duration{time.Second, 10 * time.Second, 100 * time.Second}
+	if len(*waits) != 3 {
+		t.Fatalf("waits = %v", *waits)
+	}
+	for i := range want {
+		if (*waits)[i] != want[i] {
+			t.Errorf("waits = %v, want %v", *waits, want)
+		}
+	}
+}
+
+func TestNoAttemptLimitRunsUntilMaxTime(t *testing.T) {
+	p := fixed(1, time.Second)
+	p.NoAttemptLimit, p.MaxTime = true, time.Hour
+	ex, clock, _ := newExec(p)
+	var infos []RetryInfo
+	ex.OnRetry = func(i RetryInfo) { infos = append(infos, i) }
+	fn, calls := script(clock, 0, status(503), status(503), status(503), status(503), status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil || *calls != 5 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+	for _, i := range infos {
+		if i.Attempts != 0 {
+			t.Errorf("RetryInfo.Attempts = %d, want 0 (no limit)", i.Attempts)
+		}
 	}
 }

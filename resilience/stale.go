@@ -30,24 +30,40 @@ type StaleEntry struct {
 	Body        []byte    `json:"-"`
 }
 
-// StaleCache keeps the last successful body per method and URL, one file
-// per entry named by a hash of both, mode 0600 in a 0700 directory.
+// StaleCache keeps the last successful body per StaleKey, one file per
+// entry named by a hash of the key, mode 0600 in a 0700 directory.
 type StaleCache struct {
-	Dir string
-	// MaxBytes bounds a cached body; zero means DefaultStaleMaxBytes.
-	MaxBytes int64
-	// Warn, if set, receives problems with entries that are ignored.
-	Warn func(error)
+	dir      string
+	maxBytes int64
 }
 
-// NewStaleCache returns a cache in dir with the default size bound.
-func NewStaleCache(dir string) *StaleCache {
-	return &StaleCache{Dir: dir, MaxBytes: DefaultStaleMaxBytes}
+// StaleKey names a cached response. Identity separates callers that may
+// see different answers for the same URL (credentials, cookies): it is
+// part of the hashed file name and never stored, so a body cached for one
+// identity is never served to another.
+type StaleKey struct {
+	Method   string
+	URL      string
+	Identity string
 }
 
-func (c *StaleCache) path(method, url string) string {
-	sum := sha256.Sum256([]byte(method + " " + url))
-	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+".stale")
+// NewStaleCache returns a cache in dir that keeps bodies of up to
+// maxBytes, which must be positive.
+func NewStaleCache(dir string, maxBytes int64) (*StaleCache, error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("stale cache bound must be positive, not %d", maxBytes)
+	}
+	return &StaleCache{dir: dir, maxBytes: maxBytes}, nil
+}
+
+// MaxBytes is the largest body the cache keeps.
+func (c *StaleCache) MaxBytes() int64 { return c.maxBytes }
+
+func (c *StaleCache) path(k StaleKey) string {
+	h := sha256.New()
+	// NUL separators: no two different keys hash the same input.
+	fmt.Fprintf(h, "%s\x00%s\x00%s", k.Method, k.URL, k.Identity)
+	return filepath.Join(c.dir, hex.EncodeToString(h.Sum(nil)[:16])+".stale")
 }
 
 // EncodeStale serializes an entry: a magic line, a JSON header line, then
@@ -92,56 +108,46 @@ func DecodeStale(data []byte) (*StaleEntry, error) {
 	return &e, nil
 }
 
-// Save stores body as the latest good response of method and url. Bodies
-// over MaxBytes are not cached (and an older entry is removed, so it is not
-// served in place of the newer, larger answer).
-func (c *StaleCache) Save(method, url string, status int, contentType string, body []byte, now time.Time) error {
-	limit := c.MaxBytes
-	if limit <= 0 {
-		limit = DefaultStaleMaxBytes
-	}
-	path := c.path(method, url)
-	if int64(len(body)) > limit {
+// Save stores body as the latest good response of k. Bodies over
+// MaxBytes are not cached, and an older entry is removed, so it is not
+// served in place of the newer, larger answer.
+func (c *StaleCache) Save(k StaleKey, status int, contentType string, body []byte, now time.Time) error {
+	path := c.path(k)
+	if int64(len(body)) > c.maxBytes {
 		os.Remove(path)
-		return fmt.Errorf("%w: %d bytes is over the stale cache bound of %d", ErrTooLarge, len(body), limit)
+		return fmt.Errorf("%d bytes is over the stale cache bound of %d", len(body), c.maxBytes)
 	}
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
 	data := EncodeStale(&StaleEntry{SavedAt: now.UTC(), Status: status, ContentType: contentType, Body: body})
 	return writeFileAtomic(path, data)
 }
 
-// Forget removes the entry of method and url, if any.
-func (c *StaleCache) Forget(method, url string) {
-	os.Remove(c.path(method, url))
+// Forget removes the entry of k, if any.
+func (c *StaleCache) Forget(k StaleKey) {
+	os.Remove(c.path(k))
 }
 
-// Load returns the entry of method and url if it is younger than maxAge,
-// with its age. A missing or too old entry is (nil, 0, nil); a corrupt one
-// is reported through Warn and ignored.
-func (c *StaleCache) Load(method, url string, maxAge time.Duration, now time.Time) (*StaleEntry, time.Duration, error) {
-	path := c.path(method, url)
+// Load returns the entry of k if it is no older than maxAge (0: any age),
+// with its age. A missing or too old entry is (nil, age, nil); an entry
+// that cannot be read or is corrupt is an error, and is not served.
+func (c *StaleCache) Load(k StaleKey, maxAge time.Duration, now time.Time) (*StaleEntry, time.Duration, error) {
+	path := c.path(k)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}
-	if err == nil {
-		var e *StaleEntry
-		if e, err = DecodeStale(data); err == nil {
-			age := now.Sub(e.SavedAt)
-			if age < 0 {
-				age = 0
-			}
-			if age > maxAge {
-				return nil, age, nil
-			}
-			return e, age, nil
-		}
+	if err != nil {
+		return nil, 0, fmt.Errorf("stale copy unreadable: %w", err)
 	}
-	err = fmt.Errorf("stale cache entry %s ignored: %w", path, err)
-	if c.Warn != nil {
-		c.Warn(err)
+	e, err := DecodeStale(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stale copy %s is corrupt: %w", path, err)
 	}
-	return nil, 0, err
+	age := max(now.Sub(e.SavedAt), 0)
+	if maxAge > 0 && age > maxAge {
+		return nil, age, nil
+	}
+	return e, age, nil
 }

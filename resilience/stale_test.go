@@ -9,28 +9,55 @@ import (
 	"time"
 )
 
-func TestStaleCacheRoundTripAndAge(t *testing.T) {
-	c := NewStaleCache(filepath.Join(t.TempDir(), "cache"))
-	now := newFakeClock().Now()
-	body := []byte("{\"a\":1}\x00\xff binary-safe")
-	if err := c.Save("GET", "http://x/a", 200, "application/json", body, now); err != nil {
+func newCache(t *testing.T, dir string, max int64) *StaleCache {
+	t.Helper()
+	c, err := NewStaleCache(dir, max)
+	if err != nil {
 		t.Fatal(err)
 	}
-	e, age, err := c.Load("GET", "http://x/a", time.Hour, now.Add(4*time.Minute))
+	return c
+}
+
+func key(method, url string) StaleKey { return StaleKey{Method: method, URL: url} }
+
+func TestStaleCacheRoundTripAndAge(t *testing.T) {
+	c := newCache(t, filepath.Join(t.TempDir(), "cache"), 1<<20)
+	now := newFakeClock().Now()
+	body := []byte("{\"a\":1}\x00\xff binary-safe")
+	if err := c.Save(key("GET", "http://x/a"), 200, "application/json", body, now); err != nil {
+		t.Fatal(err)
+	}
+	e, age, err := c.Load(key("GET", "http://x/a"), time.Hour, now.Add(4*time.Minute))
 	if err != nil || e == nil {
 		t.Fatalf("Load = %v, %v", e, err)
 	}
 	if !bytes.Equal(e.Body, body) || e.Status != 200 || e.ContentType != "application/json" || age != 4*time.Minute {
 		t.Errorf("entry = %+v, age %v", e, age)
 	}
-	if e, _, _ := c.Load("GET", "http://x/a", 3*time.Minute, now.Add(4*time.Minute)); e != nil {
+	if e, _, _ := c.Load(key("GET", "http://x/a"), 3*time.Minute, now.Add(4*time.Minute)); e != nil {
 		t.Error("entry older than the limit was served")
 	}
-	if e, _, _ := c.Load("GET", "http://x/b", time.Hour, now); e != nil {
+	if e, _, _ := c.Load(key("GET", "http://x/a"), 0, now.Add(400*time.Hour)); e == nil {
+		t.Error("maxAge 0 (any age) did not serve the entry")
+	}
+	if e, _, _ := c.Load(key("GET", "http://x/b"), time.Hour, now); e != nil {
 		t.Error("entry served for another URL")
 	}
-	if e, _, _ := c.Load("HEAD", "http://x/a", time.Hour, now); e != nil {
+	if e, _, _ := c.Load(key("HEAD", "http://x/a"), time.Hour, now); e != nil {
 		t.Error("entry served for another method")
+	}
+	other := key("GET", "http://x/a")
+	other.Identity = "bob"
+	if e, _, _ := c.Load(other, time.Hour, now); e != nil {
+		t.Error("entry served to another identity")
+	}
+}
+
+func TestNewStaleCacheRefusesNoBound(t *testing.T) {
+	for _, max := range []int64{0, -1} {
+		if c, err := NewStaleCache(t.TempDir(), max); err == nil || c != nil {
+			t.Errorf("NewStaleCache(%d) = %v, %v; want an error", max, c, err)
+		}
 	}
 }
 
@@ -39,8 +66,8 @@ func TestStaleCacheModes(t *testing.T) {
 		t.Skip("POSIX modes")
 	}
 	dir := filepath.Join(t.TempDir(), "cache")
-	c := NewStaleCache(dir)
-	if err := c.Save("GET", "http://x/a", 200, "", []byte("x"), time.Now()); err != nil {
+	c := newCache(t, dir, 1<<20)
+	if err := c.Save(key("GET", "http://x/a"), 200, "", []byte("x"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(dir)
@@ -58,32 +85,30 @@ func TestStaleCacheModes(t *testing.T) {
 }
 
 func TestStaleCacheBound(t *testing.T) {
-	c := &StaleCache{Dir: t.TempDir(), MaxBytes: 10}
+	c := newCache(t, t.TempDir(), 10)
 	now := time.Now()
-	if err := c.Save("GET", "u", 200, "", []byte("small"), now); err != nil {
+	if err := c.Save(key("GET", "u"), 200, "", []byte("small"), now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Save("GET", "u", 200, "", []byte("much too large"), now); err == nil {
+	if err := c.Save(key("GET", "u"), 200, "", []byte("much too large"), now); err == nil {
 		t.Fatal("oversized body cached")
 	}
-	if e, _, _ := c.Load("GET", "u", time.Hour, now); e != nil {
+	if e, _, _ := c.Load(key("GET", "u"), time.Hour, now); e != nil {
 		t.Error("older entry still served after a larger answer")
 	}
 }
 
-func TestStaleCacheCorruptEntryIgnored(t *testing.T) {
-	var warns []error
-	c := &StaleCache{Dir: t.TempDir(), Warn: func(err error) { warns = append(warns, err) }}
+func TestStaleCacheCorruptEntryIsAnError(t *testing.T) {
+	c := newCache(t, t.TempDir(), 1<<20)
 	now := time.Now()
-	c.Save("GET", "u", 200, "", []byte("hello"), now)
-	path := c.path("GET", "u")
+	c.Save(key("GET", "u"), 200, "", []byte("hello"), now)
+	path := c.path(key("GET", "u"))
 	data, _ := os.ReadFile(path)
 	for _, bad := range [][]byte{data[:len(data)-1], append(bytes.Clone(data), '!'), []byte("garbage"), bytes.Replace(data, []byte("hello"), []byte("jello"), 1)} {
 		os.WriteFile(path, bad, 0o600)
-		warns = nil
-		e, _, err := c.Load("GET", "u", time.Hour, now)
-		if e != nil || err == nil || len(warns) != 1 {
-			t.Errorf("corrupt %q: entry %v, err %v, warns %v", bad, e, err, warns)
+		e, _, err := c.Load(key("GET", "u"), time.Hour, now)
+		if e != nil || err == nil {
+			t.Errorf("corrupt %q: entry %v, err %v", bad, e, err)
 		}
 	}
 }

@@ -91,3 +91,13 @@ func (s StatusSet) Contains(code int) bool {
 	i := code - 100
 	return s.bits[i/64]&(1<<(i%64)) != 0
 }
+
+// HasRedirect reports whether the set holds any 3xx status.
+func (s StatusSet) HasRedirect() bool {
+	for c := 300; c <= 399; c++ {
+		if s.Contains(c) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,55 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/resilience"
+)
+
+// describe is the one place that puts an error into words for people and
+// reports: the layers below say what happened in their own terms, and
+// this adds what only the command layer knows, the flag that changes it.
+// The result is redacted.
+func describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fetch.Redact(err.Error() + hint(err))
+}
+
+// hint returns the advice for err, naming the flag a person can use, or "".
+func hint(err error) string {
+	var (
+		reset   *resetHint
+		re      *resilience.RunError
+		open    *resilience.OpenError
+		timeout *resilience.TimeoutError
+		cut     *fetch.BodyCutError
+	)
+	switch {
+	case errors.As(err, &reset) && errors.As(err, &open) && reset.plan.explicitDir:
+		return fmt.Sprintf("; reset with: refetch breaker reset --state-dir '%s' '%s'", reset.plan.dir, open.Record.Key)
+	case errors.As(err, &open):
+		return fmt.Sprintf("; reset with: refetch breaker reset '%s'", open.Record.Key)
+	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
+		errors.As(err, &re) && re.Reason == resilience.ReasonWaitPastDeadline:
+		return " (--max-time sets the limit)"
+	case errors.As(err, &re) && re.Reason == resilience.ReasonRetryAfterTooLong:
+		return " (--max-retry-after sets the longest wait; come back after the server's time)"
+	case errors.As(err, &re) && re.Reason == resilience.ReasonUnsafeMethod:
+		return " (--retry-unsafe retries it anyway)"
+	case resilience.IsCertificateError(err):
+		return " (use --cacert FILE to trust the server's CA, or -k to skip verification)"
+	case errors.As(err, &timeout) && errors.As(err, &cut) && cut.Read > 0:
+		return " (a larger --timeout, or --timeout 0, lets big bodies finish)"
+	case errors.As(err, &timeout):
+		return " (--timeout sets the limit of one attempt)"
+	case errors.Is(err, fetch.ErrTooLarge):
+		return " (--max-size sets the limit)"
+	case errors.Is(err, fetch.ErrTooManyRedirects):
+		return " (--max-redirs sets the limit)"
+	}
+	return ""
+}

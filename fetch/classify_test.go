@@ -1,0 +1,77 @@
+package fetch
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+func TestClassifyFetchErrorsAreFinalAndSpareTheBreaker(t *testing.T) {
+	p := resilience.Policy{RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn)}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}
+	cut := &BodyCutError{Read: 10, Total: 100, Err: io.ErrUnexpectedEOF}
+	tests := []struct {
+		name    string
+		a       resilience.Attempt
+		kind    resilience.Kind
+		breaker resilience.Effect
+	}{
+		{"redirects", resilience.Attempt{Err: fmt.Errorf("%w (more than 10)", ErrTooManyRedirects)}, resilience.Permanent, resilience.Ignore},
+		{"too large", resilience.Attempt{Status: 200, Err: ErrTooLarge}, resilience.Permanent, resilience.Ignore},
+		{"headers too large", resilience.Attempt{Err: fmt.Errorf("%w: x", ErrHeadersTooLarge)}, resilience.Permanent, resilience.Ignore},
+		{"partial stream", resilience.Attempt{Status: 200, Err: &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}}, resilience.Permanent, resilience.Ignore},
+		{"partial stream timed out", resilience.Attempt{Status: 200, Err: &resilience.TimeoutError{After: 1e9, Err: &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}}}, resilience.Permanent, resilience.Ignore},
+		{"output", resilience.Attempt{Status: 200, Err: fmt.Errorf("%w: disk full", ErrOutput)}, resilience.Permanent, resilience.Ignore},
+		// Everything else is the HTTP classification's.
+		{"cut body", resilience.Attempt{Status: 200, Err: cut}, resilience.Retryable, resilience.CountFailure},
+		{"reset", resilience.Attempt{Err: reset}, resilience.Retryable, resilience.CountFailure},
+		{"503", resilience.Attempt{Status: 503}, resilience.Retryable, resilience.CountFailure},
+		{"404", resilience.Attempt{Status: 404}, resilience.Permanent, resilience.Ignore},
+		{"200", resilience.Attempt{Status: 200}, resilience.Success, resilience.CountSuccess},
+	}
+	for _, tt := range tests {
+		v := Classify("GET", tt.a, p)
+		if v.Kind != tt.kind || v.Breaker != tt.breaker {
+			t.Errorf("%s: Classify = {%v %v}, want {%v %v}", tt.name, v.Kind, v.Breaker, tt.kind, tt.breaker)
+		}
+	}
+}
+
+func TestHeadersTooLargeRecognisesNetHTTPsError(t *testing.T) {
+	// The one error text refetch looks at: keep it in step with net/http.
+	if !headersTooLarge(fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", 1<<20)) {
+		t.Error("net/http's header-size error not recognised")
+	}
+	if headersTooLarge(io.EOF) || headersTooLarge(nil) {
+		t.Error("other errors taken for the header-size error")
+	}
+}
+
+func TestBodyCutMessages(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %s, want %s", n, got, want)
+		}
+	}
+	cut := &BodyCutError{Read: 12 << 20, Total: 2 << 30, Err: io.ErrUnexpectedEOF}
+	if got := cut.Error(); got != "body cut short after 12.0 MiB of 2.0 GiB: unexpected EOF" {
+		t.Errorf("BodyCutError = %q", got)
+	}
+	te := &resilience.TimeoutError{After: 30e9, Err: cut}
+	if got := te.Error(); got != "attempt timed out after 30s with 12.0 MiB of 2.0 GiB received" {
+		t.Errorf("TimeoutError = %q", got)
+	}
+	if strings.Contains(te.Error(), "--") {
+		t.Errorf("a message below cmd names a flag: %q", te.Error())
+	}
+	streamed := &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}
+	if got := (&resilience.TimeoutError{After: 1e9, Err: streamed}).Error(); !strings.Contains(got, "partly streamed, so it is not retried") {
+		t.Errorf("TimeoutError of a streamed body = %q", got)
+	}
+}

@@ -1,0 +1,120 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+// Errors of the fetch layer. Classify makes each of them final: no retry
+// can fix them.
+var (
+	// ErrTooManyRedirects is returned when a response redirects more often
+	// than Request.MaxRedirs allows.
+	ErrTooManyRedirects = errors.New("too many redirects")
+	// ErrTooLarge is returned when a body exceeds Request.MaxSize.
+	ErrTooLarge = errors.New("body exceeds the size limit")
+	// ErrHeadersTooLarge is returned when the response headers exceed
+	// MaxResponseHeaderBytes: a server that sends that much will send it
+	// again.
+	ErrHeadersTooLarge = errors.New("response headers exceed 1 MiB")
+	// ErrPartialStream is returned when a streamed body was cut after some
+	// of it had already been written to its destination: a retry would
+	// duplicate data, so it is not retried.
+	ErrPartialStream = errors.New("body cut short after streaming began")
+	// ErrOutput wraps a failure to write locally (disk full, a closed
+	// pipe, stdout unusable): the server is not at fault and a retry would
+	// not help.
+	ErrOutput = errors.New("writing output")
+)
+
+// errOutput is the package's short name for ErrOutput.
+var errOutput = ErrOutput
+
+// BodyCutError reports a body that ended before it was complete.
+type BodyCutError struct {
+	Read  int64 // bytes received
+	Total int64 // the announced length, -1 if none
+	// Streamed is set when some of the body had already been written to a
+	// destination that shows it at once (-N): it is then not retried.
+	Streamed bool
+	Err      error
+}
+
+func (e *BodyCutError) Error() string {
+	msg := "body cut short after " + e.progress() + ": " + e.Err.Error()
+	if e.Streamed {
+		msg += "; the body was partly streamed, so it is not retried"
+	}
+	return msg
+}
+
+// Unwrap exposes the read error and, for a streamed body, ErrPartialStream.
+func (e *BodyCutError) Unwrap() []error {
+	if e.Streamed {
+		return []error{e.Err, ErrPartialStream}
+	}
+	return []error{e.Err}
+}
+
+// TimeoutDetail tells resilience.TimeoutError how far the body had come
+// when the attempt's time ran out.
+func (e *BodyCutError) TimeoutDetail() string {
+	if e.Read == 0 {
+		return ""
+	}
+	msg := "with " + e.progress() + " received"
+	if e.Streamed {
+		msg += "; the body was partly streamed, so it is not retried"
+	}
+	return msg
+}
+
+func (e *BodyCutError) progress() string {
+	if e.Total > 0 {
+		return FormatBytes(e.Read) + " of " + FormatBytes(e.Total)
+	}
+	return FormatBytes(e.Read)
+}
+
+// FormatBytes renders a byte count for messages: "512 B", "1.5 MiB".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// Classify is the fetch layer's resilience.ClassifyFunc: the failures only
+// this layer knows (sizes, redirects, a partly streamed body, local output)
+// are final and leave the breaker alone, because the server is not down;
+// everything else is resilience.ClassifyPolicy's.
+func Classify(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
+	if a.Err != nil && final(a.Err) {
+		return resilience.Verdict{Kind: resilience.Permanent, Breaker: resilience.Ignore, Err: a.Err}
+	}
+	return resilience.ClassifyPolicy(method, a, p)
+}
+
+// final reports the errors of this layer that no retry can fix.
+func final(err error) bool {
+	return errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrTooLarge) ||
+		errors.Is(err, ErrHeadersTooLarge) || errors.Is(err, ErrPartialStream) || errors.Is(err, ErrOutput)
+}
+
+// headersTooLarge recognises net/http's error for response headers over
+// Transport.MaxResponseHeaderBytes. net/http has no exported error for it,
+// so this one message, which net/http has kept since Go 1.7, is the only
+// place refetch looks at error text; it turns the error into the typed
+// ErrHeadersTooLarge at once.
+func headersTooLarge(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server response headers exceeded")
+}
