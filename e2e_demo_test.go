@@ -25,6 +25,8 @@ func TestE2EDemo(t *testing.T) {
 		"opened after 3 consecutive failures",
 		"→ exit 4",
 		"→ exit 5: failed fast",
+		// The hint names the demo's own state dir, so it works as shown.
+		"reset with: refetch breaker reset --state-dir '",
 		"serving fallback",
 		`stdout: {"items":[]}`,
 	} {

@@ -662,7 +662,9 @@ func TestE2ESignals(t *testing.T) {
 	for _, st := range stages {
 		cases = append(cases,
 			signalCase{"SIGINT while " + st.name, syscall.SIGINT, 130, st.args, st.ready},
-			signalCase{"SIGTERM while " + st.name, syscall.SIGTERM, 143, st.args, st.ready})
+			signalCase{"SIGTERM while " + st.name, syscall.SIGTERM, 143, st.args, st.ready},
+			// A closing terminal or SSH session: handled like SIGTERM.
+			signalCase{"SIGHUP while " + st.name, syscall.SIGHUP, 129, st.args, st.ready})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

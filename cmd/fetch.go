@@ -40,6 +40,9 @@ type FetchOptions struct {
 	FallbackGiven     bool
 	StaleIfErrorGiven bool
 
+	// reported is set once the one --json report is written.
+	reported bool
+
 	// Clock and NewTimer are for tests; nil means real time.
 	Clock    resilience.Clock
 	NewTimer func() resilience.Timer
@@ -78,6 +81,11 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 			return runFetch(c.Context(), opts)
 		},
 	}
+	f.onUsageError(c, func(args []string, err error) {
+		if !opts.reported && (opts.JSON || jsonRequested(args, f.Getenv)) {
+			opts.writeUsageReport(err)
+		}
+	})
 	fs := c.Flags()
 	fs.SortFlags = false
 	opts.RetryFlags.register(fs, false)
@@ -266,6 +274,9 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	}
 	res, err := fetch.Run(ctx, cfg)
 	err = withResetHint(err, p.breaker)
+	if res != nil {
+		res.Err = withResetHint(res.Err, p.breaker)
+	}
 	o.Log.Close()
 	if res != nil {
 		o.warnServed(res)
@@ -282,6 +293,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		rep := fetch.NewReport(p.req, res, body, fetch.Outcome{ExitCode: ExitCode(err), Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
+		o.reported = true
 		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
@@ -308,7 +320,11 @@ func (o *FetchOptions) warnServed(res *fetch.Result) {
 // sink picks where the body goes: -o FILE, stdout streamed (-N), stdout
 // buffered, or (with --json) a buffer read into the report.
 func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
-	if o.Output != "" && o.Output != "-" {
+	toFile := o.Output != "" && o.Output != "-"
+	if o.IO.OutClosed && (!toFile || o.JSON) {
+		return nil, nil, fmt.Errorf("%w: stdout is closed, so the body would be lost (give -o FILE, or redirect stdout)", fetch.ErrOutput)
+	}
+	if toFile {
 		s, err := fetch.NewFileSink(o.Output)
 		if err != nil {
 			return nil, nil, &UsageError{Err: err}
@@ -329,6 +345,7 @@ func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
 }
 
 func (o *FetchOptions) writeUsageReport(err error) {
+	o.reported = true
 	method := strings.ToUpper(o.Method)
 	switch {
 	case method == "" && o.DataGiven:

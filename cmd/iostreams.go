@@ -18,13 +18,16 @@ type IOStreams struct {
 	ErrTTY bool
 	// OutTTY is true when Out is a terminal.
 	OutTTY bool
+	// OutClosed is true when stdout was closed at start: what is written
+	// there is lost, so a fetch that needs it fails before any request.
+	OutClosed bool
 }
 
 // System returns the process's streams.
 func System() *IOStreams {
 	return &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout),
+		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout), OutClosed: stdoutClosed(os.Stdout),
 	}
 }
 

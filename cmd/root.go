@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +20,20 @@ type Factory struct {
 	Getenv func(string) string
 	// Global holds the root's persistent flags.
 	Global *GlobalOptions
+
+	// usageReports are the commands that print a --json report even for
+	// a usage error found before their RunE (a bad flag value, a missing
+	// URL): Run calls the one of the failed command.
+	usageReports map[*cobra.Command]func(args []string, err error)
+}
+
+// onUsageError registers report as c's way to report a usage error that
+// arose before its RunE.
+func (f *Factory) onUsageError(c *cobra.Command, report func(args []string, err error)) {
+	if f.usageReports == nil {
+		f.usageReports = map[*cobra.Command]func([]string, error){}
+	}
+	f.usageReports[c] = report
 }
 
 // GlobalOptions are the flags every command has.
@@ -132,8 +148,13 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		return ExitOK
 	}
 	var usage *UsageError
-	if errors.As(err, &usage) && usage.Cmd == "" && c != nil {
-		usage.Cmd = c.CommandPath()
+	if errors.As(err, &usage) {
+		if usage.Cmd == "" && c != nil {
+			usage.Cmd = c.CommandPath()
+		}
+		if report := f.usageReports[c]; report != nil {
+			report(args, err)
+		}
 	}
 	NewLogger(f.IO.ErrOut, false, false, UseColor(f.Global.Color, f.IO.ErrTTY, f.Getenv)).Error(err)
 	return ExitCode(err)
@@ -171,4 +192,28 @@ func maxArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// jsonRequested reports whether --json was asked for on the command line
+// (args, up to "--") or by REFETCH_JSON, for usage errors found before the
+// flags were all parsed.
+func jsonRequested(args []string, getenv func(string) string) bool {
+	want := false
+	if v, err := strconv.ParseBool(getenv(EnvName("json"))); err == nil {
+		want = v
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		switch {
+		case a == "--json":
+			want = true
+		case strings.HasPrefix(a, "--json="):
+			if v, err := strconv.ParseBool(strings.TrimPrefix(a, "--json=")); err == nil {
+				want = v
+			}
+		}
+	}
+	return want
 }

@@ -128,6 +128,7 @@ type run struct {
 
 	n        int           // attempts started
 	last     error         // the last attempt's failure
+	lastDone error         // the last failure of an attempt the run did not cut off
 	lastKind Kind          // the last attempt's class
 	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
 	rejected *OpenError    // set when the breaker refused an attempt
@@ -154,7 +155,7 @@ func (r *run) attempt() error {
 		switch {
 		case r.ctx.Err() != nil:
 			// The run itself ended (signal or MaxTime), not the attempt.
-			a.Err = context.Canceled
+			a.Err = &cutError{cause: context.Cause(r.ctx)}
 		case actx.Err() != nil:
 			a.Err = &TimeoutError{After: r.p.Timeout, Err: a.Err}
 		}
@@ -164,6 +165,9 @@ func (r *run) attempt() error {
 	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: r.clock.Now().Sub(t0)})
 	r.e.Breaker.Record(ticket, v, r.clock.Now())
 	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
+	if v.Kind != Cancelled {
+		r.lastDone = v.Err
+	}
 	if a.Header != nil && v.Kind == Retryable {
 		if d, ok := ParseRetryAfter(a.Header.Get("Retry-After"), r.clock.Now()); ok {
 			r.ra.set(d)
@@ -205,7 +209,9 @@ func (r *run) err(loopErr error) error {
 	if r.ctx.Err() != nil {
 		cause := context.Cause(r.ctx)
 		if errors.Is(cause, ErrDeadline) {
-			return &RunError{Class: ErrDeadline, Last: r.last, Attempts: len(r.tr.Attempts),
+			// The attempt MaxTime cut off says nothing about the server:
+			// report the last one that ended on its own.
+			return &RunError{Class: ErrDeadline, Last: r.lastDone, Attempts: len(r.tr.Attempts),
 				RetryAfter: r.tr.RetryAfter, Reason: ReasonTimeUp, Limit: r.p.MaxTime}
 		}
 		return cause
@@ -231,3 +237,12 @@ func (r *run) err(loopErr error) error {
 	}
 	return re
 }
+
+// cutError is the failure of an attempt that the end of its run cut off
+// (a signal, MaxTime): it is a cancellation, and says by what.
+type cutError struct{ cause error }
+
+func (e *cutError) Error() string { return "cut off: " + e.cause.Error() }
+
+// Is makes a cut attempt a cancellation for classification.
+func (e *cutError) Is(target error) bool { return target == context.Canceled }

@@ -233,12 +233,25 @@ func TestMaxTimeCutsAnAttempt(t *testing.T) {
 	p := fixed(3, 0)
 	p.MaxTime = 20 * time.Millisecond
 	ex := &Executor{Policy: p, Classify: ClassifyPolicy}
-	_, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
+	tr, err := ex.Run(context.Background(), "GET", func(ctx context.Context, n int) Attempt {
+		if n == 1 {
+			return status(503) // a real failure, then an attempt that hangs
+		}
 		<-ctx.Done()
 		return Attempt{Err: ctx.Err()}
 	})
-	if !errors.Is(err, ErrDeadline) {
+	var re *RunError
+	if !errors.Is(err, ErrDeadline) || !errors.As(err, &re) {
 		t.Fatalf("err = %v, want deadline", err)
+	}
+	// The last failure is the server's 503, not the cancellation of the
+	// attempt the deadline cut off; that attempt says what cut it.
+	var se *StatusError
+	if !errors.As(re.Last, &se) || se.Code != 503 || strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("err = %q, want the 503 as the last failure", err)
+	}
+	if cut := tr.Attempts[len(tr.Attempts)-1].Err; cut == nil || cut.Error() != "cut off: deadline exceeded" {
+		t.Errorf("cut attempt's error = %v", cut)
 	}
 }
 

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package cmd
+
+import "os"
+
+// stdoutClosed: only Unix runtimes replace a closed stdout with /dev/null.
+func stdoutClosed(*os.File) bool { return false }

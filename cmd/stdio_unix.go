@@ -1,0 +1,24 @@
+//go:build unix
+
+package cmd
+
+import (
+	"os"
+
+	"github.com/refetch/refetch/fetch"
+	"golang.org/x/sys/unix"
+)
+
+// stdoutClosed reports whether f (stdout) was closed when refetch started
+// (`refetch fetch URL >&-`). Go's runtime puts /dev/null, opened
+// read-write, in place of a closed standard descriptor before main runs, so
+// that is what a closed stdout looks like here; a shell's `> /dev/null`
+// opens it write-only and is a deliberate discard. (A stdout that is
+// /dev/null opened read-write on purpose is taken as closed too: give -o.)
+func stdoutClosed(f *os.File) bool {
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return true
+	}
+	return fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
+}

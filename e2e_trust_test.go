@@ -1,0 +1,385 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Issue 12, classes 4, 5, 7, 9, 10 and 11: exit codes that tell the truth,
+// one meaning for zero, a stale cache that never crosses identities, and
+// messages a person can act on.
+
+// TestE2EJSONExitCodeIsTheProcessExitCode: for every kind of ending, the
+// --json report is exactly one object and its exit_code is the process's.
+func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
+	var hits counter
+	down := downServer(t, &hits)
+	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	defer limited.Close()
+	missing := httptest.NewServer(http.NotFoundHandler())
+	defer missing.Close()
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int // -1: whatever the run decides, as long as the report agrees
+	}{
+		// connect(2) to a link-local address without a zone fails with
+		// EINVAL ("invalid argument"), which once made refetch say 2.
+		{"link-local IPv6", nil, []string{"-n", "1", "--breaker-failures", "0", "http://[fe80::1]:80/"}, -1},
+		{"bad --delay", nil, []string{"--delay", "5", down.URL}, 2},
+		{"bad --delay after --json", nil, []string{"--json", "--delay", "5", down.URL}, 2},
+		{"bad --delay, REFETCH_JSON", []string{"REFETCH_JSON=true"}, []string{"--delay", "5", down.URL}, 2},
+		{"bad REFETCH_CAP", []string{"REFETCH_CAP=5"}, []string{down.URL}, 2},
+		{"no URL", nil, nil, 2},
+		{"two URLs", nil, []string{down.URL, down.URL}, 2},
+		{"unknown flag", nil, []string{"--no-such-flag", down.URL}, 2},
+		{"-N with --json", nil, []string{"-N", down.URL}, 2},
+		{"--breaker-reset 0", nil, []string{"--breaker-reset", "0", down.URL}, 2},
+		{"404", nil, []string{missing.URL}, 3},
+		{"503s", []string{"REFETCH_BREAKER_FAILURES=0"}, []string{down.URL}, 4},
+		{"Retry-After beyond the limit on the only attempt", nil, []string{"-n", "1", "--max-retry-after", "10s", limited.URL}, 6},
+		{"Retry-After beyond the limit with attempts left", nil, []string{"-n", "3", "--max-retry-after", "10s", limited.URL}, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// --json last: a bad flag before it stops the parse there.
+			a := append(args(tt.args...), "--json")
+			if len(tt.env) > 0 && strings.HasPrefix(tt.env[0], "REFETCH_JSON") {
+				a = args(tt.args...)
+			}
+			r := e.with(tt.env...).run(a...)
+			if tt.code >= 0 {
+				r.wantCode(t, tt.code)
+			}
+			rep := r.report(t)
+			if got := rep["exit_code"]; got != float64(r.code) {
+				t.Errorf("report exit_code = %v, process exit %d\n%s", got, r.code, r.stdout)
+			}
+			if r.code != 0 && rep["ok"] != false {
+				t.Errorf("failed run reports ok: %s", r.stdout)
+			}
+			for _, internal := range []string{"strconv.", "time: ", "context canceled"} {
+				if strings.Contains(r.stdout+r.stderr, internal) {
+					t.Errorf("Go internals (%q) in the output:\n%s%s", internal, r.stdout, r.stderr)
+				}
+			}
+		})
+	}
+	// The rate-limited run says when to come back.
+	rep := e.run(args("--json", "-n", "1", "--max-retry-after", "10s", limited.URL)...).report(t)
+	if rep["retry_after_ms"] != 120000.0 || rep["details"].(map[string]any)["class"] != "rate_limited" {
+		t.Errorf("report = %v", rep)
+	}
+}
+
+// mknodIn makes a character device like /dev/null (1,3) or /dev/full
+// (1,7) inside the test's own dir; only root can.
+func mknodIn(t *testing.T, dir, name string, minor int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	path := filepath.Join(dir, name)
+	if err := syscall.Mknod(path, syscall.S_IFCHR|0o666, 1<<8|minor); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	return path
+}
+
+// TestE2EFallbackThatCannotBeWrittenIsExit1: a full stdout (a /dev/full
+// node) cannot take the fallback: a local failure, exit 1, not the
+// fetch's own 4, and not in "failed, not retryable" words.
+func TestE2EFallbackThatCannotBeWrittenIsExit1(t *testing.T) {
+	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
+	full, err := os.OpenFile(mknodIn(t, e.dir, "full", 7), os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	for _, a := range [][]string{{"--fallback", "[]"}, nil} {
+		cmd := e.command(args(append(a, downServer(t, nil).URL)...)...)
+		cmd.Stdout = full
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		want := 1
+		if a == nil {
+			want = 4 // nothing to write: the fetch's own failure
+		}
+		if code != want || strings.Contains(stderr.String(), "not retryable") {
+			t.Errorf("%v: exit %d, want %d; stderr:\n%s", a, code, want, stderr.String())
+		}
+		if want == 1 && !strings.Contains(stderr.String(), "cannot serve the fallback") {
+			t.Errorf("stderr does not say what failed:\n%s", stderr.String())
+		}
+	}
+}
+
+// TestE2EClosedStdout: `refetch fetch URL >&-` must not exit 0 with the
+// body lost; it fails before any request. With -o the body has a place.
+func TestE2EClosedStdout(t *testing.T) {
+	var hits counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+		fmt.Fprint(w, "body")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	run := func(script string, extra ...string) (int, string) {
+		cmd := exec.Command("sh", append([]string{"-c", script, binary}, extra...)...)
+		cmd.Env, cmd.Dir = e.vars, e.dir
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return code, string(out)
+	}
+	code, out := run(`"$0" fetch "$1" >&-`, srv.URL)
+	if code != 1 || !strings.Contains(out, "stdout is closed") || hits.get() != 0 {
+		t.Errorf("closed stdout: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	code, out = run(`"$0" fetch --fallback x "$1" >&-`, srv.URL)
+	if code != 1 || hits.get() != 0 {
+		t.Errorf("closed stdout with a fallback: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	code, out = run(`"$0" fetch -o "$2" "$1" >&-`, srv.URL, filepath.Join(e.dir, "out"))
+	data, _ := os.ReadFile(filepath.Join(e.dir, "out"))
+	if code != 0 || string(data) != "body" {
+		t.Errorf("closed stdout with -o: exit %d, file %q, output %q", code, data, out)
+	}
+	if os.Geteuid() == 0 {
+		// A deliberate discard (a null device opened write-only) is fine.
+		null := mknodIn(t, e.dir, "null", 3)
+		code, out = run(`"$0" fetch "$1" > "$2"`, srv.URL, null)
+		if code != 0 {
+			t.Errorf("stdout to a null device: exit %d, %q", code, out)
+		}
+	}
+}
+
+// TestE2EZeroMeansOneThing: for a bound, 0 is no bound; for an amount,
+// 0 is none; a zero that makes no sense is exit 2 before any request.
+func TestE2EZeroMeansOneThing(t *testing.T) {
+	var hits counter
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+		n++
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
+	for _, bad := range [][]string{{"--breaker-reset", "0"}, {"--attempts", "0"}, {"--multiplier", "0"}} {
+		r := e.run(args(append(bad, srv.URL)...)...)
+		r.wantCode(t, 2)
+		if hits.get() != 0 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("%v: %d requests, stderr %q", bad, hits.get(), r.stderr)
+		}
+	}
+	// --max-retry-after 0: no bound, so Retry-After: 1 is honoured, not exit 6.
+	r := e.run(args("--max-retry-after", "0", "--delay", "0", srv.URL)...)
+	r.wantCode(t, 0)
+	if !strings.Contains(r.stderr, "(Retry-After 1s)") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	// --cap 0 (no cap), --timeout 0 and --max-time 0 (no bound), --delay 0
+	// (retry at once) are all accepted.
+	n = 1
+	e.run(args("--cap", "0", "--timeout", "0", "--max-time", "0", "--delay", "0", srv.URL)...).wantCode(t, 0)
+}
+
+// TestE2EStaleCacheNeverCrossesIdentities: a body cached for one set of
+// credentials is never served to another, and no credential reaches disk.
+func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
+	var down bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, _ := r.BasicAuth()
+		switch {
+		case down:
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case user == "alice" && pass == "s3cret-pw":
+			fmt.Fprint(w, "alice's data")
+		default:
+			http.Error(w, "who are you", http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
+	e.run(args("--stale-if-error", "1h", "-u", "alice:s3cret-pw", srv.URL)...).wantCode(t, 0)
+	for _, who := range [][]string{
+		{"-u", "bob:other"},
+		{"-u", "alice:wrong-pw"},
+		{"-H", "Authorization: Bearer token"},
+		{"-H", "Cookie: session=x"},
+		nil,
+	} {
+		r := e.run(args(append(append([]string{"--stale-if-error", "1h"}, who...), srv.URL)...)...)
+		r.wantCode(t, 3)
+		if r.stdout != "" {
+			t.Errorf("%v was served %q", who, r.stdout)
+		}
+	}
+	down = true
+	r := e.run(args("--stale-if-error", "1h", "-u", "alice:s3cret-pw", srv.URL)...)
+	r.wantCode(t, 0)
+	if r.stdout != "alice's data" {
+		t.Errorf("alice's own stale copy not served: %q", r.stdout)
+	}
+	filepath.Walk(filepath.Join(e.dir, "cache"), func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			data, _ := os.ReadFile(path)
+			if strings.Contains(string(data), "s3cret") || strings.Contains(path, "alice") {
+				t.Errorf("credentials in the cache: %s", path)
+			}
+		}
+		return nil
+	})
+}
+
+// TestE2EMessagesAPersonCanActOn: no Go internals; the flag that helps.
+func TestE2EMessagesAPersonCanActOn(t *testing.T) {
+	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
+	down := downServer(t, nil)
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"--delay", "5", down.URL}, `invalid --delay "5": want a duration with a unit`},
+		{nil, []string{"-n", "two", down.URL}, `invalid --attempts "two": want a whole number`},
+		{[]string{"REFETCH_TIMEOUT=soon"}, []string{down.URL}, `REFETCH_TIMEOUT="soon": want a duration`},
+		{nil, []string{"-N", "-o", "x", down.URL}, "-N streams to stdout"},
+		{nil, []string{"-N", "--json", down.URL}, "use one"},
+	} {
+		r := e.with(tc.env...).run(args(tc.args...)...)
+		r.wantCode(t, 2)
+		if !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%v: stderr %q, want one line with %q", tc.args, r.stderr, tc.want)
+		}
+	}
+	// A certificate failure says how to trust the server.
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	tlsSrv.Config.ErrorLog = quietLog()
+	r := e.run(args(tlsSrv.URL)...)
+	r.wantCode(t, 3)
+	if !strings.Contains(r.stderr, "--cacert") || !strings.Contains(r.stderr, "-k") {
+		t.Errorf("TLS failure gives no way out:\n%s", r.stderr)
+	}
+	// A POST not retried says how to retry it.
+	r = e.run(args("-d", "x", down.URL)...)
+	r.wantCode(t, 3)
+	if !strings.Contains(r.stderr, "--retry-unsafe") || strings.Contains(r.stderr, "failed, not retryable: --") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	// --max-time cutting an attempt: the last real failure, not "context canceled".
+	var stalls counter
+	stall := stallingServer(t, &stalls)
+	r = e.run(args("--max-time", "300ms", "--timeout", "0", stall.URL)...)
+	r.wantCode(t, 7)
+	if strings.Contains(r.stderr, "context canceled") || !strings.Contains(r.stderr, "--max-time") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+}
+
+// TestE2ENoHomeBothStepAside: without HOME or XDG_STATE_HOME, fetch and
+// check (with a breaker asked for) both warn and go on without a breaker;
+// a relative XDG_STATE_HOME is ignored, as the XDG spec says.
+func TestE2ENoHomeBothStepAside(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	dir := t.TempDir()
+	bare := &env{t: t, dir: dir, vars: []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0 exitcode=66"}}
+	for _, a := range [][]string{{"fetch", srv.URL}, {"check", "--breaker-failures", "3", srv.URL}} {
+		r := bare.run(a...)
+		r.wantCode(t, 0)
+		if !strings.Contains(r.stderr, "circuit breaker disabled for this run") {
+			t.Errorf("%v: stderr %q", a, r.stderr)
+		}
+	}
+	rel := bare.with("HOME="+dir, "XDG_STATE_HOME=relative/state", "XDG_CACHE_HOME=relative/cache")
+	rel.run("fetch", "--stale-if-error", "1h", srv.URL).wantCode(t, 0)
+	if _, err := os.Stat(filepath.Join(dir, "relative")); err == nil {
+		t.Error("a relative XDG dir was used")
+	}
+	for _, p := range []string{".local/state/refetch", ".cache/refetch"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s not used: %v", p, err)
+		}
+	}
+}
+
+// TestE2ECheckExpectingARedirectDoesNotFollowIt: --expect-status 3xx can
+// pass, because check then looks at the redirect instead of following it.
+func TestE2ECheckExpectingARedirectDoesNotFollowIt(t *testing.T) {
+	var followed counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/target" {
+			followed.next()
+			return
+		}
+		http.Redirect(w, r, "/target", http.StatusMovedPermanently)
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	r := e.run(check("--json", "--expect-status", "3xx", srv.URL+"/old")...)
+	r.wantCode(t, 0)
+	var rep struct {
+		Results []struct{ Status int } `json:"results"`
+	}
+	json.Unmarshal([]byte(r.stdout), &rep)
+	if len(rep.Results) != 1 || rep.Results[0].Status != 301 || followed.get() != 0 {
+		t.Errorf("stdout %s, followed %d", r.stdout, followed.get())
+	}
+	// Expecting 2xx still follows it.
+	e.run(check(srv.URL+"/old")...).wantCode(t, 0)
+	if followed.get() != 1 {
+		t.Errorf("followed %d times, want 1", followed.get())
+	}
+}
+
+// TestE2EHeaderFlagReplacesItsVariable: like every flag, -H on the command
+// line wins over REFETCH_HEADER, whole (README says so).
+func TestE2EHeaderFlagReplacesItsVariable(t *testing.T) {
+	got := make(chan http.Header, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header }))
+	defer srv.Close()
+	e := newEnv(t).with("REFETCH_HEADER=X-Env: 1")
+	e.run(args(srv.URL)...).wantCode(t, 0)
+	if h := <-got; h.Get("X-Env") != "1" {
+		t.Errorf("REFETCH_HEADER not sent: %v", h)
+	}
+	e.run(args("-H", "X-Cli: 2", srv.URL)...).wantCode(t, 0)
+	if h := <-got; h.Get("X-Env") != "" || h.Get("X-Cli") != "2" {
+		t.Errorf("headers = %v, want only -H's", h)
+	}
+}
+
+// quietLog keeps a test server's expected TLS handshake errors out of the
+// test output.
+func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
