@@ -111,6 +111,8 @@ type fetchPlan struct {
 type breakerPlan struct {
 	key      string
 	failures int
+	quorum   int
+	node     string
 	reset    time.Duration
 	dir      string
 	// explicitDir: the dir came from --state-dir or its variable, so a
@@ -207,7 +209,8 @@ func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) s
 	if key == "" {
 		key = BreakerKey(u)
 	}
-	return &breakerPlan{key: key, failures: failures, reset: r.BreakerReset, dir: dir, explicitDir: r.StateDir != ""}
+	return &breakerPlan{key: key, failures: failures, quorum: r.BreakerQuorum, node: nodeName(getenv),
+		reset: r.BreakerReset, dir: dir, explicitDir: r.StateDir != ""}
 }
 
 // BreakerKey is the default breaker key of a URL: scheme://host:port.
@@ -234,7 +237,7 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 	}
 	warn := func(err error) { log.Warnf("%v", err) }
 	b, err := resilience.NewBreaker(resilience.Settings{
-		Key: bp.key, Failures: bp.failures, Reset: bp.reset, TrialTimeout: bp.reset,
+		Key: bp.key, Failures: bp.failures, Quorum: bp.quorum, Node: bp.node, Reset: bp.reset, TrialTimeout: bp.reset,
 		Store: &resilience.FileStore{Dir: bp.dir, Warn: warn}, Warn: warn,
 		OnStateChange: log.BreakerChange,
 	})
@@ -266,7 +269,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, o.Log), Sink: sink,
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
-			OnBody: o.Log.BodyProgress()},
+			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress()},
 	}
 	if o.NoBuffer && o.IO.OutTTY {
 		// The body streams to the same terminal: a bar would garble it.

@@ -31,6 +31,8 @@ const (
 	// default max(3, --attempts), one run that exhausts its retries opens
 	// the breaker, while single-attempt runs need three failures in a row.
 	minBreakerFailures = 3
+	// maxBreakerQuorum is the largest quorum a breaker record can count.
+	maxBreakerQuorum = 64
 	// staleMaxBytes bounds a stale-cache entry: a stop-gap for API answers
 	// and small files, not a mirror.
 	staleMaxBytes = 32 << 20
@@ -50,6 +52,7 @@ type RetryFlags struct {
 	MaxRetryAfter time.Duration
 
 	BreakerFailures int
+	BreakerQuorum   int
 	BreakerReset    time.Duration
 	BreakerKey      string
 	StateDir        string
@@ -79,6 +82,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 		fs.DurationVar(&r.MaxRetryAfter, "max-retry-after", defaultMaxRetryAfter, "longest Retry-After honoured; longer stops with exit 6 (0: no bound)")
 		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default max(3, attempts); 0: off)")
 	}
+	fs.IntVar(&r.BreakerQuorum, "breaker-quorum", 1, "distinct nodes (REFETCH_NODE) whose failures it takes to open the breaker, 1 to 64")
 	fs.DurationVar(&r.BreakerReset, "breaker-reset", defaultBreakerReset, "how long the breaker stays open before one trial (more than 0)")
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
@@ -106,6 +110,8 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 		return p, usageErrorf("invalid --jitter %v: must be between 0 and 1", r.Jitter)
 	case r.BreakerFailures < 0:
 		return p, usageErrorf("invalid --breaker-failures %d: must be 0 (off) or more", r.BreakerFailures)
+	case r.BreakerQuorum < 1 || r.BreakerQuorum > maxBreakerQuorum:
+		return p, usageErrorf("invalid --breaker-quorum %d: must be from 1 to %d", r.BreakerQuorum, maxBreakerQuorum)
 	case r.BreakerReset == 0:
 		return p, usageErrorf("invalid --breaker-reset 0: a breaker must stay open for some time (e.g. 30s)")
 	}
@@ -225,4 +231,16 @@ func valueHint(typ string) string {
 		return "want true or false"
 	}
 	return "want a " + typ
+}
+
+// nodeName is this machine's name for breaker quorums: $REFETCH_NODE, else
+// the hostname.
+func nodeName(getenv func(string) string) string {
+	if n := getenv("REFETCH_NODE"); n != "" {
+		return n
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "unknown"
 }

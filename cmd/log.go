@@ -115,6 +115,16 @@ func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 	}
 }
 
+// Hold logs a wait for a key's hold: a Retry-After that an earlier run
+// (here or on another machine sharing the store) recorded.
+func (l *Logger) Hold(h resilience.HoldInfo) {
+	if l.quiet {
+		return
+	}
+	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After seen by an earlier run); waiting %s",
+		h.Key, h.Until.Local().Format("15:04:05"), FormatDuration(h.Wait)))
+}
+
 // Warnf logs a warning; -q silences it.
 func (l *Logger) Warnf(format string, args ...any) {
 	if l.quiet {

@@ -27,9 +27,12 @@ type Report struct {
 	ExitCode     int             `json:"exit_code"`
 	RetryAfterMS *int64          `json:"retry_after_ms"`
 	ElapsedMS    int64           `json:"elapsed_ms"`
-	Attempts     []ReportAttempt `json:"attempts"`
-	Breaker      *ReportBreaker  `json:"breaker"`
-	StaleAgeMS   *int64          `json:"stale_age_ms,omitempty"`
+	// HeldMS is the time spent waiting for a hold on the key (a
+	// Retry-After an earlier run recorded) before the first request.
+	HeldMS     int64           `json:"held_ms"`
+	Attempts   []ReportAttempt `json:"attempts"`
+	Breaker    *ReportBreaker  `json:"breaker"`
+	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
 	// StaleSkipped says why a saved stale copy was not served.
 	StaleSkipped *string `json:"stale_skipped,omitempty"`
 }
@@ -93,7 +96,7 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 			r.StaleSkipped = &s
 		}
 		if tr := res.Trace; tr != nil {
-			r.ElapsedMS = tr.Elapsed.Milliseconds()
+			r.ElapsedMS, r.HeldMS = tr.Elapsed.Milliseconds(), tr.Held.Milliseconds()
 			if tr.RetryAfter >= 0 {
 				ms := tr.RetryAfter.Milliseconds()
 				r.RetryAfterMS = &ms

@@ -32,6 +32,8 @@ type Hooks struct {
 	OnRequest  func(n int, req *http.Request)
 	OnResponse func(n int, resp *http.Response)
 	OnRetry    func(resilience.RetryInfo)
+	// OnHold is called before waiting out a hold on the key.
+	OnHold func(resilience.HoldInfo)
 	// OnBody, if set, is called when a successful body starts, with its
 	// length (-1 if unknown); the Progress it returns sees every chunk.
 	OnBody func(total int64) Progress
@@ -115,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	key := cfg.Request.staleKey()
 	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
-		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry}
+		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
 	var re *resilience.RunError
 	if errors.Is(err, ErrOutput) && errors.As(err, &re) && re.Last != nil {

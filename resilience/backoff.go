@@ -111,6 +111,7 @@ func (b *capBackOff) NextBackOff() time.Duration {
 type stopReason struct {
 	class error         // ErrRateLimited or ErrDeadline; nil while running
 	wait  time.Duration // the wait that was refused
+	hold  *HoldError    // set when the refused wait was a key's hold
 }
 
 // retryAfterBackOff honours a server's Retry-After: the next wait is

@@ -60,8 +60,18 @@ type Record struct {
 	// passes (the trial's process died), another trial may be admitted.
 	TrialUntil *time.Time `json:"trial_until,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
-	UpdatedAt  time.Time  `json:"updated_at"`
+	// FailureNodes are the distinct nodes (Settings.Node) whose failures
+	// make up the current streak of consecutive failures, for the quorum.
+	FailureNodes []string `json:"failure_nodes,omitempty"`
+	// HoldUntil is a server's "come back later" (Retry-After on a 429 or
+	// 503) for the whole key: no run sends a request before it.
+	HoldUntil *time.Time `json:"hold_until,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
+
+// maxFailureNodes bounds Record.FailureNodes: a quorum larger than this
+// makes no sense for a fleet, and the record stays small.
+const maxFailureNodes = 64
 
 // Settings configure a Breaker. Every field is the caller's resolved
 // value: NewBreaker fills in no defaults and refuses what makes no sense.
@@ -72,6 +82,12 @@ type Settings struct {
 	// breaker, at least 1. (A caller that wants no breaker has none: a nil
 	// *Breaker admits everything.)
 	Failures int
+	// Quorum is how many distinct nodes the failures of the streak must
+	// come from before the breaker opens, 1 to 64: one machine with a
+	// broken network then cannot open the breaker for a whole fleet.
+	Quorum int
+	// Node names this process's machine for the quorum. Required.
+	Node string
 	// Reset is how long the breaker stays open before one trial; positive.
 	Reset time.Duration
 	// TrialTimeout is how long a half-open trial may run before another
@@ -125,6 +141,10 @@ func NewBreaker(s Settings) (*Breaker, error) {
 		return nil, errors.New("breaker: empty key")
 	case s.Failures < 1:
 		return nil, fmt.Errorf("breaker: failures must be at least 1, not %d", s.Failures)
+	case s.Quorum < 1 || s.Quorum > maxFailureNodes:
+		return nil, fmt.Errorf("breaker: quorum must be from 1 to %d, not %d", maxFailureNodes, s.Quorum)
+	case s.Node == "":
+		return nil, errors.New("breaker: empty node name")
 	case s.Reset <= 0:
 		return nil, fmt.Errorf("breaker: reset must be positive, not %s", s.Reset)
 	case s.TrialTimeout <= 0:
@@ -165,6 +185,17 @@ func (e *OpenError) Error() string {
 // Is makes errors.Is(err, ErrCircuitOpen) true for an OpenError.
 func (e *OpenError) Is(target error) bool { return target == ErrCircuitOpen }
 
+// HoldError is returned by Admit while the key is held: a server asked
+// (Retry-After) that no request be sent to it before Until.
+type HoldError struct {
+	Key   string
+	Until time.Time
+}
+
+func (e *HoldError) Error() string {
+	return fmt.Sprintf("%s asked for no requests until %s", e.Key, e.Until.Local().Format("15:04:05"))
+}
+
 func roundAgo(d time.Duration) time.Duration {
 	if d < 0 {
 		return 0
@@ -202,7 +233,7 @@ func (b *Breaker) transition(r *Record, to State, now time.Time) {
 	r.TrialUntil = nil
 	switch to {
 	case StateClosed:
-		r.ConsecutiveFailures = 0
+		r.ConsecutiveFailures, r.FailureNodes = 0, nil
 		r.OpenedAt, r.RetryAt, r.LastError = nil, nil, ""
 	case StateOpen:
 		at, retry := now, now.Add(b.s.Reset)
@@ -213,10 +244,11 @@ func (b *Breaker) transition(r *Record, to State, now time.Time) {
 	}
 }
 
-// Admit decides whether an attempt may be sent now: closed admits; open
-// rejects until the reset period has passed, then turns half-open and
-// admits exactly one trial; half-open rejects while the trial's lease runs.
-// Store problems make the breaker step aside.
+// Admit decides whether an attempt may be sent now: a held key rejects
+// with a *HoldError until the hold ends; closed admits; open rejects until
+// the reset period has passed, then turns half-open and admits exactly one
+// trial; half-open rejects while the trial's lease runs. Store problems
+// make the breaker step aside.
 func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	if b == nil || b.down {
 		return Ticket{bypass: true}, nil
@@ -224,6 +256,10 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	var t Ticket
 	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
 		b.pending = nil // a store may call fn again; only the last call counts
+		if r.HoldUntil != nil && now.Before(*r.HoldUntil) {
+			b.last = *r
+			return &HoldError{Key: r.Key, Until: *r.HoldUntil}
+		}
 		switch r.State {
 		case StateOpen:
 			if r.RetryAt != nil && now.Before(*r.RetryAt) {
@@ -254,9 +290,12 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 		err = nil
 	}
 	b.flush(err == nil)
-	var open *OpenError
+	var (
+		open *OpenError
+		hold *HoldError
+	)
 	switch {
-	case errors.As(err, &open):
+	case errors.As(err, &open), errors.As(err, &hold):
 		return t, err
 	case err != nil:
 		b.stepAside(err)
@@ -265,32 +304,46 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	return t, nil
 }
 
-// Record stores the outcome of an admitted attempt. Outcomes admitted under
-// an earlier generation are discarded, so a slow request cannot undo a
-// state change made meanwhile by another process.
-func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
+// Record stores the outcome of an admitted attempt, and holdUntil (zero:
+// none) as the key's hold when it is later than the one stored. Outcomes
+// admitted under an earlier generation are discarded, so a slow request
+// cannot undo a state change made meanwhile by another process; a hold is
+// kept whatever the generation, since it is the server's word.
+func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 	if b == nil || b.down || t.bypass {
 		return
 	}
 	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
 		b.pending = nil // a store may call fn again; only the last call counts
+		held := false
+		if !holdUntil.IsZero() && holdUntil.After(now) && (r.HoldUntil == nil || holdUntil.After(*r.HoldUntil)) {
+			h := holdUntil
+			r.HoldUntil, held = &h, true
+		}
 		if r.Generation != t.Generation {
 			b.last = *r
+			if held {
+				r.UpdatedAt = now
+				return nil
+			}
 			return errNoChange
 		}
 		switch {
 		case r.State == StateClosed && v.Breaker == CountFailure:
 			r.ConsecutiveFailures++
 			r.LastError = errString(v.Err)
-			if r.ConsecutiveFailures >= b.s.Failures {
+			if !contains(r.FailureNodes, b.s.Node) && len(r.FailureNodes) < maxFailureNodes {
+				r.FailureNodes = append(r.FailureNodes, b.s.Node)
+			}
+			if r.ConsecutiveFailures >= b.s.Failures && len(r.FailureNodes) >= b.s.Quorum {
 				b.transition(r, StateOpen, now)
 			}
 		case r.State == StateClosed && v.Breaker == CountSuccess:
-			if r.ConsecutiveFailures == 0 && r.LastError == "" {
+			if r.ConsecutiveFailures == 0 && r.LastError == "" && !held {
 				b.last = *r
 				return errNoChange
 			}
-			r.ConsecutiveFailures, r.LastError = 0, ""
+			r.ConsecutiveFailures, r.LastError, r.FailureNodes = 0, "", nil
 		case r.State == StateHalfOpen && v.Breaker == CountSuccess:
 			b.transition(r, StateClosed, now)
 		case r.State == StateHalfOpen && v.Breaker == CountFailure:
@@ -304,6 +357,10 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 			r.TrialUntil = &released
 		default:
 			b.last = *r
+			if held {
+				r.UpdatedAt = now
+				return nil
+			}
 			return errNoChange
 		}
 		r.UpdatedAt = now
@@ -314,6 +371,15 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 	if err != nil && !errors.Is(err, errNoChange) {
 		b.stepAside(err)
 	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Breaker) stepAside(err error) {

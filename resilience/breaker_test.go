@@ -28,6 +28,12 @@ func mustBreaker(t testing.TB, s Settings) *Breaker {
 	if s.TrialTimeout == 0 {
 		s.TrialTimeout = s.Reset
 	}
+	if s.Quorum == 0 {
+		s.Quorum = 1
+	}
+	if s.Node == "" {
+		s.Node = "node-a"
+	}
 	b, err := NewBreaker(s)
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +43,7 @@ func mustBreaker(t testing.TB, s Settings) *Breaker {
 
 func TestNewBreakerRefusesSettingsThatMakeNoSense(t *testing.T) {
 	store := &FileStore{Dir: t.TempDir()}
-	good := Settings{Key: "k", Failures: 1, Reset: time.Second, TrialTimeout: time.Second, Store: store}
+	good := Settings{Key: "k", Failures: 1, Quorum: 1, Node: "n", Reset: time.Second, TrialTimeout: time.Second, Store: store}
 	for name, mod := range map[string]func(*Settings){
 		"empty key":      func(s *Settings) { s.Key = "" },
 		"zero failures":  func(s *Settings) { s.Failures = 0 },
@@ -45,6 +51,9 @@ func TestNewBreakerRefusesSettingsThatMakeNoSense(t *testing.T) {
 		"negative reset": func(s *Settings) { s.Reset = -time.Second },
 		"zero trial":     func(s *Settings) { s.TrialTimeout = 0 },
 		"no store":       func(s *Settings) { s.Store = nil },
+		"zero quorum":    func(s *Settings) { s.Quorum = 0 },
+		"huge quorum":    func(s *Settings) { s.Quorum = 65 },
+		"no node":        func(s *Settings) { s.Node = "" },
 	} {
 		s := good
 		mod(&s)
@@ -61,7 +70,7 @@ func newTestBreaker(t *testing.T, failures int) (*Breaker, *FileStore, *[]error)
 	t.Helper()
 	var warns []error
 	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state"), Warn: func(err error) { warns = append(warns, err) }}
-	b := mustBreaker(t, Settings{Key: "http://example.test:80", Failures: failures, Reset: time.Minute,
+	b := mustBreaker(t, Settings{Key: "http://example.test:80", Failures: failures, Quorum: 1, Node: "a", Reset: time.Minute,
 		Store: store, Warn: func(err error) { warns = append(warns, err) }})
 	return b, store, &warns
 }
@@ -89,16 +98,16 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 3)
 	now := newFakeClock().Now()
 	for i := 0; i < 2; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now)
+		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	}
-	b.Record(mustAdmit(t, b, now), succeed, now) // a success resets the count
+	b.Record(mustAdmit(t, b, now), succeed, now, time.Time{}) // a success resets the count
 	for i := 0; i < 2; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now)
+		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	}
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state = %v after 2 failures, want closed", s.State)
 	}
-	b.Record(mustAdmit(t, b, now), fail, now)
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	open := mustReject(t, b, now.Add(59*time.Second))
 	if open.Record.ConsecutiveFailures != 3 || !strings.Contains(open.Error(), "503 Service Unavailable") {
 		t.Errorf("open error = %v", open)
@@ -111,11 +120,11 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 func TestBreakerIgnoresPacingAndPermanent(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 2)
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now)
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	for i := 0; i < 5; i++ {
-		b.Record(mustAdmit(t, b, now), paced, now)
-		b.Record(mustAdmit(t, b, now), Verdict{Kind: Permanent, Breaker: Ignore}, now)
-		b.Record(mustAdmit(t, b, now), Verdict{Kind: Cancelled, Breaker: Ignore}, now)
+		b.Record(mustAdmit(t, b, now), paced, now, time.Time{})
+		b.Record(mustAdmit(t, b, now), Verdict{Kind: Permanent, Breaker: Ignore}, now, time.Time{})
+		b.Record(mustAdmit(t, b, now), Verdict{Kind: Cancelled, Breaker: Ignore}, now, time.Time{})
 	}
 	mustAdmit(t, b, now)
 	if s := b.snapshot(); s.State != StateClosed {
@@ -126,7 +135,7 @@ func TestBreakerIgnoresPacingAndPermanent(t *testing.T) {
 func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	mustReject(t, b, clock.Now())
 	clock.Advance(time.Minute)
 	trial := mustAdmit(t, b, clock.Now())
@@ -137,7 +146,7 @@ func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 	if !strings.Contains(other.Error(), "trial") {
 		t.Errorf("half-open rejection = %v", other)
 	}
-	b.Record(trial, succeed, clock.Now())
+	b.Record(trial, succeed, clock.Now(), time.Time{})
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state after good trial = %v, want closed", s.State)
 	}
@@ -147,9 +156,9 @@ func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 func TestBreakerFailedTrialReopens(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	open := mustReject(t, b, clock.Now().Add(59*time.Second))
 	if open.Record.State != StateOpen || !open.Record.RetryAt.Equal(clock.Now().Add(time.Minute)) {
 		t.Errorf("reopened record = %+v", open.Record)
@@ -160,16 +169,16 @@ func TestBreakerFailedTrialReopens(t *testing.T) {
 func TestBreakerTrialLeaseExpires(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
 	lost := mustAdmit(t, b, clock.Now()) // this trial's process dies
 	clock.Advance(time.Minute)
 	trial := mustAdmit(t, b, clock.Now())
-	b.Record(lost, fail, clock.Now()) // a late outcome of an old generation
+	b.Record(lost, fail, clock.Now(), time.Time{}) // a late outcome of an old generation
 	if s := b.snapshot(); s.State != StateHalfOpen {
 		t.Fatalf("stale outcome changed the state to %v", s.State)
 	}
-	b.Record(trial, succeed, clock.Now())
+	b.Record(trial, succeed, clock.Now(), time.Time{})
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state = %v, want closed", s.State)
 	}
@@ -178,9 +187,9 @@ func TestBreakerTrialLeaseExpires(t *testing.T) {
 func TestBreakerHalfOpenReleasesTrialOnNeutralOutcome(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), paced, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), paced, clock.Now(), time.Time{})
 	mustAdmit(t, b, clock.Now()) // next caller may try at once
 }
 
@@ -188,9 +197,9 @@ func TestBreakerGenerationDiscardsOldOutcomes(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 2)
 	now := newFakeClock().Now()
 	slow := mustAdmit(t, b, now) // admitted while closed, generation 0
-	b.Record(mustAdmit(t, b, now), fail, now)
-	b.Record(mustAdmit(t, b, now), fail, now) // opens: generation 1
-	b.Record(slow, succeed, now)              // must not close it
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{}) // opens: generation 1
+	b.Record(slow, succeed, now, time.Time{})              // must not close it
 	mustReject(t, b, now)
 }
 
@@ -198,8 +207,8 @@ func TestBreakerStateSharedThroughStore(t *testing.T) {
 	b1, store, _ := newTestBreaker(t, 2)
 	b2 := mustBreaker(t, Settings{Key: b1.s.Key, Failures: 2, Reset: time.Minute, Store: store})
 	now := newFakeClock().Now()
-	b1.Record(mustAdmit(t, b1, now), fail, now)
-	b2.Record(mustAdmit(t, b2, now), fail, now)
+	b1.Record(mustAdmit(t, b1, now), fail, now, time.Time{})
+	b2.Record(mustAdmit(t, b2, now), fail, now, time.Time{})
 	mustReject(t, b1, now)
 	mustReject(t, b2, now)
 }
@@ -211,8 +220,8 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 	b, store, _ := newTestBreaker(t, 1)
 	evil := mustBreaker(t, Settings{Key: "../../etc/passwd", Failures: 3, Store: store})
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now)
-	evil.Record(mustAdmit(t, evil, now), fail, now)
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	evil.Record(mustAdmit(t, evil, now), fail, now, time.Time{})
 	st, err := os.Stat(store.Dir)
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("dir mode = %v, %v", st.Mode(), err)
@@ -243,7 +252,7 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
 	b, store, warns := newTestBreaker(t, 1)
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now)
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	path := store.path(b.s.Key) + ".json"
 	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":"exploded"}`, "null"} {
 		if err := os.WriteFile(path, []byte(junk), 0o600); err != nil {
@@ -272,7 +281,7 @@ func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
 		Warn: func(err error) { warns = append(warns, err) }})
 	now := newFakeClock().Now()
 	for i := 0; i < 3; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now)
+		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "disabled") {
 		t.Fatalf("warnings = %v, want exactly one", warns)
@@ -285,7 +294,7 @@ func TestNilBreakerAdmitsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Record(tk, fail, time.Now())
+	b.Record(tk, fail, time.Now(), time.Time{})
 }
 
 func TestStateStringAndText(t *testing.T) {
@@ -308,7 +317,7 @@ func BenchmarkBreakerAdmitRecord(b *testing.B) {
 	now := time.Now()
 	for i := 0; i < b.N; i++ {
 		tk, _ := br.Admit(now)
-		br.Record(tk, succeed, now)
+		br.Record(tk, succeed, now, time.Time{})
 	}
 }
 
@@ -317,11 +326,11 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 	var changes []string
 	b.s.OnStateChange = func(from, to State, r Record) { changes = append(changes, from.String()+">"+to.String()) }
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	mustReject(t, b, clock.Now())
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), succeed, clock.Now())
+	b.Record(mustAdmit(t, b, clock.Now()), succeed, clock.Now(), time.Time{})
 	got := strings.Join(changes, " ")
 	if got != "closed>open open>half-open half-open>closed" {
 		t.Errorf("changes = %s", got)
@@ -356,4 +365,58 @@ func TestFileStoreDeleteAllIncludesCorruptFiles(t *testing.T) {
 	if n, _ := store.DeleteAll(); n != 0 {
 		t.Errorf("second DeleteAll removed %d", n)
 	}
+}
+
+func TestBreakerQuorumNeedsDistinctNodes(t *testing.T) {
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	now := newFakeClock().Now()
+	node := func(name string) *Breaker {
+		return mustBreaker(t, Settings{Key: "http://q:80", Failures: 3, Quorum: 2, Node: name, Store: store})
+	}
+	a, b := node("a"), node("b")
+	// Six failures from one node: the threshold is passed, the quorum not.
+	for i := 0; i < 6; i++ {
+		a.Record(mustAdmit(t, a, now), fail, now, time.Time{})
+	}
+	if s := a.snapshot(); s.State != StateClosed {
+		t.Fatalf("one sick node opened the breaker: %v", s.State)
+	}
+	// A second node's failure makes the quorum: open for both.
+	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	mustReject(t, a, now)
+	mustReject(t, b, now)
+	recs, _ := store.List()
+	if len(recs) != 1 || len(recs[0].FailureNodes) != 2 {
+		t.Errorf("records = %+v", recs)
+	}
+	// A success anywhere ends the streak and forgets its nodes.
+	c := mustBreaker(t, Settings{Key: "http://q2:80", Failures: 2, Quorum: 2, Node: "a", Store: store})
+	c.Record(mustAdmit(t, c, now), fail, now, time.Time{})
+	c.Record(mustAdmit(t, c, now), succeed, now, time.Time{})
+	recs, _ = store.List()
+	for _, r := range recs {
+		if r.Key == "http://q2:80" && (r.ConsecutiveFailures != 0 || r.FailureNodes != nil) {
+			t.Errorf("streak not reset: %+v", r)
+		}
+	}
+}
+
+func TestBreakerHoldRejectsUntilItEnds(t *testing.T) {
+	b, store, _ := newTestBreaker(t, 3)
+	clock := newFakeClock()
+	now := clock.Now()
+	until := now.Add(30 * time.Second)
+	b.Record(mustAdmit(t, b, now), paced, now, until)
+	other := mustBreaker(t, Settings{Key: b.s.Key, Failures: 3, Store: store})
+	_, err := other.Admit(now.Add(10 * time.Second))
+	var hold *HoldError
+	if !errors.As(err, &hold) || !hold.Until.Equal(until) || errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Admit during the hold = %v", err)
+	}
+	// An earlier hold never shortens a later one.
+	other.Record(Ticket{Generation: 99}, paced, now, now.Add(5*time.Second))
+	if _, err := other.Admit(now.Add(10 * time.Second)); !errors.As(err, &hold) {
+		t.Fatalf("a shorter hold replaced the longer one: %v", err)
+	}
+	mustAdmit(t, other, until)
 }

@@ -76,6 +76,10 @@ const (
 	// ReasonBreakerOpened: the breaker opened during the run and refused
 	// the next attempt.
 	ReasonBreakerOpened
+	// ReasonHeld: the key is held (a Retry-After an earlier run recorded)
+	// for longer (RunError.RetryAfter) than Policy.MaxRetryAfter or the
+	// time left allows waiting.
+	ReasonHeld
 )
 
 // RunError is the error of a failed run. Class is one of the sentinel
@@ -109,17 +113,27 @@ func (e *RunError) Error() string {
 	case ReasonWaitPastDeadline:
 		fmt.Fprintf(&b, ": the next retry in %s would pass the time limit of %s", e.Wait.Round(time.Millisecond), e.Limit)
 	case ReasonRetryAfterTooLong:
-		fmt.Fprintf(&b, ", beyond the longest wait allowed (%s) or the time left", e.Limit)
+		b.WriteString(e.beyond())
 	case ReasonUnsafeMethod:
 		b.WriteString(": not retried, because the request may have reached the server")
 	case ReasonBreakerOpened:
 		b.WriteString(": the circuit opened, so retries stopped")
+	case ReasonHeld:
+		b.WriteString(" (a hold an earlier run recorded)" + e.beyond())
 	}
 	if e.Last != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Last.Error())
 	}
 	return b.String()
+}
+
+// beyond says which limit a refused wait passed.
+func (e *RunError) beyond() string {
+	if e.Limit > 0 {
+		return fmt.Sprintf(", beyond the longest wait allowed (%s) or the time left", e.Limit)
+	}
+	return ", beyond the time left"
 }
 
 // Unwrap exposes both the class and the last failure to errors.Is/As.

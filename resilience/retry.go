@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -33,9 +34,19 @@ type RetryInfo struct {
 	RetryAfter time.Duration
 }
 
+// HoldInfo describes a wait for a key's hold, for progress logs.
+type HoldInfo struct {
+	Key   string
+	Until time.Time
+	Wait  time.Duration
+}
+
 // Trace is what a run did, on success and on failure.
 type Trace struct {
 	Attempts []AttemptRecord
+	// Held is the time spent waiting for holds (a Retry-After that an
+	// earlier run, here or elsewhere, recorded on the key).
+	Held time.Duration
 	// RetryAfter is the last Retry-After the server sent, -1 if none.
 	RetryAfter time.Duration
 	// Breaker is the breaker state after the run (zero if the breaker is off).
@@ -62,6 +73,8 @@ type Executor struct {
 	NewTimer func() Timer
 	// OnRetry, if set, is called before each wait.
 	OnRetry func(RetryInfo)
+	// OnHold, if set, is called before a wait for a key's hold.
+	OnHold func(HoldInfo)
 }
 
 // errNoClassify is returned by Run when the Executor has no ClassifyFunc.
@@ -136,15 +149,56 @@ type run struct {
 	stop     stopReason    // set when a wait decorator ended the retries
 }
 
+// admit asks the breaker for admission, first waiting out a hold on the
+// key when the policy allows the wait.
+func (r *run) admit() (Ticket, error) {
+	for {
+		now := r.clock.Now()
+		ticket, err := r.e.Breaker.Admit(now)
+		var hold *HoldError
+		if !errors.As(err, &hold) {
+			return ticket, err
+		}
+		wait := hold.Until.Sub(now)
+		if r.p.tooLong(wait, now, r.deadline) {
+			r.stop = stopReason{class: ErrRateLimited, wait: wait, hold: hold}
+			return ticket, err
+		}
+		if r.e.OnHold != nil {
+			r.e.OnHold(HoldInfo{Key: hold.Key, Until: hold.Until, Wait: wait})
+		}
+		if err := r.sleep(wait); err != nil {
+			return ticket, err
+		}
+		r.tr.Held += wait
+	}
+}
+
+// sleep waits d on the executor's timer, or until the run ends.
+func (r *run) sleep(d time.Duration) error {
+	var t Timer = &realTimer{}
+	if r.e.NewTimer != nil {
+		t = r.e.NewTimer()
+	}
+	t.Start(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-r.ctx.Done():
+		return context.Cause(r.ctx)
+	}
+}
+
 // attempt is one pass of backoff's operation: admission, the attempt,
 // classification and the breaker's record of it.
 func (r *run) attempt() error {
-	r.n++
-	ticket, err := r.e.Breaker.Admit(r.clock.Now())
+	ticket, err := r.admit()
 	if err != nil {
 		errors.As(err, &r.rejected)
 		return backoff.Permanent(err)
 	}
+	r.n++
 	actx, cancel := r.ctx, context.CancelFunc(func() {})
 	if r.p.Timeout > 0 {
 		actx, cancel = context.WithTimeout(r.ctx, r.p.Timeout)
@@ -162,22 +216,30 @@ func (r *run) attempt() error {
 	}
 	cancel()
 	v := r.e.Classify(r.method, a, r.p)
-	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: r.clock.Now().Sub(t0)})
-	r.e.Breaker.Record(ticket, v, r.clock.Now())
+	now := r.clock.Now()
+	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0)})
+	ra, hasRA := time.Duration(0), false
+	if a.Header != nil {
+		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), now)
+	}
+	var holdUntil time.Time
+	if hasRA && ra > 0 && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
+		// The server's "come back later" is for every run on the key.
+		holdUntil = now.Add(ra)
+	}
+	r.e.Breaker.Record(ticket, v, now, holdUntil)
 	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
 	if v.Kind != Cancelled {
 		r.lastDone = v.Err
 	}
-	if a.Header != nil && v.Kind == Retryable {
-		if d, ok := ParseRetryAfter(a.Header.Get("Retry-After"), r.clock.Now()); ok {
-			r.ra.set(d)
-			r.tr.RetryAfter, r.lastRA = d, d
-			if r.p.tooLong(d, r.clock.Now(), r.deadline) {
-				// Whether or not attempts remain: the caller must learn
-				// when to come back, not that retries ran out.
-				r.stop = stopReason{class: ErrRateLimited, wait: d}
-				return backoff.Permanent(v.Err)
-			}
+	if hasRA && v.Kind == Retryable {
+		r.ra.set(ra)
+		r.tr.RetryAfter, r.lastRA = ra, ra
+		if r.p.tooLong(ra, now, r.deadline) {
+			// Whether or not attempts remain: the caller must learn when
+			// to come back, not that retries ran out.
+			r.stop = stopReason{class: ErrRateLimited, wait: ra}
+			return backoff.Permanent(v.Err)
 		}
 	}
 	switch v.Kind {
@@ -218,6 +280,12 @@ func (r *run) err(loopErr error) error {
 	}
 	re := &RunError{Last: r.last, Attempts: len(r.tr.Attempts), RetryAfter: r.tr.RetryAfter}
 	switch {
+	case r.stop.hold != nil:
+		// Held beyond what the policy allows: no request was sent for it.
+		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonHeld, r.p.MaxRetryAfter
+		if len(r.tr.Attempts) == 0 {
+			re.Last = r.stop.hold
+		}
 	case r.rejected != nil && len(r.tr.Attempts) == 0:
 		re.Class, re.Last = ErrCircuitOpen, r.rejected
 	case r.rejected != nil:
@@ -246,3 +314,22 @@ func (e *cutError) Error() string { return "cut off: " + e.cause.Error() }
 
 // Is makes a cut attempt a cancellation for classification.
 func (e *cutError) Is(target error) bool { return target == context.Canceled }
+
+// realTimer is a Timer on the system clock.
+type realTimer struct{ t *time.Timer }
+
+func (t *realTimer) Start(d time.Duration) {
+	if t.t == nil {
+		t.t = time.NewTimer(d)
+		return
+	}
+	t.t.Reset(d)
+}
+
+func (t *realTimer) Stop() {
+	if t.t != nil {
+		t.t.Stop()
+	}
+}
+
+func (t *realTimer) C() <-chan time.Time { return t.t.C }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -413,6 +414,69 @@ func TestNoAttemptLimitRunsUntilMaxTime(t *testing.T) {
 	for _, i := range infos {
 		if i.Attempts != 0 {
 			t.Errorf("RetryInfo.Attempts = %d, want 0 (no limit)", i.Attempts)
+		}
+	}
+}
+
+func TestHoldIsWaitedOutThenTheRequestGoes(t *testing.T) {
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	newBreaker := func() *Breaker {
+		return mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
+	}
+	// Run 1: a 429 with Retry-After: 30 records the hold (and ends: -n 1).
+	ex, clock, _ := newExec(fixed(1, time.Second))
+	ex.Breaker = newBreaker()
+	fn, _ := script(clock, 0, retryAfter(429, "30"))
+	ex.Run(context.Background(), "GET", fn)
+	// Run 2, ten seconds later in another process: waits 20s, then sends.
+	clock.Advance(10 * time.Second)
+	ex2 := &Executor{Policy: fixed(1, time.Second), Classify: ClassifyPolicy, Clock: clock, Breaker: newBreaker()}
+	var waits []time.Duration
+	ex2.NewTimer = fakeTimerFactory(clock, &waits)
+	var held []HoldInfo
+	ex2.OnHold = func(h HoldInfo) { held = append(held, h) }
+	fn2, calls := script(clock, 0, status(200))
+	tr, err := ex2.Run(context.Background(), "GET", fn2)
+	if err != nil || *calls != 1 || len(waits) != 1 || waits[0] != 20*time.Second || tr.Held != 20*time.Second || len(held) != 1 {
+		t.Fatalf("err %v, calls %d, waits %v, held %v / %v", err, *calls, waits, tr.Held, held)
+	}
+}
+
+func TestHoldBeyondTheLimitIsRateLimitedWithoutARequest(t *testing.T) {
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	br := mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
+	clock := newFakeClock()
+	br.Record(mustAdmit(t, br, clock.Now()), Verdict{Kind: Retryable, Breaker: Ignore}, clock.Now(), clock.Now().Add(2*time.Minute))
+	p := fixed(3, time.Second)
+	p.MaxRetryAfter = time.Minute
+	ex := &Executor{Policy: p, Classify: ClassifyPolicy, Clock: clock, Breaker: mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})}
+	fn, calls := script(clock, 0, status(200))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.Is(err, ErrRateLimited) || !errors.As(err, &re) || re.Reason != ReasonHeld || re.RetryAfter != 2*time.Minute || *calls != 0 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+	// Inside --max-time the same: no point waiting to be cut off.
+	p.MaxRetryAfter, p.MaxTime = 0, 30*time.Second
+	ex.Policy = p
+	if _, err := ex.Run(context.Background(), "GET", fn); !errors.Is(err, ErrRateLimited) || *calls != 0 {
+		t.Fatalf("err = %v, calls = %d", err, *calls)
+	}
+}
+
+func TestOnly429And503RecordAHold(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		hold bool
+	}{{429, true}, {503, true}, {500, false}, {408, false}} {
+		store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+		ex, clock, _ := newExec(fixed(1, time.Second))
+		ex.Breaker = mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
+		fn, _ := script(clock, 0, retryAfter(tc.code, "30"))
+		ex.Run(context.Background(), "GET", fn)
+		recs, _ := store.List()
+		if got := len(recs) == 1 && recs[0].HoldUntil != nil; got != tc.hold {
+			t.Errorf("%d: hold recorded = %v, want %v", tc.code, got, tc.hold)
 		}
 	}
 }
