@@ -69,6 +69,8 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader, changed func(string) b
 	}
 	req.Method = strings.ToUpper(r.Method)
 	switch {
+	case req.Method == "" && changed("method"):
+		return nil, usageErrorf(`invalid -X "": give a method such as GET or POST, or leave -X out`)
 	case req.Method == "" && req.Body != nil:
 		req.Method = http.MethodPost
 	case req.Method == "":
@@ -78,9 +80,13 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader, changed func(string) b
 		return nil, usageErrorf("invalid -X %q: not an HTTP method token", r.Method)
 	}
 	if r.CACert != "" {
-		if _, err := os.Stat(r.CACert); err != nil {
-			return nil, usageErrorf("--cacert: %v", unwrapPath(err))
+		var err error
+		if req.RootCAs, err = fetch.LoadCACert(r.CACert); err != nil {
+			return nil, &UsageError{Err: err}
 		}
+	}
+	if err := req.Validate(); err != nil {
+		return nil, &UsageError{Err: err}
 	}
 	return req, nil
 }
