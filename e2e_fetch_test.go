@@ -512,7 +512,7 @@ func TestE2EUsageErrors(t *testing.T) {
 	}{
 		{[]string{"fetch"}, "missing URL"},
 		{[]string{"fetch", "ftp://example.test/"}, "unsupported scheme"},
-		{[]string{"fetch", "http://[::1"}, "malformed URL"},
+		{[]string{"fetch", "http://[::1"}, "missing ']'"},
 		{[]string{"fetch", "http://"}, "no host"},
 		{[]string{"fetch", "-n", "0", "http://x"}, "--attempts"},
 		{[]string{"fetch", "--multiplier", "0.5", "http://x"}, "--multiplier"},

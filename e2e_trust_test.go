@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -80,8 +81,9 @@ func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
 			}
 		})
 	}
-	// The rate-limited run says when to come back.
-	rep := e.run(args("--json", "-n", "1", "--max-retry-after", "10s", limited.URL)...).report(t)
+	// The rate-limited run says when to come back (a fresh state dir: the
+	// runs above left a hold on the key).
+	rep := newEnv(t).run(args("--json", "-n", "1", "--max-retry-after", "10s", limited.URL)...).report(t)
 	if rep["retry_after_ms"] != 120000.0 || rep["details"].(map[string]any)["class"] != "rate_limited" {
 		t.Errorf("report = %v", rep)
 	}
@@ -383,3 +385,41 @@ func TestE2EHeaderFlagReplacesItsVariable(t *testing.T) {
 // quietLog keeps a test server's expected TLS handshake errors out of the
 // test output.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestE2EHoldIsSharedBetweenRuns: a 429's Retry-After holds the key for the
+// next run in another process: it waits, or, past --max-retry-after, ends
+// with exit 6 without sending anything.
+func TestE2EHoldIsSharedBetweenRuns(t *testing.T) {
+	var hits counter
+	var retryAfter atomic.Value
+	retryAfter.Store("120")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.next() == 1 {
+			w.Header().Set("Retry-After", retryAfter.Load().(string))
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	e.run(args("-n", "1", "--max-retry-after", "10s", srv.URL)...).wantCode(t, 6)
+	r := e.run(args("--json", "--max-retry-after", "10s", srv.URL)...)
+	r.wantCode(t, 6)
+	rep := r.report(t)
+	if hits.get() != 1 || rep["attempts"] == nil || len(rep["attempts"].([]any)) != 0 ||
+		!strings.Contains(r.stderr, "asked for no requests until") {
+		t.Errorf("held run sent %d requests; report %v; stderr %s", hits.get()-1, rep, r.stderr)
+	}
+	// A short hold is waited out, said on stderr and in --json.
+	hits.n.Store(0)
+	retryAfter.Store("1")
+	e2 := newEnv(t)
+	e2.run(args("-n", "1", srv.URL)...).wantCode(t, 4)
+	r = e2.run(args("--json", srv.URL)...)
+	r.wantCode(t, 0)
+	rep = r.report(t)
+	if hits.get() != 2 || rep["held_ms"].(float64) <= 0 || !strings.Contains(r.stderr, "waiting") {
+		t.Errorf("requests %d, held_ms %v, stderr %s", hits.get(), rep["held_ms"], r.stderr)
+	}
+}

@@ -25,8 +25,10 @@ type RequestFlags struct {
 	MaxRedirs int
 	MaxSize   string
 
-	// DataGiven is resolved in RunE: -d was given (even as "").
-	DataGiven bool
+	// DataGiven and MethodGiven are resolved in RunE: -d or -X was given
+	// (even as "").
+	DataGiven   bool
+	MethodGiven bool
 }
 
 // register adds the request flags; check sends no body and reads at most
@@ -56,6 +58,7 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 // resolveGiven records which request flags were given; called from RunE.
 func (r *RequestFlags) resolveGiven(fs *pflag.FlagSet) {
 	r.DataGiven = fs.Changed("data")
+	r.MethodGiven = fs.Changed("method")
 }
 
 // build validates the request flags and returns the request for u. Every
@@ -87,6 +90,8 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader) (*fetch.Request, error
 	}
 	req.Method = strings.ToUpper(r.Method)
 	switch {
+	case req.Method == "" && r.MethodGiven:
+		return nil, usageErrorf(`invalid -X "": give a method such as GET or POST, or leave -X out`)
 	case req.Method == "" && req.Body != nil:
 		req.Method = http.MethodPost
 	case req.Method == "":
@@ -96,9 +101,13 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader) (*fetch.Request, error
 		return nil, usageErrorf("invalid -X %q: not an HTTP method token", r.Method)
 	}
 	if r.CACert != "" {
-		if _, err := os.Stat(r.CACert); err != nil {
-			return nil, usageErrorf("--cacert: %v", unwrapPath(err))
+		var err error
+		if req.RootCAs, err = fetch.LoadCACert(r.CACert); err != nil {
+			return nil, &UsageError{Err: err}
 		}
+	}
+	if err := req.Validate(); err != nil {
+		return nil, &UsageError{Err: err}
 	}
 	return req, nil
 }

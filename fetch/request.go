@@ -5,16 +5,24 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
-// Request describes what to send on every attempt.
+// Request describes what to send on every attempt. Validate checks it
+// before any attempt.
 type Request struct {
 	Method string
 	URL    *url.URL
@@ -24,88 +32,537 @@ type Request struct {
 	User      string // "user:password" for basic auth; empty: none
 	UserAgent string
 	Insecure  bool
-	CACert    string // PEM bundle path; empty: system roots
+	// RootCAs are the CAs trusted for TLS; nil: CACert, or the system roots.
+	RootCAs *x509.CertPool
+	// CACert is a PEM bundle path, read by NewClient when RootCAs is nil;
+	// empty: system roots.
+	CACert string
 	// MaxRedirs is the most redirects followed; 0 follows none.
 	MaxRedirs int
 	// MaxSize bounds the body after decompression; 0: unbounded.
 	MaxSize int64
 }
 
-// ParseURL checks a URL for fetching: it must be absolute, http or https,
-// and have a host. A missing scheme is taken as http, as curl does.
+// ErrInvalid is wrapped by every error about input refetch will not send:
+// a malformed URL, header, method, user agent or credentials, or a
+// --cacert file without certificates. Such input is found before any
+// request, so errors.Is(err, ErrInvalid) means nothing was sent.
+var ErrInvalid = errors.New("invalid request input")
+
+// invalidError is an ErrInvalid with its own one-line message.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
+}
+
+// ParseURL checks a URL for fetching before anything is sent: it must be
+// http or https, with a valid host (a DNS name or an IP literal) and port
+// (1-65535), and hold no raw space or control character: a raw space in a
+// script's URL is almost always a quoting bug, so it is refused rather than
+// percent-encoded. A URL that starts with a host ("example.com",
+// "example.com:8080/x") is taken as http, as curl does; "word:rest" has the
+// scheme "word" (so "mailto:x@y" is an unsupported scheme, not host y).
+// Userinfo credentials are allowed; no error shows their password.
 func ParseURL(raw string) (*url.URL, error) {
 	if strings.TrimSpace(raw) == "" {
-		return nil, errors.New("empty URL")
+		return nil, invalidf("empty URL: give an http:// or https:// URL")
 	}
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
+	if raw == "-" {
+		return nil, invalidf(`invalid URL "-": refetch reads no URL from stdin; pass the URL itself as the argument`)
+	}
+	if i := strings.IndexFunc(raw, isCTL); i >= 0 {
+		return nil, invalidf("invalid URL %q: %s", redactRawURL(raw), ctlProblem(raw[i]))
+	}
+	if strings.ContainsRune(raw, ' ') {
+		return nil, invalidf(`invalid URL %q: it contains a raw space, most often a quoting bug in the script; quote the variable ("$url") or write the space as %%20`, redactRawURL(raw))
+	}
+	shown := redactRawURL(raw)
+	scheme, explicit := urlScheme(raw)
+	switch {
+	case scheme == "":
+		if strings.HasPrefix(raw, "//") {
+			raw = "http:" + raw
+		} else {
+			raw = "http://" + raw
+		}
+	case scheme != "http" && scheme != "https":
+		// Only the scheme: the rest may hold a password.
+		return nil, invalidf("unsupported scheme %q: refetch fetches http:// and https:// URLs only", scheme)
+	case !explicit:
+		return nil, invalidf("invalid URL %q: no host; want %s://host[:port]/path", shown, scheme)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+		// Our own words for the host and port when they are at fault.
+		if herr := checkHostPort(rawHostPort(raw)); herr != nil {
+			err = herr
+		} else {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 		}
-		return nil, fmt.Errorf("malformed URL %q: %v", Redact(raw), err)
+		return nil, invalidf("invalid URL %q: %v", shown, err)
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
-	default:
-		return nil, fmt.Errorf("unsupported scheme %q in %s (want http or https)", u.Scheme, RedactURL(u))
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("URL %s has no host", RedactURL(u))
+	if err := checkURL(u, shown); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
 
-// ParseHeader parses one -H value, "Name: value". A name must be an HTTP
-// token; CR or LF anywhere is rejected so no header can be smuggled in. An
-// empty value ("Name:") removes a header refetch would otherwise send.
+// rawHostPort returns the host[:port] of a URL that may not parse: what
+// follows "://" up to the path, without userinfo.
+func rawHostPort(raw string) string {
+	_, auth, _ := strings.Cut(raw, "://")
+	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+		auth = auth[:j]
+	}
+	if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+		auth = auth[at+1:]
+	}
+	// An IPv6 zone is escaped in a URL: [fe80::1%25eth0].
+	return strings.ReplaceAll(auth, "%25", "%")
+}
+
+// urlScheme returns the lower-case scheme of raw, and whether "//"
+// follows it. Without "//", a "word:" whose word has a dot, or that is
+// followed by digits only (a port), starts a host instead: it returns "".
+// http: and https: are always schemes.
+func urlScheme(raw string) (scheme string, explicit bool) {
+	i := strings.IndexByte(raw, ':')
+	if i <= 0 || !isSchemeName(raw[:i]) {
+		return "", false
+	}
+	scheme = strings.ToLower(raw[:i])
+	rest := raw[i+1:]
+	if strings.HasPrefix(rest, "//") {
+		return scheme, true
+	}
+	if scheme == "http" || scheme == "https" {
+		return scheme, false // http:/path, http:host
+	}
+	if strings.Contains(scheme, ".") {
+		return "", false // example.com:abc — a host with a bad port
+	}
+	port := rest
+	if j := strings.IndexAny(port, "/?#"); j >= 0 {
+		port = port[:j]
+	}
+	if strings.Trim(port, "0123456789") == "" {
+		return "", false // localhost:8080
+	}
+	return scheme, false
+}
+
+func isSchemeName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkURL checks a parsed URL: scheme, host, port and userinfo. Messages
+// show it as shown (the URL as given, password redacted).
+func checkURL(u *url.URL, shown string) error {
+	if u == nil {
+		return invalidf("no URL given")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+	case "":
+		return invalidf("invalid URL %q: no scheme; want http:// or https://", shown)
+	default:
+		return invalidf("unsupported scheme %q: refetch fetches http:// and https:// URLs only", u.Scheme)
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return invalidf("invalid URL %q: no host; want %s://host[:port]/path", shown, strings.ToLower(u.Scheme))
+	}
+	if err := checkHostPort(u.Host); err != nil {
+		return invalidf("invalid URL %q: %v", shown, err)
+	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		if strings.IndexFunc(u.User.Username()+pass, isCTL) >= 0 {
+			return invalidf("invalid URL %q: its credentials contain a control character", shown)
+		}
+	}
+	return nil
+}
+
+// checkHostPort checks "host", "host:port", "[ipv6]" or "[ipv6]:port",
+// the form of a URL's authority (without userinfo) and of a Host header.
+// An empty port after ':' is refused: it is most often an unset variable.
+func checkHostPort(hp string) error {
+	host, port := hp, ""
+	bracketed := strings.HasPrefix(hp, "[")
+	if bracketed {
+		end := strings.IndexByte(hp, ']')
+		if end < 0 {
+			return errors.New("missing ']' after the IPv6 address")
+		}
+		host, port = hp[1:end], hp[end+1:]
+		if port != "" && port[0] != ':' {
+			return fmt.Errorf("unexpected %q after the IPv6 address", port)
+		}
+		if port != "" {
+			port = port[1:]
+			if port == "" {
+				return errors.New("empty port after ':'; give a port (1-65535) or drop the colon")
+			}
+		}
+	} else if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+		if strings.IndexByte(hp[:i], ':') >= 0 {
+			return fmt.Errorf("host %q: an IPv6 address needs brackets, e.g. [::1]:8080", hp)
+		}
+		host, port = hp[:i], hp[i+1:]
+		if port == "" {
+			return errors.New("empty port after ':'; give a port (1-65535) or drop the colon")
+		}
+	}
+	if err := checkHost(host, bracketed); err != nil {
+		return err
+	}
+	if port != "" {
+		return checkPort(port)
+	}
+	return nil
+}
+
+// checkPort checks a port: digits only, 1 to 65535.
+func checkPort(port string) error {
+	if strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("port %q is not a number (want 1-65535)", port)
+	}
+	if n, err := strconv.ParseUint(port, 10, 32); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s is out of range (want 1-65535)", port)
+	}
+	return nil
+}
+
+// checkHost checks a host: inside brackets an IPv6 address (a zone is an
+// interface name or number: [fe80::1%25eth0] in a URL); otherwise an IPv4
+// address or a DNS name. A DNS name has labels of ASCII letters, digits,
+// '-' and '_' (underscores are common in real names such as _dmarc or SRV
+// targets), at most 63 bytes each and 253 in all, and may end in one dot.
+// A name with non-ASCII letters must be a valid internationalized name
+// and is checked in the xn-- form net/http sends. A name whose last label
+// is numeric must be a dotted-quad IPv4 address, so "256.1.1.1" and
+// "127.1" are refused rather than looked up.
+func checkHost(host string, bracketed bool) error {
+	if bracketed {
+		addr, err := netip.ParseAddr(host)
+		if err != nil || !addr.Is6() {
+			return fmt.Errorf("host [%s] is not an IPv6 address", host)
+		}
+		if _, zone, ok := strings.Cut(host, "%"); ok {
+			for _, c := range zone {
+				if !(c < utf8.RuneSelf && (isAlnum(byte(c)) || strings.ContainsRune("-_.", c))) {
+					return fmt.Errorf("IPv6 zone %q is not an interface name or number", zone)
+				}
+			}
+		}
+		return nil
+	}
+	if host == "" {
+		return errors.New("no host; want host[:port]")
+	}
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if addr.Is6() {
+			return fmt.Errorf("host %q: an IPv6 address needs brackets, e.g. [::1]", host)
+		}
+		return nil
+	}
+	name := strings.TrimSuffix(host, ".")
+	if strings.IndexFunc(name, func(c rune) bool { return c >= utf8.RuneSelf }) >= 0 {
+		if !utf8.ValidString(name) {
+			return fmt.Errorf("host %q is not valid UTF-8", host)
+		}
+		// The conversion net/http makes before the lookup; the checks
+		// below then see the name the resolver would.
+		ascii, err := idna.Lookup.ToASCII(name)
+		if err != nil {
+			return fmt.Errorf("host %q is not a valid internationalized domain name; write its xn-- form", host)
+		}
+		name = ascii
+	}
+	if len(name) > 253 {
+		return fmt.Errorf("host name is %d bytes long (DNS allows 253)", len(name))
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" {
+			return fmt.Errorf("host %q has an empty label (a leading dot or two dots in a row)", host)
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("host %q has a label of %d bytes (DNS allows 63)", host, len(label))
+		}
+		for _, c := range label {
+			if !(c < utf8.RuneSelf && (isAlnum(byte(c)) || c == '-' || c == '_')) {
+				return fmt.Errorf("host %q contains %q, which no host name can hold", host, c)
+			}
+		}
+	}
+	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
+		return fmt.Errorf("host %q looks like an IPv4 address but is not one (want four numbers 0-255)", host)
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// isCTL reports an ASCII control character (RFC 5234 CTL: 0x00-0x1f, 0x7f).
+func isCTL(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// isFieldCTL reports a control character a header value cannot hold:
+// every CTL but HTAB (RFC 9110 field-content).
+func isFieldCTL(r rune) bool { return r != '\t' && isCTL(r) }
+
+// ctlProblem describes a control character in a value, with what to do.
+func ctlProblem(c byte) string {
+	switch c {
+	case '\r', '\n':
+		return fmt.Sprintf("it contains a line break (%q); a value read from a file keeps its line ending (Windows files end lines in \\r): strip it", string(c))
+	case '\t':
+		return `it contains a tab ("\t"); remove it (in a URL, write %09)`
+	}
+	return fmt.Sprintf("it contains the control character %q; remove it", string(c))
+}
+
+// redactRawURL returns raw with the password of its userinfo replaced,
+// for messages about URLs that did not parse.
+func redactRawURL(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + 3
+	}
+	auth := raw[start:]
+	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+		auth = auth[:j]
+	}
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return raw
+	}
+	colon := strings.IndexByte(auth[:at], ':')
+	if colon < 0 {
+		return raw
+	}
+	return raw[:start+colon+1] + Redacted + raw[start+at:]
+}
+
+// ParseHeader parses one -H value, "Name: value" (RFC 9110 field syntax).
+// The name must be a token, with nothing between it and the colon; the
+// value, trimmed of spaces and tabs around it, may hold visible characters,
+// spaces, tabs and bytes from 0x80 up, but no control character, so no
+// header can be smuggled in. A Host value must be host[:port]. An empty
+// value ("Name:") removes a header refetch would otherwise send. Errors
+// never show the value of Authorization, Proxy-Authorization or Cookie.
 func ParseHeader(s string) (name, value string, err error) {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return "", "", fmt.Errorf("header %q contains a line break", s)
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		shown := fmt.Sprintf("%q", s)
+		if l := strings.ToLower(s); strings.Contains(l, "authorization") || strings.Contains(l, "cookie") {
+			shown = "(value not shown)"
+		}
+		return "", "", invalidf("header %s contains a line break (%q): give each header its own -H, and strip line endings read from files", shown, string(s[i]))
 	}
 	name, value, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", "", fmt.Errorf("header %q has no colon (want 'Name: value')", s)
+		return "", "", invalidf("header %q has no colon; want 'Name: value'", s)
 	}
+	if err := checkHeaderName(name); err != nil {
+		return "", "", err
+	}
+	name = http.CanonicalHeaderKey(name)
+	value = strings.Trim(value, " \t")
+	if err := checkHeaderValue(name, value); err != nil {
+		return "", "", err
+	}
+	return name, value, nil
+}
+
+// checkHeaderName checks that name is an RFC 9110 token.
+func checkHeaderName(name string) error {
 	if name == "" {
-		return "", "", fmt.Errorf("header %q has an empty name", s)
+		return invalidf("header has an empty name; want 'Name: value'")
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenChar(name[i]) {
-			return "", "", fmt.Errorf("header name %q contains %q", name, name[i])
+			return invalidf("header name %q contains %q; a name is one token of letters, digits and !#$%%&'*+-.^_`|~, with nothing before the colon", name, string(name[i]))
 		}
 	}
-	return http.CanonicalHeaderKey(name), strings.TrimSpace(value), nil
+	return nil
+}
+
+// checkHeaderValue checks a value of header name (canonical): no control
+// character but HTAB, and for Host, host[:port] or empty.
+func checkHeaderValue(name, value string) error {
+	shown := fmt.Sprintf("value %q", value)
+	if IsSensitiveHeader(name) {
+		shown = "value (not shown)"
+	}
+	if i := strings.IndexFunc(value, isFieldCTL); i >= 0 {
+		return invalidf("header %q %s: %s", name, shown, ctlProblem(value[i]))
+	}
+	if name == "Host" && value != "" {
+		if err := checkHostPort(value); err != nil {
+			return invalidf("header \"Host\" value %q: %v", value, err)
+		}
+	}
+	return nil
 }
 
 func isTokenChar(c byte) bool {
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-		return true
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	return s != ""
+}
+
+// Validate checks everything r would send, so that bad input is refused
+// before any request: the method (a token), the URL (as ParseURL), every
+// header name and value (as ParseHeader), the user agent (a header value)
+// and the -u credentials (no control character). Each message names the
+// flag at fault and never shows a secret.
+func (r *Request) Validate() error {
+	if !isToken(r.Method) {
+		return invalidf("invalid -X %q: a method is one token of letters, digits and !#$%%&'*+-.^_`|~, e.g. GET or POST", r.Method)
+	}
+	if err := checkURL(r.URL, RedactURL(r.URL)); err != nil {
+		return err
+	}
+	for name, values := range r.Header {
+		if err := checkHeaderName(name); err != nil {
+			return invalidf("invalid -H: %v", err)
+		}
+		for _, v := range values {
+			if err := checkHeaderValue(http.CanonicalHeaderKey(name), v); err != nil {
+				return invalidf("invalid -H: %v", err)
+			}
+		}
+	}
+	if i := strings.IndexFunc(r.UserAgent, isFieldCTL); i >= 0 {
+		return invalidf("invalid -A %q: %s", r.UserAgent, ctlProblem(r.UserAgent[i]))
+	}
+	if i := strings.IndexFunc(r.User, isCTL); i >= 0 {
+		// Only the kind of character: the value holds a password.
+		return invalidf("invalid -u (value not shown): %s", ctlProblem(r.User[i]))
+	}
+	return nil
+}
+
+// LoadCACert reads the PEM bundle at path for --cacert. A file that
+// cannot be read, or holds no parseable certificate (an empty file,
+// garbage, a key only, a DER file), is an ErrInvalid error naming the
+// flag; certificates that do not parse beside good ones are skipped, as
+// x509.CertPool.AppendCertsFromPEM does.
+func LoadCACert(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, invalidf("--cacert %q: cannot read: %v", path, err)
+	}
+	pool := x509.NewCertPool()
+	var (
+		certs int
+		other []string
+	)
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			other = append(other, block.Type)
+			continue
+		}
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
+			pool.AddCert(cert)
+			certs++
+		}
+	}
+	switch {
+	case certs > 0:
+		return pool, nil
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, invalidf("--cacert %q: the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)", path)
+	case len(other) > 0:
+		return nil, invalidf("--cacert %q: holds %s but no certificate; want the CA's certificate in PEM (-----BEGIN CERTIFICATE-----)", path, strings.Join(other, ", "))
+	}
+	if _, err := x509.ParseCertificate(data); err == nil {
+		return nil, invalidf("--cacert %q: a DER certificate; convert it to PEM: openssl x509 -inform der -in FILE -out FILE.pem", path)
+	}
+	return nil, invalidf("--cacert %q: no PEM certificate in the file; want CA certificates (-----BEGIN CERTIFICATE-----)", path)
+}
+
+// credentialHeaders are the headers a redirect to another origin drops.
+// -u and URL userinfo become Authorization (see newHTTPRequest).
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Cookie2"}
+
+// sameOrigin reports whether a and b have the same scheme, host and port,
+// default ports filled in: http://h/ and http://h:80/ are one origin.
+// Hosts compare case-insensitively; "h" and "h." differ (the safe side).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err == nil {
+			return strconv.Itoa(n) // :080 is :80
+		}
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // NewClient builds the HTTP client of r: proxies from the environment,
-// TLS settings, and a redirect policy that stops after r.MaxRedirs hops.
-// Go's client already drops Authorization and Cookie headers on redirects
-// to another host.
+// TLS settings (r.RootCAs, else the --cacert file r.CACert, else the
+// system roots), and a redirect policy that stops after r.MaxRedirs hops
+// and drops credentials once a hop leaves the first URL's origin.
+//
+// Credentials (Authorization, Proxy-Authorization, Cookie, and -u or URL
+// userinfo, sent as Authorization) follow a redirect only while every hop
+// keeps the first URL's scheme, host and port, as curl does since
+// CVE-2022-27776. Go's client alone keeps them on https→http to the same
+// host, on another port, and on subdomains. Once dropped they stay
+// dropped, even if a later hop returns to the first origin (as Go's client
+// does since CVE-2024-45336): the hop in between decided where it went.
 func NewClient(r *Request) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
 	// 1 MiB of response headers is plenty; net/http would allow 10 MiB.
 	tr.MaxResponseHeaderBytes = 1 << 20
-	tlsConf := &tls.Config{InsecureSkipVerify: r.Insecure} //nolint:gosec // -k asks for it
-	if r.CACert != "" {
-		pem, err := os.ReadFile(r.CACert)
+	tlsConf := &tls.Config{InsecureSkipVerify: r.Insecure, RootCAs: r.RootCAs} //nolint:gosec // -k asks for it
+	if r.RootCAs == nil && r.CACert != "" {
+		pool, err := LoadCACert(r.CACert)
 		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--cacert %s: no PEM certificates found", r.CACert)
+			return nil, err
 		}
 		tlsConf.RootCAs = pool
 	}
@@ -117,14 +574,28 @@ func NewClient(r *Request) (*http.Client, error) {
 			if len(via) > maxRedirs {
 				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
 			}
+			// net/http copies the first request's headers onto every hop,
+			// so the whole chain decides, not just the last step.
+			for _, hop := range append(via[1:], req) {
+				if !sameOrigin(via[0].URL, hop.URL) {
+					for _, h := range credentialHeaders {
+						req.Header.Del(h)
+					}
+					break
+				}
+			}
 			return nil
 		},
 	}, nil
 }
 
-// newHTTPRequest builds one attempt's request.
+// newHTTPRequest builds one attempt's request. URL userinfo credentials
+// are moved into an Authorization header (unless -u or -H gives one) so
+// that the redirect policy treats every credential alike.
 func (r *Request) newHTTPRequest() (*http.Request, error) {
-	req, err := http.NewRequest(r.Method, r.URL.String(), nil)
+	u := *r.URL
+	u.User = nil
+	req, err := http.NewRequest(r.Method, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -138,9 +609,13 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 	if r.UserAgent != "" {
 		req.Header.Set("User-Agent", r.UserAgent)
 	}
-	if r.User != "" {
+	switch {
+	case r.User != "":
 		user, pass, _ := strings.Cut(r.User, ":")
 		req.SetBasicAuth(user, pass)
+	case r.URL.User != nil:
+		pass, _ := r.URL.User.Password()
+		req.SetBasicAuth(r.URL.User.Username(), pass)
 	}
 	for name, values := range r.Header {
 		if name == "Host" {

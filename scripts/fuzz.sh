@@ -12,7 +12,8 @@ for target in \
 	./resilience:FuzzParseStatusSet \
 	./resilience:FuzzDecodeRecord \
 	./resilience:FuzzDecodeStale \
-	./fetch:FuzzParseHeader; do
+	./fetch:FuzzParseHeader \
+	./fetch:FuzzParseURL; do
 	pkg=${target%%:*}
 	name=${target##*:}
 	echo "  $name ($t)"
