@@ -94,14 +94,17 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func TestUseColor(t *testing.T) {
-	env := func(kv ...string) func(string) string {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) string { return m[k] }
+// envOf is a getenv over the given name, value pairs.
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
 	}
+	return func(k string) string { return m[k] }
+}
+
+func TestUseColor(t *testing.T) {
+	env := envOf
 	tests := []struct {
 		mode string
 		tty  bool
@@ -152,13 +155,7 @@ func TestBreakerKey(t *testing.T) {
 }
 
 func TestStateDirOrder(t *testing.T) {
-	env := func(kv ...string) func(string) string {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) string { return m[k] }
-	}
+	env := envOf
 	tests := []struct {
 		flag string
 		env  func(string) string
