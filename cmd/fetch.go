@@ -202,7 +202,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		}
 		return err
 	}
-	sink, jsonBuf, err := o.sink()
+	sink, jsonBuf, err := o.sink(ctx)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)
@@ -255,9 +255,9 @@ func (o *FetchOptions) warnServed(res *fetch.Result) {
 
 // sink picks where the body goes: -o FILE, stdout streamed (-N), stdout
 // buffered, or (with --json) a buffer read into the report.
-func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
+func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink, error) {
 	if o.Output != "" && o.Output != "-" {
-		s, err := fetch.NewFileSink(o.Output)
+		s, err := fetch.NewFileSink(ctx, o.Output)
 		if err != nil {
 			return nil, nil, &UsageError{Err: err}
 		}
