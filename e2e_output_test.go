@@ -128,11 +128,12 @@ func mknodChar(t *testing.T, path string, major, minor uint32) {
 	os.Chmod(path, 0o666) // past the umask
 }
 
-// node is a file's identity: type, inode and device numbers.
+// node is a file's identity: type, inode, device numbers and owner.
 type node struct {
 	mode fs.FileMode
 	ino  uint64
 	rdev uint64
+	uid  uint32
 }
 
 func lstatNode(t *testing.T, path string) node {
@@ -142,7 +143,17 @@ func lstatNode(t *testing.T, path string) node {
 		t.Fatal(err)
 	}
 	sys := st.Sys().(*syscall.Stat_t)
-	return node{mode: st.Mode().Type(), ino: sys.Ino, rdev: sys.Rdev}
+	return node{mode: st.Mode().Type(), ino: sys.Ino, rdev: sys.Rdev, uid: sys.Uid}
+}
+
+// permOf returns the permission bits of the file at path (links followed).
+func permOf(t *testing.T, path string) fs.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
 }
 
 func TestE2EOutputDeviceNodes(t *testing.T) {
@@ -294,7 +305,7 @@ func TestE2EOutputFIFOFailedFetchWritesNothing(t *testing.T) {
 	if got := pendingBytes(t, reader); got != nil {
 		t.Errorf("a failed fetch wrote %d bytes to the FIFO: %q", len(got), got[:min(40, len(got))])
 	}
-	if st, _ := os.Lstat(path); st.Mode()&fs.ModeNamedPipe == 0 {
+	if lstatNode(t, path).mode&fs.ModeNamedPipe == 0 {
 		t.Error("the FIFO was replaced")
 	}
 }
@@ -351,7 +362,7 @@ func TestE2EOutputFIFOWaitInterrupted(t *testing.T) {
 			if code != tc.code {
 				t.Errorf("exit code = %d, want %d; stderr: %s", code, tc.code, stderr)
 			}
-			if st, _ := os.Lstat(path); st.Mode()&fs.ModeNamedPipe == 0 {
+			if lstatNode(t, path).mode&fs.ModeNamedPipe == 0 {
 				t.Error("the FIFO was replaced")
 			}
 			assertNoTempFiles(t, e.dir)
@@ -397,7 +408,7 @@ func TestE2EOutputSocketIsUsageError(t *testing.T) {
 	if c.get() != 0 || !strings.Contains(r.stderr, "is a socket") {
 		t.Errorf("requests = %d, stderr: %s", c.get(), r.stderr)
 	}
-	if st, _ := os.Lstat(path); st.Mode()&fs.ModeSocket == 0 {
+	if lstatNode(t, path).mode&fs.ModeSocket == 0 {
 		t.Error("the socket was replaced")
 	}
 }
@@ -448,8 +459,8 @@ func TestE2EOutputSymlink(t *testing.T) {
 	if data, _ := os.ReadFile(target); !bytes.Equal(data, outputBody) {
 		t.Errorf("target has %d bytes, want the body's %d", len(data), len(outputBody))
 	}
-	if st, _ := os.Stat(target); st.Mode().Perm() != 0o640 {
-		t.Errorf("target mode = %v, want 0640 kept", st.Mode().Perm())
+	if perm := permOf(t, target); perm != 0o640 {
+		t.Errorf("target mode = %v, want 0640 kept", perm)
 	}
 	if lstatNode(t, target).ino == before.ino {
 		t.Error("the target was written in place, not replaced by a rename")
@@ -478,8 +489,8 @@ func TestE2EOutputDanglingSymlink(t *testing.T) {
 	if data, _ := os.ReadFile(created); !bytes.Equal(data, outputBody) {
 		t.Errorf("created target has %d bytes", len(data))
 	}
-	if st, _ := os.Stat(created); st.Mode().Perm() != 0o644 {
-		t.Errorf("created target mode = %v, want 0644", st.Mode().Perm())
+	if perm := permOf(t, created); perm != 0o644 {
+		t.Errorf("created target mode = %v, want 0644", perm)
 	}
 	if got, err := os.Readlink(link); err != nil || got != "sub/new.bin" {
 		t.Errorf("link = %q, %v", got, err)
@@ -594,8 +605,8 @@ func TestE2EOutputBindMountedFile(t *testing.T) {
 	if got := lstatNode(t, src); got != srcBefore {
 		t.Errorf("the mounted file was replaced: %+v, was %+v", got, srcBefore)
 	}
-	if st, _ := os.Stat(src); st.Mode().Perm() != 0o600 {
-		t.Errorf("mode = %v, want 0600 kept", st.Mode().Perm())
+	if perm := permOf(t, src); perm != 0o600 {
+		t.Errorf("mode = %v, want 0600 kept", perm)
 	}
 	if data, _ := os.ReadFile(dst); string(data) != "under the mount" {
 		t.Errorf("the file under the mount point changed: %q", data[:min(20, len(data))])
@@ -646,8 +657,8 @@ func TestE2EOutputReadOnlyDirAsNonRoot(t *testing.T) {
 	if got := lstatNode(t, own); got != before {
 		t.Error("the file was replaced, not written in place")
 	}
-	if st, _ := os.Stat(own); st.Mode().Perm() != 0o640 {
-		t.Errorf("mode = %v, want 0640 kept", st.Mode().Perm())
+	if perm := permOf(t, own); perm != 0o640 {
+		t.Errorf("mode = %v, want 0640 kept", perm)
 	}
 
 	n := c.get()
@@ -689,9 +700,8 @@ func TestE2EOutputRenameRefusedFallsBackInPlace(t *testing.T) {
 	if data, _ := os.ReadFile(shared); !bytes.Equal(data, outputBody) {
 		t.Errorf("file has %d bytes, want %d\nstderr: %s", len(data), len(outputBody), r.stderr)
 	}
-	st, _ := os.Stat(shared)
-	if got := lstatNode(t, shared); got != before || st.Sys().(*syscall.Stat_t).Uid != 0 {
-		t.Errorf("the file was replaced, not written in place: %+v (uid %d), was %+v", got, st.Sys().(*syscall.Stat_t).Uid, before)
+	if got := lstatNode(t, shared); got != before || got.uid != 0 {
+		t.Errorf("the file was replaced, not written in place: %+v, was %+v", got, before)
 	}
 	assertNoTempFiles(t, dir)
 }

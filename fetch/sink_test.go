@@ -45,6 +45,15 @@ func readFile(t *testing.T, path string) string {
 	return string(data)
 }
 
+func permOf(t *testing.T, path string) fs.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
 func wantLink(t *testing.T, link, target string) {
 	t.Helper()
 	st, err := os.Lstat(link)
@@ -97,8 +106,8 @@ func TestFileSinkSymlinkChain(t *testing.T) {
 	if got := readFile(t, target); got != "new" {
 		t.Errorf("target = %q, want the body", got)
 	}
-	if st, _ := os.Stat(target); st.Mode().Perm() != 0o640 {
-		t.Errorf("target mode = %v, want 0640 kept", st.Mode().Perm())
+	if perm := permOf(t, target); perm != 0o640 {
+		t.Errorf("target mode = %v, want 0640 kept", perm)
 	}
 	wantLink(t, path, "hop")
 	wantLink(t, filepath.Join(dir, "hop"), target)
@@ -135,8 +144,8 @@ func TestFileSinkDanglingSymlink(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, "made.txt")); got != "body" {
 		t.Errorf("made.txt = %q", got)
 	}
-	if st, _ := os.Stat(filepath.Join(dir, "made.txt")); st.Mode().Perm() != 0o644 {
-		t.Errorf("new target mode = %v, want 0644", st.Mode().Perm())
+	if perm := permOf(t, filepath.Join(dir, "made.txt")); perm != 0o644 {
+		t.Errorf("new target mode = %v, want 0644", perm)
 	}
 	wantLink(t, filepath.Join(dir, "out"), "made.txt")
 
