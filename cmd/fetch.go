@@ -93,7 +93,7 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
 	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one up to this old when the fetch fails (0: any age)")
 	opts.RequestFlags.register(fs, false)
-	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` (atomically) instead of stdout")
+	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` instead of stdout: complete or not at all, replaced atomically where the file allows it")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body")
 	return c
@@ -257,7 +257,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		}
 		return err
 	}
-	sink, jsonBuf, err := o.sink()
+	sink, jsonBuf, err := o.sink(ctx)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)
@@ -322,13 +322,13 @@ func (o *FetchOptions) warnServed(res *fetch.Result) {
 
 // sink picks where the body goes: -o FILE, stdout streamed (-N), stdout
 // buffered, or (with --json) a buffer read into the report.
-func (o *FetchOptions) sink() (fetch.Sink, *fetch.BufferSink, error) {
+func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink, error) {
 	toFile := o.Output != "" && o.Output != "-"
 	if o.IO.OutClosed && (!toFile || o.JSON) {
 		return nil, nil, fmt.Errorf("%w: stdout is closed, so the body would be lost (give -o FILE, or redirect stdout)", fetch.ErrOutput)
 	}
 	if toFile {
-		s, err := fetch.NewFileSink(o.Output)
+		s, err := fetch.NewFileSink(ctx, o.Output)
 		if err != nil {
 			return nil, nil, &UsageError{Err: err}
 		}

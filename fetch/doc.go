@@ -1,5 +1,8 @@
-// Package fetch performs HTTP attempts for refetch: it builds requests and
-// the client, streams bodies into sinks (stdout buffered or streamed, or an
-// atomically renamed file), runs the resilience pipeline around them, serves
-// stale or fallback data, and builds the JSON report.
+// Package fetch performs HTTP attempts for refetch: it builds and checks
+// requests and the client, streams bodies into sinks (stdout buffered or
+// streamed; a file replaced atomically, or a device, FIFO or mounted file
+// written through once the body is complete), runs the resilience pipeline
+// around them (Run, and its twin Check for health checks), serves stale or
+// fallback data, and builds the JSON report. It classifies its own
+// failures (sizes, redirects, output) and never prints.
 package fetch

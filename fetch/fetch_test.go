@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -108,7 +109,7 @@ func TestFileSinkAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out")
 	os.WriteFile(path, []byte("old"), 0o600)
-	s, err := NewFileSink(path)
+	s, err := NewFileSink(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestFileSinkAtomic(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("temp files left: %v", entries)
 	}
-	s, _ = NewFileSink(path)
+	s, _ = NewFileSink(context.Background(), path)
 	w, _ = s.Begin()
 	io.WriteString(w, "new")
 	if err := s.Commit(); err != nil {
@@ -136,10 +137,10 @@ func TestFileSinkAtomic(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode = %v, want the old file's 0600", st.Mode())
 	}
-	if _, err := NewFileSink(filepath.Join(dir, "missing", "out")); err == nil {
+	if _, err := NewFileSink(context.Background(), filepath.Join(dir, "missing", "out")); err == nil {
 		t.Error("missing dir accepted")
 	}
-	if _, err := NewFileSink(dir); err == nil {
+	if _, err := NewFileSink(context.Background(), dir); err == nil {
 		t.Error("a directory accepted as -o")
 	}
 }

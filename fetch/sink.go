@@ -2,12 +2,10 @@ package fetch
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // Sink receives the body of each attempt and makes only a successful one
@@ -141,95 +139,6 @@ func (s *StreamSink) Close() error { return nil }
 
 // Streams implements Sink.
 func (s *StreamSink) Streams() bool { return true }
-
-// FileSink writes the body to a temporary file beside Path and, on Commit,
-// fsyncs it and renames it over Path. Until then an existing Path is left
-// as it was; Close removes the temporary file.
-type FileSink struct {
-	path string
-	mode fs.FileMode
-	tmp  *os.File
-}
-
-// NewFileSink checks that Path's directory exists and is writable by
-// creating the temporary file now, before any request is sent.
-func NewFileSink(path string) (*FileSink, error) {
-	dir, base := filepath.Split(path)
-	if base == "" {
-		return nil, fmt.Errorf("-o %s: is a directory", path)
-	}
-	if dir == "" {
-		dir = "."
-	}
-	mode := fs.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return nil, fmt.Errorf("-o %s: is a directory", path)
-		}
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".refetch-*")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err)
-	}
-	return &FileSink{path: path, mode: mode, tmp: tmp}, nil
-}
-
-// Begin implements Sink.
-func (s *FileSink) Begin() (io.Writer, error) {
-	if s.tmp == nil {
-		return nil, errors.New("file sink closed")
-	}
-	if err := s.tmp.Truncate(0); err != nil {
-		return nil, err
-	}
-	if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return s.tmp, nil
-}
-
-// Commit implements Sink.
-func (s *FileSink) Commit() error {
-	if s.tmp == nil {
-		return errors.New("file sink closed")
-	}
-	name := s.tmp.Name()
-	err := s.tmp.Sync()
-	if cerr := s.tmp.Close(); err == nil {
-		err = cerr
-	}
-	s.tmp = nil
-	if err == nil {
-		err = os.Chmod(name, s.mode)
-	}
-	if err == nil {
-		err = os.Rename(name, s.path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("%w: -o %s: %v", errOutput, s.path, err)
-	}
-	return nil
-}
-
-// Close implements Sink.
-func (s *FileSink) Close() error {
-	if s.tmp == nil {
-		return nil
-	}
-	name := s.tmp.Name()
-	s.tmp.Close()
-	s.tmp = nil
-	return os.Remove(name)
-}
-
-// Streams implements Sink.
-func (s *FileSink) Streams() bool { return false }
 
 // DiscardSink drops the body: for stdout redirected to the null device,
 // where buffering a body nobody will read only costs time and disk.

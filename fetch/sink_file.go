@@ -1,0 +1,505 @@
+package fetch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// FileSink writes the body to -o FILE. How depends on what FILE is when
+// the run starts (see NewFileSink), but in every case nothing reaches FILE
+// before Commit, so a failed fetch leaves it as it was, and Close leaves no
+// temporary file behind.
+type FileSink struct {
+	ctx    context.Context
+	path   string // as given, for messages
+	target string // what is written: path with its symlinks followed
+	how    writeMode
+	// mode is the permission of a file created or replaced: an existing
+	// file's own, else 0644.
+	mode   fs.FileMode
+	exists bool
+	fifo   bool // writeThrough to a FIFO: opening it waits for a reader
+
+	tmp  *os.File    // replaceFile: the temporary file beside target
+	buf  *BufferSink // inPlace, writeThrough, toDescriptor: the body until Commit
+	desc *os.File    // toDescriptor: where the body goes
+	dup  bool        // desc is our own duplicate, closed by Close
+}
+
+// writeMode is how a FileSink makes the body visible.
+type writeMode int
+
+const (
+	// replaceFile: a temporary file beside target, fsynced and renamed over
+	// it; atomic.
+	replaceFile writeMode = iota
+	// inPlace: the existing target is opened, overwritten, truncated to
+	// the body's size and fsynced, because it cannot be renamed over (a
+	// mount point, or a directory we may not write in).
+	inPlace
+	// writeThrough: a device or FIFO is opened and written, never
+	// replaced.
+	writeThrough
+	// toDescriptor: one of the process's own descriptors (/dev/stdout,
+	// /dev/fd/N), written as stdout is without -o.
+	toDescriptor
+	// discard: the null device; nothing to write.
+	discard
+)
+
+// maxLinks bounds how many symlinks are followed, as Linux's ELOOP does.
+const maxLinks = 40
+
+// NewFileSink decides, before any request is sent, how the body will reach
+// path, and fails (the caller's exit 2) if it cannot:
+//
+//   - a regular file, or a new one: a temporary file beside it, renamed over
+//     it on Commit (atomic). If the rename is refused at Commit (a sticky
+//     directory, a filesystem without rename), the body is written in place
+//     instead. An existing file keeps its permissions; a new one gets 0644.
+//   - a symlink (chains too): its final target is replaced as above; the
+//     link stays. A dangling link's target is created.
+//   - a regular file that cannot be renamed over (a mount point, as Docker
+//     and Kubernetes mount single files, or a file in a directory we may not
+//     write in): the body is buffered and written in place on Commit.
+//   - a device or FIFO: buffered, then opened and written on Commit, never
+//     replaced; the null device is not written at all.
+//   - /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N: the process's
+//     own descriptor, buffered and written on Commit as stdout is.
+//   - a directory, a socket, a file neither writable nor in a writable
+//     directory: an error.
+//
+// ctx is the run's: it ends a wait for a FIFO's reader at Commit.
+func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
+	s := &FileSink{ctx: ctx, path: path, mode: 0o644}
+	if _, base := filepath.Split(path); base == "" {
+		return nil, fmt.Errorf("-o %s: is a directory", path)
+	}
+	target, fd, err := resolveLinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: %w", path, err)
+	}
+	if fd >= 0 {
+		return s.toDescriptor(fd)
+	}
+	s.target = target
+	st, err := os.Stat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s.replace()
+	case err != nil:
+		return nil, fmt.Errorf("-o %s: %v", path, unwrapPathError(err))
+	case st.IsDir():
+		return nil, fmt.Errorf("-o %s: is a directory", path)
+	case st.Mode()&fs.ModeSocket != 0:
+		return nil, fmt.Errorf("-o %s: is a socket; -o writes to files, devices and FIFOs", path)
+	case !st.Mode().IsRegular():
+		if err := writable(target); err != nil {
+			return nil, fmt.Errorf("-o %s: not writable: %v", path, err)
+		}
+		if isNullDevice(st) {
+			s.how = discard
+			return s, nil
+		}
+		s.how, s.buf = writeThrough, &BufferSink{}
+		s.fifo = st.Mode()&fs.ModeNamedPipe != 0
+		return s, nil
+	}
+	s.mode, s.exists = st.Mode().Perm(), true
+	if isMountPoint(target) {
+		if err := writable(target); err != nil {
+			return nil, fmt.Errorf("-o %s: is a mount point (it cannot be replaced) and not writable: %v", path, err)
+		}
+		s.how, s.buf = inPlace, &BufferSink{}
+		return s, nil
+	}
+	return s.replace()
+}
+
+// replace sets s up to rename a temporary file over s.target, or, when no
+// temporary file can be made beside an existing writable target, to write
+// it in place.
+func (s *FileSink) replace() (*FileSink, error) {
+	dir, base := filepath.Split(s.target)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, tempPattern(base))
+	if err == nil {
+		s.how, s.tmp = replaceFile, tmp
+		return s, nil
+	}
+	dir = filepath.Clean(dir)
+	if !s.exists {
+		return nil, fmt.Errorf("-o %s: cannot write in %s: %v", s.path, dir, unwrapPathError(err))
+	}
+	if werr := writable(s.target); werr != nil {
+		return nil, fmt.Errorf("-o %s: cannot write in %s (%v), nor to the file itself (%v)", s.path, dir, unwrapPathError(err), werr)
+	}
+	s.how, s.buf = inPlace, &BufferSink{}
+	return s, nil
+}
+
+// tempPattern names the temporary file after the target, shortened so a
+// name near the 255-byte limit still leaves room for the prefix and suffix.
+func tempPattern(base string) string {
+	if len(base) > 100 {
+		base = strings.ToValidUTF8(base[:100], "")
+	}
+	return "." + base + ".refetch-*"
+}
+
+// toDescriptor sets s up to write to the process's descriptor fd.
+func (s *FileSink) toDescriptor(fd int) (*FileSink, error) {
+	f, dup, err := openDescriptor(fd)
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: %v", s.path, err)
+	}
+	if IsNullDevice(f) {
+		if dup {
+			f.Close()
+		}
+		s.how = discard
+		return s, nil
+	}
+	s.how, s.desc, s.dup = toDescriptor, f, dup
+	s.buf = &BufferSink{Dst: f}
+	return s, nil
+}
+
+// resolveLinks follows symlinks at the end of path until it names something
+// that is not a symlink, or nothing: a dangling link's target, to create.
+// Each directory part is resolved first, so that a relative link target
+// with ".." means what the kernel makes of it. fd is the descriptor number
+// when a step names one of the process's own descriptors, else -1.
+func resolveLinks(path string) (target string, fd int, err error) {
+	p := path
+	for range maxLinks {
+		if n, ok := ownDescriptor(p); ok {
+			return "", n, nil
+		}
+		dir, base := filepath.Split(p)
+		if dir == "" {
+			dir = "."
+		}
+		rdir, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return "", -1, fmt.Errorf("cannot write in %s: %v", filepath.Clean(dir), unwrapPathError(err))
+		}
+		p = filepath.Join(rdir, base)
+		if n, ok := ownDescriptor(p); ok {
+			return "", n, nil
+		}
+		if kernelFollows(rdir) {
+			// /proc/PID/fd/N and the like name files the kernel reaches
+			// through the link; what Readlink returns is no path.
+			return p, -1, nil
+		}
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, -1, nil
+		}
+		if err != nil {
+			return "", -1, unwrapPathError(err)
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			return p, -1, nil
+		}
+		link, err := os.Readlink(p)
+		if err != nil {
+			return "", -1, unwrapPathError(err)
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(rdir, link)
+		}
+		p = link
+	}
+	return "", -1, errors.New("too many levels of symbolic links")
+}
+
+// isMountPoint reports whether path is itself a mount point (a bind-mounted
+// file), which rename(2) cannot replace (EBUSY). It reads Linux's
+// /proc/self/mountinfo; elsewhere it reports false and a refused rename is
+// handled at Commit.
+func isMountPoint(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(dir, filepath.Base(abs))
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		// Fields: ID, parent ID, major:minor, root, mount point, ...
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountinfo(fields[4]) == abs {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space, \011, \012,
+// \134) the kernel writes into mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// Begin implements Sink.
+func (s *FileSink) Begin() (io.Writer, error) {
+	switch s.how {
+	case discard:
+		return io.Discard, nil
+	case replaceFile:
+		if s.tmp == nil {
+			return nil, errors.New("file sink closed")
+		}
+		if err := s.tmp.Truncate(0); err != nil {
+			return nil, err
+		}
+		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return s.tmp, nil
+	}
+	return s.buf.Begin()
+}
+
+// Commit implements Sink: it makes the body of the last Begin visible at
+// the path, the way NewFileSink decided.
+func (s *FileSink) Commit() error {
+	var err error
+	switch s.how {
+	case discard:
+		return nil
+	case toDescriptor:
+		// BufferSink wraps its error in errOutput already.
+		return s.buf.Commit()
+	case replaceFile:
+		err = s.commitReplace()
+	case inPlace:
+		var r io.Reader
+		if r, err = s.buf.Reader(); err == nil {
+			err = writeInPlace(s.target, r, s.exists, s.mode)
+		}
+	case writeThrough:
+		err = s.commitWriteThrough()
+	}
+	if err == nil {
+		return nil
+	}
+	if s.ctx.Err() != nil {
+		// Interrupted while waiting for a FIFO's reader: the signal's exit
+		// code, not an output failure.
+		return fmt.Errorf("-o %s: %w", s.path, context.Cause(s.ctx))
+	}
+	return fmt.Errorf("%w: -o %s: %w", errOutput, s.path, err)
+}
+
+// commitReplace fsyncs the temporary file and renames it over the target.
+// A refused rename falls back to writing the finished body in place: a
+// complete download never fails because of the rename alone.
+func (s *FileSink) commitReplace() error {
+	if s.tmp == nil {
+		return errors.New("file sink closed")
+	}
+	tmp := s.tmp
+	s.tmp = nil
+	name := tmp.Name()
+	defer os.Remove(name)
+	err := tmp.Sync()
+	if err == nil {
+		err = tmp.Chmod(s.mode)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	rerr := os.Rename(name, s.target)
+	if rerr == nil {
+		return nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("%v (rename: %v)", err, unwrapLinkError(rerr))
+	}
+	defer f.Close()
+	if err := writeInPlace(s.target, f, s.exists, s.mode); err != nil {
+		return fmt.Errorf("%v (rename: %v)", err, unwrapLinkError(rerr))
+	}
+	return nil
+}
+
+// writeInPlace overwrites the file at target with r's content: write, then
+// truncate what is left of a longer old content (so a reader never sees it
+// empty), then fsync. It is not atomic: a reader may see old and new bytes
+// mixed meanwhile.
+func writeInPlace(target string, r io.Reader, exists bool, mode fs.FileMode) error {
+	flag := os.O_WRONLY
+	if !exists {
+		flag |= os.O_CREATE
+	}
+	f, err := os.OpenFile(target, flag, mode)
+	if err != nil {
+		return unwrapPathError(err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		var st fs.FileInfo
+		if st, err = f.Stat(); err == nil && st.Size() > n {
+			err = f.Truncate(n)
+		}
+	}
+	if err == nil {
+		// EINVAL: a special file (in /proc, say) that has nothing to sync.
+		if serr := f.Sync(); serr != nil && !errors.Is(serr, syscall.EINVAL) {
+			err = serr
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return unwrapPathError(err)
+}
+
+// commitWriteThrough opens the device or FIFO and writes the buffered body.
+// Opening a FIFO waits for its reader, as `cat > fifo` does; the run's
+// context ends that wait and a write blocked on a reader that stopped
+// reading.
+func (s *FileSink) commitWriteThrough() error {
+	r, err := s.buf.Reader()
+	if err != nil {
+		return err
+	}
+	f, err := openForWriting(s.ctx, s.target, s.fifo)
+	if err != nil {
+		return unwrapPathError(err)
+	}
+	stop := context.AfterFunc(s.ctx, func() {
+		// Deadlines work on FIFOs (pollable); a device that does not
+		// support them is not expected to block.
+		_ = f.SetWriteDeadline(time.Unix(1, 0))
+	})
+	_, err = io.Copy(onlyWriter{f}, r)
+	stop()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return unwrapPathError(err)
+}
+
+// onlyWriter hides ReadFrom, so io.Copy writes through Write (and its
+// deadline) rather than splice or sendfile into a device.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// openForWriting opens target O_WRONLY without creating or truncating it.
+// For a FIFO the open blocks until a reader comes; if ctx ends first, the
+// wait is released by opening the FIFO's read end ourselves (nothing is
+// written) and the context's cause is returned.
+func openForWriting(ctx context.Context, target string, fifo bool) (*os.File, error) {
+	if !fifo {
+		return os.OpenFile(target, os.O_WRONLY, 0)
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.OpenFile(target, os.O_WRONLY, 0)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.f, o.err
+	case <-ctx.Done():
+	}
+	release, ok := releaseFIFOWriter(target)
+	if !ok {
+		// Nothing can end the open: leave it to the exiting process.
+		return nil, context.Cause(ctx)
+	}
+	o := <-ch
+	if o.f != nil {
+		o.f.Close()
+	}
+	release()
+	return nil, context.Cause(ctx)
+}
+
+// Close implements Sink.
+func (s *FileSink) Close() error {
+	var err error
+	if s.tmp != nil {
+		name := s.tmp.Name()
+		s.tmp.Close()
+		s.tmp = nil
+		err = os.Remove(name)
+	}
+	if s.buf != nil {
+		if berr := s.buf.Close(); err == nil {
+			err = berr
+		}
+	}
+	if s.desc != nil && s.dup {
+		s.desc.Close()
+	}
+	s.desc = nil
+	return err
+}
+
+// Streams implements Sink: every mode writes the body only on Commit.
+func (s *FileSink) Streams() bool { return false }
+
+// unwrapPathError drops the *fs.PathError's operation and path, which the
+// caller's message already names.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// unwrapLinkError does the same for the *os.LinkError of a rename.
+func unwrapLinkError(err error) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
