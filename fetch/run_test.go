@@ -751,7 +751,7 @@ func TestRunExitClasses(t *testing.T) {
 		{name: "output error while streaming",
 			setup:   func(t *testing.T, e *runEnv, cfg *Config) { cfg.Sink = &StreamSink{Dst: failWriter{}} },
 			replies: []reply{answer(200, "body")},
-			class:   ErrOutput, also: nil, calls: 1, msg: errDiskFull.Error(), notMsg: "failed, not retryable"},
+			class:   ErrOutput, calls: 1, msg: errDiskFull.Error(), notMsg: "failed, not retryable"},
 		{name: "output error on commit",
 			setup:   func(t *testing.T, e *runEnv, cfg *Config) { cfg.Sink = &BufferSink{Dst: failWriter{}} },
 			replies: []reply{answer(200, "body")},
