@@ -1,0 +1,446 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+// Check builds its own client (NewClient), so these tests talk to real
+// loopback servers: redirects and connection errors are the real ones.
+// Time is the fake clock's: waits and latency take no time.
+
+// sequence is a handler that answers hit n with handlers[n], repeating the
+// last one; it counts the hits.
+type sequence struct {
+	mu       sync.Mutex
+	hits     int
+	handlers []http.HandlerFunc
+}
+
+func (s *sequence) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	n := s.hits
+	s.hits++
+	s.mu.Unlock()
+	s.handlers[min(n, len(s.handlers)-1)](w, r)
+}
+
+func (s *sequence) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits
+}
+
+func reply200(body string, kv ...string) http.HandlerFunc {
+	return replyStatus(200, body, kv...)
+}
+
+func replyStatus(code int, body string, kv ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			w.Header().Add(kv[i], kv[i+1])
+		}
+		w.WriteHeader(code)
+		fmt.Fprint(w, body)
+	}
+}
+
+func checkRequest(t *testing.T, raw string) *Request {
+	t.Helper()
+	return &Request{Method: http.MethodGet, URL: mustURL(t, raw), Header: http.Header{}, MaxRedirs: 10, MaxSize: 1 << 20}
+}
+
+// checkPolicy is the policy cmd gives check by default (jitter off).
+func checkPolicy() resilience.Policy {
+	return resilience.Policy{Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
+		RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), RetryUnsafe: true, MaxRetryAfter: time.Minute}
+}
+
+func expectStatus(s string) *Expectations {
+	return &Expectations{Status: resilience.MustStatusSet(s), StatusText: s}
+}
+
+func mustJQ(t *testing.T, expr string) *Expectations {
+	t.Helper()
+	code, err := CompileJQ(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := expectStatus("2xx")
+	e.JSON, e.JSONText = code, expr
+	return e
+}
+
+func mustHeader(t *testing.T, s string) *Expectations {
+	t.Helper()
+	h, err := ParseHeaderExpectation(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := expectStatus("2xx")
+	e.Headers = []HeaderExpectation{h}
+	return e
+}
+
+func TestCheckOne(t *testing.T) {
+	clockOf := func(r *http.Request) *testClock { return r.Context().Value(clockKey{}).(*testClock) }
+	tests := []struct {
+		name     string
+		handlers []http.HandlerFunc
+		expect   func(t *testing.T) *Expectations
+		policy   func(p *resilience.Policy)
+		maxSize  int64 // 0: 1 MiB
+		breaker  func(t *testing.T, clock *testClock) func(*Request) *resilience.Breaker
+
+		healthy  bool
+		failed   []string // parts of the failures, in order
+		notIn    string   // never in the failures
+		attempts int
+		hits     int // 0: attempts
+		status   int // 0: none reported
+		latency  int64
+		waits    []time.Duration
+		errClass error
+	}{
+		{name: "healthy", handlers: []http.HandlerFunc{reply200("ok")},
+			healthy: true, attempts: 1, status: 200},
+		{name: "status not expected", handlers: []http.HandlerFunc{replyStatus(500, "oops")},
+			failed: []string{"status 500 not in 2xx"}, attempts: 3, status: 500, errClass: resilience.ErrRetriesExhausted,
+			waits: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "a 404 is retried too: a service coming up may not route yet",
+			handlers: []http.HandlerFunc{replyStatus(404, ""), reply200("up")},
+			healthy:  true, attempts: 2, status: 200},
+		{name: "body regex", handlers: []http.HandlerFunc{reply200("starting")},
+			expect: func(t *testing.T) *Expectations {
+				e := expectStatus("2xx")
+				e.Body = regexp.MustCompile("ready")
+				return e
+			},
+			failed: []string{"body does not match /ready/"}, attempts: 3, status: 200, errClass: resilience.ErrRetriesExhausted},
+		{name: "jq true", handlers: []http.HandlerFunc{reply200(`{"status":"ok"}`)},
+			expect:  func(t *testing.T) *Expectations { return mustJQ(t, `.status == "ok"`) },
+			healthy: true, attempts: 1, status: 200},
+		{name: "jq false", handlers: []http.HandlerFunc{reply200(`{"status":"down"}`)},
+			expect: func(t *testing.T) *Expectations { return mustJQ(t, `.status == "ok"`) },
+			failed: []string{`.status == "ok" yielded false, not true`}, attempts: 3, status: 200},
+		{name: "jq on a body that is not JSON", handlers: []http.HandlerFunc{reply200("<html>")},
+			expect: func(t *testing.T) *Expectations { return mustJQ(t, `.status == "ok"`) },
+			failed: []string{"body is not JSON"}, attempts: 3, status: 200},
+		{name: "jq that yields nothing", handlers: []http.HandlerFunc{reply200(`{}`)},
+			expect: func(t *testing.T) *Expectations { return mustJQ(t, `empty`) },
+			failed: []string{"yielded nothing"}, attempts: 3, status: 200},
+		{name: "jq every value must be true", handlers: []http.HandlerFunc{reply200(`[true, false]`)},
+			expect: func(t *testing.T) *Expectations { return mustJQ(t, `.[]`) },
+			failed: []string{"yielded false"}, attempts: 3, status: 200},
+		{name: "header missing", handlers: []http.HandlerFunc{reply200("ok")},
+			expect: func(t *testing.T) *Expectations { return mustHeader(t, "X-Ready: ^yes$") },
+			failed: []string{"header X-Ready missing"}, attempts: 3, status: 200},
+		{name: "header does not match", handlers: []http.HandlerFunc{reply200("ok", "X-Ready", "no")},
+			expect: func(t *testing.T) *Expectations { return mustHeader(t, "x-ready: ^yes$") },
+			failed: []string{`header X-Ready: "no" does not match /^yes$/`}, attempts: 3, status: 200},
+		{name: "header matches one of its values", handlers: []http.HandlerFunc{reply200("ok", "X-Ready", "yes", "X-Ready", "no")},
+			expect:  func(t *testing.T) *Expectations { return mustHeader(t, "X-Ready: ^yes$") },
+			healthy: true, attempts: 1, status: 200},
+		{name: "a secret header is not shown", handlers: []http.HandlerFunc{reply200("ok", "Set-Cookie", "session=hunter2")},
+			expect: func(t *testing.T) *Expectations { return mustHeader(t, "Set-Cookie: ^id=") },
+			failed: []string{"header Set-Cookie:"}, notIn: "hunter2", attempts: 3, status: 200},
+		{name: "latency over the bound",
+			handlers: []http.HandlerFunc{func(w http.ResponseWriter, r *http.Request) {
+				clockOf(r).Advance(2 * time.Second)
+				fmt.Fprint(w, "slow")
+			}},
+			expect: func(t *testing.T) *Expectations {
+				e := expectStatus("2xx")
+				e.MaxLatency = time.Second
+				return e
+			},
+			failed: []string{"latency 2s over 1s"}, attempts: 3, status: 200, latency: 2000},
+		{name: "latency within the bound",
+			handlers: []http.HandlerFunc{func(w http.ResponseWriter, r *http.Request) {
+				clockOf(r).Advance(500 * time.Millisecond)
+				fmt.Fprint(w, "quick")
+			}},
+			expect: func(t *testing.T) *Expectations {
+				e := expectStatus("2xx")
+				e.MaxLatency = time.Second
+				return e
+			},
+			healthy: true, attempts: 1, status: 200, latency: 500},
+		{name: "retries until healthy",
+			handlers: []http.HandlerFunc{replyStatus(503, ""), replyStatus(503, ""), reply200("ok")},
+			healthy:  true, attempts: 3, status: 200, waits: []time.Duration{time.Second, 2 * time.Second}},
+		{name: "a body over the size bound is no answer",
+			handlers: []http.HandlerFunc{reply200("0123456789")}, maxSize: 4,
+			failed: []string{"no answer: body exceeds the size limit (4 bytes)"}, attempts: 3, status: 200},
+		{name: "rate limited beyond the longest wait",
+			handlers: []http.HandlerFunc{replyStatus(429, "", "Retry-After", "3600")},
+			failed:   []string{"status 429 not in 2xx", "rate limited: server asked to retry after 1h0m0s"},
+			attempts: 1, status: 429, errClass: resilience.ErrRateLimited},
+		{name: "no attempt limit: only MaxTime ends it, with a last chance before the end",
+			handlers: []http.HandlerFunc{replyStatus(503, "")},
+			policy: func(p *resilience.Policy) {
+				*p = resilience.Policy{Attempts: 1, NoAttemptLimit: true, Delay: 25 * time.Minute, Multiplier: 1,
+					MaxTime: time.Hour, LastChance: time.Minute, RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), RetryUnsafe: true}
+			},
+			// At 0, 25m and 50m; the next full wait would pass the hour, so
+			// the last attempt starts a minute before the end, at 59m.
+			failed: []string{"status 503 not in 2xx", "not healthy before the time ran out"}, attempts: 4, status: 503,
+			waits: []time.Duration{25 * time.Minute, 25 * time.Minute, 9 * time.Minute}, errClass: resilience.ErrDeadline},
+		{name: "circuit open: nothing sent",
+			handlers: []http.HandlerFunc{reply200("ok")},
+			breaker: func(t *testing.T, clock *testClock) func(*Request) *resilience.Breaker {
+				dir := t.TempDir()
+				b := newTestBreaker(t, dir)
+				tk, _ := b.Admit(clock.Now())
+				b.Record(tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503")}, clock.Now())
+				return func(*Request) *resilience.Breaker { return newTestBreaker(t, dir) }
+			},
+			failed: []string{"circuit open: check.test is open"}, attempts: 0, hits: -1, errClass: resilience.ErrCircuitOpen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newTestClock()
+			seq := &sequence{handlers: tt.handlers}
+			srv := httptest.NewUnstartedServer(seq)
+			srv.Config.BaseContext = func(net.Listener) context.Context {
+				return context.WithValue(context.Background(), clockKey{}, clock)
+			}
+			srv.Start()
+			defer srv.Close()
+			req := checkRequest(t, srv.URL+"/health")
+			if tt.maxSize != 0 {
+				req.MaxSize = tt.maxSize
+			}
+			cfg := CheckConfig{Requests: []*Request{req}, Policy: checkPolicy(), Expect: expectStatus("2xx"),
+				Clock: clock, NewTimer: clock.NewTimer}
+			if tt.expect != nil {
+				cfg.Expect = tt.expect(t)
+			}
+			if tt.policy != nil {
+				tt.policy(&cfg.Policy)
+			}
+			if tt.breaker != nil {
+				cfg.Breaker = tt.breaker(t, clock)
+			}
+			rep := Check(context.Background(), cfg)
+			if len(rep.Results) != 1 {
+				t.Fatalf("%d results", len(rep.Results))
+			}
+			res := rep.Results[0]
+			if res.Healthy != tt.healthy || rep.Healthy != tt.healthy {
+				t.Errorf("healthy %v (report %v), want %v; failed %q", res.Healthy, rep.Healthy, tt.healthy, res.Failed)
+			}
+			if tt.healthy && (len(res.Failed) != 0 || res.Err != nil || rep.Unhealthy() != 0) {
+				t.Errorf("healthy, yet failed %q, error %v, %d unhealthy", res.Failed, res.Err, rep.Unhealthy())
+			}
+			if !tt.healthy && (res.Err == nil || rep.Unhealthy() != 1) {
+				t.Errorf("unhealthy without an error (%v) or not counted (%d)", res.Err, rep.Unhealthy())
+			}
+			if tt.errClass != nil && !errors.Is(res.Err, tt.errClass) {
+				t.Errorf("error %v, want %v", res.Err, tt.errClass)
+			}
+			joined := strings.Join(res.Failed, "; ")
+			rest := joined
+			for _, want := range tt.failed {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Errorf("failed %q lacks %q (in order)", joined, want)
+					break
+				}
+				rest = rest[i+len(want):]
+			}
+			if tt.notIn != "" && strings.Contains(joined, tt.notIn) {
+				t.Errorf("failed %q shows %q", joined, tt.notIn)
+			}
+			if res.Attempts != tt.attempts {
+				t.Errorf("%d attempts, want %d", res.Attempts, tt.attempts)
+			}
+			hits := tt.hits
+			if hits == 0 {
+				hits = tt.attempts
+			}
+			if hits < 0 {
+				hits = 0
+			}
+			if seq.count() != hits {
+				t.Errorf("%d requests reached the server, want %d", seq.count(), hits)
+			}
+			switch {
+			case tt.status == 0 && res.Status != nil:
+				t.Errorf("status %d reported, want none", *res.Status)
+			case tt.status != 0 && (res.Status == nil || *res.Status != tt.status):
+				t.Errorf("status %v, want %d", res.Status, tt.status)
+			}
+			if tt.latency != 0 && (res.LatencyMS == nil || *res.LatencyMS != tt.latency) {
+				t.Errorf("latency %v ms, want %d", res.LatencyMS, tt.latency)
+			}
+			if tt.waits != nil && fmt.Sprint(clock.Waits()) != fmt.Sprint(tt.waits) {
+				t.Errorf("waits %v, want %v", clock.Waits(), tt.waits)
+			}
+		})
+	}
+}
+
+// clockKey carries the test's fake clock to a handler, which moves it to
+// fake the server's latency.
+type clockKey struct{}
+
+func newTestBreaker(t *testing.T, dir string) *resilience.Breaker {
+	t.Helper()
+	b, err := resilience.NewBreaker(resilience.Settings{Key: "check.test", Failures: 1, Reset: time.Minute,
+		TrialTimeout: time.Minute, Store: &resilience.FileStore{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCheckExpectedRedirectIsObservedNotFollowed(t *testing.T) {
+	target := &sequence{handlers: []http.HandlerFunc{reply200("moved here")}}
+	mux := http.NewServeMux()
+	mux.Handle("/next", target)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/next", http.StatusMovedPermanently)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	clock := newTestClock()
+	for _, tc := range []struct {
+		expect      string
+		status      int
+		targetCalls int
+	}{
+		{"301", 301, 0},     // a redirect is what is expected: look at it
+		{"2xx", 200, 1},     // otherwise it is followed
+		{"200,301", 301, 0}, // any 3xx in the set stops the following
+	} {
+		before := target.count()
+		rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, srv.URL+"/old")}, Policy: checkPolicy(),
+			Expect: expectStatus(tc.expect), Clock: clock, NewTimer: clock.NewTimer})
+		res := rep.Results[0]
+		if !res.Healthy || res.Status == nil || *res.Status != tc.status || target.count()-before != tc.targetCalls {
+			t.Errorf("expect %s: healthy %v, status %v, target hit %d times; failed %q", tc.expect, res.Healthy, res.Status, target.count()-before, res.Failed)
+		}
+	}
+}
+
+func TestCheckSeveralURLsHealthyOnlyIfAll(t *testing.T) {
+	up := httptest.NewServer(reply200("ok"))
+	defer up.Close()
+	down := httptest.NewServer(replyStatus(500, "oops"))
+	defer down.Close()
+	clock := newTestClock()
+	run := func(urls ...string) CheckReport {
+		var reqs []*Request
+		for _, u := range urls {
+			reqs = append(reqs, checkRequest(t, u))
+		}
+		return Check(context.Background(), CheckConfig{Requests: reqs, Policy: checkPolicy(), Expect: expectStatus("2xx"),
+			Clock: clock, NewTimer: clock.NewTimer})
+	}
+	rep := run(up.URL+"/a", down.URL+"/b", up.URL+"/c")
+	if rep.Healthy || rep.Unhealthy() != 1 || len(rep.Results) != 3 {
+		t.Fatalf("healthy %v, %d unhealthy of %d", rep.Healthy, rep.Unhealthy(), len(rep.Results))
+	}
+	for i, want := range []struct {
+		url     string
+		healthy bool
+	}{{up.URL + "/a", true}, {down.URL + "/b", false}, {up.URL + "/c", true}} {
+		if r := rep.Results[i]; r.URL != want.url || r.Healthy != want.healthy {
+			t.Errorf("result %d: %s healthy %v, want %s %v (results keep the order of the URLs)", i, r.URL, r.Healthy, want.url, want.healthy)
+		}
+	}
+	if rep := run(up.URL+"/a", up.URL+"/c"); !rep.Healthy || rep.Unhealthy() != 0 {
+		t.Errorf("all up: healthy %v, %d unhealthy", rep.Healthy, rep.Unhealthy())
+	}
+}
+
+func TestCheckRedactsTheURL(t *testing.T) {
+	srv := httptest.NewServer(reply200("ok"))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("probe", "hunter2")
+	clock := newTestClock()
+	rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, u.String())}, Policy: checkPolicy(),
+		Expect: expectStatus("2xx"), Clock: clock, NewTimer: clock.NewTimer})
+	if r := rep.Results[0]; !r.Healthy || strings.Contains(r.URL, "hunter2") || !strings.Contains(r.URL, "probe") {
+		t.Errorf("result URL %q, healthy %v", r.URL, r.Healthy)
+	}
+}
+
+func TestCheckClientErrorIsUnhealthy(t *testing.T) {
+	req := checkRequest(t, "http://check.test/")
+	req.CACert = filepath.Join(t.TempDir(), "missing.pem")
+	rep := Check(context.Background(), CheckConfig{Requests: []*Request{req}, Policy: checkPolicy(), Expect: expectStatus("2xx")})
+	if r := rep.Results[0]; r.Healthy || r.Err == nil || r.Attempts != 0 || len(r.Failed) != 1 || !strings.Contains(r.Failed[0], "missing.pem") {
+		t.Errorf("result %+v", r)
+	}
+}
+
+// TestCheckCutAttemptKeepsTheLastRealFailure: when the run's time runs out
+// during an attempt, that attempt says nothing about the service, so the
+// report keeps what the last real attempt saw (connection refused), not
+// "deadline exceeded" or "context canceled".
+func TestCheckCutAttemptKeepsTheLastRealFailure(t *testing.T) {
+	// A port nothing listens on: connection refused.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	clock := newTestClock()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	policy := checkPolicy()
+	policy.NoAttemptLimit, policy.MaxTime = true, time.Hour
+	rep := Check(ctx, CheckConfig{
+		Requests: []*Request{checkRequest(t, "http://"+addr+"/health")}, Policy: policy, Expect: expectStatus("2xx"),
+		Hooks: Hooks{OnRequest: func(n int, req *http.Request) {
+			if n == 2 {
+				// The run's time is up as the second attempt starts: the
+				// executor's MaxTime cancels with this same cause.
+				cancel(resilience.ErrDeadline)
+			}
+		}},
+		Clock: clock, NewTimer: clock.NewTimer,
+	})
+	res := rep.Results[0]
+	if res.Healthy || res.Attempts != 2 || !errors.Is(res.Err, resilience.ErrDeadline) {
+		t.Fatalf("healthy %v, %d attempts, error %v", res.Healthy, res.Attempts, res.Err)
+	}
+	joined := strings.Join(res.Failed, "; ")
+	if !strings.Contains(joined, "connection refused") || !strings.Contains(joined, "not healthy before the time ran out") {
+		t.Errorf("failed %q: want the last real failure and the deadline", joined)
+	}
+	if strings.Contains(joined, "context canceled") || strings.Contains(joined, "no answer: deadline exceeded") {
+		t.Errorf("failed %q reports the cut attempt", joined)
+	}
+	if res.Status != nil || res.LatencyMS == nil {
+		t.Errorf("status %v, latency %v: want no status and the refused attempt's latency", res.Status, res.LatencyMS)
+	}
+}
+
+func TestCheckReportUnhealthyCount(t *testing.T) {
+	rep := CheckReport{Results: []CheckResult{{Healthy: true}, {}, {Healthy: true}, {}}}
+	if n := rep.Unhealthy(); n != 2 {
+		t.Errorf("Unhealthy() = %d, want 2", n)
+	}
+	if n := (&CheckReport{}).Unhealthy(); n != 0 {
+		t.Errorf("empty report: Unhealthy() = %d", n)
+	}
+}
