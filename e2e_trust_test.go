@@ -316,11 +316,11 @@ func TestE2ENoHomeBothStepAside(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	bare := &env{t: t, dir: dir, vars: []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0 exitcode=66"}}
-	for _, a := range [][]string{{"fetch", srv.URL}, {"check", "--breaker-failures", "3", srv.URL}} {
+	for _, a := range [][]string{{"fetch", srv.URL}, {"check", "--breaker-failures", "3", srv.URL, srv.URL + "/b"}} {
 		r := bare.run(a...)
 		r.wantCode(t, 0)
-		if !strings.Contains(r.stderr, "circuit breaker disabled for this run") {
-			t.Errorf("%v: stderr %q", a, r.stderr)
+		if strings.Count(r.stderr, "circuit breaker disabled for this run") != 1 {
+			t.Errorf("%v: stderr %q, want the warning once", a, r.stderr)
 		}
 	}
 	rel := bare.with("HOME="+dir, "XDG_STATE_HOME=relative/state", "XDG_CACHE_HOME=relative/cache")

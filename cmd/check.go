@@ -167,12 +167,11 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 	}
 	// The breaker is off for check unless asked for; then it behaves as
 	// fetch's does, stepping aside with a warning when it has no state dir.
-	p.breaker = func(*fetch.Request) *breakerPlan { return nil }
+	var base *breakerPlan
 	if o.BreakerFailuresGiven && o.BreakerFailures > 0 {
-		p.breaker = func(req *fetch.Request) *breakerPlan {
-			return o.RetryFlags.breakerPlan(req.URL, policy.Attempts, o.Getenv, o.Log)
-		}
+		base = o.RetryFlags.breakerBase(policy.Attempts, o.Getenv, o.Log)
 	}
+	p.breaker = func(req *fetch.Request) *breakerPlan { return base.forURL(req.URL) }
 	return p, nil
 }
 

@@ -196,6 +196,12 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 // no state dir can be found (a warning: the breaker steps aside, the run
 // goes on).
 func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) string, log *Logger) *breakerPlan {
+	return r.breakerBase(attempts, getenv, log).forURL(u)
+}
+
+// breakerBase resolves everything of the breaker but its key, once for a
+// run however many URLs it has (so a missing state dir warns once).
+func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *Logger) *breakerPlan {
 	failures := r.breakerFailures(attempts)
 	if failures == 0 {
 		return nil
@@ -205,12 +211,21 @@ func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) s
 		log.Warnf("circuit breaker disabled for this run: %v", err)
 		return nil
 	}
-	key := r.BreakerKey
-	if key == "" {
-		key = BreakerKey(u)
-	}
-	return &breakerPlan{key: key, failures: failures, quorum: r.BreakerQuorum, node: nodeName(getenv),
+	return &breakerPlan{key: r.BreakerKey, failures: failures, quorum: r.BreakerQuorum, node: nodeName(getenv),
 		reset: r.BreakerReset, dir: dir, explicitDir: r.StateDir != ""}
+}
+
+// forURL is the plan for u: the same settings, keyed by --breaker-key or
+// by u's scheme://host:port.
+func (bp *breakerPlan) forURL(u *url.URL) *breakerPlan {
+	if bp == nil {
+		return nil
+	}
+	c := *bp
+	if c.key == "" {
+		c.key = BreakerKey(u)
+	}
+	return &c
 }
 
 // BreakerKey is the default breaker key of a URL: scheme://host:port.

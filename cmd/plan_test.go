@@ -212,7 +212,7 @@ func TestFetchPlan(t *testing.T) {
 	if err := os.WriteFile(fallbackFile, []byte(`{"items":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	home := map[string]string{"HOME": "/home/u"}
+	home := map[string]string{"HOME": "/home/u", "REFETCH_NODE": "node-1"}
 	noDirs := map[string]string{}
 	unixCacheDir := runtime.GOOS != "darwin" && runtime.GOOS != "windows" && runtime.GOOS != "ios" && runtime.GOOS != "plan9"
 	tests := []struct {
@@ -232,7 +232,7 @@ func TestFetchPlan(t *testing.T) {
 			usage: "cannot be used together"},
 		{name: "unreadable --fallback-file", env: home, args: []string{"--fallback-file", filepath.Join(dir, "missing"), u},
 			usage: "--fallback-file: " + filepath.Join(dir, "missing") + ": no such file or directory"},
-		{name: "a malformed URL", env: home, args: []string{"http://[::1"}, usage: "malformed URL"},
+		{name: "a malformed URL", env: home, args: []string{"http://[::1"}, usage: "missing ']'"},
 		{name: "an unsupported scheme", env: home, args: []string{"ftp://api.test/"}, usage: `unsupported scheme "ftp"`},
 		{name: "a bad retry flag", env: home, args: []string{"--breaker-reset", "0", u}, usage: "invalid --breaker-reset 0"},
 		{name: "negative --stale-if-error", env: home, args: []string{"--stale-if-error", "-1s", u}, usage: "invalid --stale-if-error -1s"},
@@ -302,7 +302,7 @@ func TestFetchPlan(t *testing.T) {
 			}},
 		{name: "the breaker's defaults", env: home, args: []string{u},
 			check: func(t *testing.T, p *fetchPlan, stderr string) {
-				want := breakerPlan{key: "http://api.test:80", failures: 3, reset: time.Minute,
+				want := breakerPlan{key: "http://api.test:80", failures: 3, quorum: 1, node: "node-1", reset: time.Minute,
 					dir: filepath.Join("/home/u", ".local", "state", "refetch")}
 				if p.breaker == nil || *p.breaker != want || stderr != "" {
 					t.Errorf("breaker %+v, want %+v; stderr %q", p.breaker, want, stderr)
@@ -310,7 +310,7 @@ func TestFetchPlan(t *testing.T) {
 			}},
 		{name: "--state-dir is explicit", env: home, args: []string{"--state-dir", "/s", "-n", "5", "--breaker-reset", "5m", "--breaker-key", "api", u},
 			check: func(t *testing.T, p *fetchPlan, stderr string) {
-				want := breakerPlan{key: "api", failures: 5, reset: 5 * time.Minute, dir: "/s", explicitDir: true}
+				want := breakerPlan{key: "api", failures: 5, quorum: 1, node: "node-1", reset: 5 * time.Minute, dir: "/s", explicitDir: true}
 				if p.breaker == nil || *p.breaker != want {
 					t.Errorf("breaker %+v, want %+v", p.breaker, want)
 				}
@@ -356,7 +356,7 @@ func TestFetchPlan(t *testing.T) {
 
 func TestCheckPlan(t *testing.T) {
 	const u = "http://api.test/health"
-	home := map[string]string{"HOME": "/home/u"}
+	home := map[string]string{"HOME": "/home/u", "REFETCH_NODE": "node-1"}
 	tests := []struct {
 		name  string
 		env   map[string]string
@@ -445,7 +445,7 @@ func TestCheckPlan(t *testing.T) {
 			}},
 		{name: "--breaker-failures turns it on", env: home, args: []string{"--breaker-failures", "2", "--state-dir", "/s", u},
 			check: func(t *testing.T, p *resolvedCheck, stderr string) {
-				want := breakerPlan{key: "http://api.test:80", failures: 2, reset: time.Minute, dir: "/s", explicitDir: true}
+				want := breakerPlan{key: "http://api.test:80", failures: 2, quorum: 1, node: "node-1", reset: time.Minute, dir: "/s", explicitDir: true}
 				if bp := p.breakers[0]; bp == nil || *bp != want {
 					t.Errorf("breaker %+v, want %+v", bp, want)
 				}
@@ -585,6 +585,7 @@ func TestRunCommandLines(t *testing.T) {
 	}{
 		{"unknown command", nil, []string{"fetc", "http://api.test/"}, 2, `refetch: unknown command "fetc" (did you mean "fetch"?) (see 'refetch --help')`, ""},
 		{"unknown command, a prefix of one", nil, []string{"chec"}, 2, `(did you mean "check"?)`, ""},
+		{"unknown command, a typo", nil, []string{"chek"}, 2, `(did you mean "check"?)`, ""},
 		{"unknown command, no suggestion", nil, []string{"zzz"}, 2, `refetch: unknown command "zzz" (see 'refetch --help')`, ""},
 		{"fetch without a URL", nil, []string{"fetch"}, 2, "refetch: missing URL (see 'refetch fetch --help')", ""},
 		{"fetch with two URLs", nil, []string{"fetch", "http://a.test/", "http://b.test/"}, 2, "too many arguments", ""},

@@ -91,6 +91,9 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	})
 	// Arguments the root does not know are unknown commands: a usage
 	// error typed here, where it arises, like every other.
+	// cobra sets this default only on a path unknown commands no longer
+	// take (legacyArgs): without it, "chek" suggests nothing.
+	root.SuggestionsMinimumDistance = 2
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return nil
