@@ -205,7 +205,7 @@ func TestCheckOne(t *testing.T) {
 				dir := t.TempDir()
 				b := newTestBreaker(t, dir)
 				tk, _ := b.Admit(clock.Now())
-				b.Record(tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503")}, clock.Now())
+				b.Record(tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503")}, clock.Now(), time.Time{})
 				return func(*Request) *resilience.Breaker { return newTestBreaker(t, dir) }
 			},
 			failed: []string{"circuit open: check.test is open"}, attempts: 0, hits: -1, errClass: resilience.ErrCircuitOpen},
@@ -300,7 +300,7 @@ type clockKey struct{}
 
 func newTestBreaker(t *testing.T, dir string) *resilience.Breaker {
 	t.Helper()
-	b, err := resilience.NewBreaker(resilience.Settings{Key: "check.test", Failures: 1, Reset: time.Minute,
+	b, err := resilience.NewBreaker(resilience.Settings{Key: "check.test", Failures: 1, Quorum: 1, Node: "n", Reset: time.Minute,
 		TrialTimeout: time.Minute, Store: &resilience.FileStore{Dir: dir}})
 	if err != nil {
 		t.Fatal(err)
