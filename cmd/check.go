@@ -159,11 +159,16 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 		if err != nil {
 			return nil, &UsageError{Err: err}
 		}
+		// One store for every URL: one client, one failover warning.
+		store, err := openStore(o.Store, dir, o.BreakerReset, func(err error) { o.Log.Warnf("%v", err) })
+		if err != nil {
+			return nil, err
+		}
 		p.breaker = func(key string) *breakerPlan {
 			if o.BreakerKey != "" {
 				key = o.BreakerKey
 			}
-			return &breakerPlan{key: key, failures: o.BreakerFailures, reset: o.BreakerReset, dir: dir}
+			return &breakerPlan{key: key, failures: o.BreakerFailures, reset: o.BreakerReset, dir: dir, store: store}
 		}
 	}
 	return p, nil

@@ -99,6 +99,7 @@ type breakerPlan struct {
 	failures int
 	reset    time.Duration
 	dir      string
+	store    resilience.Store
 }
 
 // plan validates the options, reads @files and fallback files, and
@@ -158,7 +159,11 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 			if key == "" {
 				key = BreakerKey(u)
 			}
-			p.breaker = &breakerPlan{key: key, failures: failures, reset: o.BreakerReset, dir: dir}
+			store, err := openStore(o.Store, dir, o.BreakerReset, func(err error) { o.Log.Warnf("%v", err) })
+			if err != nil {
+				return nil, err
+			}
+			p.breaker = &breakerPlan{key: key, failures: failures, reset: o.BreakerReset, dir: dir, store: store}
 		}
 	}
 	return p, nil
@@ -189,7 +194,7 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 	warn := func(err error) { log.Warnf("%v", err) }
 	return resilience.NewBreaker(resilience.Settings{
 		Key: bp.key, Failures: bp.failures, Reset: bp.reset,
-		Store: &resilience.FileStore{Dir: bp.dir, Warn: warn}, Warn: warn,
+		Store: bp.store, Warn: warn,
 		OnStateChange: log.BreakerChange,
 	})
 }

@@ -30,6 +30,7 @@ type RetryFlags struct {
 	BreakerReset    time.Duration
 	BreakerKey      string
 	StateDir        string
+	Store           string
 }
 
 func (r *RetryFlags) register(fs *pflag.FlagSet) {
@@ -48,6 +49,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&r.BreakerReset, "breaker-reset", 60*time.Second, "how long the breaker stays open before one trial")
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
+	fs.StringVar(&r.Store, "store", "", storeFlagUsage)
 }
 
 // policy validates the retry flags and returns the policy.
@@ -68,6 +70,9 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 		if d < 0 {
 			return p, usageErrorf("invalid --%s %s: must not be negative", name, d)
 		}
+	}
+	if err := checkStoreFlag(r.Store); err != nil {
+		return p, err
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)
 	if err != nil {

@@ -179,6 +179,9 @@ type Snapshot struct {
 	On    bool
 }
 
+// errNoChange is an admission that saves nothing. Unlike ErrUnchanged it
+// makes a caching store confirm the record first: admissions act on the
+// current state.
 var errNoChange = errors.New("no change")
 
 // transition is the one place where the state changes: it sets the new
@@ -267,7 +270,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
 		if r.Generation != t.Generation {
 			b.last = *r
-			return errNoChange
+			return ErrUnchanged
 		}
 		switch {
 		case r.State == StateClosed && v.Breaker == CountFailure:
@@ -279,7 +282,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 		case r.State == StateClosed && v.Breaker == CountSuccess:
 			if r.ConsecutiveFailures == 0 && r.LastError == "" {
 				b.last = *r
-				return errNoChange
+				return ErrUnchanged
 			}
 			r.ConsecutiveFailures, r.LastError = 0, ""
 		case r.State == StateHalfOpen && v.Breaker == CountSuccess:
@@ -295,14 +298,14 @@ func (b *Breaker) Record(t Ticket, v Verdict, now time.Time) {
 			r.TrialUntil = &released
 		default:
 			b.last = *r
-			return errNoChange
+			return ErrUnchanged
 		}
 		r.UpdatedAt = now
 		b.last = *r
 		return nil
 	})
 	b.flush(err == nil)
-	if err != nil && !errors.Is(err, errNoChange) {
+	if err != nil && !errors.Is(err, ErrUnchanged) {
 		b.stepAside(err)
 	}
 }
