@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 )
@@ -13,12 +15,21 @@ import (
 type BreakerOptions struct {
 	IO       *IOStreams
 	StateDir string
+	Store    string
 	JSON     bool
 	All      bool
 	Key      string
 	Log      *Logger
 	getenv   func(string) string
 }
+
+// breakerKeyHelp explains KEY in the help of status and reset.
+const breakerKeyHelp = `KEY is a breaker key as fetch derives it from a URL, scheme://host:port
+with the default port filled in (e.g. https://api.example.com:443), or a
+custom --breaker-key. KEY is looked up exactly as given first; if no breaker
+has it, a URL or host is normalized the way fetch derives keys, so
+https://API.example.com/v1/items?x=1 names https://api.example.com:443 and
+api.example.com names http://api.example.com:80.`
 
 // NewCmdBreaker returns `refetch breaker status|reset`.
 func NewCmdBreaker(f *Factory) *cobra.Command {
@@ -32,11 +43,18 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 		},
 	}
 	c.PersistentFlags().StringVar(&opts.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
+	c.PersistentFlags().StringVar(&opts.Store, "store", "", storeFlagUsage)
 
 	status := &cobra.Command{
 		Use:   "status [KEY]",
 		Short: "Show breaker states (a table, or --json)",
-		Args:  maxArgs(1, "KEY"),
+		Long: `Show the state of every breaker, or of the one KEY names (closed if it
+has no record).
+
+` + breakerKeyHelp,
+		Example: `  refetch breaker status
+  refetch breaker status https://api.example.com:443 --json`,
+		Args: maxArgs(1, "KEY"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Key = args[0]
@@ -50,7 +68,14 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 	reset := &cobra.Command{
 		Use:   "reset KEY|--all",
 		Short: "Close a breaker (forget its failures), or all of them",
-		Args:  maxArgs(1, "KEY"),
+		Long: `Close the breaker KEY names by forgetting its record, or every breaker
+with --all. Resetting a key that has no breaker changes nothing, says so on
+stderr and exits 0, so scripts can reset unconditionally.
+
+` + breakerKeyHelp,
+		Example: `  refetch breaker reset https://api.example.com:443
+  refetch breaker reset --all`,
+		Args: maxArgs(1, "KEY"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Key = args[0]
@@ -67,12 +92,75 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 	return c
 }
 
-func (o *BreakerOptions) store() (*resilience.FileStore, error) {
-	dir, err := StateDir(o.StateDir, o.getenv)
-	if err != nil {
-		return nil, &UsageError{Err: err}
+// store opens the store the breaker commands work on and names it for
+// messages. With --store it is the Redis store alone, without the failover
+// fetch uses: these commands are about that store, and a Redis that does
+// not answer is an error here, not a reason to show or reset local files.
+func (o *BreakerOptions) store() (resilience.Store, string, error) {
+	warn := func(err error) { o.Log.Warnf("%v", err) }
+	if err := checkStoreFlag(o.Store); err != nil {
+		return nil, "", err
 	}
-	return &resilience.FileStore{Dir: dir, Warn: func(err error) { o.Log.Warnf("%v", err) }}, nil
+	dir := ""
+	if o.Store == "" {
+		d, err := StateDir(o.StateDir, o.getenv)
+		if err != nil {
+			return nil, "", &UsageError{Err: err}
+		}
+		dir = d
+	}
+	s, err := openStore(o.Store, dir, 0, warn)
+	if err != nil {
+		return nil, "", err
+	}
+	if fo, ok := s.(*resilience.FailoverStore); ok {
+		s = fo.Primary
+		name := fmt.Sprint(s)
+		return &namedStore{Store: s, name: name}, name, nil
+	}
+	return s, dir, nil
+}
+
+// namedStore prefixes the errors of a shared store with its name, so
+// "connection refused" says which server refused.
+type namedStore struct {
+	resilience.Store
+	name string
+}
+
+func (n *namedStore) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("breaker store %s: %w", n.name, err)
+}
+
+func (n *namedStore) List() ([]resilience.Record, error) {
+	r, err := n.Store.List()
+	return r, n.wrap(err)
+}
+
+func (n *namedStore) Delete(key string) (bool, error) {
+	ok, err := n.Store.Delete(key)
+	return ok, n.wrap(err)
+}
+
+func (n *namedStore) DeleteAll() (int, error) {
+	c, err := n.Store.DeleteAll()
+	return c, n.wrap(err)
+}
+
+// keyCandidates returns the keys KEY may name, in the order they are
+// tried: KEY as given (a custom --breaker-key is any string), then, if it
+// parses as fetch parses URLs, the key fetch derives from it.
+func keyCandidates(arg string) []string {
+	keys := []string{arg}
+	if u, err := fetch.ParseURL(arg); err == nil {
+		if k := BreakerKey(u); k != arg {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // breakerStatusJSON is one element of `breaker status --json`.
@@ -86,7 +174,7 @@ type breakerStatusJSON struct {
 }
 
 func breakerStatus(o *BreakerOptions, now time.Time) error {
-	s, err := o.store()
+	s, where, err := o.store()
 	if err != nil {
 		return err
 	}
@@ -95,16 +183,7 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 		return err
 	}
 	if o.Key != "" {
-		var only []resilience.Record
-		for _, r := range recs {
-			if r.Key == o.Key {
-				only = append(only, r)
-			}
-		}
-		if only == nil {
-			only = []resilience.Record{{Key: o.Key, State: resilience.StateClosed}}
-		}
-		recs = only
+		recs = selectKey(recs, keyCandidates(o.Key))
 	}
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
@@ -115,7 +194,7 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
-		_, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", s.Dir)
+		_, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where)
 		return err
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
@@ -141,8 +220,21 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 	return tw.Flush()
 }
 
+// selectKey returns the record of the first candidate key that has one,
+// or a closed record under the last candidate (the key fetch would use).
+func selectKey(recs []resilience.Record, keys []string) []resilience.Record {
+	for _, k := range keys {
+		for _, r := range recs {
+			if r.Key == k {
+				return []resilience.Record{r}
+			}
+		}
+	}
+	return []resilience.Record{{Key: keys[len(keys)-1], State: resilience.StateClosed}}
+}
+
 func breakerReset(o *BreakerOptions) error {
-	s, err := o.store()
+	s, where, err := o.store()
 	if err != nil {
 		return err
 	}
@@ -151,12 +243,20 @@ func breakerReset(o *BreakerOptions) error {
 		if err != nil {
 			return err
 		}
-		o.Log.Infof("reset %d breaker%s", n, map[bool]string{true: "", false: "s"}[n == 1])
+		o.Log.Infof("reset %d breaker%s in %s", n, plural(n), where)
 		return nil
 	}
-	if err := s.Delete(o.Key); err != nil {
-		return err
+	keys := keyCandidates(o.Key)
+	for _, k := range keys {
+		removed, err := s.Delete(k)
+		if err != nil {
+			return err
+		}
+		if removed {
+			o.Log.Infof("reset %s: closed", k)
+			return nil
+		}
 	}
-	o.Log.Infof("reset %s: closed", o.Key)
+	o.Log.Infof("no breaker for %s: nothing to reset", strings.Join(keys, " or "))
 	return nil
 }

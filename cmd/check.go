@@ -166,10 +166,13 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 		p.reqs = append(p.reqs, req)
 	}
 	// The breaker is off for check unless asked for; then it behaves as
-	// fetch's does, stepping aside with a warning when it has no state dir.
+	// fetch's does, stepping aside with a warning when it has no state dir,
+	// with one store (one client, one failover warning) for every URL.
 	var base *breakerPlan
 	if o.BreakerFailuresGiven && o.BreakerFailures > 0 {
-		base = o.RetryFlags.breakerBase(policy.Attempts, o.Getenv, o.Log)
+		if base, err = o.RetryFlags.breakerBase(policy.Attempts, o.Getenv, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	p.breaker = func(req *fetch.Request) *breakerPlan { return base.forURL(req.URL) }
 	return p, nil

@@ -115,6 +115,7 @@ type breakerPlan struct {
 	node     string
 	reset    time.Duration
 	dir      string
+	store    resilience.Store
 	// explicitDir: the dir came from --state-dir or its variable, so a
 	// reset command must name it too.
 	explicitDir bool
@@ -188,31 +189,39 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 			p.fallback.StaleFor = o.StaleIfError
 		}
 	}
-	p.breaker = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Getenv, o.Log)
+	if p.breaker, err = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Getenv, o.Log); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
 // breakerPlan resolves the breaker of a URL: nil when it is off, or when
 // no state dir can be found (a warning: the breaker steps aside, the run
 // goes on).
-func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) string, log *Logger) *breakerPlan {
-	return r.breakerBase(attempts, getenv, log).forURL(u)
+func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
+	base, err := r.breakerBase(attempts, getenv, log)
+	return base.forURL(u), err
 }
 
 // breakerBase resolves everything of the breaker but its key, once for a
-// run however many URLs it has (so a missing state dir warns once).
-func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *Logger) *breakerPlan {
+// run however many URLs it has: one store (one Redis client, one failover
+// warning), and one warning when there is no state dir.
+func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
 	failures := r.breakerFailures(attempts)
 	if failures == 0 {
-		return nil
+		return nil, nil
 	}
 	dir, err := StateDir(r.StateDir, getenv)
 	if err != nil {
 		log.Warnf("circuit breaker disabled for this run: %v", err)
-		return nil
+		return nil, nil
+	}
+	store, err := openStore(r.Store, dir, r.BreakerReset, func(err error) { log.Warnf("%v", err) })
+	if err != nil {
+		return nil, err
 	}
 	return &breakerPlan{key: r.BreakerKey, failures: failures, quorum: r.BreakerQuorum, node: nodeName(getenv),
-		reset: r.BreakerReset, dir: dir, explicitDir: r.StateDir != ""}
+		reset: r.BreakerReset, dir: dir, store: store, explicitDir: r.StateDir != ""}, nil
 }
 
 // forURL is the plan for u: the same settings, keyed by --breaker-key or
@@ -253,7 +262,7 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 	warn := func(err error) { log.Warnf("%v", err) }
 	b, err := resilience.NewBreaker(resilience.Settings{
 		Key: bp.key, Failures: bp.failures, Quorum: bp.quorum, Node: bp.node, Reset: bp.reset, TrialTimeout: bp.reset,
-		Store: &resilience.FileStore{Dir: bp.dir, Warn: warn}, Warn: warn,
+		Store: bp.store, Warn: warn,
 		OnStateChange: log.BreakerChange,
 	})
 	if err != nil {

@@ -56,6 +56,7 @@ type RetryFlags struct {
 	BreakerReset    time.Duration
 	BreakerKey      string
 	StateDir        string
+	Store           string
 
 	// Resolved in RunE from the flag set: was the flag given (on the
 	// command line or by its variable)?
@@ -86,6 +87,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.DurationVar(&r.BreakerReset, "breaker-reset", defaultBreakerReset, "how long the breaker stays open before one trial (more than 0)")
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
+	fs.StringVar(&r.Store, "store", "", storeFlagUsage)
 }
 
 // resolveGiven records which of the flags with computed defaults were
@@ -123,6 +125,9 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 		if d.v < 0 {
 			return p, usageErrorf("invalid --%s %s: must not be negative", d.name, d.v)
 		}
+	}
+	if err := checkStoreFlag(r.Store); err != nil {
+		return p, err
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)
 	if err != nil {

@@ -217,6 +217,9 @@ type Snapshot struct {
 	On    bool
 }
 
+// errNoChange is an admission that saves nothing. Unlike ErrUnchanged it
+// makes a caching store confirm the record first: admissions act on the
+// current state.
 var errNoChange = errors.New("no change")
 
 // transition is the one place where the state changes: it sets the new
@@ -326,7 +329,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 				r.UpdatedAt = now
 				return nil
 			}
-			return errNoChange
+			return ErrUnchanged
 		}
 		switch {
 		case r.State == StateClosed && v.Breaker == CountFailure:
@@ -340,6 +343,9 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 			}
 		case r.State == StateClosed && v.Breaker == CountSuccess:
 			if r.ConsecutiveFailures == 0 && r.LastError == "" && !held {
+				// Not ErrUnchanged: on a store's cached copy this must be
+				// confirmed, or a success would be lost behind failures
+				// other machines recorded meanwhile.
 				b.last = *r
 				return errNoChange
 			}
@@ -361,14 +367,14 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 				r.UpdatedAt = now
 				return nil
 			}
-			return errNoChange
+			return ErrUnchanged
 		}
 		r.UpdatedAt = now
 		b.last = *r
 		return nil
 	})
 	b.flush(err == nil)
-	if err != nil && !errors.Is(err, errNoChange) {
+	if err != nil && !errors.Is(err, ErrUnchanged) && !errors.Is(err, errNoChange) {
 		b.stepAside(err)
 	}
 }

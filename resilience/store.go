@@ -18,17 +18,41 @@ import (
 
 // Store persists breaker records. Implementations must make Update atomic
 // with respect to every other Update of the same key, across processes
-// (and, for a shared store such as Redis, across machines).
+// (and, for a shared store such as Redis, across machines), and be safe
+// for concurrent use by several goroutines.
 type Store interface {
 	// Update loads the record of key (a fresh closed Record when there is
 	// none), calls fn with it and saves what fn left, unless fn returns an
-	// error, which Update then returns.
+	// error: then nothing is saved and Update returns that error unchanged.
+	//
+	// fn may be called more than once (an optimistic store calls it again
+	// when another writer changed the record in between, or on the copy
+	// it last saw and then on the current record); only the last call's
+	// result is saved, so fn must not accumulate effects across calls.
+	// fn's ErrUnchanged lets a caching store skip confirming that the
+	// copy it passed was current.
 	Update(key string, fn func(*Record) error) error
-	// List returns every stored record.
+	// List returns every stored record, sorted by key. A store that does
+	// not exist yet holds no records; one that cannot be read is an error.
 	List() ([]Record, error)
-	// Delete removes the record of key; a missing record is not an error.
-	Delete(key string) error
+	// Delete removes the record of key and reports whether there was one.
+	// It creates nothing when there is none.
+	Delete(key string) (bool, error)
+	// DeleteAll removes every record, corrupt ones included, and returns
+	// how many it removed.
+	DeleteAll() (int, error)
 }
+
+// ErrUnchanged, returned by an Update's fn, means "save nothing, and this
+// decision stands even if the record I was given is a copy this process
+// read or wrote earlier": a store that caches records (RedisStore) then
+// returns it at once, without the round trip that confirms the copy. Any
+// other error from fn is returned only after the record fn saw was
+// confirmed current (fn is called again on the current one otherwise).
+// The breaker returns it for outcomes that change nothing, such as a
+// success on a clean closed breaker, where acting on a slightly old copy
+// is harmless; admissions never use it.
+var ErrUnchanged = errors.New("record unchanged")
 
 // CorruptStateError reports a state file that could not be read or decoded
 // and was replaced by a fresh closed state.
@@ -173,13 +197,49 @@ func writeFileAtomic(path string, data []byte) error {
 	return werr
 }
 
+// String names the store in messages: its state dir.
+func (s *FileStore) String() string { return "the local state dir " + s.Dir }
+
+// stateFiles returns the paths of the state files in Dir. A Dir that does
+// not exist yet has none; one that is not a directory or cannot be read is
+// an error.
+func (s *FileStore) stateFiles() ([]string, error) {
+	entries, err := os.ReadDir(s.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, s.dirError(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, ".json") {
+			out = append(out, filepath.Join(s.Dir, name))
+		}
+	}
+	return out, nil
+}
+
+// dirError describes err, met while reading Dir or a file in it, as a
+// problem of the state dir.
+func (s *FileStore) dirError(err error) error {
+	if fi, serr := os.Stat(s.Dir); serr == nil && !fi.IsDir() {
+		return fmt.Errorf("state dir %s is not a directory", s.Dir)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("state dir %s: %w", s.Dir, err)
+}
+
 func (s *FileStore) List() ([]Record, error) {
-	matches, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	paths, err := s.stateFiles()
 	if err != nil {
 		return nil, err
 	}
-	var out []Record
-	for _, m := range matches {
+	out := []Record{}
+	for _, m := range paths {
 		r, err := s.readRecord(m)
 		if err != nil {
 			if s.Warn != nil {
@@ -193,12 +253,16 @@ func (s *FileStore) List() ([]Record, error) {
 	return out, nil
 }
 
-func (s *FileStore) Delete(key string) error {
-	if _, err := os.Stat(s.Dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
+// Delete removes the state file of key. It looks before it locks, so a key
+// without a state file leaves no lock file behind.
+func (s *FileStore) Delete(key string) (bool, error) {
+	base := s.path(key)
+	if _, err := os.Stat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, s.dirError(err)
 	}
-	_, err := removeLocked(s.path(key))
-	return err
+	return removeLocked(base)
 }
 
 // removeLocked removes base.json under base.lock and reports whether there
@@ -219,12 +283,12 @@ func removeLocked(base string) (bool, error) {
 // DeleteAll removes every state file in the store, corrupt ones included,
 // and returns how many it removed.
 func (s *FileStore) DeleteAll() (int, error) {
-	matches, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	paths, err := s.stateFiles()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, m := range matches {
+	for _, m := range paths {
 		removed, err := removeLocked(strings.TrimSuffix(m, ".json"))
 		if err != nil {
 			return n, err

@@ -1,0 +1,60 @@
+package cmd
+
+import (
+	"time"
+
+	"github.com/refetch/refetch/resilience"
+)
+
+// storeFlagUsage is the help of --store on every command that has it.
+const storeFlagUsage = "share breaker state through `URL`: redis://[user:pass@]host:port/db or rediss:// (default: files in the state dir)"
+
+// Defaults of a Redis store (see the README's "Fleet" section).
+const (
+	// redisTimeout bounds connecting, and each read and write: a store
+	// that does not answer costs a few hundred milliseconds, never the run.
+	// ?timeout= in the URL overrides it, for a server far away.
+	redisTimeout = 200 * time.Millisecond
+	// minRedisTTL is the shortest life of a breaker record after its last
+	// write; an open breaker lives at least twice its reset period.
+	minRedisTTL = 24 * time.Hour
+)
+
+// checkStoreFlag validates --store without opening anything: empty, or a
+// redis:// or rediss:// URL. The error never shows the URL's password.
+func checkStoreFlag(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if _, err := resilience.ParseRedisURL(raw); err != nil {
+		return usageErrorf("invalid --store %v", err)
+	}
+	return nil
+}
+
+// openStore returns the breaker store that --store names: the file store
+// in dir when raw is empty; for a redis:// or rediss:// URL, Redis with the
+// file store in dir as the failover that takes over, after one warning,
+// when Redis does not answer. reset is --breaker-reset: records live
+// max(24h, 2×reset) after their last write. warn receives the store's
+// warnings (corrupt records, the failover).
+func openStore(raw, dir string, reset time.Duration, warn func(error)) (resilience.Store, error) {
+	files := &resilience.FileStore{Dir: dir, Warn: warn}
+	if raw == "" {
+		return files, nil
+	}
+	cfg, err := resilience.ParseRedisURL(raw)
+	if err != nil {
+		return nil, usageErrorf("invalid --store %v", err)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = redisTimeout
+	}
+	cfg.TTL = max(minRedisTTL, 2*reset)
+	cfg.Warn = warn
+	redis, err := resilience.NewRedisStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &resilience.FailoverStore{Primary: redis, Secondary: files, Warn: warn}, nil
+}

@@ -1,0 +1,115 @@
+package resilience
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// FailoverStore uses Primary while it works and, from the first error
+// that comes from Primary itself (not one returned by an Update's fn),
+// Secondary for the rest of its life, after one warning. It is how a run
+// steps aside from a shared store (Redis) that is down, slow or refuses
+// its password to the local state dir: a fetch never fails because of its
+// store. It is safe for concurrent use if both stores are.
+type FailoverStore struct {
+	Primary, Secondary Store
+	// Warn, if set, receives one *FailoverError when Primary fails.
+	Warn func(error)
+
+	failed atomic.Bool
+	once   sync.Once
+}
+
+// FailoverError reports that a FailoverStore gave up its primary store.
+type FailoverError struct {
+	// Primary and Secondary name the stores (their String, if they have
+	// one).
+	Primary, Secondary string
+	Err                error
+}
+
+func (e *FailoverError) Error() string {
+	return fmt.Sprintf("breaker store %s unavailable (%v): using %s for this run", e.Primary, e.Err, e.Secondary)
+}
+
+func (e *FailoverError) Unwrap() error { return e.Err }
+
+// fnError marks an error returned by fn, so it is told apart from the
+// primary store's own errors.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+func storeName(s Store, fallback string) string {
+	if st, ok := s.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return fallback
+}
+
+// fail switches to the secondary store, warning once.
+func (s *FailoverStore) fail(err error) {
+	s.failed.Store(true)
+	s.once.Do(func() {
+		if s.Warn != nil {
+			s.Warn(&FailoverError{Primary: storeName(s.Primary, "primary"),
+				Secondary: storeName(s.Secondary, "the secondary store"), Err: err})
+		}
+	})
+}
+
+// Failed reports whether the store has switched to Secondary.
+func (s *FailoverStore) Failed() bool { return s.failed.Load() }
+
+func (s *FailoverStore) Update(key string, fn func(*Record) error) error {
+	if !s.failed.Load() {
+		err := s.Primary.Update(key, func(r *Record) error {
+			if err := fn(r); err != nil {
+				return &fnError{err}
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		if fe, ok := err.(*fnError); ok {
+			return fe.err
+		}
+		s.fail(err)
+	}
+	return s.Secondary.Update(key, fn)
+}
+
+func (s *FailoverStore) List() ([]Record, error) {
+	if !s.failed.Load() {
+		recs, err := s.Primary.List()
+		if err == nil {
+			return recs, nil
+		}
+		s.fail(err)
+	}
+	return s.Secondary.List()
+}
+
+func (s *FailoverStore) Delete(key string) (bool, error) {
+	if !s.failed.Load() {
+		ok, err := s.Primary.Delete(key)
+		if err == nil {
+			return ok, nil
+		}
+		s.fail(err)
+	}
+	return s.Secondary.Delete(key)
+}
+
+func (s *FailoverStore) DeleteAll() (int, error) {
+	if !s.failed.Load() {
+		n, err := s.Primary.DeleteAll()
+		if err == nil {
+			return n, nil
+		}
+		s.fail(err)
+	}
+	return s.Secondary.DeleteAll()
+}

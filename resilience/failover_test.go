@@ -1,0 +1,140 @@
+package resilience
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refetch/refetch/internal/redistest"
+)
+
+// deadAddr returns a loopback address where nothing listens.
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestFailoverStoreUsesPrimaryWhileItWorks(t *testing.T) {
+	addr := redistest.Start(t)
+	var warns []error
+	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	s := &FailoverStore{Primary: newRedisStore(t, addr, nil), Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
+	if err := s.Update("k", failN(2)); err != nil {
+		t.Fatal(err)
+	}
+	// An error from fn is fn's, not the store's: no failover.
+	declined := errors.New("declined")
+	if err := s.Update("k", func(*Record) error { return declined }); err != declined {
+		t.Errorf("Update = %v, want fn's error unchanged", err)
+	}
+	if err := s.Update("k", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
+		t.Errorf("Update = %v, want ErrUnchanged", err)
+	}
+	if s.Failed() || len(warns) != 0 {
+		t.Fatalf("failed over (%v) on fn's errors", warns)
+	}
+	recs, err := s.List()
+	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 {
+		t.Errorf("List = %+v, %v", recs, err)
+	}
+	if local, _ := files.List(); len(local) != 0 {
+		t.Errorf("the secondary was written: %+v", local)
+	}
+	if ok, err := s.Delete("k"); !ok || err != nil {
+		t.Errorf("Delete = %v, %v", ok, err)
+	}
+}
+
+func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
+	addr := redistest.Start(t)
+	var mu sync.Mutex
+	var warns []error
+	primary, err := NewRedisStore(RedisConfig{Addr: addr, Password: "pw-in-url", Timeout: testTimeout, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	s := &FailoverStore{Primary: primary, Secondary: files, Warn: func(err error) {
+		mu.Lock()
+		warns = append(warns, err)
+		mu.Unlock()
+	}}
+	if err := s.Update("k", failN(1)); err != nil {
+		t.Fatal(err)
+	}
+	redistest.Kill(t, addr)
+	// Several goroutines at once (check runs URLs concurrently): one
+	// warning, every update lands in the secondary.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Update("k", failN(1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if !s.Failed() || len(warns) != 1 {
+		t.Fatalf("warnings = %v", warns)
+	}
+	var fe *FailoverError
+	var re *RedisError
+	if !errors.As(warns[0], &fe) || !errors.As(warns[0], &re) {
+		t.Errorf("warning %v is not a FailoverError wrapping a RedisError", warns[0])
+	}
+	msg := warns[0].Error()
+	for _, want := range []string{"breaker store redis://" + addr + " unavailable (", "): using the local state dir " + files.Dir + " for this run"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("warning %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "pw-in-url") {
+		t.Errorf("warning shows the password: %q", msg)
+	}
+	recs, err := files.List()
+	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 8 {
+		t.Errorf("local records = %+v, %v; want 8 failures", recs, err)
+	}
+	// The rest of the store's life goes to the secondary too.
+	if got, err := s.List(); err != nil || len(got) != 1 {
+		t.Errorf("List after failover = %+v, %v", got, err)
+	}
+	if len(warns) != 1 {
+		t.Errorf("more warnings: %v", warns)
+	}
+}
+
+func TestFailoverStoreDeadPrimaryFromTheStart(t *testing.T) {
+	var warns []error
+	primary, err := NewRedisStore(RedisConfig{Addr: deadAddr(t), Timeout: testTimeout, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	s := &FailoverStore{Primary: primary, Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
+	b := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: s,
+		Warn: func(err error) { warns = append(warns, err) }})
+	now := time.Now()
+	tk := mustAdmit(t, b, now)
+	b.Record(tk, fail, now, time.Time{})
+	mustReject(t, b, now) // the breaker works on the local files
+	if len(warns) != 1 {
+		t.Errorf("warnings = %v, want one", warns)
+	}
+	if recs, _ := files.List(); len(recs) != 1 || recs[0].State != StateOpen {
+		t.Errorf("local records = %+v", recs)
+	}
+}

@@ -1,0 +1,548 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/refetch/refetch/internal/redistest"
+)
+
+// These tests run against a real redis-server (internal/redistest); they
+// skip without one, and fail without one when CI=true.
+
+// testTimeout is generous: these tests are about atomicity and costs, not
+// about how fast a loaded machine answers.
+const testTimeout = 5 * time.Second
+
+func newRedisStore(t *testing.T, addr string, warn func(error)) *RedisStore {
+	t.Helper()
+	s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: time.Hour, Warn: warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rawClient is a plain client for looking at the server behind the store.
+func rawClient(t *testing.T, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// countCommands counts the commands a store's client sends (each one a
+// round trip: the store never pipelines).
+type countCommands struct{ n int }
+
+func (c *countCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n++
+		return next(ctx, cmd)
+	}
+}
+func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n += len(cmds)
+		return next(ctx, cmds)
+	}
+}
+
+func failN(n int) func(*Record) error {
+	return func(r *Record) error {
+		r.ConsecutiveFailures += n
+		return nil
+	}
+}
+
+func TestNewRedisStoreRequiresTTLAndTimeout(t *testing.T) {
+	for _, c := range []RedisConfig{
+		{Addr: "127.0.0.1:6379", Timeout: time.Second},
+		{Addr: "127.0.0.1:6379", TTL: time.Hour},
+		{Timeout: time.Second, TTL: time.Hour},
+	} {
+		if _, err := NewRedisStore(c); err == nil {
+			t.Errorf("NewRedisStore(%+v) = nil error", c)
+		}
+	}
+}
+
+func TestRedisStoreUpdateListDelete(t *testing.T) {
+	addr := redistest.Start(t)
+	s := newRedisStore(t, addr, nil)
+	c := rawClient(t, addr)
+	ctx := context.Background()
+
+	keys := []string{"https://b.example:443", "http://a.example:80", "custom key * with [glob] chars ?", "ключ"}
+	for i, k := range keys {
+		if err := s.Update(k, failN(i+1)); err != nil {
+			t.Fatalf("Update(%q): %v", k, err)
+		}
+	}
+	if err := s.Update(keys[0], failN(10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		ttl, err := c.PTTL(ctx, RedisKeyPrefix+k).Result()
+		if err != nil || ttl <= 0 || ttl > time.Hour {
+			t.Errorf("PTTL(%q) = %v, %v; want in (0, 1h]", k, ttl, err)
+		}
+	}
+	recs, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	var order []string
+	for _, r := range recs {
+		got[r.Key] = r.ConsecutiveFailures
+		order = append(order, r.Key)
+	}
+	want := map[string]int{keys[0]: 11, keys[1]: 2, keys[2]: 3, keys[3]: 4}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("List = %v, want %v", got, want)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i-1] >= order[i] {
+			t.Errorf("List not sorted by key: %q", order)
+		}
+	}
+	// Keys that are not breaker records are not listed.
+	c.Set(ctx, "refetch:other", "x", 0)
+	c.Set(ctx, "unrelated", "x", 0)
+	if recs, _ := s.List(); len(recs) != len(keys) {
+		t.Errorf("List returned %d records, want %d", len(recs), len(keys))
+	}
+
+	if ok, err := s.Delete(keys[1]); !ok || err != nil {
+		t.Errorf("Delete(existing) = %v, %v", ok, err)
+	}
+	if ok, err := s.Delete(keys[1]); ok || err != nil {
+		t.Errorf("Delete(deleted) = %v, %v", ok, err)
+	}
+	if ok, err := s.Delete("never seen"); ok || err != nil {
+		t.Errorf("Delete(never seen) = %v, %v", ok, err)
+	}
+	if n, _ := c.Exists(ctx, RedisKeyPrefix+"never seen").Result(); n != 0 {
+		t.Error("Delete created a key")
+	}
+	// After a Delete the store does not act on its old copy.
+	if err := s.Update(keys[1], failN(1)); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err = s.List(); len(recs) != 4 {
+		t.Fatalf("List after re-create = %v, %v", recs, err)
+	}
+	for _, r := range recs {
+		if r.Key == keys[1] && r.ConsecutiveFailures != 1 {
+			t.Errorf("re-created record has %d failures, want 1", r.ConsecutiveFailures)
+		}
+	}
+
+	n, err := s.DeleteAll()
+	if n != 4 || err != nil {
+		t.Errorf("DeleteAll = %d, %v; want 4", n, err)
+	}
+	if recs, err := s.List(); len(recs) != 0 || err != nil {
+		t.Errorf("List after DeleteAll = %v, %v", recs, err)
+	}
+	if v, _ := c.Get(ctx, "unrelated").Result(); v != "x" {
+		t.Error("DeleteAll removed a key that is not a breaker record")
+	}
+}
+
+func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
+	addr := redistest.Start(t)
+	var warns []error
+	s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
+	c := rawClient(t, addr)
+	ctx := context.Background()
+	if err := s.Update("good", failN(1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(ctx, RedisKeyPrefix+"bad", "{garbage", 0)
+	recs, err := s.List()
+	if err != nil || len(recs) != 1 || recs[0].Key != "good" {
+		t.Errorf("List = %v, %v", recs, err)
+	}
+	var corrupt *CorruptStateError
+	if len(warns) != 1 || !errors.As(warns[0], &corrupt) || !strings.Contains(warns[0].Error(), RedisKeyPrefix+"bad") {
+		t.Errorf("warnings = %v", warns)
+	}
+	// A corrupt record still counts for DeleteAll.
+	if n, err := s.DeleteAll(); n != 2 || err != nil {
+		t.Errorf("DeleteAll = %d, %v; want 2", n, err)
+	}
+}
+
+func TestRedisStoreFnErrorWritesNothing(t *testing.T) {
+	addr := redistest.Start(t)
+	s := newRedisStore(t, addr, nil)
+	c := rawClient(t, addr)
+	sentinel := errors.New("no thanks")
+	err := s.Update("k", func(r *Record) error {
+		r.ConsecutiveFailures = 7
+		return sentinel
+	})
+	if err != sentinel {
+		t.Errorf("Update returned %v, want fn's error unchanged", err)
+	}
+	if n, _ := c.Exists(context.Background(), RedisKeyPrefix+"k").Result(); n != 0 {
+		t.Error("a failed fn wrote a record")
+	}
+	// The copy fn scribbled on is not what the store remembers.
+	var seen int
+	s.Update("k", func(r *Record) error { seen = r.ConsecutiveFailures; return ErrUnchanged })
+	if seen != 0 {
+		t.Errorf("next Update saw %d failures, want 0", seen)
+	}
+}
+
+func TestRedisStoreCorruptValueReplaced(t *testing.T) {
+	addr := redistest.Start(t)
+	c := rawClient(t, addr)
+	ctx := context.Background()
+	for name, bad := range map[string]string{
+		"garbage":   "{garbage",
+		"wrong key": `{"key":"another","state":"closed","consecutive_failures":0,"generation":0,"opened_at":null,"retry_at":null,"updated_at":"2026-01-01T00:00:00Z"}`,
+		"negative":  `{"key":"k","state":"closed","consecutive_failures":-1,"generation":0,"opened_at":null,"retry_at":null,"updated_at":"2026-01-01T00:00:00Z"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.Set(ctx, RedisKeyPrefix+"k", bad, 0)
+			var warns []error
+			s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
+			var seen Record
+			if err := s.Update("k", func(r *Record) error { seen = *r; return ErrUnchanged }); err != ErrUnchanged {
+				t.Fatalf("Update = %v", err)
+			}
+			if seen.Key != "k" || seen.State != StateClosed || seen.ConsecutiveFailures != 0 {
+				t.Errorf("fn saw %+v, want a fresh closed record", seen)
+			}
+			var corrupt *CorruptStateError
+			if len(warns) != 1 || !errors.As(warns[0], &corrupt) {
+				t.Fatalf("warnings = %v", warns)
+			}
+			// Replaced at once, even though fn changed nothing: a second
+			// store (another process) is not warned again.
+			raw, _ := c.Get(ctx, RedisKeyPrefix+"k").Result()
+			if r, err := DecodeRecord([]byte(raw)); err != nil || r.Key != "k" || r.State != StateClosed {
+				t.Errorf("stored value %q (%v) is not a fresh closed record", raw, err)
+			}
+			if ttl, _ := c.PTTL(ctx, RedisKeyPrefix+"k").Result(); ttl <= 0 {
+				t.Errorf("replacement has PTTL %v", ttl)
+			}
+			var warns2 []error
+			s2 := newRedisStore(t, addr, func(err error) { warns2 = append(warns2, err) })
+			if err := s2.Update("k", failN(1)); err != nil || len(warns2) != 0 {
+				t.Errorf("second store: %v, warnings %v", err, warns2)
+			}
+		})
+	}
+}
+
+// TestRedisStoreRetriesAfterConcurrentChange: a store acting on its copy
+// of a record that another writer changed meanwhile calls fn again on the
+// current record, and saves only that.
+func TestRedisStoreRetriesAfterConcurrentChange(t *testing.T) {
+	addr := redistest.Start(t)
+	a := newRedisStore(t, addr, nil)
+	b := newRedisStore(t, addr, nil)
+	if err := a.Update("k", failN(1)); err != nil { // a remembers 1
+		t.Fatal(err)
+	}
+	if err := b.Update("k", failN(5)); err != nil { // now 6
+		t.Fatal(err)
+	}
+	var calls []int
+	err := a.Update("k", func(r *Record) error {
+		calls = append(calls, r.ConsecutiveFailures)
+		r.ConsecutiveFailures++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(calls) != "[1 6]" {
+		t.Errorf("fn saw %v, want [1 6]: once on the copy, once on the current record", calls)
+	}
+	recs, _ := b.List()
+	if len(recs) != 1 || recs[0].ConsecutiveFailures != 7 {
+		t.Errorf("records = %+v, want 7 failures", recs)
+	}
+
+	// A decision (an error from fn) on a copy is confirmed too; only
+	// ErrUnchanged is taken on the copy as it is.
+	if err := b.Update("k", func(r *Record) error { r.State = StateHalfOpen; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	decline := errors.New("declined")
+	var states []State
+	err = a.Update("k", func(r *Record) error { states = append(states, r.State); return decline })
+	if err != decline || fmt.Sprint(states) != "[closed half-open]" {
+		t.Errorf("decision on a stale copy: %v, fn saw %v; want declined after [closed half-open]", err, states)
+	}
+	if err := b.Update("k", func(r *Record) error { r.State = StateClosed; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	states = nil
+	err = a.Update("k", func(r *Record) error { states = append(states, r.State); return ErrUnchanged })
+	if err != ErrUnchanged || fmt.Sprint(states) != "[half-open]" {
+		t.Errorf("ErrUnchanged on a copy: %v, fn saw %v; want one call on the copy", err, states)
+	}
+}
+
+// TestRedisStoreRoundTrips counts the commands the server sees for the
+// breaker's steps: an admission on a closed breaker is one, recording a
+// success on a clean closed breaker none, recording a failure one.
+func TestRedisStoreRoundTrips(t *testing.T) {
+	addr := redistest.Start(t)
+	warm := newRedisStore(t, addr, nil)
+	if err := warm.Update("warm-up", failN(1)); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	s := newRedisStore(t, addr, nil)
+	b := mustBreaker(t, Settings{Key: "http://rt.test:80", Failures: 100, Reset: time.Minute, Store: s})
+	now := time.Now()
+	// Connect outside the count: the handshake is not a store round trip.
+	if err := s.client.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	counter := &countCommands{}
+	s.client.AddHook(counter)
+	step := func(name string, want int, f func()) {
+		t.Helper()
+		before := counter.n
+		f()
+		if got := counter.n - before; got != want {
+			t.Errorf("%s: %d round trips, want %d", name, got, want)
+		}
+	}
+	var tk Ticket
+	step("admit (closed, nothing remembered)", 1, func() { tk = mustAdmit(t, b, now) })
+	step("record success (clean closed)", 1, func() { b.Record(tk, succeed, now, time.Time{}) })
+	step("admit (closed, remembered)", 1, func() { tk = mustAdmit(t, b, now) })
+	step("record failure", 1, func() { b.Record(tk, fail, now, time.Time{}) })
+	step("admit after own write", 1, func() { tk = mustAdmit(t, b, now) })
+	step("record success after a failure", 1, func() { b.Record(tk, succeed, now, time.Time{}) })
+}
+
+// TestRedisStoreAdmitSeesOtherWriters: an admission acts on the current
+// record, not on the copy the store remembers, so a breaker another
+// process opened stops this one at its next attempt.
+func TestRedisStoreAdmitSeesOtherWriters(t *testing.T) {
+	addr := redistest.Start(t)
+	now := time.Now()
+	b1 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
+	b2 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
+	t1 := mustAdmit(t, b1, now)
+	b1.Record(t1, succeed, now, time.Time{}) // b1 remembers a clean closed breaker
+	t2 := mustAdmit(t, b2, now)
+	b2.Record(t2, fail, now, time.Time{}) // opens it
+	mustReject(t, b1, now)
+}
+
+// TestRedisStoreNoLostUpdates: 40 writers, each with its own store and
+// client as 40 processes would have, add one failure each to one key.
+func TestRedisStoreNoLostUpdates(t *testing.T) {
+	const writers = 40
+	addr := redistest.Start(t)
+	stores := make([]*RedisStore, writers)
+	for i := range stores {
+		stores[i] = newRedisStore(t, addr, nil)
+		// Each has read the record before the race starts, so every one
+		// acts on a copy that all but one will find stale.
+		if err := stores[i].Update("shared", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
+			t.Fatal(err)
+		}
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for _, s := range stores {
+		wg.Add(1)
+		go func(s *RedisStore) {
+			defer wg.Done()
+			<-start
+			errs <- s.Update("shared", failN(1))
+		}(s)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	recs, err := stores[0].List()
+	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != writers {
+		t.Fatalf("records = %+v, %v; want %d failures", recs, err, writers)
+	}
+}
+
+func TestRedisStoreWrongPasswordNeverShown(t *testing.T) {
+	const password = "correct-horse-battery"
+	const wrong = "Tr0ub4dor&3-wrong"
+	addr := redistest.StartWith(t, redistest.Options{Password: password})
+	for _, tc := range []struct{ user, pass string }{{"", wrong}, {"default", wrong}, {"", ""}} {
+		s, err := NewRedisStore(RedisConfig{Addr: addr, Username: tc.user, Password: tc.pass, Timeout: testTimeout, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update("k", failN(1))
+		var re *RedisError
+		if !errors.As(err, &re) {
+			t.Fatalf("Update with password %q = %v, want a RedisError", tc.pass, err)
+		}
+		if tc.pass != "" && strings.Contains(err.Error(), tc.pass) {
+			t.Errorf("error shows the password: %v", err)
+		}
+		s.Close()
+	}
+	good, _ := NewRedisStore(RedisConfig{Addr: addr, Password: password, Timeout: testTimeout, TTL: time.Hour})
+	defer good.Close()
+	if err := good.Update("k", failN(1)); err != nil {
+		t.Errorf("with the right password: %v", err)
+	}
+}
+
+// TestRedisErrorScrubsPassword: whatever the client library says, the
+// password does not get through.
+func TestRedisErrorScrubsPassword(t *testing.T) {
+	s, err := NewRedisStore(RedisConfig{Addr: "127.0.0.1:1", Password: "p@ss/w rd", Timeout: time.Second, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.wrap("read", fmt.Errorf("AUTH p@ss/w rd failed; escaped p%%40ss%%2Fw+rd"))
+	if strings.Contains(err.Error(), "p@ss/w rd") || strings.Contains(err.Error(), "p%40ss%2Fw+rd") {
+		t.Errorf("password in %q", err)
+	}
+}
+
+// TestRedisStoreDownIsBounded: a server that is not there, or that
+// accepts and never answers, costs a bounded wait and an error.
+func TestRedisStoreDownIsBounded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	for name, addr := range map[string]string{"silent": l.Addr().String(), "refused": closedAddr} {
+		s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: 100 * time.Millisecond, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Update("k", failN(1)) }()
+		select {
+		case err := <-done:
+			var re *RedisError
+			if !errors.As(err, &re) {
+				t.Errorf("%s: Update = %v, want a RedisError", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: Update still waiting after 30s with a 100ms timeout", name)
+		}
+		s.Close()
+	}
+}
+
+// TestRedisStoreTLS: a rediss store speaks TLS and checks the server's
+// certificate against the system roots, which do not hold the test's
+// self-signed one. (That it then works is shown end to end, with
+// SSL_CERT_FILE, in a fresh process: the roots are loaded once per process.)
+func TestRedisStoreTLS(t *testing.T) {
+	files := redistest.SelfSigned(t)
+	addr := redistest.StartWith(t, redistest.Options{TLS: &files})
+	s, err := NewRedisStore(RedisConfig{Addr: addr, TLS: true, Timeout: testTimeout, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update("k", failN(1))
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("TLS to an untrusted server: %v, want a certificate error", err)
+	}
+	plain := newRedisStore(t, addr, nil)
+	if err := plain.Update("k", failN(1)); err == nil || strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a plain connection to a TLS-only server: %v, want a failure without TLS", err)
+	}
+}
+
+func TestParseRedisURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want RedisConfig
+		name string
+	}{
+		{"redis://127.0.0.1", RedisConfig{Addr: "127.0.0.1:6379"}, "redis://127.0.0.1:6379"},
+		{"redis://cache.internal:6380/2", RedisConfig{Addr: "cache.internal:6380", DB: 2}, "redis://cache.internal:6380/2"},
+		{"REDIS://Host:1/", RedisConfig{Addr: "Host:1"}, "redis://Host:1"},
+		{"rediss://:s3cret@h:6390/0", RedisConfig{Addr: "h:6390", Password: "s3cret", TLS: true}, "rediss://h:6390"},
+		{"redis://ci:p%40ss@h", RedisConfig{Addr: "h:6379", Username: "ci", Password: "p@ss"}, "redis://h:6379"},
+		{"redis://[::1]:7000?timeout=1s", RedisConfig{Addr: "[::1]:7000", Timeout: time.Second}, "redis://[::1]:7000"},
+	} {
+		got, err := ParseRedisURL(tc.raw)
+		if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+			t.Errorf("ParseRedisURL(%q) = %+v, %v; want %+v", tc.raw, got, err, tc.want)
+			continue
+		}
+		if got.String() != tc.name {
+			t.Errorf("String() of %q = %q, want %q", tc.raw, got.String(), tc.name)
+		}
+	}
+	for _, raw := range []string{
+		"", "memcache://:hunter2@x", "127.0.0.1:6379", "redis://", "redis:///0", "redis:hunter2@h", "hunter2@h",
+		"redis://:hunter2@h:0", "redis://:hunter2@h:99999", "redis://:hunter2@h:x",
+		"redis://:hunter2@h/db", "redis://:hunter2@h/-1", "redis://:hunter2@h/1/2",
+		"redis://:hunter2@h?timeout=0", "redis://:hunter2@h?timeout=soon", "redis://:hunter2@h?pool=3",
+		"redis://:hunter2@h#frag", "redis://:hunt%zzer2@h", "redis://u:hunt er2@h:x", "redis://:hun@ter2@h:x",
+	} {
+		_, err := ParseRedisURL(raw)
+		if err == nil {
+			t.Errorf("ParseRedisURL(%q) accepted it", raw)
+			continue
+		}
+		for _, secret := range []string{"hunter2", "hunt%zzer2", "hunt er2", "ter2"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("ParseRedisURL(%q) error shows the password: %v", raw, err)
+			}
+		}
+	}
+}
