@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,4 +443,76 @@ func TestE2EFleetCheckSharesOneStore(t *testing.T) {
 	if n := strings.Count(r.stderr, "breaker store"); n != 1 {
 		t.Errorf("%d store warnings, want 1:\n%s", n, r.stderr)
 	}
+}
+
+// TestE2EFleetHoldOnOneNodeHoldsTheOther: a 429 with Retry-After seen by
+// node A holds the key for node B too: B waits a short hold out, and
+// gives up at once (exit 6, no request) on one beyond --max-retry-after.
+func TestE2EFleetHoldOnOneNodeHoldsTheOther(t *testing.T) {
+	addr := redistest.Start(t)
+	store := "redis://" + addr
+	var hits counter
+	var retryAfter atomic.Value
+	retryAfter.Store("600")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := hits.next(); n == 1 || n == 2 {
+			w.Header().Set("Retry-After", retryAfter.Load().(string))
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	a, b := fleetNode(t, "node-a", store), fleetNode(t, "node-b", store)
+	a.run(args("-n", "1", srv.URL)...).wantCode(t, 6) // 600s is beyond the default 60s
+	r := b.run(args("--json", srv.URL+"/other")...)
+	r.wantCode(t, 6)
+	if hits.get() != 1 || !strings.Contains(r.stderr, "asked for no requests until") {
+		t.Errorf("node B sent %d requests; stderr %s", hits.get()-1, r.stderr)
+	}
+	if st := statusJSON(t, b, srv.URL); st[0]["hold_until"] == nil {
+		t.Errorf("breaker status shows no hold: %v", st)
+	}
+	if rep := r.report(t); rep["retry_after_ms"].(float64) <= 0 || len(rep["attempts"].([]any)) != 0 {
+		t.Errorf("node B report = %v", rep)
+	}
+	// A short hold: node B waits it out, then succeeds.
+	b.run("breaker", "reset", srv.URL).wantCode(t, 0)
+	retryAfter.Store("1")
+	a.run(args("-n", "1", srv.URL)...).wantCode(t, 4) // the 2nd request: 429, Retry-After: 1
+	r = b.run(args("--json", srv.URL)...)
+	r.wantCode(t, 0)
+	if rep := r.report(t); rep["held_ms"].(float64) <= 0 || !strings.Contains(r.stderr, "waiting") {
+		t.Errorf("node B did not wait out the hold: %v\n%s", rep, r.stderr)
+	}
+}
+
+// TestE2EFleetQuorum: with --breaker-quorum 2, failures from one node do
+// not open the breaker, however many; one more from a second node does.
+func TestE2EFleetQuorum(t *testing.T) {
+	addr := redistest.Start(t)
+	store := "redis://" + addr
+	var c counter
+	srv := downServer(t, &c)
+	a, b := fleetNode(t, "node-a", store), fleetNode(t, "node-b", store)
+	q := []string{"--breaker-quorum", "2", "--breaker-failures", "3"}
+	for i := 0; i < 3; i++ {
+		a.run(args(append(q, srv.URL)...)...).wantCode(t, 4)
+	}
+	if st := statusJSON(t, a, srv.URL); st[0]["state"] != "closed" || st[0]["consecutive_failures"] != 9.0 ||
+		fmt.Sprint(st[0]["failure_nodes"]) != "[node-a]" {
+		t.Fatalf("one node opened it: %v", st)
+	}
+	r := b.run(args(append(q, "-n", "1", srv.URL)...)...)
+	r.wantCode(t, 4)
+	if !strings.Contains(r.stderr, "opened after 10 consecutive failures") {
+		t.Errorf("node B stderr:\n%s", r.stderr)
+	}
+	sent := c.get()
+	a.run(args(append(q, srv.URL)...)...).wantCode(t, 5)
+	if c.get() != sent {
+		t.Error("a request went through the quorum-opened breaker")
+	}
+	// A bad quorum is a usage error.
+	a.run(args("--breaker-quorum", "0", srv.URL)...).wantCode(t, 2)
 }

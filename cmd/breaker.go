@@ -171,6 +171,10 @@ type breakerStatusJSON struct {
 	OpenedAt            *time.Time `json:"opened_at"`
 	RetryAt             *time.Time `json:"retry_at"`
 	LastError           string     `json:"last_error,omitempty"`
+	// HoldUntil is a server's Retry-After on the key still in force.
+	HoldUntil *time.Time `json:"hold_until,omitempty"`
+	// FailureNodes are the nodes of the current failure streak (quorum).
+	FailureNodes []string `json:"failure_nodes,omitempty"`
 }
 
 func breakerStatus(o *BreakerOptions, now time.Time) error {
@@ -188,8 +192,12 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
 		for _, r := range recs {
-			out = append(out, breakerStatusJSON{Key: r.Key, State: r.State.String(),
-				ConsecutiveFailures: r.ConsecutiveFailures, OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError})
+			j := breakerStatusJSON{Key: r.Key, State: r.State.String(), ConsecutiveFailures: r.ConsecutiveFailures,
+				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError, FailureNodes: r.FailureNodes}
+			if r.HoldUntil != nil && r.HoldUntil.After(now) {
+				j.HoldUntil = r.HoldUntil
+			}
+			out = append(out, j)
 		}
 		return writeJSON(o.IO.Out, out)
 	}
