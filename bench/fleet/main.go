@@ -1,0 +1,172 @@
+//go:build unix
+
+// Command fleet measures what a Redis breaker store costs a refetch run
+// against the file store and against no breaker (alternating run by run,
+// medians), and checks the fleet's two promises at scale: N concurrent
+// processes recording on one key lose no update, and N racing for one
+// half-open trial send exactly one request. It starts its own
+// redis-server and HTTP server on loopback.
+//
+//	go run ./bench/fleet -refetch PATH [-runs 200] [-procs 50]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	bin := flag.String("refetch", "", "the refetch binary to measure")
+	runs := flag.Int("runs", 200, "runs per mode")
+	procs := flag.Int("procs", 50, "concurrent processes for the atomicity checks")
+	flag.Parse()
+	if *bin == "" {
+		fmt.Fprintln(os.Stderr, "fleet: -refetch is required")
+		os.Exit(2)
+	}
+	dir, err := os.MkdirTemp("", "refetch-fleet-bench-*")
+	check(err)
+	defer os.RemoveAll(dir)
+	addr, stop := startRedis(dir)
+	defer stop()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/dead" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	env := append(os.Environ(), "HOME="+dir, "XDG_STATE_HOME="+filepath.Join(dir, "state"), "REFETCH_NODE=bench")
+	redisURL := "redis://" + addr
+
+	modes := []struct {
+		name string
+		args []string
+	}{
+		{"no breaker", []string{"--breaker-failures", "0"}},
+		{"file store", nil},
+		{"redis store", []string{"--store", redisURL}},
+	}
+	times := make([][]time.Duration, len(modes))
+	for i := 0; i < *runs; i++ {
+		for m, mode := range modes {
+			cmd := exec.Command(*bin, append(append([]string{"fetch", "-q"}, mode.args...), srv.URL+"/ok")...)
+			cmd.Env = env
+			start := time.Now()
+			check(cmd.Run())
+			times[m] = append(times[m], time.Since(start))
+		}
+	}
+	base := median(times[0])
+	fmt.Printf("1 KiB-class fetch, whole process, %d runs per mode, alternating (median):\n", *runs)
+	for m, mode := range modes {
+		med := median(times[m])
+		fmt.Printf("  %-12s %8.3f ms   (+%.3f ms over no breaker)\n", mode.name, ms(med), ms(med-base))
+	}
+
+	// N processes record one failure each on one key at the same moment.
+	key := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	runAll(*procs, func(int) *exec.Cmd {
+		cmd := exec.Command(*bin, "fetch", "-q", "-n", "1", "--breaker-failures", "100000", "--breaker-key", key,
+			"--store", redisURL+"?timeout=10s", srv.URL+"/dead")
+		cmd.Env = env
+		return cmd
+	})
+	out, err := statusOf(*bin, env, redisURL, key)
+	check(err)
+	fmt.Printf("%d concurrent processes, one failure each on one key: consecutive_failures = %d (want %d)\n",
+		*procs, out, *procs)
+
+	// Open a breaker, let its reset pass, then N processes race for the trial.
+	trialKey := key + "-trial"
+	cmd := exec.Command(*bin, "fetch", "-q", "-n", "1", "--breaker-failures", "1", "--breaker-reset", "1s",
+		"--breaker-key", trialKey, "--store", redisURL, srv.URL+"/dead")
+	cmd.Env = env
+	cmd.Run() // exit 4: it opened the breaker
+	time.Sleep(1100 * time.Millisecond)
+	before := hits.Load()
+	runAll(*procs, func(int) *exec.Cmd {
+		cmd := exec.Command(*bin, "fetch", "-q", "-n", "1", "--breaker-failures", "1", "--breaker-reset", "1h",
+			"--breaker-key", trialKey, "--store", redisURL+"?timeout=10s", srv.URL+"/dead")
+		cmd.Env = env
+		return cmd
+	})
+	fmt.Printf("%d concurrent processes racing for one half-open trial: %d request(s) sent (want 1)\n",
+		*procs, hits.Load()-before)
+}
+
+func runAll(n int, mk func(int) *exec.Cmd) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		cmd := mk(i)
+		wg.Add(1)
+		go func() { defer wg.Done(); cmd.Run() }()
+	}
+	wg.Wait()
+}
+
+func statusOf(bin string, env []string, store, key string) (int, error) {
+	cmd := exec.Command(bin, "breaker", "status", "--json", "--store", store, key)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, err
+	}
+	var list []struct {
+		Failures int `json:"consecutive_failures"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil || len(list) != 1 {
+		return 0, fmt.Errorf("status %q: %v", out, err)
+	}
+	return list[0].Failures, nil
+}
+
+func startRedis(dir string) (string, func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	addr := l.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	l.Close()
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	check(cmd.Start())
+	for i := 0; i < 500; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, func() { cmd.Process.Kill(); cmd.Wait() }
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	fmt.Fprintln(os.Stderr, "fleet: redis-server did not start")
+	os.Exit(1)
+	return "", nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
