@@ -112,6 +112,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.AddCommand(NewCmdBreaker(f))
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))
+	root.AddCommand(NewCmdCompletion(f))
 	return root
 }
 
