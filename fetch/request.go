@@ -253,7 +253,8 @@ func checkPort(port string) error {
 // interface name or number: [fe80::1%25eth0] in a URL); otherwise an IPv4
 // address or a DNS name. A DNS name has labels of ASCII letters, digits,
 // '-' and '_' (underscores are common in real names such as _dmarc or SRV
-// targets), at most 63 bytes each and 253 in all, and may end in one dot.
+// targets), neither starting nor ending with '-', at most 63 bytes each and
+// 253 in all, and may end in one dot.
 // A name with non-ASCII letters must be a valid internationalized name
 // and is checked in the xn-- form net/http sends. A name whose last label
 // is numeric must be a dotted-quad IPv4 address, so "256.1.1.1" and
@@ -305,6 +306,11 @@ func checkHost(host string, bracketed bool) error {
 		}
 		if len(label) > 63 {
 			return fmt.Errorf("host %q has a label of %d bytes (DNS allows 63)", host, len(label))
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			// RFC 1123: no label starts or ends with a hyphen; a leading
+			// one is most often an option given where a URL was expected.
+			return fmt.Errorf("host %q has a label that starts or ends with '-' (an option where the URL should be?)", host)
 		}
 		for _, c := range label {
 			if !(c < utf8.RuneSelf && (isAlnum(byte(c)) || c == '-' || c == '_')) {
