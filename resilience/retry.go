@@ -20,6 +20,9 @@ type AttemptRecord struct {
 	Duration time.Duration
 	// Wait is the wait that followed this attempt (0 if none).
 	Wait time.Duration
+	// Detail is what the caller wants kept with the attempt (its
+	// Attempt.Detail); resilience never looks at it.
+	Detail any
 }
 
 // RetryInfo describes a retry about to happen, for progress logs.
@@ -162,7 +165,7 @@ func (r *run) attempt() error {
 	}
 	cancel()
 	v := r.e.Classify(r.method, a, r.p)
-	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: r.clock.Now().Sub(t0)})
+	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: r.clock.Now().Sub(t0), Detail: a.Detail})
 	r.e.Breaker.Record(ticket, v, r.clock.Now())
 	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
 	if v.Kind != Cancelled {
