@@ -106,6 +106,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(NewCmdFetch(f, nil))
 	root.AddCommand(NewCmdCheck(f, nil))
+	root.AddCommand(NewCmdProbe(f, nil))
 	root.AddCommand(NewCmdBreaker(f))
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))
