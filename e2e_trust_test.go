@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -180,12 +181,10 @@ func TestE2EClosedStdout(t *testing.T) {
 // TestE2EZeroMeansOneThing: for a bound, 0 is no bound; for an amount,
 // 0 is none; a zero that makes no sense is exit 2 before any request.
 func TestE2EZeroMeansOneThing(t *testing.T) {
-	var hits counter
-	n := 0
+	var hits, n counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.next()
-		n++
-		if n == 1 {
+		if n.next() == 1 {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
@@ -209,18 +208,18 @@ func TestE2EZeroMeansOneThing(t *testing.T) {
 	}
 	// --cap 0 (no cap), --timeout 0 and --max-time 0 (no bound), --delay 0
 	// (retry at once) are all accepted.
-	n = 1
+	n.n.Store(1)
 	e.run(args("--cap", "0", "--timeout", "0", "--max-time", "0", "--delay", "0", srv.URL)...).wantCode(t, 0)
 }
 
 // TestE2EStaleCacheNeverCrossesIdentities: a body cached for one set of
 // credentials is never served to another, and no credential reaches disk.
 func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
-	var down bool
+	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, _ := r.BasicAuth()
 		switch {
-		case down:
+		case down.Load():
 			http.Error(w, "down", http.StatusServiceUnavailable)
 		case user == "alice" && pass == "s3cret-pw":
 			fmt.Fprint(w, "alice's data")
@@ -244,7 +243,7 @@ func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
 			t.Errorf("%v was served %q", who, r.stdout)
 		}
 	}
-	down = true
+	down.Store(true)
 	r := e.run(args("--stale-if-error", "1h", "-u", "alice:s3cret-pw", srv.URL)...)
 	r.wantCode(t, 0)
 	if r.stdout != "alice's data" {
@@ -283,9 +282,10 @@ func TestE2EMessagesAPersonCanActOn(t *testing.T) {
 		}
 	}
 	// A certificate failure says how to trust the server.
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	tlsSrv.Config.ErrorLog = quietLog()
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
 	r := e.run(args(tlsSrv.URL)...)
 	r.wantCode(t, 3)
 	if !strings.Contains(r.stderr, "--cacert") || !strings.Contains(r.stderr, "-k") {
