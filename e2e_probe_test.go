@@ -123,7 +123,7 @@ func TestE2EProbeStalledFirstByte(t *testing.T) {
 	// their order, the first byte's at least the server's wait.
 	r = e.run(probeArgs("-n", "2", "-v", srv.URL)...)
 	r.wantCode(t, 0)
-	if !regexp.MustCompile(`(?m)^slowest\s+1 request at or above p90 \(\S+\): first byte \d+% of their time$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^slowest\s+\d+ requests? at or above p90 \(\S+\): first byte \d+% of their time$`).MatchString(r.stdout) {
 		t.Errorf("summary:\n%s", r.stdout)
 	}
 	line := regexp.MustCompile(`(?m)^\* \[(\d)\] (\S+) HTTP/1\.1 new connection: dns - connect (\S+)ms tls - first byte (\S+) body (\S+)$`)
