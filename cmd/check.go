@@ -187,7 +187,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	rep := fetch.Check(ctx, fetch.CheckConfig{
 		Requests: p.reqs, Policy: p.policy, Expect: p.expect,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), o.Log) },
-		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response},
+		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 		OnRetry: func(url string, info resilience.RetryInfo) {
 			if !several {
 				url = "" // one URL: the line needs no label

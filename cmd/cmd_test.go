@@ -224,7 +224,7 @@ func TestFetchRunWithInjectedTimer(t *testing.T) {
 }
 
 func TestHelpGolden(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"fetch", "--help"}, {"check", "--help"}, {"breaker", "status", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"fetch", "--help"}, {"check", "--help"}, {"probe", "--help"}, {"breaker", "status", "--help"}} {
 		name := strings.ReplaceAll(strings.Join(args[:len(args)-1], "-"), " ", "-")
 		if name == "" {
 			name = "root"

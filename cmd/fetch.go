@@ -293,7 +293,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, o.Log), Sink: sink,
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
-			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress()},
+			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 	}
 	if o.NoBuffer && o.IO.OutTTY {
 		// The body streams to the same terminal: a bar would garble it.

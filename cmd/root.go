@@ -84,7 +84,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&f.Global.Quiet, "quiet", "q", false, "silence all stderr output but the final error line")
-	pf.BoolVarP(&f.Global.Verbose, "verbose", "v", false, "log requests and responses (secrets redacted)")
+	pf.BoolVarP(&f.Global.Verbose, "verbose", "v", false, "log requests, responses, redirect hops and phase timings (secrets redacted)")
 	pf.StringVar(&f.Global.Color, "color", "auto", "color stderr: auto, always or never (NO_COLOR disables)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{Err: flagError(err), Cmd: c.CommandPath()}
@@ -109,6 +109,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(NewCmdFetch(f, nil))
 	root.AddCommand(NewCmdCheck(f, nil))
+	root.AddCommand(NewCmdProbe(f, nil))
 	root.AddCommand(NewCmdBreaker(f))
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))

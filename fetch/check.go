@@ -154,7 +154,7 @@ type CheckConfig struct {
 	// Breaker returns the breaker of a request, nil for none; it is called
 	// once per request, and each breaker is used by one goroutine.
 	Breaker func(*Request) *resilience.Breaker
-	// Hooks: OnRequest and OnResponse are used.
+	// Hooks: OnRequest, OnResponse, OnRedirect and OnTrace are used.
 	Hooks Hooks
 	// OnRetry, if set, is called before each wait, with the URL being
 	// checked (redacted).

@@ -56,13 +56,15 @@ type Details struct {
 	Last *string `json:"last,omitempty"`
 }
 
-// ReportAttempt is one attempt in the report.
+// ReportAttempt is one attempt in the report; ReportTrace adds where its
+// time went (timings_ms, reused, remote_addr, proto, redirects).
 type ReportAttempt struct {
 	Attempt    int     `json:"attempt"`
 	Status     *int    `json:"status"`
 	Error      *string `json:"error"`
 	DurationMS int64   `json:"duration_ms"`
 	WaitMS     int64   `json:"wait_ms"`
+	ReportTrace
 }
 
 // ReportBreaker is the breaker's key and state after the run.
@@ -102,7 +104,8 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 				r.RetryAfterMS = &ms
 			}
 			for _, a := range tr.Attempts {
-				ra := ReportAttempt{Attempt: a.N, DurationMS: a.Duration.Milliseconds(), WaitMS: a.Wait.Milliseconds()}
+				ra := ReportAttempt{Attempt: a.N, DurationMS: a.Duration.Milliseconds(), WaitMS: a.Wait.Milliseconds(),
+					ReportTrace: NewReportTrace(a.Detail)}
 				if a.Status != 0 {
 					s := a.Status
 					ra.Status = &s

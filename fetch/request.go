@@ -577,6 +577,7 @@ func NewClient(r *Request) (*http.Client, error) {
 	return &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			traceRedirect(req)
 			if len(via) > maxRedirs {
 				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
 			}
@@ -646,21 +647,24 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 }
 
 // send performs attempt n of r with client under ctx, calling the request
-// and response hooks around it. A transport error comes back without
-// net/http's URL prefix.
+// and response hooks around it and tracing it (trace.go: into the
+// caller's AttemptTrace if ctx carries one). A transport error comes back
+// without net/http's URL prefix.
 func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks) (*http.Response, error) {
 	req, err := r.newHTTPRequest()
 	if err != nil {
 		return nil, err
 	}
+	ctx, at := startTrace(ctx, n, h)
 	req = req.WithContext(ctx)
 	if h.OnRequest != nil {
 		h.OnRequest(n, req)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, unwrapURLError(err)
+		return nil, at.fail(unwrapURLError(err))
 	}
+	at.respond(resp)
 	if h.OnResponse != nil {
 		h.OnResponse(n, resp)
 	}

@@ -37,6 +37,10 @@ type Hooks struct {
 	// OnBody, if set, is called when a successful body starts, with its
 	// length (-1 if unknown); the Progress it returns sees every chunk.
 	OnBody func(total int64) Progress
+	// OnRedirect is called for each redirect of attempt n (trace.go).
+	OnRedirect func(n int, hop Hop)
+	// OnTrace is called when attempt n has ended, with where its time went.
+	OnTrace func(n int, t *AttemptTrace)
 }
 
 // Progress observes a body as it is copied.
@@ -222,13 +226,14 @@ type fetcher struct {
 // attempt sends the request once and, on a 2xx, streams the body into the
 // sink. Other bodies are drained (bounded) so the connection can be reused.
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
-	resp, err := f.cfg.Request.send(ctx, f.client, n, f.cfg.Hooks)
+	at := new(AttemptTrace)
+	resp, err := f.cfg.Request.send(withTrace(ctx, at), f.client, n, f.cfg.Hooks)
 	if err != nil {
-		return resilience.Attempt{Err: err}
+		return resilience.Attempt{Err: err, Detail: at}
 	}
 	defer resp.Body.Close()
 	f.status, f.header = resp.StatusCode, resp.Header
-	a := resilience.Attempt{Status: resp.StatusCode, StatusText: statusText(resp), Header: resp.Header}
+	a := resilience.Attempt{Status: resp.StatusCode, StatusText: statusText(resp), Header: resp.Header, Detail: at}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 		return a

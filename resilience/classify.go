@@ -18,6 +18,9 @@ type Attempt struct {
 	StatusText string
 	Header     http.Header
 	Err        error
+	// Detail is what the caller wants kept with the attempt; resilience
+	// never looks at it. The executor copies it into the AttemptRecord.
+	Detail any
 }
 
 // Kind is the class of one attempt's outcome.

@@ -21,6 +21,9 @@ type AttemptRecord struct {
 	Duration time.Duration
 	// Wait is the wait that followed this attempt (0 if none).
 	Wait time.Duration
+	// Detail is what the caller wants kept with the attempt (its
+	// Attempt.Detail); resilience never looks at it.
+	Detail any
 }
 
 // RetryInfo describes a retry about to happen, for progress logs.
@@ -217,7 +220,7 @@ func (r *run) attempt() error {
 	cancel()
 	v := r.e.Classify(r.method, a, r.p)
 	now := r.clock.Now()
-	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0)})
+	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail})
 	ra, hasRA := time.Duration(0), false
 	if a.Header != nil {
 		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), now)
