@@ -1,15 +1,18 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -328,5 +331,111 @@ func TestE2EHoldIsSharedBetweenRuns(t *testing.T) {
 	rep = r.report(t)
 	if hits.get() != 2 || rep["held_ms"].(float64) <= 0 || !strings.Contains(r.stderr, "waiting") {
 		t.Errorf("requests %d, held_ms %v, stderr %s", hits.get(), rep["held_ms"], r.stderr)
+	}
+}
+
+// TestE2ETourFindings: what a hostile tour of the binary found, each a
+// class of its own.
+func TestE2ETourFindings(t *testing.T) {
+	var hits counter
+	var mu sync.Mutex
+	var lastReq *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+		mu.Lock()
+		lastReq = r.Clone(context.Background())
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/to-ftp":
+			w.Header().Set("Location", "ftp://example.test/x")
+			w.WriteHeader(http.StatusFound)
+		case "/to-garbage":
+			w.Header().Set("Location", "%zz")
+			w.WriteHeader(http.StatusFound)
+		case "/to-bad-host":
+			w.Header().Set("Location", "http://--x/")
+			w.WriteHeader(http.StatusFound)
+		default:
+			fmt.Fprint(w, "body")
+		}
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+
+	// A redirect refetch cannot follow is the server's configuration:
+	// final (exit 3), not retried, and the host's breaker stays closed.
+	for _, path := range []string{"/to-ftp", "/to-garbage", "/to-bad-host"} {
+		before := hits.get()
+		r := e.run(args("--breaker-failures", "1", srv.URL+path)...)
+		r.wantCode(t, 3)
+		if hits.get()-before != 1 || !strings.Contains(r.stderr, "bad redirect") || strings.Contains(r.stderr, "circuit") {
+			t.Errorf("%s: %d requests, stderr %s", path, hits.get()-before, r.stderr)
+		}
+	}
+	e.run(args("--breaker-failures", "1", srv.URL)...).wantCode(t, 0)
+
+	// -d '' sends Content-Length: 0, not a chunked empty body.
+	e.run(args("-d", "", srv.URL+"/post")...).wantCode(t, 0)
+	mu.Lock()
+	if lastReq.ContentLength != 0 || len(lastReq.TransferEncoding) != 0 || lastReq.Header.Get("Content-Length") != "0" {
+		t.Errorf("empty body sent as %v, Content-Length %q", lastReq.TransferEncoding, lastReq.Header.Get("Content-Length"))
+	}
+	mu.Unlock()
+
+	// -o "" (an empty variable) is a usage error, not stdout.
+	before := hits.get()
+	r := e.run(args("-o", "", srv.URL)...)
+	r.wantCode(t, 2)
+	if r.stdout != "" || hits.get() != before {
+		t.Errorf("-o '': stdout %q, %d requests", r.stdout, hits.get()-before)
+	}
+	// -o /dev/stdout with --json would mix the body into the report.
+	r = e.run(args("--json", "-o", "/dev/stdout", srv.URL)...)
+	r.wantCode(t, 2)
+	r.report(t)
+
+	// check --json prints its one object for a usage error too.
+	r = e.run(check("--json", "--wait", "-1s", srv.URL)...)
+	r.wantCode(t, 2)
+	var rep struct {
+		Healthy  bool    `json:"healthy"`
+		Error    *string `json:"error"`
+		ExitCode int     `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Healthy || rep.Error == nil || rep.ExitCode != 2 {
+		t.Errorf("check --json usage report %q: %v", r.stdout, err)
+	}
+	// ... and its exit_code on a normal run.
+	r = e.run(check("--json", srv.URL)...)
+	r.wantCode(t, 0)
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !rep.Healthy || rep.ExitCode != 0 {
+		t.Errorf("check --json %q: %v", r.stdout, err)
+	}
+
+	// A key with a quote and control characters: the reset hint pastes as
+	// one shell word, and no escape sequence reaches the terminal.
+	key := "x'y\x1b[31m"
+	down := downServer(t, nil)
+	e.run(args("-n", "1", "--breaker-failures", "1", "--breaker-key", key, down.URL)...).wantCode(t, 4)
+	r = e.run(args("--breaker-key", key, down.URL)...)
+	r.wantCode(t, 5)
+	if strings.Contains(r.stderr, "\x1b") || !strings.Contains(r.stderr, `reset with: refetch breaker reset 'x'\''y\x1b[31m'`) {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	if st := e.run("breaker", "status"); strings.Contains(st.stdout, "\x1b") {
+		t.Errorf("breaker status prints an escape sequence: %q", st.stdout)
+	}
+}
+
+// TestE2ENetHTTPLogNeverReachesStderr: net/http's own log lines (a server
+// sending bytes past Content-Length) are not refetch's words.
+func TestE2ENetHTTPLogNeverReachesStderr(t *testing.T) {
+	url := rawServer(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA-GARBAGE")
+	})
+	r := newEnv(t).run(args("-q", url)...)
+	r.wantCode(t, 0)
+	if r.stdout != "abc" || r.stderr != "" {
+		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // mknodIn makes a character device like /dev/null (1,3) or /dev/full
@@ -85,6 +86,12 @@ func TestE2EClosedStdout(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "stdout is closed") || hits.get() != 0 {
 		t.Errorf("closed stdout: exit %d, %d requests, output %q", code, hits.get(), out)
 	}
+	for _, o := range []string{"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"} {
+		code, out = run(`"$0" fetch -o "$2" "$1" >&-`, srv.URL, o)
+		if code != 1 || hits.get() != 0 {
+			t.Errorf("-o %s with stdout closed: exit %d, %d requests, output %q", o, code, hits.get(), out)
+		}
+	}
 	code, out = run(`"$0" fetch --fallback x "$1" >&-`, srv.URL)
 	if code != 1 || hits.get() != 0 {
 		t.Errorf("closed stdout with a fallback: exit %d, %d requests, output %q", code, hits.get(), out)
@@ -100,6 +107,48 @@ func TestE2EClosedStdout(t *testing.T) {
 		code, out = run(`"$0" fetch "$1" > "$2"`, srv.URL, null)
 		if code != 0 {
 			t.Errorf("stdout to a null device: exit %d, %q", code, out)
+		}
+	}
+}
+
+// TestE2ESignalWhileReadingDataArgument: -d @FIFO with no writer yet
+// still ends at once on SIGTERM (143), sending nothing.
+func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
+	var hits counter
+	srv := downServer(t, &hits)
+	e := newEnv(t)
+	fifo := filepath.Join(e.dir, "body")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip(err)
+	}
+	for _, a := range [][]string{{"-d", "@" + fifo}, {"--fallback-file", fifo}} {
+		cmd := e.command(args(append(a, srv.URL)...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until one of its threads is blocked opening the FIFO
+		// (the kernel's wait state for a FIFO without a partner).
+		blocked := false
+		for deadline := time.Now().Add(10 * time.Second); !blocked && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", cmd.Process.Pid))
+			for _, w := range tasks {
+				data, _ := os.ReadFile(w)
+				blocked = blocked || strings.Contains(string(data), "wait_for_partner")
+			}
+		}
+		if !blocked {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Skip("this kernel does not show a FIFO open's wait state")
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 143 || hits.get() != 0 {
+			t.Errorf("%v: exit %d, %d requests", a, code, hits.get())
 		}
 	}
 }

@@ -37,7 +37,12 @@ func NewCmdBreaker(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "breaker",
 		Short: "Show or reset persisted circuit breakers",
-		Args:  exactArgs(0, "subcommand"),
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &UsageError{Err: fmt.Errorf("unknown subcommand %q: want status or reset", args[0]), Cmd: c.CommandPath()}
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			return &UsageError{Err: fmt.Errorf("missing subcommand: status or reset"), Cmd: c.CommandPath()}
 		},
@@ -81,7 +86,7 @@ stderr and exits 0, so scripts can reset unconditionally.
 				opts.Key = args[0]
 			}
 			if (opts.Key == "") == !opts.All {
-				return &UsageError{Err: fmt.Errorf("give a KEY or --all"), Cmd: c.CommandPath()}
+				return &UsageError{Err: fmt.Errorf("give a KEY or --all (one of them)"), Cmd: c.CommandPath()}
 			}
 			opts.Log = f.Logger()
 			return breakerReset(opts)
@@ -206,9 +211,13 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tLAST ERROR")
+	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tHOLD\tLAST ERROR")
 	for _, r := range recs {
-		opened, next := "-", "-"
+		opened, next, hold := "-", "-", "-"
+		if r.HoldUntil != nil && r.HoldUntil.After(now) {
+			// A server's Retry-After: every run waits for it or ends with 6.
+			hold = "for " + FormatDuration(r.HoldUntil.Sub(now).Round(time.Second))
+		}
 		if r.OpenedAt != nil {
 			opened = FormatDuration(now.Sub(*r.OpenedAt).Truncate(time.Second)) + " ago"
 		}
@@ -223,7 +232,10 @@ func breakerStatus(o *BreakerOptions, now time.Time) error {
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Key, r.State, r.ConsecutiveFailures, opened, next, last)
+		// Keys and errors come from outside (other machines, servers):
+		// no control character reaches the terminal or shifts a column.
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(r.Key), r.State, r.ConsecutiveFailures, opened, next, hold,
+			printable(last))
 	}
 	return tw.Flush()
 }

@@ -34,6 +34,9 @@ type CheckOptions struct {
 	Wait          time.Duration
 	JSON          bool
 
+	// reported is set once the one --json object is written.
+	reported bool
+
 	// MaxSizeGiven is resolved in RunE: --max-size was given.
 	MaxSizeGiven bool
 
@@ -77,6 +80,11 @@ Exit codes: 0 healthy, 8 unhealthy, 2 usage, 129/130/143 interrupted.`,
 			return runCheck(c.Context(), opts)
 		},
 	}
+	f.onUsageError(c, func(args []string, err error) {
+		if !opts.reported && (opts.JSON || jsonRequested(args, f.Getenv)) {
+			opts.writeUsageReport(err)
+		}
+	})
 	fs := c.Flags()
 	fs.SortFlags = false
 	fs.StringVar(&opts.ExpectStatus, "expect-status", "2xx", "healthy statuses: 200, 200-299, 2xx, or a comma list")
@@ -107,13 +115,16 @@ type checkPlan struct {
 	breaker func(*fetch.Request) *breakerPlan
 }
 
-func (o *CheckOptions) plan() (*checkPlan, error) {
+func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	policy, err := o.policy()
 	if err != nil {
 		return nil, err
 	}
-	if o.Wait < 0 || o.MaxLatency < 0 {
-		return nil, usageErrorf("--wait and --max-latency must not be negative")
+	if o.Wait < 0 {
+		return nil, usageErrorf("invalid --wait %s: must not be negative", o.Wait)
+	}
+	if o.MaxLatency < 0 {
+		return nil, usageErrorf("invalid --max-latency %s: must not be negative", o.MaxLatency)
 	}
 	if o.Wait > 0 {
 		if policy.MaxTime == 0 || o.Wait < policy.MaxTime {
@@ -156,7 +167,7 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 		if err != nil {
 			return nil, &UsageError{Err: err}
 		}
-		req, err := o.RequestFlags.build(u, o.IO.In)
+		req, err := o.RequestFlags.build(ctx, u, o.IO.In)
 		if err != nil {
 			return nil, err
 		}
@@ -179,8 +190,11 @@ func (o *CheckOptions) plan() (*checkPlan, error) {
 }
 
 func runCheck(ctx context.Context, o *CheckOptions) error {
-	p, err := o.plan()
+	p, err := o.plan(ctx)
 	if err != nil {
+		if o.JSON {
+			o.writeUsageReport(err)
+		}
 		return err
 	}
 	several := len(p.reqs) > 1
@@ -197,20 +211,30 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		Clock: o.Clock, NewTimer: o.NewTimer,
 	})
 	o.Log.Close()
+	switch bad := rep.Unhealthy(); {
+	case ctx.Err() != nil:
+		err = context.Cause(ctx)
+	case bad > 0:
+		err = fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
+	}
 	if o.JSON {
-		if err := writeJSON(o.IO.Out, rep); err != nil {
-			return fmt.Errorf("%w: %v", fetch.ErrOutput, err)
+		rep.ExitCode = ExitCode(err)
+		o.reported = true
+		if werr := writeJSON(o.IO.Out, rep); werr != nil {
+			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
 	} else {
 		o.printResults(rep.Results)
 	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	if bad := rep.Unhealthy(); bad > 0 {
-		return fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
-	}
-	return nil
+	return err
+}
+
+// writeUsageReport prints check's --json object for a run that ended
+// before any check: not healthy, no results, the error and its exit code.
+func (o *CheckOptions) writeUsageReport(err error) {
+	o.reported = true
+	msg := describe(err)
+	_ = writeJSON(o.IO.Out, fetch.CheckReport{Results: []fetch.CheckResult{}, Error: &msg, ExitCode: ExitCode(err)})
 }
 
 // printResults writes one line per URL: verdict, URL, status, latency and

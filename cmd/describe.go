@@ -2,7 +2,9 @@ package cmd
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
@@ -16,7 +18,7 @@ func describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	return fetch.Redact(err.Error() + hint(err))
+	return printable(fetch.Redact(err.Error() + hint(err)))
 }
 
 // hint returns the advice for err, naming the flag a person can use, or "".
@@ -30,9 +32,9 @@ func hint(err error) string {
 	)
 	switch {
 	case errors.As(err, &reset) && errors.As(err, &open) && reset.plan.explicitDir:
-		return fmt.Sprintf("; reset with: refetch breaker reset --state-dir '%s' '%s'", reset.plan.dir, open.Record.Key)
+		return "; reset with: refetch breaker reset --state-dir " + shellQuote(reset.plan.dir) + " " + shellQuote(open.Record.Key)
 	case errors.As(err, &open):
-		return fmt.Sprintf("; reset with: refetch breaker reset '%s'", open.Record.Key)
+		return "; reset with: refetch breaker reset " + shellQuote(open.Record.Key)
 	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
 		errors.As(err, &re) && re.Reason == resilience.ReasonWaitPastDeadline:
 		return " (--max-time sets the limit)"
@@ -52,4 +54,33 @@ func hint(err error) string {
 		return " (--max-redirs sets the limit)"
 	}
 	return ""
+}
+
+// shellQuote quotes s for a POSIX shell, so a command refetch suggests can
+// be pasted as it is, whatever the key or path holds.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// printable escapes what a terminal would act on — control characters,
+// escape sequences, line breaks — in text that comes from outside (keys,
+// servers' words), so that one line on stderr stays one harmless line.
+func printable(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError
 }

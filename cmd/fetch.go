@@ -37,6 +37,7 @@ type FetchOptions struct {
 	JSON     bool
 
 	// Resolved in RunE: was the flag given?
+	OutputGiven       bool
 	FallbackGiven     bool
 	StaleIfErrorGiven bool
 
@@ -73,6 +74,7 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 			fs := c.Flags()
 			opts.RetryFlags.resolveGiven(fs)
 			opts.RequestFlags.resolveGiven(fs)
+			opts.OutputGiven = fs.Changed("output")
 			opts.FallbackGiven = fs.Changed("fallback")
 			opts.StaleIfErrorGiven = fs.Changed("stale-if-error")
 			if runF != nil {
@@ -142,7 +144,7 @@ func withResetHint(err error, bp *breakerPlan) error {
 // plan validates the options, reads @files and fallback files, and
 // returns what to run. Every problem is a usage error, found before any
 // request is sent.
-func (o *FetchOptions) plan() (*fetchPlan, error) {
+func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	u, err := fetch.ParseURL(o.URL)
 	if err != nil {
 		return nil, &UsageError{Err: err}
@@ -156,12 +158,14 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 		return nil, usageErrorf("-N streams the body to stdout, --json prints a report there instead: use one")
 	case o.NoBuffer && o.Output != "" && o.Output != "-":
 		return nil, usageErrorf("-N streams to stdout, -o writes a file atomically: use one")
+	case o.OutputGiven && o.Output == "":
+		return nil, usageErrorf("-o needs a file name (or - for stdout); is a variable empty?")
 	case o.StaleIfError < 0:
 		return nil, usageErrorf("invalid --stale-if-error %s: must not be negative", o.StaleIfError)
 	case o.FallbackGiven && o.FallbackFile != "":
 		return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
 	}
-	req, err := o.RequestFlags.build(u, o.IO.In)
+	req, err := o.RequestFlags.build(ctx, u, o.IO.In)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +174,10 @@ func (o *FetchOptions) plan() (*fetchPlan, error) {
 		p.fallback.Data = []byte(o.Fallback)
 	}
 	if o.FallbackFile != "" {
-		data, err := os.ReadFile(o.FallbackFile)
+		data, err := readCancellable(ctx, func() ([]byte, error) { return os.ReadFile(o.FallbackFile) })
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		if err != nil {
 			return nil, usageErrorf("--fallback-file: %v", unwrapPath(err))
 		}
@@ -274,7 +281,7 @@ func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
 }
 
 func runFetch(ctx context.Context, o *FetchOptions) error {
-	p, err := o.plan()
+	p, err := o.plan(ctx)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)
@@ -348,7 +355,14 @@ func (o *FetchOptions) warnServed(res *fetch.Result) {
 // buffered, or (with --json) a buffer read into the report.
 func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink, error) {
 	toFile := o.Output != "" && o.Output != "-"
-	if o.IO.OutClosed && (!toFile || o.JSON) {
+	stdout := !toFile || o.JSON
+	if fd, ok := fetch.OwnDescriptor(o.Output); toFile && ok && fd == 1 {
+		if o.JSON {
+			return nil, nil, usageErrorf("-o %s with --json would put the body and the report on stdout together: use one", o.Output)
+		}
+		stdout = true
+	}
+	if o.IO.OutClosed && stdout {
 		return nil, nil, fmt.Errorf("%w: stdout is closed, so the body would be lost (give -o FILE, or redirect stdout)", fetch.ErrOutput)
 	}
 	if toFile {

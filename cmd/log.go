@@ -122,7 +122,7 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 		return
 	}
 	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After seen by an earlier run); waiting %s",
-		h.Key, h.Until.Local().Format("15:04:05"), FormatDuration(h.Wait)))
+		printable(h.Key), h.Until.Local().Format("15:04:05"), FormatDuration(h.Wait)))
 }
 
 // Warnf logs a warning; -q silences it.
@@ -130,7 +130,7 @@ func (l *Logger) Warnf(format string, args ...any) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprint("refetch: warning: " + fetch.Redact(fmt.Sprintf(format, args...))))
+	l.line(l.yellow.Sprint("refetch: warning: " + printable(fetch.Redact(fmt.Sprintf(format, args...)))))
 }
 
 // Infof logs a plain line; -q silences it.
@@ -138,7 +138,7 @@ func (l *Logger) Infof(format string, args ...any) {
 	if l.quiet {
 		return
 	}
-	l.line(fetch.Redact(fmt.Sprintf(format, args...)))
+	l.line(printable(fetch.Redact(fmt.Sprintf(format, args...))))
 }
 
 // Okf logs a success line in green; -q silences it.
@@ -146,7 +146,7 @@ func (l *Logger) Okf(format string, args ...any) {
 	if l.quiet {
 		return
 	}
-	l.line(l.green.Sprint(fetch.Redact(fmt.Sprintf(format, args...))))
+	l.line(l.green.Sprint(printable(fetch.Redact(fmt.Sprintf(format, args...)))))
 }
 
 // BreakerChange logs a state change this run made to a breaker.

@@ -175,7 +175,7 @@ func planFetch(t *testing.T, env map[string]string, args ...string) (*fetchPlan,
 	var p *fetchPlan
 	stderr, err := planOf(t, env, "fetch", args, func(o any) error {
 		var err error
-		p, err = o.(*FetchOptions).plan()
+		p, err = o.(*FetchOptions).plan(context.Background())
 		return err
 	})
 	return p, stderr, err
@@ -192,7 +192,7 @@ func planCheck(t *testing.T, env map[string]string, args ...string) (*resolvedCh
 	t.Helper()
 	var p *resolvedCheck
 	stderr, err := planOf(t, env, "check", args, func(o any) error {
-		plan, err := o.(*CheckOptions).plan()
+		plan, err := o.(*CheckOptions).plan(context.Background())
 		if err != nil {
 			return err
 		}
@@ -440,7 +440,7 @@ func TestCheckPlan(t *testing.T) {
 		{name: "bad --expect-json", env: home, args: []string{"--expect-json", ".[", u}, usage: `invalid --expect-json ".["`},
 		{name: "--expect-header without a colon", env: home, args: []string{"--expect-header", "Ready", u}, usage: "invalid --expect-header"},
 		{name: "--expect-header with a bad regex", env: home, args: []string{"--expect-header", "X-A: (", u}, usage: "invalid --expect-header"},
-		{name: "negative --wait", env: home, args: []string{"--wait", "-1s", u}, usage: "--wait and --max-latency must not be negative"},
+		{name: "negative --wait", env: home, args: []string{"--wait", "-1s", u}, usage: "invalid --wait -1s: must not be negative"},
 		{name: "negative --max-latency", env: home, args: []string{"--max-latency", "-1s", u}, usage: "must not be negative"},
 		{name: "a bad retry flag", env: home, args: []string{"--jitter", "2", u}, usage: "invalid --jitter 2"},
 		{name: "one bad URL of several", env: home, args: []string{u, "ftp://api.test/"}, usage: `unsupported scheme "ftp"`},

@@ -124,7 +124,7 @@ type probePlan struct {
 
 // plan validates the options and builds the request; every problem is a
 // usage error, found before any request is sent.
-func (o *ProbeOptions) plan() (*probePlan, error) {
+func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	u, err := fetch.ParseURL(o.URL)
 	if err != nil {
 		return nil, &UsageError{Err: err}
@@ -144,7 +144,7 @@ func (o *ProbeOptions) plan() (*probePlan, error) {
 		}
 		p.expectText, p.expectGiven = strings.TrimSpace(o.ExpectSuccess), true
 	}
-	if p.req, err = o.RequestFlags.build(u, o.IO.In); err != nil {
+	if p.req, err = o.RequestFlags.build(ctx, u, o.IO.In); err != nil {
 		return nil, err
 	}
 	if p.client, err = fetch.NewProbeClient(p.req); err != nil {
@@ -169,7 +169,7 @@ func parseRate(s string) (float64, error) {
 }
 
 func runProbe(ctx context.Context, o *ProbeOptions) error {
-	p, err := o.plan()
+	p, err := o.plan(ctx)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)

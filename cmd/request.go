@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func (r *RequestFlags) resolveGiven(fs *pflag.FlagSet) {
 
 // build validates the request flags and returns the request for u. Every
 // problem is a usage error, found before any request is sent.
-func (r *RequestFlags) build(u *url.URL, stdin io.Reader) (*fetch.Request, error) {
+func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (*fetch.Request, error) {
 	req := &fetch.Request{URL: u, Header: http.Header{}, User: r.User, UserAgent: r.UserAgent,
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
 	if r.MaxRedirs < 0 {
@@ -84,7 +85,7 @@ func (r *RequestFlags) build(u *url.URL, stdin io.Reader) (*fetch.Request, error
 	}
 	if r.DataGiven {
 		var err error
-		if req.Body, err = readArg(r.Data, stdin, "-d"); err != nil {
+		if req.Body, err = readArg(ctx, r.Data, stdin, "-d"); err != nil {
 			return nil, err
 		}
 	}
@@ -125,25 +126,47 @@ func validMethod(m string) bool {
 	return true
 }
 
-// readArg reads a curl-style argument: text, @file, or @- for stdin.
-func readArg(v string, stdin io.Reader, flag string) ([]byte, error) {
+// readArg reads a curl-style argument: text, @file, or @- for stdin. The
+// read ends when ctx does (a signal): a FIFO or a pipe with no writer
+// would otherwise hold the process past SIGTERM.
+func readArg(ctx context.Context, v string, stdin io.Reader, flag string) ([]byte, error) {
 	if !strings.HasPrefix(v, "@") {
 		return []byte(v), nil
 	}
 	name := v[1:]
-	var (
-		data []byte
-		err  error
-	)
-	if name == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(name)
+	data, err := readCancellable(ctx, func() ([]byte, error) {
+		if name == "-" {
+			return io.ReadAll(stdin)
+		}
+		return os.ReadFile(name)
+	})
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
 	}
 	if err != nil {
 		return nil, usageErrorf("%s %s: cannot read: %v", flag, v, unwrapPath(err))
 	}
 	return data, nil
+}
+
+// readCancellable runs read, returning early when ctx ends; the read is
+// left to finish (or block) on its own, as the process is about to exit.
+func readCancellable(ctx context.Context, read func() ([]byte, error)) ([]byte, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := read()
+		done <- result{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 func unwrapPath(err error) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strconv"
@@ -120,6 +122,10 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 // Main runs refetch with the process's arguments, streams and signals and
 // returns the exit code.
 func Main() int {
+	// net/http logs protocol oddities ("Unsolicited response received on
+	// idle HTTP channel…") through the standard logger: not refetch's
+	// words, and not silenced by -q. refetch itself never uses it.
+	log.SetOutput(io.Discard)
 	f := &Factory{IO: System(), Getenv: os.Getenv}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -181,6 +187,9 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < n {
 			return &UsageError{Err: fmt.Errorf("missing %s", what), Cmd: c.CommandPath()}
+		}
+		if len(args) > n && n == 0 {
+			return &UsageError{Err: fmt.Errorf("unexpected argument %q (%s takes none)", args[0], c.Name()), Cmd: c.CommandPath()}
 		}
 		if len(args) > n {
 			return &UsageError{Err: fmt.Errorf("too many arguments: %q (one %s expected)", args[n:], what), Cmd: c.CommandPath()}

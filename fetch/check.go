@@ -180,6 +180,10 @@ type CheckReport struct {
 	Healthy   bool          `json:"healthy"`
 	ElapsedMS int64         `json:"elapsed_ms"`
 	Results   []CheckResult `json:"results"`
+	// Error says why no check ran (a usage error, an interruption).
+	Error *string `json:"error,omitempty"`
+	// ExitCode is the process's exit code, set by the command layer.
+	ExitCode int `json:"exit_code"`
 }
 
 // Unhealthy counts the unhealthy results.

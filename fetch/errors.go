@@ -106,7 +106,7 @@ func Classify(method string, a resilience.Attempt, p resilience.Policy) resilien
 
 // final reports the errors of this layer that no retry can fix.
 func final(err error) bool {
-	return errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrTooLarge) ||
+	return errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrBadRedirect) || errors.Is(err, ErrTooLarge) ||
 		errors.Is(err, ErrHeadersTooLarge) || errors.Is(err, ErrPartialStream) || errors.Is(err, ErrOutput)
 }
 

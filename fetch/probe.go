@@ -59,7 +59,7 @@ func ClassifyError(err error) ErrorClass {
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, ErrTooManyRedirects):
+	case errors.Is(err, ErrTooManyRedirects), errors.Is(err, ErrBadRedirect):
 		return ClassRedirects
 	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge):
 		return ClassTooLarge
@@ -120,7 +120,7 @@ func NewProbeClient(r *Request) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tr, ok := client.Transport.(*http.Transport); ok {
+	if tr := transportOf(client); tr != nil {
 		tr.DisableKeepAlives = true
 	}
 	return client, nil

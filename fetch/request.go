@@ -295,6 +295,14 @@ func checkHost(host string, bracketed bool) error {
 			return fmt.Errorf("host %q is not a valid internationalized domain name; write its xn-- form", host)
 		}
 		name = ascii
+	} else if strings.Contains(strings.ToLower(name), "xn--") {
+		// An ASCII name with punycode labels: they must decode (an empty
+		// "xn--" label decodes to nothing), or the resolver is asked for
+		// a name no registry can hold.
+		uni, err := idna.Punycode.ToUnicode(name)
+		if err != nil || strings.Count(uni, ".") != strings.Count(name, ".") || strings.Contains("."+uni+".", "..") {
+			return fmt.Errorf("host %q has an xn-- label that is not valid punycode", host)
+		}
 	}
 	if len(name) > 253 {
 		return fmt.Errorf("host name is %d bytes long (DNS allows 253)", len(name))
@@ -403,9 +411,9 @@ func checkHeaderName(name string) error {
 	if name == "" {
 		return invalidf("header has an empty name; want 'Name: value'")
 	}
-	for i := 0; i < len(name); i++ {
-		if !isTokenChar(name[i]) {
-			return invalidf("header name %q contains %q; a name is one token of letters, digits and !#$%%&'*+-.^_`|~, with nothing before the colon", name, string(name[i]))
+	for i, r := range name {
+		if r >= utf8.RuneSelf || !isTokenChar(name[i]) {
+			return invalidf("header name %q contains %q; a name is one token of letters, digits and !#$%%&'*+-.^_`|~, with nothing before the colon", name, string(r))
 		}
 	}
 	return nil
@@ -575,9 +583,12 @@ func NewClient(r *Request) (*http.Client, error) {
 	tr.TLSClientConfig = tlsConf
 	maxRedirs := r.MaxRedirs
 	return &http.Client{
-		Transport: tr,
+		Transport: redirectTransport{tr},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			traceRedirect(req)
+			if err := checkRedirectTarget(req); err != nil {
+				return err
+			}
 			if len(via) > maxRedirs {
 				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
 			}
@@ -610,6 +621,12 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 		body := r.Body
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if len(body) == 0 {
+			// http.NoBody, not an empty reader: net/http sends an empty
+			// reader of length 0 chunked, with no Content-Length, which
+			// servers that want a length refuse (curl -d '' sends 0).
+			req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		}
 		req.Body, _ = req.GetBody()
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}

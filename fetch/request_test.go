@@ -120,6 +120,8 @@ func TestParseURLRejects(t *testing.T) {
 		{"localhost:", "empty port"},
 		{"http://a..b/", "empty label"},
 		{"http://--help/", "starts or ends with '-'"},
+		{"http://xn--zz.com/", "not valid punycode"},
+		{"http://xn--.com/", "not valid punycode"},
 		{"-x", "starts or ends with '-'"},
 		{"http://a-.example/", "starts or ends with '-'"},
 		{"http://.a/", "empty label"},
@@ -475,7 +477,7 @@ func TestLoadCACert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewClient read CACert despite RootCAs: %v", err)
 	}
-	if client.Transport.(*http.Transport).TLSClientConfig.RootCAs != pool {
+	if transportOf(client).TLSClientConfig.RootCAs != pool {
 		t.Error("NewClient did not use RootCAs")
 	}
 	if _, err := NewClient(&Request{CACert: filepath.Join(dir, "garbage.pem")}); !errors.Is(err, ErrInvalid) {

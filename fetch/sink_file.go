@@ -59,6 +59,10 @@ const (
 // maxLinks bounds how many symlinks are followed, as Linux's ELOOP does.
 const maxLinks = 40
 
+// OwnDescriptor reports whether path names one of this process's own file
+// descriptors (/dev/stdout, /dev/fd/N, /proc/self/fd/N…), and which.
+func OwnDescriptor(path string) (int, bool) { return ownDescriptor(path) }
+
 // NewFileSink decides, before any request is sent, how the body will reach
 // path, and fails (the caller's exit 2) if it cannot:
 //
@@ -132,6 +136,13 @@ func (s *FileSink) replace() (*FileSink, error) {
 	dir, base := filepath.Split(s.target)
 	if dir == "" {
 		dir = "."
+	}
+	if s.exists {
+		if werr := writable(s.target); werr != nil && dirWritable(dir) {
+			// Renaming over a file we may not write would bypass its
+			// permissions (curl and wget refuse too).
+			return nil, fmt.Errorf("-o %s: the file is not writable (%v); make it writable or choose another file", s.path, unwrapPathError(werr))
+		}
 	}
 	tmp, err := os.CreateTemp(dir, tempPattern(base))
 	if err == nil {
@@ -503,3 +514,6 @@ func unwrapLinkError(err error) error {
 	}
 	return err
 }
+
+// dirWritable reports whether files may be created in dir.
+func dirWritable(dir string) bool { return writable(dir) == nil }

@@ -395,6 +395,12 @@ func (b *Breaker) stepAside(err error) {
 	}
 }
 
+// refuses reports whether the state last seen would refuse an attempt at
+// now: open, with the next trial still to come.
+func (b *Breaker) refuses(now time.Time) bool {
+	return b != nil && !b.down && b.last.State == StateOpen && b.last.RetryAt != nil && now.Before(*b.last.RetryAt)
+}
+
 func (b *Breaker) snapshot() Snapshot {
 	if b == nil {
 		return Snapshot{}

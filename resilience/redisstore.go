@@ -97,6 +97,11 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	if u.Opaque != "" || u.Hostname() == "" {
 		return fail("no host (want %s://host:port)", strings.ToLower(u.Scheme))
 	}
+	if strings.Contains(u.Hostname(), ":") && !strings.HasPrefix(u.Host, "[") {
+		// "host:6379:1": url.Parse takes the last number as the port and
+		// the rest as the host, which no resolver would find.
+		return fail("invalid host and port %q (want host:port, or [IPv6]:port)", u.Host)
+	}
 	port := u.Port()
 	if port == "" {
 		port = "6379"

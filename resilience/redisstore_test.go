@@ -529,7 +529,7 @@ func TestParseRedisURL(t *testing.T) {
 	}
 	for _, raw := range []string{
 		"", "memcache://:hunter2@x", "127.0.0.1:6379", "redis://", "redis:///0", "redis:hunter2@h", "hunter2@h",
-		"redis://:hunter2@h:0", "redis://:hunter2@h:99999", "redis://:hunter2@h:x",
+		"redis://:hunter2@h:0", "redis://:hunter2@h:99999", "redis://:hunter2@h:x", "redis://:hunter2@127.0.0.1:16379:1/0",
 		"redis://:hunter2@h/db", "redis://:hunter2@h/-1", "redis://:hunter2@h/1/2",
 		"redis://:hunter2@h?timeout=0", "redis://:hunter2@h?timeout=soon", "redis://:hunter2@h?pool=3",
 		"redis://:hunter2@h#frag", "redis://:hunt%zzer2@h", "redis://u:hunt er2@h:x", "redis://:hun@ter2@h:x",

@@ -148,8 +148,10 @@ type run struct {
 	lastKind Kind          // the last attempt's class
 	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
 	rejected *OpenError    // set when the breaker refused an attempt
-	unsafe   bool          // the last failure was not retried: unsafe method
-	stop     stopReason    // set when a wait decorator ended the retries
+	// breakerOpened is set when the breaker was seen open after a failure.
+	breakerOpened bool
+	unsafe        bool       // the last failure was not retried: unsafe method
+	stop          stopReason // set when a wait decorator ended the retries
 }
 
 // admit asks the breaker for admission, first waiting out a hold on the
@@ -170,10 +172,12 @@ func (r *run) admit() (Ticket, error) {
 		if r.e.OnHold != nil {
 			r.e.OnHold(HoldInfo{Key: hold.Key, Until: hold.Until, Wait: wait})
 		}
-		if err := r.sleep(wait); err != nil {
+		start := r.clock.Now()
+		err = r.sleep(wait)
+		r.tr.Held += r.clock.Now().Sub(start)
+		if err != nil {
 			return ticket, err
 		}
-		r.tr.Held += wait
 	}
 }
 
@@ -245,6 +249,13 @@ func (r *run) attempt() error {
 			return backoff.Permanent(v.Err)
 		}
 	}
+	if v.Kind == Retryable && (r.p.NoAttemptLimit || r.n < r.p.Attempts) && r.e.Breaker.refuses(now) {
+		// This failure (or another process's) opened the breaker: the
+		// next attempt would be refused, so neither wait nor say
+		// "retrying".
+		r.breakerOpened = true
+		return backoff.Permanent(v.Err)
+	}
 	switch v.Kind {
 	case Success:
 		return nil
@@ -291,7 +302,7 @@ func (r *run) err(loopErr error) error {
 		}
 	case r.rejected != nil && len(r.tr.Attempts) == 0:
 		re.Class, re.Last = ErrCircuitOpen, r.rejected
-	case r.rejected != nil:
+	case r.rejected != nil, r.breakerOpened:
 		re.Class, re.Reason = ErrRetriesExhausted, ReasonBreakerOpened
 	case r.stop.class == ErrRateLimited:
 		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonRetryAfterTooLong, r.p.MaxRetryAfter

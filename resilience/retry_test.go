@@ -480,3 +480,21 @@ func TestOnly429And503RecordAHold(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakerOpenedByTheRunStopsItWithoutARetryLine(t *testing.T) {
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	ex, clock, waits := newExec(fixed(5, time.Second))
+	ex.Breaker = mustBreaker(t, Settings{Key: "http://h:80", Failures: 2, Store: store})
+	var retries []RetryInfo
+	ex.OnRetry = func(i RetryInfo) { retries = append(retries, i) }
+	fn, calls := script(clock, 0, status(503))
+	_, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.Is(err, ErrRetriesExhausted) || !errors.As(err, &re) || re.Reason != ReasonBreakerOpened {
+		t.Fatalf("err = %v", err)
+	}
+	// Two failures opened it: one retry announced and waited, no second.
+	if *calls != 2 || len(retries) != 1 || len(*waits) != 1 {
+		t.Errorf("calls %d, retries %d, waits %v", *calls, len(retries), *waits)
+	}
+}
