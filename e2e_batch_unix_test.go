@@ -67,3 +67,87 @@ func readAll(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// TestE2EBatchOutputLinksAndSpecialFiles: a batch's -o follows symlinks
+// (the file they end at is replaced, the link stays), writes regular files
+// only (a FIFO is exit 2 before any request) and sees two links to one file
+// as a collision.
+func TestE2EBatchOutputLinksAndSpecialFiles(t *testing.T) {
+	var c counter
+	srv := pathServer(t, &c)
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	real := filepath.Join(e.dir, "real")
+	os.Mkdir(out, 0o755)
+	os.Mkdir(real, 0o755)
+	writeFile(t, real, "a", []byte("old a"))
+	os.Symlink("../real/a", filepath.Join(out, "a"))              // to an existing file
+	os.Symlink(filepath.Join(real, "b"), filepath.Join(out, "b")) // dangling: b is created
+	e.run(args("-q", "-o", "out/{name}", srv.URL+"/x/a", srv.URL+"/x/b", srv.URL+"/x/c")...).wantCode(t, 0)
+	for name, want := range map[string]string{"real/a": "body of /x/a", "real/b": "body of /x/b", "out/c": "body of /x/c"} {
+		if got := readAll(t, filepath.Join(e.dir, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	for _, link := range []string{"a", "b"} {
+		if st, err := os.Lstat(filepath.Join(out, link)); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("out/%s is no longer a symlink", link)
+		}
+	}
+	assertNoTempFiles(t, out)
+	assertNoTempFiles(t, real)
+
+	before := c.get()
+	// Two links to one file.
+	os.Symlink("a", filepath.Join(out, "also-a"))
+	r := e.run(args("-o", "out/{name}", srv.URL+"/a", srv.URL+"/also-a")...)
+	r.wantCode(t, 2)
+	if !strings.Contains(r.stderr, "argument 1 and argument 2: both write out/also-a") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	// A FIFO, and a symlink loop.
+	if err := syscall.Mkfifo(filepath.Join(out, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("loop", filepath.Join(out, "loop"))
+	for name, want := range map[string]string{"fifo": "not a regular file", "loop": "symbolic links"} {
+		r := e.run(args("-o", "out/{name}", srv.URL+"/ok", srv.URL+"/"+name)...)
+		r.wantCode(t, 2)
+		if !strings.Contains(r.stderr, "argument 2: -o out/"+name) || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: stderr %s", name, r.stderr)
+		}
+	}
+	if c.get() != before {
+		t.Errorf("%d requests sent by batches refused before any", c.get()-before)
+	}
+}
+
+// TestE2EBatchFullStdoutStops: when stdout cannot be written (a /dev/full
+// node), a batch stops at once, exit 1: the other bodies or reports would
+// be lost too.
+func TestE2EBatchFullStdoutStops(t *testing.T) {
+	var c counter
+	srv := pathServer(t, &c)
+	e := newEnv(t)
+	full, err := os.OpenFile(mknodIn(t, e.dir, "full", 7), os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	for _, mode := range [][]string{nil, {"--json"}} {
+		before := c.get()
+		cmd := e.command(args(append(append([]string{"-P", "1"}, mode...),
+			srv.URL+"/1", srv.URL+"/2", srv.URL+"/3", srv.URL+"/4")...)...)
+		cmd.Stdout = full
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(interface{ ExitCode() int }); ok {
+			code = ee.ExitCode()
+		}
+		if code != 1 || c.get()-before != 1 || !strings.Contains(stderr.String(), "no space left") {
+			t.Errorf("%v: exit %d after %d requests; stderr:\n%s", mode, code, c.get()-before, stderr.String())
+		}
+	}
+}

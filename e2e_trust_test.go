@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 )
 
@@ -47,7 +46,7 @@ func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
 		{"bad --delay, REFETCH_JSON", []string{"REFETCH_JSON=true"}, []string{"--delay", "5", down.URL}, 2},
 		{"bad REFETCH_CAP", []string{"REFETCH_CAP=5"}, []string{down.URL}, 2},
 		{"no URL", nil, nil, 2},
-		{"two URLs", nil, []string{down.URL, down.URL}, 2},
+		{"two URLs (a batch), bad -P", nil, []string{"-P", "0", down.URL, down.URL}, 2},
 		{"unknown flag", nil, []string{"--no-such-flag", down.URL}, 2},
 		{"-N with --json", nil, []string{"-N", down.URL}, 2},
 		{"--breaker-reset 0", nil, []string{"--breaker-reset", "0", down.URL}, 2},
@@ -87,20 +86,6 @@ func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
 	if rep["retry_after_ms"] != 120000.0 || rep["details"].(map[string]any)["class"] != "rate_limited" {
 		t.Errorf("report = %v", rep)
 	}
-}
-
-// mknodIn makes a character device like /dev/null (1,3) or /dev/full
-// (1,7) inside the test's own dir; only root can.
-func mknodIn(t *testing.T, dir, name string, minor int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
-	}
-	path := filepath.Join(dir, name)
-	if err := syscall.Mknod(path, syscall.S_IFCHR|0o666, 1<<8|minor); err != nil {
-		t.Skipf("mknod: %v", err)
-	}
-	return path
 }
 
 // TestE2EFallbackThatCannotBeWrittenIsExit1: a full stdout (a /dev/full
@@ -182,12 +167,10 @@ func TestE2EClosedStdout(t *testing.T) {
 // TestE2EZeroMeansOneThing: for a bound, 0 is no bound; for an amount,
 // 0 is none; a zero that makes no sense is exit 2 before any request.
 func TestE2EZeroMeansOneThing(t *testing.T) {
-	var hits counter
-	n := 0
+	var hits, n counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.next()
-		n++
-		if n == 1 {
+		if n.next() == 1 {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
@@ -211,18 +194,18 @@ func TestE2EZeroMeansOneThing(t *testing.T) {
 	}
 	// --cap 0 (no cap), --timeout 0 and --max-time 0 (no bound), --delay 0
 	// (retry at once) are all accepted.
-	n = 1
+	n.n.Store(1)
 	e.run(args("--cap", "0", "--timeout", "0", "--max-time", "0", "--delay", "0", srv.URL)...).wantCode(t, 0)
 }
 
 // TestE2EStaleCacheNeverCrossesIdentities: a body cached for one set of
 // credentials is never served to another, and no credential reaches disk.
 func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
-	var down bool
+	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, _ := r.BasicAuth()
 		switch {
-		case down:
+		case down.Load():
 			http.Error(w, "down", http.StatusServiceUnavailable)
 		case user == "alice" && pass == "s3cret-pw":
 			fmt.Fprint(w, "alice's data")
@@ -246,7 +229,7 @@ func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
 			t.Errorf("%v was served %q", who, r.stdout)
 		}
 	}
-	down = true
+	down.Store(true)
 	r := e.run(args("--stale-if-error", "1h", "-u", "alice:s3cret-pw", srv.URL)...)
 	r.wantCode(t, 0)
 	if r.stdout != "alice's data" {
@@ -285,9 +268,10 @@ func TestE2EMessagesAPersonCanActOn(t *testing.T) {
 		}
 	}
 	// A certificate failure says how to trust the server.
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	tlsSrv.Config.ErrorLog = quietLog()
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
 	r := e.run(args(tlsSrv.URL)...)
 	r.wantCode(t, 3)
 	if !strings.Contains(r.stderr, "--cacert") || !strings.Contains(r.stderr, "-k") {

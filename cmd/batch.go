@@ -220,10 +220,11 @@ func (b *batchRun) check() error {
 			return nil
 		}
 		path := b.tmpl.expand(e.n, u)
-		if err := checkOutputPath(e, path, &lastDir); err != nil {
+		target, err := checkOutputPath(e, path, &lastDir)
+		if err != nil {
 			return err
 		}
-		h := maphash.String(seed, pathKey(path))
+		h := maphash.String(seed, fileKey(target))
 		first, dup := seen[h]
 		if !dup {
 			seen[h] = int32(e.n)
@@ -255,12 +256,21 @@ func (b *batchRun) sameOutput(n int, path string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return e.label, pathKey(b.tmpl.expand(n, u)) == pathKey(path)
+	return e.label, outputKey(b.tmpl.expand(n, u)) == outputKey(path)
 }
 
-// pathKey is what makes two output paths one file: the cleaned path,
-// case-folded where file systems usually ignore case.
-func pathKey(path string) string {
+// outputKey is what makes two output paths one file: the file their
+// symlinks end at (see fileKey).
+func outputKey(path string) string {
+	if target, _, err := fetch.OutputTarget(path); err == nil {
+		path = target
+	}
+	return fileKey(path)
+}
+
+// fileKey is a path cleaned, and case-folded where file systems usually
+// ignore case.
+func fileKey(path string) string {
 	p := filepath.Clean(path)
 	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
 		p = strings.ToLower(p)
@@ -270,16 +280,22 @@ func pathKey(path string) string {
 
 // checkOutputPath checks, before any request, what a single -o checks:
 // the directory exists and is writable (once per directory in a row), and
-// the path is not a directory; a batch also refuses special files.
-func checkOutputPath(e batchEntry, path string, lastDir *string) error {
-	dir := filepath.Dir(path)
+// the path is not a directory. Symlinks are followed to the file they end
+// at, which is what gets replaced. A batch writes regular files only:
+// devices, FIFOs and sockets are refused.
+func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error) {
+	target, st, err := fetch.OutputTarget(path)
+	if err != nil {
+		return "", lineError(e, fmt.Errorf("-o %s: %v", path, unwrapPath(err)))
+	}
+	dir := filepath.Dir(target)
 	if dir != *lastDir {
-		st, err := os.Stat(dir)
+		dst, err := os.Stat(dir)
 		switch {
 		case err != nil:
-			return lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, unwrapPath(err)))
-		case !st.IsDir():
-			return lineError(e, fmt.Errorf("-o %s: %s is not a directory", path, dir))
+			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, unwrapPath(err)))
+		case !dst.IsDir():
+			return "", lineError(e, fmt.Errorf("-o %s: %s is not a directory", path, dir))
 		}
 		probe, err := os.CreateTemp(dir, ".refetch-probe-*")
 		if err != nil {
@@ -287,21 +303,20 @@ func checkOutputPath(e batchEntry, path string, lastDir *string) error {
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err))
+			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err))
 		}
 		probe.Close()
 		os.Remove(probe.Name())
 		*lastDir = dir
 	}
-	if st, err := os.Stat(path); err == nil {
-		switch {
-		case st.IsDir():
-			return lineError(e, fmt.Errorf("-o %s: is a directory", path))
-		case !st.Mode().IsRegular():
-			return lineError(e, fmt.Errorf("-o %s: not a regular file; a batch writes regular files only", path))
-		}
+	switch {
+	case st == nil:
+	case st.IsDir():
+		return "", lineError(e, fmt.Errorf("-o %s: is a directory", path))
+	case !st.Mode().IsRegular():
+		return "", lineError(e, fmt.Errorf("-o %s: not a regular file; a batch writes regular files only", path))
 	}
-	return nil
+	return target, nil
 }
 
 // run fetches every URL: a reader feeds the scheduler, P workers run the
@@ -493,6 +508,10 @@ func (b *batchRun) runJob(ctx context.Context, j *batchJob, q *hostQueue, buf []
 	}
 	b.complete(j, &req, res, err, data)
 	sink.Close()
+	if _, ok := sink.(*wholeSink); ok && errors.Is(err, fetch.ErrOutput) {
+		// stdout cannot take the bodies: the rest would be lost too.
+		b.stop(errOutputGone, err)
+	}
 	return time.Time{}, false
 }
 
@@ -630,7 +649,10 @@ func (b *batchRun) result(ctx context.Context, readErr error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.outErr != nil {
-		return fmt.Errorf("%w: %v", fetch.ErrOutput, b.outErr)
+		if errors.Is(b.outErr, fetch.ErrOutput) {
+			return b.outErr
+		}
+		return fmt.Errorf("%w: stdout: %v", fetch.ErrOutput, b.outErr)
 	}
 	if readErr != nil {
 		return readErr

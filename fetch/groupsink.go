@@ -27,7 +27,9 @@ import (
 // into place. Close removes the temporary file of a sink not submitted.
 type GroupFileSink struct {
 	path      string
-	mem       *[]byte // the body while it is small; nil once spilled
+	target    string      // path with its symlinks followed: what is replaced
+	mode      fs.FileMode // of the file replaced, 0644 for a new one
+	mem       *[]byte     // the body while it is small; nil once spilled
 	tmp       *os.File
 	sealed    bool
 	submitted bool
@@ -39,9 +41,50 @@ const SmallBody = 16 << 10
 // smallBodies recycles the memory of small bodies.
 var smallBodies = sync.Pool{New: func() any { b := make([]byte, 0, SmallBody); return &b }}
 
-// NewGroupFileSink returns the sink of path; the caller has checked that
-// path's directory exists and path is not a directory.
-func NewGroupFileSink(path string) *GroupFileSink { return &GroupFileSink{path: path} }
+// NewGroupFileSink returns the sink of path; the caller has checked (with
+// OutputTarget) that it is a regular file or a new one in an existing
+// directory. A symlink is followed: the file it ends at is replaced (the
+// temporary file goes beside it) and the link stays; the mode of a file
+// replaced is kept, as FileSink does.
+func NewGroupFileSink(path string) *GroupFileSink {
+	s := &GroupFileSink{path: path, target: path, mode: 0o644}
+	if target, st, err := OutputTarget(path); err == nil {
+		s.target = target
+		if st != nil && st.Mode().IsRegular() {
+			s.mode = st.Mode().Perm()
+		}
+	}
+	return s
+}
+
+// maxLinks is how many symlinks OutputTarget follows, as Linux does.
+const maxLinks = 40
+
+// OutputTarget follows path's symlinks to the file they end at and
+// returns it with its FileInfo, nil when it does not exist yet (a new
+// file, or the target of a dangling symlink, to be created).
+func OutputTarget(path string) (string, fs.FileInfo, error) {
+	for range maxLinks {
+		st, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return path, nil, nil
+		case err != nil:
+			return path, nil, err
+		case st.Mode()&fs.ModeSymlink == 0:
+			return path, st, nil
+		}
+		link, err := os.Readlink(path)
+		if err != nil {
+			return path, nil, err
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(path), link)
+		}
+		path = link
+	}
+	return path, nil, fmt.Errorf("%s: more than %d symbolic links", path, maxLinks)
+}
 
 // Path is the file the body goes to.
 func (s *GroupFileSink) Path() string { return s.path }
@@ -78,7 +121,7 @@ func (s *GroupFileSink) Write(p []byte) (int, error) {
 		*s.mem = append(*s.mem, p...)
 		return len(p), nil
 	}
-	tmp, err := createTemp(s.path)
+	tmp, err := createTemp(s.path, s.target)
 	if err != nil {
 		return 0, err
 	}
@@ -98,9 +141,10 @@ func (s *GroupFileSink) release() {
 	}
 }
 
-// createTemp creates the temporary file of path, in its directory.
-func createTemp(path string) (*os.File, error) {
-	dir, base := filepath.Split(path)
+// createTemp creates the temporary file of path (whose symlinks lead to
+// target) in target's directory.
+func createTemp(path, target string) (*os.File, error) {
+	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
 	}
@@ -300,10 +344,10 @@ func (c *Committer) commit(group []commitItem) {
 
 // prepareFile writes a body held in memory to its temporary file, and
 // gives the temporary file the mode of the file it replaces (0644 if
-// none), as FileSink does.
+// none, found when the sink was made), as FileSink does.
 func prepareFile(s *GroupFileSink) error {
 	if s.tmp == nil {
-		tmp, err := createTemp(s.path)
+		tmp, err := createTemp(s.path, s.target)
 		if err != nil {
 			return err
 		}
@@ -314,11 +358,7 @@ func prepareFile(s *GroupFileSink) error {
 			return err
 		}
 	}
-	mode := fs.FileMode(0o644)
-	if st, err := os.Stat(s.path); err == nil && st.Mode().IsRegular() {
-		mode = st.Mode().Perm()
-	}
-	return s.tmp.Chmod(mode)
+	return s.tmp.Chmod(s.mode)
 }
 
 // install closes a durable temporary file and renames it over its path;
@@ -328,7 +368,7 @@ func install(s *GroupFileSink) error {
 	err := s.tmp.Close()
 	s.tmp = nil
 	if err == nil {
-		err = rename(name, s.path)
+		err = rename(name, s.target)
 	}
 	if err != nil {
 		os.Remove(name)
