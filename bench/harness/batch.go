@@ -69,6 +69,7 @@ func batchBench(env []string) {
 		args  []string
 		stdin string // a file given as stdin
 		times []time.Duration
+		cpu   []time.Duration
 		rss   []int64
 	}
 	tools := []*tool{
@@ -98,29 +99,42 @@ func batchBench(env []string) {
 			if i == 0 {
 				cwd = run
 			}
-			took, rss := runIn(env, cwd, t.stdin, t.args)
+			took, cpu, rss := runIn(env, cwd, t.stdin, t.args)
 			entries, err := os.ReadDir(out)
 			check(err)
 			if len(entries) != *batchFiles {
 				check(fmt.Errorf("%s wrote %d files, want %d", t.name, len(entries), *batchFiles))
 			}
-			t.times, t.rss = append(t.times, took), append(t.rss, rss)
+			t.times, t.cpu, t.rss = append(t.times, took), append(t.cpu, cpu), append(t.rss, rss)
 		}
 	}
 	r, c, x := median(tools[0].times), median(tools[1].times), median(tools[2].times)
 	fmt.Printf("## Batch: %d files of 1 KiB from nginx on loopback (%d runs each, alternating)\n\n", *batchFiles, *batchRuns)
-	fmt.Printf("| command | median | peak RSS (median) |\n|---|---|---|\n")
+	fmt.Printf("| command | median | CPU, user + sys (median) | peak RSS (median) |\n|---|---|---|---|\n")
 	for _, t := range tools {
-		fmt.Printf("| `%s` | %s | %d KiB |\n", t.name, ms(median(t.times)), medianInt(t.rss))
+		fmt.Printf("| `%s` | %s | %s | %d KiB |\n", t.name, ms(median(t.times)), ms(median(t.cpu)), medianInt(t.rss))
 	}
-	fmt.Printf("\nrefetch / curl --parallel: **%.2f** (target ≤ 1.0, stretch 0.5)\n", float64(r)/float64(c))
-	fmt.Printf("refetch / xargs + curl: **%.3f** (target ≤ 0.25)\n\n", float64(r)/float64(x))
+	fmt.Printf("\nrefetch / curl --parallel: **%.2f** (target ≤ 1.0, stretch 0.5); median of the rounds' own ratios: %.2f\n",
+		float64(r)/float64(c), pairedRatio(tools[0].times, tools[1].times))
+	fmt.Printf("refetch / xargs + curl: **%.3f** (target ≤ 0.25); median of the rounds' own ratios: %.3f\n\n",
+		float64(r)/float64(x), pairedRatio(tools[0].times, tools[2].times))
 	fmt.Printf("all runs (ms): refetch %s; curl %s; xargs %s\n\n", fmtDurs(tools[0].times), fmtDurs(tools[1].times), fmtDurs(tools[2].times))
 }
 
+// pairedRatio is the median of a[i]/b[i]: the tools of one round ran back
+// to back, under the same load, so their ratio moves less than the medians.
+func pairedRatio(a, b []time.Duration) float64 {
+	var rs []time.Duration // ratios scaled by 1e6, to reuse median
+	for i := range a {
+		rs = append(rs, time.Duration(float64(a[i])/float64(b[i])*1e6))
+	}
+	return float64(median(rs)) / 1e6
+}
+
 // runIn runs args in dir with stdin from a file ("" for none) and returns
-// the wall time and peak RSS (KiB).
-func runIn(env []string, dir, stdin string, args []string) (time.Duration, int64) {
+// the wall time, the CPU time (user and system, children included: xargs's
+// curls) and the peak RSS (KiB).
+func runIn(env []string, dir, stdin string, args []string) (time.Duration, time.Duration, int64) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env, cmd.Dir = env, dir
 	var stderr bytes.Buffer
@@ -141,7 +155,7 @@ func runIn(env []string, dir, stdin string, args []string) (time.Duration, int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss
 	}
-	return took, rss
+	return took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), rss
 }
 
 func freePort() int {
