@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestE2EBatchMemoryIsFlat: the input is streamed, so 20,000 URLs need no
@@ -149,5 +150,54 @@ func TestE2EBatchFullStdoutStops(t *testing.T) {
 		if code != 1 || c.get()-before != 1 || !strings.Contains(stderr.String(), "no space left") {
 			t.Errorf("%v: exit %d after %d requests; stderr:\n%s", mode, code, c.get()-before, stderr.String())
 		}
+	}
+}
+
+// TestE2EBatchSignalWhileReadingTheInput: a batch still checking an input
+// that does not end (stdin left open) stops at SIGINT with 130, having
+// sent nothing.
+func TestE2EBatchSignalWhileReadingTheInput(t *testing.T) {
+	var c counter
+	srv := pathServer(t, &c)
+	e := newEnv(t)
+	cmd := e.command(args("-i", "-")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(stdin, "%s/a\n", srv.URL)
+	// Signal once refetch is checking the input: it has made the copy of
+	// stdin for the run (a temp file it unlinked at once).
+	fds := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
+	if _, err := os.Stat(fds); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Skip("no /proc")
+	}
+	waitFor(t, "refetch to read its input", func() bool {
+		entries, _ := os.ReadDir(fds)
+		for _, en := range entries {
+			if target, _ := os.Readlink(filepath.Join(fds, en.Name())); strings.Contains(target, "refetch-input-") {
+				return true
+			}
+		}
+		return false
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("SIGINT did not end a batch reading its input")
+	}
+	if ee, ok := err.(interface{ ExitCode() int }); !ok || ee.ExitCode() != 130 || c.get() != 0 {
+		t.Errorf("exit %v, %d requests; want 130 and none", err, c.get())
 	}
 }

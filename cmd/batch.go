@@ -105,7 +105,24 @@ func (o *FetchOptions) isBatch() bool { return o.Batch.Input != "" || len(o.URLs
 
 // runBatch checks the whole input, then fetches every URL.
 func runBatch(ctx context.Context, o *FetchOptions) error {
-	b, err := o.planBatch()
+	type planned struct {
+		b   *batchRun
+		err error
+	}
+	ch := make(chan planned, 1)
+	go func() {
+		b, err := o.planBatch()
+		ch <- planned{b, err}
+	}()
+	var p planned
+	select {
+	case p = <-ch:
+	case <-ctx.Done():
+		// The check may be blocked reading its input from a terminal
+		// (-i -): a signal ends the run all the same. Nothing was sent.
+		return context.Cause(ctx)
+	}
+	b, err := p.b, p.err
 	if err != nil {
 		if o.JSON {
 			var le *batchLineError

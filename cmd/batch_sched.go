@@ -77,6 +77,10 @@ type hostQueue struct {
 func (q *hostQueue) len() int         { return len(q.jobs) - q.head }
 func (q *hostQueue) first() *batchJob { return q.jobs[q.head] }
 
+// maxHolds is how many holds the scheduler keeps before it forgets
+// those that are over.
+const maxHolds = 1024
+
 // maxIdleHosts is how many hosts with nothing queued keep their connection
 // pool, for URLs of theirs still to come.
 const maxIdleHosts = 64
@@ -300,6 +304,16 @@ func (s *scheduler) hold(q *hostQueue, j *batchJob, until time.Time) {
 		q.jobs = append([]*batchJob{j}, q.jobs...)
 	}
 	s.queued(q)
+	if len(s.holds) >= maxHolds {
+		// Forget holds that are over, so the map stays small however
+		// many hosts a long batch holds.
+		now := s.now()
+		for key, end := range s.holds {
+			if !now.Before(end) {
+				delete(s.holds, key)
+			}
+		}
+	}
 	if end, ok := s.holds[q.holdKey]; !ok || until.After(end) {
 		s.holds[q.holdKey] = until
 	}
