@@ -583,3 +583,50 @@ func TestE2EBatchSharesConnections(t *testing.T) {
 		t.Errorf("%d connections for 40 URLs with -P 4", len(conns))
 	}
 }
+
+// TestE2EBatchParallelBounds: -P bounds the requests in flight in all,
+// --parallel-host those to one host. Each host's server holds its first
+// requests until two are in flight at once, so the bounds are reached.
+func TestE2EBatchParallelBounds(t *testing.T) {
+	var (
+		mu                sync.Mutex
+		total, maxTotal   int
+		active, maxActive = map[string]int{}, map[string]int{}
+	)
+	newHost := func(name string) *httptest.Server {
+		gate := make(chan struct{})
+		var once sync.Once
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			total++
+			active[name]++
+			maxTotal, maxActive[name] = max(maxTotal, total), max(maxActive[name], active[name])
+			if active[name] == 2 {
+				once.Do(func() { close(gate) })
+			}
+			mu.Unlock()
+			select {
+			case <-gate:
+			case <-time.After(5 * time.Second): // a broken bound shows in the counts, not as a hang
+			}
+			mu.Lock()
+			total--
+			active[name]--
+			mu.Unlock()
+			fmt.Fprint(w, "ok")
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := newHost("a"), newHost("b")
+	var list strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&list, "%s/%d\n%s/%d\n", a.URL, i, b.URL, i)
+	}
+	newEnv(t).runStdin(list.String(), args("--json", "-P", "3", "--parallel-host", "2", "-i", "-")...).wantCode(t, 0)
+	mu.Lock()
+	defer mu.Unlock()
+	if maxTotal > 3 || maxActive["a"] != 2 || maxActive["b"] != 2 {
+		t.Errorf("in flight: at most %d in all (want ≤ 3), %d to a and %d to b (want 2 each)", maxTotal, maxActive["a"], maxActive["b"])
+	}
+}
