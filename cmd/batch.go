@@ -51,6 +51,8 @@ type BatchFlags struct {
 	FailFast     bool
 }
 
+// register adds the batch flags: -i (no default), -P (default 8),
+// --parallel-host (default 0: as many as -P) and --fail-fast (off).
 func (b *BatchFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&b.Input, "input", "i", "", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped)")
 	fs.IntVarP(&b.Parallel, "parallel", "P", defaultParallel, "batch: most requests in flight, 1 to 1024")
