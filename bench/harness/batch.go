@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,7 @@ func batchBench(env []string) {
 	dir, err := os.MkdirTemp("", "refetch-bench-batch-*")
 	check(err)
 	defer os.RemoveAll(dir)
+	atExit = append(atExit, func() { os.RemoveAll(dir) })
 	check(os.Chmod(dir, 0o755))
 	www := filepath.Join(dir, "www")
 	check(os.MkdirAll(www, 0o755))
@@ -49,6 +51,8 @@ func batchBench(env []string) {
 	port := freePort()
 	stop := startNginx(bin, dir, port)
 	defer stop()
+	// A failure exits through check: nginx must not outlive the harness.
+	atExit = append([]func(){stop}, atExit...)
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var urls, curlConf bytes.Buffer
@@ -210,15 +214,18 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	var once sync.Once
 	return func() {
-		cmd.Process.Signal(syscall.SIGQUIT) // graceful: the master stops its worker
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGQUIT) // graceful: the master stops its worker
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		})
 	}
 }

@@ -372,9 +372,16 @@ func firstLine(name string, args ...string) string {
 	return line
 }
 
+// atExit is run by check before it exits, so that a failed run leaves no
+// server of its own behind.
+var atExit []func()
+
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		for _, f := range atExit {
+			f()
+		}
 		os.Exit(1)
 	}
 }
