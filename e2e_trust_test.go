@@ -48,7 +48,7 @@ func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
 		{"bad --delay, REFETCH_JSON", []string{"REFETCH_JSON=true"}, []string{"--delay", "5", down.URL}, 2},
 		{"bad REFETCH_CAP", []string{"REFETCH_CAP=5"}, []string{down.URL}, 2},
 		{"no URL", nil, nil, 2},
-		{"two URLs", nil, []string{down.URL, down.URL}, 2},
+		{"two URLs (a batch), bad -P", nil, []string{"-P", "0", down.URL, down.URL}, 2},
 		{"unknown flag", nil, []string{"--no-such-flag", down.URL}, 2},
 		{"-N with --json", nil, []string{"-N", down.URL}, 2},
 		{"--breaker-reset 0", nil, []string{"--breaker-reset", "0", down.URL}, 2},

@@ -22,6 +22,7 @@ const (
 	ExitRateLimited = 6
 	ExitDeadline    = 7
 	ExitUnhealthy   = 8
+	ExitBatch       = 9
 	ExitSIGHUP      = 129
 	ExitSIGINT      = 130
 	ExitSIGTERM     = 143
@@ -62,6 +63,10 @@ func signalName(s os.Signal) string {
 // ErrUnhealthy is the error of a failed `check`.
 var ErrUnhealthy = errors.New("unhealthy")
 
+// ErrBatchFailed is wrapped by the error of a batch in which at least one
+// URL failed (see BatchError).
+var ErrBatchFailed = errors.New("some URLs of the batch failed")
+
 // ExitCode is the one mapping from an error to refetch's exit codes.
 func ExitCode(err error) int {
 	var (
@@ -83,6 +88,8 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, ErrUnhealthy):
 		return ExitUnhealthy
+	case errors.Is(err, ErrBatchFailed):
+		return ExitBatch
 	case errors.Is(err, fetch.ErrOutput):
 		return ExitInternal
 	case errors.Is(err, resilience.ErrCircuitOpen):
@@ -105,7 +112,7 @@ func ExitCode(err error) int {
 var failureClasses = map[int]string{
 	ExitInternal: "internal", ExitUsage: "usage", ExitPermanent: "permanent",
 	ExitExhausted: "retries_exhausted", ExitCircuitOpen: "circuit_open", ExitRateLimited: "rate_limited",
-	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitSIGHUP: "interrupted", ExitSIGINT: "interrupted",
+	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitBatch: "batch", ExitSIGHUP: "interrupted", ExitSIGINT: "interrupted",
 	ExitSIGTERM: "interrupted",
 }
 

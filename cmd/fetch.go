@@ -24,6 +24,8 @@ type FetchOptions struct {
 	Log    *Logger
 
 	URL string
+	// URLs are the URL arguments; more than one (or -i) makes a batch.
+	URLs []string
 	RetryFlags
 
 	Fallback     string
@@ -35,6 +37,9 @@ type FetchOptions struct {
 	Output   string
 	NoBuffer bool
 	JSON     bool
+
+	// Batch holds the flags only a batch uses (-i, -P, ...).
+	Batch BatchFlags
 
 	// Resolved in RunE: was the flag given?
 	OutputGiven       bool
@@ -54,22 +59,38 @@ type FetchOptions struct {
 func NewCmdFetch(f *Factory, runF func(context.Context, *FetchOptions) error) *cobra.Command {
 	opts := &FetchOptions{IO: f.IO, Getenv: f.Getenv}
 	c := &cobra.Command{
-		Use:   "fetch URL",
+		Use:   "fetch URL...",
 		Short: "Fetch a URL through retries, the circuit breaker and fallbacks",
 		Long: `Fetch a URL through Fallback(Retry(Breaker(attempt))) and print the body.
 
 stdout holds the complete body of one successful response, or nothing (or the
 fallback). Every flag can also come from REFETCH_<FLAG>, e.g. REFETCH_MAX_TIME=30s.
 
+Several URLs, or -i FILE (one URL a line, - for stdin), make a batch: every URL
+is checked before the first request, -P requests run at once, each URL through
+the same pipeline; -o is then a template ({n}: position, {name}: last path
+segment) and --json prints one report a line. Without -o or --json, each body
+goes to stdout whole, in the order the fetches end.
+
 Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 3 not retryable, 4 retries exhausted, 5 circuit open, 6 rate limited,
-7 deadline, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).`,
+7 deadline, 9 batch: some URL failed, 129/130/143 interrupted
+(SIGHUP/SIGINT/SIGTERM).`,
 		Example: `  data=$(refetch fetch https://api.example.com/items) || exit
   refetch fetch -n 5 --delay 500ms --max-time 30s -o items.json https://api.example.com/items
-  refetch fetch --json --fallback '[]' https://api.example.com/items | jq .data`,
-		Args: exactArgs(1, "URL"),
+  refetch fetch --json --fallback '[]' https://api.example.com/items | jq .data
+  refetch fetch -P 8 -i urls.txt -o 'pages/{n}-{name}'`,
+		// No URL is a usage error found in RunE: -i may come from its
+		// variable, which is applied after cobra checks the arguments.
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			opts.URL = args[0]
+			opts.URLs = args
+			if len(args) == 0 && opts.Batch.Input == "" {
+				return &UsageError{Err: errors.New("missing URL"), Cmd: c.CommandPath()}
+			}
+			if !opts.isBatch() {
+				opts.URL = args[0]
+			}
 			opts.Log = f.Logger()
 			fs := c.Flags()
 			opts.RetryFlags.resolveGiven(fs)
@@ -79,6 +100,9 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 			opts.StaleIfErrorGiven = fs.Changed("stale-if-error")
 			if runF != nil {
 				return runF(c.Context(), opts)
+			}
+			if opts.isBatch() {
+				return runBatch(c.Context(), opts)
 			}
 			return runFetch(c.Context(), opts)
 		},
@@ -95,9 +119,10 @@ Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
 	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
 	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one up to this old when the fetch fails (0: any age)")
 	opts.RequestFlags.register(fs, false)
-	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` instead of stdout: complete or not at all, replaced atomically where the file allows it")
+	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` instead of stdout: complete or not at all, replaced atomically where the file allows it; in a batch, a template with {n} and {name}")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
-	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body")
+	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body (a batch: one a line)")
+	opts.Batch.register(fs)
 	return c
 }
 

@@ -29,6 +29,12 @@ type Logger struct {
 	red     *color.Color
 	dim     *color.Color
 	green   *color.Color
+	// status is a live line (a batch's progress) kept below the log
+	// lines; "" when there is none.
+	status string
+	// warned, when not nil, holds the warnings written so far, each of
+	// which is then written once (see dedupe).
+	warned map[string]bool
 }
 
 // NewLogger returns a logger for w. Color is used when wanted is true.
@@ -74,7 +80,13 @@ func (l *Logger) line(s string) {
 	l.stopCountdown()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.status != "" {
+		fmt.Fprint(l.w, "\r\x1b[K")
+	}
 	fmt.Fprintln(l.w, s)
+	if l.status != "" {
+		fmt.Fprint(l.w, l.status)
+	}
 }
 
 // FormatDuration renders a wait for humans: "250ms", "1.2s", "1m30s".
@@ -130,7 +142,17 @@ func (l *Logger) Warnf(format string, args ...any) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprint("refetch: warning: " + printable(fetch.Redact(fmt.Sprintf(format, args...)))))
+	msg := printable(fetch.Redact(fmt.Sprintf(format, args...)))
+	l.mu.Lock()
+	seen := l.warned[msg]
+	if l.warned != nil {
+		l.warned[msg] = true
+	}
+	l.mu.Unlock()
+	if seen {
+		return
+	}
+	l.line(l.yellow.Sprint("refetch: warning: " + msg))
 }
 
 // Infof logs a plain line; -q silences it.

@@ -599,7 +599,7 @@ func TestRunCommandLines(t *testing.T) {
 		{"unknown command, a typo", nil, []string{"chek"}, 2, `(did you mean "check"?)`, ""},
 		{"unknown command, no suggestion", nil, []string{"zzz"}, 2, `refetch: unknown command "zzz" (see 'refetch --help')`, ""},
 		{"fetch without a URL", nil, []string{"fetch"}, 2, "refetch: missing URL (see 'refetch fetch --help')", ""},
-		{"fetch with two URLs", nil, []string{"fetch", "http://a.test/", "http://b.test/"}, 2, "too many arguments", ""},
+		{"fetch with two URLs (a batch) and a bad -P", nil, []string{"fetch", "-P", "0", "http://a.test/", "http://b.test/"}, 2, "invalid --parallel 0", ""},
 		{"check without a URL", nil, []string{"check"}, 2, "refetch: missing URL (see 'refetch check --help')", ""},
 		{"breaker without a subcommand", nil, []string{"breaker"}, 2, "missing subcommand: status or reset", ""},
 		{"breaker reset without a key", nil, []string{"breaker", "reset"}, 2, "give a KEY or --all", ""},

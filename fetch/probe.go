@@ -120,7 +120,7 @@ func NewProbeClient(r *Request) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tr := transportOf(client); tr != nil {
+	if tr := TransportOf(client); tr != nil {
 		tr.DisableKeepAlives = true
 	}
 	return client, nil

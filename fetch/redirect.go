@@ -62,8 +62,9 @@ func isRedirect(code int) bool {
 	return false
 }
 
-// transportOf is the *http.Transport under a client NewClient built.
-func transportOf(c *http.Client) *http.Transport {
+// TransportOf is the *http.Transport under a client NewClient built, nil
+// for another client.
+func TransportOf(c *http.Client) *http.Transport {
 	switch t := c.Transport.(type) {
 	case redirectTransport:
 		return t.Transport

@@ -13,6 +13,9 @@ import (
 
 // Report is the --json object: one per run, on success and failure alike.
 type Report struct {
+	// N is the URL's 1-based position in a batch's input; nil (left out)
+	// for a single fetch.
+	N            *int            `json:"n,omitempty"`
 	OK           bool            `json:"ok"`
 	URL          string          `json:"url"`
 	Method       string          `json:"method"`

@@ -477,7 +477,7 @@ func TestLoadCACert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewClient read CACert despite RootCAs: %v", err)
 	}
-	if transportOf(client).TLSClientConfig.RootCAs != pool {
+	if TransportOf(client).TLSClientConfig.RootCAs != pool {
 		t.Error("NewClient did not use RootCAs")
 	}
 	if _, err := NewClient(&Request{CACert: filepath.Join(dir, "garbage.pem")}); !errors.Is(err, ErrInvalid) {

@@ -72,6 +72,14 @@ type Config struct {
 	Hooks    Hooks
 	Clock    resilience.Clock
 	NewTimer func() resilience.Timer
+	// NoHoldWait: a key found held before the first attempt ends the run
+	// at once with the *resilience.HoldError (see
+	// resilience.Executor.NoHoldWait) instead of waiting; default false.
+	NoHoldWait bool
+	// Buffer, if not empty, is the buffer bodies are copied through, so
+	// that a caller running many fetches (a batch's workers) reuses one;
+	// empty: each run allocates its own (256 KiB, 64 KiB into a stream).
+	Buffer []byte
 }
 
 // Result is what a run did. When stale or fallback data was served, Err
@@ -113,7 +121,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Sink.Streams() {
 		bufSize = 64 << 10
 	}
-	f := &fetcher{cfg: cfg, client: client, buf: make([]byte, bufSize)}
+	buf := cfg.Buffer
+	if len(buf) == 0 {
+		buf = make([]byte, bufSize)
+	}
+	f := &fetcher{cfg: cfg, client: client, buf: buf}
 	stale := cfg.Fallback.Stale
 	cacheable := stale != nil && cfg.Request.Method == http.MethodGet
 	if cacheable {
@@ -121,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	key := cfg.Request.staleKey()
 	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
-		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold}
+		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold, NoHoldWait: cfg.NoHoldWait}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
 	var re *resilience.RunError
 	if errors.Is(err, ErrOutput) && errors.As(err, &re) && re.Last != nil {

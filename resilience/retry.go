@@ -78,6 +78,14 @@ type Executor struct {
 	OnRetry func(RetryInfo)
 	// OnHold, if set, is called before a wait for a key's hold.
 	OnHold func(HoldInfo)
+	// NoHoldWait makes a run that finds its key held before its first
+	// attempt end at once with that *HoldError, having sent nothing,
+	// instead of waiting for the hold to end: a caller with other work (a
+	// batch of URLs) does it meanwhile and runs this one again later.
+	// Default false: the run waits. A hold beyond the policy's limits
+	// still ends the run with ErrRateLimited, and a hold met between
+	// attempts is waited out as usual, so one run's attempts stay one run.
+	NoHoldWait bool
 }
 
 // errNoClassify is returned by Run when the Executor has no ClassifyFunc.
@@ -86,8 +94,9 @@ var errNoClassify = errors.New("resilience: Executor.Classify is nil")
 // Run performs the attempts until one succeeds, a failure is permanent,
 // the attempts or the time run out, the breaker rejects an attempt, or ctx
 // is cancelled. A nil error means the last attempt succeeded. Otherwise the
-// error is a *RunError whose Class is a sentinel, or context.Cause(ctx)
-// when ctx was cancelled.
+// error is a *RunError whose Class is a sentinel, context.Cause(ctx) when
+// ctx was cancelled, or, with NoHoldWait, the *HoldError that stopped the
+// run before its first attempt.
 func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Trace, error) {
 	if e.Classify == nil {
 		return &Trace{RetryAfter: -1}, errNoClassify
@@ -148,6 +157,7 @@ type run struct {
 	lastKind Kind          // the last attempt's class
 	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
 	rejected *OpenError    // set when the breaker refused an attempt
+	yielded  *HoldError    // set when NoHoldWait ended the run at a hold
 	// breakerOpened is set when the breaker was seen open after a failure.
 	breakerOpened bool
 	unsafe        bool       // the last failure was not retried: unsafe method
@@ -167,6 +177,10 @@ func (r *run) admit() (Ticket, error) {
 		wait := hold.Until.Sub(now)
 		if r.p.tooLong(wait, now, r.deadline) {
 			r.stop = stopReason{class: ErrRateLimited, wait: wait, hold: hold}
+			return ticket, err
+		}
+		if r.e.NoHoldWait && r.n == 0 {
+			r.yielded = hold
 			return ticket, err
 		}
 		if r.e.OnHold != nil {
@@ -291,6 +305,9 @@ func (r *run) err(loopErr error) error {
 				RetryAfter: r.tr.RetryAfter, Reason: ReasonTimeUp, Limit: r.p.MaxTime}
 		}
 		return cause
+	}
+	if r.yielded != nil {
+		return r.yielded
 	}
 	re := &RunError{Last: r.last, Attempts: len(r.tr.Attempts), RetryAfter: r.tr.RetryAfter}
 	switch {

@@ -31,7 +31,7 @@ var (
 	runs       = flag.Int("runs", 60, "runs per tool for the small fetch")
 	bigRuns    = flag.Int("big-runs", 5, "runs per tool for each large download")
 	bigMiB     = flag.Int64("big", 512, "large download size in MiB")
-	only       = flag.String("only", "", "run only these sections (comma list: small,big,rss,wait,breaker)")
+	only       = flag.String("only", "", "run only these sections (comma list: small,big,rss,wait,breaker,batch)")
 )
 
 func main() {
@@ -62,6 +62,9 @@ func main() {
 	}
 	if want("breaker") {
 		breaker(base, env)
+	}
+	if want("batch") {
+		batchBench(env)
 	}
 }
 
@@ -369,9 +372,16 @@ func firstLine(name string, args ...string) string {
 	return line
 }
 
+// atExit is run by check before it exits, so that a failed run leaves no
+// server of its own behind.
+var atExit []func()
+
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		for _, f := range atExit {
+			f()
+		}
 		os.Exit(1)
 	}
 }

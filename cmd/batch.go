@@ -1,0 +1,756 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/resilience"
+	"github.com/spf13/pflag"
+)
+
+// Batch mode: `refetch fetch URL URL...` or `-i FILE`. Every URL goes
+// through the same pipeline as a single fetch (fetch.Run), with its own
+// Breaker on the shared store, so breakers and holds are per key and shared
+// by the URLs of the batch and with other processes. See README "Batch".
+
+const (
+	defaultParallel = 8
+	maxParallel     = 1024
+	// batchReadAhead bounds the URLs read from the input and not yet
+	// started, so memory does not grow with the input.
+	batchReadAhead = 1024
+	// copyBuffer is each worker's buffer for bodies, reused from URL to
+	// URL (the single fetch's size into files).
+	copyBuffer = 256 << 10
+	// progressEvery is how often the progress line is redrawn on a TTY.
+	progressEvery = 250 * time.Millisecond
+	// batchPlanURL stands in for the URLs while the flags they share are
+	// checked, once, by the single fetch's own plan; it is never fetched.
+	batchPlanURL = "http://batch.invalid/"
+)
+
+// BatchFlags are the flags of `refetch fetch` that only a batch uses.
+type BatchFlags struct {
+	Input        string
+	Parallel     int
+	ParallelHost int
+	FailFast     bool
+}
+
+// register adds the batch flags: -i (no default), -P (default 8),
+// --parallel-host (default 0: as many as -P) and --fail-fast (off).
+func (b *BatchFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&b.Input, "input", "i", "", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped)")
+	fs.IntVarP(&b.Parallel, "parallel", "P", defaultParallel, "batch: most requests in flight, 1 to 1024")
+	fs.IntVar(&b.ParallelHost, "parallel-host", 0, "batch: most requests in flight to one host (0: as many as --parallel)")
+	fs.BoolVar(&b.FailFast, "fail-fast", false, "batch: stop at the first URL that fails (no new request)")
+}
+
+// BatchError is the error of a batch in which at least one URL failed
+// (exit 9); each URL's own code is in its report.
+type BatchError struct {
+	Failed, Total, Skipped int
+	FailFast               bool
+}
+
+func (e *BatchError) Error() string {
+	msg := fmt.Sprintf("%d of %d URLs failed", e.Failed, e.Total)
+	if e.FailFast {
+		msg += fmt.Sprintf("; stopped at the first failure (--fail-fast), %d not fetched", e.Skipped)
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrBatchFailed) true.
+func (e *BatchError) Is(target error) bool { return target == ErrBatchFailed }
+
+// errFailFast and errOutputGone are the causes that stop a batch early.
+var (
+	errFailFast   = errors.New("stopped by --fail-fast")
+	errOutputGone = errors.New("stdout cannot be written")
+)
+
+// batchLineError is a usage error about one URL of the input.
+type batchLineError struct {
+	label, raw string
+	err        error
+}
+
+func (e *batchLineError) Error() string { return e.label + ": " + e.err.Error() }
+func (e *batchLineError) Unwrap() error { return e.err }
+
+func lineError(e batchEntry, err error) error {
+	var usage *UsageError
+	if errors.As(err, &usage) {
+		err = usage.Err
+	}
+	return &UsageError{Err: &batchLineError{label: e.label, raw: e.raw, err: err}}
+}
+
+// isBatch reports whether a fetch command line is a batch: -i, or more
+// than one URL. One URL and no -i is the single fetch, unchanged.
+func (o *FetchOptions) isBatch() bool { return o.Batch.Input != "" || len(o.URLs) > 1 }
+
+// runBatch checks the whole input, then fetches every URL.
+func runBatch(ctx context.Context, o *FetchOptions) error {
+	type planned struct {
+		b   *batchRun
+		err error
+	}
+	ch := make(chan planned, 1)
+	go func() {
+		b, err := o.planBatch(ctx)
+		ch <- planned{b, err}
+	}()
+	var p planned
+	select {
+	case p = <-ch:
+	case <-ctx.Done():
+		// The check may be blocked reading its input from a terminal
+		// (-i -): a signal ends the run all the same. Nothing was sent.
+		return context.Cause(ctx)
+	}
+	b, err := p.b, p.err
+	if err != nil {
+		if o.JSON {
+			var le *batchLineError
+			if errors.As(err, &le) {
+				o.URL = le.raw
+			}
+			o.writeUsageReport(err)
+		}
+		return err
+	}
+	defer b.in.close()
+	return b.run(ctx)
+}
+
+// batchRun is a checked batch, and then its progress.
+type batchRun struct {
+	o        *FetchOptions
+	log      *Logger
+	in       *batchInput
+	plan     *fetchPlan
+	tmpl     *outputTemplate // nil: bodies do not go to files
+	parallel int
+	perHost  int
+	total    int
+	discard  bool // stdout is the null device
+
+	committer *fetch.Committer
+	stopRun   context.CancelCauseFunc
+	sched     *scheduler
+
+	// outMu keeps bodies and JSON lines whole on stdout.
+	outMu sync.Mutex
+
+	mu       sync.Mutex // guards what follows
+	ok       int
+	served   int         // stale or fallback
+	failed   map[int]int // by exit code
+	only     error       // the error of the one URL of a one-URL batch
+	outErr   error       // stdout could not be written
+	stopping bool
+}
+
+// planBatch checks the flags and every URL of the input, before any
+// request: the same checks as a single fetch, plus the batch's own.
+func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
+	bf := o.Batch
+	switch {
+	case bf.Parallel < 1 || bf.Parallel > maxParallel:
+		return nil, usageErrorf("invalid --parallel %d: must be from 1 to %d", bf.Parallel, maxParallel)
+	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
+		return nil, usageErrorf("invalid --parallel-host %d: must be from 1 to %d (0: as many as --parallel)", bf.ParallelHost, maxParallel)
+	case o.NoBuffer:
+		return nil, usageErrorf("-N streams one body to stdout; a batch writes each body whole: use -o TEMPLATE or --json, or leave -N out")
+	case bf.Input == "-" && o.DataGiven && o.Data == "@-":
+		return nil, usageErrorf("-i - and -d @- both read stdin: put the URLs or the body in a file")
+	}
+	toFile := o.Output != "" && o.Output != "-"
+	if o.IO.OutClosed && (!toFile || o.JSON) {
+		return nil, fmt.Errorf("%w: stdout is closed, so the bodies would be lost (give -o TEMPLATE, or redirect stdout)", fetch.ErrOutput)
+	}
+	b := &batchRun{o: o, log: o.Log, parallel: bf.Parallel, perHost: bf.ParallelHost, failed: map[int]int{}}
+	if b.perHost == 0 || b.perHost > b.parallel {
+		b.perHost = b.parallel
+	}
+	if toFile {
+		var err error
+		if b.tmpl, err = parseOutputTemplate(o.Output); err != nil {
+			return nil, err
+		}
+	}
+	// The flags every URL shares are checked once, by the single fetch's
+	// own plan (which also reads -d @file and --fallback-file once).
+	urlArg := o.URL
+	o.URL = batchPlanURL
+	p, err := o.plan(ctx)
+	o.URL = urlArg
+	if err != nil {
+		return nil, err
+	}
+	b.plan = p
+	b.discard = !toFile && !o.JSON && fetch.IsNullDevice(o.IO.Out)
+	if b.in, err = openBatchInput(o.URLs, bf.Input, o.IO.In); err != nil {
+		return nil, err
+	}
+	if err := b.check(); err != nil {
+		b.in.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// check is the first pass over the input: every URL is parsed and
+// validated with the request flags, and every output path checked, with
+// no request sent. Two URLs with one output file are found with a set of
+// hashes of the paths, so memory stays small.
+func (b *batchRun) check() error {
+	seed := maphash.MakeSeed()
+	seen := map[uint64]int32{}
+	lastDir := ""
+	return b.in.checkPass(func(e batchEntry) error {
+		u, err := fetch.ParseURL(e.raw)
+		if err != nil {
+			return lineError(e, err)
+		}
+		req := *b.plan.req
+		req.URL = u
+		if err := req.Validate(); err != nil {
+			return lineError(e, err)
+		}
+		b.total++
+		if b.tmpl == nil {
+			return nil
+		}
+		path := b.tmpl.expand(e.n, u)
+		target, err := checkOutputPath(e, path, &lastDir)
+		if err != nil {
+			return err
+		}
+		h := maphash.String(seed, fileKey(target))
+		first, dup := seen[h]
+		if !dup {
+			seen[h] = int32(e.n)
+			return nil
+		}
+		if other, same := b.sameOutput(int(first), path); same {
+			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
+			if b.tmpl.hasPlaceholder() {
+				hint = "use {n} in -o to tell them apart"
+			}
+			return &UsageError{Err: &batchLineError{label: other + " and " + e.label, raw: e.raw,
+				err: fmt.Errorf("both write %s; %s", path, hint)}}
+		}
+		// Two paths with one hash: both are fine; the later one is not
+		// tracked, which can only miss a collision with a third URL whose
+		// hash is also this one.
+		return nil
+	})
+}
+
+// sameOutput reports whether the URL at position n writes path, and
+// names it ("line 3").
+func (b *batchRun) sameOutput(n int, path string) (string, bool) {
+	e, err := b.in.lookup(n)
+	if err != nil {
+		return "", false
+	}
+	u, err := fetch.ParseURL(e.raw)
+	if err != nil {
+		return "", false
+	}
+	return e.label, outputKey(b.tmpl.expand(n, u)) == outputKey(path)
+}
+
+// outputKey is what makes two output paths one file: the file their
+// symlinks end at (see fileKey).
+func outputKey(path string) string {
+	if target, _, err := fetch.OutputTarget(path); err == nil {
+		path = target
+	}
+	return fileKey(path)
+}
+
+// fileKey is a path cleaned, and case-folded where file systems usually
+// ignore case.
+func fileKey(path string) string {
+	p := filepath.Clean(path)
+	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+		p = strings.ToLower(p)
+	}
+	return p
+}
+
+// checkOutputPath checks, before any request, what a single -o checks:
+// the directory exists and is writable (once per directory in a row), and
+// the path is not a directory. Symlinks are followed to the file they end
+// at, which is what gets replaced. A batch writes regular files only:
+// devices, FIFOs and sockets are refused.
+func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error) {
+	target, st, err := fetch.OutputTarget(path)
+	if err != nil {
+		return "", lineError(e, fmt.Errorf("-o %s: %v", path, unwrapPath(err)))
+	}
+	dir := filepath.Dir(target)
+	if dir != *lastDir {
+		dst, err := os.Stat(dir)
+		switch {
+		case err != nil:
+			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, unwrapPath(err)))
+		case !dst.IsDir():
+			return "", lineError(e, fmt.Errorf("-o %s: %s is not a directory", path, dir))
+		}
+		probe, err := os.CreateTemp(dir, ".refetch-probe-*")
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err))
+		}
+		probe.Close()
+		os.Remove(probe.Name())
+		*lastDir = dir
+	}
+	switch {
+	case st == nil:
+	case st.IsDir():
+		return "", lineError(e, fmt.Errorf("-o %s: is a directory", path))
+	case !st.Mode().IsRegular():
+		return "", lineError(e, fmt.Errorf("-o %s: not a regular file; a batch writes regular files only", path))
+	}
+	return target, nil
+}
+
+// run fetches every URL: a reader feeds the scheduler, P workers run the
+// jobs, a committer installs the files; then the summary.
+func (b *batchRun) run(ctx context.Context) error {
+	start := time.Now()
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	b.stopRun = stopRun
+	b.log.dedupe()
+	s := newScheduler(b.perHost, batchReadAhead)
+	s.newClient = func(string) *http.Client { return b.newClient() }
+	s.dropClient = func(c *http.Client) { c.CloseIdleConnections() }
+	b.sched = s
+	if b.tmpl != nil {
+		b.committer = fetch.NewCommitter(ctx)
+	}
+	progress := b.startProgress(start)
+
+	var readErr error
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		readErr = b.feed(runCtx, s)
+		if readErr != nil {
+			s.stop()
+			stopRun(readErr)
+		}
+		s.closeInput()
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < b.parallel; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, copyBuffer)
+			for {
+				j, q, ok := s.next(runCtx)
+				if !ok {
+					return
+				}
+				if until, held := b.runJob(runCtx, j, q, buf); held {
+					s.hold(q, j, until)
+					continue
+				}
+				s.finish(q)
+			}
+		}()
+	}
+	wg.Wait()
+	s.stop() // the reader may be waiting for room that will not come
+	<-readerDone
+	if b.committer != nil {
+		b.committer.Close()
+	}
+	s.drop()
+	progress()
+	b.summary(time.Since(start))
+	return b.result(ctx, readErr)
+}
+
+// feed is the second pass over the input: each URL becomes a job.
+func (b *batchRun) feed(ctx context.Context, s *scheduler) error {
+	count := 0
+	err := b.in.runPass(func(e batchEntry) error {
+		u, err := fetch.ParseURL(e.raw)
+		count++
+		if err != nil || count > b.total {
+			return fmt.Errorf("the input changed while the batch ran (%s)", e.label)
+		}
+		j := &batchJob{n: e.n, label: e.label, u: u, host: BreakerKey(u)}
+		j.holdKey = j.host
+		if bp := b.plan.breaker; bp != nil && b.o.BreakerKey != "" {
+			j.holdKey = bp.key
+		}
+		if b.tmpl != nil {
+			j.out = b.tmpl.expand(e.n, u)
+		}
+		return s.add(ctx, j)
+	})
+	if errors.Is(err, errSchedStopped) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// newClient is the connection pool of one host, shared by its URLs.
+func (b *batchRun) newClient() *http.Client {
+	c, err := fetch.NewClient(b.plan.req)
+	if err != nil {
+		// fetch.Run builds its own client and reports the error.
+		return nil
+	}
+	if tr := fetch.TransportOf(c); tr != nil {
+		tr.MaxIdleConnsPerHost = b.perHost
+	}
+	return c
+}
+
+// breakerPlan is the breaker of u: the batch's plan with u's key, unless
+// --breaker-key names one key for every URL.
+func (b *batchRun) breakerPlan(u *url.URL) *breakerPlan {
+	if b.plan.breaker == nil {
+		return nil
+	}
+	bp := *b.plan.breaker
+	if b.o.BreakerKey == "" {
+		bp.key = BreakerKey(u)
+	}
+	return &bp
+}
+
+// sink is where the body of j goes, and the buffer a JSON report reads.
+func (b *batchRun) sink(j *batchJob) (fetch.Sink, *fetch.BufferSink) {
+	switch {
+	case b.tmpl != nil:
+		return fetch.NewGroupFileSink(j.out), nil
+	case b.o.JSON:
+		s := &fetch.BufferSink{}
+		return s, s
+	case b.discard:
+		return fetch.DiscardSink{}, nil
+	}
+	return &wholeSink{BufferSink: &fetch.BufferSink{Dst: b.o.IO.Out}, mu: &b.outMu}, nil
+}
+
+// wholeSink writes a buffered body to stdout in one piece: bodies of a
+// batch follow one another, never interleaved.
+type wholeSink struct {
+	*fetch.BufferSink
+	mu *sync.Mutex
+}
+
+func (s *wholeSink) Commit() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.BufferSink.Commit()
+}
+
+// runJob runs one URL through the pipeline. held is true when its key was
+// held before the first attempt: nothing was sent, and the job goes back
+// to its queue until until.
+func (b *batchRun) runJob(ctx context.Context, j *batchJob, q *hostQueue, buf []byte) (until time.Time, held bool) {
+	req := *b.plan.req
+	req.URL = j.u
+	bp := b.breakerPlan(j.u)
+	sink, body := b.sink(j)
+	target := fetch.RedactURL(j.u)
+	cfg := fetch.Config{
+		Request: &req, Client: q.client, Policy: b.plan.policy, Breaker: newBreaker(bp, b.log), Sink: sink,
+		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
+		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold,
+			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},
+	}
+	res, err := fetch.Run(ctx, cfg)
+	var (
+		hold *resilience.HoldError
+		re   *resilience.RunError
+	)
+	if errors.As(err, &hold) && !errors.As(err, &re) {
+		sink.Close()
+		return hold.Until, true
+	}
+	err = withResetHint(err, bp)
+	if res != nil {
+		res.Err = withResetHint(res.Err, bp)
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+		// Cut off by a signal or --fail-fast: no result of this URL's.
+		sink.Close()
+		return time.Time{}, false
+	}
+	if fs, ok := sink.(*fetch.GroupFileSink); ok && err == nil {
+		// Reported once the file is in place.
+		b.committer.Submit(fs, func(cerr error) {
+			if cerr != nil && ctx.Err() != nil && errors.Is(cerr, context.Cause(ctx)) {
+				return
+			}
+			if cerr != nil {
+				res.Source, res.Err = fetch.SourceNone, cerr
+			}
+			b.complete(j, &req, res, cerr, nil)
+		})
+		return time.Time{}, false
+	}
+	var data io.Reader
+	if body != nil && err == nil && res != nil && res.Source != fetch.SourceNone {
+		data, _ = body.Reader()
+	}
+	b.complete(j, &req, res, err, data)
+	sink.Close()
+	if _, ok := sink.(*wholeSink); ok && errors.Is(err, fetch.ErrOutput) {
+		// stdout cannot take the bodies: the rest would be lost too.
+		b.stop(errOutputGone, err)
+	}
+	return time.Time{}, false
+}
+
+// complete records the outcome of one URL: its report line (--json), its
+// stderr lines, the counts; and stops the batch for --fail-fast.
+func (b *batchRun) complete(j *batchJob, req *fetch.Request, res *fetch.Result, err error, body io.Reader) {
+	code := ExitCode(err)
+	target := fetch.RedactURL(j.u)
+	if res != nil && err == nil {
+		b.warnServed(target, res)
+	}
+	if err != nil {
+		b.log.failed(target, err)
+	}
+	var line []byte
+	if b.o.JSON {
+		failure := err
+		if failure == nil && res != nil {
+			failure = res.Err // a failure answered by stale or fallback data
+		}
+		rep := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
+			Message: describe(failure), Class: FailureClass(failure)})
+		n := j.n
+		rep.N, rep.Output = &n, j.out
+		rep.HeldMS += j.held.Milliseconds()
+		var buf bytes.Buffer
+		if werr := writeJSON(&buf, rep); werr == nil {
+			line = buf.Bytes()
+		}
+	}
+	b.mu.Lock()
+	switch {
+	case err != nil:
+		b.failed[code]++
+	case res != nil && (res.Source == fetch.SourceStale || res.Source == fetch.SourceFallback):
+		b.served++
+	default:
+		b.ok++
+	}
+	if b.total == 1 {
+		b.only = err
+	}
+	b.mu.Unlock()
+	if line != nil {
+		b.outMu.Lock()
+		_, werr := b.o.IO.Out.Write(line)
+		b.outMu.Unlock()
+		if werr != nil {
+			b.stop(errOutputGone, werr)
+		}
+	}
+	if err != nil && b.o.Batch.FailFast {
+		b.stop(errFailFast, nil)
+	}
+}
+
+// stop ends the batch early: no job is started any more and the jobs in
+// flight are cut off (they count as not fetched).
+func (b *batchRun) stop(cause, outErr error) {
+	b.mu.Lock()
+	if outErr != nil && b.outErr == nil {
+		b.outErr = outErr
+	}
+	first := !b.stopping
+	b.stopping = true
+	b.mu.Unlock()
+	if first {
+		b.sched.stop()
+		b.stopRun(cause)
+	}
+}
+
+// warnServed says that stale or fallback data was served for target.
+func (b *batchRun) warnServed(target string, res *fetch.Result) {
+	if res.CacheErr != nil {
+		b.log.Warnf("%s: %v", target, res.CacheErr)
+	}
+	if res.StaleSkipped != nil {
+		b.log.Warnf("%s: stale copy not served: %v", target, res.StaleSkipped)
+	}
+	switch res.Source {
+	case fetch.SourceStale:
+		b.log.Warnf("%s: serving stale response from %s ago: %s", target, FormatDuration(res.StaleAge), describe(res.Err))
+	case fetch.SourceFallback:
+		b.log.Warnf("%s: serving fallback: %s", target, describe(res.Err))
+	}
+}
+
+// counts returns how many URLs are done, and how many failed.
+func (b *batchRun) counts() (done, failed int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range b.failed {
+		failed += n
+	}
+	return b.ok + b.served + failed, failed
+}
+
+// summary writes the batch's last stderr line (-q silences it):
+// "batch: 1000 URLs in 2.3s: 990 ok, 5 stale/fallback, 5 failed
+// (3 retries_exhausted, 2 circuit_open), 0 skipped".
+func (b *batchRun) summary(elapsed time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	failed := 0
+	codes := make([]int, 0, len(b.failed))
+	for code, n := range b.failed {
+		failed += n
+		codes = append(codes, code)
+	}
+	sort.Ints(codes)
+	var classes []string
+	for _, code := range codes {
+		name := failureClasses[code]
+		if name == "" {
+			name = fmt.Sprintf("exit %d", code)
+		}
+		classes = append(classes, fmt.Sprintf("%d %s", b.failed[code], name))
+	}
+	byClass := ""
+	if len(classes) > 0 {
+		byClass = " (" + strings.Join(classes, ", ") + ")"
+	}
+	skipped := b.total - b.ok - b.served - failed
+	b.log.Infof("batch: %d URL%s in %s: %d ok, %d stale/fallback, %d failed%s, %d skipped",
+		b.total, plural(b.total), FormatDuration(elapsed), b.ok, b.served, failed, byClass, skipped)
+}
+
+// result is the batch's error: a signal's, a local failure's, the one
+// URL's own (a batch of one URL never exits 9), or a BatchError.
+func (b *batchRun) result(ctx context.Context, readErr error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.outErr != nil {
+		if errors.Is(b.outErr, fetch.ErrOutput) {
+			return b.outErr
+		}
+		return fmt.Errorf("%w: stdout: %v", fetch.ErrOutput, b.outErr)
+	}
+	if readErr != nil {
+		return readErr
+	}
+	failed := 0
+	for _, n := range b.failed {
+		failed += n
+	}
+	if b.total == 1 {
+		return b.only
+	}
+	if failed == 0 {
+		return nil
+	}
+	return &BatchError{Failed: failed, Total: b.total, Skipped: b.total - b.ok - b.served - failed,
+		FailFast: b.o.Batch.FailFast}
+}
+
+// startProgress draws "done/total, failures, rate" on one live line of a
+// terminal's stderr until the returned function is called; it draws
+// nothing off a terminal or with -q.
+func (b *batchRun) startProgress(start time.Time) func() {
+	if !b.log.tty || b.log.quiet {
+		return func() {}
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				b.log.setStatus("")
+				return
+			case <-tick.C:
+				done, failed := b.counts()
+				b.log.setStatus(progressLine(done, b.total, failed, time.Since(start)))
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+	}
+}
+
+// progressLine is the live line: "batch: 120/1000 done, 3 failed, 85.2/s".
+func progressLine(done, total, failed int, elapsed time.Duration) string {
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(done) / elapsed.Seconds()
+	}
+	return fmt.Sprintf("batch: %d/%d done, %d failed, %.1f/s", done, total, failed, rate)
+}
+
+// failed logs the failure of one URL of a batch (-q silences it: the
+// batch's final line says how many failed).
+func (l *Logger) failed(target string, err error) {
+	if l.quiet {
+		return
+	}
+	l.line(l.red.Sprint("refetch: " + target + ": " + describe(err)))
+}
+
+// setStatus shows s on the live line below the log lines ("" clears it).
+func (l *Logger) setStatus(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status = s
+	fmt.Fprint(l.w, "\r\x1b[K"+s)
+}
+
+// dedupe makes the logger write each distinct warning once: a batch's
+// URLs share a store, and its trouble would be said once per URL.
+func (l *Logger) dedupe() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.warned == nil {
+		l.warned = map[string]bool{}
+	}
+}

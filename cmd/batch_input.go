@@ -1,0 +1,244 @@
+package cmd
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// maxInputLine bounds one line of -i: a URL longer than this is a mistake
+// (a binary file given by error), and a line is held in memory whole.
+const maxInputLine = 1 << 20
+
+// batchEntry is one URL of a batch's input.
+type batchEntry struct {
+	n     int    // 1-based position among the URLs
+	label string // "line 7" (of -i) or "argument 2"
+	raw   string
+}
+
+// batchInput is where a batch's URLs come from: the URL arguments, then
+// the lines of -i (one URL a line; blank lines and lines starting with #
+// skipped; surrounding whitespace trimmed). It is read twice, streaming
+// both times: once to check every URL before any request, once to run
+// them. A regular file is read again from its start; stdin and other
+// streams (a pipe, <(cmd)) are copied to a temporary file by the first
+// pass, which the second pass reads instead: disk, not memory.
+type batchInput struct {
+	args []string
+	name string // the -i value; "" for none
+
+	src      io.Reader // what the first pass reads
+	file     *os.File  // the opened -i file, nil for stdin
+	seekable bool      // file is a regular file, read again by the second pass
+
+	spool      *os.File      // the copy of a stream
+	spoolName  string        // removed by close ("" once removed)
+	spoolW     *bufio.Writer // writes the copy as the first pass reads
+	spoolBytes int64
+}
+
+// openBatchInput opens the input of a batch; stdin serves "-i -".
+func openBatchInput(args []string, name string, stdin io.Reader) (*batchInput, error) {
+	in := &batchInput{args: args, name: name}
+	switch name {
+	case "":
+		return in, nil
+	case "-":
+		in.src = stdin
+	default:
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usageErrorf("-i %s: cannot read: %v", name, unwrapPath(err))
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, usageErrorf("-i %s: cannot read: %v", name, unwrapPath(err))
+		}
+		if st.IsDir() {
+			f.Close()
+			return nil, usageErrorf("-i %s: is a directory; give a file with one URL a line", name)
+		}
+		in.file, in.src, in.seekable = f, f, st.Mode().IsRegular()
+	}
+	if !in.seekable {
+		spool, err := os.CreateTemp("", "refetch-input-*")
+		if err != nil {
+			in.close()
+			return nil, fmt.Errorf("cannot keep a copy of the input for the run: %w", err)
+		}
+		in.spool, in.spoolName = spool, spool.Name()
+		// Unlinked at once where the system allows it: nothing is left
+		// behind even if the process is killed.
+		if os.Remove(in.spoolName) == nil {
+			in.spoolName = ""
+		}
+		in.spoolW = bufio.NewWriterSize(spool, 64<<10)
+		in.src = io.TeeReader(in.src, (*spoolWriter)(in))
+	}
+	return in, nil
+}
+
+// spoolWriter counts what is copied to the spool.
+type spoolWriter batchInput
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	n, err := w.spoolW.Write(p)
+	w.spoolBytes += int64(n)
+	return n, err
+}
+
+// close releases the input and removes its copy.
+func (in *batchInput) close() {
+	if in.file != nil {
+		in.file.Close()
+	}
+	if in.spool != nil {
+		in.spool.Close()
+		if in.spoolName != "" {
+			os.Remove(in.spoolName)
+		}
+	}
+}
+
+// shown names the input in messages.
+func (in *batchInput) shown() string {
+	if in.name == "-" {
+		return "stdin"
+	}
+	return in.name
+}
+
+// checkPass reads the whole input for the first time, calling fn for each
+// URL; fn's error stops the pass and is returned. A read failure is a
+// usage error (an unreadable input, like an unreadable @file).
+func (in *batchInput) checkPass(fn func(batchEntry) error) error {
+	n, err := in.eachArg(fn)
+	if err != nil || in.src == nil {
+		return err
+	}
+	_, err = scanURLs(in.src, n, func(e batchEntry) error {
+		if err := fn(e); err != nil {
+			return &stopScan{err}
+		}
+		return nil
+	})
+	var stop *stopScan
+	switch {
+	case errors.As(err, &stop):
+		return stop.err
+	case err != nil:
+		return usageErrorf("-i %s: %v", in.shown(), err)
+	}
+	if in.spoolW != nil {
+		if err := in.spoolW.Flush(); err != nil {
+			return fmt.Errorf("cannot keep a copy of the input for the run: %w", err)
+		}
+	}
+	return nil
+}
+
+// stopScan carries fn's error out of scanURLs, apart from read errors.
+type stopScan struct{ err error }
+
+func (e *stopScan) Error() string { return e.err.Error() }
+
+// runPass reads the input again, from its start, calling fn for each URL.
+func (in *batchInput) runPass(fn func(batchEntry) error) error {
+	n, err := in.eachArg(fn)
+	if err != nil || in.src == nil {
+		return err
+	}
+	f := in.file
+	if !in.seekable {
+		f = in.spool
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("cannot read the input again: %w", err)
+	}
+	_, err = scanURLs(bufio.NewReaderSize(f, 64<<10), n, fn)
+	return err
+}
+
+// lookup returns the entry at position n, during or after the first pass
+// (to name both lines of a collision); it reads with ReadAt, so the pass
+// in progress is not disturbed.
+func (in *batchInput) lookup(n int) (batchEntry, error) {
+	if n <= len(in.args) {
+		return batchEntry{n: n, label: "argument " + strconv.Itoa(n), raw: in.args[n-1]}, nil
+	}
+	var r io.Reader
+	switch {
+	case in.seekable:
+		r = io.NewSectionReader(in.file, 0, math.MaxInt64)
+	case in.spool != nil:
+		if err := in.spoolW.Flush(); err != nil {
+			return batchEntry{}, err
+		}
+		r = io.NewSectionReader(in.spool, 0, in.spoolBytes)
+	default:
+		return batchEntry{}, fmt.Errorf("no URL %d", n)
+	}
+	var found *batchEntry
+	errFound := errors.New("found")
+	_, err := scanURLs(r, len(in.args), func(e batchEntry) error {
+		if e.n == n {
+			found = &e
+			return errFound
+		}
+		return nil
+	})
+	if found != nil {
+		return *found, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("no URL %d", n)
+	}
+	return batchEntry{}, err
+}
+
+// eachArg calls fn for each URL argument and returns their count.
+func (in *batchInput) eachArg(fn func(batchEntry) error) (int, error) {
+	for i, a := range in.args {
+		if err := fn(batchEntry{n: i + 1, label: "argument " + strconv.Itoa(i+1), raw: a}); err != nil {
+			return i, err
+		}
+	}
+	return len(in.args), nil
+}
+
+// scanURLs calls fn for each URL line of r, numbering the URLs from
+// after+1; it returns how many lines it read.
+func scanURLs(r io.Reader, after int, fn func(batchEntry) error) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxInputLine)
+	line, n := 0, after
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if line == 1 {
+			text = strings.TrimPrefix(text, "\uFEFF") // a byte order mark
+		}
+		text = strings.TrimSpace(text)
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		n++
+		if err := fn(batchEntry{n: n, label: "line " + strconv.Itoa(line), raw: text}); err != nil {
+			return line, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return line, fmt.Errorf("line %d: longer than %d KiB; give one URL a line", line+1, maxInputLine>>10)
+		}
+		return line, fmt.Errorf("cannot read: %w", unwrapPath(err))
+	}
+	return line, nil
+}

@@ -1,0 +1,81 @@
+package cmd
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestSafeName(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes
+	for _, tc := range []struct{ url, want string }{
+		{"http://h/dir/report.pdf", "report.pdf"},
+		{"http://h/dir/report.pdf?version=2#top", "report.pdf"},
+		{"http://h/dir/", "index"},
+		{"http://h", "index"},
+		{"http://h/", "index"},
+		{"http://h/a%20b", "a b"},
+		{"http://h/.bashrc", "_bashrc"},
+		{"http://h/..", "__"},
+		{"http://h/%2E%2E", "__"},
+		{"http://h/x/..%2F..%2Fetc%2Fpasswd", "___.._etc_passwd"},
+		{"http://h/a%5Cb", "a_b"},
+		{"http://h/a%00b%0Ac", "a_b_c"},
+		{"http://h/a:b*c%3F%22d%3C%3E%7C", "a_b_c__d___"},
+		{"http://h/%FF%FEx", "__x"},
+		{"http://h/name.", "name_"},
+		{"http://h/name%20", "name_"},
+		{"http://h/CON", "_CON"},
+		{"http://h/nul.txt", "_nul.txt"},
+		{"http://h/com1.log", "_com1.log"},
+		{"http://h/console", "console"},
+		{"http://h/日本語.txt", "日本語.txt"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := safeName(u); got != tc.want {
+			t.Errorf("safeName(%s) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	u, _ := url.Parse("http://h/" + long)
+	got := safeName(u)
+	if len(got) > maxNameBytes || !utf8.ValidString(got) || !strings.HasPrefix(got, strings.Repeat("é", 95)) {
+		t.Errorf("long name: %q (%d bytes)", got, len(got))
+	}
+	u2, _ := url.Parse("http://h/" + long + "x")
+	if safeName(u2) == got {
+		t.Errorf("two long names that differ only past the cut are one name")
+	}
+}
+
+func TestOutputTemplate(t *testing.T) {
+	u, _ := url.Parse("http://h/a/file.json")
+	for _, tc := range []struct{ tmpl, want string }{
+		{"out/{n}-{name}", "out/7-file.json"},
+		{"{name}", "file.json"},
+		{"out/{n}/{n}.json", "out/7/7.json"},
+		{"plain", "plain"},
+		{"odd{", "odd{"},
+		{"{}x{", "{}x{"},
+		{"a {b c}", "a {b c}"},
+	} {
+		tp, err := parseOutputTemplate(tc.tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.tmpl, err)
+		}
+		if got := tp.expand(7, u); got != tc.want {
+			t.Errorf("%s → %q, want %q", tc.tmpl, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"{url}", "out/{N}", "{nmae}.txt"} {
+		if _, err := parseOutputTemplate(bad); err == nil || ExitCode(err) != ExitUsage {
+			t.Errorf("%s: %v, want a usage error", bad, err)
+		}
+	}
+	if tp, _ := parseOutputTemplate("out/x"); tp.hasPlaceholder() {
+		t.Error("a template without placeholder has one")
+	}
+}

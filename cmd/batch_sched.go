@@ -1,0 +1,335 @@
+package cmd
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// batchJob is one URL of a batch on its way through the scheduler.
+type batchJob struct {
+	n     int    // 1-based position among the input's URLs
+	label string // where it came from: "line 7", "argument 2"
+	u     *url.URL
+	out   string // the output file, "" when the body does not go to a file
+	// host is the URL's scheme://host:port: its queue, its connection
+	// pool and its --parallel-host bound. holdKey is its breaker key: a
+	// hold (a Retry-After) on that key pauses every queue with that key.
+	host, holdKey string
+	// held is the time the job spent requeued behind a hold; heldAt is
+	// when its current stay began (zero when not held).
+	held   time.Duration
+	heldAt time.Time
+}
+
+// errSchedStopped is returned by add once the scheduler is stopped.
+var errSchedStopped = errors.New("batch stopped")
+
+// scheduler hands the jobs of a batch to its workers. Jobs wait in one
+// FIFO queue per host, fed by a reader whose read-ahead it bounds (memory
+// does not grow with the input). A worker gets the job with the smallest
+// position among the queues it may take from: not held, and below the
+// per-host bound. A job whose key is held is requeued at the head of its
+// queue and the queue pauses until the hold ends, while workers go on with
+// other hosts; they sleep only when every pending job is held (until the
+// earliest hold ends) or bounded (until a job finishes).
+type scheduler struct {
+	perHost   int
+	readAhead int
+	// newClient makes the connection pool of a host, shared by its jobs;
+	// dropClient releases one whose host has been idle the longest. Both
+	// may be nil (tests).
+	newClient  func(host string) *http.Client
+	dropClient func(*http.Client)
+	// now and after tell the time and wait; tests inject a fake clock.
+	now   func() time.Time
+	after func(d time.Duration) (<-chan time.Time, func())
+
+	mu        sync.Mutex
+	queues    map[string]*hostQueue
+	nonEmpty  []*hostQueue // queues with pending jobs
+	idle      *list.List   // queues with no job pending or running, oldest first
+	holds     map[string]time.Time
+	pending   int // jobs in queues
+	active    int // jobs handed out and not finished
+	inputDone bool
+	stopped   bool
+	// wake is closed (and replaced) whenever something changes that a
+	// waiting worker or reader may act on.
+	wake chan struct{}
+}
+
+// hostQueue is the queue of one host.
+type hostQueue struct {
+	host, holdKey string
+	jobs          []*batchJob // pending jobs are jobs[head:]
+	head          int
+	active        int
+	pos           int // index in scheduler.nonEmpty, -1 if not there
+	idle          *list.Element
+	client        *http.Client
+}
+
+func (q *hostQueue) len() int         { return len(q.jobs) - q.head }
+func (q *hostQueue) first() *batchJob { return q.jobs[q.head] }
+
+// maxHolds is how many holds the scheduler keeps before it forgets
+// those that are over.
+const maxHolds = 1024
+
+// maxIdleHosts is how many hosts with nothing queued keep their connection
+// pool, for URLs of theirs still to come.
+const maxIdleHosts = 64
+
+func newScheduler(perHost, readAhead int) *scheduler {
+	return &scheduler{perHost: perHost, readAhead: readAhead, queues: map[string]*hostQueue{},
+		idle: list.New(), holds: map[string]time.Time{}, wake: make(chan struct{}),
+		now: time.Now, after: realAfter}
+}
+
+func realAfter(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
+}
+
+// broadcast wakes every waiter; s.mu must be held.
+func (s *scheduler) broadcast() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// add queues j, waiting while the read-ahead is full. It fails once the
+// scheduler is stopped or ctx is done.
+func (s *scheduler) add(ctx context.Context, j *batchJob) error {
+	s.mu.Lock()
+	for s.pending >= s.readAhead && !s.stopped {
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errSchedStopped
+	}
+	q := s.queues[j.host]
+	if q == nil {
+		q = &hostQueue{host: j.host, holdKey: j.holdKey, pos: -1}
+		if s.newClient != nil {
+			q.client = s.newClient(j.host)
+		}
+		s.queues[j.host] = q
+	}
+	if q.idle != nil {
+		s.idle.Remove(q.idle)
+		q.idle = nil
+	}
+	q.jobs = append(q.jobs, j)
+	s.queued(q)
+	s.broadcast()
+	return nil
+}
+
+// queued accounts for a job just put in q.
+func (s *scheduler) queued(q *hostQueue) {
+	s.pending++
+	if q.pos < 0 {
+		q.pos = len(s.nonEmpty)
+		s.nonEmpty = append(s.nonEmpty, q)
+	}
+}
+
+// closeInput says that the reader has added every job.
+func (s *scheduler) closeInput() {
+	s.mu.Lock()
+	s.inputDone = true
+	s.broadcast()
+	s.mu.Unlock()
+}
+
+// stop hands out no more jobs; add fails from now on.
+func (s *scheduler) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.broadcast()
+	s.mu.Unlock()
+}
+
+// next returns the next job to run and its queue, waiting as long as
+// needed; ok is false once every job is done, the scheduler is stopped,
+// or ctx is done.
+func (s *scheduler) next(ctx context.Context) (j *batchJob, q *hostQueue, ok bool) {
+	for {
+		s.mu.Lock()
+		if s.stopped || ctx.Err() != nil {
+			s.mu.Unlock()
+			return nil, nil, false
+		}
+		now := s.now()
+		j, q, until := s.pick(now)
+		if j != nil {
+			s.mu.Unlock()
+			return j, q, true
+		}
+		if s.inputDone && s.pending == 0 && s.active == 0 {
+			s.mu.Unlock()
+			return nil, nil, false
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		var (
+			timeout <-chan time.Time
+			cancel  = func() {}
+		)
+		if !until.IsZero() {
+			timeout, cancel = s.after(until.Sub(now))
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+		case <-ctx.Done():
+		}
+		cancel()
+	}
+}
+
+// pick takes the runnable job with the smallest position, or returns the
+// earliest end of a hold that keeps pending jobs back (zero if none).
+// s.mu must be held.
+func (s *scheduler) pick(now time.Time) (*batchJob, *hostQueue, time.Time) {
+	var (
+		best  *hostQueue
+		until time.Time
+	)
+	for _, q := range s.nonEmpty {
+		if end, held := s.holds[q.holdKey]; held {
+			if now.Before(end) {
+				if until.IsZero() || end.Before(until) {
+					until = end
+				}
+				continue
+			}
+			delete(s.holds, q.holdKey)
+		}
+		if q.active >= s.perHost {
+			continue
+		}
+		if best == nil || q.first().n < best.first().n {
+			best = q
+		}
+	}
+	if best == nil {
+		return nil, nil, until
+	}
+	j := best.first()
+	best.jobs[best.head] = nil
+	best.head++
+	if best.len() == 0 {
+		best.jobs, best.head = best.jobs[:0], 0
+		s.removeNonEmpty(best)
+	} else if best.head > 64 && best.head*2 > len(best.jobs) {
+		// Reuse the front of the slice instead of growing it forever.
+		n := copy(best.jobs, best.jobs[best.head:])
+		clear(best.jobs[n:])
+		best.jobs, best.head = best.jobs[:n], 0
+	}
+	s.pending--
+	s.active++
+	best.active++
+	if !j.heldAt.IsZero() {
+		j.held += now.Sub(j.heldAt)
+		j.heldAt = time.Time{}
+	}
+	// The reader may add again.
+	s.broadcast()
+	return j, best, time.Time{}
+}
+
+func (s *scheduler) removeNonEmpty(q *hostQueue) {
+	last := len(s.nonEmpty) - 1
+	moved := s.nonEmpty[last]
+	s.nonEmpty[q.pos] = moved
+	moved.pos = q.pos
+	s.nonEmpty[last] = nil
+	s.nonEmpty = s.nonEmpty[:last]
+	q.pos = -1
+}
+
+// finish says that the job handed out from q is done.
+func (s *scheduler) finish(q *hostQueue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	q.active--
+	if q.active == 0 && q.len() == 0 {
+		s.retire(q)
+	}
+	s.broadcast()
+}
+
+// retire puts a queue with nothing to do on the idle list, dropping the
+// queue idle the longest once there are too many.
+func (s *scheduler) retire(q *hostQueue) {
+	q.idle = s.idle.PushBack(q)
+	if s.idle.Len() <= maxIdleHosts {
+		return
+	}
+	old := s.idle.Remove(s.idle.Front()).(*hostQueue)
+	old.idle = nil
+	delete(s.queues, old.host)
+	if s.dropClient != nil && old.client != nil {
+		s.dropClient(old.client)
+	}
+}
+
+// hold puts j, handed out from q, back at the head of q, and pauses every
+// queue of j's key until until.
+func (s *scheduler) hold(q *hostQueue, j *batchJob, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	q.active--
+	if q.head > 0 {
+		q.head--
+		q.jobs[q.head] = j
+	} else {
+		q.jobs = append([]*batchJob{j}, q.jobs...)
+	}
+	s.queued(q)
+	if len(s.holds) >= maxHolds {
+		// Forget holds that are over, so the map stays small however
+		// many hosts a long batch holds.
+		now := s.now()
+		for key, end := range s.holds {
+			if !now.Before(end) {
+				delete(s.holds, key)
+			}
+		}
+	}
+	if end, ok := s.holds[q.holdKey]; !ok || until.After(end) {
+		s.holds[q.holdKey] = until
+	}
+	if j.heldAt.IsZero() {
+		j.heldAt = s.now()
+	}
+	s.broadcast()
+}
+
+// drop releases every connection pool; the batch is over.
+func (s *scheduler) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.queues {
+		if s.dropClient != nil && q.client != nil {
+			s.dropClient(q.client)
+		}
+	}
+}
