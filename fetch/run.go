@@ -243,6 +243,9 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		a.Err = fmt.Errorf("%w: %v", errOutput, err)
 		return a
 	}
+	if e, ok := f.cfg.Sink.(expecter); ok {
+		e.Expect(resp.ContentLength)
+	}
 	if f.capture != nil {
 		f.capture.reset()
 		w = io.MultiWriter(w, f.capture)
