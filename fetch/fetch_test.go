@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/refetch/refetch/resilience"
 )
@@ -180,5 +181,24 @@ func TestIsNullDevice(t *testing.T) {
 	defer regular.Close()
 	if !IsNullDevice(null) || IsNullDevice(regular) || IsNullDevice(&bytes.Buffer{}) {
 		t.Error("IsNullDevice misjudged")
+	}
+}
+
+// fillChunk fills the buffer across short reads, stops at a clean end with
+// io.EOF, and keeps a cut body's own error: a cut must never look like
+// the end of the body.
+func TestFillChunk(t *testing.T) {
+	buf := make([]byte, 8)
+	n, err := fillChunk(iotest.OneByteReader(strings.NewReader("0123456789")), buf)
+	if n != 8 || err != nil || string(buf) != "01234567" {
+		t.Errorf("full chunk: %d %v %q", n, err, buf[:n])
+	}
+	n, err = fillChunk(iotest.OneByteReader(strings.NewReader("abc")), buf)
+	if n != 3 || err != io.EOF || string(buf[:n]) != "abc" {
+		t.Errorf("clean end: %d %v %q", n, err, buf[:n])
+	}
+	n, err = fillChunk(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), buf)
+	if n != 3 || err != io.ErrUnexpectedEOF || string(buf[:n]) != "abc" {
+		t.Errorf("cut body: %d %v %q", n, err, buf[:n])
 	}
 }
