@@ -29,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -49,6 +51,9 @@ var (
 func sizes() []int64 { return []int64{1 << 10, 16 << 20, *bigMiB << 20} }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "-runner" {
+		os.Exit(runner(os.Args[2:]))
+	}
 	flag.Parse()
 	srv := newServer()
 	if *mkfiles != "" {
@@ -137,7 +142,15 @@ const (
 )
 
 // run executes c once and returns its wall time and its own peak RSS (KiB):
-// from starting the process(es) to the exit of the last one.
+// from the start of the measured process to the exit of the last process
+// of the line (the reader's too, for "| cat").
+//
+// The measured process is started by a small runner (this program with
+// -runner) rather than by the harness itself: Go starts children with
+// vfork semantics, and Linux counts the peak RSS of the memory a process
+// had before exec, so every child of a large process would report at
+// least that process's RSS. The runner is small, and reports the child's
+// own times and peak RSS.
 func run(env []string, c cmd) (time.Duration, int64, error) {
 	if c.before != nil {
 		c.before()
@@ -147,8 +160,18 @@ func run(env []string, c cmd) (time.Duration, int64, error) {
 		return 0, 0, err
 	}
 	defer null.Close()
-	p := exec.Command(c.argv[0], c.argv[1:]...)
+	self, err := os.Executable()
+	if err != nil {
+		return 0, 0, err
+	}
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rr.Close()
+	p := exec.Command(self, append([]string{"-runner"}, c.argv...)...)
 	p.Env = env
+	p.ExtraFiles = []*os.File{rw}
 	var stderr bytes.Buffer
 	p.Stderr = &stderr
 	var reader *exec.Cmd
@@ -164,7 +187,6 @@ func run(env []string, c cmd) (time.Duration, int64, error) {
 		reader.Stdin, reader.Stdout, reader.Stderr = pr, null, &stderr
 		p.Stdout = pw
 	}
-	start := time.Now()
 	if reader != nil {
 		if err := reader.Start(); err != nil {
 			return 0, 0, err
@@ -172,28 +194,68 @@ func run(env []string, c cmd) (time.Duration, int64, error) {
 		pr.Close()
 	}
 	err = p.Start()
+	rw.Close()
 	if pw != nil {
 		pw.Close()
 	}
 	if err == nil {
 		err = p.Wait()
 	}
+	end := monotonic()
 	if reader != nil {
 		if rerr := reader.Wait(); err == nil {
 			err = rerr
 		}
+		end = monotonic()
 	}
-	took := time.Since(start)
+	var started, exited, rss int64
+	if _, serr := fmt.Fscan(rr, &started, &exited, &rss); serr != nil && err == nil {
+		err = fmt.Errorf("runner: %v", serr)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%v: %v: %s", c.argv, err, stderr.String())
+	}
+	if reader == nil {
+		end = exited
+	}
+	return time.Duration(max(end, exited) - started), rss, nil
+}
+
+// monotonic reads CLOCK_MONOTONIC, which the runner reads too: Go's own
+// monotonic clock counts from each process's start.
+func monotonic() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(err)
+	}
+	return ts.Nano()
+}
+
+// runner runs argv with this process's stdio and environment and writes
+// "started exited peak-RSS-KiB" (CLOCK_MONOTONIC ns) to descriptor 3; it
+// exits as the child did.
+func runner(argv []string) int {
+	report := os.NewFile(3, "report")
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	started := monotonic()
+	err := c.Run()
+	exited := monotonic()
 	var rss int64
-	if p.ProcessState != nil {
-		if ru, ok := p.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if c.ProcessState != nil {
+		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			rss = ru.Maxrss
 		}
 	}
+	fmt.Fprintln(report, started, exited, rss)
 	if err != nil {
-		err = fmt.Errorf("%v: %v: %s", c.argv, err, stderr.String())
+		fmt.Fprintln(os.Stderr, err)
+		if c.ProcessState != nil && c.ProcessState.ExitCode() > 0 {
+			return c.ProcessState.ExitCode()
+		}
+		return 1
 	}
-	return took, rss, err
+	return 0
 }
 
 func median(ds []time.Duration) time.Duration {
