@@ -95,6 +95,7 @@ type fileReader struct{ f *os.File }
 
 func (r fileReader) Read(p []byte) (int, error) { return r.f.Read(p) }
 
+// isPipe reports whether f is a pipe or FIFO.
 func isPipe(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeNamedPipe != 0

@@ -26,7 +26,7 @@ func randomBody(n int) []byte {
 	return b
 }
 
-// spilled returns the path /proc/self/fd shows for the sink's spill file.
+// spillLink returns the path /proc/self/fd shows for the sink's spill file.
 func spillLink(t *testing.T, s *BufferSink) string {
 	t.Helper()
 	if s.file == nil {
