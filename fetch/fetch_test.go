@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/refetch/refetch/resilience"
 )
@@ -85,6 +85,8 @@ func TestRedact(t *testing.T) {
 }
 
 func TestBufferSinkSpillsAndRestarts(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	var out bytes.Buffer
 	s := &BufferSink{Dst: &out}
 	defer s.Close()
@@ -98,10 +100,9 @@ func TestBufferSinkSpillsAndRestarts(t *testing.T) {
 	if out.String() != "short" {
 		t.Errorf("committed %d bytes, want the retry's body", out.Len())
 	}
-	name := s.file.Name()
 	s.Close()
-	if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("spill file left: %v", err)
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("spill file left in $TMPDIR: %v", entries)
 	}
 }
 
@@ -180,5 +181,24 @@ func TestIsNullDevice(t *testing.T) {
 	defer regular.Close()
 	if !IsNullDevice(null) || IsNullDevice(regular) || IsNullDevice(&bytes.Buffer{}) {
 		t.Error("IsNullDevice misjudged")
+	}
+}
+
+// fillChunk fills the buffer across short reads, stops at a clean end with
+// io.EOF, and keeps a cut body's own error: a cut must never look like
+// the end of the body.
+func TestFillChunk(t *testing.T) {
+	buf := make([]byte, 8)
+	n, err := fillChunk(iotest.OneByteReader(strings.NewReader("0123456789")), buf)
+	if n != 8 || err != nil || string(buf) != "01234567" {
+		t.Errorf("full chunk: %d %v %q", n, err, buf[:n])
+	}
+	n, err = fillChunk(iotest.OneByteReader(strings.NewReader("abc")), buf)
+	if n != 3 || err != io.EOF || string(buf[:n]) != "abc" {
+		t.Errorf("clean end: %d %v %q", n, err, buf[:n])
+	}
+	n, err = fillChunk(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF)), buf)
+	if n != 3 || err != io.ErrUnexpectedEOF || string(buf[:n]) != "abc" {
+		t.Errorf("cut body: %d %v %q", n, err, buf[:n])
 	}
 }

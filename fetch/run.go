@@ -260,6 +260,9 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		a.Err = fmt.Errorf("%w: %v", errOutput, err)
 		return a
 	}
+	if e, ok := f.cfg.Sink.(expecter); ok {
+		e.Expect(resp.ContentLength)
+	}
 	if f.capture != nil {
 		f.capture.reset()
 		w = io.MultiWriter(w, f.capture)
@@ -277,8 +280,14 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 // write failures (ours) and enforcing max (0: none).
 func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progress Progress) (int64, error) {
 	var n int64
+	read := src.Read
+	if !f.cfg.Sink.Streams() && progress == nil {
+		// Nothing shows the body before it is complete: full chunks (see
+		// fillChunk).
+		read = func(p []byte) (int, error) { return fillChunk(src, p) }
+	}
 	for {
-		k, rerr := src.Read(f.buf)
+		k, rerr := read(f.buf)
 		if k > 0 {
 			if max > 0 && n+int64(k) > max {
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)

@@ -301,9 +301,17 @@ func (s *FileSink) Begin() (io.Writer, error) {
 		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return s.tmp, nil
+		return startWriteback(s.tmp), nil
 	}
 	return s.buf.Begin()
+}
+
+// Expect passes the body's announced length to the buffer of the modes
+// that have one.
+func (s *FileSink) Expect(size int64) {
+	if s.buf != nil {
+		s.buf.Expect(size)
+	}
 }
 
 // Commit implements Sink: it makes the body of the last Begin visible at

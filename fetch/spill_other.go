@@ -1,0 +1,37 @@
+//go:build !linux
+
+package fetch
+
+import (
+	"io"
+	"os"
+	"runtime"
+)
+
+// createSpill makes the temporary file a large buffered body spills to, in
+// os.TempDir(). Where an open file may lose its name (Unix), the name is
+// removed at once, so nothing is left behind even if the process is
+// killed; elsewhere (Windows) the name is returned, for Close to remove.
+func createSpill() (*os.File, string, error) {
+	f, err := os.CreateTemp("", "refetch-body-*")
+	if err != nil {
+		return nil, "", err
+	}
+	if runtime.GOOS == "windows" {
+		return f, f.Name(), nil
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return f, "", nil
+}
+
+// copySpill copies n bytes of src (the spill file, at its start) to dst:
+// io.Copy, with whatever zero-copy path Go's runtime has here.
+func copySpill(dst io.Writer, src *os.File, n int64) (int64, error) {
+	return io.Copy(dst, src)
+}
+
+// startWriteback returns f: only Linux has sync_file_range(2).
+func startWriteback(f *os.File) io.Writer { return f }
