@@ -121,7 +121,8 @@ func TestE2EFleetTripOnOneNodeFailsFastOnAnother(t *testing.T) {
 	if c.get() != sent {
 		t.Errorf("node B sent a request through a breaker node A opened")
 	}
-	for _, want := range []string{"circuit open", srv.URL + " is open since", "3 consecutive failures"} {
+	for _, want := range []string{"circuit open", srv.URL + " is open since", "3 consecutive failures",
+		"reset with: refetch breaker reset --store URL '" + srv.URL + "' (URL: this run's --store)"} {
 		if !strings.Contains(rb.stderr, want) {
 			t.Errorf("node B stderr lacks %q:\n%s", want, rb.stderr)
 		}

@@ -334,6 +334,10 @@ func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error)
 		return "", lineError(e, fmt.Errorf("-o %s: is a directory", path))
 	case !st.Mode().IsRegular():
 		return "", lineError(e, fmt.Errorf("-o %s: not a regular file; a batch writes regular files only", path))
+	default:
+		if err := fetch.CheckReplaceable(target); err != nil {
+			return "", lineError(e, fmt.Errorf("-o %s: %w", path, err))
+		}
 	}
 	return target, nil
 }

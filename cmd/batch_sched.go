@@ -102,11 +102,36 @@ func (s *scheduler) broadcast() {
 	s.wake = make(chan struct{})
 }
 
-// add queues j, waiting while the read-ahead is full. It fails once the
-// scheduler is stopped or ctx is done.
+// heldReadAhead bounds, as a multiple of the read-ahead, the jobs a
+// reader may queue while most of them wait behind holds: reading on past a
+// held host's URLs is what lets other hosts run, but memory stays bounded.
+const heldReadAhead = 64
+
+// full reports whether the reader must wait: the jobs that could run now
+// fill the read-ahead (jobs behind a hold do not count, so a held host
+// never keeps other hosts' URLs from being read), or all pending jobs
+// reach the hard bound. s.mu must be held.
+func (s *scheduler) full() bool {
+	if s.pending >= s.readAhead*heldReadAhead {
+		return true
+	}
+	if s.pending < s.readAhead {
+		return false
+	}
+	now, held := s.now(), 0
+	for _, q := range s.nonEmpty {
+		if end, ok := s.holds[q.holdKey]; ok && now.Before(end) {
+			held += q.len()
+		}
+	}
+	return s.pending-held >= s.readAhead
+}
+
+// add queues j, waiting while the read-ahead is full (see full). It fails
+// once the scheduler is stopped or ctx is done.
 func (s *scheduler) add(ctx context.Context, j *batchJob) error {
 	s.mu.Lock()
-	for s.pending >= s.readAhead && !s.stopped {
+	for s.full() && !s.stopped {
 		wake := s.wake
 		s.mu.Unlock()
 		select {

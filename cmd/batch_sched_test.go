@@ -183,6 +183,36 @@ func TestSchedulerReadAheadBoundsPending(t *testing.T) {
 	mustNext(t, s, 3)
 }
 
+// TestSchedulerReadsPastAHeldHost: jobs waiting behind a hold do not
+// count against the read-ahead, so a held host's long run of URLs never
+// keeps another host's URLs from being read and run; a hard bound (a
+// multiple of the read-ahead) still caps memory.
+func TestSchedulerReadsPastAHeldHost(t *testing.T) {
+	s, clock := testScheduler(8, 2)
+	mustAdd(t, s, job(1, "a"))
+	j1, qa := mustNext(t, s, 1)
+	s.hold(qa, j1, clock.Now().Add(time.Minute))
+	// Far more of a's URLs than the read-ahead: all queue behind the hold.
+	for n := 2; n <= 10; n++ {
+		mustAdd(t, s, job(n, "a"))
+	}
+	// b's URL is read and runs at once.
+	mustAdd(t, s, job(11, "b"))
+	mustNext(t, s, 11)
+	// The hard bound: 2×64 pending in all.
+	s.mu.Lock()
+	for n := 12; s.pending < 2*heldReadAhead; n++ {
+		q := s.queues["http://a:80"]
+		q.jobs = append(q.jobs, job(n, "a"))
+		s.pending++
+	}
+	full := s.full()
+	s.mu.Unlock()
+	if !full {
+		t.Error("the read-ahead has no hard bound behind holds")
+	}
+}
+
 func TestSchedulerEndsWhenTheInputIsDoneAndNothingRuns(t *testing.T) {
 	s, _ := testScheduler(8, 100)
 	mustAdd(t, s, job(1, "a"))

@@ -31,10 +31,19 @@ func hint(err error) string {
 		cut     *fetch.BodyCutError
 	)
 	switch {
-	case errors.As(err, &reset) && errors.As(err, &open) && reset.plan.explicitDir:
-		return "; reset with: refetch breaker reset --state-dir " + shellQuote(reset.plan.dir) + " " + shellQuote(open.Record.Key)
 	case errors.As(err, &open):
-		return "; reset with: refetch breaker reset " + shellQuote(open.Record.Key)
+		where := ""
+		if errors.As(err, &reset) && reset.plan.explicitDir {
+			where += " --state-dir " + shellQuote(reset.plan.dir)
+		}
+		tail := ""
+		if errors.As(err, &reset) && reset.plan.storeGiven {
+			// The same store the run used; its URL may hold a password,
+			// so it is not repeated here.
+			where += " --store URL"
+			tail = " (URL: this run's --store)"
+		}
+		return "; reset with: refetch breaker reset" + where + " " + shellQuote(open.Record.Key) + tail
 	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
 		errors.As(err, &re) && re.Reason == resilience.ReasonWaitPastDeadline:
 		return " (--max-time sets the limit)"

@@ -144,8 +144,9 @@ type breakerPlan struct {
 	dir      string
 	store    resilience.Store
 	// explicitDir: the dir came from --state-dir or its variable, so a
-	// reset command must name it too.
+	// reset command must name it too; storeGiven: so did --store.
 	explicitDir bool
+	storeGiven  bool
 }
 
 // resetHint wraps a circuit-open error with the breaker plan, so the
@@ -253,7 +254,7 @@ func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *
 		return nil, err
 	}
 	return &breakerPlan{key: r.BreakerKey, failures: failures, quorum: r.BreakerQuorum, node: nodeName(getenv),
-		reset: r.BreakerReset, dir: dir, store: store, explicitDir: r.StateDir != ""}, nil
+		reset: r.BreakerReset, dir: dir, store: store, explicitDir: r.StateDir != "", storeGiven: r.Store != ""}, nil
 }
 
 // forURL is the plan for u: the same settings, keyed by --breaker-key or
@@ -419,7 +420,7 @@ func (o *FetchOptions) writeUsageReport(err error) {
 	case method == "":
 		method = http.MethodGet
 	}
-	rep := fetch.Report{URL: fetch.Redact(o.URL), Method: method, Source: fetch.SourceNone,
+	rep := fetch.Report{URL: fetch.RedactRawURL(o.URL), Method: method, Source: fetch.SourceNone,
 		Data: json.RawMessage("null"), ExitCode: ExitCode(err), Attempts: []fetch.ReportAttempt{}}
 	msg := describe(err)
 	rep.Error = &msg

@@ -266,7 +266,7 @@ func (o *ProbeOptions) report(p *probePlan, samples []fetch.ProbeSample, elapsed
 		}
 	}
 	rep := fetch.NewProbeReport(req, nil, o.Count, o.Interval, 0)
-	rep.URL, rep.Complete = fetch.Redact(o.URL), false
+	rep.URL, rep.Complete = fetch.RedactRawURL(o.URL), false
 	return rep
 }
 

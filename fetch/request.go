@@ -356,6 +356,10 @@ func ctlProblem(c byte) string {
 
 // redactRawURL returns raw with the password of its userinfo replaced,
 // for messages about URLs that did not parse.
+// RedactRawURL is redactRawURL for the command layer: a URL as the user
+// typed it, parsed or not, with any password replaced.
+func RedactRawURL(raw string) string { return redactRawURL(raw) }
+
 func redactRawURL(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
@@ -385,17 +389,16 @@ func redactRawURL(raw string) string {
 // never show the value of Authorization, Proxy-Authorization or Cookie.
 func ParseHeader(s string) (name, value string, err error) {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		shown := fmt.Sprintf("%q", s)
-		if l := strings.ToLower(s); strings.Contains(l, "authorization") || strings.Contains(l, "cookie") {
-			shown = "(value not shown)"
-		}
-		return "", "", invalidf("header %s contains a line break (%q): give each header its own -H, and strip line endings read from files", shown, string(s[i]))
+		return "", "", invalidf("header %s contains a line break (%q): give each header its own -H, and strip line endings read from files", shownHeader(s), string(s[i]))
 	}
 	name, value, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", "", invalidf("header %q has no colon; want 'Name: value'", s)
+		return "", "", invalidf("header %s has no colon; want 'Name: value'", shownHeader(s))
 	}
 	if err := checkHeaderName(name); err != nil {
+		if mayHoldSecret(s) {
+			return "", "", invalidf("header %s: the name before the colon is not one token; want 'Name: value'", shownHeader(s))
+		}
 		return "", "", err
 	}
 	name = http.CanonicalHeaderKey(name)
@@ -404,6 +407,29 @@ func ParseHeader(s string) (name, value string, err error) {
 		return "", "", err
 	}
 	return name, value, nil
+}
+
+// mayHoldSecret reports a -H argument that may carry a credential: one
+// that mentions Authorization or Cookie anywhere, however it is broken.
+func mayHoldSecret(s string) bool {
+	l := strings.ToLower(s)
+	return strings.Contains(l, "authorization") || strings.Contains(l, "cookie") || strings.Contains(l, "token") ||
+		strings.Contains(l, "bearer") || strings.Contains(l, "secret") || strings.Contains(l, "key")
+}
+
+// shownHeader is how a -H argument that does not parse appears in an
+// error: quoted, or, when it may carry a credential, only its first word
+// (up to a space, '=' or ':'), since a malformed header is most often a
+// missing colon between a name and its secret.
+func shownHeader(s string) string {
+	if !mayHoldSecret(s) {
+		return fmt.Sprintf("%q", s)
+	}
+	first := s
+	if i := strings.IndexAny(s, " \t=:"); i >= 0 {
+		first = s[:i]
+	}
+	return fmt.Sprintf("%q… (the rest not shown)", first)
 }
 
 // checkHeaderName checks that name is an RFC 9110 token.

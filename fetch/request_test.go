@@ -484,3 +484,25 @@ func TestLoadCACert(t *testing.T) {
 		t.Errorf("NewClient with a garbage --cacert: %v", err)
 	}
 }
+
+// TestParseHeaderNeverShowsASecret: a malformed -H is most often a missing
+// colon between a name and its credential; the error shows the first word
+// only.
+func TestParseHeaderNeverShowsASecret(t *testing.T) {
+	for _, in := range []string{
+		"Authorization Bearer s3cr3t-token",
+		"Cookie session=s3cr3t-token",
+		"Authorization=Bearer s3cr3t-token: x",
+		"X-Api-Key s3cr3t-token",
+		"Authorization: Bearer s3cr3t-token\r\n",
+	} {
+		_, _, err := ParseHeader(in)
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("ParseHeader(%q) = %v", in, err)
+		}
+	}
+	// Without a credential the whole argument is shown, to act on.
+	if _, _, err := ParseHeader("Accept text/html"); err == nil || !strings.Contains(err.Error(), `"Accept text/html"`) {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -137,11 +137,9 @@ func (s *FileSink) replace() (*FileSink, error) {
 	if dir == "" {
 		dir = "."
 	}
-	if s.exists {
-		if werr := writable(s.target); werr != nil && dirWritable(dir) {
-			// Renaming over a file we may not write would bypass its
-			// permissions (curl and wget refuse too).
-			return nil, fmt.Errorf("-o %s: the file is not writable (%v); make it writable or choose another file", s.path, unwrapPathError(werr))
+	if s.exists && dirWritable(dir) {
+		if err := CheckReplaceable(s.target); err != nil {
+			return nil, fmt.Errorf("-o %s: %w", s.path, err)
 		}
 	}
 	tmp, err := os.CreateTemp(dir, tempPattern(base))
@@ -521,6 +519,16 @@ func unwrapLinkError(err error) error {
 		return le.Err
 	}
 	return err
+}
+
+// CheckReplaceable refuses to replace an existing file this process may
+// not write: renaming over it would bypass its permissions (curl and wget
+// refuse too). Single -o and a batch's files both ask it.
+func CheckReplaceable(target string) error {
+	if err := writable(target); err != nil {
+		return fmt.Errorf("the file is not writable (%v); make it writable or choose another file", unwrapPathError(err))
+	}
+	return nil
 }
 
 // dirWritable reports whether files may be created in dir.

@@ -329,7 +329,13 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 				r.UpdatedAt = now
 				return nil
 			}
-			return ErrUnchanged
+			if r.Generation > t.Generation {
+				// Generations only grow: a later state is certain, so a
+				// store's copy needs no confirming read.
+				return ErrUnchanged
+			}
+			// A copy older than the ticket: confirm it first.
+			return errNoChange
 		}
 		switch {
 		case r.State == StateClosed && v.Breaker == CountFailure:
@@ -367,7 +373,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 				r.UpdatedAt = now
 				return nil
 			}
-			return ErrUnchanged
+			return errNoChange
 		}
 		r.UpdatedAt = now
 		b.last = *r

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,10 @@ type fnError struct{ err error }
 
 func (e *fnError) Error() string { return e.err.Error() }
 
+// Unwrap lets the primary see what fn said (ErrUnchanged lets a caching
+// store skip its confirming read).
+func (e *fnError) Unwrap() error { return e.err }
+
 func storeName(s Store, fallback string) string {
 	if st, ok := s.(fmt.Stringer); ok {
 		return st.String()
@@ -73,7 +78,8 @@ func (s *FailoverStore) Update(key string, fn func(*Record) error) error {
 		if err == nil {
 			return nil
 		}
-		if fe, ok := err.(*fnError); ok {
+		var fe *fnError
+		if errors.As(err, &fe) {
 			return fe.err
 		}
 		s.fail(err)
