@@ -252,6 +252,13 @@ func TestHelpGolden(t *testing.T) {
 // returns the exit code and the waits it asked for.
 func runWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time.Duration) {
 	t.Helper()
+	waits, err := fetchWithFakeTime(f, args...)
+	return ExitCode(err), waits
+}
+
+// fetchWithFakeTime runs a fetch in-process on a fake clock whose timer
+// fires at once, and returns the waits it asked for and the run's error.
+func fetchWithFakeTime(f *Factory, args ...string) ([]time.Duration, error) {
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var waits []time.Duration
 	root := NewCmdRoot(f)
@@ -266,7 +273,8 @@ func runWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time.Dura
 		return runFetch(ctx, o)
 	}))
 	root.SetArgs(args)
-	return ExitCode(root.Execute()), waits
+	err := root.Execute()
+	return waits, err
 }
 
 func TestProgressOnlyOnATerminal(t *testing.T) {

@@ -697,21 +697,8 @@ func newFlakyServer(t *testing.T) *flakyServer {
 // fetchErrWithFakeTime is runWithFakeTime returning the run's error, for
 // its words.
 func fetchErrWithFakeTime(f *Factory, args ...string) error {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	var waits []time.Duration
-	root := NewCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "fetch" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
-		o.Clock = clock
-		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
-		return runFetch(ctx, o)
-	}))
-	root.SetArgs(args)
-	return root.Execute()
+	_, err := fetchWithFakeTime(f, args...)
+	return err
 }
 
 func TestBreakerLifecycleInProcess(t *testing.T) {
