@@ -17,6 +17,7 @@ import (
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
+	"github.com/spf13/cobra"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -259,22 +260,41 @@ func runWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time.Dura
 // fetchWithFakeTime runs a fetch in-process on a fake clock whose timer
 // fires at once, and returns the waits it asked for and the run's error.
 func fetchWithFakeTime(f *Factory, args ...string) ([]time.Duration, error) {
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	var waits []time.Duration
+	ft := newFakeTime()
+	err := runReplaced(f, NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
+		o.Clock, o.NewTimer = ft.clock, ft.newTimer
+		return runFetch(ctx, o)
+	}), args)
+	return ft.waits, err
+}
+
+// fakeTime is a fake clock with timers that fire at once, advancing it by
+// the wait and recording each wait.
+type fakeTime struct {
+	clock *fakeClock
+	waits []time.Duration
+}
+
+func newFakeTime() *fakeTime {
+	return &fakeTime{clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+}
+
+func (ft *fakeTime) newTimer() resilience.Timer {
+	return &instantTimer{clock: ft.clock, waits: &ft.waits, c: make(chan time.Time, 1)}
+}
+
+// runReplaced runs args on a command tree whose command of c's name is c
+// (a test's own run function), and returns the error Execute returns.
+func runReplaced(f *Factory, c *cobra.Command, args []string) error {
 	root := NewCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "fetch" {
-			root.RemoveCommand(c)
+	for _, old := range root.Commands() {
+		if old.Name() == c.Name() {
+			root.RemoveCommand(old)
 		}
 	}
-	root.AddCommand(NewCmdFetch(f, func(ctx context.Context, o *FetchOptions) error {
-		o.Clock = clock
-		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
-		return runFetch(ctx, o)
-	}))
+	root.AddCommand(c)
 	root.SetArgs(args)
-	err := root.Execute()
-	return waits, err
+	return root.Execute()
 }
 
 func TestProgressOnlyOnATerminal(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/refetch/refetch/resilience"
 )
 
 func TestParseRate(t *testing.T) {
@@ -29,21 +27,12 @@ func TestParseRate(t *testing.T) {
 // runProbeWithFakeTime runs a probe in-process with an instant timer.
 func runProbeWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time.Duration) {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	var waits []time.Duration
-	root := NewCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "probe" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(NewCmdProbe(f, func(ctx context.Context, o *ProbeOptions) error {
-		o.Clock = clock
-		o.NewTimer = func() resilience.Timer { return &instantTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
+	ft := newFakeTime()
+	err := runReplaced(f, NewCmdProbe(f, func(ctx context.Context, o *ProbeOptions) error {
+		o.Clock, o.NewTimer = ft.clock, ft.newTimer
 		return runProbe(ctx, o)
-	}))
-	root.SetArgs(args)
-	return ExitCode(root.Execute()), waits
+	}), args)
+	return ExitCode(err), ft.waits
 }
 
 func TestProbeProgressOnlyOnATerminal(t *testing.T) {
