@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/fetch"
 	"io"
 	"math"
 	"os"
@@ -91,6 +92,11 @@ type spoolWriter batchInput
 func (w *spoolWriter) Write(p []byte) (int, error) {
 	n, err := w.spoolW.Write(p)
 	w.spoolBytes += int64(n)
+	if err != nil {
+		// A local failure (a full disk), not an unreadable input: the
+		// TeeReader hands it back as a read error, so mark it.
+		err = fmt.Errorf("%w: cannot keep a copy of the input for the run: %v", fetch.ErrOutput, err)
+	}
 	return n, err
 }
 
@@ -133,6 +139,8 @@ func (in *batchInput) checkPass(fn func(batchEntry) error) error {
 	switch {
 	case errors.As(err, &stop):
 		return stop.err
+	case errors.Is(err, fetch.ErrOutput):
+		return err
 	case err != nil:
 		return usageErrorf("-i %s: %v", in.shown(), err)
 	}
