@@ -42,6 +42,8 @@ type batchInput struct {
 	spoolName  string        // removed by close ("" once removed)
 	spoolW     *bufio.Writer // writes the copy as the first pass reads
 	spoolBytes int64
+	// checked is the input file as the check pass read it.
+	checked os.FileInfo
 }
 
 // openBatchInput opens the input of a batch; stdin serves "-i -".
@@ -144,6 +146,12 @@ func (in *batchInput) checkPass(fn func(batchEntry) error) error {
 	case err != nil:
 		return usageErrorf("-i %s: %v", in.shown(), err)
 	}
+	if in.seekable {
+		// What was checked must be what runs: remember the file as read.
+		if st, err := in.file.Stat(); err == nil {
+			in.checked = st
+		}
+	}
 	if in.spoolW != nil {
 		if err := in.spoolW.Flush(); err != nil {
 			return fmt.Errorf("cannot keep a copy of the input for the run: %w", err)
@@ -166,6 +174,10 @@ func (in *batchInput) runPass(fn func(batchEntry) error) error {
 	f := in.file
 	if !in.seekable {
 		f = in.spool
+	} else if st, err := f.Stat(); err != nil || in.checked == nil ||
+		st.Size() != in.checked.Size() || !st.ModTime().Equal(in.checked.ModTime()) {
+		// Its lines were checked, not whatever it holds now.
+		return usageErrorf("-i %s changed after it was checked; run again", in.shown())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("cannot read the input again: %w", err)

@@ -3,6 +3,8 @@ package cmd
 import (
 	"bufio"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,5 +30,26 @@ func TestBatchSpoolThatCannotBeWrittenIsALocalFailure(t *testing.T) {
 	var usage *UsageError
 	if !errors.Is(err, fetch.ErrOutput) || errors.As(err, &usage) || ExitCode(err) != ExitInternal {
 		t.Errorf("err = %v (exit %d), want a local output failure (exit 1)", err, ExitCode(err))
+	}
+}
+
+// TestBatchInputChangedBetweenPassesIsRefused: the run reads what the
+// check read, or stops before any request.
+func TestBatchInputChangedBetweenPassesIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "urls")
+	os.WriteFile(path, []byte("http://a.test/1\n"), 0o600)
+	in, err := openBatchInput(nil, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	if err := in.checkPass(func(batchEntry) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte("http://a.test/1\nhttp://b.test/unchecked\n"), 0o600)
+	var ran []string
+	err = in.runPass(func(e batchEntry) error { ran = append(ran, e.raw); return nil })
+	if ExitCode(err) != ExitUsage || len(ran) != 0 {
+		t.Errorf("err = %v, ran %v; want a usage error and nothing run", err, ran)
 	}
 }
