@@ -165,7 +165,7 @@ func Probe(ctx context.Context, cfg ProbeConfig) ([]ProbeSample, error) {
 	if cfg.NewTimer != nil {
 		timer = cfg.NewTimer()
 	} else {
-		timer = &realTimer{}
+		timer = resilience.NewRealTimer()
 	}
 	defer timer.Stop()
 	samples := make([]ProbeSample, 0, min(cfg.Count, 1024))
@@ -244,25 +244,6 @@ func drain(resp *http.Response, max int64) error {
 	}
 	return nil
 }
-
-// realTimer is a resilience.Timer on a time.Timer.
-type realTimer struct{ t *time.Timer }
-
-func (r *realTimer) Start(d time.Duration) {
-	if r.t == nil {
-		r.t = time.NewTimer(d)
-		return
-	}
-	r.t.Reset(d)
-}
-
-func (r *realTimer) Stop() {
-	if r.t != nil {
-		r.t.Stop()
-	}
-}
-
-func (r *realTimer) C() <-chan time.Time { return r.t.C }
 
 // ProbeReport is the summary of a probe, also its --json form.
 type ProbeReport struct {

@@ -470,16 +470,10 @@ func (s *RedisStore) List() ([]Record, error) {
 		return nil, err
 	}
 	out := []Record{}
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), 256)]
-		keys = keys[len(batch):]
-		full := make([]string, len(batch))
-		for i, k := range batch {
-			full[i] = RedisKeyPrefix + k
-		}
+	err = inBatches(keys, func(batch, full []string) error {
 		vals, err := s.client.MGet(ctx, full...).Result()
 		if err != nil {
-			return nil, s.wrap("list", err)
+			return s.wrap("list", err)
 		}
 		for i, v := range vals {
 			raw, ok := v.(string)
@@ -495,6 +489,10 @@ func (s *RedisStore) List() ([]Record, error) {
 			}
 			out = append(out, r)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -517,19 +515,34 @@ func (s *RedisStore) DeleteAll() (int, error) {
 		return 0, err
 	}
 	n := 0
+	err = inBatches(keys, func(batch, full []string) error {
+		for _, k := range batch {
+			s.forget(k)
+		}
+		d, err := s.client.Del(ctx, full...).Result()
+		n += int(d)
+		if err != nil {
+			return s.wrap("delete", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// inBatches calls fn with the keys 256 at a time (one command each, not
+// one round trip a key, and no command of unbounded size), as given and
+// with RedisKeyPrefix; it stops at fn's first error.
+func inBatches(keys []string, fn func(batch, full []string) error) error {
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 256)]
 		keys = keys[len(batch):]
 		full := make([]string, len(batch))
 		for i, k := range batch {
 			full[i] = RedisKeyPrefix + k
-			s.forget(k)
 		}
-		d, err := s.client.Del(ctx, full...).Result()
-		n += int(d)
-		if err != nil {
-			return n, s.wrap("delete", err)
+		if err := fn(batch, full); err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }

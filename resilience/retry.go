@@ -197,7 +197,7 @@ func (r *run) admit() (Ticket, error) {
 
 // sleep waits d on the executor's timer, or until the run ends.
 func (r *run) sleep(d time.Duration) error {
-	var t Timer = &realTimer{}
+	t := NewRealTimer()
 	if r.e.NewTimer != nil {
 		t = r.e.NewTimer()
 	}
@@ -345,6 +345,10 @@ func (e *cutError) Error() string { return "cut off: " + e.cause.Error() }
 
 // Is makes a cut attempt a cancellation for classification.
 func (e *cutError) Is(target error) bool { return target == context.Canceled }
+
+// NewRealTimer returns a Timer on the system clock, for callers whose
+// tests inject another.
+func NewRealTimer() Timer { return &realTimer{} }
 
 // realTimer is a Timer on the system clock.
 type realTimer struct{ t *time.Timer }
