@@ -317,28 +317,10 @@ func readRequest(c net.Conn) {
 	}
 }
 
-// probeClock is a clock that moves only when told to.
-type probeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *probeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *probeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // probeTimer fires at once, advancing the clock by the wait and recording
 // it; it never fires while hold (if set) says so.
 type probeTimer struct {
-	clock *probeClock
+	clock *testClock
 	waits *[]time.Duration
 	hold  func() bool
 	c     chan time.Time
@@ -359,7 +341,7 @@ func (t *probeTimer) C() <-chan time.Time { return t.c }
 // interval less the request's own time, none after a request slower than
 // the interval and none after the last; requests are sequential.
 func TestProbeIntervalIsStartToStart(t *testing.T) {
-	clock := &probeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	costs := []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, 0, 200 * time.Millisecond}
 	var mu sync.Mutex
 	hits, inFlight, maxInFlight := 0, 0, 0
@@ -413,7 +395,7 @@ func TestProbeStopsAtOnceWhenCancelled(t *testing.T) {
 		duringWait     bool // else right after the second request
 		samples, waits int
 	}{{"during the second wait", true, 2, 2}, {"after the second request", false, 2, 1}} {
-		clock := &probeClock{}
+		clock := &testClock{}
 		var waits []time.Duration
 		ctx, cancel := context.WithCancelCause(context.Background())
 		cfg := ProbeConfig{Request: &Request{Method: "GET", URL: u}, Count: 5, Interval: time.Hour, Clock: clock}
