@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -596,6 +597,16 @@ func portOf(u *url.URL) string {
 func NewClient(r *Request) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// A plain TCP connection can splice a large body into its file
+		// (splice_linux.go).
+		return wrapConn(c), nil
+	}
 	// 1 MiB of response headers is plenty; net/http would allow 10 MiB.
 	tr.MaxResponseHeaderBytes = 1 << 20
 	tlsConf := &tls.Config{InsecureSkipVerify: r.Insecure, RootCAs: r.RootCAs} //nolint:gosec // -k asks for it

@@ -265,29 +265,54 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	if f.capture != nil {
 		f.capture.reset()
-		w = io.MultiWriter(w, f.capture)
+		if resp.ContentLength > f.capture.limit {
+			// Too large for the stale cache whatever comes: the body need
+			// not pass through it (and may be spliced).
+			f.capture.overflow = true
+		} else {
+			w = io.MultiWriter(w, f.capture)
+		}
 	}
 	var progress Progress
 	if h := f.cfg.Hooks.OnBody; h != nil {
 		progress = h(resp.ContentLength)
 		defer progress.Done()
 	}
-	f.size, a.Err = f.copyBody(w, resp.Body, max, resp.ContentLength, progress)
+	var sp splicer
+	if resp.ContentLength > spliceMin && resp.ProtoMajor == 1 && !resp.Uncompressed {
+		sp, _ = at.conn().(splicer)
+	}
+	f.size, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
 	return a
 }
 
 // copyBody copies src to dst, telling read failures (the server's) from
-// write failures (ours) and enforcing max (0: none).
-func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progress Progress) (int64, error) {
+// write failures (ours) and enforcing max (0: none). With sp (the body's
+// connection, when it can splice) and a dst that is a file underneath
+// (appender), it reads only until net/http's buffer is empty and moves
+// the rest of the body, total bytes in all, from the socket to the file
+// (spliceRest).
+func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, max, total int64, progress Progress, sp splicer) (int64, error) {
 	var n int64
+	app, _ := dst.(appender)
+	if app == nil {
+		sp = nil
+	}
 	read := src.Read
-	if !f.cfg.Sink.Streams() && progress == nil {
+	if sp == nil && !f.cfg.Sink.Streams() && progress == nil {
 		// Nothing shows the body before it is complete: full chunks (see
 		// fillChunk).
 		read = func(p []byte) (int, error) { return fillChunk(src, p) }
 	}
 	for {
-		k, rerr := read(f.buf)
+		var k int
+		var rerr error
+		direct := false
+		if sp != nil {
+			k, direct, rerr = sp.readBody(src, f.buf)
+		} else {
+			k, rerr = read(f.buf)
+		}
 		if k > 0 {
 			if max > 0 && n+int64(k) > max {
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
@@ -305,6 +330,15 @@ func (f *fetcher) copyBody(dst io.Writer, src io.Reader, max, total int64, progr
 		}
 		if rerr != nil {
 			return n, &BodyCutError{Read: n, Total: total, Streamed: f.cfg.Sink.Streams() && n > 0, Err: rerr}
+		}
+		if direct && n < total {
+			// Nothing of the body is left in net/http's buffer: the rest
+			// goes from the socket to the file.
+			m, handled, err := f.spliceRest(ctx, sp, app, n, total, progress)
+			if handled {
+				return n + m, err
+			}
+			sp = nil // no pipe to be had: read on the ordinary way
 		}
 	}
 }

@@ -118,6 +118,28 @@ func (s *BufferSink) Write(p []byte) (int, error) {
 	return s.file.Write(p)
 }
 
+// appendFile implements appender: once the body goes to the temporary
+// file (it was announced as larger than the memory budget), that file.
+func (s *BufferSink) appendFile() (*os.File, func(int64)) {
+	if s.file == nil && s.expect <= SpillThreshold {
+		return nil, nil
+	}
+	if s.file == nil {
+		f, name, err := createSpill()
+		if err != nil {
+			return nil, nil // Write meets the error again and reports it
+		}
+		s.file, s.name = f, name
+	}
+	if s.mem.Len() > 0 {
+		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
+			return nil, nil
+		}
+		s.mem.Reset()
+	}
+	return s.file, func(n int64) { s.size += n }
+}
+
 // Size is the length of the buffered body.
 func (s *BufferSink) Size() int64 { return s.size }
 

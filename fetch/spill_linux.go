@@ -180,7 +180,18 @@ type writeback struct {
 // accumulated since the last start, once that reaches writebackEvery.
 func (w *writeback) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	w.off += int64(n)
+	w.added(int64(n))
+	return n, err
+}
+
+// appendFile implements appender: bytes spliced into the file are written
+// back like written ones.
+func (w *writeback) appendFile() (*os.File, func(int64)) { return w.f, w.added }
+
+// added counts n more bytes in the file and starts the writeback of what
+// has accumulated since the last start, once that reaches writebackEvery.
+func (w *writeback) added(n int64) {
+	w.off += n
 	if !w.stopped && w.off-w.started >= writebackEvery {
 		from, length := w.started, w.off-w.started
 		w.rc.Control(func(fd uintptr) {
@@ -191,5 +202,4 @@ func (w *writeback) Write(p []byte) (int, error) {
 		})
 		w.started = w.off
 	}
-	return n, err
 }

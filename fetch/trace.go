@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
@@ -106,6 +107,7 @@ type AttemptTrace struct {
 	dials   int                  // connects in flight (Happy Eyeballs runs several)
 	firstAt time.Time            // the last first byte seen
 	ended   bool
+	last    net.Conn // the connection of the last hop
 }
 
 type traceKey struct{}
@@ -215,7 +217,16 @@ func (t *AttemptTrace) gotConn(info httptrace.GotConnInfo) {
 	if info.Conn != nil {
 		t.RemoteAddr = info.Conn.RemoteAddr().String()
 	}
+	t.last = info.Conn
 	t.begin(PhaseFirstByte, now)
+}
+
+// conn is the connection the attempt's final response came over (nil if
+// none was had).
+func (t *AttemptTrace) conn() net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
 }
 
 func (t *AttemptTrace) firstByte() {

@@ -20,7 +20,7 @@ import (
 var (
 	batchRuns  = flag.Int("batch-runs", 7, "runs per tool for the batch (1,000 files)")
 	batchFiles = flag.Int("batch-files", 1000, "files of 1 KiB served by nginx for the batch")
-	nginxBin   = flag.String("nginx", "", "nginx binary for the batch (default: nginx in PATH or /usr/sbin/nginx)")
+	nginxBin   = flag.String("nginx-bin", "", "nginx binary for the batch (default: nginx in PATH or /usr/sbin/nginx)")
 )
 
 // batchBench fetches 1,000 files of 1 KiB from nginx on loopback with
