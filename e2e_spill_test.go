@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,5 +211,41 @@ func TestE2ESpilledBodyReaderGone(t *testing.T) {
 	// 141: 128 + SIGPIPE, as the shell reports a process the signal ended.
 	if got, _ := os.ReadFile(status); strings.TrimSpace(string(got)) != "141" {
 		t.Errorf("refetch's exit status %q, want 141 (SIGPIPE)", got)
+	}
+}
+
+// A sandbox may forbid splice(2) (a seccomp filter failing it with ENOSYS
+// or EPERM). A large body, which refetch would splice from the socket to
+// its spill file or -o's temporary file, then goes the ordinary way: whole,
+// exit 0, and no failure blamed on the server (which would retry, and open
+// the breaker for the host).
+func TestE2ESpliceForbidden(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("testdata/nosplice knows the seccomp arch of amd64 and arm64 only")
+	}
+	nosplice := filepath.Join(t.TempDir(), "nosplice")
+	if out, err := exec.Command("go", "build", "-o", nosplice, "./testdata/nosplice").CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/nosplice: %v\n%s", err, out)
+	}
+	srv := spillServer(t, true)
+	for _, errno := range []string{"38", "1"} { // ENOSYS, EPERM
+		e := newEnv(t)
+		out := filepath.Join(e.dir, "out.bin")
+		for _, extra := range [][]string{nil, {"-o", out}} {
+			cmd := exec.Command(nosplice, append([]string{"-errno", errno, binary}, args(append(extra, srv.URL)...)...)...)
+			cmd.Env, cmd.Dir = e.vars, e.dir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("errno %s, %v: %v: %s", errno, extra, err, stderr.String())
+			}
+			got := stdout.Bytes()
+			if extra != nil {
+				got, _ = os.ReadFile(out)
+			}
+			if !bytes.Equal(got, spillBody) {
+				t.Errorf("errno %s, %v: %d bytes served, not the %d-byte body", errno, extra, len(got), len(spillBody))
+			}
+		}
 	}
 }

@@ -324,7 +324,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	defer sink.Close()
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, o.Log), Sink: sink,
-		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer,
+		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 	}

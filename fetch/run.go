@@ -80,6 +80,13 @@ type Config struct {
 	// that a caller running many fetches (a batch's workers) reuses one;
 	// empty: each run allocates its own (256 KiB, 64 KiB into a stream).
 	Buffer []byte
+	// Splice lets a large plain-HTTP body move from its socket to its file
+	// with splice(2) (Linux; see splicer), which leaves that connection
+	// closed instead of kept alive. Default false: set it when nothing
+	// else will use the client's connections (a single fetch), not for a
+	// batch's shared client, whose next request to the host would pay a
+	// new connection.
+	Splice bool
 }
 
 // Result is what a run did. When stale or fallback data was served, Err
@@ -279,7 +286,7 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		defer progress.Done()
 	}
 	var sp splicer
-	if resp.ContentLength > spliceMin && resp.ProtoMajor == 1 && !resp.Uncompressed {
+	if f.cfg.Splice && resp.ContentLength > spliceMin && resp.ProtoMajor == 1 && !resp.Uncompressed && !spliceRefused.Load() {
 		sp, _ = at.conn().(splicer)
 	}
 	f.size, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // spliceMin is what a body must be announced to be larger than to be
@@ -22,8 +23,13 @@ const spliceMin = SpillThreshold
 // body, against a copy of every byte saved.
 type splicer interface {
 	readBody(r io.Reader, p []byte) (n int, direct bool, err error)
-	spliceTo(ctx context.Context, dst *os.File, n int64, added func(int64)) (moved int64, started bool, rerr, werr error)
+	spliceTo(ctx context.Context, dst *os.File, n int64, buf []byte, added func(int64)) (moved int64, started bool, rerr, werr error)
 }
+
+// spliceRefused is set once the kernel has refused splice(2) in this
+// process (see spliceConn.spliceTo): later bodies are read the ordinary
+// way at once.
+var spliceRefused atomic.Bool
 
 // appender is a sink's writer with a file underneath, positioned where the
 // body's next byte goes, so that the rest of a body can be spliced into
@@ -43,7 +49,7 @@ func (f *fetcher) spliceRest(ctx context.Context, sp splicer, app appender, n, t
 	if file == nil {
 		return 0, false, nil
 	}
-	moved, started, rerr, werr := sp.spliceTo(ctx, file, total-n, func(k int64) {
+	moved, started, rerr, werr := sp.spliceTo(ctx, file, total-n, f.buf, func(k int64) {
 		added(k)
 		if progress != nil {
 			progress.Add(int(k))

@@ -63,15 +63,20 @@ const spliceChunk = pipeSize
 // offset, through a pipe: socket to pipe, then pipe to file, both with
 // splice(2), so the bytes are copied once (into the file's page cache)
 // instead of twice (into user space, then into the page cache). added is
-// called after every round with the bytes it moved.
+// called with the bytes put into dst as they go.
 //
 // The caller must own the connection's reading side: nothing else may read
 // it meanwhile. A failure to read (the server's: a reset, a close before n
 // bytes, a cancelled ctx, which closes the connection) is returned as
-// rerr, a failure to write (ours: a full disk) as werr; started is false
-// when nothing was attempted (no pipe could be made), and the caller may
-// read the body the ordinary way.
-func (c *spliceConn) spliceTo(ctx context.Context, dst *os.File, n int64, added func(int64)) (moved int64, started bool, rerr, werr error) {
+// rerr, a failure to write (ours: a full disk) as werr.
+//
+// Where the kernel refuses splice itself (a seccomp filter that forbids
+// it, a file opened for appending, a file system without it), nothing is
+// lost and nothing fails: the refusal is remembered for the process
+// (spliceRefused), and the bytes go the ordinary way, through buf. If the
+// very first splice is refused, or no pipe can be made, started is false
+// and nothing has been read: the caller reads on through net/http.
+func (c *spliceConn) spliceTo(ctx context.Context, dst *os.File, n int64, buf []byte, added func(int64)) (moved int64, started bool, rerr, werr error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		return 0, false, nil, nil
@@ -105,28 +110,32 @@ func (c *spliceConn) spliceTo(ctx context.Context, dst *os.File, n int64, added 
 					continue
 				case errors.Is(err, unix.EAGAIN):
 					return false
-				case err != nil:
-					serr = os.NewSyscallError("read", err)
 				}
-				inPipe = int(k)
+				inPipe, serr = int(k), err
 				return true
 			}
 		})
 		if err == nil {
 			err = serr
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				err = context.Cause(ctx)
+		if err != nil && spliceRefusal(err) {
+			// Nothing left the socket: read the rest the ordinary way.
+			spliceRefused.Store(true)
+			if moved == 0 {
+				return 0, false, nil, nil
 			}
-			return moved, true, err, nil
+			m, rerr, werr := c.copyRest(ctx, dst, n-moved, buf, added)
+			return moved + m, true, rerr, werr
+		}
+		if err != nil {
+			return moved, true, c.readError(ctx, err), nil
 		}
 		if inPipe == 0 {
 			// The server closed the connection before the end.
 			return moved, true, io.ErrUnexpectedEOF, nil
 		}
 		// Pipe to file: a regular file does not wait in the poller.
-		var werr error
+		var ferr error
 		cerr := out.Control(func(fd uintptr) {
 			for inPipe > 0 {
 				k, err := unix.Splice(pr, nil, int(fd), nil, inPipe, unix.SPLICE_F_MOVE)
@@ -134,10 +143,10 @@ func (c *spliceConn) spliceTo(ctx context.Context, dst *os.File, n int64, added 
 				case errors.Is(err, unix.EINTR):
 					continue
 				case err != nil:
-					werr = &os.PathError{Op: "write", Path: dst.Name(), Err: err}
+					ferr = err
 					return
 				case k == 0:
-					werr = &os.PathError{Op: "write", Path: dst.Name(), Err: io.ErrShortWrite}
+					ferr = io.ErrShortWrite
 					return
 				}
 				inPipe -= int(k)
@@ -145,12 +154,87 @@ func (c *spliceConn) spliceTo(ctx context.Context, dst *os.File, n int64, added 
 				added(k)
 			}
 		})
-		if werr == nil && cerr != nil {
-			werr = cerr
+		if cerr != nil {
+			return moved, true, nil, cerr
 		}
-		if werr != nil {
-			return moved, true, nil, werr
+		if ferr != nil {
+			// The file takes no splice (EINVAL for one opened to append),
+			// or the write failed (a full disk): write what the pipe holds
+			// the ordinary way, where a real failure fails again and is
+			// reported as the write's, and go on without splice.
+			if spliceRefusal(ferr) {
+				spliceRefused.Store(true)
+			}
+			for inPipe > 0 {
+				k, err := unix.Read(pr, buf[:min(len(buf), inPipe)])
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err != nil || k <= 0 {
+					return moved, true, nil, &os.PathError{Op: "write", Path: dst.Name(), Err: ferr}
+				}
+				if _, err := dst.Write(buf[:k]); err != nil {
+					return moved, true, nil, err
+				}
+				inPipe -= k
+				moved += int64(k)
+				added(int64(k))
+			}
+			m, rerr, werr := c.copyRest(ctx, dst, n-moved, buf, added)
+			return moved + m, true, rerr, werr
 		}
 	}
 	return moved, true, nil, nil
+}
+
+// copyRest reads the next n bytes of the connection through buf and
+// writes them to dst: the way the rest of a body goes once splice has
+// been refused after the first bytes left the socket (net/http counts
+// those as unread, so it cannot take over again).
+func (c *spliceConn) copyRest(ctx context.Context, dst *os.File, n int64, buf []byte, added func(int64)) (moved int64, rerr, werr error) {
+	for moved < n {
+		k, err := c.TCPConn.Read(buf[:min(int64(len(buf)), n-moved)])
+		if k > 0 {
+			if _, err := dst.Write(buf[:k]); err != nil {
+				return moved, nil, err
+			}
+			moved += int64(k)
+			added(int64(k))
+		}
+		switch {
+		case err == io.EOF:
+			return moved, io.ErrUnexpectedEOF, nil
+		case err != nil:
+			return moved, c.readError(ctx, err), nil
+		}
+	}
+	return moved, nil, nil
+}
+
+// readError is err, a failure to read the connection, as the caller
+// should see it: the context's cause when the context ended it (net/http
+// closes the connection of a cancelled request), else a *net.OpError
+// naming the connection, as a plain read's would.
+func (c *spliceConn) readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return err
+	}
+	return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+}
+
+// spliceRefusal reports whether err is the kernel refusing splice(2)
+// itself rather than a failure of the socket: not implemented, forbidden
+// (a seccomp filter, as some sandboxes install), or not supported for
+// these descriptors.
+func spliceRefusal(err error) bool {
+	for _, e := range []error{unix.ENOSYS, unix.EPERM, unix.EACCES, unix.EINVAL, unix.EOPNOTSUPP} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -90,6 +90,7 @@ func spliceConfig(t *testing.T, client *http.Client, url string, sink Sink, atte
 		Sink:     sink,
 		Clock:    clock,
 		NewTimer: clock.NewTimer,
+		Splice:   true,
 	}
 }
 
@@ -136,12 +137,14 @@ func TestSpliceBodyWhole(t *testing.T) {
 		name      string
 		tls       bool
 		size      int
-		wantConns int // for two fetches
+		noSplice  bool // Config.Splice off, as for a batch's shared client
+		wantConns int  // for two fetches
 	}{
-		{"large", false, 6<<20 + 4321, 2},
-		{"just over spliceMin", false, spliceMin + 1, 2},
-		{"spliceMin", false, spliceMin, 1},
-		{"large over TLS", true, 6<<20 + 4321, 1},
+		{"large", false, 6<<20 + 4321, false, 2},
+		{"just over spliceMin", false, spliceMin + 1, false, 2},
+		{"spliceMin", false, spliceMin, false, 1},
+		{"large over TLS", true, 6<<20 + 4321, false, 1},
+		{"large, Splice off", false, 6<<20 + 4321, true, 1},
 	} {
 		for name, mk := range sinks {
 			t.Run(tt.name+"/"+name, func(t *testing.T) {
@@ -150,7 +153,9 @@ func TestSpliceBodyWhole(t *testing.T) {
 				want := bodyOf(tt.size)
 				for i := range 2 {
 					sink, got := mk()
-					res, err := Run(context.Background(), spliceConfig(t, client, srv.URL+"/"+strconv.Itoa(tt.size), sink, 1))
+					cfg := spliceConfig(t, client, srv.URL+"/"+strconv.Itoa(tt.size), sink, 1)
+					cfg.Splice = !tt.noSplice
+					res, err := Run(context.Background(), cfg)
 					sink.Close()
 					if err != nil {
 						t.Fatalf("fetch %d: %v", i, err)
@@ -292,6 +297,56 @@ func (s roSink) Begin() (io.Writer, error) { return s.w, nil }
 func (s roSink) Commit() error             { return nil }
 func (s roSink) Close() error              { return nil }
 func (s roSink) Streams() bool             { return false }
+
+// appendSink's writer is a file opened to append, which splice(2) refuses
+// to write (EINVAL) where write(2) works.
+type appendSink struct{ f *os.File }
+
+func (s appendSink) Begin() (io.Writer, error) { return appendWriter(s), nil }
+func (s appendSink) Commit() error             { return nil }
+func (s appendSink) Close() error              { return nil }
+func (s appendSink) Streams() bool             { return false }
+
+type appendWriter struct{ f *os.File }
+
+func (w appendWriter) Write(p []byte) (int, error)         { return w.f.Write(p) }
+func (w appendWriter) appendFile() (*os.File, func(int64)) { return w.f, func(int64) {} }
+
+// A file the kernel will not splice into loses nothing and fails nothing:
+// the bytes already taken from the socket, and the rest, are written the
+// ordinary way, and later bodies in the process do not try again.
+func TestSpliceRefusedByTheFile(t *testing.T) {
+	t.Cleanup(func() { spliceRefused.Store(false) })
+	srv := newSpliceServer(t, false)
+	client := spliceClient(t, srv)
+	size := 6<<20 + 4321
+	path := filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var want []byte
+	for i := range 3 {
+		if _, err := Run(context.Background(), spliceConfig(t, client, srv.URL+"/"+strconv.Itoa(size), appendSink{f}, 1)); err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		want = append(want, bodyOf(size)...)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the file holds %d bytes, want the %d of three whole bodies", len(got), len(want))
+	}
+	if !spliceRefused.Load() {
+		t.Error("the refusal was not remembered")
+	}
+	// The first fetch's connection was closed (its body had left the
+	// socket behind net/http's back); the second and third were read by
+	// net/http, over one kept-alive connection.
+	if got := srv.connections(); got != 2 {
+		t.Errorf("%d connections, want 2", got)
+	}
+}
 
 // A file that cannot take the spliced bytes is a local output failure,
 // not the server's: ErrOutput, and no retry.
