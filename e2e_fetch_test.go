@@ -499,7 +499,7 @@ func TestE2EEnvironmentFlags(t *testing.T) {
 	}
 	r := e.with("REFETCH_JITTER=2").run("fetch", srv.URL)
 	r.wantCode(t, 2)
-	if !strings.Contains(r.stderr, "jitter") {
+	if !strings.Contains(r.stderr, "invalid REFETCH_JITTER=2: must be between 0 and 1") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 }

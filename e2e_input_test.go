@@ -154,7 +154,7 @@ func TestE2EBadInputSendsNothing(t *testing.T) {
 		{name: "-A with CRLF", args: []string{"-A", "x\r\nX-Evil: 1"}, want: `invalid -A "x\r\nX-Evil: 1"`},
 		{name: "-A with LF", args: []string{"-A", "x\ny"}, want: "invalid -A"},
 		{name: "-A with \\x01", args: []string{"-A", "x\x01"}, want: "invalid -A"},
-		{name: "REFETCH_USER_AGENT with CR", env: []string{"REFETCH_USER_AGENT=x\ry"}, want: "invalid -A"},
+		{name: "REFETCH_USER_AGENT with CR", env: []string{"REFETCH_USER_AGENT=x\ry"}, want: `invalid REFETCH_USER_AGENT "x\ry"`},
 		{name: "-X with a space", args: []string{"-X", "GET X"}, want: `invalid -X "GET X"`},
 		{name: "-X empty", args: []string{"-X", ""}, want: `invalid -X ""`},
 		{name: "-X with LF", args: []string{"-X", "GE\nT"}, want: "invalid -X"},

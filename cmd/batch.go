@@ -173,9 +173,9 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	bf := o.Batch
 	switch {
 	case bf.Parallel < 1 || bf.Parallel > maxParallel:
-		return nil, usageErrorf("invalid --parallel %d: must be from 1 to %d", bf.Parallel, maxParallel)
+		return nil, o.RequestFlags.names.invalid("parallel", bf.Parallel, "must be from 1 to %d", maxParallel)
 	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
-		return nil, usageErrorf("invalid --parallel-host %d: must be from 1 to %d (0: as many as --parallel)", bf.ParallelHost, maxParallel)
+		return nil, o.RequestFlags.names.invalid("parallel-host", bf.ParallelHost, "must be from 1 to %d (0: as many as --parallel)", maxParallel)
 	case o.NoBuffer:
 		return nil, usageErrorf("-N streams one body to stdout; a batch writes each body whole: use -o TEMPLATE or --json, or leave -N out")
 	case bf.Input == "-" && o.DataGiven && o.Data == "@-":
@@ -232,14 +232,14 @@ func (b *batchRun) check() error {
 		req := *b.plan.req
 		req.URL = u
 		if err := req.Validate(); err != nil {
-			return lineError(e, err)
+			return lineError(e, b.o.RequestFlags.names.wrap(err))
 		}
 		b.total++
 		if b.tmpl == nil {
 			return nil
 		}
 		path := b.tmpl.expand(e.n, u)
-		target, err := checkOutputPath(e, path, &lastDir)
+		target, err := checkOutputPath(e, path, b.o.RequestFlags.names.of("output", "-o"), &lastDir)
 		if err != nil {
 			return err
 		}
@@ -301,20 +301,21 @@ func fileKey(path string) string {
 // the directory exists and is writable (once per directory in a row), and
 // the path is not a directory. Symlinks are followed to the file they end
 // at, which is what gets replaced. A batch writes regular files only:
-// devices, FIFOs and sockets are refused.
-func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error) {
+// devices, FIFOs and sockets are refused. out is how messages call -o
+// (or its variable).
+func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, error) {
 	target, st, err := fetch.OutputTarget(path)
 	if err != nil {
-		return "", lineError(e, fmt.Errorf("-o %s: %v", path, unwrapPath(err)))
+		return "", lineError(e, fmt.Errorf("%s %s: %v", out, path, unwrapPath(err)))
 	}
 	dir := filepath.Dir(target)
 	if dir != *lastDir {
 		dst, err := os.Stat(dir)
 		switch {
 		case err != nil:
-			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, unwrapPath(err)))
+			return "", lineError(e, fmt.Errorf("%s %s: cannot write in %s: %v", out, path, dir, unwrapPath(err)))
 		case !dst.IsDir():
-			return "", lineError(e, fmt.Errorf("-o %s: %s is not a directory", path, dir))
+			return "", lineError(e, fmt.Errorf("%s %s: %s is not a directory", out, path, dir))
 		}
 		probe, err := os.CreateTemp(dir, ".refetch-probe-*")
 		if err != nil {
@@ -322,7 +323,7 @@ func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error)
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return "", lineError(e, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err))
+			return "", lineError(e, fmt.Errorf("%s %s: cannot write in %s: %v", out, path, dir, err))
 		}
 		probe.Close()
 		os.Remove(probe.Name())
@@ -331,12 +332,12 @@ func checkOutputPath(e batchEntry, path string, lastDir *string) (string, error)
 	switch {
 	case st == nil:
 	case st.IsDir():
-		return "", lineError(e, fmt.Errorf("-o %s: is a directory", path))
+		return "", lineError(e, fmt.Errorf("%s %s: is a directory", out, path))
 	case !st.Mode().IsRegular():
-		return "", lineError(e, fmt.Errorf("-o %s: not a regular file; a batch writes regular files only", path))
+		return "", lineError(e, fmt.Errorf("%s %s: not a regular file; a batch writes regular files only", out, path))
 	default:
 		if err := fetch.CheckReplaceable(target); err != nil {
-			return "", lineError(e, fmt.Errorf("-o %s: %w", path, err))
+			return "", lineError(e, fmt.Errorf("%s %s: %w", out, path, err))
 		}
 	}
 	return target, nil

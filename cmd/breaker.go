@@ -21,6 +21,8 @@ type BreakerOptions struct {
 	Key      string
 	Log      *Logger
 	getenv   func(string) string
+	// names says which flags came from their variables, for messages.
+	names flagNames
 }
 
 // breakerKeyHelp explains KEY in the help of status and reset.
@@ -65,6 +67,7 @@ has no record).
 				opts.Key = args[0]
 			}
 			opts.Log = f.Logger()
+			opts.names = namesOf(c.Flags())
 			return breakerStatus(opts, time.Now())
 		},
 	}
@@ -89,6 +92,7 @@ stderr and exits 0, so scripts can reset unconditionally.
 				return &UsageError{Err: fmt.Errorf("give a KEY or --all (one of them)"), Cmd: c.CommandPath()}
 			}
 			opts.Log = f.Logger()
+			opts.names = namesOf(c.Flags())
 			return breakerReset(opts)
 		},
 	}
@@ -103,7 +107,7 @@ stderr and exits 0, so scripts can reset unconditionally.
 // not answer is an error here, not a reason to show or reset local files.
 func (o *BreakerOptions) store() (resilience.Store, string, error) {
 	warn := func(err error) { o.Log.Warnf("%v", err) }
-	if err := checkStoreFlag(o.Store); err != nil {
+	if err := checkStoreFlag(o.Store, o.names.flag("store")); err != nil {
 		return nil, "", err
 	}
 	dir := ""

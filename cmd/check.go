@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -120,11 +121,12 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := o.RequestFlags.names
 	if o.Wait < 0 {
-		return nil, usageErrorf("invalid --wait %s: must not be negative", o.Wait)
+		return nil, n.invalid("wait", o.Wait, "must not be negative")
 	}
 	if o.MaxLatency < 0 {
-		return nil, usageErrorf("invalid --max-latency %s: must not be negative", o.MaxLatency)
+		return nil, n.invalid("max-latency", o.MaxLatency, "must not be negative")
 	}
 	if o.Wait > 0 {
 		if policy.MaxTime == 0 || o.Wait < policy.MaxTime {
@@ -141,23 +143,23 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	policy.RetryUnsafe = true
 	exp := &fetch.Expectations{StatusText: o.ExpectStatus, MaxLatency: o.MaxLatency}
 	if exp.Status, err = resilience.ParseStatusSet(o.ExpectStatus); err != nil {
-		return nil, usageErrorf("invalid --expect-status: %v", err)
+		return nil, usageErrorf("invalid %s: %v", n.flag("expect-status"), err)
 	}
 	if o.ExpectBody != "" {
 		if exp.Body, err = regexp.Compile(o.ExpectBody); err != nil {
-			return nil, usageErrorf("invalid --expect-body: %v", err)
+			return nil, usageErrorf("invalid %s: %v", n.flag("expect-body"), err)
 		}
 	}
 	if o.ExpectJSON != "" {
 		if exp.JSON, err = fetch.CompileJQ(o.ExpectJSON); err != nil {
-			return nil, usageErrorf("invalid --expect-json %q: %v", o.ExpectJSON, err)
+			return nil, n.invalid("expect-json", strconv.Quote(o.ExpectJSON), "%v", err)
 		}
 		exp.JSONText = o.ExpectJSON
 	}
 	for _, h := range o.ExpectHeaders {
 		he, err := fetch.ParseHeaderExpectation(h)
 		if err != nil {
-			return nil, usageErrorf("invalid --expect-header %v", err)
+			return nil, usageErrorf("invalid %s %v", n.flag("expect-header"), err)
 		}
 		exp.Headers = append(exp.Headers, he)
 	}
@@ -211,6 +213,9 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		Clock: o.Clock, NewTimer: o.NewTimer,
 	})
 	o.Log.Close()
+	for i := range rep.Results {
+		wordFailures(&rep.Results[i])
+	}
 	switch bad := rep.Unhealthy(); {
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
@@ -227,6 +232,18 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		o.printResults(rep.Results)
 	}
 	return err
+}
+
+// wordFailures names the flags in r's failures (flagWords: a failed JSON
+// expectation is "--expect-json EXPR ..."); the rest of each failure stays
+// the fetch layer's words, with no hint added.
+func wordFailures(r *fetch.CheckResult) {
+	if len(r.Failures) != len(r.Failed) {
+		return // not one error per failure: keep the layer's words
+	}
+	for k, f := range r.Failures {
+		r.Failed[k] = flagWords(f)
+	}
 }
 
 // writeUsageReport prints check's --json object for a run that ended

@@ -12,14 +12,101 @@ import (
 
 // describe is the one place that puts an error into words for people and
 // reports: the layers below say what happened in their own terms, and
-// this adds what only the command layer knows, the flag that changes it.
-// The result is redacted.
+// this adds what only the command layer knows, the flag that sets the
+// input at fault (flagWords) and the flag that changes the outcome
+// (hint). The result is redacted.
 func describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	return printable(fetch.Redact(err.Error() + hint(err)))
+	return printable(fetch.Redact(flagWords(err) + hint(err)))
 }
+
+// flagRef is a flag as messages write it: its name, and how it is shown
+// ("-X", "--cacert").
+type flagRef struct{ name, shown string }
+
+// fieldFlags are the flags that set each input of a request that
+// fetch.InvalidError reports; the URL is an argument, not a flag.
+var fieldFlags = map[fetch.Field]flagRef{
+	fetch.FieldMethod:    {"method", "-X"},
+	fetch.FieldHeader:    {"header", "-H"},
+	fetch.FieldUserAgent: {"user-agent", "-A"},
+	fetch.FieldUser:      {"user", "-u"},
+	fetch.FieldCACert:    {"cacert", "--cacert"},
+}
+
+// The flags of the other inputs the fetch layer reports.
+var (
+	outputFlag     = flagRef{"output", "-o"}
+	expectJSONFlag = flagRef{"expect-json", "--expect-json"}
+)
+
+// flagWords is err's message with each error of the fetch layer about one
+// input (a request field, the output path, a JSON expectation) in the
+// words of the flag that sets it, or of its REFETCH_* variable when the
+// value came from there (a namedBy in err says so). The fetch layer names
+// no flag: it calls the input by what it is ("output file x: is a
+// directory"), and its error says the same with another name (Text). The
+// errors are found by type; since fmt.Errorf fixes a wrapper's message
+// when the wrapper is made, their own words are then replaced in the
+// message by their words under the flag's name.
+func flagWords(err error) string {
+	msg := err.Error()
+	var names flagNames
+	var nb *namedBy
+	if errors.As(err, &nb) {
+		names = nb.names
+	}
+	walkErrors(err, func(e error) {
+		var own, named string
+		switch e := e.(type) {
+		case *fetch.InvalidError:
+			f, ok := fieldFlags[e.Field]
+			if !ok {
+				return
+			}
+			own, named = e.Error(), e.Text(names.of(f.name, f.shown))
+		case *fetch.OutputError:
+			own, named = e.Error(), e.Text(names.of(outputFlag.name, outputFlag.shown))
+		case *fetch.JSONExpectationError:
+			own, named = e.Error(), e.Text(names.of(expectJSONFlag.name, expectJSONFlag.shown))
+		default:
+			return
+		}
+		msg = strings.ReplaceAll(msg, own, named)
+	})
+	return msg
+}
+
+// walkErrors calls visit for err and every error it wraps, depth first,
+// as errors.As goes.
+func walkErrors(err error, visit func(error)) {
+	if err == nil {
+		return
+	}
+	visit(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), visit)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walkErrors(e, visit)
+		}
+	}
+}
+
+// namedBy carries how messages call the flags to describe, for an error
+// found while resolving the flags: with it, an input of the fetch layer
+// whose value came from a REFETCH_* variable is called by the variable
+// (see flagWords).
+type namedBy struct {
+	err   error
+	names flagNames
+}
+
+func (e *namedBy) Error() string { return e.err.Error() }
+func (e *namedBy) Unwrap() error { return e.err }
 
 // hint returns the advice for err, naming the flag a person can use, or "".
 func hint(err error) string {

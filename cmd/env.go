@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,9 +14,14 @@ func EnvName(flag string) string {
 	return "REFETCH_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// envAnnotation marks a flag that applyEnv set from its variable (see
+// flagNames).
+const envAnnotation = "refetch_from_env"
+
 // applyEnv sets every flag of c that was not given on the command line
-// from its REFETCH_* variable, so the command line wins. A bad value is a
-// usage error naming the variable.
+// from its REFETCH_* variable, so the command line wins, and marks it as
+// set from there (envAnnotation). A bad value is a usage error naming the
+// variable.
 func applyEnv(c *cobra.Command, getenv func(string) string) error {
 	var err error
 	set := func(f *pflag.Flag) {
@@ -36,14 +42,72 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 					}
 				}
 			}
+		} else if serr := c.Flags().Set(f.Name, v); serr != nil {
+			err = usageErrorf("invalid %s=%q: %s", EnvName(f.Name), v, envValueError(f, serr))
 			return
 		}
-		if serr := c.Flags().Set(f.Name, v); serr != nil {
-			err = usageErrorf("invalid %s=%q: %s", EnvName(f.Name), v, envValueError(f, serr))
+		if f.Changed {
+			_ = c.Flags().SetAnnotation(f.Name, envAnnotation, []string{EnvName(f.Name)})
 		}
 	}
 	c.Flags().VisitAll(set)
 	return err
+}
+
+// flagNames says how messages call each flag: by the flag as written on a
+// command line, or by its REFETCH_* variable when the value came from
+// there (the flag was not given). The zero value calls every flag by the
+// flag.
+type flagNames struct{ fromEnv map[string]bool }
+
+// namesOf reads from fs which flags applyEnv set from their variables.
+func namesOf(fs *pflag.FlagSet) flagNames {
+	var n flagNames
+	fs.VisitAll(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[envAnnotation]; ok {
+			if n.fromEnv == nil {
+				n.fromEnv = map[string]bool{}
+			}
+			n.fromEnv[f.Name] = true
+		}
+	})
+	return n
+}
+
+// of is how a message calls the flag name, shown as it is written on a
+// command line ("-X", "--max-time"): shown, or its variable.
+func (n flagNames) of(name, shown string) string {
+	if n.fromEnv[name] {
+		return EnvName(name)
+	}
+	return shown
+}
+
+// flag is of for a flag shown as --name.
+func (n flagNames) flag(name string) string { return n.of(name, "--"+name) }
+
+// set is how a message shows the flag name set to v: "--name v", or
+// "REFETCH_NAME=v" when the value came from the variable.
+func (n flagNames) set(name, shown string, v any) string {
+	if n.fromEnv[name] {
+		return fmt.Sprintf("%s=%v", EnvName(name), v)
+	}
+	return fmt.Sprintf("%s %v", shown, v)
+}
+
+// invalid is the usage error about flag name (shown as --name) set to v:
+// "invalid --name v: why", or "invalid REFETCH_NAME=v: why".
+func (n flagNames) invalid(name string, v any, why string, args ...any) error {
+	return usageErrorf("invalid %s: %s", n.set(name, "--"+name, v), fmt.Sprintf(why, args...))
+}
+
+// wrap gives describe the names, for an error of the fetch layer about
+// one input found while resolving the flags (see flagWords).
+func (n flagNames) wrap(err error) error {
+	if err == nil || len(n.fromEnv) == 0 {
+		return err
+	}
+	return &namedBy{err: err, names: n}
 }
 
 // envValueError says what a flag's variable takes, in place of the

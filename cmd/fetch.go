@@ -187,7 +187,7 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	case o.OutputGiven && o.Output == "":
 		return nil, usageErrorf("-o needs a file name (or - for stdout); is a variable empty?")
 	case o.StaleIfError < 0:
-		return nil, usageErrorf("invalid --stale-if-error %s: must not be negative", o.StaleIfError)
+		return nil, o.RequestFlags.names.invalid("stale-if-error", o.StaleIfError, "must not be negative")
 	case o.FallbackGiven && o.FallbackFile != "":
 		return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
 	}
@@ -205,7 +205,7 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 			return nil, context.Cause(ctx)
 		}
 		if err != nil {
-			return nil, usageErrorf("--fallback-file: %v", unwrapPath(err))
+			return nil, usageErrorf("%s: %v", o.RequestFlags.names.flag("fallback-file"), unwrapPath(err))
 		}
 		p.fallback.Data = data
 	}
@@ -394,7 +394,7 @@ func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink,
 	if toFile {
 		s, err := fetch.NewFileSink(ctx, o.Output)
 		if err != nil {
-			return nil, nil, &UsageError{Err: err}
+			return nil, nil, &UsageError{Err: o.RequestFlags.names.wrap(err)}
 		}
 		return s, nil, nil
 	}

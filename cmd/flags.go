@@ -62,6 +62,8 @@ type RetryFlags struct {
 	// command line or by its variable)?
 	AttemptsGiven        bool
 	BreakerFailuresGiven bool
+	// names says which flags came from their variables, for messages.
+	names flagNames
 }
 
 // register adds the retry and breaker flags; check gets only those that
@@ -91,31 +93,34 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 }
 
 // resolveGiven records which of the flags with computed defaults were
-// given; called from RunE.
+// given, and which came from their variables; called from RunE.
 func (r *RetryFlags) resolveGiven(fs *pflag.FlagSet) {
 	r.AttemptsGiven = fs.Changed("attempts")
 	r.BreakerFailuresGiven = fs.Changed("breaker-failures")
+	r.names = namesOf(fs)
 }
 
 // policy validates the retry flags and returns the resolved policy. The
 // rule for zero (README, "What zero means"): for a flag that bounds
 // something, 0 means no bound; for an amount, 0 means none of it; where
-// zero makes no sense, it is a usage error.
+// zero makes no sense, it is a usage error. A message names the flag, or
+// its variable when the value came from there.
 func (r *RetryFlags) policy() (resilience.Policy, error) {
 	var p resilience.Policy
+	n := r.names
 	switch {
 	case r.Attempts < 1:
-		return p, usageErrorf("invalid --attempts %d: must be at least 1", r.Attempts)
+		return p, n.invalid("attempts", r.Attempts, "must be at least 1")
 	case r.Multiplier < 1 || math.IsNaN(r.Multiplier) || math.IsInf(r.Multiplier, 0):
-		return p, usageErrorf("invalid --multiplier %v: must be at least 1", r.Multiplier)
+		return p, n.invalid("multiplier", r.Multiplier, "must be at least 1")
 	case !(r.Jitter >= 0 && r.Jitter <= 1):
-		return p, usageErrorf("invalid --jitter %v: must be between 0 and 1", r.Jitter)
+		return p, n.invalid("jitter", r.Jitter, "must be between 0 and 1")
 	case r.BreakerFailures < 0:
-		return p, usageErrorf("invalid --breaker-failures %d: must be 0 (off) or more", r.BreakerFailures)
+		return p, n.invalid("breaker-failures", r.BreakerFailures, "must be 0 (off) or more")
 	case r.BreakerQuorum < 1 || r.BreakerQuorum > maxBreakerQuorum:
-		return p, usageErrorf("invalid --breaker-quorum %d: must be from 1 to %d", r.BreakerQuorum, maxBreakerQuorum)
+		return p, n.invalid("breaker-quorum", r.BreakerQuorum, "must be from 1 to %d", maxBreakerQuorum)
 	case r.BreakerReset == 0:
-		return p, usageErrorf("invalid --breaker-reset 0: a breaker must stay open for some time (e.g. 30s)")
+		return p, n.invalid("breaker-reset", 0, "a breaker must stay open for some time (e.g. 30s)")
 	}
 	for _, d := range []struct {
 		name string
@@ -123,15 +128,15 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 	}{{"delay", r.Delay}, {"cap", r.Cap}, {"max-time", r.MaxTime}, {"timeout", r.Timeout},
 		{"max-retry-after", r.MaxRetryAfter}, {"breaker-reset", r.BreakerReset}} {
 		if d.v < 0 {
-			return p, usageErrorf("invalid --%s %s: must not be negative", d.name, d.v)
+			return p, n.invalid(d.name, d.v, "must not be negative")
 		}
 	}
-	if err := checkStoreFlag(r.Store); err != nil {
+	if err := checkStoreFlag(r.Store, n.flag("store")); err != nil {
 		return p, err
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)
 	if err != nil {
-		return p, usageErrorf("invalid --retry-on: %v", err)
+		return p, usageErrorf("invalid %s: %v", n.flag("retry-on"), err)
 	}
 	p = resilience.Policy{Attempts: r.Attempts, Delay: r.Delay, Multiplier: r.Multiplier, Cap: r.Cap,
 		Jitter: r.Jitter, MaxTime: r.MaxTime, Timeout: r.Timeout, RetryOn: set, RetryUnsafe: r.RetryUnsafe,

@@ -46,8 +46,10 @@ func wantUsage(t *testing.T, err error, part string) {
 		t.Errorf("error %v (%T) is not a usage error", err, err)
 		return
 	}
-	if !strings.Contains(err.Error(), part) {
-		t.Errorf("usage error %q lacks %q", err, part)
+	// What a person sees: describe names the flags of the fetch layer's
+	// errors.
+	if msg := describe(err); !strings.Contains(msg, part) {
+		t.Errorf("usage error %q lacks %q", msg, part)
 	}
 }
 

@@ -129,18 +129,19 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}
+	n := o.RequestFlags.names
 	switch {
 	case o.Count < minProbeCount || o.Count > maxProbeCount:
-		return nil, usageErrorf("invalid -n/--count %d: must be from %d to %d", o.Count, minProbeCount, maxProbeCount)
+		return nil, usageErrorf("invalid %s: must be from %d to %d", n.set("count", "-n/--count", o.Count), minProbeCount, maxProbeCount)
 	case o.Interval < minProbeInterval || o.Interval > maxProbeInterval:
-		return nil, usageErrorf("invalid --interval %s: must be from %s to %s", shortDuration(o.Interval), shortDuration(minProbeInterval), shortDuration(maxProbeInterval))
+		return nil, n.invalid("interval", shortDuration(o.Interval), "must be from %s to %s", shortDuration(minProbeInterval), shortDuration(maxProbeInterval))
 	case o.Timeout < 0:
-		return nil, usageErrorf("invalid --timeout %s: must not be negative (0: no bound)", o.Timeout)
+		return nil, n.invalid("timeout", o.Timeout, "must not be negative (0: no bound)")
 	}
 	p := &probePlan{key: BreakerKey(u)}
 	if o.ExpectSuccess != "" {
 		if p.expect, err = parseRate(o.ExpectSuccess); err != nil {
-			return nil, usageErrorf("invalid --expect-success %q: %v", o.ExpectSuccess, err)
+			return nil, n.invalid("expect-success", strconv.Quote(o.ExpectSuccess), "%v", err)
 		}
 		p.expectText, p.expectGiven = strings.TrimSpace(o.ExpectSuccess), true
 	}
@@ -148,7 +149,7 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		return nil, err
 	}
 	if p.client, err = fetch.NewProbeClient(p.req); err != nil {
-		return nil, &UsageError{Err: err}
+		return nil, &UsageError{Err: n.wrap(err)}
 	}
 	return p, nil
 }

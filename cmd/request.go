@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/refetch/refetch/fetch"
@@ -30,6 +31,8 @@ type RequestFlags struct {
 	// (even as "").
 	DataGiven   bool
 	MethodGiven bool
+	// names says which flags came from their variables, for messages.
+	names flagNames
 }
 
 // register adds the request flags; check sends no body and reads at most
@@ -56,42 +59,49 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 	}
 }
 
-// resolveGiven records which request flags were given; called from RunE.
+// resolveGiven records which request flags were given, and which flags
+// came from their variables; called from RunE.
 func (r *RequestFlags) resolveGiven(fs *pflag.FlagSet) {
 	r.DataGiven = fs.Changed("data")
 	r.MethodGiven = fs.Changed("method")
+	r.names = namesOf(fs)
 }
 
 // build validates the request flags and returns the request for u. Every
-// problem is a usage error, found before any request is sent.
+// problem is a usage error, found before any request is sent, naming the
+// flag at fault, or its variable when the value came from there. The
+// fetch layer's errors (a header, the CA file, ...) are put into the
+// flag's words by describe.
 func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (*fetch.Request, error) {
 	req := &fetch.Request{URL: u, Header: http.Header{}, User: r.User, UserAgent: r.UserAgent,
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
+	n := r.names
 	if r.MaxRedirs < 0 {
-		return nil, usageErrorf("invalid --max-redirs %d: must not be negative", r.MaxRedirs)
+		return nil, n.invalid("max-redirs", r.MaxRedirs, "must not be negative")
 	}
 	if r.MaxSize != "" {
 		var err error
 		if req.MaxSize, err = parseSize(r.MaxSize); err != nil {
-			return nil, usageErrorf("invalid --max-size: %v", err)
+			return nil, usageErrorf("invalid %s: %v", n.flag("max-size"), err)
 		}
 	}
 	for _, h := range r.Headers {
 		name, value, err := fetch.ParseHeader(h)
 		if err != nil {
-			return nil, usageErrorf("invalid -H: %v", err)
+			return nil, &UsageError{Err: n.wrap(err)}
 		}
 		req.Header[name] = append(req.Header[name], value)
 	}
 	if r.DataGiven {
 		var err error
-		if req.Body, err = readArg(ctx, r.Data, stdin, "-d"); err != nil {
+		if req.Body, err = readArg(ctx, r.Data, stdin, n.of("data", "-d")); err != nil {
 			return nil, err
 		}
 	}
 	req.Method = strings.ToUpper(r.Method)
 	switch {
 	case req.Method == "" && r.MethodGiven:
+		// Only a command line gives -X "": an empty variable is no value.
 		return nil, usageErrorf(`invalid -X "": give a method such as GET or POST, or leave -X out`)
 	case req.Method == "" && req.Body != nil:
 		req.Method = http.MethodPost
@@ -99,16 +109,16 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 		req.Method = http.MethodGet
 	}
 	if !validMethod(req.Method) {
-		return nil, usageErrorf("invalid -X %q: not an HTTP method token", r.Method)
+		return nil, usageErrorf("invalid %s: not an HTTP method token", n.set("method", "-X", strconv.Quote(r.Method)))
 	}
 	if r.CACert != "" {
 		var err error
 		if req.RootCAs, err = fetch.LoadCACert(r.CACert); err != nil {
-			return nil, &UsageError{Err: err}
+			return nil, &UsageError{Err: n.wrap(err)}
 		}
 	}
 	if err := req.Validate(); err != nil {
-		return nil, &UsageError{Err: err}
+		return nil, &UsageError{Err: n.wrap(err)}
 	}
 	return req, nil
 }

@@ -72,7 +72,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 			switch f.Global.Color {
 			case "auto", "always", "never":
 			default:
-				return usageErrorf("invalid --color %q: want auto, always or never", f.Global.Color)
+				return namesOf(c.Flags()).invalid("color", strconv.Quote(f.Global.Color), "want auto, always or never")
 			}
 			if f.Global.Quiet && f.Global.Verbose {
 				return usageErrorf("-q and -v cannot be used together")

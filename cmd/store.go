@@ -21,13 +21,15 @@ const (
 )
 
 // checkStoreFlag validates --store without opening anything: empty, or a
-// redis:// or rediss:// URL. The error never shows the URL's password.
-func checkStoreFlag(raw string) error {
+// redis:// or rediss:// URL. name is how the message calls the setting
+// (--store, or REFETCH_STORE when the value came from there). The error
+// never shows the URL's password.
+func checkStoreFlag(raw, name string) error {
 	if raw == "" {
 		return nil
 	}
 	if _, err := resilience.ParseRedisURL(raw); err != nil {
-		return usageErrorf("invalid --store %v", err)
+		return usageErrorf("invalid %s %v", name, err)
 	}
 	return nil
 }

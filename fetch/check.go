@@ -44,7 +44,7 @@ type Expectations struct {
 	MaxLatency time.Duration
 }
 
-// ParseHeaderExpectation parses --expect-header 'Name: REGEX'.
+// ParseHeaderExpectation parses a header expectation, 'Name: REGEX'.
 func ParseHeaderExpectation(s string) (HeaderExpectation, error) {
 	name, pattern, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
@@ -58,7 +58,7 @@ func ParseHeaderExpectation(s string) (HeaderExpectation, error) {
 	return HeaderExpectation{Name: http.CanonicalHeaderKey(name), Re: re}, nil
 }
 
-// CompileJQ compiles a jq expression for --expect-json.
+// CompileJQ compiles a jq expression for Expectations.JSON.
 func CompileJQ(expr string) (*gojq.Code, error) {
 	q, err := gojq.Parse(expr)
 	if err != nil {
@@ -67,17 +67,20 @@ func CompileJQ(expr string) (*gojq.Code, error) {
 	return gojq.Compile(q)
 }
 
-// Evaluate returns the failed expectations of o, in words; none means healthy.
-func (e *Expectations) Evaluate(ctx context.Context, o Observation) []string {
+// Evaluate returns the failed expectations of o, each one error of one
+// line; none means healthy. A failed JSON expectation is a
+// *JSONExpectationError. No failure wraps another error: a check retries
+// them all alike.
+func (e *Expectations) Evaluate(ctx context.Context, o Observation) []error {
 	if o.Err != nil {
-		return []string{"no answer: " + Redact(o.Err.Error())}
+		return []error{errors.New("no answer: " + Redact(o.Err.Error()))}
 	}
-	var failed []string
+	var failed []error
 	if !e.Status.Contains(o.Status) {
-		failed = append(failed, fmt.Sprintf("status %d not in %s", o.Status, e.StatusText))
+		failed = append(failed, fmt.Errorf("status %d not in %s", o.Status, e.StatusText))
 	}
 	if e.MaxLatency > 0 && o.Latency > e.MaxLatency {
-		failed = append(failed, fmt.Sprintf("latency %s over %s", o.Latency.Round(time.Millisecond), e.MaxLatency))
+		failed = append(failed, fmt.Errorf("latency %s over %s", o.Latency.Round(time.Millisecond), e.MaxLatency))
 	}
 	for _, h := range e.Headers {
 		values := o.Header.Values(h.Name)
@@ -87,28 +90,29 @@ func (e *Expectations) Evaluate(ctx context.Context, o Observation) []string {
 		}
 		switch {
 		case len(values) == 0:
-			failed = append(failed, fmt.Sprintf("header %s missing", h.Name))
+			failed = append(failed, fmt.Errorf("header %s missing", h.Name))
 		case !matched:
-			failed = append(failed, fmt.Sprintf("header %s: %q does not match /%s/", h.Name, RedactHeader(h.Name, values[0]), h.Re))
+			failed = append(failed, fmt.Errorf("header %s: %q does not match /%s/", h.Name, RedactHeader(h.Name, values[0]), h.Re))
 		}
 	}
 	if e.Body != nil && !e.Body.Match(o.Body) {
-		failed = append(failed, fmt.Sprintf("body does not match /%s/", e.Body))
+		failed = append(failed, fmt.Errorf("body does not match /%s/", e.Body))
 	}
 	if e.JSON != nil {
-		if msg := e.evalJSON(ctx, o.Body); msg != "" {
-			failed = append(failed, msg)
+		if err := e.evalJSON(ctx, o.Body); err != nil {
+			failed = append(failed, err)
 		}
 	}
 	return failed
 }
 
 // evalJSON runs the jq expression on the body: every value it yields must
-// be true, and it must yield at least one.
-func (e *Expectations) evalJSON(ctx context.Context, body []byte) string {
+// be true, and it must yield at least one. Its failure is a
+// *JSONExpectationError.
+func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
-		return fmt.Sprintf("--expect-json %s: body is not JSON", e.JSONText)
+		return &JSONExpectationError{Expr: e.JSONText, Problem: "body is not JSON"}
 	}
 	iter := e.JSON.RunWithContext(ctx, v)
 	n := 0
@@ -123,17 +127,17 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) string {
 			if errors.As(err, &halt) && halt.Value() == nil {
 				break
 			}
-			return fmt.Sprintf("--expect-json %s: %v", e.JSONText, err)
+			return &JSONExpectationError{Expr: e.JSONText, Problem: err.Error()}
 		}
 		if out != true {
 			b, _ := gojq.Marshal(out)
-			return fmt.Sprintf("--expect-json %s yielded %s, not true", e.JSONText, truncate(string(b), 80))
+			return &JSONExpectationError{Expr: e.JSONText, Yielded: truncate(string(b), 80)}
 		}
 	}
 	if n == 0 {
-		return fmt.Sprintf("--expect-json %s yielded nothing", e.JSONText)
+		return &JSONExpectationError{Expr: e.JSONText}
 	}
-	return ""
+	return nil
 }
 
 func truncate(s string, n int) string {
@@ -165,14 +169,24 @@ type CheckConfig struct {
 
 // CheckResult is the outcome for one URL (also its --json form).
 type CheckResult struct {
-	URL       string   `json:"url"`
-	Healthy   bool     `json:"healthy"`
-	Status    *int     `json:"status"`
-	LatencyMS *int64   `json:"latency_ms"`
-	Failed    []string `json:"failed"`
-	Attempts  int      `json:"attempts"`
+	URL       string `json:"url"`
+	Healthy   bool   `json:"healthy"`
+	Status    *int   `json:"status"`
+	LatencyMS *int64 `json:"latency_ms"`
+	// Failed says in words why the URL is unhealthy: Failures' messages.
+	Failed   []string `json:"failed"`
+	Attempts int      `json:"attempts"`
+	// Failures are the failures Failed words, in its order, as errors, for
+	// a caller that words them itself (the command layer names its flags).
+	Failures []error `json:"-"`
 	// Err is the run's error for an unhealthy URL (nil when healthy).
 	Err error `json:"-"`
+}
+
+// fail adds one failure to Failed and Failures.
+func (r *CheckResult) fail(err error) {
+	r.Failed = append(r.Failed, err.Error())
+	r.Failures = append(r.Failures, err)
 }
 
 // CheckReport is the outcome of a check (also its --json form).
@@ -220,11 +234,21 @@ func Check(ctx context.Context, cfg CheckConfig) CheckReport {
 // expectationError is an attempt whose answer failed expectations; raw is
 // the answer, so the breaker still sees what the server did.
 type expectationError struct {
-	failed []string
+	failed []error
 	raw    resilience.Attempt
 }
 
-func (e *expectationError) Error() string { return strings.Join(e.failed, "; ") }
+func (e *expectationError) Error() string {
+	msgs := make([]string, len(e.failed))
+	for i, f := range e.failed {
+		msgs[i] = f.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap exposes the failed expectations (a *JSONExpectationError) to
+// errors.As; none of them wraps an error of its own (see Evaluate).
+func (e *expectationError) Unwrap() []error { return e.failed }
 
 // classifyCheck is check's resilience.ClassifyFunc: every failure is
 // retryable (a service that is coming up may refuse, 404 or fail TLS for a
@@ -249,14 +273,17 @@ func classifyCheck(method string, a resilience.Attempt, p resilience.Policy) res
 // checkAttempt is what one attempt of a check saw and what it failed.
 type checkAttempt struct {
 	obs    Observation
-	failed []string
+	failed []error
 }
+
+// errNotHealthyInTime is the failure of a check whose time ran out.
+var errNotHealthyInTime = errors.New("not healthy before the time ran out")
 
 func checkOne(ctx context.Context, cfg CheckConfig, req *Request) CheckResult {
 	res := CheckResult{URL: RedactURL(req.URL), Failed: []string{}}
 	client, err := NewClient(req)
 	if err != nil {
-		res.Failed = append(res.Failed, err.Error())
+		res.fail(err)
 		res.Err = err
 		return res
 	}
@@ -299,15 +326,17 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) CheckResult {
 		res.Healthy = true
 	} else {
 		res.Err = runErr
-		res.Failed = append(res.Failed, last.failed...)
+		for _, f := range last.failed {
+			res.fail(f)
+		}
 		switch {
 		case errors.Is(runErr, resilience.ErrDeadline):
-			res.Failed = append(res.Failed, "not healthy before the time ran out")
+			res.fail(errNotHealthyInTime)
 		case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
-			res.Failed = append(res.Failed, runErr.Error())
+			res.fail(runErr)
 		}
 		if len(res.Failed) == 0 {
-			res.Failed = append(res.Failed, runErr.Error())
+			res.fail(runErr)
 		}
 	}
 	if last.obs.Status != 0 {

@@ -4,5 +4,8 @@
 // written through once the body is complete), runs the resilience pipeline
 // around them (Run, and its twin Check for health checks), serves stale or
 // fallback data, and builds the JSON report. It classifies its own
-// failures (sizes, redirects, output) and never prints.
+// failures (sizes, redirects, output) and never prints. Its errors about
+// one input (InvalidError, OutputError, JSONExpectationError) say what
+// failed in its own terms and name no command-line flag: the command
+// layer does.
 package fetch

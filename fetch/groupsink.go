@@ -148,7 +148,7 @@ func createTemp(path, target string) (*os.File, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("-o %s: cannot write in %s: %v", path, dir, err)
+		return nil, outputError(path, "cannot write in %s: %w", dir, err)
 	}
 	return tmp, nil
 }
@@ -157,7 +157,7 @@ func createTemp(path, target string) (*os.File, error) {
 // becomes visible once a Committer has made it durable and renamed it.
 func (s *GroupFileSink) Commit() error {
 	if (s.tmp == nil && s.mem == nil) || s.submitted {
-		return fmt.Errorf("%w: -o %s: no body to commit", errOutput, s.path)
+		return fmt.Errorf("%w: %w", errOutput, outputError(s.path, "no body to commit"))
 	}
 	s.sealed = true
 	return nil
@@ -235,7 +235,7 @@ func NewCommitter(ctx context.Context) *Committer {
 // called after the Committer's Close.
 func (c *Committer) Submit(s *GroupFileSink, done func(error)) {
 	if !s.sealed || s.submitted {
-		done(fmt.Errorf("%w: -o %s: nothing sealed to commit", errOutput, s.path))
+		done(fmt.Errorf("%w: %w", errOutput, outputError(s.path, "nothing sealed to commit")))
 		return
 	}
 	s.submitted = true
@@ -330,7 +330,12 @@ func (c *Committer) commit(group []commitItem) {
 			discardGroupFile(it.s)
 		}
 		if err != nil {
-			err = fmt.Errorf("%w: -o %s: %v", errOutput, it.s.path, err)
+			// createTemp's error names the path already.
+			var named *OutputError
+			if !errors.As(err, &named) {
+				err = &OutputError{Path: it.s.path, Err: err}
+			}
+			err = fmt.Errorf("%w: %w", errOutput, err)
 		}
 		it.done(err)
 	}

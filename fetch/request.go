@@ -45,20 +45,11 @@ type Request struct {
 }
 
 // ErrInvalid is wrapped by every error about input refetch will not send:
-// a malformed URL, header, method, user agent or credentials, or a
-// --cacert file without certificates. Such input is found before any
-// request, so errors.Is(err, ErrInvalid) means nothing was sent.
+// a malformed URL, header, method, user agent or credentials, or a CA
+// file without certificates. Such input is found before any request, so
+// errors.Is(err, ErrInvalid) means nothing was sent. Each such error is an
+// *InvalidError, which says which input it is about.
 var ErrInvalid = errors.New("invalid request input")
-
-// invalidError is an ErrInvalid with its own one-line message.
-type invalidError struct{ msg string }
-
-func (e *invalidError) Error() string        { return e.msg }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
-
-func invalidf(format string, args ...any) error {
-	return &invalidError{msg: fmt.Sprintf(format, args...)}
-}
 
 // ParseURL checks a URL for fetching before anything is sent: it must be
 // http or https, with a valid host (a DNS name or an IP literal) and port
@@ -381,7 +372,7 @@ func redactRawURL(raw string) string {
 	return raw[:start+colon+1] + Redacted + raw[start+at:]
 }
 
-// ParseHeader parses one -H value, "Name: value" (RFC 9110 field syntax).
+// ParseHeader parses one header argument, "Name: value" (RFC 9110 field syntax).
 // The name must be a token, with nothing between it and the colon; the
 // value, trimmed of spaces and tabs around it, may hold visible characters,
 // spaces, tabs and bytes from 0x80 up, but no control character, so no
@@ -390,15 +381,15 @@ func redactRawURL(raw string) string {
 // never show the value of Authorization, Proxy-Authorization or Cookie.
 func ParseHeader(s string) (name, value string, err error) {
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		return "", "", invalidf("header %s contains a line break (%q): give each header its own -H, and strip line endings read from files", shownHeader(s), string(s[i]))
+		return "", "", headerInvalidf("header %s contains a line break (%q): give each header separately, and strip line endings read from files", shownHeader(s), string(s[i]))
 	}
 	name, value, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", "", invalidf("header %s has no colon; want 'Name: value'", shownHeader(s))
+		return "", "", headerInvalidf("header %s has no colon; want 'Name: value'", shownHeader(s))
 	}
 	if err := checkHeaderName(name); err != nil {
 		if mayHoldSecret(s) {
-			return "", "", invalidf("header %s: the name before the colon is not one token; want 'Name: value'", shownHeader(s))
+			return "", "", headerInvalidf("header %s: the name before the colon is not one token; want 'Name: value'", shownHeader(s))
 		}
 		return "", "", err
 	}
@@ -410,7 +401,7 @@ func ParseHeader(s string) (name, value string, err error) {
 	return name, value, nil
 }
 
-// mayHoldSecret reports a -H argument that may carry a credential: one
+// mayHoldSecret reports a header argument that may carry a credential: one
 // that mentions Authorization or Cookie anywhere, however it is broken.
 func mayHoldSecret(s string) bool {
 	l := strings.ToLower(s)
@@ -418,7 +409,7 @@ func mayHoldSecret(s string) bool {
 		strings.Contains(l, "bearer") || strings.Contains(l, "secret") || strings.Contains(l, "key")
 }
 
-// shownHeader is how a -H argument that does not parse appears in an
+// shownHeader is how a header argument that does not parse appears in an
 // error: quoted, or, when it may carry a credential, only its first word
 // (up to a space, '=' or ':'), since a malformed header is most often a
 // missing colon between a name and its secret.
@@ -436,11 +427,11 @@ func shownHeader(s string) string {
 // checkHeaderName checks that name is an RFC 9110 token.
 func checkHeaderName(name string) error {
 	if name == "" {
-		return invalidf("header has an empty name; want 'Name: value'")
+		return headerInvalidf("header has an empty name; want 'Name: value'")
 	}
 	for i, r := range name {
 		if r >= utf8.RuneSelf || !isTokenChar(name[i]) {
-			return invalidf("header name %q contains %q; a name is one token of letters, digits and !#$%%&'*+-.^_`|~, with nothing before the colon", name, string(r))
+			return headerInvalidf("header name %q contains %q; a name is one token of letters, digits and !#$%%&'*+-.^_`|~, with nothing before the colon", name, string(r))
 		}
 	}
 	return nil
@@ -454,11 +445,11 @@ func checkHeaderValue(name, value string) error {
 		shown = "value (not shown)"
 	}
 	if i := strings.IndexFunc(value, isFieldCTL); i >= 0 {
-		return invalidf("header %q %s: %s", name, shown, ctlProblem(value[i]))
+		return headerInvalidf("header %q %s: %s", name, shown, ctlProblem(value[i]))
 	}
 	if name == "Host" && value != "" {
 		if err := checkHostPort(value); err != nil {
-			return invalidf("header \"Host\" value %q: %v", value, err)
+			return headerInvalidf("header \"Host\" value %q: %v", value, err)
 		}
 	}
 	return nil
@@ -480,40 +471,40 @@ func isToken(s string) bool {
 // Validate checks everything r would send, so that bad input is refused
 // before any request: the method (a token), the URL (as ParseURL), every
 // header name and value (as ParseHeader), the user agent (a header value)
-// and the -u credentials (no control character). Each message names the
-// flag at fault and never shows a secret.
+// and the credentials (no control character). Each error is an
+// *InvalidError naming the field at fault; none shows a secret.
 func (r *Request) Validate() error {
 	if !isToken(r.Method) {
-		return invalidf("invalid -X %q: a method is one token of letters, digits and !#$%%&'*+-.^_`|~, e.g. GET or POST", r.Method)
+		return invalid(FieldMethod, r.Method, "a method is one token of letters, digits and !#$%%&'*+-.^_`|~, e.g. GET or POST")
 	}
 	if err := checkURL(r.URL, RedactURL(r.URL)); err != nil {
 		return err
 	}
 	for name, values := range r.Header {
 		if err := checkHeaderName(name); err != nil {
-			return invalidf("invalid -H: %v", err)
+			return err
 		}
 		for _, v := range values {
 			if err := checkHeaderValue(http.CanonicalHeaderKey(name), v); err != nil {
-				return invalidf("invalid -H: %v", err)
+				return err
 			}
 		}
 	}
 	if i := strings.IndexFunc(r.UserAgent, isFieldCTL); i >= 0 {
-		return invalidf("invalid -A %q: %s", r.UserAgent, ctlProblem(r.UserAgent[i]))
+		return invalid(FieldUserAgent, r.UserAgent, "%s", ctlProblem(r.UserAgent[i]))
 	}
 	if i := strings.IndexFunc(r.User, isCTL); i >= 0 {
 		// Only the kind of character: the value holds a password.
-		return invalidf("invalid -u (value not shown): %s", ctlProblem(r.User[i]))
+		return invalid(FieldUser, "", "%s", ctlProblem(r.User[i]))
 	}
 	return nil
 }
 
-// LoadCACert reads the PEM bundle at path for --cacert. A file that
+// LoadCACert reads the PEM bundle at path, the CA file. A file that
 // cannot be read, or holds no parseable certificate (an empty file,
-// garbage, a key only, a DER file), is an ErrInvalid error naming the
-// flag; certificates that do not parse beside good ones are skipped, as
-// x509.CertPool.AppendCertsFromPEM does.
+// garbage, a key only, a DER file), is an *InvalidError about
+// FieldCACert; certificates that do not parse beside good ones are
+// skipped, as x509.CertPool.AppendCertsFromPEM does.
 func LoadCACert(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -521,7 +512,7 @@ func LoadCACert(path string) (*x509.CertPool, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, invalidf("--cacert %q: cannot read: %v", path, err)
+		return nil, invalid(FieldCACert, path, "cannot read: %v", err)
 	}
 	pool := x509.NewCertPool()
 	var (
@@ -547,14 +538,14 @@ func LoadCACert(path string) (*x509.CertPool, error) {
 	case certs > 0:
 		return pool, nil
 	case len(bytes.TrimSpace(data)) == 0:
-		return nil, invalidf("--cacert %q: the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)", path)
+		return nil, invalid(FieldCACert, path, "the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)")
 	case len(other) > 0:
-		return nil, invalidf("--cacert %q: holds %s but no certificate; want the CA's certificate in PEM (-----BEGIN CERTIFICATE-----)", path, strings.Join(other, ", "))
+		return nil, invalid(FieldCACert, path, "holds %s but no certificate; want the CA's certificate in PEM (-----BEGIN CERTIFICATE-----)", strings.Join(other, ", "))
 	}
 	if _, err := x509.ParseCertificate(data); err == nil {
-		return nil, invalidf("--cacert %q: a DER certificate; convert it to PEM: openssl x509 -inform der -in FILE -out FILE.pem", path)
+		return nil, invalid(FieldCACert, path, "a DER certificate; convert it to PEM: openssl x509 -inform der -in FILE -out FILE.pem")
 	}
-	return nil, invalidf("--cacert %q: no PEM certificate in the file; want CA certificates (-----BEGIN CERTIFICATE-----)", path)
+	return nil, invalid(FieldCACert, path, "no PEM certificate in the file; want CA certificates (-----BEGIN CERTIFICATE-----)")
 }
 
 // credentialHeaders are the headers a redirect to another origin drops.
@@ -583,7 +574,7 @@ func portOf(u *url.URL) string {
 }
 
 // NewClient builds the HTTP client of r: proxies from the environment,
-// TLS settings (r.RootCAs, else the --cacert file r.CACert, else the
+// TLS settings (r.RootCAs, else the CA file r.CACert, else the
 // system roots), and a redirect policy that stops after r.MaxRedirs hops
 // and drops credentials once a hop leaves the first URL's origin.
 //

@@ -262,35 +262,44 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(r *Request)
+		field  Field
 		want   string
 	}{
-		{"empty method", func(r *Request) { r.Method = "" }, `invalid -X ""`},
-		{"method with a space", func(r *Request) { r.Method = "GET " }, `invalid -X "GET "`},
-		{"method with CRLF", func(r *Request) { r.Method = "GET\r\nX:" }, `invalid -X`},
-		{"method with a slash", func(r *Request) { r.Method = "GE/T" }, `invalid -X`},
-		{"no URL", func(r *Request) { r.URL = nil }, "no URL"},
-		{"ftp URL", func(r *Request) { r.URL = mustURL("ftp://h/") }, `unsupported scheme "ftp"`},
-		{"opaque URL", func(r *Request) { r.URL = mustURL("http:h") }, "no host"},
-		{"no host", func(r *Request) { r.URL = mustURL("http:///p") }, "no host"},
-		{"port 99999", func(r *Request) { r.URL = mustURL("http://h:99999/") }, "out of range"},
-		{"host with a space", func(r *Request) { r.URL = &url.URL{Scheme: "http", Host: "a b", Path: "/"} }, `contains ' '`},
-		{"host with CR", func(r *Request) { r.URL = &url.URL{Scheme: "http", Host: "a\rb"} }, `contains '\r'`},
+		{"empty method", func(r *Request) { r.Method = "" }, FieldMethod, `invalid method ""`},
+		{"method with a space", func(r *Request) { r.Method = "GET " }, FieldMethod, `invalid method "GET "`},
+		{"method with CRLF", func(r *Request) { r.Method = "GET\r\nX:" }, FieldMethod, `invalid method`},
+		{"method with a slash", func(r *Request) { r.Method = "GE/T" }, FieldMethod, `invalid method`},
+		{"no URL", func(r *Request) { r.URL = nil }, FieldURL, "no URL"},
+		{"ftp URL", func(r *Request) { r.URL = mustURL("ftp://h/") }, FieldURL, `unsupported scheme "ftp"`},
+		{"opaque URL", func(r *Request) { r.URL = mustURL("http:h") }, FieldURL, "no host"},
+		{"no host", func(r *Request) { r.URL = mustURL("http:///p") }, FieldURL, "no host"},
+		{"port 99999", func(r *Request) { r.URL = mustURL("http://h:99999/") }, FieldURL, "out of range"},
+		{"host with a space", func(r *Request) { r.URL = &url.URL{Scheme: "http", Host: "a b", Path: "/"} }, FieldURL, `contains ' '`},
+		{"host with CR", func(r *Request) { r.URL = &url.URL{Scheme: "http", Host: "a\rb"} }, FieldURL, `contains '\r'`},
 		{"userinfo with LF", func(r *Request) {
 			r.URL = &url.URL{Scheme: "http", Host: "h", User: url.UserPassword("a", "hunter2\n")}
-		}, "credentials contain a control character"},
-		{"header name", func(r *Request) { r.Header["Bad Name"] = []string{"x"} }, `invalid -H: header name "Bad Name"`},
-		{"header value", func(r *Request) { r.Header["X-A"] = []string{"a\x01"} }, `invalid -H: header "X-A"`},
-		{"secret header value", func(r *Request) { r.Header["Cookie"] = []string{"sid=hunter2\r\n"} }, "not shown"},
-		{"Host value", func(r *Request) { r.Header["Host"] = []string{"a b"} }, `header "Host" value "a b"`},
-		{"user agent CRLF", func(r *Request) { r.UserAgent = "x\r\nX-Evil: 1" }, `invalid -A "x\r\nX-Evil: 1"`},
-		{"user agent DEL", func(r *Request) { r.UserAgent = "x\x7f" }, `invalid -A`},
-		{"user with LF", func(r *Request) { r.User = "bob:hunter2\n" }, "invalid -u"},
-		{"user with NUL", func(r *Request) { r.User = "bob\x00:hunter2" }, "invalid -u"},
+		}, FieldURL, "credentials contain a control character"},
+		{"header name", func(r *Request) { r.Header["Bad Name"] = []string{"x"} }, FieldHeader, `header name "Bad Name"`},
+		{"header value", func(r *Request) { r.Header["X-A"] = []string{"a\x01"} }, FieldHeader, `header "X-A"`},
+		{"secret header value", func(r *Request) { r.Header["Cookie"] = []string{"sid=hunter2\r\n"} }, FieldHeader, "not shown"},
+		{"Host value", func(r *Request) { r.Header["Host"] = []string{"a b"} }, FieldHeader, `header "Host" value "a b"`},
+		{"user agent CRLF", func(r *Request) { r.UserAgent = "x\r\nX-Evil: 1" }, FieldUserAgent, `invalid user agent "x\r\nX-Evil: 1"`},
+		{"user agent DEL", func(r *Request) { r.UserAgent = "x\x7f" }, FieldUserAgent, `invalid user agent`},
+		{"user with LF", func(r *Request) { r.User = "bob:hunter2\n" }, FieldUser, "invalid credentials (value not shown)"},
+		{"user with NUL", func(r *Request) { r.User = "bob\x00:hunter2" }, FieldUser, "invalid credentials (value not shown)"},
 	}
 	for _, tt := range tests {
 		r := validRequest()
 		tt.change(r)
-		checkMessage(t, tt.name, r.Validate(), tt.want, "hunter2")
+		err := r.Validate()
+		checkMessage(t, tt.name, err, tt.want, "hunter2")
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != tt.field {
+			t.Errorf("%s: %#v is not an InvalidError about the %s", tt.name, err, tt.field)
+		}
+		if f := flagIn(err.Error()); f != "" {
+			t.Errorf("%s: %q names the flag %s", tt.name, err, f)
+		}
 	}
 }
 
@@ -467,8 +476,12 @@ func TestLoadCACert(t *testing.T) {
 			t.Errorf("%s: returned a pool", tt.name)
 		}
 		checkMessage(t, tt.name, err, tt.want)
-		if err != nil && !strings.Contains(err.Error(), "--cacert") {
-			t.Errorf("%s: %q does not name --cacert", tt.name, err)
+		var ie *InvalidError
+		if !errors.As(err, &ie) || ie.Field != FieldCACert || ie.Value != tt.path {
+			t.Errorf("%s: %#v is not an InvalidError about the CA file %s", tt.name, err, tt.path)
+		}
+		if f := flagIn(err.Error()); f != "" {
+			t.Errorf("%s: %q names the flag %s", tt.name, err, f)
 		}
 	}
 	// NewClient uses the loaded pool rather than reading the file again.
@@ -481,7 +494,7 @@ func TestLoadCACert(t *testing.T) {
 		t.Error("NewClient did not use RootCAs")
 	}
 	if _, err := NewClient(&Request{CACert: filepath.Join(dir, "garbage.pem")}); !errors.Is(err, ErrInvalid) {
-		t.Errorf("NewClient with a garbage --cacert: %v", err)
+		t.Errorf("NewClient with a garbage CA file: %v", err)
 	}
 }
 

@@ -86,11 +86,11 @@ func OwnDescriptor(path string) (int, bool) { return ownDescriptor(path) }
 func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
 	s := &FileSink{ctx: ctx, path: path, mode: 0o644}
 	if _, base := filepath.Split(path); base == "" {
-		return nil, fmt.Errorf("-o %s: is a directory", path)
+		return nil, outputError(path, "is a directory")
 	}
 	target, fd, err := resolveLinks(path)
 	if err != nil {
-		return nil, fmt.Errorf("-o %s: %w", path, err)
+		return nil, &OutputError{Path: path, Err: err}
 	}
 	if fd >= 0 {
 		return s.toDescriptor(fd)
@@ -101,14 +101,14 @@ func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return s.replace()
 	case err != nil:
-		return nil, fmt.Errorf("-o %s: %v", path, unwrapPathError(err))
+		return nil, &OutputError{Path: path, Err: unwrapPathError(err)}
 	case st.IsDir():
-		return nil, fmt.Errorf("-o %s: is a directory", path)
+		return nil, outputError(path, "is a directory")
 	case st.Mode()&fs.ModeSocket != 0:
-		return nil, fmt.Errorf("-o %s: is a socket; -o writes to files, devices and FIFOs", path)
+		return nil, outputError(path, "is a socket; refetch writes to files, devices and FIFOs")
 	case !st.Mode().IsRegular():
 		if err := writable(target); err != nil {
-			return nil, fmt.Errorf("-o %s: not writable: %v", path, err)
+			return nil, outputError(path, "not writable: %w", err)
 		}
 		if isNullDevice(st) {
 			s.how = discard
@@ -121,7 +121,7 @@ func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
 	s.mode, s.exists = st.Mode().Perm(), true
 	if isMountPoint(target) {
 		if err := writable(target); err != nil {
-			return nil, fmt.Errorf("-o %s: is a mount point (it cannot be replaced) and not writable: %v", path, err)
+			return nil, outputError(path, "is a mount point (it cannot be replaced) and not writable: %w", err)
 		}
 		s.how, s.buf = inPlace, &BufferSink{}
 		return s, nil
@@ -139,7 +139,7 @@ func (s *FileSink) replace() (*FileSink, error) {
 	}
 	if s.exists && dirWritable(dir) {
 		if err := CheckReplaceable(s.target); err != nil {
-			return nil, fmt.Errorf("-o %s: %w", s.path, err)
+			return nil, &OutputError{Path: s.path, Err: err}
 		}
 	}
 	tmp, err := os.CreateTemp(dir, tempPattern(base))
@@ -149,10 +149,10 @@ func (s *FileSink) replace() (*FileSink, error) {
 	}
 	dir = filepath.Clean(dir)
 	if !s.exists {
-		return nil, fmt.Errorf("-o %s: cannot write in %s: %v", s.path, dir, unwrapPathError(err))
+		return nil, outputError(s.path, "cannot write in %s: %w", dir, unwrapPathError(err))
 	}
 	if werr := writable(s.target); werr != nil {
-		return nil, fmt.Errorf("-o %s: cannot write in %s (%v), nor to the file itself (%v)", s.path, dir, unwrapPathError(err), werr)
+		return nil, outputError(s.path, "cannot write in %s (%v), nor to the file itself (%v)", dir, unwrapPathError(err), werr)
 	}
 	s.how, s.buf = inPlace, &BufferSink{}
 	return s, nil
@@ -171,7 +171,7 @@ func tempPattern(base string) string {
 func (s *FileSink) toDescriptor(fd int) (*FileSink, error) {
 	f, dup, err := openDescriptor(fd)
 	if err != nil {
-		return nil, fmt.Errorf("-o %s: %v", s.path, err)
+		return nil, &OutputError{Path: s.path, Err: err}
 	}
 	if IsNullDevice(f) {
 		if dup {
@@ -338,9 +338,9 @@ func (s *FileSink) Commit() error {
 	if s.ctx.Err() != nil {
 		// Interrupted while waiting for a FIFO's reader: the signal's exit
 		// code, not an output failure.
-		return fmt.Errorf("-o %s: %w", s.path, context.Cause(s.ctx))
+		return &OutputError{Path: s.path, Err: context.Cause(s.ctx)}
 	}
-	return fmt.Errorf("%w: -o %s: %w", errOutput, s.path, err)
+	return fmt.Errorf("%w: %w", errOutput, &OutputError{Path: s.path, Err: err})
 }
 
 // commitReplace fsyncs the temporary file and renames it over the target.
