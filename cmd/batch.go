@@ -435,7 +435,12 @@ func (b *batchRun) newClient() *http.Client {
 		return nil
 	}
 	if tr := fetch.TransportOf(c); tr != nil {
+		// At most one connection per job that may run against the host:
+		// without the cap, a request that finds no idle connection dials
+		// one even when another is about to come free, so a busy host
+		// collects more connections than it has jobs.
 		tr.MaxIdleConnsPerHost = b.perHost
+		tr.MaxConnsPerHost = b.perHost
 	}
 	return c
 }

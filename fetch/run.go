@@ -264,7 +264,7 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	w, err := f.cfg.Sink.Begin()
 	if err != nil {
-		a.Err = fmt.Errorf("%w: %v", errOutput, err)
+		a.Err = fmt.Errorf("%w: %w", errOutput, err)
 		return a
 	}
 	if e, ok := f.cfg.Sink.(expecter); ok {
@@ -325,7 +325,7 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 			}
 			if _, werr := dst.Write(f.buf[:k]); werr != nil {
-				return n, fmt.Errorf("%w: %v", errOutput, werr)
+				return n, fmt.Errorf("%w: %w", errOutput, werr)
 			}
 			n += int64(k)
 			if progress != nil {

@@ -171,7 +171,7 @@ func (s *BufferSink) Commit() error {
 		_, err = io.Copy(s.Dst, r)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", errOutput, err)
+		return fmt.Errorf("%w: %w", errOutput, err)
 	}
 	return nil
 }

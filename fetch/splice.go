@@ -59,7 +59,7 @@ func (f *fetcher) spliceRest(ctx context.Context, sp splicer, app appender, n, t
 	case !started:
 		return 0, false, nil
 	case werr != nil:
-		return moved, true, fmt.Errorf("%w: %v", errOutput, werr)
+		return moved, true, fmt.Errorf("%w: %w", errOutput, werr)
 	case rerr != nil:
 		return moved, true, &BodyCutError{Read: n + moved, Total: total, Streamed: f.cfg.Sink.Streams() && n+moved > 0, Err: rerr}
 	}
