@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -68,7 +69,7 @@ has no record).
 			}
 			opts.Log = f.Logger()
 			opts.names = namesOf(c.Flags())
-			return breakerStatus(opts, time.Now())
+			return breakerStatus(c.Context(), opts, time.Now())
 		},
 	}
 	status.Flags().BoolVar(&opts.JSON, "json", false, "print a JSON array")
@@ -93,7 +94,7 @@ stderr and exits 0, so scripts can reset unconditionally.
 			}
 			opts.Log = f.Logger()
 			opts.names = namesOf(c.Flags())
-			return breakerReset(opts)
+			return breakerReset(c.Context(), opts)
 		},
 	}
 	reset.Flags().BoolVar(&opts.All, "all", false, "reset every breaker")
@@ -131,32 +132,33 @@ func (o *BreakerOptions) store() (resilience.Store, string, error) {
 }
 
 // namedStore prefixes the errors of a shared store with its name, so
-// "connection refused" says which server refused.
+// "connection refused" says which server refused. The end of ctx (a
+// signal) is the command's, not the store's: it stays as it is.
 type namedStore struct {
 	resilience.Store
 	name string
 }
 
-func (n *namedStore) wrap(err error) error {
-	if err == nil {
-		return nil
+func (n *namedStore) wrap(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
 	}
 	return fmt.Errorf("breaker store %s: %w", n.name, err)
 }
 
-func (n *namedStore) List() ([]resilience.Record, error) {
-	r, err := n.Store.List()
-	return r, n.wrap(err)
+func (n *namedStore) List(ctx context.Context) ([]resilience.Record, error) {
+	r, err := n.Store.List(ctx)
+	return r, n.wrap(ctx, err)
 }
 
-func (n *namedStore) Delete(key string) (bool, error) {
-	ok, err := n.Store.Delete(key)
-	return ok, n.wrap(err)
+func (n *namedStore) Delete(ctx context.Context, key string) (bool, error) {
+	ok, err := n.Store.Delete(ctx, key)
+	return ok, n.wrap(ctx, err)
 }
 
-func (n *namedStore) DeleteAll() (int, error) {
-	c, err := n.Store.DeleteAll()
-	return c, n.wrap(err)
+func (n *namedStore) DeleteAll(ctx context.Context) (int, error) {
+	c, err := n.Store.DeleteAll(ctx)
+	return c, n.wrap(ctx, err)
 }
 
 // keyCandidates returns the keys KEY may name, in the order they are
@@ -186,12 +188,12 @@ type breakerStatusJSON struct {
 	FailureNodes []string `json:"failure_nodes,omitempty"`
 }
 
-func breakerStatus(o *BreakerOptions, now time.Time) error {
+func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error {
 	s, where, err := o.store()
 	if err != nil {
 		return err
 	}
-	recs, err := s.List()
+	recs, err := s.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -257,13 +259,13 @@ func selectKey(recs []resilience.Record, keys []string) []resilience.Record {
 	return []resilience.Record{{Key: keys[len(keys)-1], State: resilience.StateClosed}}
 }
 
-func breakerReset(o *BreakerOptions) error {
+func breakerReset(ctx context.Context, o *BreakerOptions) error {
 	s, where, err := o.store()
 	if err != nil {
 		return err
 	}
 	if o.All {
-		n, err := s.DeleteAll()
+		n, err := s.DeleteAll(ctx)
 		if err != nil {
 			return err
 		}
@@ -272,7 +274,7 @@ func breakerReset(o *BreakerOptions) error {
 	}
 	keys := keyCandidates(o.Key)
 	for _, k := range keys {
-		removed, err := s.Delete(k)
+		removed, err := s.Delete(ctx, k)
 		if err != nil {
 			return err
 		}

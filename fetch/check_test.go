@@ -204,8 +204,8 @@ func TestCheckOne(t *testing.T) {
 			breaker: func(t *testing.T, clock *testClock) func(*Request) *resilience.Breaker {
 				dir := t.TempDir()
 				b := newTestBreaker(t, dir)
-				tk, _ := b.Admit(clock.Now())
-				b.Record(tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503")}, clock.Now(), time.Time{})
+				tk, _ := b.Admit(context.Background(), clock.Now())
+				b.Record(context.Background(), tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503")}, clock.Now(), time.Time{})
 				return func(*Request) *resilience.Breaker { return newTestBreaker(t, dir) }
 			},
 			failed: []string{"circuit open: check.test is open"}, attempts: 0, hits: -1, errClass: resilience.ErrCircuitOpen},

@@ -725,11 +725,11 @@ func TestRunExitClasses(t *testing.T) {
 			setup: func(t *testing.T, e *runEnv, cfg *Config) {
 				// Another process's run opened the breaker.
 				b := openBreaker(t, e, 1)
-				tk, err := b.Admit(e.clock.Now())
+				tk, err := b.Admit(context.Background(), e.clock.Now())
 				if err != nil {
 					t.Fatal(err)
 				}
-				b.Record(tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503 Service Unavailable")}, e.clock.Now(), time.Time{})
+				b.Record(context.Background(), tk, resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountFailure, Err: errors.New("503 Service Unavailable")}, e.clock.Now(), time.Time{})
 				cfg.Breaker = openBreaker(t, e, 1)
 			},
 			class: resilience.ErrCircuitOpen, calls: 0, msg: "http://api.test:80 is open", fallback: true,

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -252,12 +253,20 @@ func (b *Breaker) transition(r *Record, to State, now time.Time) {
 // the reset period has passed, then turns half-open and admits exactly one
 // trial; half-open rejects while the trial's lease runs. Store problems
 // make the breaker step aside.
-func (b *Breaker) Admit(now time.Time) (Ticket, error) {
+//
+// ctx bounds the wait for the store (a lock another process holds, a
+// server that does not answer): once it is done, Admit returns
+// context.Cause(ctx) and admits nothing, whether it was done before the
+// call or ended the wait.
+func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 	if b == nil || b.down {
 		return Ticket{bypass: true}, nil
 	}
+	if ctx.Err() != nil {
+		return Ticket{}, context.Cause(ctx)
+	}
 	var t Ticket
-	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+	err := b.s.Store.Update(ctx, b.s.Key, func(r *Record) error {
 		b.pending = nil // a store may call fn again; only the last call counts
 		if r.HoldUntil != nil && now.Before(*r.HoldUntil) {
 			b.last = *r
@@ -300,6 +309,10 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 	switch {
 	case errors.As(err, &open), errors.As(err, &hold):
 		return t, err
+	case err != nil && ctx.Err() != nil:
+		// The run ended while waiting for the store: not the store's
+		// fault, and no reason to step aside.
+		return Ticket{}, context.Cause(ctx)
 	case err != nil:
 		b.stepAside(err)
 		return Ticket{bypass: true}, nil
@@ -312,11 +325,18 @@ func (b *Breaker) Admit(now time.Time) (Ticket, error) {
 // admitted under an earlier generation are discarded, so a slow request
 // cannot undo a state change made meanwhile by another process; a hold is
 // kept whatever the generation, since it is the server's word.
-func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
+//
+// ctx bounds the wait for the store. An outcome is still recorded when ctx
+// is already done (the attempt was cut off by a signal or a deadline) if
+// the store needs no wait for it, as with a state file whose lock nobody
+// holds; otherwise, and when ctx ends the wait, the outcome is dropped
+// without a warning: the run is ending, and a half-open trial it held is
+// released by its lease.
+func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUntil time.Time) {
 	if b == nil || b.down || t.bypass {
 		return
 	}
-	err := b.s.Store.Update(b.s.Key, func(r *Record) error {
+	err := b.s.Store.Update(ctx, b.s.Key, func(r *Record) error {
 		b.pending = nil // a store may call fn again; only the last call counts
 		held := false
 		if !holdUntil.IsZero() && holdUntil.After(now) && (r.HoldUntil == nil || holdUntil.After(*r.HoldUntil)) {
@@ -380,7 +400,7 @@ func (b *Breaker) Record(t Ticket, v Verdict, now, holdUntil time.Time) {
 		return nil
 	})
 	b.flush(err == nil)
-	if err != nil && !errors.Is(err, ErrUnchanged) && !errors.Is(err, errNoChange) {
+	if err != nil && !errors.Is(err, ErrUnchanged) && !errors.Is(err, errNoChange) && ctx.Err() == nil {
 		b.stepAside(err)
 	}
 }

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -77,7 +78,7 @@ func newTestBreaker(t *testing.T, failures int) (*Breaker, *FileStore, *[]error)
 
 func mustAdmit(t *testing.T, b *Breaker, now time.Time) Ticket {
 	t.Helper()
-	tk, err := b.Admit(now)
+	tk, err := b.Admit(context.Background(), now)
 	if err != nil {
 		t.Fatalf("Admit at %v: %v", now, err)
 	}
@@ -86,7 +87,7 @@ func mustAdmit(t *testing.T, b *Breaker, now time.Time) Ticket {
 
 func mustReject(t *testing.T, b *Breaker, now time.Time) *OpenError {
 	t.Helper()
-	_, err := b.Admit(now)
+	_, err := b.Admit(context.Background(), now)
 	var open *OpenError
 	if !errors.As(err, &open) || !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("Admit at %v = %v, want OpenError", now, err)
@@ -98,16 +99,16 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 3)
 	now := newFakeClock().Now()
 	for i := 0; i < 2; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	}
-	b.Record(mustAdmit(t, b, now), succeed, now, time.Time{}) // a success resets the count
+	b.Record(context.Background(), mustAdmit(t, b, now), succeed, now, time.Time{}) // a success resets the count
 	for i := 0; i < 2; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	}
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state = %v after 2 failures, want closed", s.State)
 	}
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	open := mustReject(t, b, now.Add(59*time.Second))
 	if open.Record.ConsecutiveFailures != 3 || !strings.Contains(open.Error(), "503 Service Unavailable") {
 		t.Errorf("open error = %v", open)
@@ -120,11 +121,11 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 func TestBreakerIgnoresPacingAndPermanent(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 2)
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	for i := 0; i < 5; i++ {
-		b.Record(mustAdmit(t, b, now), paced, now, time.Time{})
-		b.Record(mustAdmit(t, b, now), Verdict{Kind: Permanent, Breaker: Ignore}, now, time.Time{})
-		b.Record(mustAdmit(t, b, now), Verdict{Kind: Cancelled, Breaker: Ignore}, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), paced, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), Verdict{Kind: Permanent, Breaker: Ignore}, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), Verdict{Kind: Cancelled, Breaker: Ignore}, now, time.Time{})
 	}
 	mustAdmit(t, b, now)
 	if s := b.snapshot(); s.State != StateClosed {
@@ -135,7 +136,7 @@ func TestBreakerIgnoresPacingAndPermanent(t *testing.T) {
 func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	mustReject(t, b, clock.Now())
 	clock.Advance(time.Minute)
 	trial := mustAdmit(t, b, clock.Now())
@@ -146,7 +147,7 @@ func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 	if !strings.Contains(other.Error(), "trial") {
 		t.Errorf("half-open rejection = %v", other)
 	}
-	b.Record(trial, succeed, clock.Now(), time.Time{})
+	b.Record(context.Background(), trial, succeed, clock.Now(), time.Time{})
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state after good trial = %v, want closed", s.State)
 	}
@@ -156,9 +157,9 @@ func TestBreakerHalfOpenAdmitsOneTrial(t *testing.T) {
 func TestBreakerFailedTrialReopens(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	open := mustReject(t, b, clock.Now().Add(59*time.Second))
 	if open.Record.State != StateOpen || !open.Record.RetryAt.Equal(clock.Now().Add(time.Minute)) {
 		t.Errorf("reopened record = %+v", open.Record)
@@ -169,16 +170,16 @@ func TestBreakerFailedTrialReopens(t *testing.T) {
 func TestBreakerTrialLeaseExpires(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
 	lost := mustAdmit(t, b, clock.Now()) // this trial's process dies
 	clock.Advance(time.Minute)
 	trial := mustAdmit(t, b, clock.Now())
-	b.Record(lost, fail, clock.Now(), time.Time{}) // a late outcome of an old generation
+	b.Record(context.Background(), lost, fail, clock.Now(), time.Time{}) // a late outcome of an old generation
 	if s := b.snapshot(); s.State != StateHalfOpen {
 		t.Fatalf("stale outcome changed the state to %v", s.State)
 	}
-	b.Record(trial, succeed, clock.Now(), time.Time{})
+	b.Record(context.Background(), trial, succeed, clock.Now(), time.Time{})
 	if s := b.snapshot(); s.State != StateClosed {
 		t.Fatalf("state = %v, want closed", s.State)
 	}
@@ -187,9 +188,9 @@ func TestBreakerTrialLeaseExpires(t *testing.T) {
 func TestBreakerHalfOpenReleasesTrialOnNeutralOutcome(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 1)
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), paced, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), paced, clock.Now(), time.Time{})
 	mustAdmit(t, b, clock.Now()) // next caller may try at once
 }
 
@@ -197,9 +198,9 @@ func TestBreakerGenerationDiscardsOldOutcomes(t *testing.T) {
 	b, _, _ := newTestBreaker(t, 2)
 	now := newFakeClock().Now()
 	slow := mustAdmit(t, b, now) // admitted while closed, generation 0
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{}) // opens: generation 1
-	b.Record(slow, succeed, now, time.Time{})              // must not close it
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{}) // opens: generation 1
+	b.Record(context.Background(), slow, succeed, now, time.Time{})              // must not close it
 	mustReject(t, b, now)
 }
 
@@ -207,8 +208,8 @@ func TestBreakerStateSharedThroughStore(t *testing.T) {
 	b1, store, _ := newTestBreaker(t, 2)
 	b2 := mustBreaker(t, Settings{Key: b1.s.Key, Failures: 2, Reset: time.Minute, Store: store})
 	now := newFakeClock().Now()
-	b1.Record(mustAdmit(t, b1, now), fail, now, time.Time{})
-	b2.Record(mustAdmit(t, b2, now), fail, now, time.Time{})
+	b1.Record(context.Background(), mustAdmit(t, b1, now), fail, now, time.Time{})
+	b2.Record(context.Background(), mustAdmit(t, b2, now), fail, now, time.Time{})
 	mustReject(t, b1, now)
 	mustReject(t, b2, now)
 }
@@ -220,8 +221,8 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 	b, store, _ := newTestBreaker(t, 1)
 	evil := mustBreaker(t, Settings{Key: "../../etc/passwd", Failures: 3, Store: store})
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
-	evil.Record(mustAdmit(t, evil, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
+	evil.Record(context.Background(), mustAdmit(t, evil, now), fail, now, time.Time{})
 	st, err := os.Stat(store.Dir)
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("dir mode = %v, %v", st.Mode(), err)
@@ -243,7 +244,7 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 			t.Errorf("file name %s derives from the key", f)
 		}
 	}
-	recs, err := store.List()
+	recs, err := store.List(context.Background())
 	if err != nil || len(recs) != 2 || recs[0].Key != "../../etc/passwd" {
 		t.Fatalf("List = %+v, %v", recs, err)
 	}
@@ -252,7 +253,7 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
 	b, store, warns := newTestBreaker(t, 1)
 	now := newFakeClock().Now()
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	path := store.path(b.s.Key) + ".json"
 	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":"exploded"}`, "null"} {
 		if err := os.WriteFile(path, []byte(junk), 0o600); err != nil {
@@ -281,7 +282,7 @@ func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
 		Warn: func(err error) { warns = append(warns, err) }})
 	now := newFakeClock().Now()
 	for i := 0; i < 3; i++ {
-		b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+		b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "disabled") {
 		t.Fatalf("warnings = %v, want exactly one", warns)
@@ -290,11 +291,11 @@ func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
 
 func TestNilBreakerAdmitsEverything(t *testing.T) {
 	var b *Breaker
-	tk, err := b.Admit(time.Now())
+	tk, err := b.Admit(context.Background(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Record(tk, fail, time.Now(), time.Time{})
+	b.Record(context.Background(), tk, fail, time.Now(), time.Time{})
 }
 
 func TestStateStringAndText(t *testing.T) {
@@ -316,8 +317,8 @@ func BenchmarkBreakerAdmitRecord(b *testing.B) {
 	br := mustBreaker(b, Settings{Key: "http://bench:80", Failures: 1 << 30, Store: store})
 	now := time.Now()
 	for i := 0; i < b.N; i++ {
-		tk, _ := br.Admit(now)
-		br.Record(tk, succeed, now, time.Time{})
+		tk, _ := br.Admit(context.Background(), now)
+		br.Record(context.Background(), tk, succeed, now, time.Time{})
 	}
 }
 
@@ -326,11 +327,11 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 	var changes []string
 	b.s.OnStateChange = func(from, to State, r Record) { changes = append(changes, from.String()+">"+to.String()) }
 	clock := newFakeClock()
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
-	b.Record(mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), fail, clock.Now(), time.Time{})
 	mustReject(t, b, clock.Now())
 	clock.Advance(time.Minute)
-	b.Record(mustAdmit(t, b, clock.Now()), succeed, clock.Now(), time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, clock.Now()), succeed, clock.Now(), time.Time{})
 	got := strings.Join(changes, " ")
 	if got != "closed>open open>half-open half-open>closed" {
 		t.Errorf("changes = %s", got)
@@ -342,7 +343,7 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 func BenchmarkFileStoreUpdate(b *testing.B) {
 	store := &FileStore{Dir: b.TempDir()}
 	for i := 0; i < b.N; i++ {
-		store.Update("http://bench:80", func(r *Record) error {
+		store.Update(context.Background(), "http://bench:80", func(r *Record) error {
 			r.ConsecutiveFailures++
 			return nil
 		})
@@ -352,17 +353,17 @@ func BenchmarkFileStoreUpdate(b *testing.B) {
 func TestFileStoreDeleteAllIncludesCorruptFiles(t *testing.T) {
 	store := &FileStore{Dir: t.TempDir()}
 	for _, k := range []string{"a", "b"} {
-		store.Update(k, func(r *Record) error { r.ConsecutiveFailures = 1; return nil })
+		store.Update(context.Background(), k, func(r *Record) error { r.ConsecutiveFailures = 1; return nil })
 	}
 	os.WriteFile(filepath.Join(store.Dir, "junk.json"), []byte("{"), 0o600)
-	n, err := store.DeleteAll()
+	n, err := store.DeleteAll(context.Background())
 	if err != nil || n != 3 {
 		t.Fatalf("DeleteAll = %d, %v; want 3", n, err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(store.Dir, "*.json")); len(left) != 0 {
 		t.Errorf("left: %v", left)
 	}
-	if n, _ := store.DeleteAll(); n != 0 {
+	if n, _ := store.DeleteAll(context.Background()); n != 0 {
 		t.Errorf("second DeleteAll removed %d", n)
 	}
 }
@@ -376,24 +377,24 @@ func TestBreakerQuorumNeedsDistinctNodes(t *testing.T) {
 	a, b := node("a"), node("b")
 	// Six failures from one node: the threshold is passed, the quorum not.
 	for i := 0; i < 6; i++ {
-		a.Record(mustAdmit(t, a, now), fail, now, time.Time{})
+		a.Record(context.Background(), mustAdmit(t, a, now), fail, now, time.Time{})
 	}
 	if s := a.snapshot(); s.State != StateClosed {
 		t.Fatalf("one sick node opened the breaker: %v", s.State)
 	}
 	// A second node's failure makes the quorum: open for both.
-	b.Record(mustAdmit(t, b, now), fail, now, time.Time{})
+	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	mustReject(t, a, now)
 	mustReject(t, b, now)
-	recs, _ := store.List()
+	recs, _ := store.List(context.Background())
 	if len(recs) != 1 || len(recs[0].FailureNodes) != 2 {
 		t.Errorf("records = %+v", recs)
 	}
 	// A success anywhere ends the streak and forgets its nodes.
 	c := mustBreaker(t, Settings{Key: "http://q2:80", Failures: 2, Quorum: 2, Node: "a", Store: store})
-	c.Record(mustAdmit(t, c, now), fail, now, time.Time{})
-	c.Record(mustAdmit(t, c, now), succeed, now, time.Time{})
-	recs, _ = store.List()
+	c.Record(context.Background(), mustAdmit(t, c, now), fail, now, time.Time{})
+	c.Record(context.Background(), mustAdmit(t, c, now), succeed, now, time.Time{})
+	recs, _ = store.List(context.Background())
 	for _, r := range recs {
 		if r.Key == "http://q2:80" && (r.ConsecutiveFailures != 0 || r.FailureNodes != nil) {
 			t.Errorf("streak not reset: %+v", r)
@@ -406,16 +407,16 @@ func TestBreakerHoldRejectsUntilItEnds(t *testing.T) {
 	clock := newFakeClock()
 	now := clock.Now()
 	until := now.Add(30 * time.Second)
-	b.Record(mustAdmit(t, b, now), paced, now, until)
+	b.Record(context.Background(), mustAdmit(t, b, now), paced, now, until)
 	other := mustBreaker(t, Settings{Key: b.s.Key, Failures: 3, Store: store})
-	_, err := other.Admit(now.Add(10 * time.Second))
+	_, err := other.Admit(context.Background(), now.Add(10*time.Second))
 	var hold *HoldError
 	if !errors.As(err, &hold) || !hold.Until.Equal(until) || errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("Admit during the hold = %v", err)
 	}
 	// An earlier hold never shortens a later one.
-	other.Record(Ticket{Generation: 99}, paced, now, now.Add(5*time.Second))
-	if _, err := other.Admit(now.Add(10 * time.Second)); !errors.As(err, &hold) {
+	other.Record(context.Background(), Ticket{Generation: 99}, paced, now, now.Add(5*time.Second))
+	if _, err := other.Admit(context.Background(), now.Add(10*time.Second)); !errors.As(err, &hold) {
 		t.Fatalf("a shorter hold replaced the longer one: %v", err)
 	}
 	mustAdmit(t, other, until)

@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +14,10 @@ import (
 // steps aside from a shared store (Redis) that is down, slow or refuses
 // its password to the local state dir: a fetch never fails because of its
 // store. It is safe for concurrent use if both stores are.
+//
+// An error met once the operation's ctx is done is the end of the run,
+// not a failure of Primary: the operation returns context.Cause(ctx),
+// without switching or warning, and Secondary is not tried.
 type FailoverStore struct {
 	Primary, Secondary Store
 	// Warn, if set, receives one *FailoverError when Primary fails.
@@ -67,9 +72,9 @@ func (s *FailoverStore) fail(err error) {
 // Failed reports whether the store has switched to Secondary.
 func (s *FailoverStore) Failed() bool { return s.failed.Load() }
 
-func (s *FailoverStore) Update(key string, fn func(*Record) error) error {
+func (s *FailoverStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
 	if !s.failed.Load() {
-		err := s.Primary.Update(key, func(r *Record) error {
+		err := s.Primary.Update(ctx, key, func(r *Record) error {
 			if err := fn(r); err != nil {
 				return &fnError{err}
 			}
@@ -82,40 +87,52 @@ func (s *FailoverStore) Update(key string, fn func(*Record) error) error {
 		if errors.As(err, &fe) {
 			return fe.err
 		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		s.fail(err)
 	}
-	return s.Secondary.Update(key, fn)
+	return s.Secondary.Update(ctx, key, fn)
 }
 
-func (s *FailoverStore) List() ([]Record, error) {
+func (s *FailoverStore) List(ctx context.Context) ([]Record, error) {
 	if !s.failed.Load() {
-		recs, err := s.Primary.List()
+		recs, err := s.Primary.List(ctx)
 		if err == nil {
 			return recs, nil
 		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		s.fail(err)
 	}
-	return s.Secondary.List()
+	return s.Secondary.List(ctx)
 }
 
-func (s *FailoverStore) Delete(key string) (bool, error) {
+func (s *FailoverStore) Delete(ctx context.Context, key string) (bool, error) {
 	if !s.failed.Load() {
-		ok, err := s.Primary.Delete(key)
+		ok, err := s.Primary.Delete(ctx, key)
 		if err == nil {
 			return ok, nil
 		}
-		s.fail(err)
-	}
-	return s.Secondary.Delete(key)
-}
-
-func (s *FailoverStore) DeleteAll() (int, error) {
-	if !s.failed.Load() {
-		n, err := s.Primary.DeleteAll()
-		if err == nil {
-			return n, nil
+		if ctx.Err() != nil {
+			return false, context.Cause(ctx)
 		}
 		s.fail(err)
 	}
-	return s.Secondary.DeleteAll()
+	return s.Secondary.Delete(ctx, key)
+}
+
+func (s *FailoverStore) DeleteAll(ctx context.Context) (int, error) {
+	if !s.failed.Load() {
+		n, err := s.Primary.DeleteAll(ctx)
+		if err == nil {
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return n, context.Cause(ctx)
+		}
+		s.fail(err)
+	}
+	return s.Secondary.DeleteAll(ctx)
 }

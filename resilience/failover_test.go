@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"errors"
 	"net"
 	"path/filepath"
@@ -28,28 +29,28 @@ func TestFailoverStoreUsesPrimaryWhileItWorks(t *testing.T) {
 	var warns []error
 	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	s := &FailoverStore{Primary: newRedisStore(t, addr, nil), Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
-	if err := s.Update("k", failN(2)); err != nil {
+	if err := s.Update(context.Background(), "k", failN(2)); err != nil {
 		t.Fatal(err)
 	}
 	// An error from fn is fn's, not the store's: no failover.
 	declined := errors.New("declined")
-	if err := s.Update("k", func(*Record) error { return declined }); err != declined {
+	if err := s.Update(context.Background(), "k", func(*Record) error { return declined }); err != declined {
 		t.Errorf("Update = %v, want fn's error unchanged", err)
 	}
-	if err := s.Update("k", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
+	if err := s.Update(context.Background(), "k", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
 		t.Errorf("Update = %v, want ErrUnchanged", err)
 	}
 	if s.Failed() || len(warns) != 0 {
 		t.Fatalf("failed over (%v) on fn's errors", warns)
 	}
-	recs, err := s.List()
+	recs, err := s.List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 {
 		t.Errorf("List = %+v, %v", recs, err)
 	}
-	if local, _ := files.List(); len(local) != 0 {
+	if local, _ := files.List(context.Background()); len(local) != 0 {
 		t.Errorf("the secondary was written: %+v", local)
 	}
-	if ok, err := s.Delete("k"); !ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "k"); !ok || err != nil {
 		t.Errorf("Delete = %v, %v", ok, err)
 	}
 }
@@ -69,7 +70,7 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 		warns = append(warns, err)
 		mu.Unlock()
 	}}
-	if err := s.Update("k", failN(1)); err != nil {
+	if err := s.Update(context.Background(), "k", failN(1)); err != nil {
 		t.Fatal(err)
 	}
 	redistest.Kill(t, addr)
@@ -80,7 +81,7 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Update("k", failN(1)); err != nil {
+			if err := s.Update(context.Background(), "k", failN(1)); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -103,12 +104,12 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 	if strings.Contains(msg, "pw-in-url") {
 		t.Errorf("warning shows the password: %q", msg)
 	}
-	recs, err := files.List()
+	recs, err := files.List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 8 {
 		t.Errorf("local records = %+v, %v; want 8 failures", recs, err)
 	}
 	// The rest of the store's life goes to the secondary too.
-	if got, err := s.List(); err != nil || len(got) != 1 {
+	if got, err := s.List(context.Background()); err != nil || len(got) != 1 {
 		t.Errorf("List after failover = %+v, %v", got, err)
 	}
 	if len(warns) != 1 {
@@ -129,12 +130,12 @@ func TestFailoverStoreDeadPrimaryFromTheStart(t *testing.T) {
 		Warn: func(err error) { warns = append(warns, err) }})
 	now := time.Now()
 	tk := mustAdmit(t, b, now)
-	b.Record(tk, fail, now, time.Time{})
+	b.Record(context.Background(), tk, fail, now, time.Time{})
 	mustReject(t, b, now) // the breaker works on the local files
 	if len(warns) != 1 {
 		t.Errorf("warnings = %v, want one", warns)
 	}
-	if recs, _ := files.List(); len(recs) != 1 || recs[0].State != StateOpen {
+	if recs, _ := files.List(context.Background()); len(recs) != 1 || recs[0].State != StateOpen {
 		t.Errorf("local records = %+v", recs)
 	}
 }

@@ -12,7 +12,7 @@ import (
 func holdKey(t *testing.T, store Store, clock *fakeClock, d time.Duration) {
 	t.Helper()
 	br := mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
-	br.Record(mustAdmit(t, br, clock.Now()), Verdict{Kind: Retryable, Breaker: Ignore}, clock.Now(), clock.Now().Add(d))
+	br.Record(context.Background(), mustAdmit(t, br, clock.Now()), Verdict{Kind: Retryable, Breaker: Ignore}, clock.Now(), clock.Now().Add(d))
 }
 
 // TestNoHoldWaitReturnsTheHoldAtOnce: with NoHoldWait, a run that finds

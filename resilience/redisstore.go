@@ -235,6 +235,10 @@ func (e *RedisError) Unwrap() error { return e.Err }
 // copy, and the script saves fn's result only if the key still holds that
 // copy, else returns what it holds, on which fn runs again.
 //
+// Every exchange with the server ends when the operation's ctx is done
+// (see call), so a server that accepted a command and does not answer
+// holds up a signal no longer than a lock would.
+//
 // A RedisStore is safe for concurrent use; each one is one client with a
 // small pool, as one process would have.
 type RedisStore struct {
@@ -304,7 +308,13 @@ func (s *RedisStore) String() string { return s.cfg.String() }
 // Close closes the client's connections.
 func (s *RedisStore) Close() error { return s.client.Close() }
 
-func (s *RedisStore) wrap(op string, err error) error {
+// wrap makes err, met while doing op under ctx, the store's error:
+// context.Cause(ctx), unwrapped, once ctx is done (the run ended; the
+// server did not fail), else a RedisError without the password.
+func (s *RedisStore) wrap(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	secrets := []string{s.cfg.Password}
 	if esc := url.QueryEscape(s.cfg.Password); esc != s.cfg.Password {
 		secrets = append(secrets, esc)
@@ -331,23 +341,60 @@ func (s *RedisStore) forget(key string) {
 	s.mu.Unlock()
 }
 
+// call runs f, one exchange with the server, under ctx, and returns its
+// result, or context.Cause(ctx) as soon as ctx is done. The client library
+// gives up waiting for a connection or a dial when ctx is done, but not a
+// read from a server that took the command and does not answer: only the
+// read timeout ends that. So f runs in a goroutine of its own, which the
+// caller leaves behind when ctx is done; it ends by that timeout at the
+// latest (its next command, if any, fails at once on the done ctx), and
+// its result is dropped.
+func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if ctx.Err() != nil {
+		return zero, context.Cause(ctx)
+	}
+	if ctx.Done() == nil {
+		return f(ctx) // never cancelled: no goroutine needed
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, context.Cause(ctx)
+	}
+}
+
 // get reads the raw value of key, "" when absent.
 func (s *RedisStore) get(ctx context.Context, key string) (string, error) {
-	v, err := s.client.Get(ctx, RedisKeyPrefix+key).Result()
+	v, err := call(ctx, func(ctx context.Context) (string, error) {
+		return s.client.Get(ctx, RedisKeyPrefix+key).Result()
+	})
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
 	if err != nil {
-		return "", s.wrap("read", err)
+		return "", s.wrap(ctx, "read", err)
 	}
 	return v, nil
 }
 
 // cas saves next if key holds old; otherwise it returns what key holds.
 func (s *RedisStore) cas(ctx context.Context, key, old, next string) (saved bool, current string, err error) {
-	res, err := casScript.Run(ctx, s.client, []string{RedisKeyPrefix + key}, old, next, s.cfg.TTL.Milliseconds()).Result()
+	res, err := call(ctx, func(ctx context.Context) (any, error) {
+		return casScript.Run(ctx, s.client, []string{RedisKeyPrefix + key}, old, next, s.cfg.TTL.Milliseconds()).Result()
+	})
 	if err != nil {
-		return false, "", s.wrap("write", err)
+		return false, "", s.wrap(ctx, "write", err)
 	}
 	switch v := res.(type) {
 	case int64:
@@ -355,7 +402,7 @@ func (s *RedisStore) cas(ctx context.Context, key, old, next string) (saved bool
 	case string:
 		return false, v, nil
 	}
-	return false, "", s.wrap("write", fmt.Errorf("unexpected script reply %T", res))
+	return false, "", s.wrap(ctx, "write", fmt.Errorf("unexpected script reply %T", res))
 }
 
 // decode parses raw as the record of key; "" is a fresh closed record.
@@ -370,8 +417,7 @@ func decodeRedis(key, raw string) (Record, error) {
 	return r, err
 }
 
-func (s *RedisStore) Update(key string, fn func(*Record) error) error {
-	ctx := context.Background()
+func (s *RedisStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
 	raw, copied := s.remembered(key)
 	if !copied {
 		v, err := s.get(ctx, key)
@@ -419,7 +465,8 @@ func (s *RedisStore) Update(key string, fn func(*Record) error) error {
 		}
 		saved, cur, err := s.cas(ctx, key, raw, string(next))
 		if err != nil {
-			// The write may or may not have happened: forget the copy.
+			// The write may or may not have happened (or may still, if
+			// ctx cut the exchange short): forget the copy.
 			s.forget(key)
 			return err
 		}
@@ -437,13 +484,16 @@ var errTooManyWriters = fmt.Errorf("gave up after %d tries: the record kept chan
 // keys returns every key under RedisKeyPrefix (SCAN, so the server is
 // never blocked), without the prefix.
 func (s *RedisStore) keys(ctx context.Context, op string) ([]string, error) {
-	var out []string
-	iter := s.client.Scan(ctx, 0, RedisKeyPrefix+"*", 256).Iterator()
-	for iter.Next(ctx) {
-		out = append(out, strings.TrimPrefix(iter.Val(), RedisKeyPrefix))
-	}
-	if err := iter.Err(); err != nil {
-		return nil, s.wrap(op, err)
+	out, err := call(ctx, func(ctx context.Context) ([]string, error) {
+		var out []string
+		iter := s.client.Scan(ctx, 0, RedisKeyPrefix+"*", 256).Iterator()
+		for iter.Next(ctx) {
+			out = append(out, strings.TrimPrefix(iter.Val(), RedisKeyPrefix))
+		}
+		return out, iter.Err()
+	})
+	if err != nil {
+		return nil, s.wrap(ctx, op, err)
 	}
 	sort.Strings(out)
 	// SCAN may return a key twice.
@@ -463,17 +513,18 @@ func compactStrings(s []string) []string {
 // List returns every record in the server, sorted by key; keys that
 // vanish between the scan and the read are skipped, corrupt values are
 // reported through Warn and skipped.
-func (s *RedisStore) List() ([]Record, error) {
-	ctx := context.Background()
+func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 	keys, err := s.keys(ctx, "list")
 	if err != nil {
 		return nil, err
 	}
 	out := []Record{}
 	err = inBatches(keys, func(batch, full []string) error {
-		vals, err := s.client.MGet(ctx, full...).Result()
+		vals, err := call(ctx, func(ctx context.Context) ([]any, error) {
+			return s.client.MGet(ctx, full...).Result()
+		})
 		if err != nil {
-			return s.wrap("list", err)
+			return s.wrap(ctx, "list", err)
 		}
 		for i, v := range vals {
 			raw, ok := v.(string)
@@ -498,18 +549,19 @@ func (s *RedisStore) List() ([]Record, error) {
 }
 
 // Delete removes the record of key and reports whether there was one.
-func (s *RedisStore) Delete(key string) (bool, error) {
-	n, err := s.client.Del(context.Background(), RedisKeyPrefix+key).Result()
+func (s *RedisStore) Delete(ctx context.Context, key string) (bool, error) {
+	n, err := call(ctx, func(ctx context.Context) (int64, error) {
+		return s.client.Del(ctx, RedisKeyPrefix+key).Result()
+	})
 	if err != nil {
-		return false, s.wrap("delete", err)
+		return false, s.wrap(ctx, "delete", err)
 	}
 	s.forget(key)
 	return n > 0, nil
 }
 
 // DeleteAll removes every record, corrupt ones included.
-func (s *RedisStore) DeleteAll() (int, error) {
-	ctx := context.Background()
+func (s *RedisStore) DeleteAll(ctx context.Context) (int, error) {
 	keys, err := s.keys(ctx, "delete")
 	if err != nil {
 		return 0, err
@@ -519,10 +571,12 @@ func (s *RedisStore) DeleteAll() (int, error) {
 		for _, k := range batch {
 			s.forget(k)
 		}
-		d, err := s.client.Del(ctx, full...).Result()
+		d, err := call(ctx, func(ctx context.Context) (int64, error) {
+			return s.client.Del(ctx, full...).Result()
+		})
 		n += int(d)
 		if err != nil {
-			return s.wrap("delete", err)
+			return s.wrap(ctx, "delete", err)
 		}
 		return nil
 	})

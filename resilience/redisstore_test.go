@@ -83,11 +83,11 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 
 	keys := []string{"https://b.example:443", "http://a.example:80", "custom key * with [glob] chars ?", "ключ"}
 	for i, k := range keys {
-		if err := s.Update(k, failN(i+1)); err != nil {
+		if err := s.Update(context.Background(), k, failN(i+1)); err != nil {
 			t.Fatalf("Update(%q): %v", k, err)
 		}
 	}
-	if err := s.Update(keys[0], failN(10)); err != nil {
+	if err := s.Update(context.Background(), keys[0], failN(10)); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -96,7 +96,7 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 			t.Errorf("PTTL(%q) = %v, %v; want in (0, 1h]", k, ttl, err)
 		}
 	}
-	recs, err := s.List()
+	recs, err := s.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,27 +118,27 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 	// Keys that are not breaker records are not listed.
 	c.Set(ctx, "refetch:other", "x", 0)
 	c.Set(ctx, "unrelated", "x", 0)
-	if recs, _ := s.List(); len(recs) != len(keys) {
+	if recs, _ := s.List(context.Background()); len(recs) != len(keys) {
 		t.Errorf("List returned %d records, want %d", len(recs), len(keys))
 	}
 
-	if ok, err := s.Delete(keys[1]); !ok || err != nil {
+	if ok, err := s.Delete(context.Background(), keys[1]); !ok || err != nil {
 		t.Errorf("Delete(existing) = %v, %v", ok, err)
 	}
-	if ok, err := s.Delete(keys[1]); ok || err != nil {
+	if ok, err := s.Delete(context.Background(), keys[1]); ok || err != nil {
 		t.Errorf("Delete(deleted) = %v, %v", ok, err)
 	}
-	if ok, err := s.Delete("never seen"); ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "never seen"); ok || err != nil {
 		t.Errorf("Delete(never seen) = %v, %v", ok, err)
 	}
 	if n, _ := c.Exists(ctx, RedisKeyPrefix+"never seen").Result(); n != 0 {
 		t.Error("Delete created a key")
 	}
 	// After a Delete the store does not act on its old copy.
-	if err := s.Update(keys[1], failN(1)); err != nil {
+	if err := s.Update(context.Background(), keys[1], failN(1)); err != nil {
 		t.Fatal(err)
 	}
-	if recs, err = s.List(); len(recs) != 4 {
+	if recs, err = s.List(context.Background()); len(recs) != 4 {
 		t.Fatalf("List after re-create = %v, %v", recs, err)
 	}
 	for _, r := range recs {
@@ -147,11 +147,11 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 		}
 	}
 
-	n, err := s.DeleteAll()
+	n, err := s.DeleteAll(context.Background())
 	if n != 4 || err != nil {
 		t.Errorf("DeleteAll = %d, %v; want 4", n, err)
 	}
-	if recs, err := s.List(); len(recs) != 0 || err != nil {
+	if recs, err := s.List(context.Background()); len(recs) != 0 || err != nil {
 		t.Errorf("List after DeleteAll = %v, %v", recs, err)
 	}
 	if v, _ := c.Get(ctx, "unrelated").Result(); v != "x" {
@@ -165,11 +165,11 @@ func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
 	s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
 	c := rawClient(t, addr)
 	ctx := context.Background()
-	if err := s.Update("good", failN(1)); err != nil {
+	if err := s.Update(context.Background(), "good", failN(1)); err != nil {
 		t.Fatal(err)
 	}
 	c.Set(ctx, RedisKeyPrefix+"bad", "{garbage", 0)
-	recs, err := s.List()
+	recs, err := s.List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].Key != "good" {
 		t.Errorf("List = %v, %v", recs, err)
 	}
@@ -178,7 +178,7 @@ func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
 		t.Errorf("warnings = %v", warns)
 	}
 	// A corrupt record still counts for DeleteAll.
-	if n, err := s.DeleteAll(); n != 2 || err != nil {
+	if n, err := s.DeleteAll(context.Background()); n != 2 || err != nil {
 		t.Errorf("DeleteAll = %d, %v; want 2", n, err)
 	}
 }
@@ -188,7 +188,7 @@ func TestRedisStoreFnErrorWritesNothing(t *testing.T) {
 	s := newRedisStore(t, addr, nil)
 	c := rawClient(t, addr)
 	sentinel := errors.New("no thanks")
-	err := s.Update("k", func(r *Record) error {
+	err := s.Update(context.Background(), "k", func(r *Record) error {
 		r.ConsecutiveFailures = 7
 		return sentinel
 	})
@@ -200,7 +200,7 @@ func TestRedisStoreFnErrorWritesNothing(t *testing.T) {
 	}
 	// The copy fn scribbled on is not what the store remembers.
 	var seen int
-	s.Update("k", func(r *Record) error { seen = r.ConsecutiveFailures; return ErrUnchanged })
+	s.Update(context.Background(), "k", func(r *Record) error { seen = r.ConsecutiveFailures; return ErrUnchanged })
 	if seen != 0 {
 		t.Errorf("next Update saw %d failures, want 0", seen)
 	}
@@ -220,7 +220,7 @@ func TestRedisStoreCorruptValueReplaced(t *testing.T) {
 			var warns []error
 			s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
 			var seen Record
-			if err := s.Update("k", func(r *Record) error { seen = *r; return ErrUnchanged }); err != ErrUnchanged {
+			if err := s.Update(context.Background(), "k", func(r *Record) error { seen = *r; return ErrUnchanged }); err != ErrUnchanged {
 				t.Fatalf("Update = %v", err)
 			}
 			if seen.Key != "k" || seen.State != StateClosed || seen.ConsecutiveFailures != 0 {
@@ -241,7 +241,7 @@ func TestRedisStoreCorruptValueReplaced(t *testing.T) {
 			}
 			var warns2 []error
 			s2 := newRedisStore(t, addr, func(err error) { warns2 = append(warns2, err) })
-			if err := s2.Update("k", failN(1)); err != nil || len(warns2) != 0 {
+			if err := s2.Update(context.Background(), "k", failN(1)); err != nil || len(warns2) != 0 {
 				t.Errorf("second store: %v, warnings %v", err, warns2)
 			}
 		})
@@ -255,14 +255,14 @@ func TestRedisStoreRetriesAfterConcurrentChange(t *testing.T) {
 	addr := redistest.Start(t)
 	a := newRedisStore(t, addr, nil)
 	b := newRedisStore(t, addr, nil)
-	if err := a.Update("k", failN(1)); err != nil { // a remembers 1
+	if err := a.Update(context.Background(), "k", failN(1)); err != nil { // a remembers 1
 		t.Fatal(err)
 	}
-	if err := b.Update("k", failN(5)); err != nil { // now 6
+	if err := b.Update(context.Background(), "k", failN(5)); err != nil { // now 6
 		t.Fatal(err)
 	}
 	var calls []int
-	err := a.Update("k", func(r *Record) error {
+	err := a.Update(context.Background(), "k", func(r *Record) error {
 		calls = append(calls, r.ConsecutiveFailures)
 		r.ConsecutiveFailures++
 		return nil
@@ -273,27 +273,27 @@ func TestRedisStoreRetriesAfterConcurrentChange(t *testing.T) {
 	if fmt.Sprint(calls) != "[1 6]" {
 		t.Errorf("fn saw %v, want [1 6]: once on the copy, once on the current record", calls)
 	}
-	recs, _ := b.List()
+	recs, _ := b.List(context.Background())
 	if len(recs) != 1 || recs[0].ConsecutiveFailures != 7 {
 		t.Errorf("records = %+v, want 7 failures", recs)
 	}
 
 	// A decision (an error from fn) on a copy is confirmed too; only
 	// ErrUnchanged is taken on the copy as it is.
-	if err := b.Update("k", func(r *Record) error { r.State = StateHalfOpen; return nil }); err != nil {
+	if err := b.Update(context.Background(), "k", func(r *Record) error { r.State = StateHalfOpen; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	decline := errors.New("declined")
 	var states []State
-	err = a.Update("k", func(r *Record) error { states = append(states, r.State); return decline })
+	err = a.Update(context.Background(), "k", func(r *Record) error { states = append(states, r.State); return decline })
 	if err != decline || fmt.Sprint(states) != "[closed half-open]" {
 		t.Errorf("decision on a stale copy: %v, fn saw %v; want declined after [closed half-open]", err, states)
 	}
-	if err := b.Update("k", func(r *Record) error { r.State = StateClosed; return nil }); err != nil {
+	if err := b.Update(context.Background(), "k", func(r *Record) error { r.State = StateClosed; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	states = nil
-	err = a.Update("k", func(r *Record) error { states = append(states, r.State); return ErrUnchanged })
+	err = a.Update(context.Background(), "k", func(r *Record) error { states = append(states, r.State); return ErrUnchanged })
 	if err != ErrUnchanged || fmt.Sprint(states) != "[half-open]" {
 		t.Errorf("ErrUnchanged on a copy: %v, fn saw %v; want one call on the copy", err, states)
 	}
@@ -305,7 +305,7 @@ func TestRedisStoreRetriesAfterConcurrentChange(t *testing.T) {
 func TestRedisStoreRoundTrips(t *testing.T) {
 	addr := redistest.Start(t)
 	warm := newRedisStore(t, addr, nil)
-	if err := warm.Update("warm-up", failN(1)); err != nil { // loads the script
+	if err := warm.Update(context.Background(), "warm-up", failN(1)); err != nil { // loads the script
 		t.Fatal(err)
 	}
 	s := newRedisStore(t, addr, nil)
@@ -327,11 +327,11 @@ func TestRedisStoreRoundTrips(t *testing.T) {
 	}
 	var tk Ticket
 	step("admit (closed, nothing remembered)", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record success (clean closed)", 1, func() { b.Record(tk, succeed, now, time.Time{}) })
+	step("record success (clean closed)", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
 	step("admit (closed, remembered)", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record failure", 1, func() { b.Record(tk, fail, now, time.Time{}) })
+	step("record failure", 1, func() { b.Record(context.Background(), tk, fail, now, time.Time{}) })
 	step("admit after own write", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record success after a failure", 1, func() { b.Record(tk, succeed, now, time.Time{}) })
+	step("record success after a failure", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
 }
 
 // TestRedisStoreAdmitSeesOtherWriters: an admission acts on the current
@@ -343,9 +343,9 @@ func TestRedisStoreAdmitSeesOtherWriters(t *testing.T) {
 	b1 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
 	b2 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
 	t1 := mustAdmit(t, b1, now)
-	b1.Record(t1, succeed, now, time.Time{}) // b1 remembers a clean closed breaker
+	b1.Record(context.Background(), t1, succeed, now, time.Time{}) // b1 remembers a clean closed breaker
 	t2 := mustAdmit(t, b2, now)
-	b2.Record(t2, fail, now, time.Time{}) // opens it
+	b2.Record(context.Background(), t2, fail, now, time.Time{}) // opens it
 	mustReject(t, b1, now)
 }
 
@@ -359,7 +359,7 @@ func TestRedisStoreNoLostUpdates(t *testing.T) {
 		stores[i] = newRedisStore(t, addr, nil)
 		// Each has read the record before the race starts, so every one
 		// acts on a copy that all but one will find stale.
-		if err := stores[i].Update("shared", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
+		if err := stores[i].Update(context.Background(), "shared", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
 			t.Fatal(err)
 		}
 	}
@@ -371,7 +371,7 @@ func TestRedisStoreNoLostUpdates(t *testing.T) {
 		go func(s *RedisStore) {
 			defer wg.Done()
 			<-start
-			errs <- s.Update("shared", failN(1))
+			errs <- s.Update(context.Background(), "shared", failN(1))
 		}(s)
 	}
 	close(start)
@@ -382,7 +382,7 @@ func TestRedisStoreNoLostUpdates(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	recs, err := stores[0].List()
+	recs, err := stores[0].List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != writers {
 		t.Fatalf("records = %+v, %v; want %d failures", recs, err, writers)
 	}
@@ -397,7 +397,7 @@ func TestRedisStoreWrongPasswordNeverShown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s.Update("k", failN(1))
+		err = s.Update(context.Background(), "k", failN(1))
 		var re *RedisError
 		if !errors.As(err, &re) {
 			t.Fatalf("Update with password %q = %v, want a RedisError", tc.pass, err)
@@ -409,7 +409,7 @@ func TestRedisStoreWrongPasswordNeverShown(t *testing.T) {
 	}
 	good, _ := NewRedisStore(RedisConfig{Addr: addr, Password: password, Timeout: testTimeout, TTL: time.Hour})
 	defer good.Close()
-	if err := good.Update("k", failN(1)); err != nil {
+	if err := good.Update(context.Background(), "k", failN(1)); err != nil {
 		t.Errorf("with the right password: %v", err)
 	}
 }
@@ -422,7 +422,7 @@ func TestRedisErrorScrubsPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.wrap("read", fmt.Errorf("AUTH p@ss/w rd failed; escaped p%%40ss%%2Fw+rd"))
+	err = s.wrap(context.Background(), "read", fmt.Errorf("AUTH p@ss/w rd failed; escaped p%%40ss%%2Fw+rd"))
 	if strings.Contains(err.Error(), "p@ss/w rd") || strings.Contains(err.Error(), "p%40ss%2Fw+rd") {
 		t.Errorf("password in %q", err)
 	}
@@ -469,7 +469,7 @@ func TestRedisStoreDownIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- s.Update("k", failN(1)) }()
+		go func() { done <- s.Update(context.Background(), "k", failN(1)) }()
 		select {
 		case err := <-done:
 			var re *RedisError
@@ -495,12 +495,12 @@ func TestRedisStoreTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.Update("k", failN(1))
+	err = s.Update(context.Background(), "k", failN(1))
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("TLS to an untrusted server: %v, want a certificate error", err)
 	}
 	plain := newRedisStore(t, addr, nil)
-	if err := plain.Update("k", failN(1)); err == nil || strings.Contains(err.Error(), "certificate") {
+	if err := plain.Update(context.Background(), "k", failN(1)); err == nil || strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a plain connection to a TLS-only server: %v, want a failure without TLS", err)
 	}
 }

@@ -97,6 +97,10 @@ var errNoClassify = errors.New("resilience: Executor.Classify is nil")
 // error is a *RunError whose Class is a sentinel, context.Cause(ctx) when
 // ctx was cancelled, or, with NoHoldWait, the *HoldError that stopped the
 // run before its first attempt.
+//
+// ctx, cut by MaxTime, also bounds the breaker's waits for its store, so
+// a store lock held by a stopped process does not outlast a signal or the
+// deadline; no attempt is admitted once ctx is done.
 func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Trace, error) {
 	if e.Classify == nil {
 		return &Trace{RetryAfter: -1}, errNoClassify
@@ -169,7 +173,7 @@ type run struct {
 func (r *run) admit() (Ticket, error) {
 	for {
 		now := r.clock.Now()
-		ticket, err := r.e.Breaker.Admit(now)
+		ticket, err := r.e.Breaker.Admit(r.ctx, now)
 		var hold *HoldError
 		if !errors.As(err, &hold) {
 			return ticket, err
@@ -248,7 +252,7 @@ func (r *run) attempt() error {
 		// The server's "come back later" is for every run on the key.
 		holdUntil = now.Add(ra)
 	}
-	r.e.Breaker.Record(ticket, v, now, holdUntil)
+	r.e.Breaker.Record(r.ctx, ticket, v, now, holdUntil)
 	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
 	if v.Kind != Cancelled {
 		r.lastDone = v.Err

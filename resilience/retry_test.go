@@ -446,7 +446,7 @@ func TestHoldBeyondTheLimitIsRateLimitedWithoutARequest(t *testing.T) {
 	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	br := mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
 	clock := newFakeClock()
-	br.Record(mustAdmit(t, br, clock.Now()), Verdict{Kind: Retryable, Breaker: Ignore}, clock.Now(), clock.Now().Add(2*time.Minute))
+	br.Record(context.Background(), mustAdmit(t, br, clock.Now()), Verdict{Kind: Retryable, Breaker: Ignore}, clock.Now(), clock.Now().Add(2*time.Minute))
 	p := fixed(3, time.Second)
 	p.MaxRetryAfter = time.Minute
 	ex := &Executor{Policy: p, Classify: ClassifyPolicy, Clock: clock, Breaker: mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})}
@@ -474,7 +474,7 @@ func TestOnly429And503RecordAHold(t *testing.T) {
 		ex.Breaker = mustBreaker(t, Settings{Key: "http://h:80", Failures: 5, Store: store})
 		fn, _ := script(clock, 0, retryAfter(tc.code, "30"))
 		ex.Run(context.Background(), "GET", fn)
-		recs, _ := store.List()
+		recs, _ := store.List(context.Background())
 		if got := len(recs) == 1 && recs[0].HoldUntil != nil; got != tc.hold {
 			t.Errorf("%d: hold recorded = %v, want %v", tc.code, got, tc.hold)
 		}

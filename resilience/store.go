@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,14 +13,19 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/gofrs/flock"
 )
 
 // Store persists breaker records. Implementations must make Update atomic
 // with respect to every other Update of the same key, across processes
 // (and, for a shared store such as Redis, across machines), and be safe
 // for concurrent use by several goroutines.
+//
+// Every method takes a ctx that bounds its waits: for a lock another
+// process holds, for a server's answer. Once ctx is done a method returns
+// context.Cause(ctx), unwrapped, instead of waiting (an Update then does
+// not call fn again, though a write it had already sent may still take
+// effect); what needs no wait it may still do, such as taking a lock that
+// nobody holds.
 type Store interface {
 	// Update loads the record of key (a fresh closed Record when there is
 	// none), calls fn with it and saves what fn left, unless fn returns an
@@ -31,16 +37,16 @@ type Store interface {
 	// result is saved, so fn must not accumulate effects across calls.
 	// fn's ErrUnchanged lets a caching store skip confirming that the
 	// copy it passed was current.
-	Update(key string, fn func(*Record) error) error
+	Update(ctx context.Context, key string, fn func(*Record) error) error
 	// List returns every stored record, sorted by key. A store that does
 	// not exist yet holds no records; one that cannot be read is an error.
-	List() ([]Record, error)
+	List(ctx context.Context) ([]Record, error)
 	// Delete removes the record of key and reports whether there was one.
 	// It creates nothing when there is none.
-	Delete(key string) (bool, error)
+	Delete(ctx context.Context, key string) (bool, error)
 	// DeleteAll removes every record, corrupt ones included, and returns
 	// how many it removed.
-	DeleteAll() (int, error)
+	DeleteAll(ctx context.Context) (int, error)
 }
 
 // ErrUnchanged, returned by an Update's fn, means "save nothing, and this
@@ -73,10 +79,18 @@ func (e *CorruptStateError) Unwrap() error { return e.Err }
 // an advisory file lock (github.com/gofrs/flock) held only for the
 // read-modify-write itself. Files are not fsynced: the state is advisory
 // and a lost update on power failure only closes a breaker early.
+//
+// A lock another process holds is waited for while the operation's ctx
+// lasts, by trying it again at short intervals (see lockFile), so that a
+// holder that is stopped or hung cannot keep a run from ending on a
+// signal; goroutines of one process wait for one another in order. A
+// FileStore must not be copied after first use.
 type FileStore struct {
 	Dir string
 	// Warn, if set, receives CorruptStateErrors.
 	Warn func(error)
+
+	gates gates
 }
 
 // DecodeRecord parses a state file's content.
@@ -111,16 +125,16 @@ func (s *FileStore) ensureDir() error {
 	return nil
 }
 
-func (s *FileStore) Update(key string, fn func(*Record) error) error {
+func (s *FileStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
 	if err := s.ensureDir(); err != nil {
 		return err
 	}
 	base := s.path(key)
-	lock := flock.New(base + ".lock")
-	if err := lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", lock.Path(), err)
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
+		return err
 	}
-	defer lock.Unlock()
+	defer unlock()
 	r, err := s.load(base+".json", key)
 	if err != nil {
 		return err
@@ -233,7 +247,9 @@ func (s *FileStore) dirError(err error) error {
 	return fmt.Errorf("state dir %s: %w", s.Dir, err)
 }
 
-func (s *FileStore) List() ([]Record, error) {
+// List reads the state files without taking their locks: each one is
+// replaced whole by a rename, so a read sees an old or a new record.
+func (s *FileStore) List(ctx context.Context) ([]Record, error) {
 	paths, err := s.stateFiles()
 	if err != nil {
 		return nil, err
@@ -255,25 +271,25 @@ func (s *FileStore) List() ([]Record, error) {
 
 // Delete removes the state file of key. It looks before it locks, so a key
 // without a state file leaves no lock file behind.
-func (s *FileStore) Delete(key string) (bool, error) {
+func (s *FileStore) Delete(ctx context.Context, key string) (bool, error) {
 	base := s.path(key)
 	if _, err := os.Stat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	} else if err != nil {
 		return false, s.dirError(err)
 	}
-	return removeLocked(base)
+	return s.removeLocked(ctx, base)
 }
 
 // removeLocked removes base.json under base.lock and reports whether there
 // was a file to remove.
-func removeLocked(base string) (bool, error) {
-	lock := flock.New(base + ".lock")
-	if err := lock.Lock(); err != nil {
+func (s *FileStore) removeLocked(ctx context.Context, base string) (bool, error) {
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
 		return false, err
 	}
-	defer lock.Unlock()
-	err := os.Remove(base + ".json")
+	defer unlock()
+	err = os.Remove(base + ".json")
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -282,14 +298,14 @@ func removeLocked(base string) (bool, error) {
 
 // DeleteAll removes every state file in the store, corrupt ones included,
 // and returns how many it removed.
-func (s *FileStore) DeleteAll() (int, error) {
+func (s *FileStore) DeleteAll(ctx context.Context) (int, error) {
 	paths, err := s.stateFiles()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, m := range paths {
-		removed, err := removeLocked(strings.TrimSuffix(m, ".json"))
+		removed, err := s.removeLocked(ctx, strings.TrimSuffix(m, ".json"))
 		if err != nil {
 			return n, err
 		}

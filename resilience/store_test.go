@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,26 +28,26 @@ func listDir(t *testing.T, dir string) string {
 func TestFileStoreDeleteCreatesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	s := &FileStore{Dir: dir}
-	if ok, err := s.Delete("never seen"); ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "never seen"); ok || err != nil {
 		t.Errorf("Delete in a missing dir = %v, %v", ok, err)
 	}
 	if listDir(t, dir) != "" {
 		t.Errorf("Delete created %q", listDir(t, dir))
 	}
-	if err := s.Update("k", failN(1)); err != nil {
+	if err := s.Update(context.Background(), "k", failN(1)); err != nil {
 		t.Fatal(err)
 	}
 	before := listDir(t, dir)
-	if ok, err := s.Delete("never seen"); ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "never seen"); ok || err != nil {
 		t.Errorf("Delete(never seen) = %v, %v", ok, err)
 	}
 	if after := listDir(t, dir); after != before {
 		t.Errorf("Delete of a missing key changed the dir: %q -> %q", before, after)
 	}
-	if ok, err := s.Delete("k"); !ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "k"); !ok || err != nil {
 		t.Errorf("Delete(k) = %v, %v", ok, err)
 	}
-	if ok, err := s.Delete("k"); ok || err != nil {
+	if ok, err := s.Delete(context.Background(), "k"); ok || err != nil {
 		t.Errorf("second Delete(k) = %v, %v", ok, err)
 	}
 }
@@ -59,23 +60,23 @@ func TestFileStoreUnusableDirIsAnError(t *testing.T) {
 	}
 	for name, dir := range map[string]string{"a file": file, "under a file": filepath.Join(file, "state")} {
 		s := &FileStore{Dir: dir}
-		if _, err := s.List(); err == nil || !strings.Contains(err.Error(), "state dir "+dir) {
+		if _, err := s.List(context.Background()); err == nil || !strings.Contains(err.Error(), "state dir "+dir) {
 			t.Errorf("%s: List = %v, want an error naming the state dir", name, err)
 		}
-		if _, err := s.DeleteAll(); err == nil {
+		if _, err := s.DeleteAll(context.Background()); err == nil {
 			t.Errorf("%s: DeleteAll succeeded", name)
 		}
-		if _, err := s.Delete("k"); err == nil {
+		if _, err := s.Delete(context.Background(), "k"); err == nil {
 			t.Errorf("%s: Delete succeeded", name)
 		}
 	}
 	// A dir that does not exist yet simply holds nothing, and stays absent.
 	missing := filepath.Join(base, "not-yet")
 	s := &FileStore{Dir: missing}
-	if recs, err := s.List(); err != nil || len(recs) != 0 {
+	if recs, err := s.List(context.Background()); err != nil || len(recs) != 0 {
 		t.Errorf("List of a missing dir = %v, %v", recs, err)
 	}
-	if n, err := s.DeleteAll(); err != nil || n != 0 {
+	if n, err := s.DeleteAll(context.Background()); err != nil || n != 0 {
 		t.Errorf("DeleteAll of a missing dir = %d, %v", n, err)
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
