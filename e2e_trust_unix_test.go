@@ -86,6 +86,11 @@ func TestE2EClosedStdout(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "stdout is closed") || hits.get() != 0 {
 		t.Errorf("closed stdout: exit %d, %d requests, output %q", code, hits.get(), out)
 	}
+	// It looks like a read-write /dev/null (Python's subprocess.DEVNULL),
+	// so the message says how to discard the body on purpose.
+	if !strings.Contains(out, "subprocess.DEVNULL") || !strings.Contains(out, "-o /dev/null to discard it") {
+		t.Errorf("closed stdout: the message does not say how to discard the body on purpose: %q", out)
+	}
 	for _, o := range []string{"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"} {
 		code, out = run(`"$0" fetch -o "$2" "$1" >&-`, srv.URL, o)
 		if code != 1 || hits.get() != 0 {

@@ -183,7 +183,7 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	}
 	toFile := o.Output != "" && o.Output != "-"
 	if o.IO.OutClosed && (!toFile || o.JSON) {
-		return nil, fmt.Errorf("%w: stdout is closed, so the bodies would be lost (give -o TEMPLATE, or redirect stdout)", fetch.ErrOutput)
+		return nil, stdoutClosedError("the bodies", "give -o TEMPLATE, or redirect stdout")
 	}
 	b := &batchRun{o: o, log: o.Log, parallel: bf.Parallel, perHost: bf.ParallelHost, failed: map[int]int{}}
 	if b.perHost == 0 || b.perHost > b.parallel {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -179,4 +180,15 @@ func printable(s string) string {
 
 func isControl(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError
+}
+
+// stdoutClosedError is the error of a command whose output (what) would go
+// to a closed stdout, with what to do instead (remedy). A stdout that is
+// /dev/null opened read-write looks closed (see stdoutClosed), and Python's
+// subprocess.DEVNULL, Node's "ignore" and daemon(3) give exactly that, so
+// the message names that case too: a person who meant to discard the
+// output learns how to say so.
+func stdoutClosedError(what, remedy string) error {
+	return fmt.Errorf("%w: stdout is closed (or is /dev/null opened read-write, as Python's subprocess.DEVNULL gives it), so %s would be lost: %s",
+		fetch.ErrOutput, what, remedy)
 }

@@ -389,7 +389,7 @@ func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink,
 		stdout = true
 	}
 	if o.IO.OutClosed && stdout {
-		return nil, nil, fmt.Errorf("%w: stdout is closed, so the body would be lost (give -o FILE, or redirect stdout)", fetch.ErrOutput)
+		return nil, nil, stdoutClosedError("the body", "give -o FILE (-o /dev/null to discard it), or redirect stdout")
 	}
 	if toFile {
 		s, err := fetch.NewFileSink(ctx, o.Output)

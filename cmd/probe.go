@@ -178,7 +178,7 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 		return err
 	}
 	if o.IO.OutClosed {
-		return fmt.Errorf("%w: stdout is closed, so the summary would be lost (redirect stdout)", fetch.ErrOutput)
+		return stdoutClosedError("the summary", "redirect stdout")
 	}
 	clock := o.Clock
 	if clock == nil {
