@@ -7,17 +7,17 @@ import (
 	endian "encoding/binary"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/refetch/refetch/internal/redistest"
 )
 
 // These tests hold what a refetch waits for (the breaker's state file
@@ -205,57 +205,6 @@ func TestE2ESignalWhileAProbeWaitsForTheProbeLock(t *testing.T) {
 	}
 }
 
-// silentRedis accepts connections and reads what clients send, never
-// answering: a Redis that hangs. heard counts the connections whose client
-// has sent a command and so waits for an answer.
-func silentRedis(t *testing.T) (addr string, heard func() int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	n := 0
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				for first := true; ; first = false {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					if first {
-						mu.Lock()
-						n++
-						mu.Unlock()
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String(), func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return n
-	}
-}
-
 // TestE2ESignalWhileRedisDoesNotAnswer: with --store, a Redis that took
 // the command and does not answer holds a run up until the signal, not
 // until the store's timeout (were the signal ignored, the run would fail
@@ -263,10 +212,10 @@ func silentRedis(t *testing.T) (addr string, heard func() int) {
 func TestE2ESignalWhileRedisDoesNotAnswer(t *testing.T) {
 	var c counter
 	srv := failsEvery(t, 1000, &c)
-	addr, heard := silentRedis(t)
+	silent := redistest.NewSilent(t)
 	e := newEnv(t)
-	code, stdout, stderr := signalOnce(t, e.command("fetch", "--store", "redis://"+addr+"?timeout=30s", srv.URL), syscall.SIGTERM,
-		"refetch to wait for Redis", func(string) bool { return heard() >= 1 })
+	code, stdout, stderr := signalOnce(t, e.command("fetch", "--store", "redis://"+silent.Addr+"?timeout=30s", srv.URL), syscall.SIGTERM,
+		"refetch to wait for Redis", func(string) bool { return silent.Waiting() >= 1 })
 	if code != 143 || stdout != "" || c.get() != 0 {
 		t.Errorf("exit %d, stdout %q, %d requests; want 143, nothing, none", code, stdout, c.get())
 	}

@@ -431,31 +431,7 @@ func TestRedisErrorScrubsPassword(t *testing.T) {
 // TestRedisStoreDownIsBounded: a server that is not there, or that
 // accepts and never answers, costs a bounded wait and an error.
 func TestRedisStoreDownIsBounded(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // accepted, never answered
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	silent := redistest.NewSilent(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +439,7 @@ func TestRedisStoreDownIsBounded(t *testing.T) {
 	closedAddr := closed.Addr().String()
 	closed.Close()
 
-	for name, addr := range map[string]string{"silent": l.Addr().String(), "refused": closedAddr} {
+	for name, addr := range map[string]string{"silent": silent.Addr, "refused": closedAddr} {
 		s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: 100 * time.Millisecond, TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)

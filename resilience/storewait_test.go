@@ -3,7 +3,6 @@ package resilience
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -259,53 +258,6 @@ func TestRunEndsWhileWaitingForTheStoreLock(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and reads what the clients send, but
-// never answers: a Redis that hangs. heard receives one value for each
-// connection once its client has sent something (and so waits for an
-// answer).
-func silentServer(t *testing.T) (addr string, heard <-chan struct{}) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan struct{}, 64)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				if _, err := c.Read(buf); err != nil {
-					return
-				}
-				ch <- struct{}{}
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String(), ch
-}
-
 // redisOps are the store's operations, for tests that try each one.
 var redisOps = map[string]func(ctx context.Context, s Store) error{
 	"Update":    func(ctx context.Context, s Store) error { return s.Update(ctx, "k", failN(1)) },
@@ -332,7 +284,8 @@ func endsSoon(t *testing.T, what string, done <-chan error) error {
 // holds an operation up until its ctx is done, not until the read
 // timeout.
 func TestRedisStoreSilentServerEndsWithTheCtx(t *testing.T) {
-	addr, heard := silentServer(t)
+	silent := redistest.NewSilent(t)
+	addr, heard := silent.Addr, silent.Heard()
 	for name, op := range redisOps {
 		s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: time.Hour, TTL: time.Hour})
 		if err != nil {
@@ -371,7 +324,8 @@ func TestRedisStoreDoneCtxSendsNothing(t *testing.T) {
 // answer ends the operation; it is no reason to switch to the files, nor
 // to warn that Redis is unavailable.
 func TestFailoverStoreEndOfCtxIsNotAFailure(t *testing.T) {
-	addr, heard := silentServer(t)
+	silent := redistest.NewSilent(t)
+	addr, heard := silent.Addr, silent.Heard()
 	var warns []error
 	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	for name, op := range redisOps {
