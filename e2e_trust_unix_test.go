@@ -97,6 +97,11 @@ func TestE2EClosedStdout(t *testing.T) {
 			t.Errorf("-o %s with stdout closed: exit %d, %d requests, output %q", o, code, hits.get(), out)
 		}
 	}
+	// With --json it is the report that would be lost, whatever -o says.
+	code, out = run(`"$0" fetch --json -o "$2" "$1" >&-`, srv.URL, filepath.Join(e.dir, "json-out"))
+	if code != 1 || hits.get() != 0 || !strings.Contains(out, "so the report would be lost: redirect stdout") {
+		t.Errorf("closed stdout with --json -o: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
 	code, out = run(`"$0" fetch --fallback x "$1" >&-`, srv.URL)
 	if code != 1 || hits.get() != 0 {
 		t.Errorf("closed stdout with a fallback: exit %d, %d requests, output %q", code, hits.get(), out)

@@ -182,7 +182,10 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 		return nil, usageErrorf("-i - and -d @- both read stdin: put the URLs or the body in a file")
 	}
 	toFile := o.Output != "" && o.Output != "-"
-	if o.IO.OutClosed && (!toFile || o.JSON) {
+	switch {
+	case o.IO.OutClosed && o.JSON:
+		return nil, stdoutClosedError("the reports", "redirect stdout")
+	case o.IO.OutClosed && !toFile:
 		return nil, stdoutClosedError("the bodies", "give -o TEMPLATE, or redirect stdout")
 	}
 	b := &batchRun{o: o, log: o.Log, parallel: bf.Parallel, perHost: bf.ParallelHost, failed: map[int]int{}}

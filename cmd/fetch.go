@@ -389,6 +389,9 @@ func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink,
 		stdout = true
 	}
 	if o.IO.OutClosed && stdout {
+		if o.JSON {
+			return nil, nil, stdoutClosedError("the report", "redirect stdout")
+		}
 		return nil, nil, stdoutClosedError("the body", "give -o FILE (-o /dev/null to discard it), or redirect stdout")
 	}
 	if toFile {

@@ -204,11 +204,19 @@ func roundAgo(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
+// TrialReleaseWait is how long Record waits for the store, beyond a done
+// context, to release a half-open trial cut off by a signal or a
+// deadline: a healthy store answers in well under a millisecond (a Redis
+// across a continent in two round trips), and a stuck one delays the
+// exit by this much at most.
+const TrialReleaseWait = 500 * time.Millisecond
+
 // Ticket is an admission: its outcome is recorded against the generation
 // it was admitted under.
 type Ticket struct {
 	Generation uint64
 	bypass     bool
+	trial      bool // the one half-open trial, held under a lease
 }
 
 // Snapshot is the breaker's state as last seen, for reports.
@@ -294,7 +302,7 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 			return errNoChange
 		}
 		r.UpdatedAt = now
-		t.Generation = r.Generation
+		t.Generation, t.trial = r.Generation, true
 		b.last = *r
 		return nil
 	})
@@ -330,11 +338,18 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 // is already done (the attempt was cut off by a signal or a deadline) if
 // the store needs no wait for it, as with a state file whose lock nobody
 // holds; otherwise, and when ctx ends the wait, the outcome is dropped
-// without a warning: the run is ending, and a half-open trial it held is
-// released by its lease.
+// without a warning: the run is ending. The one exception is a half-open
+// trial: left to its lease, it would refuse every run on the key for up
+// to TrialTimeout, so its release is waited for up to TrialReleaseWait
+// beyond ctx.
 func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUntil time.Time) {
 	if b == nil || b.down || t.bypass {
 		return
+	}
+	if t.trial && ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), TrialReleaseWait)
+		defer cancel()
 	}
 	err := b.s.Store.Update(ctx, b.s.Key, func(r *Record) error {
 		b.pending = nil // a store may call fn again; only the last call counts

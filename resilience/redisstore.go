@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -248,6 +249,9 @@ type RedisStore struct {
 	// seen holds, per key, the raw value last read or written ("" for a
 	// key that was absent).
 	seen map[string]string
+	// down is the failure of a call its caller had left behind (see call):
+	// once set, every call fails with it.
+	down atomic.Pointer[error]
 }
 
 // casScript saves ARGV[2] with a TTL of ARGV[3] ms if the key holds
@@ -341,18 +345,27 @@ func (s *RedisStore) forget(key string) {
 	s.mu.Unlock()
 }
 
-// call runs f, one exchange with the server, under ctx, and returns its
-// result, or context.Cause(ctx) as soon as ctx is done. The client library
-// gives up waiting for a connection or a dial when ctx is done, but not a
-// read from a server that took the command and does not answer: only the
-// read timeout ends that. So f runs in a goroutine of its own, which the
-// caller leaves behind when ctx is done; it ends by that timeout at the
-// latest (its next command, if any, fails at once on the done ctx), and
-// its result is dropped.
-func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+// call runs f, one exchange with s's server, for a caller whose wait ctx
+// bounds, and returns its result, or context.Cause(ctx) as soon as ctx is
+// done. The client library gives up waiting for a connection or a dial
+// when ctx is done, but not a read from a server that took the command and
+// does not answer. So f runs in a goroutine of its own, on ctx without its
+// cancellation or deadline: the store's own timeout bounds it, and the
+// caller leaves it behind when ctx is done.
+//
+// A call left behind that then fails (the server did not answer within
+// the store's timeout, or the connection broke) marks the store down for
+// the rest of the process: every later call fails at once with that error,
+// so a FailoverStore switches to its secondary. Without this, callers
+// whose own deadlines (--max-time) are shorter than the store's timeout
+// would each give up first, never see the store fail, and never fail over.
+func call[T any](ctx context.Context, s *RedisStore, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if ctx.Err() != nil {
 		return zero, context.Cause(ctx)
+	}
+	if err := s.down.Load(); err != nil {
+		return zero, *err
 	}
 	if ctx.Done() == nil {
 		return f(ctx) // never cancelled: no goroutine needed
@@ -362,21 +375,30 @@ func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, er
 		err error
 	}
 	done := make(chan result, 1)
+	left := make(chan struct{})
 	go func() {
-		v, err := f(ctx)
+		v, err := f(context.WithoutCancel(ctx))
 		done <- result{v, err}
+		select {
+		case <-left:
+			if err != nil && !errors.Is(err, redis.Nil) {
+				s.down.CompareAndSwap(nil, &err)
+			}
+		default:
+		}
 	}()
 	select {
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
+		close(left)
 		return zero, context.Cause(ctx)
 	}
 }
 
 // get reads the raw value of key, "" when absent.
 func (s *RedisStore) get(ctx context.Context, key string) (string, error) {
-	v, err := call(ctx, func(ctx context.Context) (string, error) {
+	v, err := call(ctx, s, func(ctx context.Context) (string, error) {
 		return s.client.Get(ctx, RedisKeyPrefix+key).Result()
 	})
 	if errors.Is(err, redis.Nil) {
@@ -390,7 +412,7 @@ func (s *RedisStore) get(ctx context.Context, key string) (string, error) {
 
 // cas saves next if key holds old; otherwise it returns what key holds.
 func (s *RedisStore) cas(ctx context.Context, key, old, next string) (saved bool, current string, err error) {
-	res, err := call(ctx, func(ctx context.Context) (any, error) {
+	res, err := call(ctx, s, func(ctx context.Context) (any, error) {
 		return casScript.Run(ctx, s.client, []string{RedisKeyPrefix + key}, old, next, s.cfg.TTL.Milliseconds()).Result()
 	})
 	if err != nil {
@@ -484,7 +506,7 @@ var errTooManyWriters = fmt.Errorf("gave up after %d tries: the record kept chan
 // keys returns every key under RedisKeyPrefix (SCAN, so the server is
 // never blocked), without the prefix.
 func (s *RedisStore) keys(ctx context.Context, op string) ([]string, error) {
-	out, err := call(ctx, func(ctx context.Context) ([]string, error) {
+	out, err := call(ctx, s, func(ctx context.Context) ([]string, error) {
 		var out []string
 		iter := s.client.Scan(ctx, 0, RedisKeyPrefix+"*", 256).Iterator()
 		for iter.Next(ctx) {
@@ -520,7 +542,7 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 	}
 	out := []Record{}
 	err = inBatches(keys, func(batch, full []string) error {
-		vals, err := call(ctx, func(ctx context.Context) ([]any, error) {
+		vals, err := call(ctx, s, func(ctx context.Context) ([]any, error) {
 			return s.client.MGet(ctx, full...).Result()
 		})
 		if err != nil {
@@ -550,7 +572,7 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 
 // Delete removes the record of key and reports whether there was one.
 func (s *RedisStore) Delete(ctx context.Context, key string) (bool, error) {
-	n, err := call(ctx, func(ctx context.Context) (int64, error) {
+	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 		return s.client.Del(ctx, RedisKeyPrefix+key).Result()
 	})
 	if err != nil {
@@ -571,7 +593,7 @@ func (s *RedisStore) DeleteAll(ctx context.Context) (int, error) {
 		for _, k := range batch {
 			s.forget(k)
 		}
-		d, err := call(ctx, func(ctx context.Context) (int64, error) {
+		d, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 			return s.client.Del(ctx, full...).Result()
 		})
 		n += int(d)

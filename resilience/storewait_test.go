@@ -348,3 +348,76 @@ func TestFailoverStoreEndOfCtxIsNotAFailure(t *testing.T) {
 		t.Errorf("warnings %v, local records %+v; want none", warns, recs)
 	}
 }
+
+// TestFailoverAfterACallLeftBehindFails: a caller whose own deadline is
+// shorter than the store's timeout (a batch URL's --max-time) gives up on
+// a silent Redis first, which is no failure; but the call it left behind
+// then fails at the store's timeout, and from then on the store is down:
+// the next caller goes to the local files at once, with one warning.
+// Without that, every caller would give up first and none would ever fail
+// over.
+func TestFailoverAfterACallLeftBehindFails(t *testing.T) {
+	silent := redistest.NewSilent(t)
+	primary, err := NewRedisStore(RedisConfig{Addr: silent.Addr, Timeout: 200 * time.Millisecond, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	var warns []error
+	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	s := &FailoverStore{Primary: primary, Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
+	fail := func(r *Record) error { r.ConsecutiveFailures++; return nil }
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Update(ctx, "k", fail) }()
+	<-silent.Heard()
+	cancel(errInterrupted)
+	if err := endsSoon(t, "update", done); err != errInterrupted || s.Failed() {
+		t.Fatalf("update = %v, failed over %v; want the ctx's cause, no failover yet", err, s.Failed())
+	}
+	// The call left behind ends at the store's own timeout (real time:
+	// it is the Redis client's read deadline).
+	for start := time.Now(); primary.down.Load() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			t.Fatal("the call left behind never failed")
+		}
+	}
+	if err := s.Update(context.Background(), "k", fail); err != nil {
+		t.Fatalf("update after the store went down = %v, want it done on the files", err)
+	}
+	if !s.Failed() || len(warns) != 1 {
+		t.Errorf("failed over %v, warnings %v; want a failover with one warning", s.Failed(), warns)
+	}
+	if recs, _ := files.List(context.Background()); len(recs) != 1 || recs[0].ConsecutiveFailures != 1 {
+		t.Errorf("local records %+v, want the one update", recs)
+	}
+}
+
+// TestTrialCutOffIsReleased: a half-open trial cut off by a signal or a
+// deadline (its run's ctx is done when the outcome is recorded) is still
+// released, on a Redis store and on the files, so the next run of the key
+// may try at once instead of being refused for the trial's lease.
+func TestTrialCutOffIsReleased(t *testing.T) {
+	stores := map[string]func(t *testing.T) Store{
+		"files": func(t *testing.T) Store { return &FileStore{Dir: filepath.Join(t.TempDir(), "state")} },
+		"redis": func(t *testing.T) Store { return newRedisStore(t, redistest.Start(t), nil) },
+	}
+	cut := Verdict{Kind: Cancelled, Breaker: Ignore, Err: errInterrupted}
+	for name, mk := range stores {
+		t.Run(name, func(t *testing.T) {
+			store := mk(t)
+			settings := Settings{Key: "http://example.test:80", Failures: 1, Reset: time.Minute, Store: store}
+			a, b := mustBreaker(t, settings), mustBreaker(t, settings)
+			now := newFakeClock().Now()
+			a.Record(context.Background(), mustAdmit(t, a, now), fail, now, time.Time{}) // opens
+			later := now.Add(2 * time.Minute)
+			trial := mustAdmit(t, a, later)
+			mustReject(t, b, later) // the trial is in flight
+			a.Record(cancelled(), trial, cut, later, time.Time{})
+			if _, err := b.Admit(context.Background(), later); err != nil {
+				t.Fatalf("after the cut-off trial, Admit = %v: the trial was not released", err)
+			}
+		})
+	}
+}
