@@ -466,3 +466,31 @@ func TestE2ERedirectCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EPasswordWithURLDelimitersNeverShows: a password holding '#', '?'
+// or '/' (common in generated ones) makes the URL unparsable; the message
+// that says so, in stderr and in --json, must still not show it. Nothing
+// is sent: the inputs are refused first.
+func TestE2EPasswordWithURLDelimitersNeverShows(t *testing.T) {
+	e := newEnv(t)
+	for _, pass := range []string{"pa#s3cret", "pa?s3cret", "pa/s3cret", "12#s3cret", "12?s3cret"} {
+		for _, argv := range [][]string{
+			{"fetch", "--json", "http://user:" + pass + "@127.0.0.1:9/ok"},
+			{"check", "--json", "http://user:" + pass + "@127.0.0.1:9/ok"},
+			{"fetch", "--store", "redis://:" + pass + "@127.0.0.1:9/0", "http://127.0.0.1:9/"},
+			{"breaker", "status", "--store", "redis://:" + pass + "@127.0.0.1:9/0"},
+		} {
+			r := e.run(argv...)
+			if r.code != 2 {
+				t.Errorf("%q: exit %d, want 2 (stderr %q)", argv, r.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, "s3cret") {
+				t.Errorf("%q shows the password:\nstdout %s\nstderr %s", argv, r.stdout, r.stderr)
+			}
+		}
+		r := e.with("REFETCH_STORE=redis://:"+pass+"@127.0.0.1:9/0").run("breaker", "status")
+		if strings.Contains(r.stdout+r.stderr, "s3cret") {
+			t.Errorf("REFETCH_STORE with %q shows the password: %s%s", pass, r.stdout, r.stderr)
+		}
+	}
+}

@@ -3,12 +3,12 @@ package fetch
 import (
 	"net/http"
 	"net/url"
-	"regexp"
-	"strings"
+
+	"github.com/refetch/refetch/internal/redact"
 )
 
 // Redacted replaces every secret refetch redacts.
-const Redacted = "REDACTED"
+const Redacted = redact.Mask
 
 // sensitiveHeaders are the headers whose values never appear in output.
 var sensitiveHeaders = map[string]bool{
@@ -44,15 +44,8 @@ func RedactURL(u *url.URL) string {
 	return u.String()
 }
 
-// userinfo matches the password part of a URL's userinfo in free text.
-var userinfo = regexp.MustCompile(`(://[^/?#@\s:]*):[^/?#@\s]*@`)
-
-// Redact removes URL passwords from free text such as error messages. Go's
-// own url.Error already masks them as "***"; this also covers text that
-// did not come through net/http.
-func Redact(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	return userinfo.ReplaceAllString(s, "$1:"+Redacted+"@")
-}
+// Redact removes URL passwords from free text such as error messages (see
+// internal/redact for the rule, shared with every other layer). Go's own
+// url.Error already masks them as "***"; this also covers text that did
+// not come through net/http.
+func Redact(s string) string { return redact.Text(s) }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/refetch/refetch/internal/redact"
 	"golang.org/x/net/idna"
 )
 
@@ -88,6 +89,11 @@ func ParseURL(raw string) (*url.URL, error) {
 		return nil, invalidf("invalid URL %q: no host; want %s://host[:port]/path", shown, scheme)
 	}
 	u, err := url.Parse(raw)
+	if err != nil && passwordHoldsDelimiter(raw) {
+		// url.Parse cut the URL inside the password; its words (a "port"
+		// that is the password's start) would show part of it.
+		return nil, invalidf("invalid URL %q: its password holds '/', '?' or '#', which end a URL's host part; percent-encode them in the password (%%2F, %%3F, %%23)", shown)
+	}
 	if err != nil {
 		// Our own words for the host and port when they are at fault.
 		if herr := checkHostPort(rawHostPort(raw)); herr != nil {
@@ -100,10 +106,23 @@ func ParseURL(raw string) (*url.URL, error) {
 		}
 		return nil, invalidf("invalid URL %q: %v", shown, err)
 	}
+	if redact.Mangled(u) {
+		// "http://user:12#secret@host/" parses, as the host "user" on port
+		// 12: a password that starts with digits and holds '?' or '#'.
+		return nil, invalidf("invalid URL %q: the part after the host holds an '@', as when a password holds '?' or '#'; percent-encode them in the password (%%3F, %%23)", shown)
+	}
 	if err := checkURL(u, shown); err != nil {
 		return nil, err
 	}
 	return u, nil
+}
+
+// passwordHoldsDelimiter reports whether raw, a URL that did not parse,
+// has a password (by internal/redact's reading: up to its last '@') that
+// holds a '/', '?' or '#'.
+func passwordHoldsDelimiter(raw string) bool {
+	s := redact.Secrets(raw)
+	return len(s) > 1 && strings.ContainsAny(s[1], "/?#")
 }
 
 // rawHostPort returns the host[:port] of a URL that may not parse: what
@@ -346,31 +365,11 @@ func ctlProblem(c byte) string {
 	return fmt.Sprintf("it contains the control character %q; remove it", string(c))
 }
 
-// redactRawURL returns raw with the password of its userinfo replaced,
-// for messages about URLs that did not parse.
-// RedactRawURL is redactRawURL for the command layer: a URL as the user
-// typed it, parsed or not, with any password replaced.
-func RedactRawURL(raw string) string { return redactRawURL(raw) }
+// RedactRawURL returns a URL as the user typed it, parsed or not, with
+// any password replaced (internal/redact).
+func RedactRawURL(raw string) string { return redact.RawURL(raw) }
 
-func redactRawURL(raw string) string {
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 {
-		start = i + 3
-	}
-	auth := raw[start:]
-	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
-		auth = auth[:j]
-	}
-	at := strings.LastIndexByte(auth, '@')
-	if at < 0 {
-		return raw
-	}
-	colon := strings.IndexByte(auth[:at], ':')
-	if colon < 0 {
-		return raw
-	}
-	return raw[:start+colon+1] + Redacted + raw[start+at:]
-}
+func redactRawURL(raw string) string { return redact.RawURL(raw) }
 
 // ParseHeader parses one header argument, "Name: value" (RFC 9110 field syntax).
 // The name must be a token, with nothing between it and the colon; the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/refetch/refetch/internal/redact"
 )
 
 // RedisKeyPrefix namespaces the breaker records in Redis: the record of
@@ -71,7 +72,7 @@ func (c RedisConfig) String() string {
 // errors never contain the password.
 func ParseRedisURL(raw string) (RedisConfig, error) {
 	var c RedisConfig
-	shown := redactRedisURL(raw)
+	shown := redact.RawURL(raw)
 	fail := func(format string, args ...any) (RedisConfig, error) {
 		return RedisConfig{}, fmt.Errorf("%s: %s", shown, fmt.Sprintf(format, args...))
 	}
@@ -84,7 +85,7 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fail("malformed URL (%s)", scrub(err.Error(), userinfoOf(raw)...))
+		return fail("malformed URL (%s)", scrub(err.Error(), redact.Secrets(raw)...))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "redis":
@@ -144,60 +145,6 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		c.Timeout = d
 	}
 	return c, nil
-}
-
-// userinfoOf returns the secret candidates of a raw URL: its userinfo and
-// the parts it splits into, for scrubbing messages about a URL that did
-// not parse.
-func userinfoOf(raw string) []string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return nil
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return nil
-	}
-	info := rest[:at]
-	out := []string{info}
-	if _, pass, ok := strings.Cut(info, ":"); ok && pass != "" {
-		out = append(out, pass)
-		if un, err := url.PathUnescape(pass); err == nil && un != pass {
-			out = append(out, un)
-		}
-	}
-	return out
-}
-
-// redactRedisURL returns raw with its password (everything between the
-// first colon of the userinfo and the last @ of the authority) replaced
-// by REDACTED, without parsing it, so even a malformed URL can be shown.
-func redactRedisURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		// Not a URL with an authority; whatever precedes an @ may be a
-		// password all the same.
-		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			return "REDACTED" + raw[at:]
-		}
-		return raw
-	}
-	end := len(rest)
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		end = i
-	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return raw
-	}
-	return scheme + "://" + user + ":REDACTED" + rest[at:]
 }
 
 // scrub replaces every non-empty secret in s.

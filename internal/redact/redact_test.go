@@ -1,0 +1,76 @@
+package redact
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRawURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://user:secret@host/p":                "http://user:REDACTED@host/p",
+		"http://user:se:cret@host:8080/p?q=1":      "http://user:REDACTED@host:8080/p?q=1",
+		"http://user:pa#s3cret@127.0.0.1:18080/ok": "http://user:REDACTED@127.0.0.1:18080/ok",
+		"http://user:pa?s3cret@127.0.0.1:18080/ok": "http://user:REDACTED@127.0.0.1:18080/ok",
+		"http://user:pa/s3cret@127.0.0.1:18080/ok": "http://user:REDACTED@127.0.0.1:18080/ok",
+		"redis://:pa#s3cret@127.0.0.1:1/0":         "redis://:REDACTED@127.0.0.1:1/0",
+		"redis://:pa/s3cret@127.0.0.1:1/0":         "redis://:REDACTED@127.0.0.1:1/0",
+		"http://user:p@ss@host/":                   "http://user:REDACTED@host/",
+		"http://user:%zz@host/":                    "http://user:REDACTED@host/",
+		"http://user@host/":                        "http://user@host/",
+		"http://host:8080/find?mail=a@b":           "http://host:8080/find?mail=a@b",
+		"http://host/p#frag@x":                     "http://host/p#frag@x",
+		"http://host/":                             "http://host/",
+		"user:secret@host":                         "user:REDACTED@host",
+		"secret@host":                              "REDACTED@host",
+		"http://user:pa#s3cret@host/ok?mail=a@b.c": "http://user:REDACTED@b.c",
+	} {
+		if got := RawURL(in); got != want {
+			t.Errorf("RawURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTextHidesEveryPassword(t *testing.T) {
+	for _, pass := range []string{"s3cret", "pa#s3cret", "pa?s3cret", "pa/s3cret", "p@ss", "pa%zz"} {
+		for _, msg := range []string{
+			`invalid URL "http://user:` + pass + `@127.0.0.1:18080/ok": port is not a number`,
+			`invalid --store redis://:` + pass + `@127.0.0.1:1/0: malformed URL`,
+			`line 3: GET http://u:` + pass + `@h/ failed`,
+		} {
+			got := Text(msg)
+			if strings.Contains(got, strings.Trim(pass, "pa")) || !strings.Contains(got, Mask) {
+				t.Errorf("Text(%q) = %q: the password shows", msg, got)
+			}
+		}
+	}
+	if got := Text("GET http://host:8080/find?mail=a@b: 503"); got != "GET http://host:8080/find?mail=a@b: 503" {
+		t.Errorf("a URL without a password changed: %q", got)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	got := Secrets("redis://:pa%23s@host/0")
+	if len(got) != 3 || got[1] != "pa%23s" || got[2] != "pa#s" {
+		t.Errorf("Secrets = %q", got)
+	}
+	if got := Secrets("redis://host/0"); got != nil {
+		t.Errorf("Secrets without a password = %q", got)
+	}
+	if got := Secrets("redis://:pa/ss@host/0"); len(got) < 2 || got[1] != "pa/ss" {
+		t.Errorf("Secrets of an unparsable URL = %q", got)
+	}
+}
+
+func TestRawURLMangled(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://user:12#s3cret@127.0.0.1:9/ok": "http://user:REDACTED@127.0.0.1:9/ok",
+		"http://user:12?s3cret@127.0.0.1:9/ok": "http://user:REDACTED@127.0.0.1:9/ok",
+		"redis://:12#s3cret@127.0.0.1:9/0":     "redis://:REDACTED@127.0.0.1:9/0",
+		"http://host:8080/p#a@b":               "http://host:8080/p#a@b",
+		"http://host/?mail=a@b":                "http://host/?mail=a@b",
+	} {
+		if got := RawURL(in); got != want {
+			t.Errorf("RawURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
