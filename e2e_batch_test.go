@@ -630,3 +630,20 @@ func TestE2EBatchParallelBounds(t *testing.T) {
 		t.Errorf("in flight: at most %d in all (want ≤ 3), %d to a and %d to b (want 2 each)", maxTotal, maxActive["a"], maxActive["b"])
 	}
 }
+
+// TestE2EBatchLongOutputNames: a batch's -o name near the 255-byte limit
+// is written, as a single fetch's is: the temporary file's name is
+// shortened, so it does not fail after the request was sent.
+func TestE2EBatchLongOutputNames(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Path) }))
+	defer srv.Close()
+	e := newEnv(t)
+	long := strings.Repeat("b", 240)
+	r := e.run(args("-o", long+"{n}", srv.URL+"/one", srv.URL+"/two")...)
+	r.wantCode(t, 0)
+	for n, want := range map[string]string{"1": "/one", "2": "/two"} {
+		if got, err := os.ReadFile(filepath.Join(e.dir, long+n)); err != nil || string(got) != want {
+			t.Errorf("file %d: %q, %v; want %q", len(long)+1, got, err, want)
+		}
+	}
+}

@@ -709,3 +709,27 @@ func TestE2EHugeAttemptsBoundedByMaxTime(t *testing.T) {
 	r := newEnv(t).run("fetch", "-q", "-n", "2000000000", "--delay", "20ms", "--breaker-failures", "0", "--max-time", "300ms", srv.URL)
 	r.wantCode(t, 7)
 }
+
+// TestE2EVerboseEscapesTheServersText: -v shows a server's status line and
+// headers with control characters escaped (they must not drive the
+// terminal) and URL passwords redacted, as every other line.
+func TestE2EVerboseEscapesTheServersText(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 503 Evil\x1b[31mRED\r\nLocation: http://u:loc-secret@x.test/\r\nContent-Length: 0\r\n\r\n")
+		buf.Flush()
+	}))
+	defer srv.Close()
+	r := newEnv(t).run(args("-v", "-n", "1", srv.URL)...)
+	r.wantCode(t, 4)
+	if strings.ContainsAny(r.stderr, "\x1b\x07") || strings.Contains(r.stderr, "loc-secret") {
+		t.Errorf("-v passed the server's text through:\n%q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, `Evil\x1b[31mRED`) {
+		t.Errorf("-v does not show the status line escaped:\n%q", r.stderr)
+	}
+}

@@ -213,7 +213,18 @@ func (l *Logger) Request(n int, req *http.Request) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "> [%d] %s %s %s\n", n, req.Method, fetch.RedactURL(req.URL), req.Proto)
 	writeHeaders(&b, "> ", req.Header)
-	l.line(l.dim.Sprint(strings.TrimRight(b.String(), "\n")))
+	l.block(b.String())
+}
+
+// block logs the lines of a -v block, each shown as the one formatter
+// shows any line: passwords redacted, control characters escaped (a
+// server's status line or header must not drive the terminal).
+func (l *Logger) block(s string) {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, line := range lines {
+		lines[i] = printable(fetch.Redact(line))
+	}
+	l.line(l.dim.Sprint(strings.Join(lines, "\n")))
 }
 
 // Response logs a response with -v, curl style.
@@ -224,7 +235,7 @@ func (l *Logger) Response(n int, resp *http.Response) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, resp.Status)
 	writeHeaders(&b, "< ", resp.Header)
-	l.line(l.dim.Sprint(strings.TrimRight(b.String(), "\n")))
+	l.block(b.String())
 }
 
 func writeHeaders(b *strings.Builder, prefix string, h http.Header) {

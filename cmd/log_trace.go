@@ -21,7 +21,7 @@ func (l *Logger) Redirect(n int, hop fetch.Hop) {
 	if hop.StatusText != "" {
 		status += " " + hop.StatusText
 	}
-	l.line(l.dim.Sprint(fetch.Redact(fmt.Sprintf("< [%d] %s → %s", n, status, hop.Location))))
+	l.line(l.dim.Sprint(printable(fetch.Redact(fmt.Sprintf("< [%d] %s → %s", n, status, hop.Location)))))
 }
 
 // Trace logs where attempt n's time went with -v, in one line:

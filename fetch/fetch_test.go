@@ -165,9 +165,15 @@ func TestReportData(t *testing.T) {
 			t.Errorf("password in report: %s", b)
 		}
 	}
-	r := NewReport(req, res, bytes.NewReader([]byte{0xff, 0}), Outcome{})
-	if string(r.Data) != "null" || r.DataBase64 == nil || *r.DataBase64 != "/wA=" {
-		t.Errorf("binary: data %s base64 %v", r.Data, r.DataBase64)
+	for body, want := range map[string]string{
+		"\xff\x00":          "/wA=",
+		"\"\xe9\xff\"":      "Iun/Ig==", // JSON in form, not UTF-8 inside its string
+		"{\"a\":\"\xff\"}": "eyJhIjoi/yJ9",
+	} {
+		r := NewReport(req, res, strings.NewReader(body), Outcome{})
+		if string(r.Data) != "null" || r.DataBase64 == nil || *r.DataBase64 != want {
+			t.Errorf("body %q: data %s base64 %v, want base64 %s", body, r.Data, r.DataBase64, want)
+		}
 	}
 }
 

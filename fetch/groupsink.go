@@ -142,7 +142,7 @@ func createTemp(path, target string) (*os.File, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".refetch-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

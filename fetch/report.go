@@ -155,7 +155,9 @@ func (r *Report) setData(body io.Reader) {
 		return
 	}
 	trimmed := bytes.TrimSpace(b)
-	if len(trimmed) > 0 && json.Valid(trimmed) {
+	if len(trimmed) > 0 && utf8.Valid(trimmed) && json.Valid(trimmed) {
+		// json.Valid does not look inside strings for UTF-8: a JSON body
+		// with other bytes in a string goes as base64, or they are lost.
 		var compact bytes.Buffer
 		if json.Compact(&compact, trimmed) == nil {
 			r.Data = compact.Bytes()

@@ -609,6 +609,7 @@ func NewClient(r *Request) (*http.Client, error) {
 	}
 	tr.TLSClientConfig = tlsConf
 	maxRedirs := r.MaxRedirs
+	userReferer := r.Header.Get("Referer") != ""
 	return &http.Client{
 		Transport: redirectTransport{tr},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -618,6 +619,11 @@ func NewClient(r *Request) (*http.Client, error) {
 			}
 			if len(via) > maxRedirs {
 				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
+			}
+			if !userReferer {
+				// net/http sends the previous URL, query and all (a signed
+				// URL's token), as the Referer of each hop; curl sends none.
+				req.Header.Del("Referer")
 			}
 			// net/http copies the first request's headers onto every hop,
 			// so the whole chain decides, not just the last step.

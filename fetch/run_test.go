@@ -942,3 +942,23 @@ func TestRunStaleCacheNeverCrossesIdentities(t *testing.T) {
 		})
 	}
 }
+
+// A redirect sends no Referer (net/http would send the previous URL,
+// query and all: a signed URL's token, to another origin), as curl sends
+// none; a Referer the user gave is kept.
+func TestRunRedirectSendsNoReferer(t *testing.T) {
+	for _, given := range []string{"", "https://mine.test/"} {
+		e := newRunEnv(t, 1<<10)
+		cfg := e.config()
+		cfg.Request.URL = mustURL(t, "http://api.test/items?token=SECRET")
+		if given != "" {
+			cfg.Request.Header.Set("Referer", given)
+		}
+		if _, err := e.run(context.Background(), cfg, answer(302, "", "Location", "http://other.test/landing"), answer(200, "here")); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.script.reqs[1].Header.Get("Referer"); got != given {
+			t.Errorf("Referer given %q: the redirect sent %q", given, got)
+		}
+	}
+}
