@@ -166,8 +166,8 @@ func TestReportData(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		"\xff\x00":          "/wA=",
-		"\"\xe9\xff\"":      "Iun/Ig==", // JSON in form, not UTF-8 inside its string
+		"\xff\x00":         "/wA=",
+		"\"\xe9\xff\"":     "Iun/Ig==", // JSON in form, not UTF-8 inside its string
 		"{\"a\":\"\xff\"}": "eyJhIjoi/yJ9",
 	} {
 		r := NewReport(req, res, strings.NewReader(body), Outcome{})
