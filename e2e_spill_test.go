@@ -249,3 +249,18 @@ func TestE2ESpliceForbidden(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ESpillWithoutTMPDIR: a TMPDIR that is missing (a CI job's leftover
+// setting) does not fail a large body after its download: the spill file
+// goes to /tmp instead.
+func TestE2ESpillWithoutTMPDIR(t *testing.T) {
+	srv := spillServer(t, true)
+	e := newEnv(t)
+	for _, extra := range [][]string{nil, {"-N"}} {
+		r := e.with("TMPDIR=" + filepath.Join(e.dir, "missing")).run(args(append(extra, srv.URL)...)...)
+		r.wantCode(t, 0)
+		if r.stdout != string(spillBody) {
+			t.Errorf("%v: %d bytes on stdout, not the %d-byte body", extra, len(r.stdout), len(spillBody))
+		}
+	}
+}

@@ -2,10 +2,13 @@ package fetch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
 )
 
 // Sink receives the body of each attempt and makes only a successful one
@@ -50,6 +53,28 @@ func fillChunk(r io.Reader, p []byte) (n int, err error) {
 // SpillThreshold is how much of a buffered body is kept in memory before
 // it spills to a temporary file.
 const SpillThreshold = 4 << 20
+
+// spillDirs are where a spill file may go: os.TempDir() ($TMPDIR), then,
+// on Unix, /tmp when $TMPDIR names another directory: a TMPDIR that is
+// missing or not writable (a CI job's leftover setting) must not fail a
+// download that curl, which needs no temporary file, would complete.
+func spillDirs() []string {
+	dirs := []string{os.TempDir()}
+	if runtime.GOOS != "windows" && filepath.Clean(dirs[0]) != "/tmp" {
+		dirs = append(dirs, "/tmp")
+	}
+	return dirs
+}
+
+// spillError is the error of a spill file that could be made nowhere.
+func spillError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("cannot make the temporary file that holds a body over %s until it is complete, in %s (TMPDIR) or /tmp: %v; set TMPDIR to a writable directory",
+		FormatBytes(SpillThreshold), os.TempDir(), err)
+}
 
 // BufferSink holds the body in memory, spilling to a temporary file past
 // SpillThreshold, and copies it to Dst on Commit. Dst may be nil when only

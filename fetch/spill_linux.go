@@ -17,20 +17,24 @@ import (
 // the filesystem does not support O_TMPFILE it is created with a name that
 // is removed at once. The returned name is always "": nothing to remove.
 func createSpill() (*os.File, string, error) {
-	dir := os.TempDir()
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return os.NewFile(uintptr(fd), filepath.Join(dir, "refetch-body (unnamed)")), "", nil
+	var first error
+	for _, dir := range spillDirs() {
+		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), filepath.Join(dir, "refetch-body (unnamed)")), "", nil
+		}
+		f, err := os.CreateTemp(dir, "refetch-body-*")
+		if err == nil {
+			if err = os.Remove(f.Name()); err == nil {
+				return f, "", nil
+			}
+			f.Close()
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	f, err := os.CreateTemp(dir, "refetch-body-*")
-	if err != nil {
-		return nil, "", err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, "", err
-	}
-	return f, "", nil
+	return nil, "", spillError(first)
 }
 
 // copySpill copies n bytes of src (the spill file, at its start) to dst.

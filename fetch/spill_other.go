@@ -13,9 +13,18 @@ import (
 // removed at once, so nothing is left behind even if the process is
 // killed; elsewhere (Windows) the name is returned, for Close to remove.
 func createSpill() (*os.File, string, error) {
-	f, err := os.CreateTemp("", "refetch-body-*")
-	if err != nil {
-		return nil, "", err
+	var f *os.File
+	var err, first error
+	for _, dir := range spillDirs() {
+		if f, err = os.CreateTemp(dir, "refetch-body-*"); err == nil {
+			break
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if f == nil {
+		return nil, "", spillError(first)
 	}
 	if runtime.GOOS == "windows" {
 		return f, f.Name(), nil
