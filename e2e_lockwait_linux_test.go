@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,5 +222,33 @@ func TestE2ESignalWhileRedisDoesNotAnswer(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "interrupted by SIGTERM") || strings.Contains(stderr, "unavailable") {
 		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// TestE2ESignalWhileReadingACACertFIFO: --cacert naming a FIFO nobody
+// writes to holds the run up in its open; one SIGTERM still ends it.
+func TestE2ESignalWhileReadingACACertFIFO(t *testing.T) {
+	e := newEnv(t)
+	fifo := filepath.Join(e.dir, "ca.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.command("fetch", "--cacert", fifo, "https://127.0.0.1:9/")
+	var pid int
+	code, _, stderr := signalOnce(t, cmd, syscall.SIGTERM, "refetch to open the FIFO", func(string) bool {
+		if cmd.Process == nil {
+			return false
+		}
+		pid = cmd.Process.Pid
+		tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "wchan"))
+		for _, task := range tasks {
+			if w, err := os.ReadFile(task); err == nil && string(w) == "wait_for_partner" {
+				return true // a FIFO's open waiting for a writer
+			}
+		}
+		return false
+	})
+	if code != 143 || !strings.Contains(stderr, "interrupted by SIGTERM") {
+		t.Errorf("exit %d, stderr %q; want 143 and the interruption", code, stderr)
 	}
 }

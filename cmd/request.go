@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -112,10 +113,21 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 		return nil, usageErrorf("invalid %s: not an HTTP method token", n.set("method", "-X", strconv.Quote(r.Method)))
 	}
 	if r.CACert != "" {
-		var err error
-		if req.RootCAs, err = fetch.LoadCACert(r.CACert); err != nil {
+		// Read where a signal can end the wait: the file may be a FIFO, or
+		// on a hung network mount.
+		var pool *x509.CertPool
+		_, err := readCancellable(ctx, func() ([]byte, error) {
+			var err error
+			pool, err = fetch.LoadCACert(r.CACert)
+			return nil, err
+		})
+		if err != nil && ctx.Err() != nil {
+			return nil, err
+		}
+		if err != nil {
 			return nil, &UsageError{Err: n.wrap(err)}
 		}
+		req.RootCAs = pool
 	}
 	if err := req.Validate(); err != nil {
 		return nil, &UsageError{Err: n.wrap(err)}

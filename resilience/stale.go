@@ -134,7 +134,7 @@ func (c *StaleCache) Forget(k StaleKey) {
 // that cannot be read or is corrupt is an error, and is not served.
 func (c *StaleCache) Load(k StaleKey, maxAge time.Duration, now time.Time) (*StaleEntry, time.Duration, error) {
 	path := c.path(k)
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}

@@ -148,7 +148,7 @@ func (s *FileStore) Update(ctx context.Context, key string, fn func(*Record) err
 // readRecord reads and decodes the state file at path, which must be the
 // file of the key it holds.
 func (s *FileStore) readRecord(path string) (Record, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return Record{}, err
 	}
