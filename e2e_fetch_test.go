@@ -664,7 +664,9 @@ func TestE2ESignals(t *testing.T) {
 			signalCase{"SIGINT while " + st.name, syscall.SIGINT, 130, st.args, st.ready},
 			signalCase{"SIGTERM while " + st.name, syscall.SIGTERM, 143, st.args, st.ready},
 			// A closing terminal or SSH session: handled like SIGTERM.
-			signalCase{"SIGHUP while " + st.name, syscall.SIGHUP, 129, st.args, st.ready})
+			signalCase{"SIGHUP while " + st.name, syscall.SIGHUP, 129, st.args, st.ready},
+			// Ctrl-\: handled like SIGTERM too, not Go's dump and exit 2.
+			signalCase{"SIGQUIT while " + st.name, syscall.SIGQUIT, 131, st.args, st.ready})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

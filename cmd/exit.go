@@ -25,6 +25,7 @@ const (
 	ExitBatch       = 9
 	ExitSIGHUP      = 129
 	ExitSIGINT      = 130
+	ExitSIGQUIT     = 131
 	ExitSIGTERM     = 143
 )
 
@@ -56,6 +57,8 @@ func signalName(s os.Signal) string {
 		return "SIGTERM"
 	case syscall.SIGHUP:
 		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
 	}
 	return s.String()
 }
@@ -82,6 +85,8 @@ func ExitCode(err error) int {
 			return ExitSIGTERM
 		case syscall.SIGHUP:
 			return ExitSIGHUP
+		case syscall.SIGQUIT:
+			return ExitSIGQUIT
 		}
 		return ExitSIGINT
 	case errors.As(err, &usage):
@@ -113,7 +118,7 @@ var failureClasses = map[int]string{
 	ExitInternal: "internal", ExitUsage: "usage", ExitPermanent: "permanent",
 	ExitExhausted: "retries_exhausted", ExitCircuitOpen: "circuit_open", ExitRateLimited: "rate_limited",
 	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitBatch: "batch", ExitSIGHUP: "interrupted", ExitSIGINT: "interrupted",
-	ExitSIGTERM: "interrupted",
+	ExitSIGTERM: "interrupted", ExitSIGQUIT: "interrupted",
 }
 
 // FailureClass names the failure class of err for reports, from ExitCode,

@@ -130,9 +130,11 @@ func Main() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigc := make(chan os.Signal, 1)
-	// SIGHUP (a closing terminal or SSH session) is handled like SIGTERM:
-	// the run ends promptly and cleans up its temp files.
-	signals := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	// SIGHUP (a closing terminal or SSH session) and SIGQUIT (Ctrl-\) are
+	// handled like SIGTERM: the run ends promptly and cleans up its temp
+	// files. (Go's own SIGQUIT would dump goroutines and exit 2, the code
+	// of a usage error, leaving -o's temp file behind.)
+	signals := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 	signal.Notify(sigc, signals...)
 	go func() {
 		s, ok := <-sigc
