@@ -102,6 +102,10 @@ func TestE2EClosedStdout(t *testing.T) {
 	if code != 1 || hits.get() != 0 || !strings.Contains(out, "so the report would be lost: redirect stdout") {
 		t.Errorf("closed stdout with --json -o: exit %d, %d requests, output %q", code, hits.get(), out)
 	}
+	code, out = run(`"$0" breaker status >&-`)
+	if code != 1 || !strings.Contains(out, "so the status would be lost") {
+		t.Errorf("breaker status with stdout closed: exit %d, output %q", code, out)
+	}
 	code, out = run(`"$0" fetch --fallback x "$1" >&-`, srv.URL)
 	if code != 1 || hits.get() != 0 {
 		t.Errorf("closed stdout with a fallback: exit %d, %d requests, output %q", code, hits.get(), out)

@@ -189,6 +189,9 @@ type breakerStatusJSON struct {
 }
 
 func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error {
+	if o.IO.OutClosed {
+		return stdoutClosedError("the status", "redirect stdout")
+	}
 	s, where, err := o.store()
 	if err != nil {
 		return err
