@@ -517,3 +517,28 @@ func TestE2EFleetQuorum(t *testing.T) {
 	// A bad quorum is a usage error.
 	a.run(args("--breaker-quorum", "0", srv.URL)...).wantCode(t, 2)
 }
+
+// TestE2EResetHintAfterFailover: when the store could not be used and the
+// run fell back to the local state dir, the open breaker is there, so the
+// "reset with" hint names that dir (and keeps REFETCH_STORE from sending
+// the reset elsewhere); following it closes the breaker.
+func TestE2EResetHintAfterFailover(t *testing.T) {
+	down := downServer(t, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := "redis://" + l.Addr().String() + "/0" // refused: nothing listens
+	l.Close()
+	e := newEnv(t).with("REFETCH_STORE=" + store)
+	dir := filepath.Join(e.dir, "state-here")
+	e.run(args("--state-dir", dir, "--breaker-failures", "1", "-n", "1", down.URL)...).wantCode(t, 4)
+	r := e.run(args("--state-dir", dir, "-n", "1", down.URL)...)
+	r.wantCode(t, 5)
+	hint := "reset with: REFETCH_STORE= refetch breaker reset --state-dir '" + dir + "' '" + down.URL + "'"
+	if !strings.Contains(r.stderr, hint) {
+		t.Fatalf("stderr does not give the local reset:\n%s\nwant %s", r.stderr, hint)
+	}
+	e.with("REFETCH_STORE=").run("breaker", "reset", "--state-dir", dir, down.URL).wantCode(t, 0)
+	e.run(args("--state-dir", dir, "-n", "1", down.URL)...).wantCode(t, 4) // tried again: closed
+}

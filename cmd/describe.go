@@ -120,12 +120,20 @@ func hint(err error) string {
 	)
 	switch {
 	case errors.As(err, &open):
+		hasPlan := errors.As(err, &reset)
+		if hasPlan && reset.plan.storeGiven && failedOver(reset.plan.store) {
+			// The run fell back to the local state dir: that is where the
+			// open breaker is, and an empty REFETCH_STORE keeps a reset
+			// from going to the store from the environment.
+			return "; reset with: REFETCH_STORE= refetch breaker reset --state-dir " + shellQuote(reset.plan.dir) + " " +
+				shellQuote(open.Record.Key) + " (the local state dir: the store was unavailable)"
+		}
 		where := ""
-		if errors.As(err, &reset) && reset.plan.explicitDir {
+		if hasPlan && reset.plan.explicitDir {
 			where += " --state-dir " + shellQuote(reset.plan.dir)
 		}
 		tail := ""
-		if errors.As(err, &reset) && reset.plan.storeGiven {
+		if hasPlan && reset.plan.storeGiven {
 			// The same store the run used; its URL may hold a password,
 			// so it is not repeated here.
 			where += " --store URL"
@@ -180,6 +188,13 @@ func printable(s string) string {
 
 func isControl(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError
+}
+
+// failedOver reports whether s is a store that switched to its secondary
+// (the local state dir) during the run.
+func failedOver(s resilience.Store) bool {
+	f, ok := s.(*resilience.FailoverStore)
+	return ok && f.Failed()
 }
 
 // stdoutClosedError is the error of a command whose output (what) would go
