@@ -123,7 +123,15 @@ func TestE2EBreakerCorruptAndUnusableStore(t *testing.T) {
 	for _, f := range files {
 		os.WriteFile(f, []byte("{garbage"), 0o600)
 	}
-	r := e.run(args("-n", "1", "http://127.0.0.1:1/")...)
+	// breaker status lists without changing anything, and says so.
+	r := e.run("breaker", "status")
+	if !strings.Contains(r.stderr, "unreadable") || !strings.Contains(r.stderr, "not listed (the next run of its key replaces it)") {
+		t.Errorf("breaker status on a corrupt state file:\n%s", r.stderr)
+	}
+	if data, _ := os.ReadFile(files[0]); string(data) != "{garbage" {
+		t.Errorf("breaker status changed the corrupt file: %q", data)
+	}
+	r = e.run(args("-n", "1", "http://127.0.0.1:1/")...)
 	r.wantCode(t, 4)
 	if !strings.Contains(r.stderr, "unreadable") || !strings.Contains(r.stderr, "replaced by a fresh closed state") {
 		t.Errorf("corrupt state not reported:\n%s", r.stderr)

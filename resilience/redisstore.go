@@ -503,7 +503,7 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 			r, err := decodeRedis(batch[i], raw)
 			if err != nil {
 				if s.cfg.Warn != nil {
-					s.cfg.Warn(&CorruptStateError{Path: "redis key " + full[i], Err: err})
+					s.cfg.Warn(&CorruptStateError{Path: "redis key " + full[i], Err: err, Listed: true})
 				}
 				continue
 			}

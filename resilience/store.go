@@ -61,13 +61,18 @@ type Store interface {
 var ErrUnchanged = errors.New("record unchanged")
 
 // CorruptStateError reports a state file that could not be read or decoded
-// and was replaced by a fresh closed state.
+// and was replaced by a fresh closed state, or, when Listed, skipped by a
+// listing (which changes nothing: the next run of its key replaces it).
 type CorruptStateError struct {
-	Path string
-	Err  error
+	Path   string
+	Err    error
+	Listed bool
 }
 
 func (e *CorruptStateError) Error() string {
+	if e.Listed {
+		return fmt.Sprintf("breaker state %s is unreadable (%v); not listed (the next run of its key replaces it)", e.Path, e.Err)
+	}
 	return fmt.Sprintf("breaker state %s is unreadable (%v); replaced by a fresh closed state", e.Path, e.Err)
 }
 
@@ -259,7 +264,7 @@ func (s *FileStore) List(ctx context.Context) ([]Record, error) {
 		r, err := s.readRecord(m)
 		if err != nil {
 			if s.Warn != nil {
-				s.Warn(&CorruptStateError{Path: m, Err: err})
+				s.Warn(&CorruptStateError{Path: m, Err: err, Listed: true})
 			}
 			continue
 		}
