@@ -102,6 +102,13 @@ func TestE2EClosedStdout(t *testing.T) {
 	if code != 1 || hits.get() != 0 || !strings.Contains(out, "so the report would be lost: redirect stdout") {
 		t.Errorf("closed stdout with --json -o: exit %d, %d requests, output %q", code, hits.get(), out)
 	}
+	// Open for reading only (`1<FILE`): every write would fail after the
+	// download; found before the request instead.
+	os.WriteFile(filepath.Join(e.dir, "ro"), nil, 0o600)
+	code, out = run(`"$0" fetch "$1" 1<"$2"`, srv.URL, filepath.Join(e.dir, "ro"))
+	if code != 1 || hits.get() != 0 || !strings.Contains(out, "read-only") {
+		t.Errorf("read-only stdout: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
 	code, out = run(`"$0" breaker status >&-`)
 	if code != 1 || !strings.Contains(out, "so the status would be lost") {
 		t.Errorf("breaker status with stdout closed: exit %d, output %q", code, out)

@@ -204,6 +204,6 @@ func failedOver(s resilience.Store) bool {
 // the message names that case too: a person who meant to discard the
 // output learns how to say so.
 func stdoutClosedError(what, remedy string) error {
-	return fmt.Errorf("%w: stdout is closed (or is /dev/null opened read-write, as Python's subprocess.DEVNULL gives it), so %s would be lost: %s",
+	return fmt.Errorf("%w: stdout is closed or read-only (or is /dev/null opened read-write, as Python's subprocess.DEVNULL gives it), so %s would be lost: %s",
 		fetch.ErrOutput, what, remedy)
 }

@@ -20,5 +20,10 @@ func stdoutClosed(f *os.File) bool {
 	if err != nil {
 		return true
 	}
+	if fl&unix.O_ACCMODE == unix.O_RDONLY {
+		// `1<FILE`: open for reading only, so every write would fail
+		// after the download. Found before it instead.
+		return true
+	}
 	return fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
 }
