@@ -68,12 +68,12 @@ func ParseURL(raw string) (*url.URL, error) {
 		return nil, invalidf(`invalid URL "-": refetch reads no URL from stdin; pass the URL itself as the argument`)
 	}
 	if i := strings.IndexFunc(raw, isCTL); i >= 0 {
-		return nil, invalidf("invalid URL %q: %s", redactRawURL(raw), ctlProblem(raw[i]))
+		return nil, invalidf("invalid URL %q: %s", redact.RawURL(raw), ctlProblem(raw[i]))
 	}
 	if strings.ContainsRune(raw, ' ') {
-		return nil, invalidf(`invalid URL %q: it contains a raw space, most often a quoting bug in the script; quote the variable ("$url") or write the space as %%20`, redactRawURL(raw))
+		return nil, invalidf(`invalid URL %q: it contains a raw space, most often a quoting bug in the script; quote the variable ("$url") or write the space as %%20`, redact.RawURL(raw))
 	}
-	shown := redactRawURL(raw)
+	shown := redact.RawURL(raw)
 	scheme, explicit := urlScheme(raw)
 	switch {
 	case scheme == "":
@@ -368,8 +368,6 @@ func ctlProblem(c byte) string {
 // RedactRawURL returns a URL as the user typed it, parsed or not, with
 // any password replaced (internal/redact).
 func RedactRawURL(raw string) string { return redact.RawURL(raw) }
-
-func redactRawURL(raw string) string { return redact.RawURL(raw) }
 
 // ParseHeader parses one header argument, "Name: value" (RFC 9110 field syntax).
 // The name must be a token, with nothing between it and the colon; the

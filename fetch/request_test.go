@@ -150,22 +150,6 @@ func TestParseURLRejects(t *testing.T) {
 	}
 }
 
-func TestRedactRawURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://a:pw@h/x@y":    "http://a:REDACTED@h/x@y",
-		"http://a:p w@h/":      "http://a:REDACTED@h/",
-		"http://a@h/":          "http://a@h/",
-		"http://h/a:b@c":       "http://h/a:b@c",
-		"a:pw@h":               "a:REDACTED@h",
-		"http://a:p@w@h/":      "http://a:REDACTED@h/",
-		"http://h/?u=a:pw@h2/": "http://h/?u=a:pw@h2/",
-	} {
-		if got := redactRawURL(in); got != want {
-			t.Errorf("redactRawURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestParseHeaderSyntax(t *testing.T) {
 	accepts := []struct{ in, name, value string }{
 		{"X-Api-Key: abc", "X-Api-Key", "abc"},

@@ -22,6 +22,10 @@ func TestRawURL(t *testing.T) {
 		"http://host/":                             "http://host/",
 		"user:secret@host":                         "user:REDACTED@host",
 		"secret@host":                              "REDACTED@host",
+		"http://a:pw@h/x@y":                        "http://a:REDACTED@h/x@y",
+		"http://a:p w@h/":                          "http://a:REDACTED@h/",
+		"http://h/a:b@c":                           "http://h/a:b@c",
+		"http://h/?u=a:pw@h2/":                     "http://h/?u=a:pw@h2/",
 		"http://user:pa#s3cret@host/ok?mail=a@b.c": "http://user:REDACTED@b.c",
 	} {
 		if got := RawURL(in); got != want {
