@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -645,5 +646,63 @@ func TestE2EBatchLongOutputNames(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(e.dir, long+n)); err != nil || string(got) != want {
 			t.Errorf("file %d: %q, %v; want %q", len(long)+1, got, err, want)
 		}
+	}
+}
+
+// TestE2EBatchInputEditedDuringTheRun: what runs is what was checked, even
+// when -i FILE is edited in place (same size, so the start-of-run check
+// cannot see it) while the run is under way and has not yet read the
+// edited line: the run reads the copy the check made.
+func TestE2EBatchInputEditedDuringTheRun(t *testing.T) {
+	const lines = 1500 // past the read-ahead, so the last lines are read late
+	first := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		once.Do(func() { close(first); <-release })
+		fmt.Fprint(w, "ok")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	// Long lines: the file is far larger than a read buffer, so its last
+	// lines are read from it only late in the run.
+	pad := strings.Repeat("q", 200)
+	var list strings.Builder
+	for i := 1; i <= lines; i++ {
+		fmt.Fprintf(&list, "%s/p/%04d?%s\n", srv.URL, i, pad)
+	}
+	input := filepath.Join(e.dir, "urls")
+	if err := os.WriteFile(input, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.command(args("-q", "-P", "1", "--json", "-i", input)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-first // the run has started; the last lines are not read yet
+	edited := strings.Replace(list.String(), fmt.Sprintf("/p/%04d?", lines), fmt.Sprintf("/x/%04d?", lines), 1)
+	if err := os.WriteFile(input, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range paths {
+		if strings.HasPrefix(p, "/x/") {
+			t.Fatalf("the edited line %s ran: it was never checked", p)
+		}
+	}
+	if len(paths) != lines {
+		t.Errorf("%d requests, want %d", len(paths), lines)
 	}
 }

@@ -171,7 +171,8 @@ func TestE2EBatchSignalWhileReadingTheInput(t *testing.T) {
 	}
 	fmt.Fprintf(stdin, "%s/a\n", srv.URL)
 	// Signal once refetch is checking the input: it has made the copy of
-	// stdin for the run (a temp file it unlinked at once).
+	// stdin for the run (a temp file without a name: O_TMPFILE, or one
+	// unlinked at once; /proc shows either as "(deleted)").
 	fds := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
 	if _, err := os.Stat(fds); err != nil {
 		cmd.Process.Kill()
@@ -181,7 +182,7 @@ func TestE2EBatchSignalWhileReadingTheInput(t *testing.T) {
 	waitFor(t, "refetch to read its input", func() bool {
 		entries, _ := os.ReadDir(fds)
 		for _, en := range entries {
-			if target, _ := os.Readlink(filepath.Join(fds, en.Name())); strings.Contains(target, "refetch-input-") {
+			if target, _ := os.Readlink(filepath.Join(fds, en.Name())); strings.HasSuffix(target, "(deleted)") {
 				return true
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/refetch/refetch/fetch"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -27,9 +26,9 @@ type batchEntry struct {
 // the lines of -i (one URL a line; blank lines and lines starting with #
 // skipped; surrounding whitespace trimmed). It is read twice, streaming
 // both times: once to check every URL before any request, once to run
-// them. A regular file is read again from its start; stdin and other
-// streams (a pipe, <(cmd)) are copied to a temporary file by the first
-// pass, which the second pass reads instead: disk, not memory.
+// them. Every input (a file, stdin, a pipe, <(cmd)) is copied to a
+// temporary file by the first pass, which the second pass reads instead:
+// disk, not memory, and what runs is what was checked.
 type batchInput struct {
 	args []string
 	name string // the -i value; "" for none
@@ -70,21 +69,18 @@ func openBatchInput(args []string, name string, stdin io.Reader) (*batchInput, e
 		}
 		in.file, in.src, in.seekable = f, f, st.Mode().IsRegular()
 	}
-	if !in.seekable {
-		spool, err := os.CreateTemp("", "refetch-input-*")
-		if err != nil {
-			in.close()
-			return nil, fmt.Errorf("cannot keep a copy of the input for the run: %w", err)
-		}
-		in.spool, in.spoolName = spool, spool.Name()
-		// Unlinked at once where the system allows it: nothing is left
-		// behind even if the process is killed.
-		if os.Remove(in.spoolName) == nil {
-			in.spoolName = ""
-		}
-		in.spoolW = bufio.NewWriterSize(spool, 64<<10)
-		in.src = io.TeeReader(in.src, (*spoolWriter)(in))
+	// Every input is copied as the check pass reads it, and the run pass
+	// reads the copy: what runs is what was checked, even if the file is
+	// edited in place while the run goes on (a regular file is also
+	// checked, at the run's start, not to have changed since).
+	spool, spoolName, err := fetch.TempFile()
+	if err != nil {
+		in.close()
+		return nil, fmt.Errorf("%w: cannot keep a copy of the input for the run: %v", fetch.ErrOutput, err)
 	}
+	in.spool, in.spoolName = spool, spoolName
+	in.spoolW = bufio.NewWriterSize(spool, 64<<10)
+	in.src = io.TeeReader(in.src, (*spoolWriter)(in))
 	return in, nil
 }
 
@@ -171,14 +167,14 @@ func (in *batchInput) runPass(fn func(batchEntry) error) error {
 	if err != nil || in.src == nil {
 		return err
 	}
-	f := in.file
-	if !in.seekable {
-		f = in.spool
-	} else if st, err := f.Stat(); err != nil || in.checked == nil ||
-		st.Size() != in.checked.Size() || !st.ModTime().Equal(in.checked.ModTime()) {
-		// Its lines were checked, not whatever it holds now.
-		return usageErrorf("-i %s changed after it was checked; run again", in.shown())
+	if in.seekable {
+		if st, err := in.file.Stat(); err != nil || in.checked == nil ||
+			st.Size() != in.checked.Size() || !st.ModTime().Equal(in.checked.ModTime()) {
+			// Its lines were checked, not whatever it holds now.
+			return usageErrorf("-i %s changed after it was checked; run again", in.shown())
+		}
 	}
+	f := in.spool
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("cannot read the input again: %w", err)
 	}
@@ -195,8 +191,6 @@ func (in *batchInput) lookup(n int) (batchEntry, error) {
 	}
 	var r io.Reader
 	switch {
-	case in.seekable:
-		r = io.NewSectionReader(in.file, 0, math.MaxInt64)
 	case in.spool != nil:
 		if err := in.spoolW.Flush(); err != nil {
 			return batchEntry{}, err

@@ -66,6 +66,12 @@ func spillDirs() []string {
 	return dirs
 }
 
+// TempFile makes a temporary file the way a spill file is made (see
+// createSpill): unnamed where the system allows it, in $TMPDIR or else
+// /tmp. name is what to remove when done, "" when there is nothing to
+// remove (the file has no name).
+func TempFile() (f *os.File, name string, err error) { return createSpill() }
+
 // spillError is the error of a spill file that could be made nowhere.
 func spillError(err error) error {
 	var pe *fs.PathError
