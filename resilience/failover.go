@@ -72,67 +72,52 @@ func (s *FailoverStore) fail(err error) {
 // Failed reports whether the store has switched to Secondary.
 func (s *FailoverStore) Failed() bool { return s.failed.Load() }
 
-func (s *FailoverStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
+// failover runs op on Primary until Primary has failed once, then on
+// Secondary. An error of Primary's switches to Secondary, with the one
+// warning, unless it is fn's (fnError: the caller's answer, not a
+// failure) or the end of ctx (the run ended; Primary did not fail), which
+// are returned as they are.
+func failover[T any](ctx context.Context, s *FailoverStore, op func(Store) (T, error)) (T, error) {
 	if !s.failed.Load() {
-		err := s.Primary.Update(ctx, key, func(r *Record) error {
-			if err := fn(r); err != nil {
-				return &fnError{err}
-			}
-			return nil
-		})
-		if err == nil {
-			return nil
-		}
+		v, err := op(s.Primary)
 		var fe *fnError
-		if errors.As(err, &fe) {
-			return fe.err
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
+		switch {
+		case err == nil:
+			return v, nil
+		case errors.As(err, &fe):
+			return v, fe.err
+		case ctx.Err() != nil:
+			return v, context.Cause(ctx)
 		}
 		s.fail(err)
 	}
-	return s.Secondary.Update(ctx, key, fn)
+	v, err := op(s.Secondary)
+	var fe *fnError
+	if errors.As(err, &fe) {
+		err = fe.err
+	}
+	return v, err
+}
+
+func (s *FailoverStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
+	marked := func(r *Record) error {
+		if err := fn(r); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
+	_, err := failover(ctx, s, func(st Store) (struct{}, error) { return struct{}{}, st.Update(ctx, key, marked) })
+	return err
 }
 
 func (s *FailoverStore) List(ctx context.Context) ([]Record, error) {
-	if !s.failed.Load() {
-		recs, err := s.Primary.List(ctx)
-		if err == nil {
-			return recs, nil
-		}
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		s.fail(err)
-	}
-	return s.Secondary.List(ctx)
+	return failover(ctx, s, func(st Store) ([]Record, error) { return st.List(ctx) })
 }
 
 func (s *FailoverStore) Delete(ctx context.Context, key string) (bool, error) {
-	if !s.failed.Load() {
-		ok, err := s.Primary.Delete(ctx, key)
-		if err == nil {
-			return ok, nil
-		}
-		if ctx.Err() != nil {
-			return false, context.Cause(ctx)
-		}
-		s.fail(err)
-	}
-	return s.Secondary.Delete(ctx, key)
+	return failover(ctx, s, func(st Store) (bool, error) { return st.Delete(ctx, key) })
 }
 
 func (s *FailoverStore) DeleteAll(ctx context.Context) (int, error) {
-	if !s.failed.Load() {
-		n, err := s.Primary.DeleteAll(ctx)
-		if err == nil {
-			return n, nil
-		}
-		if ctx.Err() != nil {
-			return n, context.Cause(ctx)
-		}
-		s.fail(err)
-	}
-	return s.Secondary.DeleteAll(ctx)
+	return failover(ctx, s, func(st Store) (int, error) { return st.DeleteAll(ctx) })
 }
