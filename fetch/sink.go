@@ -133,20 +133,29 @@ func (s *BufferSink) Write(p []byte) (int, error) {
 		}
 		return s.mem.Write(p)
 	}
+	if err := s.toFile(); err != nil {
+		return 0, err
+	}
+	return s.file.Write(p)
+}
+
+// toFile moves the body to the temporary file, making the file if there
+// is none yet and writing out what is held in memory.
+func (s *BufferSink) toFile() error {
 	if s.file == nil {
 		f, name, err := createSpill()
 		if err != nil {
-			return 0, err
+			return err
 		}
 		s.file, s.name = f, name
 	}
 	if s.mem.Len() > 0 {
 		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
-			return 0, err
+			return err
 		}
 		s.mem.Reset()
 	}
-	return s.file.Write(p)
+	return nil
 }
 
 // appendFile implements appender: once the body goes to the temporary
@@ -155,18 +164,8 @@ func (s *BufferSink) appendFile() (*os.File, func(int64)) {
 	if s.file == nil && s.expect <= SpillThreshold {
 		return nil, nil
 	}
-	if s.file == nil {
-		f, name, err := createSpill()
-		if err != nil {
-			return nil, nil // Write meets the error again and reports it
-		}
-		s.file, s.name = f, name
-	}
-	if s.mem.Len() > 0 {
-		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
-			return nil, nil
-		}
-		s.mem.Reset()
+	if err := s.toFile(); err != nil {
+		return nil, nil // Write meets the error again and reports it
 	}
 	return s.file, func(n int64) { s.size += n }
 }
