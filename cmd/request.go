@@ -115,12 +115,7 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 	if r.CACert != "" {
 		// Read where a signal can end the wait: the file may be a FIFO, or
 		// on a hung network mount.
-		var pool *x509.CertPool
-		_, err := readCancellable(ctx, func() ([]byte, error) {
-			var err error
-			pool, err = fetch.LoadCACert(r.CACert)
-			return nil, err
-		})
+		pool, err := readCancellable(ctx, func() (*x509.CertPool, error) { return fetch.LoadCACert(r.CACert) })
 		if err != nil && ctx.Err() != nil {
 			return nil, err
 		}
@@ -171,11 +166,12 @@ func readArg(ctx context.Context, v string, stdin io.Reader, flag string) ([]byt
 	return data, nil
 }
 
-// readCancellable runs read, returning early when ctx ends; the read is
-// left to finish (or block) on its own, as the process is about to exit.
-func readCancellable(ctx context.Context, read func() ([]byte, error)) ([]byte, error) {
+// readCancellable runs read (of a file, a FIFO, stdin, a CA bundle),
+// returning early when ctx ends; the read is left to finish (or block) on
+// its own, as the process is about to exit.
+func readCancellable[T any](ctx context.Context, read func() (T, error)) (T, error) {
 	type result struct {
-		data []byte
+		data T
 		err  error
 	}
 	done := make(chan result, 1)
@@ -187,7 +183,8 @@ func readCancellable(ctx context.Context, read func() ([]byte, error)) ([]byte, 
 	case r := <-done:
 		return r.data, r.err
 	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+		var zero T
+		return zero, context.Cause(ctx)
 	}
 }
 
