@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -119,7 +120,7 @@ func (o *BreakerOptions) store() (resilience.Store, string, error) {
 		}
 		dir = d
 	}
-	s, err := openStore(o.Store, dir, 0, warn)
+	s, err := openStore(o.Store, dir, 0, 1, warn)
 	if err != nil {
 		return nil, "", err
 	}
@@ -182,10 +183,44 @@ type breakerStatusJSON struct {
 	OpenedAt            *time.Time `json:"opened_at"`
 	RetryAt             *time.Time `json:"retry_at"`
 	LastError           string     `json:"last_error,omitempty"`
-	// HoldUntil is a server's Retry-After on the key still in force.
+	// HoldUntil is the latest end of a server's Retry-After on the key
+	// still in force, for any caller identity; Holds counts those
+	// identities (never shown themselves: they are hashes of credentials).
 	HoldUntil *time.Time `json:"hold_until,omitempty"`
-	// FailureNodes are the nodes of the current failure streak (quorum).
-	FailureNodes []string `json:"failure_nodes,omitempty"`
+	Holds     int        `json:"holds,omitempty"`
+	// FailureNodes are the nodes with failures since the last success,
+	// and NodeFailures their counts (the quorum's figures).
+	FailureNodes []string       `json:"failure_nodes,omitempty"`
+	NodeFailures map[string]int `json:"node_failures,omitempty"`
+}
+
+// holdInForce returns the latest hold of r still in force at now (nil if
+// none) and how many identities are held.
+func holdInForce(r resilience.Record, now time.Time) (*time.Time, int) {
+	var latest *time.Time
+	n := 0
+	for _, until := range r.Holds {
+		if until.After(now) {
+			n++
+			if latest == nil || until.After(*latest) {
+				u := until
+				latest = &u
+			}
+		}
+	}
+	return latest, n
+}
+
+// failureNodes lists the nodes of r's failure counts, sorted.
+func failureNodes(r resilience.Record) []string {
+	var out []string
+	for node, n := range r.NodeFailures {
+		if n > 0 {
+			out = append(out, node)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error {
@@ -207,10 +242,9 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		out := make([]breakerStatusJSON, 0, len(recs))
 		for _, r := range recs {
 			j := breakerStatusJSON{Key: r.Key, State: r.State.String(), ConsecutiveFailures: r.ConsecutiveFailures,
-				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError, FailureNodes: r.FailureNodes}
-			if r.HoldUntil != nil && r.HoldUntil.After(now) {
-				j.HoldUntil = r.HoldUntil
-			}
+				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError,
+				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
+			j.HoldUntil, j.Holds = holdInForce(r, now)
 			out = append(out, j)
 		}
 		return writeJSON(o.IO.Out, out)
@@ -223,9 +257,10 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tHOLD\tLAST ERROR")
 	for _, r := range recs {
 		opened, next, hold := "-", "-", "-"
-		if r.HoldUntil != nil && r.HoldUntil.After(now) {
-			// A server's Retry-After: every run waits for it or ends with 6.
-			hold = "for " + FormatDuration(r.HoldUntil.Sub(now).Round(time.Second))
+		if until, _ := holdInForce(r, now); until != nil {
+			// A server's Retry-After: every run of its identity waits for
+			// it or ends with 6.
+			hold = "for " + FormatDuration(until.Sub(now).Round(time.Second))
 		}
 		if r.OpenedAt != nil {
 			opened = FormatDuration(now.Sub(*r.OpenedAt).Truncate(time.Second)) + " ago"

@@ -183,7 +183,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	// with one store (one client, one failover warning) for every URL.
 	var base *breakerPlan
 	if o.BreakerFailuresGiven && o.BreakerFailures > 0 {
-		if base, err = o.RetryFlags.breakerBase(policy.Attempts, o.Getenv, o.Log); err != nil {
+		if base, err = o.RetryFlags.breakerBase(policy.Attempts, len(o.URLs), o.Getenv, o.Log); err != nil {
 			return nil, err
 		}
 	}

@@ -222,7 +222,8 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 			p.fallback.StaleFor = o.StaleIfError
 		}
 	}
-	if p.breaker, err = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Getenv, o.Log); err != nil {
+	// A batch has up to -P steps of its breakers in flight at once.
+	if p.breaker, err = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Batch.Parallel, o.Getenv, o.Log); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -231,15 +232,16 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 // breakerPlan resolves the breaker of a URL: nil when it is off, or when
 // no state dir can be found (a warning: the breaker steps aside, the run
 // goes on).
-func (r *RetryFlags) breakerPlan(u *url.URL, attempts int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
-	base, err := r.breakerBase(attempts, getenv, log)
+func (r *RetryFlags) breakerPlan(u *url.URL, attempts, inFlight int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
+	base, err := r.breakerBase(attempts, inFlight, getenv, log)
 	return base.forURL(u), err
 }
 
 // breakerBase resolves everything of the breaker but its key, once for a
 // run however many URLs it has: one store (one Redis client, one failover
-// warning), and one warning when there is no state dir.
-func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
+// warning), and one warning when there is no state dir. inFlight is how
+// many runs of the process may use the store at once.
+func (r *RetryFlags) breakerBase(attempts, inFlight int, getenv func(string) string, log *Logger) (*breakerPlan, error) {
 	failures := r.breakerFailures(attempts)
 	if failures == 0 {
 		return nil, nil
@@ -249,7 +251,7 @@ func (r *RetryFlags) breakerBase(attempts int, getenv func(string) string, log *
 		log.Warnf("circuit breaker disabled for this run: %v", err)
 		return nil, nil
 	}
-	store, err := openStore(r.Store, dir, r.BreakerReset, func(err error) { log.Warnf("%v", err) })
+	store, err := openStore(r.Store, dir, r.BreakerReset, inFlight, func(err error) { log.Warnf("%v", err) })
 	if err != nil {
 		return nil, err
 	}

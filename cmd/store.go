@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"math"
 	"time"
 
 	"github.com/refetch/refetch/resilience"
@@ -15,10 +16,19 @@ const (
 	// that does not answer costs a few hundred milliseconds, never the run.
 	// ?timeout= in the URL overrides it, for a server far away.
 	redisTimeout = 200 * time.Millisecond
-	// minRedisTTL is the shortest life of a breaker record after its last
-	// write; an open breaker lives at least twice its reset period.
-	minRedisTTL = 24 * time.Hour
+	// minRecordTTL is the shortest life of a breaker record after its
+	// last write; an open breaker lives at least twice its reset period.
+	minRecordTTL = 24 * time.Hour
 )
+
+// recordTTL is how long a breaker record lives after its last write:
+// max(24h, 2×reset), without overflow for the longest reset.
+func recordTTL(reset time.Duration) time.Duration {
+	if reset > math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return max(minRecordTTL, 2*reset)
+}
 
 // checkStoreFlag validates --store without opening anything: empty, or a
 // redis:// or rediss:// URL. name is how the message calls the setting
@@ -38,10 +48,12 @@ func checkStoreFlag(raw, name string) error {
 // in dir when raw is empty; for a redis:// or rediss:// URL, Redis with the
 // file store in dir as the failover that takes over, after one warning,
 // when Redis does not answer. reset is --breaker-reset: records live
-// max(24h, 2×reset) after their last write. warn receives the store's
-// warnings (corrupt records, the failover).
-func openStore(raw, dir string, reset time.Duration, warn func(error)) (resilience.Store, error) {
-	files := &resilience.FileStore{Dir: dir, Warn: warn}
+// max(24h, 2×reset) after their last write, in either store. inFlight is
+// how many runs use the store at once (a batch's -P): Redis gets a
+// connection for each. warn receives the store's warnings (corrupt
+// records, the failover).
+func openStore(raw, dir string, reset time.Duration, inFlight int, warn func(error)) (resilience.Store, error) {
+	files := &resilience.FileStore{Dir: dir, Warn: warn, TTL: recordTTL(reset)}
 	if raw == "" {
 		return files, nil
 	}
@@ -52,7 +64,8 @@ func openStore(raw, dir string, reset time.Duration, warn func(error)) (resilien
 	if cfg.Timeout == 0 {
 		cfg.Timeout = redisTimeout
 	}
-	cfg.TTL = max(minRedisTTL, 2*reset)
+	cfg.TTL = recordTTL(reset)
+	cfg.PoolSize = max(4, inFlight+1)
 	cfg.Warn = warn
 	redis, err := resilience.NewRedisStore(cfg)
 	if err != nil {

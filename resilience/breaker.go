@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -47,7 +48,9 @@ func (s *State) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Record is the persisted state of one breaker key.
+// Record is the persisted state of one breaker key. Its times are in
+// the clock of whoever reads it: a store that keeps its own clock (Redis)
+// translates them.
 type Record struct {
 	Key                 string `json:"key"`
 	State               State  `json:"state"`
@@ -61,18 +64,26 @@ type Record struct {
 	// passes (the trial's process died), another trial may be admitted.
 	TrialUntil *time.Time `json:"trial_until,omitempty"`
 	LastError  string     `json:"last_error,omitempty"`
-	// FailureNodes are the distinct nodes (Settings.Node) whose failures
-	// make up the current streak of consecutive failures, for the quorum.
-	FailureNodes []string `json:"failure_nodes,omitempty"`
-	// HoldUntil is a server's "come back later" (Retry-After on a 429 or
-	// 503) for the whole key: no run sends a request before it.
-	HoldUntil *time.Time `json:"hold_until,omitempty"`
-	UpdatedAt time.Time  `json:"updated_at"`
-}
+	// NodeFailures counts, per node (Settings.Node), the failures since
+	// the last success anywhere, for the quorum.
+	NodeFailures map[string]int `json:"node_failures,omitempty"`
+	// TrialFailures are the nodes whose half-open trial failed since the
+	// breaker last turned half-open.
+	TrialFailures []string `json:"trial_failures,omitempty"`
+	// Holds are servers' "come back later" (Retry-After on a 429 or 503)
+	// per caller identity ("" for a caller that sends none): no run with
+	// that identity sends a request to the key before it.
+	Holds     map[string]time.Time `json:"holds,omitempty"`
+	UpdatedAt time.Time            `json:"updated_at"`
+	// ExpiresAt is when a FileStore may remove the record (its TTL after
+	// the last write, and not before RetryAt or a hold ends); nil: never.
+	// (Redis keeps the same as the key's expiry.)
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
-// maxFailureNodes bounds Record.FailureNodes: a quorum larger than this
-// makes no sense for a fleet, and the record stays small.
-const maxFailureNodes = 64
+	// extra holds the fields this version does not know (a newer
+	// version's), kept as they were when the record is saved again.
+	extra map[string]json.RawMessage
+}
 
 // Settings configure a Breaker. Every field is the caller's resolved
 // value: NewBreaker fills in no defaults and refuses what makes no sense.
@@ -89,6 +100,10 @@ type Settings struct {
 	Quorum int
 	// Node names this process's machine for the quorum. Required.
 	Node string
+	// Identity is the caller's identity (a hash of its credentials and
+	// identifying headers; "" for none): holds are kept per identity, so
+	// one API key's 429 does not hold back another's.
+	Identity string
 	// Reset is how long the breaker stays open before one trial; positive.
 	Reset time.Duration
 	// TrialTimeout is how long a half-open trial may run before another
@@ -105,34 +120,23 @@ type Settings struct {
 }
 
 // Breaker is a circuit breaker whose state lives in a Store, so it works
-// across processes: admission and recording are separate, short
-// read-modify-write steps, and no lock is held while a request is in flight.
-// A nil *Breaker admits everything. A Breaker is for one goroutine (one
-// run); runs that share a key each use their own Breaker on the shared
-// Store, which is what keeps them consistent.
+// across processes: admission and recording are separate, short atomic
+// steps decided by the store (see machine.go), and no lock is held while a
+// request is in flight. A nil *Breaker admits everything. A Breaker is for
+// one goroutine (one run); runs that share a key each use their own
+// Breaker on the shared Store, which is what keeps them consistent.
 type Breaker struct {
 	s    Settings
 	last Record
 	// down is set once the store failed; the breaker then steps aside.
 	down bool
-	// pending state changes are reported after the store saved them.
-	pending []stateChange
+	// started is set after the first step the store answered; onSecondary
+	// says whether a FailoverStore answered it from its secondary.
+	started, onSecondary bool
 }
 
-type stateChange struct{ from, to State }
-
-// flush reports state changes once they are saved (or drops them if the
-// update was not saved).
-func (b *Breaker) flush(saved bool) {
-	changes := b.pending
-	b.pending = nil
-	if !saved || b.s.OnStateChange == nil {
-		return
-	}
-	for _, c := range changes {
-		b.s.OnStateChange(c.from, c.to, b.last)
-	}
-}
+// failedOver is what a FailoverStore tells of itself.
+type failedOver interface{ Failed() bool }
 
 // NewBreaker returns a breaker with settings s, or an error naming the
 // first setting that makes no sense.
@@ -226,41 +230,44 @@ type Snapshot struct {
 	On    bool
 }
 
-// errNoChange is an admission that saves nothing. Unlike ErrUnchanged it
-// makes a caching store confirm the record first: admissions act on the
-// current state.
-var errNoChange = errors.New("no change")
+func (b *Breaker) params() Params {
+	return Params{Key: b.s.Key, Failures: b.s.Failures, Quorum: b.s.Quorum, Node: b.s.Node,
+		Identity: b.s.Identity, Reset: b.s.Reset, TrialTimeout: b.s.TrialTimeout}
+}
 
-// transition is the one place where the state changes: it sets the new
-// state, bumps the generation and keeps the timestamps consistent.
-func (b *Breaker) transition(r *Record, to State, now time.Time) {
-	from := r.State
-	defer func() {
-		if b.s.OnStateChange != nil && from != to {
-			b.pending = append(b.pending, stateChange{from, to})
-		}
-	}()
-	r.State = to
-	r.Generation++
-	r.TrialUntil = nil
-	switch to {
-	case StateClosed:
-		r.ConsecutiveFailures, r.FailureNodes = 0, nil
-		r.OpenedAt, r.RetryAt, r.LastError = nil, nil, ""
-	case StateOpen:
-		at, retry := now, now.Add(b.s.Reset)
-		r.OpenedAt, r.RetryAt = &at, &retry
-	case StateHalfOpen:
-		lease := now.Add(b.s.TrialTimeout)
-		r.TrialUntil = &lease
+// switchedStore reports whether the store switched to its secondary
+// since this run's first step: the run then steps aside (silently: the
+// store warned) rather than mix two stores' states, whose generations and
+// tickets mean nothing to each other.
+func (b *Breaker) switchedStore() bool {
+	fo, ok := b.s.Store.(failedOver)
+	if !ok {
+		return false
+	}
+	now := fo.Failed()
+	if !b.started {
+		b.started, b.onSecondary = true, now
+		return false
+	}
+	if now != b.onSecondary {
+		b.down = true
+		return true
+	}
+	return false
+}
+
+// report calls OnStateChange for a step that changed the state.
+func (b *Breaker) report(d Decision) {
+	if b.s.OnStateChange != nil && d.From != d.Record.State {
+		b.s.OnStateChange(d.From, d.Record.State, d.Record)
 	}
 }
 
-// Admit decides whether an attempt may be sent now: a held key rejects
-// with a *HoldError until the hold ends; closed admits; open rejects until
-// the reset period has passed, then turns half-open and admits exactly one
-// trial; half-open rejects while the trial's lease runs. Store problems
-// make the breaker step aside.
+// Admit decides whether an attempt may be sent now: a key held for this
+// identity rejects with a *HoldError until the hold ends; closed admits;
+// open rejects until the reset period has passed, then turns half-open and
+// admits exactly one trial; half-open rejects while the trial's lease runs.
+// Store problems make the breaker step aside.
 //
 // ctx bounds the wait for the store (a lock another process holds, a
 // server that does not answer): once it is done, Admit returns
@@ -273,50 +280,8 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 	if ctx.Err() != nil {
 		return Ticket{}, context.Cause(ctx)
 	}
-	var t Ticket
-	err := b.s.Store.Update(ctx, b.s.Key, func(r *Record) error {
-		b.pending = nil // a store may call fn again; only the last call counts
-		if r.HoldUntil != nil && now.Before(*r.HoldUntil) {
-			b.last = *r
-			return &HoldError{Key: r.Key, Until: *r.HoldUntil}
-		}
-		switch r.State {
-		case StateOpen:
-			if r.RetryAt != nil && now.Before(*r.RetryAt) {
-				b.last = *r
-				return &OpenError{Record: *r, Now: now}
-			}
-			b.transition(r, StateHalfOpen, now)
-		case StateHalfOpen:
-			if r.TrialUntil != nil && now.Before(*r.TrialUntil) {
-				b.last = *r
-				return &OpenError{Record: *r, Now: now}
-			}
-			// The previous trial's lease ran out: its process is gone.
-			b.transition(r, StateHalfOpen, now)
-		default:
-			// Closed: admit without writing, so the common case costs one
-			// locked read and no disk write.
-			t.Generation = r.Generation
-			b.last = *r
-			return errNoChange
-		}
-		r.UpdatedAt = now
-		t.Generation, t.trial = r.Generation, true
-		b.last = *r
-		return nil
-	})
-	if errors.Is(err, errNoChange) {
-		err = nil
-	}
-	b.flush(err == nil)
-	var (
-		open *OpenError
-		hold *HoldError
-	)
+	d, err := b.s.Store.Admit(ctx, b.params(), now)
 	switch {
-	case errors.As(err, &open), errors.As(err, &hold):
-		return t, err
 	case err != nil && ctx.Err() != nil:
 		// The run ended while waiting for the store: not the store's
 		// fault, and no reason to step aside.
@@ -324,15 +289,27 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 	case err != nil:
 		b.stepAside(err)
 		return Ticket{bypass: true}, nil
+	case b.switchedStore():
+		return Ticket{bypass: true}, nil
 	}
-	return t, nil
+	b.last = d.Record
+	b.report(d)
+	switch d.Admission {
+	case Held:
+		return Ticket{}, &HoldError{Key: b.s.Key, Until: d.HoldUntil}
+	case Rejected:
+		return Ticket{}, &OpenError{Record: d.Record, Now: now}
+	}
+	return Ticket{Generation: d.Record.Generation, trial: d.Admission == AdmittedTrial}, nil
 }
 
 // Record stores the outcome of an admitted attempt, and holdUntil (zero:
-// none) as the key's hold when it is later than the one stored. Outcomes
-// admitted under an earlier generation are discarded, so a slow request
-// cannot undo a state change made meanwhile by another process; a hold is
-// kept whatever the generation, since it is the server's word.
+// none) as the hold of this identity on the key when it is later than the
+// one stored. Outcomes admitted under an earlier generation are discarded,
+// so a slow request cannot undo a state change made meanwhile by another
+// process; a hold is kept whatever the generation, since it is the
+// server's word. The store counts the hold from its own clock: a node
+// whose clock is off does not move it.
 //
 // ctx bounds the wait for the store. An outcome is still recorded when ctx
 // is already done (the attempt was cut off by a signal or a deadline) if
@@ -351,82 +328,22 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), TrialReleaseWait)
 		defer cancel()
 	}
-	err := b.s.Store.Update(ctx, b.s.Key, func(r *Record) error {
-		b.pending = nil // a store may call fn again; only the last call counts
-		held := false
-		if !holdUntil.IsZero() && holdUntil.After(now) && (r.HoldUntil == nil || holdUntil.After(*r.HoldUntil)) {
-			h := holdUntil
-			r.HoldUntil, held = &h, true
-		}
-		if r.Generation != t.Generation {
-			b.last = *r
-			if held {
-				r.UpdatedAt = now
-				return nil
-			}
-			if r.Generation > t.Generation {
-				// Generations only grow: a later state is certain, so a
-				// store's copy needs no confirming read.
-				return ErrUnchanged
-			}
-			// A copy older than the ticket: confirm it first.
-			return errNoChange
-		}
-		switch {
-		case r.State == StateClosed && v.Breaker == CountFailure:
-			r.ConsecutiveFailures++
-			r.LastError = errString(v.Err)
-			if !contains(r.FailureNodes, b.s.Node) && len(r.FailureNodes) < maxFailureNodes {
-				r.FailureNodes = append(r.FailureNodes, b.s.Node)
-			}
-			if r.ConsecutiveFailures >= b.s.Failures && len(r.FailureNodes) >= b.s.Quorum {
-				b.transition(r, StateOpen, now)
-			}
-		case r.State == StateClosed && v.Breaker == CountSuccess:
-			if r.ConsecutiveFailures == 0 && r.LastError == "" && !held {
-				// Not ErrUnchanged: on a store's cached copy this must be
-				// confirmed, or a success would be lost behind failures
-				// other machines recorded meanwhile.
-				b.last = *r
-				return errNoChange
-			}
-			r.ConsecutiveFailures, r.LastError, r.FailureNodes = 0, "", nil
-		case r.State == StateHalfOpen && v.Breaker == CountSuccess:
-			b.transition(r, StateClosed, now)
-		case r.State == StateHalfOpen && v.Breaker == CountFailure:
-			r.ConsecutiveFailures++
-			r.LastError = errString(v.Err)
-			b.transition(r, StateOpen, now)
-		case r.State == StateHalfOpen:
-			// Neither success nor failure (429, 4xx, cancelled): release
-			// the trial so the next caller may try at once.
-			released := now
-			r.TrialUntil = &released
-		default:
-			b.last = *r
-			if held {
-				r.UpdatedAt = now
-				return nil
-			}
-			return errNoChange
-		}
-		r.UpdatedAt = now
-		b.last = *r
-		return nil
-	})
-	b.flush(err == nil)
-	if err != nil && !errors.Is(err, ErrUnchanged) && !errors.Is(err, errNoChange) && ctx.Err() == nil {
-		b.stepAside(err)
+	o := Outcome{Generation: t.Generation, Effect: v.Breaker, Err: errString(v.Err)}
+	if holdUntil.After(now) {
+		o.Hold = holdUntil.Sub(now)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+	d, err := b.s.Store.Record(ctx, b.params(), o, now)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			b.stepAside(err)
 		}
+		return
+	case b.switchedStore():
+		return
 	}
-	return false
+	b.last = d.Record
+	b.report(d)
 }
 
 func (b *Breaker) stepAside(err error) {

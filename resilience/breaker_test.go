@@ -338,22 +338,19 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 	}
 }
 
-// BenchmarkFileStoreUpdate measures one locked load and atomic save, the
+// BenchmarkFileStoreRecord measures one locked load and atomic save, the
 // cost of every state change.
-func BenchmarkFileStoreUpdate(b *testing.B) {
+func BenchmarkFileStoreRecord(b *testing.B) {
 	store := &FileStore{Dir: b.TempDir()}
 	for i := 0; i < b.N; i++ {
-		store.Update(context.Background(), "http://bench:80", func(r *Record) error {
-			r.ConsecutiveFailures++
-			return nil
-		})
+		addFailures(context.Background(), store, "http://bench:80", 1)
 	}
 }
 
 func TestFileStoreDeleteAllIncludesCorruptFiles(t *testing.T) {
 	store := &FileStore{Dir: t.TempDir()}
 	for _, k := range []string{"a", "b"} {
-		store.Update(context.Background(), k, func(r *Record) error { r.ConsecutiveFailures = 1; return nil })
+		addFailures(context.Background(), store, k, 1)
 	}
 	os.WriteFile(filepath.Join(store.Dir, "junk.json"), []byte("{"), 0o600)
 	n, err := store.DeleteAll(context.Background())
@@ -382,12 +379,17 @@ func TestBreakerQuorumNeedsDistinctNodes(t *testing.T) {
 	if s := a.snapshot(); s.State != StateClosed {
 		t.Fatalf("one sick node opened the breaker: %v", s.State)
 	}
-	// A second node's failure makes the quorum: open for both.
+	// A second node's failures, below the threshold, do not make it.
+	for i := 0; i < 2; i++ {
+		b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
+	}
+	mustAdmit(t, a, now)
+	// Its third does: two nodes have each reached the threshold.
 	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
 	mustReject(t, a, now)
 	mustReject(t, b, now)
 	recs, _ := store.List(context.Background())
-	if len(recs) != 1 || len(recs[0].FailureNodes) != 2 {
+	if len(recs) != 1 || len(recs[0].NodeFailures) != 2 || recs[0].NodeFailures["a"] != 6 || recs[0].NodeFailures["b"] != 3 {
 		t.Errorf("records = %+v", recs)
 	}
 	// A success anywhere ends the streak and forgets its nodes.
@@ -396,7 +398,7 @@ func TestBreakerQuorumNeedsDistinctNodes(t *testing.T) {
 	c.Record(context.Background(), mustAdmit(t, c, now), succeed, now, time.Time{})
 	recs, _ = store.List(context.Background())
 	for _, r := range recs {
-		if r.Key == "http://q2:80" && (r.ConsecutiveFailures != 0 || r.FailureNodes != nil) {
+		if r.Key == "http://q2:80" && (r.ConsecutiveFailures != 0 || r.NodeFailures != nil) {
 			t.Errorf("streak not reset: %+v", r)
 		}
 	}

@@ -29,19 +29,17 @@ func TestFailoverStoreUsesPrimaryWhileItWorks(t *testing.T) {
 	var warns []error
 	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	s := &FailoverStore{Primary: newRedisStore(t, addr, nil), Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
-	if err := s.Update(context.Background(), "k", failN(2)); err != nil {
+	if err := addFailures(context.Background(), s, "k", 2); err != nil {
 		t.Fatal(err)
 	}
-	// An error from fn is fn's, not the store's: no failover.
-	declined := errors.New("declined")
-	if err := s.Update(context.Background(), "k", func(*Record) error { return declined }); err != declined {
-		t.Errorf("Update = %v, want fn's error unchanged", err)
-	}
-	if err := s.Update(context.Background(), "k", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
-		t.Errorf("Update = %v, want ErrUnchanged", err)
+	// A refusal is the store's answer, not its failure: no failover.
+	p := testParams
+	p.Failures = 2
+	if d, err := s.Admit(context.Background(), p, time.Now()); err != nil || d.Admission != Admitted {
+		t.Fatalf("Admit = %+v, %v", d, err)
 	}
 	if s.Failed() || len(warns) != 0 {
-		t.Fatalf("failed over (%v) on fn's errors", warns)
+		t.Fatalf("failed over (%v)", warns)
 	}
 	recs, err := s.List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 {
@@ -70,7 +68,7 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 		warns = append(warns, err)
 		mu.Unlock()
 	}}
-	if err := s.Update(context.Background(), "k", failN(1)); err != nil {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	redistest.Kill(t, addr)
@@ -81,7 +79,7 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Update(context.Background(), "k", failN(1)); err != nil {
+			if err := addFailures(context.Background(), s, "k", 1); err != nil {
 				t.Error(err)
 			}
 		}()

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -32,10 +33,26 @@ const (
 // processes is lost; the capped interval keeps a process that has waited
 // long trying as often as a newcomer.
 func lockFile(ctx context.Context, path string) (*flock.Flock, error) {
-	lk := flock.New(path)
-	ok, err := lk.TryLock()
 	var t *time.Timer
-	for delay := lockPollFirst; err == nil && !ok; delay = min(2*delay, lockPollMax) {
+	delay := lockPollFirst
+	for {
+		lk := flock.New(path)
+		ok, err := lk.TryLock()
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if ok {
+			if current(lk, path) {
+				return lk, nil
+			}
+			// The lock file was removed (an expired key, see
+			// FileStore.removeExpired) while this process held it open:
+			// its lock guards nothing. Take the lock of the file that is
+			// there now.
+			lk.Close()
+			continue
+		}
+		lk.Close()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
@@ -50,12 +67,18 @@ func lockFile(ctx context.Context, path string) (*flock.Flock, error) {
 			return nil, context.Cause(ctx)
 		case <-t.C:
 		}
-		ok, err = lk.TryLock()
+		delay = min(2*delay, lockPollMax)
 	}
+}
+
+// current reports whether the locked file lk is still the file at path.
+func current(lk *flock.Flock, path string) bool {
+	held, err := lk.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return false
 	}
-	return lk, nil
+	there, err := os.Stat(path)
+	return err == nil && os.SameFile(held, there)
 }
 
 // gates queue the goroutines of one process that want the same lock file,

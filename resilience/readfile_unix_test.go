@@ -35,8 +35,8 @@ func TestFileStoreStateFileThatIsAFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "Update", func() {
-		if err := s.Update(context.Background(), "k", func(r *Record) error { r.ConsecutiveFailures = 1; return nil }); err != nil {
-			t.Errorf("Update: %v", err)
+		if err := addFailures(context.Background(), s, "k", 1); err != nil {
+			t.Errorf("Record: %v", err)
 		}
 	})
 	var corrupt *CorruptStateError

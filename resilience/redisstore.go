@@ -3,7 +3,6 @@ package resilience
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,13 +20,10 @@ import (
 )
 
 // RedisKeyPrefix namespaces the breaker records in Redis: the record of
-// breaker key K lives at RedisKeyPrefix+K.
-const RedisKeyPrefix = "refetch:breaker:"
-
-// redisUpdateTries bounds Update's optimistic retries: each lost race
-// means another writer's update went through, so 64 losses in a row only
-// happen under a storm of writers on one key.
-const redisUpdateTries = 64
+// breaker key K is the hash at RedisKeyPrefix+K. (Versions before records
+// became hashes kept JSON strings under refetch:breaker:, which this
+// version neither reads nor touches; they expire on their own.)
+const RedisKeyPrefix = "refetch:v2:breaker:"
 
 // RedisConfig says how to reach a Redis server and how to keep records in
 // it. ParseRedisURL fills the connection fields; the caller sets the rest.
@@ -48,6 +44,10 @@ type RedisConfig struct {
 	// TTL is how long a record lives after its last write, so abandoned
 	// breakers expire. Required, positive.
 	TTL time.Duration
+	// PoolSize is how many connections the store may open at once: as
+	// many as the process has steps in flight (a batch's -P), so that no
+	// step waits for a connection behind others. 0 means 4.
+	PoolSize int
 	// Warn, if set, receives CorruptStateErrors.
 	Warn func(error)
 }
@@ -174,45 +174,37 @@ func (e *RedisError) Error() string { return e.Op + ": " + e.msg }
 // timeout is a net.Error); print the RedisError, never that error.
 func (e *RedisError) Unwrap() error { return e.Err }
 
-// RedisStore keeps breaker records in Redis, one JSON string per key under
-// RedisKeyPrefix, each write with a TTL, so that every machine using the
-// server shares the breakers. It holds no lock at any time: Update is an
-// optimistic compare-and-set in a Lua script (loaded once, called by its
-// SHA), and the store remembers per key the value it last read or wrote,
-// so the common Update costs one round trip: fn runs on the remembered
-// copy, and the script saves fn's result only if the key still holds that
-// copy, else returns what it holds, on which fn runs again.
+// RedisStore keeps breaker records in Redis, one hash per key under
+// RedisKeyPrefix, so that every machine using the server shares the
+// breakers. Each step is one Lua script (redisstore_lua.go, loaded once
+// and called by its SHA) that reads the record, decides by the server's
+// clock and writes, atomically: no lock, no client-side retry, so any
+// number of writers, in one process or many, lose no update and never
+// give up. A record lives TTL after its last write, and at least until
+// its retry_at and its last hold end.
+//
+// The hash's fields: state, gen, failures, opened_at, retry_at,
+// trial_until, updated_at (ms since the epoch, server clock), last_error,
+// n:NODE (a node's failures since the last success), tf:NODE (a node's
+// failed half-open trial), h:IDENTITY (a hold's end). Fields it does not
+// know are kept.
 //
 // Every exchange with the server ends when the operation's ctx is done
 // (see call), so a server that accepted a command and does not answer
 // holds up a signal no longer than a lock would.
 //
-// A RedisStore is safe for concurrent use; each one is one client with a
-// small pool, as one process would have.
+// A RedisStore is safe for concurrent use; its connection pool has
+// RedisConfig.PoolSize connections.
 type RedisStore struct {
 	client *redis.Client
 	cfg    RedisConfig
-	mu     sync.Mutex
-	// seen holds, per key, the raw value last read or written ("" for a
-	// key that was absent).
-	seen map[string]string
 	// down is the failure of a call its caller had left behind (see call):
 	// once set, every call fails with it.
 	down atomic.Pointer[error]
+	// callerClock makes the scripts decide by the caller's now instead of
+	// the server's TIME: for tests that move a fake clock.
+	callerClock bool
 }
-
-// casScript saves ARGV[2] with a TTL of ARGV[3] ms if the key holds
-// ARGV[1] ("" meaning absent) and returns 1; otherwise it returns what the
-// key holds ("" when absent).
-var casScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur == false then cur = '' end
-if cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return cur
-`)
 
 // silenceRedisLog stops the client library from printing to stderr: this
 // package never prints, and its messages could name the server.
@@ -234,13 +226,21 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 		return nil, fmt.Errorf("redis store: timeout must be positive, not %s", c.Timeout)
 	}
 	silenceRedisLog.Do(func() { redis.SetLogger(discardLog{}) })
+	pool := c.PoolSize
+	if pool <= 0 {
+		pool = 4
+	}
 	opt := &redis.Options{
 		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB,
 		// A store that does not answer must cost one bounded wait, never
 		// the run: one dial, no retries, short timeouts.
-		DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout, PoolTimeout: c.Timeout,
+		DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+		// The wait for a free connection is not an exchange with the
+		// server: the operation's ctx bounds it (a share of --max-time),
+		// else this, long enough for a pool as large as the work.
+		PoolTimeout:   max(time.Second, 4*c.Timeout),
 		DialerRetries: 1, MaxRetries: -1,
-		PoolSize: 4, PipelinePoolSize: -1,
+		PoolSize: pool, PipelinePoolSize: -1,
 		// No CLIENT SETINFO and no maintenance-notification handshake:
 		// connecting is HELLO (with AUTH) and nothing more.
 		DisableIdentity:          true,
@@ -250,7 +250,7 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 		host, _, _ := net.SplitHostPort(c.Addr)
 		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
-	return &RedisStore{client: redis.NewClient(opt), cfg: c, seen: map[string]string{}}, nil
+	return &RedisStore{client: redis.NewClient(opt), cfg: c}, nil
 }
 
 // String names the store in messages, without credentials.
@@ -271,25 +271,6 @@ func (s *RedisStore) wrap(ctx context.Context, op string, err error) error {
 		secrets = append(secrets, esc)
 	}
 	return &RedisError{Op: op, Err: err, msg: scrub(err.Error(), secrets...)}
-}
-
-func (s *RedisStore) remembered(key string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.seen[key]
-	return v, ok
-}
-
-func (s *RedisStore) remember(key, raw string) {
-	s.mu.Lock()
-	s.seen[key] = raw
-	s.mu.Unlock()
-}
-
-func (s *RedisStore) forget(key string) {
-	s.mu.Lock()
-	delete(s.seen, key)
-	s.mu.Unlock()
 }
 
 // call runs f, one exchange with s's server, for a caller whose wait ctx
@@ -343,112 +324,151 @@ func call[T any](ctx context.Context, s *RedisStore, f func(context.Context) (T,
 	}
 }
 
-// get reads the raw value of key, "" when absent.
-func (s *RedisStore) get(ctx context.Context, key string) (string, error) {
-	v, err := call(ctx, s, func(ctx context.Context) (string, error) {
-		return s.client.Get(ctx, RedisKeyPrefix+key).Result()
-	})
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+// nowArg is the scripts' now: "" for the server's clock, or the caller's
+// in milliseconds (callerClock, for tests).
+func (s *RedisStore) nowArg(now time.Time) string {
+	if s.callerClock {
+		return strconv.FormatInt(now.UnixMilli(), 10)
 	}
-	if err != nil {
-		return "", s.wrap(ctx, "read", err)
-	}
-	return v, nil
+	return ""
 }
 
-// cas saves next if key holds old; otherwise it returns what key holds.
-func (s *RedisStore) cas(ctx context.Context, key, old, next string) (saved bool, current string, err error) {
+// ms is d in whole milliseconds, rounded up: a positive wait never
+// becomes none.
+func ms(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// Admit implements Store: redisAdmitScript, by the server's clock.
+func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
+	return s.step(ctx, p, now, redisAdmitScript,
+		s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout))
+}
+
+// Record implements Store: redisRecordScript, by the server's clock.
+func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error) {
+	effect := ""
+	switch o.Effect {
+	case CountFailure:
+		effect = "f"
+	case CountSuccess:
+		effect = "s"
+	}
+	return s.step(ctx, p, now, redisRecordScript,
+		s.nowArg(now), ms(s.cfg.TTL), p.Identity, p.Node, strconv.FormatUint(o.Generation, 10), effect, o.Err,
+		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), maxFailureNodes, maxHolds)
+}
+
+// step runs one of the scripts on p.Key and decodes its reply into a
+// Decision whose times are in the caller's clock.
+func (s *RedisStore) step(ctx context.Context, p Params, now time.Time, script *redis.Script, args ...any) (Decision, error) {
 	res, err := call(ctx, s, func(ctx context.Context) (any, error) {
-		return casScript.Run(ctx, s.client, []string{RedisKeyPrefix + key}, old, next, s.cfg.TTL.Milliseconds()).Result()
+		return script.Run(ctx, s.client, []string{RedisKeyPrefix + p.Key}, args...).Result()
 	})
 	if err != nil {
-		return false, "", s.wrap(ctx, "write", err)
+		return Decision{}, s.wrap(ctx, "write", err)
 	}
-	switch v := res.(type) {
-	case int64:
-		return true, next, nil
-	case string:
-		return false, v, nil
+	reply, ok := res.([]any)
+	if !ok || len(reply) != 5 {
+		return Decision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected script reply %T", res))
 	}
-	return false, "", s.wrap(ctx, "write", fmt.Errorf("unexpected script reply %T", res))
+	verdict, _ := reply[0].(string)
+	from, _ := reply[1].(string)
+	storeNow, _ := reply[2].(int64)
+	corrupt, _ := reply[3].(string)
+	fields, _ := reply[4].([]any)
+	off := now.Sub(time.UnixMilli(storeNow))
+	d := Decision{From: parseState(from), Record: recordFromHash(p.Key, fields, off)}
+	switch verdict {
+	case "trial":
+		d.Admission = AdmittedTrial
+	case "rejected":
+		d.Admission = Rejected
+	case "held":
+		d.Admission, d.HoldUntil = Held, d.Record.Holds[p.Identity]
+	}
+	if corrupt != "" {
+		d.Corrupt = true
+		if s.cfg.Warn != nil {
+			s.cfg.Warn(&CorruptStateError{Path: "redis key " + RedisKeyPrefix + p.Key, Err: errors.New(corrupt)})
+		}
+	}
+	return d, nil
 }
 
-// decode parses raw as the record of key; "" is a fresh closed record.
-func decodeRedis(key, raw string) (Record, error) {
-	if raw == "" {
-		return Record{Key: key, State: StateClosed}, nil
+// parseState reads a state's name; a name this version does not know
+// (a newer version's) reads as closed, which admits, as the scripts do.
+func parseState(name string) State {
+	var st State
+	if st.UnmarshalText([]byte(name)) != nil {
+		return StateClosed
 	}
-	r, err := DecodeRecord([]byte(raw))
-	if err == nil && r.Key != key {
-		err = fmt.Errorf("value holds key %q", r.Key)
-	}
-	return r, err
+	return st
 }
 
-func (s *RedisStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
-	raw, copied := s.remembered(key)
-	if !copied {
-		v, err := s.get(ctx, key)
+// recordFromHash decodes a record's hash fields (HGETALL's flat list),
+// its times moved by off into the caller's clock. Fields it does not
+// know are ignored (and stay in Redis).
+func recordFromHash(key string, fields []any, off time.Duration) Record {
+	r := Record{Key: key, State: StateClosed}
+	at := func(v string) *time.Time {
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return err
-		}
-		raw = v
-		s.remember(key, raw)
-	}
-	for try := 0; try < redisUpdateTries; try++ {
-		r, err := decodeRedis(key, raw)
-		if err != nil {
-			// Replace the corrupt value now, so it is reported once.
-			if s.cfg.Warn != nil {
-				s.cfg.Warn(&CorruptStateError{Path: "redis key " + RedisKeyPrefix + key, Err: err})
-			}
-			fresh, _ := json.Marshal(Record{Key: key, State: StateClosed})
-			_, cur, err := s.cas(ctx, key, raw, string(fresh))
-			if err != nil {
-				return err
-			}
-			raw, copied = cur, false
-			s.remember(key, raw)
-			continue
-		}
-		if err := fn(&r); err != nil {
-			if !copied || errors.Is(err, ErrUnchanged) {
-				return err
-			}
-			// fn decided on a copy: confirm it is current, or decide again.
-			cur, gerr := s.get(ctx, key)
-			if gerr != nil {
-				return gerr
-			}
-			s.remember(key, cur)
-			if cur == raw {
-				return err
-			}
-			raw, copied = cur, false
-			continue
-		}
-		next, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		saved, cur, err := s.cas(ctx, key, raw, string(next))
-		if err != nil {
-			// The write may or may not have happened (or may still, if
-			// ctx cut the exchange short): forget the copy.
-			s.forget(key)
-			return err
-		}
-		s.remember(key, cur)
-		if saved {
 			return nil
 		}
-		raw, copied = cur, false
+		t := time.UnixMilli(n).Add(off)
+		return &t
 	}
-	return &RedisError{Op: "write", Err: errTooManyWriters, msg: errTooManyWriters.Error()}
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].(string)
+		v, _ := fields[i+1].(string)
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case name == "state":
+			r.State = parseState(v)
+		case name == "gen":
+			r.Generation = uint64(max(n, 0))
+		case name == "failures":
+			r.ConsecutiveFailures = int(max(n, 0))
+		case name == "opened_at":
+			r.OpenedAt = at(v)
+		case name == "retry_at":
+			r.RetryAt = at(v)
+		case name == "trial_until":
+			r.TrialUntil = at(v)
+		case name == "updated_at":
+			if t := at(v); t != nil {
+				r.UpdatedAt = *t
+			}
+		case name == "last_error":
+			r.LastError = v
+		case strings.HasPrefix(name, "n:"):
+			if r.NodeFailures == nil {
+				r.NodeFailures = map[string]int{}
+			}
+			r.NodeFailures[name[2:]] = int(max(n, 0))
+		case strings.HasPrefix(name, "tf:"):
+			r.TrialFailures = append(r.TrialFailures, name[3:])
+		case strings.HasPrefix(name, "h:"):
+			if t := at(v); t != nil {
+				if r.Holds == nil {
+					r.Holds = map[string]time.Time{}
+				}
+				r.Holds[name[2:]] = *t
+			}
+		}
+	}
+	sort.Strings(r.TrialFailures)
+	if r.State == StateOpen && r.RetryAt == nil {
+		// As the scripts read it: a retry_at of 0, long past.
+		t := time.UnixMilli(0).Add(off)
+		r.RetryAt = &t
+	}
+	return r
 }
-
-var errTooManyWriters = fmt.Errorf("gave up after %d tries: the record kept changing under other writers", redisUpdateTries)
 
 // keys returns every key under RedisKeyPrefix (SCAN, so the server is
 // never blocked), without the prefix.
@@ -479,9 +499,9 @@ func compactStrings(s []string) []string {
 	return out
 }
 
-// List returns every record in the server, sorted by key; keys that
-// vanish between the scan and the read are skipped, corrupt values are
-// reported through Warn and skipped.
+// List returns every record in the server, sorted by key, its times in
+// the local clock; keys that vanish between the scan and the read are
+// skipped.
 func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 	keys, err := s.keys(ctx, "list")
 	if err != nil {
@@ -489,25 +509,39 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 	}
 	out := []Record{}
 	err = inBatches(keys, func(batch, full []string) error {
-		vals, err := call(ctx, s, func(ctx context.Context) ([]any, error) {
-			return s.client.MGet(ctx, full...).Result()
+		cmds, err := call(ctx, s, func(ctx context.Context) ([]redis.Cmder, error) {
+			return s.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Time(ctx)
+				for _, k := range full {
+					pipe.HGetAll(ctx, k)
+				}
+				return nil
+			})
 		})
+		if len(cmds) != len(full)+1 {
+			return s.wrap(ctx, "list", err)
+		}
+		// A key that is not a hash fails its own HGETALL only (WRONGTYPE).
+		server, err := cmds[0].(*redis.TimeCmd).Result()
 		if err != nil {
 			return s.wrap(ctx, "list", err)
 		}
-		for i, v := range vals {
-			raw, ok := v.(string)
-			if !ok {
-				continue // expired or deleted since the scan
-			}
-			r, err := decodeRedis(batch[i], raw)
-			if err != nil {
-				if s.cfg.Warn != nil {
+		off := time.Since(server)
+		for i, c := range cmds[1:] {
+			m, err := c.(*redis.MapStringStringCmd).Result()
+			if err != nil || len(m) == 0 {
+				// Expired or deleted since the scan, or not a hash (a
+				// step replaces it): not a breaker to list.
+				if err != nil && s.cfg.Warn != nil && !errors.Is(err, redis.Nil) {
 					s.cfg.Warn(&CorruptStateError{Path: "redis key " + full[i], Err: err, Listed: true})
 				}
 				continue
 			}
-			out = append(out, r)
+			fields := make([]any, 0, 2*len(m))
+			for name, v := range m {
+				fields = append(fields, name, v)
+			}
+			out = append(out, recordFromHash(batch[i], fields, off))
 		}
 		return nil
 	})
@@ -525,7 +559,6 @@ func (s *RedisStore) Delete(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, s.wrap(ctx, "delete", err)
 	}
-	s.forget(key)
 	return n > 0, nil
 }
 
@@ -537,9 +570,6 @@ func (s *RedisStore) DeleteAll(ctx context.Context) (int, error) {
 	}
 	n := 0
 	err = inBatches(keys, func(batch, full []string) error {
-		for _, k := range batch {
-			s.forget(k)
-		}
 		d, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 			return s.client.Del(ctx, full...).Result()
 		})

@@ -21,12 +21,16 @@ import (
 // about how fast a loaded machine answers.
 const testTimeout = 5 * time.Second
 
+// newRedisStore is a store on addr that decides by the caller's clock,
+// so that tests can move a fake one (TestRedisStoreUsesTheServersClock
+// shows the server's clock deciding).
 func newRedisStore(t *testing.T, addr string, warn func(error)) *RedisStore {
 	t.Helper()
 	s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: time.Hour, Warn: warn})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.callerClock = true
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -56,12 +60,6 @@ func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
-func failN(n int) func(*Record) error {
-	return func(r *Record) error {
-		r.ConsecutiveFailures += n
-		return nil
-	}
-}
 
 func TestNewRedisStoreRequiresTTLAndTimeout(t *testing.T) {
 	for _, c := range []RedisConfig{
@@ -83,11 +81,11 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 
 	keys := []string{"https://b.example:443", "http://a.example:80", "custom key * with [glob] chars ?", "ключ"}
 	for i, k := range keys {
-		if err := s.Update(context.Background(), k, failN(i+1)); err != nil {
-			t.Fatalf("Update(%q): %v", k, err)
+		if err := addFailures(context.Background(), s, k, i+1); err != nil {
+			t.Fatalf("Record(%q): %v", k, err)
 		}
 	}
-	if err := s.Update(context.Background(), keys[0], failN(10)); err != nil {
+	if err := addFailures(context.Background(), s, keys[0], 10); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -134,8 +132,7 @@ func TestRedisStoreUpdateListDelete(t *testing.T) {
 	if n, _ := c.Exists(ctx, RedisKeyPrefix+"never seen").Result(); n != 0 {
 		t.Error("Delete created a key")
 	}
-	// After a Delete the store does not act on its old copy.
-	if err := s.Update(context.Background(), keys[1], failN(1)); err != nil {
+	if err := addFailures(context.Background(), s, keys[1], 1); err != nil {
 		t.Fatal(err)
 	}
 	if recs, err = s.List(context.Background()); len(recs) != 4 {
@@ -165,10 +162,10 @@ func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
 	s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
 	c := rawClient(t, addr)
 	ctx := context.Background()
-	if err := s.Update(context.Background(), "good", failN(1)); err != nil {
+	if err := addFailures(context.Background(), s, "good", 1); err != nil {
 		t.Fatal(err)
 	}
-	c.Set(ctx, RedisKeyPrefix+"bad", "{garbage", 0)
+	c.Set(ctx, RedisKeyPrefix+"bad", "{garbage", 0) // not a hash
 	recs, err := s.List(context.Background())
 	if err != nil || len(recs) != 1 || recs[0].Key != "good" {
 		t.Errorf("List = %v, %v", recs, err)
@@ -183,129 +180,56 @@ func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
 	}
 }
 
-func TestRedisStoreFnErrorWritesNothing(t *testing.T) {
-	addr := redistest.Start(t)
-	s := newRedisStore(t, addr, nil)
-	c := rawClient(t, addr)
-	sentinel := errors.New("no thanks")
-	err := s.Update(context.Background(), "k", func(r *Record) error {
-		r.ConsecutiveFailures = 7
-		return sentinel
-	})
-	if err != sentinel {
-		t.Errorf("Update returned %v, want fn's error unchanged", err)
-	}
-	if n, _ := c.Exists(context.Background(), RedisKeyPrefix+"k").Result(); n != 0 {
-		t.Error("a failed fn wrote a record")
-	}
-	// The copy fn scribbled on is not what the store remembers.
-	var seen int
-	s.Update(context.Background(), "k", func(r *Record) error { seen = r.ConsecutiveFailures; return ErrUnchanged })
-	if seen != 0 {
-		t.Errorf("next Update saw %d failures, want 0", seen)
-	}
-}
 
 func TestRedisStoreCorruptValueReplaced(t *testing.T) {
 	addr := redistest.Start(t)
 	c := rawClient(t, addr)
 	ctx := context.Background()
-	for name, bad := range map[string]string{
-		"garbage":   "{garbage",
-		"wrong key": `{"key":"another","state":"closed","consecutive_failures":0,"generation":0,"opened_at":null,"retry_at":null,"updated_at":"2026-01-01T00:00:00Z"}`,
-		"negative":  `{"key":"k","state":"closed","consecutive_failures":-1,"generation":0,"opened_at":null,"retry_at":null,"updated_at":"2026-01-01T00:00:00Z"}`,
+	// A value of another type under the prefix (an older version's JSON
+	// string, a list) is replaced by a fresh record at the next step,
+	// with one warning.
+	for name, set := range map[string]func() error{
+		"string": func() error { return c.Set(ctx, RedisKeyPrefix+"k", "{garbage", 0).Err() },
+		"list":   func() error { return c.RPush(ctx, RedisKeyPrefix+"k", "x").Err() },
 	} {
 		t.Run(name, func(t *testing.T) {
-			c.Set(ctx, RedisKeyPrefix+"k", bad, 0)
+			c.Del(ctx, RedisKeyPrefix+"k")
+			if err := set(); err != nil {
+				t.Fatal(err)
+			}
 			var warns []error
 			s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
-			var seen Record
-			if err := s.Update(context.Background(), "k", func(r *Record) error { seen = *r; return ErrUnchanged }); err != ErrUnchanged {
-				t.Fatalf("Update = %v", err)
-			}
-			if seen.Key != "k" || seen.State != StateClosed || seen.ConsecutiveFailures != 0 {
-				t.Errorf("fn saw %+v, want a fresh closed record", seen)
+			d, err := s.Admit(ctx, testParams, time.Now())
+			if err != nil || d.Admission != Admitted || !d.Corrupt || d.Record.State != StateClosed {
+				t.Fatalf("Admit = %+v, %v; want a fresh closed record, marked corrupt", d, err)
 			}
 			var corrupt *CorruptStateError
 			if len(warns) != 1 || !errors.As(warns[0], &corrupt) {
 				t.Fatalf("warnings = %v", warns)
 			}
-			// Replaced at once, even though fn changed nothing: a second
-			// store (another process) is not warned again.
-			raw, _ := c.Get(ctx, RedisKeyPrefix+"k").Result()
-			if r, err := DecodeRecord([]byte(raw)); err != nil || r.Key != "k" || r.State != StateClosed {
-				t.Errorf("stored value %q (%v) is not a fresh closed record", raw, err)
-			}
-			if ttl, _ := c.PTTL(ctx, RedisKeyPrefix+"k").Result(); ttl <= 0 {
-				t.Errorf("replacement has PTTL %v", ttl)
+			if typ, _ := c.Type(ctx, RedisKeyPrefix+"k").Result(); typ != "none" {
+				t.Errorf("the corrupt value is still there: a %s", typ)
 			}
 			var warns2 []error
 			s2 := newRedisStore(t, addr, func(err error) { warns2 = append(warns2, err) })
-			if err := s2.Update(context.Background(), "k", failN(1)); err != nil || len(warns2) != 0 {
+			if err := addFailures(ctx, s2, "k", 1); err != nil || len(warns2) != 0 {
 				t.Errorf("second store: %v, warnings %v", err, warns2)
+			}
+			if ttl, _ := c.PTTL(ctx, RedisKeyPrefix+"k").Result(); ttl <= 0 {
+				t.Errorf("record has PTTL %v", ttl)
 			}
 		})
 	}
 }
 
-// TestRedisStoreRetriesAfterConcurrentChange: a store acting on its copy
-// of a record that another writer changed meanwhile calls fn again on the
-// current record, and saves only that.
-func TestRedisStoreRetriesAfterConcurrentChange(t *testing.T) {
-	addr := redistest.Start(t)
-	a := newRedisStore(t, addr, nil)
-	b := newRedisStore(t, addr, nil)
-	if err := a.Update(context.Background(), "k", failN(1)); err != nil { // a remembers 1
-		t.Fatal(err)
-	}
-	if err := b.Update(context.Background(), "k", failN(5)); err != nil { // now 6
-		t.Fatal(err)
-	}
-	var calls []int
-	err := a.Update(context.Background(), "k", func(r *Record) error {
-		calls = append(calls, r.ConsecutiveFailures)
-		r.ConsecutiveFailures++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(calls) != "[1 6]" {
-		t.Errorf("fn saw %v, want [1 6]: once on the copy, once on the current record", calls)
-	}
-	recs, _ := b.List(context.Background())
-	if len(recs) != 1 || recs[0].ConsecutiveFailures != 7 {
-		t.Errorf("records = %+v, want 7 failures", recs)
-	}
-
-	// A decision (an error from fn) on a copy is confirmed too; only
-	// ErrUnchanged is taken on the copy as it is.
-	if err := b.Update(context.Background(), "k", func(r *Record) error { r.State = StateHalfOpen; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	decline := errors.New("declined")
-	var states []State
-	err = a.Update(context.Background(), "k", func(r *Record) error { states = append(states, r.State); return decline })
-	if err != decline || fmt.Sprint(states) != "[closed half-open]" {
-		t.Errorf("decision on a stale copy: %v, fn saw %v; want declined after [closed half-open]", err, states)
-	}
-	if err := b.Update(context.Background(), "k", func(r *Record) error { r.State = StateClosed; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	states = nil
-	err = a.Update(context.Background(), "k", func(r *Record) error { states = append(states, r.State); return ErrUnchanged })
-	if err != ErrUnchanged || fmt.Sprint(states) != "[half-open]" {
-		t.Errorf("ErrUnchanged on a copy: %v, fn saw %v; want one call on the copy", err, states)
-	}
-}
 
 // TestRedisStoreRoundTrips counts the commands the server sees for the
-// breaker's steps: an admission on a closed breaker is one, recording a
-// success on a clean closed breaker none, recording a failure one.
+// breaker's steps: every step is one script call, whatever the state.
 func TestRedisStoreRoundTrips(t *testing.T) {
 	addr := redistest.Start(t)
 	warm := newRedisStore(t, addr, nil)
-	if err := warm.Update(context.Background(), "warm-up", failN(1)); err != nil { // loads the script
+	warm.Admit(context.Background(), testParams, time.Now()) // loads the scripts
+	if err := addFailures(context.Background(), warm, "warm-up", 1); err != nil {
 		t.Fatal(err)
 	}
 	s := newRedisStore(t, addr, nil)
@@ -326,24 +250,24 @@ func TestRedisStoreRoundTrips(t *testing.T) {
 		}
 	}
 	var tk Ticket
-	step("admit (closed, nothing remembered)", 1, func() { tk = mustAdmit(t, b, now) })
+	step("admit (closed)", 1, func() { tk = mustAdmit(t, b, now) })
 	step("record success (clean closed)", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
-	step("admit (closed, remembered)", 1, func() { tk = mustAdmit(t, b, now) })
+	step("admit (closed, again)", 1, func() { tk = mustAdmit(t, b, now) })
 	step("record failure", 1, func() { b.Record(context.Background(), tk, fail, now, time.Time{}) })
 	step("admit after own write", 1, func() { tk = mustAdmit(t, b, now) })
 	step("record success after a failure", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
 }
 
 // TestRedisStoreAdmitSeesOtherWriters: an admission acts on the current
-// record, not on the copy the store remembers, so a breaker another
-// process opened stops this one at its next attempt.
+// record, so a breaker another process opened stops this one at its next
+// attempt.
 func TestRedisStoreAdmitSeesOtherWriters(t *testing.T) {
 	addr := redistest.Start(t)
 	now := time.Now()
 	b1 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
 	b2 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
 	t1 := mustAdmit(t, b1, now)
-	b1.Record(context.Background(), t1, succeed, now, time.Time{}) // b1 remembers a clean closed breaker
+	b1.Record(context.Background(), t1, succeed, now, time.Time{})
 	t2 := mustAdmit(t, b2, now)
 	b2.Record(context.Background(), t2, fail, now, time.Time{}) // opens it
 	mustReject(t, b1, now)
@@ -357,11 +281,6 @@ func TestRedisStoreNoLostUpdates(t *testing.T) {
 	stores := make([]*RedisStore, writers)
 	for i := range stores {
 		stores[i] = newRedisStore(t, addr, nil)
-		// Each has read the record before the race starts, so every one
-		// acts on a copy that all but one will find stale.
-		if err := stores[i].Update(context.Background(), "shared", func(*Record) error { return ErrUnchanged }); err != ErrUnchanged {
-			t.Fatal(err)
-		}
 	}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -371,7 +290,7 @@ func TestRedisStoreNoLostUpdates(t *testing.T) {
 		go func(s *RedisStore) {
 			defer wg.Done()
 			<-start
-			errs <- s.Update(context.Background(), "shared", failN(1))
+			errs <- addFailures(context.Background(), s, "shared", 1)
 		}(s)
 	}
 	close(start)
@@ -397,7 +316,7 @@ func TestRedisStoreWrongPasswordNeverShown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s.Update(context.Background(), "k", failN(1))
+		err = addFailures(context.Background(), s, "k", 1)
 		var re *RedisError
 		if !errors.As(err, &re) {
 			t.Fatalf("Update with password %q = %v, want a RedisError", tc.pass, err)
@@ -409,7 +328,7 @@ func TestRedisStoreWrongPasswordNeverShown(t *testing.T) {
 	}
 	good, _ := NewRedisStore(RedisConfig{Addr: addr, Password: password, Timeout: testTimeout, TTL: time.Hour})
 	defer good.Close()
-	if err := good.Update(context.Background(), "k", failN(1)); err != nil {
+	if err := addFailures(context.Background(), good, "k", 1); err != nil {
 		t.Errorf("with the right password: %v", err)
 	}
 }
@@ -445,7 +364,7 @@ func TestRedisStoreDownIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- s.Update(context.Background(), "k", failN(1)) }()
+		go func() { done <- addFailures(context.Background(), s, "k", 1) }()
 		select {
 		case err := <-done:
 			var re *RedisError
@@ -471,12 +390,12 @@ func TestRedisStoreTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = s.Update(context.Background(), "k", failN(1))
+	err = addFailures(context.Background(), s, "k", 1)
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("TLS to an untrusted server: %v, want a certificate error", err)
 	}
 	plain := newRedisStore(t, addr, nil)
-	if err := plain.Update(context.Background(), "k", failN(1)); err == nil || strings.Contains(err.Error(), "certificate") {
+	if err := addFailures(context.Background(), plain, "k", 1); err == nil || strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a plain connection to a TLS-only server: %v, want a failure without TLS", err)
 	}
 }

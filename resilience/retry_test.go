@@ -475,7 +475,7 @@ func TestOnly429And503RecordAHold(t *testing.T) {
 		fn, _ := script(clock, 0, retryAfter(tc.code, "30"))
 		ex.Run(context.Background(), "GET", fn)
 		recs, _ := store.List(context.Background())
-		if got := len(recs) == 1 && recs[0].HoldUntil != nil; got != tc.hold {
+		if got := len(recs) == 1 && len(recs[0].Holds) == 1; got != tc.hold {
 			t.Errorf("%d: hold recorded = %v, want %v", tc.code, got, tc.hold)
 		}
 	}

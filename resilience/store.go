@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,31 +12,35 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 )
 
-// Store persists breaker records. Implementations must make Update atomic
-// with respect to every other Update of the same key, across processes
-// (and, for a shared store such as Redis, across machines), and be safe
-// for concurrent use by several goroutines.
+// Store keeps breaker records and decides every step of a key's breaker
+// in one atomic read-modify-write, across processes (and, for a shared
+// store such as Redis, across machines): Admit and Record run the state
+// machine of machine.go on the current record, with no client-side retry
+// loop that could give up under contention. A store never holds a lock
+// while a request is in flight. Implementations are safe for concurrent
+// use by several goroutines; the contract suite (storecontract_test.go)
+// is what any store must pass.
 //
 // Every method takes a ctx that bounds its waits: for a lock another
 // process holds, for a server's answer. Once ctx is done a method returns
-// context.Cause(ctx), unwrapped, instead of waiting (an Update then does
-// not call fn again, though a write it had already sent may still take
-// effect); what needs no wait it may still do, such as taking a lock that
-// nobody holds.
+// context.Cause(ctx), unwrapped, instead of waiting (a step's write may
+// still take effect); what needs no wait it may still do, such as taking
+// a lock that nobody holds.
+//
+// now is the caller's clock. A store with a clock of its own (Redis's
+// TIME) decides by that clock instead, and translates the times it
+// returns into the caller's, so a fleet's records never depend on one
+// node's clock.
 type Store interface {
-	// Update loads the record of key (a fresh closed Record when there is
-	// none), calls fn with it and saves what fn left, unless fn returns an
-	// error: then nothing is saved and Update returns that error unchanged.
-	//
-	// fn may be called more than once (an optimistic store calls it again
-	// when another writer changed the record in between, or on the copy
-	// it last saw and then on the current record); only the last call's
-	// result is saved, so fn must not accumulate effects across calls.
-	// fn's ErrUnchanged lets a caching store skip confirming that the
-	// copy it passed was current.
-	Update(ctx context.Context, key string, fn func(*Record) error) error
+	// Admit decides an admission for p.Identity on p.Key (admitStep).
+	Admit(ctx context.Context, p Params, now time.Time) (Decision, error)
+	// Record records the outcome of an attempt admitted on p.Key
+	// (recordStep).
+	Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error)
 	// List returns every stored record, sorted by key. A store that does
 	// not exist yet holds no records; one that cannot be read is an error.
 	List(ctx context.Context) ([]Record, error)
@@ -48,17 +51,6 @@ type Store interface {
 	// how many it removed.
 	DeleteAll(ctx context.Context) (int, error)
 }
-
-// ErrUnchanged, returned by an Update's fn, means "save nothing, and this
-// decision stands even if the record I was given is a copy this process
-// read or wrote earlier": a store that caches records (RedisStore) then
-// returns it at once, without the round trip that confirms the copy. Any
-// other error from fn is returned only after the record fn saw was
-// confirmed current (fn is called again on the current one otherwise).
-// The breaker returns it for outcomes that change nothing, such as a
-// success on a clean closed breaker, where acting on a slightly old copy
-// is harmless; admissions never use it.
-var ErrUnchanged = errors.New("record unchanged")
 
 // CorruptStateError reports a state file that could not be read or decoded
 // and was replaced by a fresh closed state, or, when Listed, skipped by a
@@ -94,28 +86,16 @@ type FileStore struct {
 	Dir string
 	// Warn, if set, receives CorruptStateErrors.
 	Warn func(error)
+	// TTL is how long a record lives after its last write (and at least
+	// until its retry_at and its holds end), as in Redis: an expired
+	// record reads as a fresh one, and the first step of a process removes
+	// the expired files of Dir (with their lock files, and temporary files
+	// a crash left), so a state dir does not grow for ever. 0: records
+	// never expire.
+	TTL time.Duration
 
 	gates gates
-}
-
-// DecodeRecord parses a state file's content.
-func DecodeRecord(data []byte) (Record, error) {
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return Record{}, err
-	}
-	if dec.More() {
-		return Record{}, errors.New("trailing data after the state object")
-	}
-	if r.ConsecutiveFailures < 0 {
-		return Record{}, errors.New("negative failure count")
-	}
-	if r.State == StateOpen && r.RetryAt == nil {
-		return Record{}, errors.New("open state without retry_at")
-	}
-	return r, nil
+	prune sync.Once
 }
 
 func (s *FileStore) path(key string) string {
@@ -130,24 +110,135 @@ func (s *FileStore) ensureDir() error {
 	return nil
 }
 
-func (s *FileStore) Update(ctx context.Context, key string, fn func(*Record) error) error {
+// Admit implements Store by the local clock.
+func (s *FileStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
+	return s.step(ctx, p.Key, now, func(r *Record) (Decision, bool) { return admitStep(r, p, now) })
+}
+
+// Record implements Store by the local clock.
+func (s *FileStore) Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error) {
+	return s.step(ctx, p.Key, now, func(r *Record) (Decision, bool) { return recordStep(r, p, o, now) })
+}
+
+// step runs fn on the record of key under its lock and saves the record
+// when fn changed it.
+func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func(*Record) (Decision, bool)) (Decision, error) {
 	if err := s.ensureDir(); err != nil {
-		return err
+		return Decision{}, err
 	}
+	s.prune.Do(func() { s.removeExpired(ctx, now) })
 	base := s.path(key)
 	unlock, err := s.gates.lock(ctx, base+".lock")
 	if err != nil {
-		return err
+		return Decision{}, err
 	}
 	defer unlock()
-	r, err := s.load(base+".json", key)
+	r, corrupt, err := s.load(base+".json", key)
 	if err != nil {
-		return err
+		return Decision{}, err
 	}
-	if err := fn(&r); err != nil {
-		return err
+	if s.expired(r, now) {
+		r = Record{Key: key, State: StateClosed}
 	}
-	return writeRecord(base+".json", r)
+	d, changed := fn(&r)
+	d.Corrupt = corrupt
+	if changed {
+		r.ExpiresAt = nil
+		if s.TTL > 0 {
+			end := expiry(r, s.TTL)
+			r.ExpiresAt = &end
+		}
+		d.Record.ExpiresAt = r.ExpiresAt
+		err = writeRecord(base+".json", r)
+	}
+	return d, err
+}
+
+// expired reports whether r expired by now: each write sets its
+// ExpiresAt, by the TTL of the process that wrote it; a record written
+// before records had one expires by this store's TTL.
+func (s *FileStore) expired(r Record, now time.Time) bool {
+	if r.ExpiresAt != nil {
+		return now.After(*r.ExpiresAt)
+	}
+	return s.TTL > 0 && !r.UpdatedAt.IsZero() && now.After(expiry(r, s.TTL))
+}
+
+// expiry is when r expires under ttl: ttl after its last write, and not
+// before its retry_at or the end of its last hold.
+func expiry(r Record, ttl time.Duration) time.Time {
+	end := addSat(r.UpdatedAt, ttl)
+	if r.RetryAt != nil && r.RetryAt.After(end) {
+		end = *r.RetryAt
+	}
+	for _, h := range r.Holds {
+		if h.After(end) {
+			end = h
+		}
+	}
+	return end
+}
+
+// tempMaxAge is how old a temporary file of Dir must be before a later
+// process takes it for one a crash left (a write takes microseconds).
+const tempMaxAge = time.Hour
+
+// removeExpired removes, from Dir, the state files that expired by now
+// (under their locks, with the lock files), lock files without a state
+// file that are older than TTL, and temporary files older than
+// tempMaxAge. It is best effort: what it cannot remove stays.
+func (s *FileStore) removeExpired(ctx context.Context, now time.Time) {
+	if s.TTL <= 0 {
+		return
+	}
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		age := now.Sub(info.ModTime())
+		switch {
+		case strings.HasPrefix(name, ".tmp-"):
+			if age > tempMaxAge {
+				os.Remove(filepath.Join(s.Dir, name))
+			}
+		case strings.HasSuffix(name, ".json") && age > s.TTL:
+			s.removeIfExpired(ctx, filepath.Join(s.Dir, strings.TrimSuffix(name, ".json")), now)
+		case strings.HasSuffix(name, ".lock") && age > s.TTL:
+			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
+			if _, err := os.Lstat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
+				s.removeIfExpired(ctx, base, now)
+			}
+		}
+	}
+}
+
+// removeIfExpired removes base.json, if it expired by now, and base.lock,
+// under the lock: a process that opened the lock file before it was
+// removed finds out when it has the lock (see lockFile) and takes the new
+// one.
+func (s *FileStore) removeIfExpired(ctx context.Context, base string, now time.Time) {
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
+		return
+	}
+	defer unlock()
+	r, err := s.readRecord(base + ".json")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil || !s.expired(r, now):
+		return // a corrupt file is the next run's to report
+	default:
+		if os.Remove(base+".json") != nil {
+			return
+		}
+	}
+	os.Remove(base + ".lock")
 }
 
 // readRecord reads and decodes the state file at path, which must be the
@@ -166,14 +257,14 @@ func (s *FileStore) readRecord(path string) (Record, error) {
 
 // load reads the record of key at path. A missing file is a fresh record;
 // an unreadable or corrupt one is reported and replaced by a fresh record.
-func (s *FileStore) load(path, key string) (Record, error) {
+func (s *FileStore) load(path, key string) (r Record, corrupt bool, err error) {
 	fresh := Record{Key: key, State: StateClosed}
-	r, err := s.readRecord(path)
+	r, err = s.readRecord(path)
 	switch {
 	case err == nil:
-		return r, nil
+		return r, false, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return fresh, nil
+		return fresh, false, nil
 	}
 	if s.Warn != nil {
 		s.Warn(&CorruptStateError{Path: path, Err: err})
@@ -181,9 +272,9 @@ func (s *FileStore) load(path, key string) (Record, error) {
 	// Replace it now (the caller holds the lock), so the warning is given
 	// once even if this update changes nothing.
 	if werr := writeRecord(path, fresh); werr != nil {
-		return fresh, werr
+		return fresh, true, werr
 	}
-	return fresh, nil
+	return fresh, true, nil
 }
 
 func writeRecord(path string, r Record) error {

@@ -34,7 +34,7 @@ func TestFileStoreDeleteCreatesNothing(t *testing.T) {
 	if listDir(t, dir) != "" {
 		t.Errorf("Delete created %q", listDir(t, dir))
 	}
-	if err := s.Update(context.Background(), "k", failN(1)); err != nil {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	before := listDir(t, dir)

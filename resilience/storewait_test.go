@@ -95,19 +95,18 @@ func cancelled() context.Context {
 
 func TestFileStoreWaitForALockEndsWithTheCtx(t *testing.T) {
 	s := &FileStore{Dir: t.TempDir()}
-	if err := s.Update(context.Background(), "k", failN(1)); err != nil {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	release := holdLock(t, s, "k")
-	var calls int
-	count := func(r *Record) error { calls++; r.ConsecutiveFailures++; return nil }
 
 	for name, ctx := range map[string]func() context.Context{
 		"cancelled while waiting": nil,
 		"already done":            cancelled,
 	} {
 		ops := map[string]func(ctx context.Context) error{
-			"Update": func(ctx context.Context) error { return s.Update(ctx, "k", count) },
+			"Admit":  func(ctx context.Context) error { _, err := s.Admit(ctx, testParams, time.Now()); return err },
+			"Record": func(ctx context.Context) error { return addFailures(ctx, s, "k", 1) },
 			"Delete": func(ctx context.Context) error { _, err := s.Delete(ctx, "k"); return err },
 			"DeleteAll": func(ctx context.Context) error {
 				n, err := s.DeleteAll(ctx)
@@ -130,18 +129,15 @@ func TestFileStoreWaitForALockEndsWithTheCtx(t *testing.T) {
 			}
 		}
 	}
-	if calls != 0 {
-		t.Errorf("fn called %d times without the lock", calls)
-	}
 	// Nothing was saved or removed, and nothing of the store stays taken:
-	// once the holder lets go, the next update goes through.
+	// once the holder lets go, the next step goes through.
 	release()
-	if err := s.Update(context.Background(), "k", count); err != nil {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := s.List(context.Background())
-	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 || calls != 1 {
-		t.Errorf("after release: %+v, %v, fn calls %d; want 2 failures, 1 call", recs, err, calls)
+	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 {
+		t.Errorf("after release: %+v, %v; want 2 failures", recs, err)
 	}
 }
 
@@ -149,7 +145,7 @@ func TestFileStoreWaitForALockEndsWithTheCtx(t *testing.T) {
 // wait, so an outcome recorded as a run ends is saved.
 func TestFileStoreDoneCtxStillTakesAFreeLock(t *testing.T) {
 	s := &FileStore{Dir: t.TempDir()}
-	if err := s.Update(cancelled(), "k", failN(3)); err != nil {
+	if err := addFailures(cancelled(), s, "k", 3); err != nil {
 		t.Fatalf("Update with a done ctx on a free lock = %v", err)
 	}
 	if ok, err := s.Delete(cancelled(), "k"); !ok || err != nil {
@@ -162,31 +158,21 @@ func TestFileStoreDoneCtxStillTakesAFreeLock(t *testing.T) {
 // and lose no update.
 func TestFileStoreGoroutinesWaitInLine(t *testing.T) {
 	s := &FileStore{Dir: t.TempDir()}
-	inside, release := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- s.Update(context.Background(), "k", func(r *Record) error {
-			close(inside)
-			<-release
-			r.ConsecutiveFailures++
-			return nil
-		})
-	}()
-	<-inside
-	if err := cancelWhileWaiting(func(ctx context.Context) error { return s.Update(ctx, "k", failN(100)) }); err != errInterrupted {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLock(t, s, "k")
+	if err := cancelWhileWaiting(func(ctx context.Context) error { return addFailures(ctx, s, "k", 100) }); err != errInterrupted {
 		t.Errorf("a second goroutine's Update = %v, want the ctx's cause", err)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
-		wg.Go(func() { errs <- s.Update(context.Background(), "k", failN(1)) })
+		wg.Go(func() { errs <- addFailures(context.Background(), s, "k", 1) })
 	}
-	close(release)
+	release()
 	wg.Wait()
 	close(errs)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
@@ -260,7 +246,7 @@ func TestRunEndsWhileWaitingForTheStoreLock(t *testing.T) {
 
 // redisOps are the store's operations, for tests that try each one.
 var redisOps = map[string]func(ctx context.Context, s Store) error{
-	"Update":    func(ctx context.Context, s Store) error { return s.Update(ctx, "k", failN(1)) },
+	"Update":    func(ctx context.Context, s Store) error { return addFailures(ctx, s, "k", 1) },
 	"List":      func(ctx context.Context, s Store) error { _, err := s.List(ctx); return err },
 	"Delete":    func(ctx context.Context, s Store) error { _, err := s.Delete(ctx, "k"); return err },
 	"DeleteAll": func(ctx context.Context, s Store) error { _, err := s.DeleteAll(ctx); return err },
@@ -366,11 +352,9 @@ func TestFailoverAfterACallLeftBehindFails(t *testing.T) {
 	var warns []error
 	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	s := &FailoverStore{Primary: primary, Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
-	fail := func(r *Record) error { r.ConsecutiveFailures++; return nil }
-
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Update(ctx, "k", fail) }()
+	go func() { done <- addFailures(ctx, s, "k", 1) }()
 	<-silent.Heard()
 	cancel(errInterrupted)
 	if err := endsSoon(t, "update", done); err != errInterrupted || s.Failed() {
@@ -383,7 +367,7 @@ func TestFailoverAfterACallLeftBehindFails(t *testing.T) {
 			t.Fatal("the call left behind never failed")
 		}
 	}
-	if err := s.Update(context.Background(), "k", fail); err != nil {
+	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatalf("update after the store went down = %v, want it done on the files", err)
 	}
 	if !s.Failed() || len(warns) != 1 {
