@@ -223,9 +223,14 @@ func quorumReached(r *Record, p Params) bool {
 // transition is the one place where the state changes: it sets the new
 // state, bumps the generation and keeps the timestamps consistent.
 func transition(r *Record, to State, p Params, now time.Time) {
+	if r.State != StateHalfOpen || to != StateHalfOpen {
+		// A new trial of the same half-open period keeps the nodes whose
+		// trials failed in it; any other change starts afresh.
+		r.TrialFailures = nil
+	}
 	r.State = to
 	r.Generation++
-	r.TrialUntil, r.TrialFailures = nil, nil
+	r.TrialUntil = nil
 	switch to {
 	case StateClosed:
 		r.ConsecutiveFailures, r.NodeFailures = 0, nil

@@ -59,9 +59,11 @@ local function countprefix(p, min)
   return n
 end
 local function transition(to, reset, trial)
+  -- A new trial of the same half-open period keeps the nodes whose
+  -- trials failed in it; any other change starts afresh.
+  if state() ~= 'half-open' or to ~= 'half-open' then delprefix('tf:') end
   redis.call('HSET', k, 'state', to, 'gen', int(num('gen') + 1))
   redis.call('HDEL', k, 'trial_until')
-  delprefix('tf:')
   if to == 'closed' then
     redis.call('HSET', k, 'failures', 0)
     redis.call('HDEL', k, 'opened_at', 'retry_at', 'last_error')

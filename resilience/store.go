@@ -201,7 +201,8 @@ func (s *FileStore) removeExpired(ctx context.Context, now time.Time) {
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		age := now.Sub(info.ModTime())
+		// File times are the system's clock (now may be a test's).
+		age := time.Since(info.ModTime())
 		switch {
 		case strings.HasPrefix(name, ".tmp-"):
 			if age > tempMaxAge {
