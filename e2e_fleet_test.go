@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/refetch/refetch/internal/redistest"
+	"github.com/refetch/refetch/resilience"
 )
 
 // Fleet mode: several machines (here: environments with their own state
@@ -38,6 +39,21 @@ func statusJSON(t *testing.T, e *env, extra ...string) []map[string]any {
 		t.Fatalf("status --json = %q: %v", r.stdout, err)
 	}
 	return list
+}
+
+// setRecord writes the Redis record of key as another machine would have
+// left it: fields are name, value pairs of its hash.
+func setRecord(t *testing.T, addr, key string, fields ...any) {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.HSet(ctx, resilience.RedisKeyPrefix+key, fields...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.PExpire(ctx, resilience.RedisKeyPrefix+key, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // deadPort returns a loopback address where nothing listens.
@@ -145,12 +161,12 @@ func TestE2EFleetTripOnOneNodeFailsFastOnAnother(t *testing.T) {
 	// max(24h, 2×--breaker-reset).
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
-	ttl, err := rc.PTTL(context.Background(), "refetch:breaker:"+srv.URL).Result()
+	ttl, err := rc.PTTL(context.Background(), resilience.RedisKeyPrefix+srv.URL).Result()
 	if err != nil || ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Errorf("PTTL = %v, %v; want about 24h", ttl, err)
 	}
 	a.run(args("-n", "1", "--breaker-reset", "36h", "--breaker-key", "long", srv.URL)...).wantCode(t, 4)
-	if ttl, _ := rc.PTTL(context.Background(), "refetch:breaker:long").Result(); ttl <= 71*time.Hour || ttl > 72*time.Hour {
+	if ttl, _ := rc.PTTL(context.Background(), resilience.RedisKeyPrefix+"long").Result(); ttl <= 71*time.Hour || ttl > 72*time.Hour {
 		t.Errorf("PTTL with --breaker-reset 36h = %v; want about 72h", ttl)
 	}
 
@@ -241,8 +257,14 @@ func TestE2EFleetStoreDown(t *testing.T) {
 					}
 				}
 				local := statusJSON(t, e)
-				if len(local) != 1 || local[0]["key"] != srv.URL || local[0]["consecutive_failures"] != 2.0 {
-					t.Errorf("%v: local state = %v, want both failures of the run", flags, local)
+				if tc.onRequest == nil {
+					if len(local) != 1 || local[0]["key"] != srv.URL || local[0]["consecutive_failures"] != 2.0 {
+						t.Errorf("%v: local state = %v, want both failures of the run", flags, local)
+					}
+				} else if len(local) > 1 || (len(local) == 1 && (local[0]["state"] != "closed" || local[0]["consecutive_failures"].(float64) > 1)) {
+					// Switched mid-run: the run went on without a
+					// breaker rather than mix the two stores' states.
+					t.Errorf("%v: local state = %v, want at most the one failure the switch recorded", flags, local)
 				}
 			}
 		})
@@ -392,14 +414,8 @@ func TestE2EFleetOneHalfOpenTrial(t *testing.T) {
 	srv := downServer(t, &c)
 	// An open breaker whose next trial is due (written as another machine
 	// would have left it), rather than a wait for a reset period to pass.
-	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
-	rec := fmt.Sprintf(`{"key":%q,"state":"open","consecutive_failures":3,"generation":4,"opened_at":%q,"retry_at":%q,"updated_at":%q}`,
-		srv.URL, past, past, past)
-	rc := redis.NewClient(&redis.Options{Addr: addr})
-	defer rc.Close()
-	if err := rc.Set(context.Background(), "refetch:breaker:"+srv.URL, rec, time.Hour).Err(); err != nil {
-		t.Fatal(err)
-	}
+	past := time.Now().Add(-time.Minute).UnixMilli()
+	setRecord(t, addr, srv.URL, "state", "open", "failures", 3, "gen", 4, "opened_at", past, "retry_at", past, "updated_at", past)
 	nodes := []*env{fleetNode(t, "node-a", store), fleetNode(t, "node-b", store)}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -489,7 +505,8 @@ func TestE2EFleetHoldOnOneNodeHoldsTheOther(t *testing.T) {
 }
 
 // TestE2EFleetQuorum: with --breaker-quorum 2, failures from one node do
-// not open the breaker, however many; one more from a second node does.
+// not open the breaker, however many; a second node's open it once it has
+// reached --breaker-failures too.
 func TestE2EFleetQuorum(t *testing.T) {
 	addr := redistest.Start(t)
 	store := "redis://" + addr
@@ -504,9 +521,15 @@ func TestE2EFleetQuorum(t *testing.T) {
 		fmt.Sprint(st[0]["failure_nodes"]) != "[node-a]" {
 		t.Fatalf("one node opened it: %v", st)
 	}
-	r := b.run(args(append(q, "-n", "1", srv.URL)...)...)
+	// One failure of a second node is not enough (each node must reach
+	// --breaker-failures); its third is.
+	b.run(args(append(q, "-n", "1", srv.URL)...)...).wantCode(t, 4)
+	if st := statusJSON(t, a, srv.URL); st[0]["state"] != "closed" {
+		t.Fatalf("one failure of a second node opened it: %v", st)
+	}
+	r := b.run(args(append(q, "-n", "2", srv.URL)...)...)
 	r.wantCode(t, 4)
-	if !strings.Contains(r.stderr, "opened after 10 consecutive failures") {
+	if !strings.Contains(r.stderr, "opened after 12 consecutive failures") {
 		t.Errorf("node B stderr:\n%s", r.stderr)
 	}
 	sent := c.get()

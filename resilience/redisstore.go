@@ -344,7 +344,7 @@ func ms(d time.Duration) int64 {
 
 // Admit implements Store: redisAdmitScript, by the server's clock.
 func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	return s.step(ctx, p, now, redisAdmitScript,
+	return s.step(ctx, "read", p, now, redisAdmitScript,
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout))
 }
 
@@ -357,23 +357,25 @@ func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.T
 	case CountSuccess:
 		effect = "s"
 	}
-	return s.step(ctx, p, now, redisRecordScript,
+	return s.step(ctx, "write", p, now, redisRecordScript,
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, p.Node, strconv.FormatUint(o.Generation, 10), effect, o.Err,
 		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), maxFailureNodes, maxHolds)
 }
 
 // step runs one of the scripts on p.Key and decodes its reply into a
-// Decision whose times are in the caller's clock.
-func (s *RedisStore) step(ctx context.Context, p Params, now time.Time, script *redis.Script, args ...any) (Decision, error) {
+// Decision whose times are in the caller's clock. op names it in errors:
+// read for an admission (which writes only to start a trial), write for
+// a record.
+func (s *RedisStore) step(ctx context.Context, op string, p Params, now time.Time, script *redis.Script, args ...any) (Decision, error) {
 	res, err := call(ctx, s, func(ctx context.Context) (any, error) {
 		return script.Run(ctx, s.client, []string{RedisKeyPrefix + p.Key}, args...).Result()
 	})
 	if err != nil {
-		return Decision{}, s.wrap(ctx, "write", err)
+		return Decision{}, s.wrap(ctx, op, err)
 	}
 	reply, ok := res.([]any)
 	if !ok || len(reply) != 5 {
-		return Decision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected script reply %T", res))
+		return Decision{}, s.wrap(ctx, op, fmt.Errorf("unexpected script reply %T", res))
 	}
 	verdict, _ := reply[0].(string)
 	from, _ := reply[1].(string)

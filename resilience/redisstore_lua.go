@@ -77,6 +77,7 @@ end
 -- save stamps the record and sets its expiry: ttl after this write, and
 -- not before its retry_at or the end of its last hold.
 local function save()
+  redis.call('HSETNX', k, 'state', 'closed')
   redis.call('HSET', k, 'updated_at', int(now))
   local all = redis.call('HGETALL', k)
   local till = now + ttl

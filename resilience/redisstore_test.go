@@ -60,7 +60,6 @@ func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
-
 func TestNewRedisStoreRequiresTTLAndTimeout(t *testing.T) {
 	for _, c := range []RedisConfig{
 		{Addr: "127.0.0.1:6379", Timeout: time.Second},
@@ -180,7 +179,6 @@ func TestRedisStoreListSkipsVanishedAndCorrupt(t *testing.T) {
 	}
 }
 
-
 func TestRedisStoreCorruptValueReplaced(t *testing.T) {
 	addr := redistest.Start(t)
 	c := rawClient(t, addr)
@@ -221,7 +219,6 @@ func TestRedisStoreCorruptValueReplaced(t *testing.T) {
 		})
 	}
 }
-
 
 // TestRedisStoreRoundTrips counts the commands the server sees for the
 // breaker's steps: every step is one script call, whatever the state.

@@ -381,4 +381,3 @@ func comparable(d Decision) string {
 		d.Admission, d.From, r.State, r.Generation, r.ConsecutiveFailures, ms(r.OpenedAt), ms(r.RetryAt), ms(r.TrialUntil),
 		r.LastError, nodes, trials, holds, hold)
 }
-

@@ -1,0 +1,105 @@
+package redistest
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Far is a TCP proxy in front of a server that makes it far away: every
+// chunk of bytes, either way, is delivered Delay after it was read (in
+// order, without holding up the chunks behind it), so a request and its
+// answer take 2×Delay more, as over a long link.
+type Far struct {
+	// Addr is the proxy's host:port on loopback.
+	Addr string
+	// Delay is added to each direction.
+	Delay time.Duration
+
+	open, peak atomic.Int64
+}
+
+// NewFar starts a proxy to upstream with delay each way, stopped when the
+// test ends.
+func NewFar(t testing.TB, upstream string, delay time.Duration) *Far {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Far{Addr: l.Addr().String(), Delay: delay}
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(c)
+			track(up)
+			n := f.open.Add(1)
+			for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+			}
+			var once sync.Once
+			done := func() { once.Do(func() { f.open.Add(-1); c.Close(); up.Close() }) }
+			go f.pipe(up, c, done)
+			go f.pipe(c, up, done)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return f
+}
+
+// Peak is the most connections the proxy had open at once.
+func (f *Far) Peak() int { return int(f.peak.Load()) }
+
+type chunk struct {
+	data []byte
+	at   time.Time
+}
+
+// pipe copies from src to dst, each chunk Delay late.
+func (f *Far) pipe(dst io.Writer, src io.Reader, done func()) {
+	defer done()
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{buf[:n], time.Now().Add(f.Delay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.data); err != nil {
+			return
+		}
+	}
+}
