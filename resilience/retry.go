@@ -245,7 +245,7 @@ func (r *run) attempt() error {
 	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail})
 	ra, hasRA := time.Duration(0), false
 	if a.Header != nil {
-		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), now)
+		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), serverNow(a.Header, now))
 	}
 	var holdUntil time.Time
 	if hasRA && ra > 0 && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
@@ -372,3 +372,15 @@ func (t *realTimer) Stop() {
 }
 
 func (t *realTimer) C() <-chan time.Time { return t.t.C }
+
+// serverNow is the server's time of a response: its Date header when it
+// has one that parses, else now. An HTTP-date Retry-After is a time on
+// the server's clock, so it is counted from the server's Date: a node
+// whose clock is off then waits (and holds the fleet) as long as the
+// server asked, not an hour more or less.
+func serverNow(h http.Header, now time.Time) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t
+	}
+	return now
+}

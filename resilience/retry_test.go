@@ -182,6 +182,24 @@ func TestRetryAfterDateMayExceedCap(t *testing.T) {
 	}
 }
 
+// TestRetryAfterDateCountsFromTheServersDate: a node whose clock is an
+// hour fast still waits the 30 s the server asked for, counted from the
+// response's Date (the server's clock), not from its own.
+func TestRetryAfterDateCountsFromTheServersDate(t *testing.T) {
+	p := fixed(3, time.Second)
+	ex, clock, waits := newExec(p)
+	server := clock.Now().Add(-time.Hour) // this node is an hour fast
+	a := retryAfter(503, server.Add(30*time.Second).Format(http.TimeFormat))
+	a.Header.Set("Date", server.Format(http.TimeFormat))
+	fn, _ := script(clock, 0, a, status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil {
+		t.Fatal(err)
+	}
+	if len(*waits) != 1 || (*waits)[0] != 30*time.Second {
+		t.Fatalf("waits = %v, want [30s]", *waits)
+	}
+}
+
 func TestRetryAfterGarbageUsesBackoff(t *testing.T) {
 	ex, clock, waits := newExec(fixed(2, 2*time.Second))
 	fn, _ := script(clock, 0, retryAfter(503, "tomorrow"), status(200))
