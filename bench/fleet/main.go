@@ -7,7 +7,10 @@
 // half-open trial send exactly one request. It starts its own
 // redis-server and HTTP server on loopback.
 //
-//	go run ./bench/fleet -refetch PATH [-runs 200] [-procs 50]
+// Last, it runs a 300-URL batch against a Redis made far away by a
+// latency proxy, at -P 8 and -P 64.
+//
+//	go run ./bench/fleet -refetch PATH [-runs 200] [-procs 50] [-far 15ms] [-far-runs 5]
 package main
 
 import (
@@ -21,15 +24,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/refetch/refetch/internal/redistest"
 )
 
 func main() {
 	bin := flag.String("refetch", "", "the refetch binary to measure")
 	runs := flag.Int("runs", 200, "runs per mode")
 	procs := flag.Int("procs", 50, "concurrent processes for the atomicity checks")
+	far := flag.Duration("far", 15*time.Millisecond, "the far Redis's delay each way, for the batch measure")
+	farRuns := flag.Int("far-runs", 5, "runs per mode of the far-Redis batch")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "fleet: -refetch is required")
@@ -107,6 +115,56 @@ func main() {
 	})
 	fmt.Printf("%d concurrent processes racing for one half-open trial: %d request(s) sent (want 1)\n",
 		*procs, hits.Load()-before)
+
+	farBatch(*bin, env, addr, srv.URL, *far, *farRuns)
+}
+
+// farBatch measures a batch of 300 URLs through a Redis *far away each
+// way (a proxy that delays every chunk), at -P 8 and -P 64, alternating,
+// against the same batch without a breaker: each URL costs two store
+// round trips, so -P is what hides the distance.
+func farBatch(bin string, env []string, redisAddr, base string, far time.Duration, runs int) {
+	proxy, err := redistest.StartFar(redisAddr, far)
+	check(err)
+	defer proxy.Close()
+	dir, err := os.MkdirTemp("", "refetch-far-*")
+	check(err)
+	defer os.RemoveAll(dir)
+	var b strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, "%s/ok?%d\n", base, i)
+	}
+	input := filepath.Join(dir, "urls")
+	check(os.WriteFile(input, []byte(b.String()), 0o600))
+	modes := []struct {
+		name string
+		args []string
+	}{
+		{"-P 8, no breaker", []string{"-P", "8", "--breaker-failures", "0"}},
+		{"-P 8, far redis", []string{"-P", "8", "--store", "redis://" + proxy.Addr + "?timeout=5s"}},
+		{"-P 64, far redis", []string{"-P", "64", "--store", "redis://" + proxy.Addr + "?timeout=5s"}},
+	}
+	times := make([][]time.Duration, len(modes))
+	for i := 0; i < runs; i++ {
+		for m, mode := range modes {
+			args := append(append([]string{"fetch", "-q", "-o", filepath.Join(dir, "out-{n}")}, mode.args...), "-i", input)
+			cmd := exec.Command(bin, args...)
+			cmd.Env = env
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			if err != nil || strings.Contains(string(out), "unavailable") {
+				check(fmt.Errorf("%s: %v: %s", mode.name, err, out))
+			}
+			times[m] = append(times[m], time.Since(start))
+		}
+	}
+	fmt.Printf("300 URLs, one host, Redis %s away each way, %d runs per mode, alternating (median, min-max):\n", far, runs)
+	for m, mode := range modes {
+		s := append([]time.Duration(nil), times[m]...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		fmt.Printf("  %-18s %8.1f ms  (%.1f-%.1f)\n", mode.name, ms(median(s)), ms(s[0]), ms(s[len(s)-1]))
+	}
+	fmt.Printf("  -P 8 / -P 64 with the far Redis: %.1fx\n", float64(median(times[1]))/float64(median(times[2])))
 }
 
 func runAll(n int, mk func(int) *exec.Cmd) {

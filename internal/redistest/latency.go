@@ -20,24 +20,31 @@ type Far struct {
 	Delay time.Duration
 
 	open, peak atomic.Int64
+	l          net.Listener
+	mu         sync.Mutex
+	conns      []net.Conn
 }
 
 // NewFar starts a proxy to upstream with delay each way, stopped when the
 // test ends.
 func NewFar(t testing.TB, upstream string, delay time.Duration) *Far {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	f, err := StartFar(upstream, delay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Far{Addr: l.Addr().String(), Delay: delay}
-	var mu sync.Mutex
-	var conns []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// StartFar starts a proxy to upstream with delay each way; Close stops it.
+// (For benchmarks; tests use NewFar.)
+func StartFar(upstream string, delay time.Duration) (*Far, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
+	f := &Far{Addr: l.Addr().String(), Delay: delay, l: l}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -49,8 +56,9 @@ func NewFar(t testing.TB, upstream string, delay time.Duration) *Far {
 				c.Close()
 				continue
 			}
-			track(c)
-			track(up)
+			f.mu.Lock()
+			f.conns = append(f.conns, c, up)
+			f.mu.Unlock()
 			n := f.open.Add(1)
 			for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
 			}
@@ -60,15 +68,17 @@ func NewFar(t testing.TB, upstream string, delay time.Duration) *Far {
 			go f.pipe(c, up, done)
 		}
 	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return f
+	return f, nil
+}
+
+// Close stops the proxy and closes its connections.
+func (f *Far) Close() {
+	f.l.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
 }
 
 // Peak is the most connections the proxy had open at once.
