@@ -134,7 +134,7 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 		return
 	}
 	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After seen by an earlier run); waiting %s",
-		printable(h.Key), h.Until.Local().Format("15:04:05"), FormatDuration(h.Wait)))
+		printable(h.Key), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
 }
 
 // Warnf logs a warning; -q silences it.
@@ -176,7 +176,7 @@ func (l *Logger) BreakerChange(from, to resilience.State, r resilience.Record) {
 	switch {
 	case to == resilience.StateOpen && r.RetryAt != nil:
 		l.Warnf("circuit for %s opened after %d consecutive failure%s; no requests until %s",
-			r.Key, r.ConsecutiveFailures, plural(r.ConsecutiveFailures), r.RetryAt.Local().Format("15:04:05"))
+			r.Key, r.ConsecutiveFailures, plural(r.ConsecutiveFailures), resilience.ClockTime(*r.RetryAt, time.Now()))
 	case to == resilience.StateHalfOpen:
 		l.Infof("circuit for %s is half-open: sending one trial request", r.Key)
 	case to == resilience.StateClosed:

@@ -170,7 +170,7 @@ func (e *OpenError) Error() string {
 	r := e.Record
 	msg := r.Key + " is " + r.State.String()
 	if r.OpenedAt != nil {
-		msg += fmt.Sprintf(" since %s (%s ago)", r.OpenedAt.Local().Format("15:04:05"), roundAgo(e.Now.Sub(*r.OpenedAt)))
+		msg += fmt.Sprintf(" since %s (%s ago)", ClockTime(*r.OpenedAt, e.Now), roundAgo(e.Now.Sub(*r.OpenedAt)))
 	}
 	if r.ConsecutiveFailures > 0 {
 		msg += fmt.Sprintf(" after %d consecutive failure%s", r.ConsecutiveFailures, plural(r.ConsecutiveFailures))
@@ -182,7 +182,7 @@ func (e *OpenError) Error() string {
 	case r.State == StateHalfOpen:
 		msg += "; a trial request is in flight"
 	case r.RetryAt != nil:
-		msg += fmt.Sprintf("; next trial at %s (in %s)", r.RetryAt.Local().Format("15:04:05"), roundAgo(r.RetryAt.Sub(e.Now)))
+		msg += fmt.Sprintf("; next trial at %s (in %s)", ClockTime(*r.RetryAt, e.Now), roundAgo(r.RetryAt.Sub(e.Now)))
 	}
 	return msg
 }
@@ -198,7 +198,17 @@ type HoldError struct {
 }
 
 func (e *HoldError) Error() string {
-	return fmt.Sprintf("%s asked for no requests until %s", e.Key, e.Until.Local().Format("15:04:05"))
+	return fmt.Sprintf("%s asked for no requests until %s", e.Key, ClockTime(e.Until, time.Now()))
+}
+
+// ClockTime is t as a person reads it beside now, in local time: the time of
+// day when t is within a day of now, else with its date (a breaker reset
+// of a week opens until a day the reader must be told).
+func ClockTime(t, now time.Time) string {
+	if d := t.Sub(now); d < 24*time.Hour && d > -24*time.Hour {
+		return t.Local().Format("15:04:05")
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
 }
 
 func roundAgo(d time.Duration) time.Duration {

@@ -423,3 +423,20 @@ func TestBreakerHoldRejectsUntilItEnds(t *testing.T) {
 	}
 	mustAdmit(t, other, until)
 }
+
+func TestClockTimeShowsTheDateBeyondADay(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.Local)
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{now.Add(90 * time.Minute), "11:30:00"},
+		{now.Add(-23 * time.Hour), "11:00:00"},
+		{now.Add(48 * time.Hour), "2026-12-05 10:00:00"},
+		{now.Add(-25 * time.Hour), "2026-12-02 09:00:00"},
+	} {
+		if got := ClockTime(tc.t, now); got != tc.want {
+			t.Errorf("ClockTime(%v) = %q, want %q", tc.t, got, tc.want)
+		}
+	}
+}
