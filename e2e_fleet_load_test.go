@@ -14,7 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/refetch/refetch/internal/redistest"
-	"github.com/refetch/refetch/resilience"
 )
 
 // Fleet mode under its own load, a far Redis, a hung one, a sick node and
@@ -39,7 +38,7 @@ func redisField(t *testing.T, addr, key, field string) string {
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
-	v, _ := rc.HGet(context.Background(), resilience.RedisKeyPrefix+key, field).Result()
+	v, _ := rc.HGet(context.Background(), redisPrefix+key, field).Result()
 	return v
 }
 
@@ -208,7 +207,7 @@ func TestE2EFleetHoldsPerIdentity(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
 	now, _ := rc.Time(context.Background()).Result()
-	fields, _ := rc.HGetAll(context.Background(), resilience.RedisKeyPrefix+"http://"+strings.TrimPrefix(srv.URL, "http://")).Result()
+	fields, _ := rc.HGetAll(context.Background(), redisPrefix+"http://"+strings.TrimPrefix(srv.URL, "http://")).Result()
 	holds := 0
 	for name, v := range fields {
 		if strings.HasPrefix(name, "h:") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,11 +18,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/refetch/refetch/internal/redistest"
-	"github.com/refetch/refetch/resilience"
 )
 
 // Fleet mode: several machines (here: environments with their own state
 // dirs and REFETCH_NODE) share breakers through one real redis-server.
+
+// redisPrefix is where the Redis store keeps a breaker key's record.
+const redisPrefix = store.RedisKeyPrefix
 
 // fleetNode is one machine of a fleet: its own home and state dir, sharing
 // the store URL.
@@ -48,10 +51,10 @@ func setRecord(t *testing.T, addr, key string, fields ...any) {
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
 	ctx := context.Background()
-	if err := rc.HSet(ctx, resilience.RedisKeyPrefix+key, fields...).Err(); err != nil {
+	if err := rc.HSet(ctx, redisPrefix+key, fields...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.PExpire(ctx, resilience.RedisKeyPrefix+key, time.Hour).Err(); err != nil {
+	if err := rc.PExpire(ctx, redisPrefix+key, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,12 +164,12 @@ func TestE2EFleetTripOnOneNodeFailsFastOnAnother(t *testing.T) {
 	// max(24h, 2×--breaker-reset).
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
-	ttl, err := rc.PTTL(context.Background(), resilience.RedisKeyPrefix+srv.URL).Result()
+	ttl, err := rc.PTTL(context.Background(), redisPrefix+srv.URL).Result()
 	if err != nil || ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Errorf("PTTL = %v, %v; want about 24h", ttl, err)
 	}
 	a.run(args("-n", "1", "--breaker-reset", "36h", "--breaker-key", "long", srv.URL)...).wantCode(t, 4)
-	if ttl, _ := rc.PTTL(context.Background(), resilience.RedisKeyPrefix+"long").Result(); ttl <= 71*time.Hour || ttl > 72*time.Hour {
+	if ttl, _ := rc.PTTL(context.Background(), redisPrefix+"long").Result(); ttl <= 71*time.Hour || ttl > 72*time.Hour {
 		t.Errorf("PTTL with --breaker-reset 36h = %v; want about 72h", ttl)
 	}
 

@@ -27,7 +27,7 @@ import (
 // the run at once with its exit code, having sent no request.
 
 // lockName is the name of the lock file of key in a state dir (see
-// resilience.FileStore and the probe lock): a hash of the key.
+// resilience/store.FileStore and the probe lock): a hash of the key.
 func lockName(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:16]) + ".lock"

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -124,7 +125,7 @@ func (o *BreakerOptions) store() (resilience.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if fo, ok := s.(*resilience.FailoverStore); ok {
+	if fo, ok := s.(*store.FailoverStore); ok {
 		s = fo.Primary
 		name := fmt.Sprint(s)
 		return &namedStore{Store: s, name: name}, name, nil

@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -193,7 +194,7 @@ func isControl(r rune) bool {
 // failedOver reports whether s is a store that switched to its secondary
 // (the local state dir) during the run.
 func failedOver(s resilience.Store) bool {
-	f, ok := s.(*resilience.FailoverStore)
+	f, ok := s.(*store.FailoverStore)
 	return ok && f.Failed()
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"io"
 	"math"
 	"net/http"
@@ -306,7 +307,7 @@ func TestFetchPlan(t *testing.T) {
 			check: func(t *testing.T, p *fetchPlan, stderr string) {
 				want := breakerPlan{key: "http://api.test:80", failures: 3, quorum: 1, node: "node-1", reset: time.Minute,
 					dir: filepath.Join("/home/u", ".local", "state", "refetch")}
-				if fs, ok := p.breaker.store.(*resilience.FileStore); !ok || fs.Dir != want.dir {
+				if fs, ok := p.breaker.store.(*store.FileStore); !ok || fs.Dir != want.dir {
 					t.Errorf("store %#v, want the file store in %s", p.breaker.store, want.dir)
 				}
 				p.breaker.store = nil

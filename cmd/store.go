@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"github.com/refetch/refetch/resilience/store"
 	"math"
 	"time"
 
@@ -38,7 +39,7 @@ func checkStoreFlag(raw, name string) error {
 	if raw == "" {
 		return nil
 	}
-	if _, err := resilience.ParseRedisURL(raw); err != nil {
+	if _, err := store.ParseRedisURL(raw); err != nil {
 		return usageErrorf("invalid %s %v", name, err)
 	}
 	return nil
@@ -53,11 +54,11 @@ func checkStoreFlag(raw, name string) error {
 // connection for each. warn receives the store's warnings (corrupt
 // records, the failover).
 func openStore(raw, dir string, reset time.Duration, inFlight int, warn func(error)) (resilience.Store, error) {
-	files := &resilience.FileStore{Dir: dir, Warn: warn, TTL: recordTTL(reset)}
+	files := &store.FileStore{Dir: dir, Warn: warn, TTL: recordTTL(reset)}
 	if raw == "" {
 		return files, nil
 	}
-	cfg, err := resilience.ParseRedisURL(raw)
+	cfg, err := store.ParseRedisURL(raw)
 	if err != nil {
 		return nil, usageErrorf("invalid --store %v", err)
 	}
@@ -67,9 +68,9 @@ func openStore(raw, dir string, reset time.Duration, inFlight int, warn func(err
 	cfg.TTL = recordTTL(reset)
 	cfg.PoolSize = max(4, inFlight+1)
 	cfg.Warn = warn
-	redis, err := resilience.NewRedisStore(cfg)
+	redis, err := store.NewRedisStore(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &resilience.FailoverStore{Primary: redis, Secondary: files, Warn: warn}, nil
+	return &store.FailoverStore{Primary: redis, Secondary: files, Warn: warn}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -301,7 +302,7 @@ type clockKey struct{}
 func newTestBreaker(t *testing.T, dir string) *resilience.Breaker {
 	t.Helper()
 	b, err := resilience.NewBreaker(resilience.Settings{Key: "check.test", Failures: 1, Quorum: 1, Node: "n", Reset: time.Minute,
-		TrialTimeout: time.Minute, Store: &resilience.FileStore{Dir: dir}})
+		TrialTimeout: time.Minute, Store: &store.FileStore{Dir: dir}})
 	if err != nil {
 		t.Fatal(err)
 	}

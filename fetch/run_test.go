@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"io"
 	"net"
 	"net/http"
@@ -662,7 +663,7 @@ func TestRunExitClasses(t *testing.T) {
 	openBreaker := func(t *testing.T, e *runEnv, failures int) *resilience.Breaker {
 		t.Helper()
 		b, err := resilience.NewBreaker(resilience.Settings{Key: "http://api.test:80", Failures: failures, Quorum: 1, Node: "n",
-			Reset: time.Minute, TrialTimeout: time.Minute, Store: &resilience.FileStore{Dir: e.dir}})
+			Reset: time.Minute, TrialTimeout: time.Minute, Store: &store.FileStore{Dir: e.dir}})
 		if err != nil {
 			t.Fatal(err)
 		}

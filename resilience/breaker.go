@@ -2,88 +2,27 @@ package resilience
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/resilience/store"
 	"time"
 )
 
-// State is a circuit breaker state.
-type State int
+// State is a circuit breaker state (see package store).
+type State = store.State
 
 // Breaker states.
 const (
-	StateClosed State = iota
-	StateOpen
-	StateHalfOpen
+	StateClosed   = store.StateClosed
+	StateOpen     = store.StateOpen
+	StateHalfOpen = store.StateHalfOpen
 )
 
-func (s State) String() string {
-	switch s {
-	case StateClosed:
-		return "closed"
-	case StateOpen:
-		return "open"
-	case StateHalfOpen:
-		return "half-open"
-	}
-	return fmt.Sprintf("state(%d)", int(s))
-}
+// Record is the persisted state of one breaker key (see package store).
+type Record = store.Record
 
-// MarshalText writes the state's name, so files and reports stay readable.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText reads a state's name.
-func (s *State) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "closed":
-		*s = StateClosed
-	case "open":
-		*s = StateOpen
-	case "half-open":
-		*s = StateHalfOpen
-	default:
-		return fmt.Errorf("unknown breaker state %q", b)
-	}
-	return nil
-}
-
-// Record is the persisted state of one breaker key. Its times are in
-// the clock of whoever reads it: a store that keeps its own clock (Redis)
-// translates them.
-type Record struct {
-	Key                 string `json:"key"`
-	State               State  `json:"state"`
-	ConsecutiveFailures int    `json:"consecutive_failures"`
-	// Generation grows with every state change; an outcome admitted under
-	// an earlier generation is discarded.
-	Generation uint64     `json:"generation"`
-	OpenedAt   *time.Time `json:"opened_at"`
-	RetryAt    *time.Time `json:"retry_at"`
-	// TrialUntil is the lease of the one half-open trial in flight; once it
-	// passes (the trial's process died), another trial may be admitted.
-	TrialUntil *time.Time `json:"trial_until,omitempty"`
-	LastError  string     `json:"last_error,omitempty"`
-	// NodeFailures counts, per node (Settings.Node), the failures since
-	// the last success anywhere, for the quorum.
-	NodeFailures map[string]int `json:"node_failures,omitempty"`
-	// TrialFailures are the nodes whose half-open trial failed since the
-	// breaker last turned half-open.
-	TrialFailures []string `json:"trial_failures,omitempty"`
-	// Holds are servers' "come back later" (Retry-After on a 429 or 503)
-	// per caller identity ("" for a caller that sends none): no run with
-	// that identity sends a request to the key before it.
-	Holds     map[string]time.Time `json:"holds,omitempty"`
-	UpdatedAt time.Time            `json:"updated_at"`
-	// ExpiresAt is when a FileStore may remove the record (its TTL after
-	// the last write, and not before RetryAt or a hold ends); nil: never.
-	// (Redis keeps the same as the key's expiry.)
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-
-	// extra holds the fields this version does not know (a newer
-	// version's), kept as they were when the record is saved again.
-	extra map[string]json.RawMessage
-}
+// Store keeps breaker records and decides every step (see package store).
+type Store = store.Store
 
 // Settings configure a Breaker. Every field is the caller's resolved
 // value: NewBreaker fills in no defaults and refuses what makes no sense.
@@ -146,8 +85,8 @@ func NewBreaker(s Settings) (*Breaker, error) {
 		return nil, errors.New("breaker: empty key")
 	case s.Failures < 1:
 		return nil, fmt.Errorf("breaker: failures must be at least 1, not %d", s.Failures)
-	case s.Quorum < 1 || s.Quorum > maxFailureNodes:
-		return nil, fmt.Errorf("breaker: quorum must be from 1 to %d, not %d", maxFailureNodes, s.Quorum)
+	case s.Quorum < 1 || s.Quorum > store.MaxQuorum:
+		return nil, fmt.Errorf("breaker: quorum must be from 1 to %d, not %d", store.MaxQuorum, s.Quorum)
 	case s.Node == "":
 		return nil, errors.New("breaker: empty node name")
 	case s.Reset <= 0:
@@ -240,8 +179,8 @@ type Snapshot struct {
 	On    bool
 }
 
-func (b *Breaker) params() Params {
-	return Params{Key: b.s.Key, Failures: b.s.Failures, Quorum: b.s.Quorum, Node: b.s.Node,
+func (b *Breaker) params() store.Params {
+	return store.Params{Key: b.s.Key, Failures: b.s.Failures, Quorum: b.s.Quorum, Node: b.s.Node,
 		Identity: b.s.Identity, Reset: b.s.Reset, TrialTimeout: b.s.TrialTimeout}
 }
 
@@ -267,7 +206,7 @@ func (b *Breaker) switchedStore() bool {
 }
 
 // report calls OnStateChange for a step that changed the state.
-func (b *Breaker) report(d Decision) {
+func (b *Breaker) report(d store.Decision) {
 	if b.s.OnStateChange != nil && d.From != d.Record.State {
 		b.s.OnStateChange(d.From, d.Record.State, d.Record)
 	}
@@ -305,12 +244,12 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 	b.last = d.Record
 	b.report(d)
 	switch d.Admission {
-	case Held:
+	case store.Held:
 		return Ticket{}, &HoldError{Key: b.s.Key, Until: d.HoldUntil}
-	case Rejected:
+	case store.Rejected:
 		return Ticket{}, &OpenError{Record: d.Record, Now: now}
 	}
-	return Ticket{Generation: d.Record.Generation, trial: d.Admission == AdmittedTrial}, nil
+	return Ticket{Generation: d.Record.Generation, trial: d.Admission == store.AdmittedTrial}, nil
 }
 
 // Record stores the outcome of an admitted attempt, and holdUntil (zero:
@@ -338,7 +277,7 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), TrialReleaseWait)
 		defer cancel()
 	}
-	o := Outcome{Generation: t.Generation, Effect: v.Breaker, Err: errString(v.Err)}
+	o := store.Outcome{Generation: t.Generation, Effect: v.Breaker, Err: errString(v.Err)}
 	if holdUntil.After(now) {
 		o.Hold = holdUntil.Sub(now)
 	}

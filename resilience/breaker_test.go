@@ -2,11 +2,9 @@ package resilience
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -214,65 +212,6 @@ func TestBreakerStateSharedThroughStore(t *testing.T) {
 	mustReject(t, b2, now)
 }
 
-func TestFileStoreModesAndHashedNames(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("POSIX modes")
-	}
-	b, store, _ := newTestBreaker(t, 1)
-	evil := mustBreaker(t, Settings{Key: "../../etc/passwd", Failures: 3, Store: store})
-	now := newFakeClock().Now()
-	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
-	evil.Record(context.Background(), mustAdmit(t, evil, now), fail, now, time.Time{})
-	st, err := os.Stat(store.Dir)
-	if err != nil || st.Mode().Perm() != 0o700 {
-		t.Fatalf("dir mode = %v, %v", st.Mode(), err)
-	}
-	entries, _ := os.ReadDir(filepath.Dir(store.Dir))
-	if len(entries) != 1 {
-		t.Fatalf("state escaped its dir: %v", entries)
-	}
-	files, _ := filepath.Glob(filepath.Join(store.Dir, "*.json"))
-	if len(files) != 2 {
-		t.Fatalf("files = %v", files)
-	}
-	for _, f := range files {
-		st, _ := os.Stat(f)
-		if st.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode = %v, want 0600", f, st.Mode())
-		}
-		if strings.Contains(filepath.Base(f), "passwd") || strings.Contains(filepath.Base(f), "example") {
-			t.Errorf("file name %s derives from the key", f)
-		}
-	}
-	recs, err := store.List(context.Background())
-	if err != nil || len(recs) != 2 || recs[0].Key != "../../etc/passwd" {
-		t.Fatalf("List = %+v, %v", recs, err)
-	}
-}
-
-func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
-	b, store, warns := newTestBreaker(t, 1)
-	now := newFakeClock().Now()
-	b.Record(context.Background(), mustAdmit(t, b, now), fail, now, time.Time{})
-	path := store.path(b.s.Key) + ".json"
-	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":"exploded"}`, "null"} {
-		if err := os.WriteFile(path, []byte(junk), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		*warns = nil
-		mustAdmit(t, b, now) // fresh closed state
-		var corrupt *CorruptStateError
-		if len(*warns) != 1 || !errors.As((*warns)[0], &corrupt) {
-			t.Fatalf("junk %q: warnings = %v", junk, *warns)
-		}
-		data, _ := os.ReadFile(path)
-		var r Record
-		if err := json.Unmarshal(data, &r); err != nil || r.State != StateClosed {
-			t.Fatalf("junk %q not replaced: %s", junk, data)
-		}
-	}
-}
-
 func TestBreakerStepsAsideWhenStoreUnusable(t *testing.T) {
 	dir := t.TempDir()
 	blocker := filepath.Join(dir, "file")
@@ -298,20 +237,6 @@ func TestNilBreakerAdmitsEverything(t *testing.T) {
 	b.Record(context.Background(), tk, fail, time.Now(), time.Time{})
 }
 
-func TestStateStringAndText(t *testing.T) {
-	for _, s := range []State{StateClosed, StateOpen, StateHalfOpen} {
-		b, _ := s.MarshalText()
-		var back State
-		if err := back.UnmarshalText(b); err != nil || back != s {
-			t.Errorf("%v round trip = %v, %v", s, back, err)
-		}
-	}
-	var s State
-	if s.UnmarshalText([]byte("ajar")) == nil {
-		t.Error("unknown state accepted")
-	}
-}
-
 func BenchmarkBreakerAdmitRecord(b *testing.B) {
 	store := &FileStore{Dir: b.TempDir()}
 	br := mustBreaker(b, Settings{Key: "http://bench:80", Failures: 1 << 30, Store: store})
@@ -335,33 +260,6 @@ func TestBreakerReportsStateChangesOnce(t *testing.T) {
 	got := strings.Join(changes, " ")
 	if got != "closed>open open>half-open half-open>closed" {
 		t.Errorf("changes = %s", got)
-	}
-}
-
-// BenchmarkFileStoreRecord measures one locked load and atomic save, the
-// cost of every state change.
-func BenchmarkFileStoreRecord(b *testing.B) {
-	store := &FileStore{Dir: b.TempDir()}
-	for i := 0; i < b.N; i++ {
-		addFailures(context.Background(), store, "http://bench:80", 1)
-	}
-}
-
-func TestFileStoreDeleteAllIncludesCorruptFiles(t *testing.T) {
-	store := &FileStore{Dir: t.TempDir()}
-	for _, k := range []string{"a", "b"} {
-		addFailures(context.Background(), store, k, 1)
-	}
-	os.WriteFile(filepath.Join(store.Dir, "junk.json"), []byte("{"), 0o600)
-	n, err := store.DeleteAll(context.Background())
-	if err != nil || n != 3 {
-		t.Fatalf("DeleteAll = %d, %v; want 3", n, err)
-	}
-	if left, _ := filepath.Glob(filepath.Join(store.Dir, "*.json")); len(left) != 0 {
-		t.Errorf("left: %v", left)
-	}
-	if n, _ := store.DeleteAll(context.Background()); n != 0 {
-		t.Errorf("second DeleteAll removed %d", n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/refetch/refetch/resilience/store"
 	"net"
 	"net/http"
 	"strings"
@@ -48,14 +49,14 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// Effect is what an outcome does to the circuit breaker.
-type Effect int
+// Effect is what an outcome does to the circuit breaker (see package store).
+type Effect = store.Effect
 
 // Breaker effects.
 const (
-	Ignore Effect = iota
-	CountSuccess
-	CountFailure
+	Ignore       = store.Ignore
+	CountSuccess = store.CountSuccess
+	CountFailure = store.CountFailure
 )
 
 // Verdict is the classification of one attempt.

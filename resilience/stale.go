@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/internal/regularfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,7 +122,7 @@ func (c *StaleCache) Save(k StaleKey, status int, contentType string, body []byt
 		return err
 	}
 	data := EncodeStale(&StaleEntry{SavedAt: now.UTC(), Status: status, ContentType: contentType, Body: body})
-	return writeFileAtomic(path, data)
+	return regularfile.WriteAtomic(path, data)
 }
 
 // Forget removes the entry of k, if any.
@@ -134,7 +135,7 @@ func (c *StaleCache) Forget(k StaleKey) {
 // that cannot be read or is corrupt is an error, and is not served.
 func (c *StaleCache) Load(k StaleKey, maxAge time.Duration, now time.Time) (*StaleEntry, time.Duration, error) {
 	path := c.path(k)
-	data, err := readRegular(path)
+	data, err := regularfile.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}

@@ -10,7 +10,7 @@ trap 'rm -f "$log"' EXIT
 for target in \
 	./resilience:FuzzParseRetryAfter \
 	./resilience:FuzzParseStatusSet \
-	./resilience:FuzzDecodeRecord \
+	./resilience/store:FuzzDecodeRecord \
 	./resilience:FuzzDecodeStale \
 	./fetch:FuzzParseHeader \
 	./fetch:FuzzParseURL; do

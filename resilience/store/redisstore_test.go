@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import (
 	"context"
@@ -26,11 +26,10 @@ const testTimeout = 5 * time.Second
 // shows the server's clock deciding).
 func newRedisStore(t *testing.T, addr string, warn func(error)) *RedisStore {
 	t.Helper()
-	s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: time.Hour, Warn: warn})
+	s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: time.Hour, Warn: warn, CallerClock: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.callerClock = true
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -230,8 +229,21 @@ func TestRedisStoreRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newRedisStore(t, addr, nil)
-	b := mustBreaker(t, Settings{Key: "http://rt.test:80", Failures: 100, Reset: time.Minute, Store: s})
+	p := testParams
+	p.Key = "http://rt.test:80"
 	now := time.Now()
+	admit := func() uint64 {
+		d, err := s.Admit(context.Background(), p, now)
+		if err != nil || d.Admission != Admitted {
+			t.Fatalf("Admit = %+v, %v", d, err)
+		}
+		return d.Record.Generation
+	}
+	record := func(gen uint64, e Effect) {
+		if _, err := s.Record(context.Background(), p, Outcome{Generation: gen, Effect: e}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Connect outside the count: the handshake is not a store round trip.
 	if err := s.client.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)
@@ -246,13 +258,13 @@ func TestRedisStoreRoundTrips(t *testing.T) {
 			t.Errorf("%s: %d round trips, want %d", name, got, want)
 		}
 	}
-	var tk Ticket
-	step("admit (closed)", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record success (clean closed)", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
-	step("admit (closed, again)", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record failure", 1, func() { b.Record(context.Background(), tk, fail, now, time.Time{}) })
-	step("admit after own write", 1, func() { tk = mustAdmit(t, b, now) })
-	step("record success after a failure", 1, func() { b.Record(context.Background(), tk, succeed, now, time.Time{}) })
+	var gen uint64
+	step("admit (closed)", 1, func() { gen = admit() })
+	step("record success (clean closed)", 1, func() { record(gen, CountSuccess) })
+	step("admit (closed, again)", 1, func() { gen = admit() })
+	step("record failure", 1, func() { record(gen, CountFailure) })
+	step("admit after own write", 1, func() { gen = admit() })
+	step("record success after a failure", 1, func() { record(gen, CountSuccess) })
 }
 
 // TestRedisStoreAdmitSeesOtherWriters: an admission acts on the current
@@ -261,13 +273,14 @@ func TestRedisStoreRoundTrips(t *testing.T) {
 func TestRedisStoreAdmitSeesOtherWriters(t *testing.T) {
 	addr := redistest.Start(t)
 	now := time.Now()
-	b1 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
-	b2 := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: newRedisStore(t, addr, nil)})
-	t1 := mustAdmit(t, b1, now)
-	b1.Record(context.Background(), t1, succeed, now, time.Time{})
-	t2 := mustAdmit(t, b2, now)
-	b2.Record(context.Background(), t2, fail, now, time.Time{}) // opens it
-	mustReject(t, b1, now)
+	c1 := contract{t, newRedisStore(t, addr, nil), context.Background()}
+	c2 := contract{t, newRedisStore(t, addr, nil), context.Background()}
+	p := testParams
+	p.Failures = 1
+	d := c1.admit(p, now, Admitted)
+	c1.record(p, d.Record.Generation, CountSuccess, now)
+	c2.fail(p, now) // opens it
+	c1.admit(p, now, Rejected)
 }
 
 // TestRedisStoreNoLostUpdates: 40 writers, each with its own store and

@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/refetch/refetch/internal/regularfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -245,7 +246,7 @@ func (s *FileStore) removeIfExpired(ctx context.Context, base string, now time.T
 // readRecord reads and decodes the state file at path, which must be the
 // file of the key it holds.
 func (s *FileStore) readRecord(path string) (Record, error) {
-	data, err := readRegular(path)
+	data, err := regularfile.Read(path)
 	if err != nil {
 		return Record{}, err
 	}
@@ -283,29 +284,7 @@ func writeRecord(path string, r Record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// writeFileAtomic replaces path with data through a temporary file (mode
-// 0600) in the same directory and a rename, so readers see the old or the
-// new content, never a mix. It does not fsync.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-	}
-	return werr
+	return regularfile.WriteAtomic(path, append(data, '\n'))
 }
 
 // String names the store in messages: its state dir.

@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import (
 	"context"
@@ -124,12 +124,11 @@ func TestFailoverStoreDeadPrimaryFromTheStart(t *testing.T) {
 	defer primary.Close()
 	files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	s := &FailoverStore{Primary: primary, Secondary: files, Warn: func(err error) { warns = append(warns, err) }}
-	b := mustBreaker(t, Settings{Key: "k", Failures: 1, Reset: time.Minute, Store: s,
-		Warn: func(err error) { warns = append(warns, err) }})
-	now := time.Now()
-	tk := mustAdmit(t, b, now)
-	b.Record(context.Background(), tk, fail, now, time.Time{})
-	mustReject(t, b, now) // the breaker works on the local files
+	c := contract{t, s, context.Background()}
+	p := testParams
+	p.Failures = 1
+	c.fail(p, contractNow)
+	c.admit(p, contractNow, Rejected) // the breaker works on the local files
 	if len(warns) != 1 {
 		t.Errorf("warnings = %v, want one", warns)
 	}

@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import (
 	"sort"
@@ -97,10 +97,10 @@ type Decision struct {
 	Corrupt bool
 }
 
-// maxFailureNodes bounds the nodes a record counts failures of (and the
-// quorum): a larger quorum makes no sense for a fleet, and the record
+// MaxQuorum bounds the nodes a record counts failures of, and so the
+// quorum: a larger quorum makes no sense for a fleet, and the record
 // stays small. A node past the bound still adds to the streak.
-const maxFailureNodes = 64
+const MaxQuorum = 64
 
 // maxHolds bounds the identities a record keeps holds for; past it, the
 // hold that ends first is dropped (a request sent early, never a lockout).
@@ -165,7 +165,7 @@ func applyOutcome(r *Record, p Params, o Outcome, now time.Time) bool {
 		r.ConsecutiveFailures++
 		r.LastError = o.Err
 		n, counted := r.NodeFailures[p.Node]
-		if counted || len(r.NodeFailures) < maxFailureNodes {
+		if counted || len(r.NodeFailures) < MaxQuorum {
 			if r.NodeFailures == nil {
 				r.NodeFailures = map[string]int{}
 			}
@@ -184,7 +184,7 @@ func applyOutcome(r *Record, p Params, o Outcome, now time.Time) bool {
 	case r.State == StateHalfOpen && o.Effect == CountFailure:
 		r.ConsecutiveFailures++
 		r.LastError = o.Err
-		if !contains(r.TrialFailures, p.Node) && len(r.TrialFailures) < maxFailureNodes {
+		if !contains(r.TrialFailures, p.Node) && len(r.TrialFailures) < MaxQuorum {
 			r.TrialFailures = append(r.TrialFailures, p.Node)
 		}
 		if p.Quorum <= 1 || len(r.TrialFailures) >= p.Quorum {

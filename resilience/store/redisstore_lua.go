@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import "github.com/redis/go-redis/v9"
 

@@ -1,4 +1,4 @@
-package resilience
+package store
 
 import (
 	"context"
@@ -50,6 +50,11 @@ type RedisConfig struct {
 	PoolSize int
 	// Warn, if set, receives CorruptStateErrors.
 	Warn func(error)
+	// CallerClock makes every step decide by the now its caller passes
+	// instead of the server's TIME: for tests that move a fake clock,
+	// never for a fleet, whose records must not depend on any node's
+	// clock. Default false.
+	CallerClock bool
 }
 
 // String is the server's address as a URL without credentials:
@@ -201,9 +206,6 @@ type RedisStore struct {
 	// down is the failure of a call its caller had left behind (see call):
 	// once set, every call fails with it.
 	down atomic.Pointer[error]
-	// callerClock makes the scripts decide by the caller's now instead of
-	// the server's TIME: for tests that move a fake clock.
-	callerClock bool
 }
 
 // silenceRedisLog stops the client library from printing to stderr: this
@@ -325,9 +327,9 @@ func call[T any](ctx context.Context, s *RedisStore, f func(context.Context) (T,
 }
 
 // nowArg is the scripts' now: "" for the server's clock, or the caller's
-// in milliseconds (callerClock, for tests).
+// in milliseconds (CallerClock, for tests).
 func (s *RedisStore) nowArg(now time.Time) string {
-	if s.callerClock {
+	if s.cfg.CallerClock {
 		return strconv.FormatInt(now.UnixMilli(), 10)
 	}
 	return ""
@@ -359,7 +361,7 @@ func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.T
 	}
 	return s.step(ctx, "write", p, now, redisRecordScript,
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, p.Node, strconv.FormatUint(o.Generation, 10), effect, o.Err,
-		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), maxFailureNodes, maxHolds)
+		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), MaxQuorum, maxHolds)
 }
 
 // step runs one of the scripts on p.Key and decodes its reply into a

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refetch/refetch/internal/redistest"
+)
+
+// TestRedisStoreUsesTheServersClock: a node whose clock is an hour fast
+// records a 10 s hold that ends 10 s after the server's now, and a node
+// with the right clock sees it end then, in its own clock.
+func TestRedisStoreUsesTheServersClock(t *testing.T) {
+	addr := redistest.Start(t)
+	mk := func() *RedisStore {
+		s, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	fast, right := mk(), mk()
+	p := testParams
+	p.Identity = "id"
+	skew := time.Hour
+	if _, err := fast.Record(context.Background(), p, Outcome{Effect: Ignore, Hold: 10 * time.Second}, time.Now().Add(skew)); err != nil {
+		t.Fatal(err)
+	}
+	c := rawClient(t, addr)
+	server, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.HGet(context.Background(), RedisKeyPrefix+"k", "h:id").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := time.UnixMilli(raw); end.Sub(server) > 10*time.Second || end.Sub(server) < 0 {
+		t.Errorf("hold ends %v after the server's now, want within 10s (the fast node's clock leaked in)", end.Sub(server))
+	}
+	now := time.Now()
+	d, err := right.Admit(context.Background(), p, now)
+	if err != nil || d.Admission != Held {
+		t.Fatalf("Admit = %+v, %v", d, err)
+	}
+	if left := d.HoldUntil.Sub(now); left > 10*time.Second || left <= 0 {
+		t.Errorf("the node with the right clock is held for %v, want up to 10s", left)
+	}
+	// The fast node, in its own clock, sees the same end: its now + ~10s.
+	fastNow := time.Now().Add(skew)
+	d, _ = fast.Admit(context.Background(), p, fastNow)
+	if left := d.HoldUntil.Sub(fastNow); d.Admission != Held || left > 10*time.Second || left <= 0 {
+		t.Errorf("the fast node is held for %v (%v), want up to 10s", left, d.Admission)
+	}
+}
+
+// TestRecordsAreForwardCompatible: a field this version does not know (a
+// newer version's, in a rolling upgrade) is kept, and the record is read,
+// written and listed as usual, in both stores.
+func TestRecordsAreForwardCompatible(t *testing.T) {
+	p := testParams
+	p.Failures = 3
+	t.Run("redis", func(t *testing.T) {
+		addr := redistest.Start(t)
+		c := rawClient(t, addr)
+		ctx := context.Background()
+		c.HSet(ctx, RedisKeyPrefix+"k", "state", "closed", "gen", "4", "failures", "2", "n:a", "2", "x:future", `{"v":2}`)
+		var warns []error
+		s := newRedisStore(t, addr, func(err error) { warns = append(warns, err) })
+		d, err := s.Record(ctx, p, Outcome{Generation: 4, Effect: CountFailure}, contractNow)
+		if err != nil || d.Corrupt || d.Record.State != StateOpen || d.Record.ConsecutiveFailures != 3 {
+			t.Fatalf("Record = %+v, %v; want the third failure to open it", d, err)
+		}
+		if v, _ := c.HGet(ctx, RedisKeyPrefix+"k", "x:future").Result(); v != `{"v":2}` {
+			t.Errorf("the unknown field became %q", v)
+		}
+		if recs, err := s.List(ctx); err != nil || len(recs) != 1 || recs[0].State != StateOpen || len(warns) != 0 {
+			t.Errorf("List = %+v, %v, warnings %v", recs, err, warns)
+		}
+		// A state this version does not know admits, and is left alone.
+		c.HSet(ctx, RedisKeyPrefix+"k", "state", "forced-open")
+		if d, err := s.Admit(ctx, p, contractNow); err != nil || d.Admission != Admitted {
+			t.Errorf("Admit in an unknown state = %+v, %v", d, err)
+		}
+		if v, _ := c.HGet(ctx, RedisKeyPrefix+"k", "state").Result(); v != "forced-open" {
+			t.Errorf("the unknown state became %q", v)
+		}
+	})
+	t.Run("files", func(t *testing.T) {
+		var warns []error
+		s := &FileStore{Dir: t.TempDir(), Warn: func(err error) { warns = append(warns, err) }}
+		path := s.path("k") + ".json"
+		rec := `{"key":"k","state":"closed","consecutive_failures":2,"generation":4,"opened_at":null,"retry_at":null,` +
+			`"node_failures":{"a":2},"updated_at":"2026-11-27T12:00:00Z","x_future":{"v":[1,2]},"y":"z"}`
+		if err := os.WriteFile(path, []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Record(context.Background(), p, Outcome{Generation: 4, Effect: CountFailure}, contractNow)
+		if err != nil || d.Corrupt || d.Record.State != StateOpen || d.Record.ConsecutiveFailures != 3 || len(warns) != 0 {
+			t.Fatalf("Record = %+v, %v, warnings %v", d, err, warns)
+		}
+		data, _ := os.ReadFile(path)
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil || string(m["x_future"]) != `{"v":[1,2]}` || string(m["y"]) != `"z"` {
+			t.Errorf("saved %s: unknown fields lost", data)
+		}
+		if recs, err := s.List(context.Background()); err != nil || len(recs) != 1 {
+			t.Errorf("List = %+v, %v", recs, err)
+		}
+	})
+}
+
+// TestFileStoreExpires: a record past its expiry reads as fresh, and the
+// first step of a process removes expired state files, their lock files
+// and temporary files a crash left, but nothing alive.
+func TestFileStoreExpires(t *testing.T) {
+	dir := t.TempDir()
+	old := &FileStore{Dir: dir, TTL: time.Hour}
+	ctx := context.Background()
+	p := testParams
+	for _, k := range []string{"gone", "kept"} {
+		p.Key = k
+		if _, err := old.Record(ctx, p, Outcome{Effect: CountFailure}, contractNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := filepath.Join(dir, ".tmp-123")
+	os.WriteFile(crashed, []byte("{"), 0o600)
+	// Age every file, as if written two hours ago.
+	past := time.Now().Add(-2 * time.Hour)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.Chtimes(filepath.Join(dir, e.Name()), past, past)
+	}
+	// "kept" was written again since (by its content) and lives on.
+	later := contractNow.Add(2 * time.Hour)
+	p.Key = "kept"
+	rec, _ := old.readRecord(old.path("kept") + ".json")
+	rec.ExpiresAt = nil
+	rec.UpdatedAt = later
+	end := later.Add(time.Hour)
+	rec.ExpiresAt = &end
+	writeRecord(old.path("kept")+".json", rec)
+	os.Chtimes(old.path("kept")+".json", past, past)
+
+	fresh := &FileStore{Dir: dir, TTL: time.Hour}
+	p.Key = "other"
+	if _, err := fresh.Admit(ctx, p, later); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		old.path("gone") + ".json": false, old.path("gone") + ".lock": false, crashed: false,
+		old.path("kept") + ".json": true,
+	} {
+		if _, err := os.Stat(name); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(name), err == nil, want)
+		}
+	}
+	// An expired record reads as fresh, even before anything removed it.
+	s := &FileStore{Dir: t.TempDir(), TTL: time.Hour}
+	p.Key = "k"
+	s.Record(ctx, p, Outcome{Effect: CountFailure}, contractNow)
+	d, err := s.Admit(ctx, p, contractNow.Add(61*time.Minute))
+	if err != nil || d.Record.ConsecutiveFailures != 0 {
+		t.Errorf("after its TTL: %+v, %v", d.Record, err)
+	}
+}
+
+// TestLockFileRemovedWhileWaitedFor: a process that opened a lock file
+// that another then removed (an expired key) does not take the removed
+// file's lock for the key's: it locks the file that is there.
+func TestLockFileRemovedWhileWaitedFor(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k.lock")
+	first, err := lockFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path) // as removeIfExpired does, holding the lock
+	second, err := lockFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Unlock()
+	first.Unlock()
+	if !current(second, path) {
+		t.Error("the lock taken is not the lock file's")
+	}
+}
+
+// TestFailoverGivesThePrimaryAShareOfTheTimeLeft: a primary that does not
+// answer costs an operation a quarter of what is left of its deadline,
+// then the operation is done on the secondary while the caller's time
+// lasts, with a warning that says why.
+func TestFailoverGivesThePrimaryAShareOfTheTimeLeft(t *testing.T) {
+	silent := redistest.NewSilent(t)
+	primary, err := NewRedisStore(RedisConfig{Addr: silent.Addr, Timeout: time.Hour, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	var warns []error
+	s := &FailoverStore{Primary: primary, Secondary: &FileStore{Dir: t.TempDir()}, Warn: func(err error) { warns = append(warns, err) }}
+	// Four seconds left: the primary gets one, the files the rest.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	d, err := s.Admit(ctx, testParams, time.Now())
+	if err != nil || d.Admission != Admitted || ctx.Err() != nil {
+		t.Fatalf("Admit = %+v, %v (caller's time over: %v); want an admission from the files in time", d, err, ctx.Err())
+	}
+	var slow *SlowStoreError
+	if !s.Failed() || len(warns) != 1 || !errors.As(warns[0], &slow) || !strings.Contains(warns[0].Error(), "a quarter of the time left") {
+		t.Errorf("failed over %v, warnings %v", s.Failed(), warns)
+	}
+}
