@@ -2,12 +2,10 @@ package fetch
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,76 +15,36 @@ import (
 	"github.com/refetch/refetch/resilience"
 )
 
-// ErrorClass names the kind of failure of one request, for counting.
-type ErrorClass string
+// ErrorClass names the kind of failure of one request, for counting:
+// resilience's transport classes (the one taxonomy, which the retry
+// verdict uses too), and this package's own two.
+type ErrorClass = resilience.FailureClass
 
-// The error classes of a probe, found from typed errors only (see
-// ClassifyError).
+// The error classes of a probe.
 const (
-	// ClassRefused: nothing listens on the port (ECONNREFUSED).
-	ClassRefused ErrorClass = "refused"
-	// ClassReset: the connection was reset or aborted (ECONNRESET,
-	// ECONNABORTED, EPIPE).
-	ClassReset ErrorClass = "reset"
-	// ClassClosed: the server closed the connection before the response
-	// or its body was complete (EOF).
-	ClassClosed ErrorClass = "closed"
-	// ClassTimeout: --timeout passed, or a network timeout.
-	ClassTimeout ErrorClass = "timeout"
-	// ClassTLS: the TLS handshake failed (certificate, alert, a server
-	// that does not speak TLS).
-	ClassTLS ErrorClass = "tls"
-	// ClassDNS: the name did not resolve.
-	ClassDNS ErrorClass = "dns"
+	ClassRefused = resilience.FailRefused
+	ClassReset   = resilience.FailReset
+	ClassClosed  = resilience.FailClosed
+	ClassTimeout = resilience.FailTimeout
+	ClassTLS     = resilience.FailTLS
+	ClassDNS     = resilience.FailDNS
+	ClassOther   = resilience.FailOther
 	// ClassRedirects: more redirects than --max-redirs.
 	ClassRedirects ErrorClass = "redirects"
 	// ClassTooLarge: the body or the headers exceeded their limit.
 	ClassTooLarge ErrorClass = "too_large"
-	// ClassOther: anything else.
-	ClassOther ErrorClass = "other"
 )
 
-// ClassifyError puts a request's failure in its class by its type, never
-// by its text. A lookup that timed out is dns (the phase that failed); a
-// TLS handshake that timed out is timeout.
+// ClassifyError puts a request's failure in its class: this package's
+// own failures first, then resilience.ClassifyTransport.
 func ClassifyError(err error) ErrorClass {
-	var (
-		dns    *net.DNSError
-		record tls.RecordHeaderError
-		alert  tls.AlertError
-		netErr net.Error
-	)
 	switch {
-	case err == nil:
-		return ""
 	case errors.Is(err, ErrTooManyRedirects), errors.Is(err, ErrBadRedirect):
 		return ClassRedirects
 	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrHeadersTooLarge):
 		return ClassTooLarge
-	case errors.As(err, &dns):
-		return ClassDNS
-	case isAny(err, refusedErrnos):
-		return ClassRefused
-	case isAny(err, resetErrnos):
-		return ClassReset
-	case resilience.IsCertificateError(err), errors.As(err, &record), errors.As(err, &alert),
-		errors.Is(err, http.ErrSchemeMismatch):
-		return ClassTLS
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return ClassTimeout
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return ClassClosed
 	}
-	return ClassOther
-}
-
-func isAny(err error, targets []error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
+	return resilience.ClassifyTransport(err)
 }
 
 // ProbeConfig is everything a probe needs.

@@ -2,14 +2,12 @@ package resilience
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"github.com/refetch/refetch/resilience/store"
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
+
+	"github.com/refetch/refetch/resilience/store"
 )
 
 // Attempt is what one try produced: a response status and header, or an
@@ -126,59 +124,29 @@ func Classify(method string, a Attempt, retryOn StatusSet, retryUnsafe bool) Ver
 	return Verdict{Kind: Retryable, Breaker: effect, Err: serr}
 }
 
+// classifyError is the verdict of a transport failure, from its class
+// (ClassifyTransport): TLS failures and names that do not exist are
+// permanent; an unsafe method is retried only when the request provably
+// did not reach the application (refused, or a name that did not
+// resolve).
 func classifyError(method string, err error, retryUnsafe bool) Verdict {
 	if errors.Is(err, context.Canceled) {
 		return Verdict{Kind: Cancelled, Breaker: Ignore, Err: err}
 	}
-	if permanentError(err) {
+	class := ClassifyTransport(err)
+	switch {
+	case class == FailTLS:
 		return Verdict{Kind: Permanent, Breaker: Ignore, Err: err}
-	}
-	if dnsNotFound(err) {
+	case class == FailDNS && dnsNotFound(err):
 		// NXDOMAIN: the name does not exist; retrying will not create it.
 		return Verdict{Kind: Permanent, Breaker: Ignore, Err: err}
-	}
-	if !retryUnsafe && !Idempotent(method) && !notSent(err) {
+	case !retryUnsafe && !Idempotent(method) && class != FailRefused && class != FailDNS:
 		return Verdict{Kind: Permanent, Breaker: CountFailure, Err: err, UnsafeNotRetried: true}
 	}
 	return Verdict{Kind: Retryable, Breaker: CountFailure, Err: err}
 }
 
-// permanentError reports network errors that no retry can fix:
-// certificate problems and a TLS handshake with something that does not
-// speak TLS. Errors of the layers above (sizes, redirects, local output)
-// are classified there, before Classify is asked.
-func permanentError(err error) bool {
-	var (
-		record tls.RecordHeaderError
-		alert  tls.AlertError
-	)
-	return IsCertificateError(err) || errors.As(err, &record) || errors.As(err, &alert)
-}
-
-// IsCertificateError reports whether err is a failure to verify the
-// server's TLS certificate (unknown authority, wrong host name, expired).
-func IsCertificateError(err error) bool {
-	var (
-		unknownAuth x509.UnknownAuthorityError
-		hostname    x509.HostnameError
-		invalid     x509.CertificateInvalidError
-		verify      *tls.CertificateVerificationError
-	)
-	return errors.As(err, &unknownAuth) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &verify)
-}
-
 func dnsNotFound(err error) bool {
 	var dns *net.DNSError
 	return errors.As(err, &dns) && dns.IsNotFound && !dns.IsTemporary
-}
-
-// notSent reports failures that prove the request never reached the
-// application: the connection was refused or the name did not resolve.
-func notSent(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
 }

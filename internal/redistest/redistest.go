@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -242,20 +241,4 @@ func SelfSigned(t testing.TB) TLSFiles {
 		t.Fatal(err)
 	}
 	return files
-}
-
-// Pause stops the server on addr with SIGSTOP: it keeps its port and
-// accepts connections (the kernel does), but answers nothing, as a hung
-// server does. The test's end kills it as usual.
-func Pause(t testing.TB, addr string) {
-	t.Helper()
-	mu.Lock()
-	s, ok := servers[addr]
-	mu.Unlock()
-	if !ok {
-		t.Fatalf("redistest: no server running on %s", addr)
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
 }
