@@ -147,6 +147,17 @@ func TestBreakerKey(t *testing.T) {
 		"http://u:p@host:8080/x":   "http://host:8080",
 		"https://[::1]:8443/x":     "https://[::1]:8443",
 		"HTTP://example.com:81/xy": "http://example.com:81",
+		// One origin, one key, however it is written.
+		"http://[0:0:0:0:0:0:0:1]/":       "http://[::1]:80",
+		"http://[0000::0001]:80/":         "http://[::1]:80",
+		"http://[::FFFF:127.0.0.1]:8080/": "http://127.0.0.1:8080",
+		"http://[::ffff:7f00:1]:8080/":    "http://127.0.0.1:8080",
+		"http://[FE80::1%25Eth0]:8080/":   "http://[fe80::1%Eth0]:8080",
+		"https://[2001:DB8:0:0:0:0:0:1]/": "https://[2001:db8::1]:443",
+		"http://Example.COM.:80/":         "http://example.com:80",
+		"https://example.com:0443/":       "https://example.com:443",
+		"http://BÜCHER.example/":          "http://xn--bcher-kva.example:80",
+		"http://xn--BCHER-kva.example/":   "http://xn--bcher-kva.example:80",
 	} {
 		u, _ := url.Parse(in)
 		if got := BreakerKey(u); got != want {
