@@ -252,13 +252,13 @@ func (b *batchRun) check() error {
 			seen[h] = int32(e.n)
 			return nil
 		}
-		if other, same := b.sameOutput(int(first), path); same {
+		if other, otherPath, same := b.sameOutput(int(first), path); same {
 			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
 			if b.tmpl.hasPlaceholder() {
 				hint = "use {n} in -o to tell them apart"
 			}
 			return &UsageError{Err: &batchLineError{label: other + " and " + e.label, raw: e.raw,
-				err: fmt.Errorf("both write %s; %s", path, hint)}}
+				err: fmt.Errorf("%s; %s", sameFileProblem(other, otherPath, e.label, path, target), hint)}}
 		}
 		// Two paths with one hash: both are fine; the later one is not
 		// tracked, which can only miss a collision with a third URL whose
@@ -268,17 +268,47 @@ func (b *batchRun) check() error {
 }
 
 // sameOutput reports whether the URL at position n writes path, and
-// names it ("line 3").
-func (b *batchRun) sameOutput(n int, path string) (string, bool) {
+// names it ("line 3") and its own output path.
+func (b *batchRun) sameOutput(n int, path string) (label, otherPath string, same bool) {
 	e, err := b.in.lookup(n)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	u, err := fetch.ParseURL(e.raw)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
-	return e.label, outputKey(b.tmpl.expand(n, u)) == outputKey(path)
+	otherPath = b.tmpl.expand(n, u)
+	return e.label, otherPath, outputKey(otherPath) == outputKey(path)
+}
+
+// sameFileProblem says that the outputs of two URLs are one file, in
+// words a user can act on: the file that would be written (target, with
+// its symlinks followed), and, when a path is not that file itself, the
+// path each URL gives, so the link to remove or the placeholder to add
+// can be found.
+func sameFileProblem(label1, path1, label2, path2, target string) string {
+	target = filepath.Clean(target)
+	var gives []string
+	linked := false
+	for _, side := range [][2]string{{label1, path1}, {label2, path2}} {
+		p := filepath.Clean(side[1])
+		if p == target {
+			continue
+		}
+		gives = append(gives, side[0]+" as "+side[1])
+		if fileKey(p) != fileKey(target) {
+			linked = true
+		}
+	}
+	if len(gives) == 0 {
+		return "both write " + target
+	}
+	how := ""
+	if linked {
+		how = ", through symlinks"
+	}
+	return fmt.Sprintf("both write %s (%s%s)", target, strings.Join(gives, ", "), how)
 }
 
 // outputKey is what makes two output paths one file: the file their
