@@ -45,7 +45,10 @@ const (
 
 // BatchFlags are the flags of `refetch fetch` that only a batch uses.
 type BatchFlags struct {
-	Input        string
+	Input string
+	// inputs are every -i given, in order; more than one is a usage
+	// error (see planBatch).
+	inputs       []string
 	Parallel     int
 	ParallelHost int
 	FailFast     bool
@@ -54,10 +57,22 @@ type BatchFlags struct {
 // register adds the batch flags: -i (no default), -P (default 8),
 // --parallel-host (default 0: as many as -P) and --fail-fast (off).
 func (b *BatchFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&b.Input, "input", "i", "", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped)")
+	fs.VarP(&inputFlag{b}, "input", "i", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped; once)")
 	fs.IntVarP(&b.Parallel, "parallel", "P", defaultParallel, "batch: most requests in flight, 1 to 1024")
 	fs.IntVar(&b.ParallelHost, "parallel-host", 0, "batch: most requests in flight to one host (0: as many as --parallel)")
 	fs.BoolVar(&b.FailFast, "fail-fast", false, "batch: stop at the first URL that fails (no new request)")
+}
+
+// inputFlag is -i: a string flag that remembers every value given, so a
+// second -i is refused instead of silently replacing the first.
+type inputFlag struct{ b *BatchFlags }
+
+func (f *inputFlag) String() string { return f.b.Input }
+func (f *inputFlag) Type() string   { return "string" }
+func (f *inputFlag) Set(v string) error {
+	f.b.Input = v
+	f.b.inputs = append(f.b.inputs, v)
+	return nil
 }
 
 // BatchError is the error of a batch in which at least one URL failed
@@ -104,6 +119,29 @@ func lineError(e batchEntry, err error) error {
 // isBatch reports whether a fetch command line is a batch: -i, or more
 // than one URL. One URL and no -i is the single fetch, unchanged.
 func (o *FetchOptions) isBatch() bool { return o.Batch.Input != "" || len(o.URLs) > 1 }
+
+// quotedList is "a", "b" for messages.
+func quotedList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+// shellWords is vs as cat's arguments, "-" left as it is (cat reads stdin
+// for it too) and anything unusual single-quoted.
+func shellWords(vs []string) string {
+	w := make([]string, len(vs))
+	for i, v := range vs {
+		if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") == "" {
+			w[i] = v
+		} else {
+			w[i] = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(w, " ")
+}
 
 // runBatch checks the whole input, then fetches every URL.
 func runBatch(ctx context.Context, o *FetchOptions) error {
@@ -172,6 +210,11 @@ type batchRun struct {
 func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	bf := o.Batch
 	switch {
+	case len(bf.inputs) > 1:
+		// Reading each in turn would make "line 7" ambiguous, and mixing
+		// stdin with files raises questions a concatenation answers.
+		return nil, usageErrorf("-i given %d times (%s): a batch reads one input; to read several, join them: cat %s | refetch fetch -i - …",
+			len(bf.inputs), quotedList(bf.inputs), shellWords(bf.inputs))
 	case bf.Parallel < 1 || bf.Parallel > maxParallel:
 		return nil, o.RequestFlags.names.invalid("parallel", bf.Parallel, "must be from 1 to %d", maxParallel)
 	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
