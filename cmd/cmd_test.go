@@ -133,9 +133,18 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "-1", "1X", "K", "99999999999T", "1.5M"} {
+	for _, bad := range []string{"", "-1", "1X", "K", "99999999999T", "1.5M", "1025T", "1125899906842625", "99999999999999999999"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+	// The bound itself is taken; past it the message names the bound.
+	if got, err := parseSize("1024T"); err != nil || got != 1<<50 {
+		t.Errorf("parseSize(1024T) = %d, %v", got, err)
+	}
+	for _, big := range []string{"1025T", "9223372036854775807", "99999999999999999999"} {
+		if _, err := parseSize(big); err == nil || !strings.Contains(err.Error(), "at most 1024T") {
+			t.Errorf("parseSize(%q): %v, want the bound named", big, err)
 		}
 	}
 }

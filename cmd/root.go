@@ -116,6 +116,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))
 	root.AddCommand(NewCmdCompletion(f))
+	boundFlags(root)
 	return root
 }
 
@@ -179,6 +180,10 @@ func flagError(err error) error {
 	var invalid *pflag.InvalidValueError
 	if errors.As(err, &invalid) {
 		f := invalid.GetFlag()
+		var bound *boundError
+		if errors.As(err, &bound) {
+			return fmt.Errorf("invalid --%s %s: %s", f.Name, invalid.GetValue(), bound)
+		}
 		return fmt.Errorf("invalid --%s %q: %s", f.Name, invalid.GetValue(), valueHint(f.Value.Type()))
 	}
 	return err
