@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/atomicfile"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )
@@ -393,7 +394,9 @@ func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, e
 		case !dst.IsDir():
 			return "", lineError(e, fmt.Errorf("%s %s: %s is not a directory", out, path, dir))
 		}
-		probe, err := os.CreateTemp(dir, ".refetch-probe-*")
+		// The temporary file the run will make, made once now: unnamed
+		// where it can be, so even a kill leaves nothing.
+		probe, err := atomicfile.Create(dir, "probe")
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
@@ -402,7 +405,6 @@ func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, e
 			return "", lineError(e, fmt.Errorf("%s %s: cannot write in %s: %v", out, path, dir, err))
 		}
 		probe.Close()
-		os.Remove(probe.Name())
 		*lastDir = dir
 	}
 	switch {
