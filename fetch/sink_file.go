@@ -32,9 +32,9 @@ type FileSink struct {
 	fifo   bool // writeThrough to a FIFO: opening it waits for a reader
 
 	tmp  *atomicfile.File // replaceFile: the temporary file beside target
-	buf  *BufferSink // inPlace, writeThrough, toDescriptor: the body until Commit
-	desc *os.File    // toDescriptor: where the body goes
-	dup  bool        // desc is our own duplicate, closed by Close
+	buf  *BufferSink      // inPlace, writeThrough, toDescriptor: the body until Commit
+	desc *os.File         // toDescriptor: where the body goes
+	dup  bool             // desc is our own duplicate, closed by Close
 }
 
 // writeMode is how a FileSink makes the body visible.
