@@ -37,12 +37,12 @@ func TestE2EFlagBounds(t *testing.T) {
 		{"check", []string{"--max-latency", "100000h"}, "", "invalid --max-latency 100000h: " + tenYears},
 		{"probe", []string{"--timeout", "100000h"}, "", "invalid --timeout 100000h: " + tenYears},
 		{"probe", []string{"--interval", "100000h"}, "", "invalid --interval 100000h: must be from 10ms to 1h"},
-		{"fetch", []string{"-n", "99999999999999999999"}, "", "invalid --attempts 99999999999999999999: must be at most 1000000000"},
-		{"fetch", []string{"-n", "1000000001"}, "", "invalid --attempts 1000000001: must be at most 1000000000"},
-		{"fetch", nil, "REFETCH_ATTEMPTS=99999999999999999999", `invalid REFETCH_ATTEMPTS="99999999999999999999": must be at most 1000000000`},
-		{"fetch", []string{"--breaker-failures", "1000000001"}, "", "invalid --breaker-failures 1000000001: must be at most 1000000000"},
-		{"fetch", []string{"--max-redirs", "99999999999999999999"}, "", "invalid --max-redirs 99999999999999999999: must be at most 1000000000"},
-		{"fetch", nil, "REFETCH_MAX_REDIRS=1000000001", `invalid REFETCH_MAX_REDIRS="1000000001": must be at most 1000000000`},
+		{"fetch", []string{"-n", "99999999999999999999"}, "", "invalid --attempts 99999999999999999999: must be at most 2147483647"},
+		{"fetch", []string{"-n", "2147483648"}, "", "invalid --attempts 2147483648: must be at most 2147483647"},
+		{"fetch", nil, "REFETCH_ATTEMPTS=99999999999999999999", `invalid REFETCH_ATTEMPTS="99999999999999999999": must be at most 2147483647`},
+		{"fetch", []string{"--breaker-failures", "2147483648"}, "", "invalid --breaker-failures 2147483648: must be at most 2147483647"},
+		{"fetch", []string{"--max-redirs", "99999999999999999999"}, "", "invalid --max-redirs 99999999999999999999: must be at most 2147483647"},
+		{"fetch", nil, "REFETCH_MAX_REDIRS=2147483648", `invalid REFETCH_MAX_REDIRS="2147483648": must be at most 2147483647`},
 		{"fetch", []string{"-P", "99999999999999999999", srv.URL + "/b"}, "", "invalid --parallel 99999999999999999999: must be from 1 to 1024"},
 		{"fetch", []string{"--max-size", "1025T"}, "", `invalid --max-size: size "1025T": must be at most 1024T`},
 		{"fetch", []string{"--max-size", "9223372036854775807"}, "", `must be at most 1024T`},
@@ -66,7 +66,7 @@ func TestE2EFlagBounds(t *testing.T) {
 	if !strings.Contains(r.stderr, "in 87600h") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	e.run(args("-n", "1000000000", "--max-time", "87600h", "--max-size", "1024T", "--max-redirs", "1000000000",
+	e.run(args("-n", "2147483647", "--max-time", "87600h", "--max-size", "1024T", "--max-redirs", "2147483647",
 		"--breaker-failures", "0", "--timeout", "87600h", "--stale-if-error", "87600h", "--max-retry-after", "87600h", "--cap", "87600h",
 		srv.URL+"/x", "--delay", "0", "--retry-on", "500")...).wantCode(t, 3)
 }

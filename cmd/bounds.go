@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,10 +25,11 @@ const (
 	// means "no bound" takes 0, never a huge value.
 	maxFlagDuration = 10 * 365 * 24 * time.Hour
 	// maxFlagCount bounds every count flag without a smaller bound of its
-	// own (--attempts, --breaker-failures, --max-redirs): 1,000,000,000,
-	// which fits in 32 bits, so no sum or product of a count with a small
-	// number overflows anywhere.
-	maxFlagCount = 1_000_000_000
+	// own (--attempts, --breaker-failures, --max-redirs): 2147483647, the
+	// largest 32-bit int, so a count fits an int everywhere and no sum or
+	// product of it with a small number overflows. "Retry until
+	// --max-time" is a large -n, which this leaves room for.
+	maxFlagCount = math.MaxInt32
 )
 
 // smallerCountBounds are the count flags whose whole range is checked
