@@ -706,3 +706,43 @@ func TestE2EBatchInputEditedDuringTheRun(t *testing.T) {
 		t.Errorf("%d requests, want %d", len(paths), lines)
 	}
 }
+
+// TestE2EBatchInputOnce: -i given twice is exit 2 naming both, before any
+// request (it used to read the last one only, silently); the message shows
+// how to read several. A REFETCH_INPUT is replaced by a -i, as every
+// variable is by its flag.
+func TestE2EBatchInputOnce(t *testing.T) {
+	var c counter
+	srv := pathServer(t, &c)
+	e := newEnv(t)
+	writeFile(t, e.dir, "a.txt", []byte(srv.URL+"/a\n"))
+	writeFile(t, e.dir, "b c.txt", []byte(srv.URL+"/b\n"))
+	for _, tc := range []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"-i", "a.txt", "-i", "b c.txt"}, "", `-i given 2 times ("a.txt", "b c.txt"): a batch reads one input; to read several, join them: cat a.txt 'b c.txt' | refetch fetch -i -`},
+		{[]string{"-i", "-", "--input", "a.txt", "-i", "a.txt"}, srv.URL + "/s\n", `-i given 3 times ("-", "a.txt", "a.txt")`},
+		{[]string{"--json", "-i", "a.txt", "-i", "a.txt"}, "", ""},
+	} {
+		r := e.runStdin(tc.stdin, args(tc.args...)...)
+		r.wantCode(t, 2)
+		if tc.want != "" && !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+		if tc.want == "" {
+			if rep := r.report(t); rep["exit_code"] != 2.0 || !strings.Contains(rep["error"].(string), "-i given 2 times") {
+				t.Errorf("%v: report %v", tc.args, rep)
+			}
+		}
+	}
+	if c.get() != 0 {
+		t.Errorf("%d requests sent", c.get())
+	}
+	r := e.with("REFETCH_INPUT=a.txt").run(args("-i", "b c.txt")...)
+	r.wantCode(t, 0)
+	if r.stdout != "body of /b" || c.get() != 1 {
+		t.Errorf("REFETCH_INPUT with -i: stdout %q, %d requests", r.stdout, c.get())
+	}
+}

@@ -103,7 +103,17 @@ func TestE2EBatchOutputLinksAndSpecialFiles(t *testing.T) {
 	os.Symlink("a", filepath.Join(out, "also-a"))
 	r := e.run(args("-o", "out/{name}", srv.URL+"/a", srv.URL+"/also-a")...)
 	r.wantCode(t, 2)
-	if !strings.Contains(r.stderr, "argument 1 and argument 2: both write out/also-a") {
+	// The message names the file both would write, and the path each
+	// URL gives: what a user can act on.
+	if !strings.Contains(r.stderr, "argument 1 and argument 2: both write real/a (argument 1 as out/a, argument 2 as out/also-a, through symlinks); use {n}") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	// A link to a file another URL names directly.
+	os.Remove(filepath.Join(out, "also-a"))
+	os.Symlink("c", filepath.Join(out, "also-c"))
+	r = e.run(args("-o", "out/{name}", srv.URL+"/also-c", srv.URL+"/c")...)
+	r.wantCode(t, 2)
+	if !strings.Contains(r.stderr, "argument 1 and argument 2: both write out/c (argument 1 as out/also-c, through symlinks); use {n}") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 	// A FIFO, and a symlink loop.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/atomicfile"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )
@@ -45,7 +46,10 @@ const (
 
 // BatchFlags are the flags of `refetch fetch` that only a batch uses.
 type BatchFlags struct {
-	Input        string
+	Input string
+	// inputs are every -i given, in order; more than one is a usage
+	// error (see planBatch).
+	inputs       []string
 	Parallel     int
 	ParallelHost int
 	FailFast     bool
@@ -54,10 +58,22 @@ type BatchFlags struct {
 // register adds the batch flags: -i (no default), -P (default 8),
 // --parallel-host (default 0: as many as -P) and --fail-fast (off).
 func (b *BatchFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&b.Input, "input", "i", "", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped)")
+	fs.VarP(&inputFlag{b}, "input", "i", "batch: read URLs from `FILE`, one a line (- for stdin; blank lines and # comments skipped; once)")
 	fs.IntVarP(&b.Parallel, "parallel", "P", defaultParallel, "batch: most requests in flight, 1 to 1024")
 	fs.IntVar(&b.ParallelHost, "parallel-host", 0, "batch: most requests in flight to one host (0: as many as --parallel)")
 	fs.BoolVar(&b.FailFast, "fail-fast", false, "batch: stop at the first URL that fails (no new request)")
+}
+
+// inputFlag is -i: a string flag that remembers every value given, so a
+// second -i is refused instead of silently replacing the first.
+type inputFlag struct{ b *BatchFlags }
+
+func (f *inputFlag) String() string { return f.b.Input }
+func (f *inputFlag) Type() string   { return "string" }
+func (f *inputFlag) Set(v string) error {
+	f.b.Input = v
+	f.b.inputs = append(f.b.inputs, v)
+	return nil
 }
 
 // BatchError is the error of a batch in which at least one URL failed
@@ -104,6 +120,29 @@ func lineError(e batchEntry, err error) error {
 // isBatch reports whether a fetch command line is a batch: -i, or more
 // than one URL. One URL and no -i is the single fetch, unchanged.
 func (o *FetchOptions) isBatch() bool { return o.Batch.Input != "" || len(o.URLs) > 1 }
+
+// quotedList is "a", "b" for messages.
+func quotedList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+// shellWords is vs as cat's arguments, "-" left as it is (cat reads stdin
+// for it too) and anything unusual single-quoted.
+func shellWords(vs []string) string {
+	w := make([]string, len(vs))
+	for i, v := range vs {
+		if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") == "" {
+			w[i] = v
+		} else {
+			w[i] = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(w, " ")
+}
 
 // runBatch checks the whole input, then fetches every URL.
 func runBatch(ctx context.Context, o *FetchOptions) error {
@@ -172,6 +211,11 @@ type batchRun struct {
 func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	bf := o.Batch
 	switch {
+	case len(bf.inputs) > 1:
+		// Reading each in turn would make "line 7" ambiguous, and mixing
+		// stdin with files raises questions a concatenation answers.
+		return nil, usageErrorf("-i given %d times (%s): a batch reads one input; to read several, join them: cat %s | refetch fetch -i - …",
+			len(bf.inputs), quotedList(bf.inputs), shellWords(bf.inputs))
 	case bf.Parallel < 1 || bf.Parallel > maxParallel:
 		return nil, o.RequestFlags.names.invalid("parallel", bf.Parallel, "must be from 1 to %d", maxParallel)
 	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
@@ -252,13 +296,13 @@ func (b *batchRun) check() error {
 			seen[h] = int32(e.n)
 			return nil
 		}
-		if other, same := b.sameOutput(int(first), path); same {
+		if other, otherPath, same := b.sameOutput(int(first), path); same {
 			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
 			if b.tmpl.hasPlaceholder() {
 				hint = "use {n} in -o to tell them apart"
 			}
 			return &UsageError{Err: &batchLineError{label: other + " and " + e.label, raw: e.raw,
-				err: fmt.Errorf("both write %s; %s", path, hint)}}
+				err: fmt.Errorf("%s; %s", sameFileProblem(other, otherPath, e.label, path, target), hint)}}
 		}
 		// Two paths with one hash: both are fine; the later one is not
 		// tracked, which can only miss a collision with a third URL whose
@@ -268,17 +312,47 @@ func (b *batchRun) check() error {
 }
 
 // sameOutput reports whether the URL at position n writes path, and
-// names it ("line 3").
-func (b *batchRun) sameOutput(n int, path string) (string, bool) {
+// names it ("line 3") and its own output path.
+func (b *batchRun) sameOutput(n int, path string) (label, otherPath string, same bool) {
 	e, err := b.in.lookup(n)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	u, err := fetch.ParseURL(e.raw)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
-	return e.label, outputKey(b.tmpl.expand(n, u)) == outputKey(path)
+	otherPath = b.tmpl.expand(n, u)
+	return e.label, otherPath, outputKey(otherPath) == outputKey(path)
+}
+
+// sameFileProblem says that the outputs of two URLs are one file, in
+// words a user can act on: the file that would be written (target, with
+// its symlinks followed), and, when a path is not that file itself, the
+// path each URL gives, so the link to remove or the placeholder to add
+// can be found.
+func sameFileProblem(label1, path1, label2, path2, target string) string {
+	target = filepath.Clean(target)
+	var gives []string
+	linked := false
+	for _, side := range [][2]string{{label1, path1}, {label2, path2}} {
+		p := filepath.Clean(side[1])
+		if p == target {
+			continue
+		}
+		gives = append(gives, side[0]+" as "+side[1])
+		if fileKey(p) != fileKey(target) {
+			linked = true
+		}
+	}
+	if len(gives) == 0 {
+		return "both write " + target
+	}
+	how := ""
+	if linked {
+		how = ", through symlinks"
+	}
+	return fmt.Sprintf("both write %s (%s%s)", target, strings.Join(gives, ", "), how)
 }
 
 // outputKey is what makes two output paths one file: the file their
@@ -320,7 +394,9 @@ func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, e
 		case !dst.IsDir():
 			return "", lineError(e, fmt.Errorf("%s %s: %s is not a directory", out, path, dir))
 		}
-		probe, err := os.CreateTemp(dir, ".refetch-probe-*")
+		// The temporary file the run will make, made once now: unnamed
+		// where it can be, so even a kill leaves nothing.
+		probe, err := atomicfile.Create(dir, "probe")
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
@@ -329,7 +405,6 @@ func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, e
 			return "", lineError(e, fmt.Errorf("%s %s: cannot write in %s: %v", out, path, dir, err))
 		}
 		probe.Close()
-		os.Remove(probe.Name())
 		*lastDir = dir
 	}
 	switch {

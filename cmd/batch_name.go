@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -91,8 +92,11 @@ const maxNameBytes = 200
 // safeName is the {name} of u: the last segment of its path (the text
 // after the last "/", without the query), percent-decoded, then made safe
 // to use as one file name on every system, by one rule everywhere:
-//   - "/", "\", NUL and other control characters, the characters Windows
-//     refuses (: * ? " < > |) and bytes that are not UTF-8 become "_";
+//   - "/", "\", the characters Windows refuses (: * ? " < > |), bytes
+//     that are not UTF-8, and every character that is invisible or
+//     changes how the rest is shown (see invisible: controls, bidi
+//     overrides, zero-width and format characters, line and paragraph
+//     separators, spaces other than U+0020) become "_";
 //   - leading dots become "_" (no hidden files; "." and ".." cannot
 //     appear), and so do trailing dots and spaces (Windows drops them);
 //   - Windows device names (CON, NUL, COM1, … with any extension) get a
@@ -112,7 +116,7 @@ func safeName(u *url.URL) string {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			b.WriteByte('_')
-		case r < 0x20 || r == 0x7f || strings.ContainsRune(`/\:*?"<>|`, r):
+		case invisible(r) || strings.ContainsRune(`/\:*?"<>|`, r):
 			b.WriteByte('_')
 		default:
 			b.WriteString(seg[i : i+size])
@@ -142,6 +146,34 @@ func safeName(u *url.URL) string {
 		s = s[:cut] + "-" + hex.EncodeToString(sum[:4])
 	}
 	return s
+}
+
+// invisible reports whether r must not appear in a file name because a
+// person cannot see it, or it changes how the characters around it are
+// shown: "%E2%80%AEtxt.exe" (U+202E, right-to-left override) shows as
+// "exe.txt". It is the whole class, not a list of known tricks:
+//   - Cc, controls (NUL, line breaks, escape, DEL, C1);
+//   - Cf, format characters: bidi embeddings, overrides and isolates,
+//     zero-width space and joiners, soft hyphen, word joiner, BOM, tags;
+//   - Zl and Zp, the line and paragraph separators;
+//   - Zs other than the space itself: no-break, en, em, thin and
+//     ideographic spaces look like a space or like nothing;
+//   - the other default-ignorable code points (Hangul fillers, combining
+//     grapheme joiner, …) and variation selectors, which render as
+//     nothing;
+//   - Co and Cs (private use, surrogates) and noncharacters, which show
+//     as nothing or as boxes that look alike.
+func invisible(r rune) bool {
+	switch {
+	case r == ' ':
+		return false
+	case r < 0x20 || r == 0x7f:
+		return true
+	case r >= 0xFDD0 && r <= 0xFDEF, r&0xFFFE == 0xFFFE:
+		return true
+	}
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Zs, unicode.Co, unicode.Cs,
+		unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // windowsDevice reports whether a file named s would be a device on

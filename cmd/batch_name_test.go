@@ -4,8 +4,35 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
+
+// Every character of the invisible classes is replaced, whichever it is:
+// a walk over all of Unicode, not a list of known tricks.
+func TestSafeNameDropsEveryInvisible(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) || !invisible(r) {
+			continue
+		}
+		u := &url.URL{Scheme: "http", Host: "h", Path: "/a" + string(r) + "b"}
+		if got := safeName(u); got != "a_b" {
+			t.Fatalf("U+%04X: safeName = %q, want a_b", r, got)
+		}
+	}
+	for _, tab := range []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co} {
+		for r := rune(0); r <= unicode.MaxRune; r++ {
+			if unicode.Is(tab, r) && !invisible(r) {
+				t.Fatalf("U+%04X is not taken as invisible", r)
+			}
+		}
+	}
+	for _, r := range "aZ09 .-_éß日本☕" {
+		if invisible(r) {
+			t.Errorf("%q taken as invisible", r)
+		}
+	}
+}
 
 func TestSafeName(t *testing.T) {
 	long := strings.Repeat("é", 150) // 300 bytes
@@ -31,6 +58,17 @@ func TestSafeName(t *testing.T) {
 		{"http://h/com1.log", "_com1.log"},
 		{"http://h/console", "console"},
 		{"http://h/日本語.txt", "日本語.txt"},
+		{"http://h/%E2%80%AEtxt.exe", "_txt.exe"},               // right-to-left override
+		{"http://h/a%E2%80%8Bb%E2%80%8Db%EF%BB%BFc", "a_b_b_c"}, // zero-width space, joiner, BOM
+		{"http://h/x%E2%81%A6y%E2%81%A9z%E2%80%AAw", "x_y_z_w"}, // isolates, embedding
+		{"http://h/a%E2%80%A8b%E2%80%A9c", "a_b_c"},             // line and paragraph separators
+		{"http://h/a%C2%A0b%E3%80%80c", "a_b_c"},                // no-break, ideographic space
+		{"http://h/a%C2%ADb", "a_b"},                            // soft hyphen
+		{"http://h/a%C2%85b%C2%9Bc", "a_b_c"},                   // C1 controls
+		{"http://h/%E3%85%A4x%EF%B8%8F", "_x_"},                 // Hangul filler, variation selector
+		{"http://h/a%EE%80%80b%EF%BF%BE", "a_b_"},               // private use, noncharacter
+		{"http://h/%F3%A0%80%81tag", "_tag"},                    // tag character
+		{"http://h/caf%C3%A9%20%E2%98%95.txt", "café ☕.txt"},    // visible stays
 	} {
 		u, err := url.Parse(tc.url)
 		if err != nil {

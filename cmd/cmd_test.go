@@ -133,9 +133,18 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "-1", "1X", "K", "99999999999T", "1.5M"} {
+	for _, bad := range []string{"", "-1", "1X", "K", "99999999999T", "1.5M", "1025T", "1125899906842625", "99999999999999999999"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+	// The bound itself is taken; past it the message names the bound.
+	if got, err := parseSize("1024T"); err != nil || got != 1<<50 {
+		t.Errorf("parseSize(1024T) = %d, %v", got, err)
+	}
+	for _, big := range []string{"1025T", "9223372036854775807", "99999999999999999999"} {
+		if _, err := parseSize(big); err == nil || !strings.Contains(err.Error(), "at most 1024T") {
+			t.Errorf("parseSize(%q): %v, want the bound named", big, err)
 		}
 	}
 }
@@ -147,6 +156,17 @@ func TestBreakerKey(t *testing.T) {
 		"http://u:p@host:8080/x":   "http://host:8080",
 		"https://[::1]:8443/x":     "https://[::1]:8443",
 		"HTTP://example.com:81/xy": "http://example.com:81",
+		// One origin, one key, however it is written.
+		"http://[0:0:0:0:0:0:0:1]/":       "http://[::1]:80",
+		"http://[0000::0001]:80/":         "http://[::1]:80",
+		"http://[::FFFF:127.0.0.1]:8080/": "http://127.0.0.1:8080",
+		"http://[::ffff:7f00:1]:8080/":    "http://127.0.0.1:8080",
+		"http://[FE80::1%25Eth0]:8080/":   "http://[fe80::1%Eth0]:8080",
+		"https://[2001:DB8:0:0:0:0:0:1]/": "https://[2001:db8::1]:443",
+		"http://Example.COM.:80/":         "http://example.com:80",
+		"https://example.com:0443/":       "https://example.com:443",
+		"http://BÜCHER.example/":          "http://xn--bcher-kva.example:80",
+		"http://xn--BCHER-kva.example/":   "http://xn--bcher-kva.example:80",
 	} {
 		u, _ := url.Parse(in)
 		if got := BreakerKey(u); got != want {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -113,6 +114,10 @@ func (n flagNames) wrap(err error) error {
 // envValueError says what a flag's variable takes, in place of the
 // parser's own words; errors of refetch's own flag types pass through.
 func envValueError(f *pflag.Flag, err error) string {
+	var bound *boundError
+	if errors.As(err, &bound) {
+		return bound.Error()
+	}
 	switch f.Value.Type() {
 	case "duration", "int", "float64", "bool":
 		return valueHint(f.Value.Type())

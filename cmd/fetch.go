@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
+	"golang.org/x/net/idna"
 )
 
 // FetchOptions are the options of `refetch fetch`.
@@ -272,21 +276,59 @@ func (bp *breakerPlan) forURL(u *url.URL) *breakerPlan {
 	return &c
 }
 
-// BreakerKey is the default breaker key of a URL: scheme://host:port.
+// BreakerKey is the default breaker key of a URL: scheme://host:port, in
+// one canonical form, so that every way of writing one origin is one
+// breaker (and one set of holds):
+//   - the scheme and a DNS name in lower case; a name's trailing dot (its
+//     absolute form) dropped; an internationalized name in its xn-- form,
+//     the one net/http looks up;
+//   - an IP address in its canonical form: IPv6 compressed and in lower
+//     case ([0:0:0:0:0:0:0:1] is [::1]), an IPv4-mapped IPv6 address as
+//     the IPv4 address it maps ([::ffff:127.0.0.1] is 127.0.0.1); an IPv6
+//     zone kept as given ([fe80::1%eth0]: interface names are
+//     case-sensitive);
+//   - the port always explicit (80 for http, 443 for https), in decimal
+//     without leading zeros.
+//
+// A --breaker-key is used as given, never canonicalized.
 func BreakerKey(u *url.URL) string {
-	port := u.Port()
 	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		port = strconv.FormatUint(n, 10)
+	}
 	if port == "" {
 		port = "80"
 		if scheme == "https" {
 			port = "443"
 		}
 	}
-	host := strings.ToLower(u.Hostname())
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+	return scheme + "://" + canonicalHost(u.Hostname()) + ":" + port
+}
+
+// canonicalHost is host (as url.URL.Hostname gives it: no brackets, a
+// zone unescaped) in BreakerKey's form, bracketed when it is IPv6.
+func canonicalHost(host string) string {
+	if addr, err := netip.ParseAddr(host); err == nil {
+		zone := addr.Zone()
+		addr = addr.WithZone("").Unmap()
+		if addr.Is4() {
+			// A zone means nothing to an IPv4 address.
+			return addr.String()
+		}
+		s := addr.String()
+		if zone != "" {
+			s += "%" + zone
+		}
+		return "[" + s + "]"
 	}
-	return scheme + "://" + host + ":" + port
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	if strings.IndexFunc(name, func(c rune) bool { return c >= utf8.RuneSelf }) >= 0 {
+		if ascii, err := idna.Lookup.ToASCII(name); err == nil {
+			name = ascii
+		}
+	}
+	return name
 }
 
 // newBreaker opens the breaker of a plan; store problems are warnings.

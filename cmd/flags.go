@@ -221,11 +221,19 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || v < 0 || v > math.MaxInt64/mult {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(strings.TrimSpace(t), "-"), err == nil && v > maxSize/mult:
+		return 0, fmt.Errorf("size %q: must be at most 1024T (0: no bound)", s)
+	case err != nil || v < 0:
 		return 0, fmt.Errorf("invalid size %q: want bytes with an optional K, M, G or T suffix", s)
 	}
 	return v * mult, nil
 }
+
+// maxSize bounds --max-size: 1024T (2^50 bytes), so that a count of
+// bytes read past it (the bound plus one, to tell "at the bound" from
+// "over it") can never overflow.
+const maxSize = 1 << 50
 
 // valueHint says in words what a flag of type typ takes, for messages
 // about bad values (instead of Go's parser errors).

@@ -65,16 +65,19 @@ func traceLine(n int, t *fetch.AttemptTrace) string {
 }
 
 // FormatMillis renders a short time for timing lines with the precision
-// that matters at its size: "0.21ms", "3.5ms", "120ms", "1.2s".
+// that matters at its size: "0.21ms", "3.5ms", "120ms", "1.2s". Like the
+// reports' milliseconds (fetch.Millis) it truncates, never rounds up, so
+// -v and --json agree on every digit -v shows.
 func FormatMillis(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
 	switch {
+	case d < 0:
+		return "-" + FormatMillis(-d)
 	case d < time.Millisecond:
-		return fmt.Sprintf("%.2fms", ms)
+		return fmt.Sprintf("0.%02dms", d/(10*time.Microsecond))
 	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.1fms", ms)
+		return fmt.Sprintf("%d.%dms", d/time.Millisecond, d%time.Millisecond/(100*time.Microsecond))
 	case d < time.Second:
-		return fmt.Sprintf("%.0fms", ms)
+		return fmt.Sprintf("%dms", d/time.Millisecond)
 	}
 	return FormatDuration(d)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/refetch/refetch/internal/atomicfile"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -66,6 +67,10 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
+			// REFETCH_NO_TMPFILE=1: named temporary files beside -o
+			// targets even where O_TMPFILE works (README, "Where -o
+			// writes").
+			atomicfile.SetUnnamed(!envTrue(f.Getenv("REFETCH_NO_TMPFILE")))
 			if err := applyEnv(c, f.Getenv); err != nil {
 				return err
 			}
@@ -116,6 +121,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.AddCommand(NewCmdVersion(f))
 	root.AddCommand(NewCmdDemo(f))
 	root.AddCommand(NewCmdCompletion(f))
+	boundFlags(root)
 	return root
 }
 
@@ -179,6 +185,10 @@ func flagError(err error) error {
 	var invalid *pflag.InvalidValueError
 	if errors.As(err, &invalid) {
 		f := invalid.GetFlag()
+		var bound *boundError
+		if errors.As(err, &bound) {
+			return fmt.Errorf("invalid --%s %s: %s", f.Name, invalid.GetValue(), bound)
+		}
 		return fmt.Errorf("invalid --%s %q: %s", f.Name, invalid.GetValue(), valueHint(f.Value.Type()))
 	}
 	return err
@@ -232,4 +242,13 @@ func jsonRequested(args []string, getenv func(string) string) bool {
 		}
 	}
 	return want
+}
+
+// envTrue reports whether a switch variable is set: 1, true, yes or on.
+func envTrue(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/refetch/refetch/internal/atomicfile"
 )
 
 // GroupFileSink is the sink of one file of a batch. It keeps FileSink's
@@ -30,7 +32,7 @@ type GroupFileSink struct {
 	target    string      // path with its symlinks followed: what is replaced
 	mode      fs.FileMode // of the file replaced, 0644 for a new one
 	mem       *[]byte     // the body while it is small; nil once spilled
-	tmp       *os.File
+	tmp       *atomicfile.File
 	sealed    bool
 	submitted bool
 }
@@ -96,7 +98,7 @@ func (s *GroupFileSink) Begin() (io.Writer, error) {
 		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return s.tmp, nil
+		return s.tmp.File, nil
 	}
 	if s.mem == nil {
 		s.mem = smallBodies.Get().(*[]byte)
@@ -137,12 +139,9 @@ func (s *GroupFileSink) release() {
 
 // createTemp creates the temporary file of path (whose symlinks lead to
 // target) in target's directory.
-func createTemp(path, target string) (*os.File, error) {
+func createTemp(path, target string) (*atomicfile.File, error) {
 	dir, base := filepath.Split(target)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, tempPattern(base))
+	tmp, err := atomicfile.Create(dir, base)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -173,10 +172,9 @@ func (s *GroupFileSink) Close() error {
 	if s.tmp == nil {
 		return nil
 	}
-	name := s.tmp.Name()
-	s.tmp.Close()
+	err := s.tmp.Close()
 	s.tmp = nil
-	return os.Remove(name)
+	return err
 }
 
 // Streams implements Sink.
@@ -315,7 +313,7 @@ func (c *Committer) commit(group []commitItem) {
 	)
 	for i, it := range group {
 		if it.err == nil {
-			files = append(files, it.s.tmp)
+			files = append(files, it.s.tmp.File)
 			members = append(members, i)
 		}
 	}
@@ -363,15 +361,11 @@ func prepareFile(s *GroupFileSink) error {
 // install closes a durable temporary file and renames it over its path;
 // on failure the temporary file is removed.
 func install(s *GroupFileSink) error {
-	name := s.tmp.Name()
-	err := s.tmp.Close()
+	err := s.tmp.Commit(s.target, false)
+	if cerr := s.tmp.Close(); err == nil {
+		err = cerr
+	}
 	s.tmp = nil
-	if err == nil {
-		err = rename(name, s.target)
-	}
-	if err != nil {
-		os.Remove(name)
-	}
 	return err
 }
 
@@ -380,10 +374,8 @@ func discardGroupFile(s *GroupFileSink) {
 	if s.tmp == nil {
 		return
 	}
-	name := s.tmp.Name()
 	s.tmp.Close()
 	s.tmp = nil
-	os.Remove(name)
 }
 
 // syncParallel fsyncs files with a few goroutines at once and returns

@@ -55,21 +55,6 @@ func syncFiles(files []*os.File) []error {
 	return errs
 }
 
-// rename is rename(2) itself: os.Rename first looks at newpath (one more
-// path lookup per file) only to refuse a directory, which rename(2)
-// refuses too.
-func rename(oldpath, newpath string) error {
-	for {
-		err := unix.Rename(oldpath, newpath)
-		if err != unix.EINTR {
-			if err != nil {
-				return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
-			}
-			return nil
-		}
-	}
-}
-
 func fstat(f *os.File, st *unix.Stat_t) error {
 	rc, err := f.SyscallConn()
 	if err != nil {

@@ -7,5 +7,3 @@ import "os"
 // syncFiles makes files durable with fsync, several at once (there is no
 // portable syncfs), and returns each file's error.
 func syncFiles(files []*os.File) []error { return syncParallel(files) }
-
-func rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

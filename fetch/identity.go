@@ -3,44 +3,135 @@ package fetch
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/refetch/refetch/resilience"
 )
 
-// identityHeaders are the request headers that say who is asking: a body
-// fetched with one of them may differ from the body another caller gets.
-var identityHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization", "Host"}
+// anonymousHeaders are the request headers that say nothing about who is
+// asking: content negotiation, caching and connection control, tracing
+// ids that change with every request. Every other header a caller sets
+// is part of its identity, because a server may key its answer on any of
+// them (X-Api-Key, X-Auth-Token, api-key, a tenant header, ...). The list
+// is short on purpose: a header wrongly left in only makes two callers
+// keep apart what they could have shared; one wrongly listed here would
+// hand one caller's answer to another. Range and If-Range stay out of it
+// (a partial answer is not the whole one), and so do the validators
+// If-None-Match and If-Modified-Since (an ETag can be a tracking id).
+// Names are lower case.
+var anonymousHeaders = map[string]bool{
+	"accept":                    true,
+	"accept-charset":            true,
+	"accept-encoding":           true,
+	"accept-language":           true,
+	"cache-control":             true,
+	"connection":                true,
+	"content-type":              true,
+	"dnt":                       true,
+	"keep-alive":                true,
+	"pragma":                    true,
+	"sec-gpc":                   true,
+	"te":                        true,
+	"traceparent":               true,
+	"tracestate":                true,
+	"upgrade-insecure-requests": true,
+	"user-agent":                true,
+	"x-correlation-id":          true,
+	"x-request-id":              true,
+}
 
-// staleKey is the stale-cache key of r: its method, its URL without
-// credentials, and a hash of everything that identifies the caller (basic
-// auth from -u or the URL, Authorization, Cookie, Proxy-Authorization, an
-// explicit Host), so a body cached for one identity is never served to
-// another. The credentials themselves never reach the cache: the key is
-// hashed again into the entry's file name.
-func (r *Request) staleKey() resilience.StaleKey {
-	u := *r.URL
-	var parts []string
-	if u.User != nil {
-		parts = append(parts, "userinfo="+u.User.String())
-		u.User = nil
+// AnonymousHeaders returns the names (lower case, sorted) of the headers
+// that are not part of a request's Identity; the README lists the same.
+func AnonymousHeaders() []string {
+	names := make([]string, 0, len(anonymousHeaders))
+	for n := range anonymousHeaders {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// identityVersion starts the hashed text, so a later change of the rule
+// cannot make an old identity equal a new, different one.
+const identityVersion = "refetch-identity-v1"
+
+// Identity is a hex SHA-256 of everything in r that may tell one caller
+// from another: the credentials of -u and of the URL's userinfo, and every
+// header set in r.Header except the anonymous ones (see anonymousHeaders),
+// Host included. It is "" when r carries none of them, so that anonymous
+// callers share. It keys the stale cache and a server's holds.
+//
+// Header names compare case-insensitively; the values of one name are
+// taken as a set (sorted), so the order in which the same headers were
+// given does not matter (whoever holds the same credentials in another
+// order is the same caller). An empty value, which removes a header
+// rather than sends one, counts as absent. The hashed text is
+// length-prefixed, so no two different identities hash the same input;
+// the credentials themselves never leave this function.
+func (r *Request) Identity() string {
+	type field struct {
+		name   string
+		values []string
+	}
+	var fields []field
+	if r.URL != nil && r.URL.User != nil {
+		// ":" cannot start a header name: no header collides with these.
+		fields = append(fields, field{":userinfo", []string{r.URL.User.String()}})
 	}
 	if r.User != "" {
-		parts = append(parts, "user="+r.User)
+		fields = append(fields, field{":user", []string{r.User}})
 	}
-	for _, name := range identityHeaders {
-		values := append([]string(nil), r.Header[http.CanonicalHeaderKey(name)]...)
-		sort.Strings(values)
+	byName := map[string][]string{}
+	for name, values := range r.Header {
+		lower := strings.ToLower(name)
+		if anonymousHeaders[lower] {
+			continue
+		}
 		for _, v := range values {
-			parts = append(parts, name+"="+v)
+			if v == "" {
+				continue
+			}
+			if lower == "host" {
+				v = strings.ToLower(v)
+			}
+			byName[lower] = append(byName[lower], v)
 		}
 	}
-	k := resilience.StaleKey{Method: r.Method, URL: u.String()}
-	if len(parts) > 0 {
-		sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-		k.Identity = hex.EncodeToString(sum[:])
+	for name, values := range byName {
+		sort.Strings(values)
+		fields = append(fields, field{name, values})
 	}
-	return k
+	if len(fields) == 0 {
+		return ""
+	}
+	sort.Slice(fields, func(i, j int) bool { return fields[i].name < fields[j].name })
+	var b strings.Builder
+	put := func(s string) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	put(identityVersion)
+	for _, f := range fields {
+		put(f.name)
+		b.WriteString(strconv.Itoa(len(f.values)))
+		b.WriteByte(';')
+		for _, v := range f.values {
+			put(v)
+		}
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
+}
+
+// staleKey is the stale-cache key of r: its method, its URL without
+// credentials, and its Identity, so a body cached for one caller is never
+// served to another. The credentials themselves never reach the cache:
+// the key is hashed again into the entry's file name.
+func (r *Request) staleKey() resilience.StaleKey {
+	u := *r.URL
+	u.User = nil
+	return resilience.StaleKey{Method: r.Method, URL: u.String(), Identity: r.Identity()}
 }

@@ -60,8 +60,11 @@ func TestLatencyStatsSortsAndRounds(t *testing.T) {
 	if st.Count != 3 || *st.P50 != 2 || *st.P90 != 3 || *st.P99 != 3 || *st.Max != 3 {
 		t.Errorf("stats = %d %v %v %v %v", st.Count, *st.P50, *st.P90, *st.P99, *st.Max)
 	}
-	if got := Millis(1234567 * time.Nanosecond); got != 1.235 {
-		t.Errorf("Millis = %v, want 1.235", got)
+	// Truncated to the microsecond, never rounded up.
+	for d, want := range map[time.Duration]float64{1234567: 1.234, 1234999: 1.234, 999: 0, 1000: 0.001, 3 * time.Second: 3000} {
+		if got := Millis(d); got != want {
+			t.Errorf("Millis(%d) = %v, want %v", d, got, want)
+		}
 	}
 	if st := NewLatencyStats(nil); st.Count != 0 || st.P50 != nil || st.Max != nil {
 		t.Errorf("empty stats = %+v", st)

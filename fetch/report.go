@@ -29,7 +29,9 @@ type Report struct {
 	Details      *Details        `json:"details"`
 	ExitCode     int             `json:"exit_code"`
 	RetryAfterMS *int64          `json:"retry_after_ms"`
-	ElapsedMS    int64           `json:"elapsed_ms"`
+	// ElapsedMS is the whole run, in milliseconds to the microsecond
+	// (Millis), as each attempt's DurationMS and its phases are.
+	ElapsedMS float64 `json:"elapsed_ms"`
 	// HeldMS is the time spent waiting for a hold on the key (a
 	// Retry-After an earlier run recorded) before the first request.
 	HeldMS     int64           `json:"held_ms"`
@@ -65,7 +67,7 @@ type ReportAttempt struct {
 	Attempt    int     `json:"attempt"`
 	Status     *int    `json:"status"`
 	Error      *string `json:"error"`
-	DurationMS int64   `json:"duration_ms"`
+	DurationMS float64 `json:"duration_ms"` // Millis: to the microsecond, truncated
 	WaitMS     int64   `json:"wait_ms"`
 	ReportTrace
 }
@@ -101,13 +103,13 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 			r.StaleSkipped = &s
 		}
 		if tr := res.Trace; tr != nil {
-			r.ElapsedMS, r.HeldMS = tr.Elapsed.Milliseconds(), tr.Held.Milliseconds()
+			r.ElapsedMS, r.HeldMS = Millis(tr.Elapsed), tr.Held.Milliseconds()
 			if tr.RetryAfter >= 0 {
 				ms := tr.RetryAfter.Milliseconds()
 				r.RetryAfterMS = &ms
 			}
 			for _, a := range tr.Attempts {
-				ra := ReportAttempt{Attempt: a.N, DurationMS: a.Duration.Milliseconds(), WaitMS: a.Wait.Milliseconds(),
+				ra := ReportAttempt{Attempt: a.N, DurationMS: Millis(a.Duration), WaitMS: a.Wait.Milliseconds(),
 					ReportTrace: NewReportTrace(a.Detail)}
 				if a.Status != 0 {
 					s := a.Status

@@ -906,6 +906,10 @@ func TestRunStaleCacheNeverCrossesIdentities(t *testing.T) {
 		{"anonymous body, authenticated caller", anonymous, user("bob:y"), nil, false},
 		{"the same cookies in another order", header("Cookie", "a=1", "b=2"), header("Cookie", "b=2", "a=1"), nil, true},
 		{"a header that names no one", header("Accept", "text/plain"), header("Accept", "application/json"), nil, true},
+		{"X-Api-Key", header("X-Api-Key", "key-a"), header("X-Api-Key", "key-b"), []string{"key-a"}, false},
+		{"api-key, any case", header("api-key", "key-a"), header("API-KEY", "key-b"), []string{"key-a"}, false},
+		{"X-Auth-Token, anonymous caller", header("X-Auth-Token", "key-a"), anonymous, []string{"key-a"}, false},
+		{"another user agent", header("User-Agent", "one/1"), header("User-Agent", "two/2"), nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/refetch/refetch/internal/atomicfile"
 )
 
 // FileSink writes the body to -o FILE. How depends on what FILE is when
@@ -29,10 +31,10 @@ type FileSink struct {
 	exists bool
 	fifo   bool // writeThrough to a FIFO: opening it waits for a reader
 
-	tmp  *os.File    // replaceFile: the temporary file beside target
-	buf  *BufferSink // inPlace, writeThrough, toDescriptor: the body until Commit
-	desc *os.File    // toDescriptor: where the body goes
-	dup  bool        // desc is our own duplicate, closed by Close
+	tmp  *atomicfile.File // replaceFile: the temporary file beside target
+	buf  *BufferSink      // inPlace, writeThrough, toDescriptor: the body until Commit
+	desc *os.File         // toDescriptor: where the body goes
+	dup  bool             // desc is our own duplicate, closed by Close
 }
 
 // writeMode is how a FileSink makes the body visible.
@@ -142,7 +144,7 @@ func (s *FileSink) replace() (*FileSink, error) {
 			return nil, &OutputError{Path: s.path, Err: err}
 		}
 	}
-	tmp, err := os.CreateTemp(dir, tempPattern(base))
+	tmp, err := atomicfile.Create(dir, base)
 	if err == nil {
 		s.how, s.tmp = replaceFile, tmp
 		return s, nil
@@ -156,15 +158,6 @@ func (s *FileSink) replace() (*FileSink, error) {
 	}
 	s.how, s.buf = inPlace, &BufferSink{}
 	return s, nil
-}
-
-// tempPattern names the temporary file after the target, shortened so a
-// name near the 255-byte limit still leaves room for the prefix and suffix.
-func tempPattern(base string) string {
-	if len(base) > 100 {
-		base = strings.ToValidUTF8(base[:100], "")
-	}
-	return "." + base + ".refetch-*"
 }
 
 // toDescriptor sets s up to write to the process's descriptor fd.
@@ -299,7 +292,7 @@ func (s *FileSink) Begin() (io.Writer, error) {
 		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return startWriteback(s.tmp), nil
+		return startWriteback(s.tmp.File), nil
 	}
 	return s.buf.Begin()
 }
@@ -352,28 +345,19 @@ func (s *FileSink) commitReplace() error {
 	}
 	tmp := s.tmp
 	s.tmp = nil
-	name := tmp.Name()
-	defer os.Remove(name)
-	err := tmp.Sync()
-	if err == nil {
-		err = tmp.Chmod(s.mode)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	defer tmp.Close()
+	// The mode first, so the fsync of Commit makes it durable too.
+	if err := tmp.Chmod(s.mode); err != nil {
 		return err
 	}
-	rerr := os.Rename(name, s.target)
+	rerr := tmp.Commit(s.target, true)
 	if rerr == nil {
 		return nil
 	}
-	f, err := os.Open(name)
-	if err != nil {
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("%v (rename: %v)", err, unwrapLinkError(rerr))
 	}
-	defer f.Close()
-	if err := writeInPlace(s.target, f, s.exists, s.mode); err != nil {
+	if err := writeInPlace(s.target, tmp.File, s.exists, s.mode); err != nil {
 		return fmt.Errorf("%v (rename: %v)", err, unwrapLinkError(rerr))
 	}
 	return nil
@@ -482,10 +466,8 @@ func openForWriting(ctx context.Context, target string, fifo bool) (*os.File, er
 func (s *FileSink) Close() error {
 	var err error
 	if s.tmp != nil {
-		name := s.tmp.Name()
-		s.tmp.Close()
+		err = s.tmp.Close()
 		s.tmp = nil
-		err = os.Remove(name)
 	}
 	if s.buf != nil {
 		if berr := s.buf.Close(); err == nil {

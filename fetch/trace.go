@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -386,7 +385,12 @@ func (t *AttemptTrace) reportTimings() *ReportTimings {
 		FirstByte: ms(PhaseFirstByte), Body: ms(PhaseBody)}
 }
 
-// Millis is d in milliseconds, rounded to the microsecond.
+// Millis is d in milliseconds to the microsecond, the one form of every
+// time in a report (an attempt's duration_ms, the run's elapsed_ms, each
+// phase). It truncates rather than rounds: the sum of truncated parts is
+// never more than their truncated total, so phases that fit in an attempt
+// still add up to no more than its duration_ms (rounding each could push
+// the sum of five phases past the total by a few microseconds).
 func Millis(d time.Duration) float64 {
-	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+	return float64(d/time.Microsecond) / 1000
 }

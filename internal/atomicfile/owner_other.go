@@ -1,0 +1,11 @@
+//go:build !unix
+
+package atomicfile
+
+import "io/fs"
+
+// processGone: without kill(2) no process can be shown gone; MaxAge
+// alone cleans.
+func processGone(int) bool { return false }
+
+func ownedByMe(fs.FileInfo) bool { return true }
