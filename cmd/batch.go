@@ -573,7 +573,7 @@ func (b *batchRun) runJob(ctx context.Context, j *batchJob, q *hostQueue, buf []
 	sink, body := b.sink(j)
 	target := fetch.RedactURL(j.u)
 	cfg := fetch.Config{
-		Request: &req, Client: q.client, Policy: b.plan.policy, Breaker: newBreaker(bp, b.log), Sink: sink,
+		Request: &req, Client: q.client, Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
 		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold,
 			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},

@@ -202,7 +202,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	several := len(p.reqs) > 1
 	rep := fetch.Check(ctx, fetch.CheckConfig{
 		Requests: p.reqs, Policy: p.policy, Expect: p.expect,
-		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), o.Log) },
+		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
 		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 		OnRetry: func(url string, info resilience.RetryInfo) {
 			if !several {

@@ -331,14 +331,17 @@ func canonicalHost(host string) string {
 	return name
 }
 
-// newBreaker opens the breaker of a plan; store problems are warnings.
-func newBreaker(bp *breakerPlan, log *Logger) *resilience.Breaker {
+// newBreaker opens the breaker of a plan for a request whose caller is
+// identity (fetch.Request.Identity: the holds it sees and records are
+// that identity's); store problems are warnings.
+func newBreaker(bp *breakerPlan, identity string, log *Logger) *resilience.Breaker {
 	if bp == nil {
 		return nil
 	}
 	warn := func(err error) { log.Warnf("%v", err) }
 	b, err := resilience.NewBreaker(resilience.Settings{
-		Key: bp.key, Failures: bp.failures, Quorum: bp.quorum, Node: bp.node, Reset: bp.reset, TrialTimeout: bp.reset,
+		Key: bp.key, Failures: bp.failures, Quorum: bp.quorum, Node: bp.node, Identity: identity,
+		Reset: bp.reset, TrialTimeout: bp.reset,
 		Store: bp.store, Warn: warn,
 		OnStateChange: log.BreakerChange,
 	})
@@ -367,7 +370,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	}
 	defer sink.Close()
 	cfg := fetch.Config{
-		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, o.Log), Sink: sink,
+		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/internal/regularfile"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/internal/regularfile"
 )
 
 // DefaultStaleMaxBytes is the largest body the stale cache keeps (32 MiB):
@@ -122,7 +124,7 @@ func (c *StaleCache) Save(k StaleKey, status int, contentType string, body []byt
 		return err
 	}
 	data := EncodeStale(&StaleEntry{SavedAt: now.UTC(), Status: status, ContentType: contentType, Body: body})
-	return regularfile.WriteAtomic(path, data)
+	return atomicfile.WriteFile(path, data, 0o600, false)
 }
 
 // Forget removes the entry of k, if any.

@@ -1,13 +1,11 @@
-// Package regularfile reads small files that must be regular files,
-// without ever blocking on one that is not (a FIFO, a device), and
-// replaces them atomically.
+// Package regularfile reads files that must be regular files, without
+// ever blocking on one that is not (a FIFO, a device).
 package regularfile
 
 import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
 )
 
@@ -31,26 +29,4 @@ func Read(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (%s)", st.Mode().Type())}
 	}
 	return io.ReadAll(f)
-}
-
-// WriteAtomic replaces path with data through a temporary file (mode
-// 0600) in the same directory and a rename, so readers see the old or the
-// new content, never a mix. It does not fsync.
-func WriteAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-	}
-	return werr
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/internal/regularfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/internal/regularfile"
 )
 
 // Store keeps breaker records and decides every step of a key's breaker
@@ -284,7 +286,7 @@ func writeRecord(path string, r Record) error {
 	if err != nil {
 		return err
 	}
-	return regularfile.WriteAtomic(path, append(data, '\n'))
+	return atomicfile.WriteFile(path, append(data, '\n'), 0o600, false)
 }
 
 // String names the store in messages: its state dir.
