@@ -152,7 +152,7 @@ func TestE2EFleetSickNodeCannotLockTheFleetOut(t *testing.T) {
 	q := []string{"--breaker-quorum", "2", "--breaker-failures", "3", "--breaker-key", "api"}
 	sick, good := fleetNode(t, "sick", store), fleetNode(t, "good", store)
 	// The sick node cannot reach anything: connection refused.
-	dead := "http://" + deadPort(t)
+	dead := "http://" + redistest.DeadAddr(t)
 	sick.run(args(append(q, "-n", "9", dead)...)...).wantCode(t, 4)
 	good.run(args(append(q, "-n", "1", srv.URL)...)...).wantCode(t, 4)
 	if st := redisField(t, addr, "api", "state"); st != "closed" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/refetch/refetch/internal/redistest"
@@ -57,17 +58,6 @@ func setRecord(t *testing.T, addr, key string, fields ...any) {
 	if err := rc.PExpire(ctx, redisPrefix+key, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// deadPort returns a loopback address where nothing listens.
-func deadPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // TestE2EFleetNoLostUpdates: 40 processes on two nodes each record one
@@ -212,7 +202,7 @@ func TestE2EFleetStoreDown(t *testing.T) {
 	var killAddr string
 	cases := []storeDown{
 		{name: "not listening", store: func(t *testing.T) (string, string) {
-			return "redis://:unused-pw-4711@" + deadPort(t), "unused-pw-4711"
+			return "redis://:unused-pw-4711@" + redistest.DeadAddr(t), "unused-pw-4711"
 		}, op: "read"},
 		{name: "wrong password", store: func(t *testing.T) (string, string) {
 			addr := redistest.StartWith(t, redistest.Options{Password: "the-right-one"})
@@ -350,7 +340,7 @@ func TestE2EFleetBreakerCommands(t *testing.T) {
 	}
 
 	// A store that does not answer is an error here, not local files.
-	dead := "redis://:cmd-pw-77@" + deadPort(t)
+	dead := "redis://:cmd-pw-77@" + redistest.DeadAddr(t)
 	for _, a := range [][]string{{"status"}, {"status", "--json"}, {"reset", "--all"}, {"reset", "k"}} {
 		r := e.run(append(append([]string{"breaker"}, a...), "--store", dead)...)
 		r.wantCode(t, 1)
@@ -457,7 +447,7 @@ func TestE2EFleetOneHalfOpenTrial(t *testing.T) {
 func TestE2EFleetCheckSharesOneStore(t *testing.T) {
 	srv, _ := healthServer(t)
 	e := newEnv(t)
-	r := e.run(check("--breaker-failures", "3", "--store", "redis://"+deadPort(t),
+	r := e.run(check("--breaker-failures", "3", "--store", "redis://"+redistest.DeadAddr(t),
 		srv.URL+"/health", srv.URL+"/created", srv.URL+"/slow")...)
 	r.wantCode(t, 0)
 	if n := strings.Count(r.stderr, "breaker store"); n != 1 {

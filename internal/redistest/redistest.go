@@ -242,3 +242,16 @@ func SelfSigned(t testing.TB) TLSFiles {
 	}
 	return files
 }
+
+// DeadAddr returns a loopback address where nothing listens (a port that
+// was free a moment ago): a server that refuses connections.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}

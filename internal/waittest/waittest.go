@@ -79,3 +79,16 @@ func EndsSoon(t testing.TB, what string, done <-chan error) error {
 		return nil
 	}
 }
+
+// Within fails t if f has not returned a minute after it began (a
+// generous guard against a call that blocks for ever, not a measure).
+func Within(t testing.TB, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatalf("%s still blocked after a minute", what)
+	}
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,17 +11,6 @@ import (
 
 	"github.com/refetch/refetch/internal/redistest"
 )
-
-// deadAddr returns a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 func TestFailoverStoreUsesPrimaryWhileItWorks(t *testing.T) {
 	addr := redistest.Start(t)
@@ -117,7 +105,7 @@ func TestFailoverStoreSwitchesOnceWithOneWarning(t *testing.T) {
 
 func TestFailoverStoreDeadPrimaryFromTheStart(t *testing.T) {
 	var warns []error
-	primary, err := NewRedisStore(RedisConfig{Addr: deadAddr(t), Timeout: testTimeout, TTL: time.Hour})
+	primary, err := NewRedisStore(RedisConfig{Addr: redistest.DeadAddr(t), Timeout: testTimeout, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

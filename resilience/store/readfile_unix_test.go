@@ -8,20 +8,9 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
-)
 
-// within fails the test if f blocks for a minute.
-func within(t *testing.T, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { f(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatalf("%s still blocked after a minute", what)
-	}
-}
+	"github.com/refetch/refetch/internal/waittest"
+)
 
 // A state file that is a FIFO (or any non-regular file) is reported and
 // replaced like a corrupt one; it does not block the run, holding the
@@ -33,7 +22,7 @@ func TestFileStoreStateFileThatIsAFIFO(t *testing.T) {
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	within(t, "Update", func() {
+	waittest.Within(t, "Update", func() {
 		if err := addFailures(context.Background(), s, "k", 1); err != nil {
 			t.Errorf("Record: %v", err)
 		}

@@ -28,7 +28,7 @@ var contractStores = map[string]func(t *testing.T) Store{
 			Secondary: &FileStore{Dir: filepath.Join(t.TempDir(), "state")}}
 	},
 	"failover, dead primary": func(t *testing.T) Store {
-		primary, err := NewRedisStore(RedisConfig{Addr: deadAddr(t), Timeout: testTimeout, TTL: time.Hour})
+		primary, err := NewRedisStore(RedisConfig{Addr: redistest.DeadAddr(t), Timeout: testTimeout, TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
