@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/internal/redact"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -44,6 +45,9 @@ type GlobalOptions struct {
 	Quiet   bool
 	Verbose bool
 	Color   string
+	// SecretHeaders are more headers whose values are secret
+	// (--secret-header), beside internal/redact's rule.
+	SecretHeaders []string
 }
 
 // Logger returns the stderr logger for the global options.
@@ -82,6 +86,12 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 			if f.Global.Quiet && f.Global.Verbose {
 				return usageErrorf("-q and -v cannot be used together")
 			}
+			for _, name := range f.Global.SecretHeaders {
+				if !validHeaderName(name) {
+					return namesOf(c.Flags()).invalid("secret-header", strconv.Quote(name), "want a header name such as X-Api-Key")
+				}
+			}
+			redact.AddSecretHeaders(f.Global.SecretHeaders...)
 			return nil
 		},
 	}
@@ -93,6 +103,8 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	pf.BoolVarP(&f.Global.Quiet, "quiet", "q", false, "silence all stderr output but the final error line")
 	pf.BoolVarP(&f.Global.Verbose, "verbose", "v", false, "log requests, responses, redirect hops and phase timings (secrets redacted)")
 	pf.StringVar(&f.Global.Color, "color", "auto", "color stderr: auto, always or never (NO_COLOR disables)")
+	pf.StringArrayVar(&f.Global.SecretHeaders, "secret-header", nil,
+		"treat header `NAME` as a secret, like Authorization and X-Api-Key (repeatable)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{Err: flagError(err), Cmd: c.CommandPath()}
 	})
@@ -251,4 +263,18 @@ func envTrue(v string) bool {
 		return true
 	}
 	return false
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

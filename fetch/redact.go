@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"net/http"
 	"net/url"
 
 	"github.com/refetch/refetch/internal/redact"
@@ -10,26 +9,13 @@ import (
 // Redacted replaces every secret refetch redacts.
 const Redacted = redact.Mask
 
-// sensitiveHeaders are the headers whose values never appear in output.
-var sensitiveHeaders = map[string]bool{
-	"Authorization":       true,
-	"Proxy-Authorization": true,
-	"Cookie":              true,
-	"Set-Cookie":          true,
-}
-
-// IsSensitiveHeader reports whether a header's value must be redacted.
-func IsSensitiveHeader(name string) bool {
-	return sensitiveHeaders[http.CanonicalHeaderKey(name)]
-}
+// IsSensitiveHeader reports whether a header's value must be redacted:
+// internal/redact's one rule (credential headers, names that look like
+// keys or tokens, and those --secret-header names).
+func IsSensitiveHeader(name string) bool { return redact.SecretHeader(name) }
 
 // RedactHeader returns value, or Redacted for a sensitive header.
-func RedactHeader(name, value string) string {
-	if IsSensitiveHeader(name) {
-		return Redacted
-	}
-	return value
-}
+func RedactHeader(name, value string) string { return redact.Header(name, value) }
 
 // RedactURL returns u as a string with any password replaced.
 func RedactURL(u *url.URL) string {

@@ -398,12 +398,13 @@ func ParseHeader(s string) (name, value string, err error) {
 	return name, value, nil
 }
 
-// mayHoldSecret reports a header argument that may carry a credential: one
-// that mentions Authorization or Cookie anywhere, however it is broken.
+// mayHoldSecret reports a header argument that may carry a credential,
+// however it is broken: its first word (or any part of it) is a secret
+// header's name by internal/redact's rule, or it names a scheme of one
+// (Bearer, Basic).
 func mayHoldSecret(s string) bool {
 	l := strings.ToLower(s)
-	return strings.Contains(l, "authorization") || strings.Contains(l, "cookie") || strings.Contains(l, "token") ||
-		strings.Contains(l, "bearer") || strings.Contains(l, "secret") || strings.Contains(l, "key")
+	return redact.SecretHeader(l) || strings.Contains(l, "bearer") || strings.Contains(l, "basic ")
 }
 
 // shownHeader is how a header argument that does not parse appears in an
@@ -545,10 +546,6 @@ func LoadCACert(path string) (*x509.CertPool, error) {
 	return nil, invalid(FieldCACert, path, "no PEM certificate in the file; want CA certificates (-----BEGIN CERTIFICATE-----)")
 }
 
-// credentialHeaders are the headers a redirect to another origin drops.
-// -u and URL userinfo become Authorization (see newHTTPRequest).
-var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Cookie2"}
-
 // sameOrigin reports whether a and b have the same scheme, host and port,
 // default ports filled in: http://h/ and http://h:80/ are one origin.
 // Hosts compare case-insensitively; "h" and "h." differ (the safe side).
@@ -627,8 +624,13 @@ func NewClient(r *Request) (*http.Client, error) {
 			// so the whole chain decides, not just the last step.
 			for _, hop := range append(via[1:], req) {
 				if !sameOrigin(via[0].URL, hop.URL) {
-					for _, h := range credentialHeaders {
-						req.Header.Del(h)
+					// Every header internal/redact calls secret is a
+					// credential for the first origin alone (-u and URL
+					// userinfo become Authorization: see newHTTPRequest).
+					for h := range req.Header {
+						if redact.SecretHeader(h) {
+							req.Header.Del(h)
+						}
 					}
 					break
 				}
