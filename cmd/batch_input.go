@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/fetch"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/refetch/refetch/fetch"
 )
 
 // maxInputLine bounds one line of -i: a URL longer than this is a mistake

@@ -3,11 +3,12 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"

@@ -57,7 +57,7 @@ up (only the time limits the attempts unless --attempts is given). Several URLs
 are checked concurrently; the result is healthy only if all are. The circuit
 breaker is off for check unless --breaker-failures is given.
 
-Exit codes: 0 healthy, 8 unhealthy, 2 usage, 129/130/143 interrupted.`,
+` + exitCodesHelp("check"),
 		Example: `  refetch check --wait 2m http://localhost:8080/healthz
   refetch check --expect-json '.status == "ok"' --max-latency 500ms https://api.example.com/health
   refetch check --expect-status 200,204 --expect-header 'Content-Type: ^application/json' URL1 URL2`,

@@ -3,10 +3,11 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"

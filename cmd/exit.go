@@ -26,6 +26,7 @@ const (
 	ExitSIGHUP      = 129
 	ExitSIGINT      = 130
 	ExitSIGQUIT     = 131
+	ExitSIGPIPE     = 141 // the kernel's, not ExitCode's: stdout's reader went away
 	ExitSIGTERM     = 143
 )
 
@@ -112,15 +113,3 @@ func ExitCode(err error) int {
 	}
 	return ExitInternal
 }
-
-// failureClasses name the exit codes in reports (details.class).
-var failureClasses = map[int]string{
-	ExitInternal: "internal", ExitUsage: "usage", ExitPermanent: "permanent",
-	ExitExhausted: "retries_exhausted", ExitCircuitOpen: "circuit_open", ExitRateLimited: "rate_limited",
-	ExitDeadline: "deadline", ExitUnhealthy: "unhealthy", ExitBatch: "batch", ExitSIGHUP: "interrupted", ExitSIGINT: "interrupted",
-	ExitSIGTERM: "interrupted", ExitSIGQUIT: "interrupted",
-}
-
-// FailureClass names the failure class of err for reports, from ExitCode,
-// so reports and exit codes cannot disagree. It is "" for nil.
-func FailureClass(err error) string { return failureClasses[ExitCode(err)] }

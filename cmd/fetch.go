@@ -76,10 +76,7 @@ the same pipeline; -o is then a template ({n}: position, {name}: last path
 segment) and --json prints one report a line. Without -o or --json, each body
 goes to stdout whole, in the order the fetches end.
 
-Exit codes: 0 ok (also stale/fallback served), 1 internal, 2 usage,
-3 not retryable, 4 retries exhausted, 5 circuit open, 6 rate limited,
-7 deadline, 9 batch: some URL failed, 129/130/143 interrupted
-(SIGHUP/SIGINT/SIGTERM).`,
+` + exitCodesHelp("fetch"),
 		Example: `  data=$(refetch fetch https://api.example.com/items) || exit
   refetch fetch -n 5 --delay 500ms --max-time 30s -o items.json https://api.example.com/items
   refetch fetch --json --fallback '[]' https://api.example.com/items | jq .data

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"io"
 	"math"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"

@@ -75,9 +75,9 @@ total), the Retry-After values seen, and the phase (dns, connect, tls,
 first byte, body) that dominates the slowest requests. Every request opens a
 new connection. Two probes of one host never run at once: the second waits.
 
-Exit codes: 0 the probe finished (whatever the endpoint did), 8 the success
-rate is below --expect-success, 2 usage, 1 internal, 129/130/143 interrupted
-(the summary of the requests done is printed first).`,
+Interrupted, it prints the summary of the requests done first.
+
+` + exitCodesHelp("probe"),
 		Example: `  refetch probe https://api.example.com/health
   refetch probe -n 100 --interval 1s --timeout 5s -v https://api.example.com/items
   refetch probe --expect-success 99% --json https://api.example.com/health | jq .latency_ms`,

@@ -1,9 +1,10 @@
 package cmd
 
 import (
-	"github.com/refetch/refetch/resilience/store"
 	"math"
 	"time"
+
+	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/resilience"
 )

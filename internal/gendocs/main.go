@@ -164,35 +164,12 @@ func manPage(c *cobra.Command, version string, date time.Time) ([]byte, error) {
 	return []byte(page + extra), nil
 }
 
-// exitCode is one row of the exit-code table.
-type exitCode struct {
-	code    int
-	meaning string
-}
-
-// exitCodes is the table of README.md "Exit codes" and DESIGN.md, which
-// scripts depend on; TestExitCodesCoverCmd keeps it in step with cmd.
-var exitCodes = []exitCode{
-	{0, "success; also when a stale response or a fallback was served (stderr says so)"},
-	{1, "unexpected internal error (including a local write failure such as a full disk)"},
-	{2, "usage error: bad flag value, missing or malformed URL, unsupported scheme, unreadable @file, -o into a missing or unwritable directory"},
-	{3, "failed, not retryable: permanent status/error, or an unsafe method not retried"},
-	{4, "retries exhausted: every attempt failed with a retryable failure"},
-	{5, "circuit open: no request was sent"},
-	{6, "rate limited: the server's Retry-After is beyond --max-retry-after or the --max-time left"},
-	{7, "deadline: --max-time passed"},
-	{8, "check: unhealthy (an expectation failed, or no healthy answer before the budget ended); probe --expect-success below the rate"},
-	{9, "batch: at least one URL failed (each URL's code is in its JSON line)"},
-	{129, "interrupted by SIGHUP"},
-	{130, "interrupted by SIGINT"},
-	{143, "interrupted by SIGTERM"},
-}
-
+// exitStatusSection is EXIT STATUS, from cmd.ExitCodes.
 func exitStatusSection() string {
 	var b strings.Builder
 	b.WriteString(".SH EXIT STATUS\n.PP\n" + roffText("Stable: scripts depend on them.") + "\n")
-	for _, e := range exitCodes {
-		fmt.Fprintf(&b, ".TP\n\\fB%d\\fR\n%s\n", e.code, roffText(e.meaning))
+	for _, e := range cmd.ExitCodes {
+		fmt.Fprintf(&b, ".TP\n\\fB%d\\fR\n%s\n", e.Code, roffText(e.PlainMeaning()))
 	}
 	return b.String()
 }
