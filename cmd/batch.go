@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refetch/refetch/cmd/batch"
+
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/internal/atomicfile"
 	"github.com/refetch/refetch/resilience"
@@ -109,12 +111,12 @@ type batchLineError struct {
 func (e *batchLineError) Error() string { return e.label + ": " + e.err.Error() }
 func (e *batchLineError) Unwrap() error { return e.err }
 
-func lineError(e batchEntry, err error) error {
+func lineError(e batch.Entry, err error) error {
 	var usage *UsageError
 	if errors.As(err, &usage) {
 		err = usage.Err
 	}
-	return &UsageError{Err: &batchLineError{label: e.label, raw: e.raw, err: err}}
+	return &UsageError{Err: &batchLineError{label: e.Label, raw: e.Raw, err: err}}
 }
 
 // isBatch reports whether a fetch command line is a batch: -i, or more
@@ -174,7 +176,7 @@ func runBatch(ctx context.Context, o *FetchOptions) error {
 		}
 		return err
 	}
-	defer b.in.close()
+	defer b.in.Close()
 	return b.run(ctx)
 }
 
@@ -182,9 +184,9 @@ func runBatch(ctx context.Context, o *FetchOptions) error {
 type batchRun struct {
 	o        *FetchOptions
 	log      *Logger
-	in       *batchInput
+	in       *batch.Input
 	plan     *fetchPlan
-	tmpl     *outputTemplate // nil: bodies do not go to files
+	tmpl     *batch.Template // nil: bodies do not go to files
 	parallel int
 	perHost  int
 	total    int
@@ -192,7 +194,7 @@ type batchRun struct {
 
 	committer *fetch.Committer
 	stopRun   context.CancelCauseFunc
-	sched     *scheduler
+	sched     *batch.Scheduler
 
 	// outMu keeps bodies and JSON lines whole on stdout.
 	outMu sync.Mutex
@@ -238,8 +240,8 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	}
 	if toFile {
 		var err error
-		if b.tmpl, err = parseOutputTemplate(o.Output); err != nil {
-			return nil, err
+		if b.tmpl, err = batch.ParseTemplate(o.Output); err != nil {
+			return nil, fromBatch(err)
 		}
 	}
 	// The flags every URL shares are checked once, by the single fetch's
@@ -253,12 +255,12 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	}
 	b.plan = p
 	b.discard = !toFile && !o.JSON && fetch.IsNullDevice(o.IO.Out)
-	if b.in, err = openBatchInput(o.URLs, bf.Input, o.IO.In); err != nil {
-		return nil, err
+	if b.in, err = batch.OpenInput(o.URLs, bf.Input, o.IO.In); err != nil {
+		return nil, fromBatch(err)
 	}
 	if err := b.check(); err != nil {
-		b.in.close()
-		return nil, err
+		b.in.Close()
+		return nil, fromBatch(err)
 	}
 	return b, nil
 }
@@ -271,8 +273,8 @@ func (b *batchRun) check() error {
 	seed := maphash.MakeSeed()
 	seen := map[uint64]int32{}
 	lastDir := ""
-	return b.in.checkPass(func(e batchEntry) error {
-		u, err := fetch.ParseURL(e.raw)
+	return b.in.CheckPass(func(e batch.Entry) error {
+		u, err := fetch.ParseURL(e.Raw)
 		if err != nil {
 			return lineError(e, err)
 		}
@@ -285,7 +287,7 @@ func (b *batchRun) check() error {
 		if b.tmpl == nil {
 			return nil
 		}
-		path := b.tmpl.expand(e.n, u)
+		path := b.tmpl.Expand(e.N, u)
 		target, err := checkOutputPath(e, path, b.o.RequestFlags.names.of("output", "-o"), &lastDir)
 		if err != nil {
 			return err
@@ -293,16 +295,16 @@ func (b *batchRun) check() error {
 		h := maphash.String(seed, fileKey(target))
 		first, dup := seen[h]
 		if !dup {
-			seen[h] = int32(e.n)
+			seen[h] = int32(e.N)
 			return nil
 		}
 		if other, otherPath, same := b.sameOutput(int(first), path); same {
 			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
-			if b.tmpl.hasPlaceholder() {
+			if b.tmpl.HasPlaceholder() {
 				hint = "use {n} in -o to tell them apart"
 			}
-			return &UsageError{Err: &batchLineError{label: other + " and " + e.label, raw: e.raw,
-				err: fmt.Errorf("%s; %s", sameFileProblem(other, otherPath, e.label, path, target), hint)}}
+			return &UsageError{Err: &batchLineError{label: other + " and " + e.Label, raw: e.Raw,
+				err: fmt.Errorf("%s; %s", sameFileProblem(other, otherPath, e.Label, path, target), hint)}}
 		}
 		// Two paths with one hash: both are fine; the later one is not
 		// tracked, which can only miss a collision with a third URL whose
@@ -314,16 +316,16 @@ func (b *batchRun) check() error {
 // sameOutput reports whether the URL at position n writes path, and
 // names it ("line 3") and its own output path.
 func (b *batchRun) sameOutput(n int, path string) (label, otherPath string, same bool) {
-	e, err := b.in.lookup(n)
+	e, err := b.in.Lookup(n)
 	if err != nil {
 		return "", "", false
 	}
-	u, err := fetch.ParseURL(e.raw)
+	u, err := fetch.ParseURL(e.Raw)
 	if err != nil {
 		return "", "", false
 	}
-	otherPath = b.tmpl.expand(n, u)
-	return e.label, otherPath, outputKey(otherPath) == outputKey(path)
+	otherPath = b.tmpl.Expand(n, u)
+	return e.Label, otherPath, outputKey(otherPath) == outputKey(path)
 }
 
 // sameFileProblem says that the outputs of two URLs are one file, in
@@ -380,7 +382,7 @@ func fileKey(path string) string {
 // at, which is what gets replaced. A batch writes regular files only:
 // devices, FIFOs and sockets are refused. out is how messages call -o
 // (or its variable).
-func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, error) {
+func checkOutputPath(e batch.Entry, path, out string, lastDir *string) (string, error) {
 	target, st, err := fetch.OutputTarget(path)
 	if err != nil {
 		return "", lineError(e, fmt.Errorf("%s %s: %v", out, path, unwrapPath(err)))
@@ -421,7 +423,7 @@ func checkOutputPath(e batchEntry, path, out string, lastDir *string) (string, e
 	return target, nil
 }
 
-// run fetches every URL: a reader feeds the scheduler, P workers run the
+// run fetches every URL: a reader feeds the batch.Scheduler, P workers run the
 // jobs, a committer installs the files; then the summary.
 func (b *batchRun) run(ctx context.Context) error {
 	start := time.Now()
@@ -429,9 +431,9 @@ func (b *batchRun) run(ctx context.Context) error {
 	defer stopRun(nil)
 	b.stopRun = stopRun
 	b.log.dedupe()
-	s := newScheduler(b.perHost, batchReadAhead)
-	s.newClient = func(string) *http.Client { return b.newClient() }
-	s.dropClient = func(c *http.Client) { c.CloseIdleConnections() }
+	s := batch.NewScheduler(b.perHost, batchReadAhead)
+	s.NewClient = func(string) *http.Client { return b.newClient() }
+	s.DropClient = func(c *http.Client) { c.CloseIdleConnections() }
 	b.sched = s
 	if b.tmpl != nil {
 		b.committer = fetch.NewCommitter(ctx)
@@ -444,10 +446,10 @@ func (b *batchRun) run(ctx context.Context) error {
 		defer close(readerDone)
 		readErr = b.feed(runCtx, s)
 		if readErr != nil {
-			s.stop()
+			s.Stop()
 			stopRun(readErr)
 		}
-		s.closeInput()
+		s.CloseInput()
 	}()
 	var wg sync.WaitGroup
 	for i := 0; i < b.parallel; i++ {
@@ -456,53 +458,63 @@ func (b *batchRun) run(ctx context.Context) error {
 			defer wg.Done()
 			buf := make([]byte, copyBuffer)
 			for {
-				j, q, ok := s.next(runCtx)
+				j, q, ok := s.Next(runCtx)
 				if !ok {
 					return
 				}
 				if until, held := b.runJob(runCtx, j, q, buf); held {
-					s.hold(q, j, until)
+					s.Hold(q, j, until)
 					continue
 				}
-				s.finish(q)
+				s.Finish(q)
 			}
 		}()
 	}
 	wg.Wait()
-	s.stop() // the reader may be waiting for room that will not come
+	s.Stop() // the reader may be waiting for room that will not come
 	<-readerDone
 	if b.committer != nil {
 		b.committer.Close()
 	}
-	s.drop()
+	s.Drop()
 	progress()
 	b.summary(time.Since(start))
 	return b.result(ctx, readErr)
 }
 
-// feed is the second pass over the input: each URL becomes a job.
-func (b *batchRun) feed(ctx context.Context, s *scheduler) error {
-	count := 0
-	err := b.in.runPass(func(e batchEntry) error {
-		u, err := fetch.ParseURL(e.raw)
-		count++
-		if err != nil || count > b.total {
-			return fmt.Errorf("the input changed while the batch ran (%s)", e.label)
-		}
-		j := &batchJob{n: e.n, label: e.label, u: u, host: BreakerKey(u)}
-		j.holdKey = j.host
-		if bp := b.plan.breaker; bp != nil && b.o.BreakerKey != "" {
-			j.holdKey = bp.key
-		}
-		if b.tmpl != nil {
-			j.out = b.tmpl.expand(e.n, u)
-		}
-		return s.add(ctx, j)
-	})
-	if errors.Is(err, errSchedStopped) || ctx.Err() != nil {
-		return nil
+// fromBatch is err of package batch as cmd says it: its usage errors
+// (a bad input, a bad -o template) are cmd's UsageErrors, exit 2.
+func fromBatch(err error) error {
+	var ue *batch.UsageError
+	if errors.As(err, &ue) {
+		return &UsageError{Err: ue.Err}
 	}
 	return err
+}
+
+// feed is the second pass over the input: each URL becomes a job.
+func (b *batchRun) feed(ctx context.Context, s *batch.Scheduler) error {
+	count := 0
+	err := b.in.RunPass(func(e batch.Entry) error {
+		u, err := fetch.ParseURL(e.Raw)
+		count++
+		if err != nil || count > b.total {
+			return fmt.Errorf("the input changed while the batch ran (%s)", e.Label)
+		}
+		j := &batch.Job{N: e.N, Label: e.Label, URL: u, Host: BreakerKey(u)}
+		j.HoldKey = j.Host
+		if bp := b.plan.breaker; bp != nil && b.o.BreakerKey != "" {
+			j.HoldKey = bp.key
+		}
+		if b.tmpl != nil {
+			j.Out = b.tmpl.Expand(e.N, u)
+		}
+		return s.Add(ctx, j)
+	})
+	if errors.Is(err, batch.ErrStopped) || ctx.Err() != nil {
+		return nil
+	}
+	return fromBatch(err)
 }
 
 // newClient is the connection pool of one host, shared by its URLs.
@@ -537,10 +549,10 @@ func (b *batchRun) breakerPlan(u *url.URL) *breakerPlan {
 }
 
 // sink is where the body of j goes, and the buffer a JSON report reads.
-func (b *batchRun) sink(j *batchJob) (fetch.Sink, *fetch.BufferSink) {
+func (b *batchRun) sink(j *batch.Job) (fetch.Sink, *fetch.BufferSink) {
 	switch {
 	case b.tmpl != nil:
-		return fetch.NewGroupFileSink(j.out), nil
+		return fetch.NewGroupFileSink(j.Out), nil
 	case b.o.JSON:
 		s := &fetch.BufferSink{}
 		return s, s
@@ -566,14 +578,14 @@ func (s *wholeSink) Commit() error {
 // runJob runs one URL through the pipeline. held is true when its key was
 // held before the first attempt: nothing was sent, and the job goes back
 // to its queue until until.
-func (b *batchRun) runJob(ctx context.Context, j *batchJob, q *hostQueue, buf []byte) (until time.Time, held bool) {
+func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf []byte) (until time.Time, held bool) {
 	req := *b.plan.req
-	req.URL = j.u
-	bp := b.breakerPlan(j.u)
+	req.URL = j.URL
+	bp := b.breakerPlan(j.URL)
 	sink, body := b.sink(j)
-	target := fetch.RedactURL(j.u)
+	target := fetch.RedactURL(j.URL)
 	cfg := fetch.Config{
-		Request: &req, Client: q.client, Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
+		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
 		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold,
 			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},
@@ -624,9 +636,9 @@ func (b *batchRun) runJob(ctx context.Context, j *batchJob, q *hostQueue, buf []
 
 // complete records the outcome of one URL: its report line (--json), its
 // stderr lines, the counts; and stops the batch for --fail-fast.
-func (b *batchRun) complete(j *batchJob, req *fetch.Request, res *fetch.Result, err error, body io.Reader) {
+func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result, err error, body io.Reader) {
 	code := ExitCode(err)
-	target := fetch.RedactURL(j.u)
+	target := fetch.RedactURL(j.URL)
 	if res != nil && err == nil {
 		b.warnServed(target, res)
 	}
@@ -641,9 +653,9 @@ func (b *batchRun) complete(j *batchJob, req *fetch.Request, res *fetch.Result, 
 		}
 		rep := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
-		n := j.n
-		rep.N, rep.Output = &n, j.out
-		rep.HeldMS += j.held.Milliseconds()
+		n := j.N
+		rep.N, rep.Output = &n, j.Out
+		rep.HeldMS += j.Held.Milliseconds()
 		var buf bytes.Buffer
 		if werr := writeJSON(&buf, rep); werr == nil {
 			line = buf.Bytes()
@@ -686,7 +698,7 @@ func (b *batchRun) stop(cause, outErr error) {
 	b.stopping = true
 	b.mu.Unlock()
 	if first {
-		b.sched.stop()
+		b.sched.Stop()
 		b.stopRun(cause)
 	}
 }

@@ -1,4 +1,4 @@
-package cmd
+package batch
 
 import (
 	"bufio"
@@ -20,16 +20,16 @@ func (fullDisk) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
 // failing (a full disk) is exit 1, not a usage error about the input.
 func TestBatchSpoolThatCannotBeWrittenIsALocalFailure(t *testing.T) {
 	input := strings.Repeat("http://a.test/x\n", 1000)
-	in, err := openBatchInput(nil, "-", strings.NewReader(input))
+	in, err := OpenInput(nil, "-", strings.NewReader(input))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.close()
+	defer in.Close()
 	in.spoolW = bufio.NewWriterSize(fullDisk{}, 16)
-	err = in.checkPass(func(batchEntry) error { return nil })
+	err = in.CheckPass(func(Entry) error { return nil })
 	var usage *UsageError
-	if !errors.Is(err, fetch.ErrOutput) || errors.As(err, &usage) || ExitCode(err) != ExitInternal {
-		t.Errorf("err = %v (exit %d), want a local output failure (exit 1)", err, ExitCode(err))
+	if !errors.Is(err, fetch.ErrOutput) || errors.As(err, &usage) {
+		t.Errorf("err = %v, want a local output failure (fetch.ErrOutput: exit 1), not a usage error", err)
 	}
 }
 
@@ -38,18 +38,19 @@ func TestBatchSpoolThatCannotBeWrittenIsALocalFailure(t *testing.T) {
 func TestBatchInputChangedBetweenPassesIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "urls")
 	os.WriteFile(path, []byte("http://a.test/1\n"), 0o600)
-	in, err := openBatchInput(nil, path, nil)
+	in, err := OpenInput(nil, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.close()
-	if err := in.checkPass(func(batchEntry) error { return nil }); err != nil {
+	defer in.Close()
+	if err := in.CheckPass(func(Entry) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(path, []byte("http://a.test/1\nhttp://b.test/unchecked\n"), 0o600)
 	var ran []string
-	err = in.runPass(func(e batchEntry) error { ran = append(ran, e.raw); return nil })
-	if ExitCode(err) != ExitUsage || len(ran) != 0 {
+	err = in.RunPass(func(e Entry) error { ran = append(ran, e.Raw); return nil })
+	var usage *UsageError
+	if !errors.As(err, &usage) || len(ran) != 0 {
 		t.Errorf("err = %v, ran %v; want a usage error and nothing run", err, ran)
 	}
 }

@@ -1,6 +1,7 @@
-package cmd
+package batch
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ func TestSafeNameDropsEveryInvisible(t *testing.T) {
 			continue
 		}
 		u := &url.URL{Scheme: "http", Host: "h", Path: "/a" + string(r) + "b"}
-		if got := safeName(u); got != "a_b" {
+		if got := SafeName(u); got != "a_b" {
 			t.Fatalf("U+%04X: safeName = %q, want a_b", r, got)
 		}
 	}
@@ -74,17 +75,17 @@ func TestSafeName(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := safeName(u); got != tc.want {
+		if got := SafeName(u); got != tc.want {
 			t.Errorf("safeName(%s) = %q, want %q", tc.url, got, tc.want)
 		}
 	}
 	u, _ := url.Parse("http://h/" + long)
-	got := safeName(u)
+	got := SafeName(u)
 	if len(got) > maxNameBytes || !utf8.ValidString(got) || !strings.HasPrefix(got, strings.Repeat("é", 95)) {
 		t.Errorf("long name: %q (%d bytes)", got, len(got))
 	}
 	u2, _ := url.Parse("http://h/" + long + "x")
-	if safeName(u2) == got {
+	if SafeName(u2) == got {
 		t.Errorf("two long names that differ only past the cut are one name")
 	}
 }
@@ -100,20 +101,21 @@ func TestOutputTemplate(t *testing.T) {
 		{"{}x{", "{}x{"},
 		{"a {b c}", "a {b c}"},
 	} {
-		tp, err := parseOutputTemplate(tc.tmpl)
+		tp, err := ParseTemplate(tc.tmpl)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.tmpl, err)
 		}
-		if got := tp.expand(7, u); got != tc.want {
+		if got := tp.Expand(7, u); got != tc.want {
 			t.Errorf("%s → %q, want %q", tc.tmpl, got, tc.want)
 		}
 	}
 	for _, bad := range []string{"{url}", "out/{N}", "{nmae}.txt"} {
-		if _, err := parseOutputTemplate(bad); err == nil || ExitCode(err) != ExitUsage {
+		var usage *UsageError
+		if _, err := ParseTemplate(bad); !errors.As(err, &usage) {
 			t.Errorf("%s: %v, want a usage error", bad, err)
 		}
 	}
-	if tp, _ := parseOutputTemplate("out/x"); tp.hasPlaceholder() {
+	if tp, _ := ParseTemplate("out/x"); tp.HasPlaceholder() {
 		t.Error("a template without placeholder has one")
 	}
 }

@@ -1,4 +1,4 @@
-package cmd
+package batch
 
 import (
 	"context"
@@ -58,8 +58,8 @@ func (c *schedClock) advance(d time.Duration) {
 	c.timers = kept
 }
 
-func testScheduler(perHost, readAhead int) (*scheduler, *schedClock) {
-	s := newScheduler(perHost, readAhead)
+func testScheduler(perHost, readAhead int) (*Scheduler, *schedClock) {
+	s := NewScheduler(perHost, readAhead)
 	clock := newSchedClock()
 	s.now, s.after = clock.Now, clock.after
 	return s, clock
@@ -67,28 +67,28 @@ func testScheduler(perHost, readAhead int) (*scheduler, *schedClock) {
 
 // job makes the job at position n on host ("a" → http://a:80), whose
 // hold key is the host's.
-func job(n int, host string) *batchJob {
+func job(n int, host string) *Job {
 	h := "http://" + host + ":80"
-	return &batchJob{n: n, label: fmt.Sprintf("line %d", n), host: h, holdKey: h}
+	return &Job{N: n, Label: fmt.Sprintf("line %d", n), Host: h, HoldKey: h}
 }
 
-func mustAdd(t *testing.T, s *scheduler, jobs ...*batchJob) {
+func mustAdd(t *testing.T, s *Scheduler, jobs ...*Job) {
 	t.Helper()
 	for _, j := range jobs {
-		if err := s.add(context.Background(), j); err != nil {
+		if err := s.Add(context.Background(), j); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // mustNext takes the next job and checks its position.
-func mustNext(t *testing.T, s *scheduler, want int) (*batchJob, *hostQueue) {
+func mustNext(t *testing.T, s *Scheduler, want int) (*Job, *Queue) {
 	t.Helper()
-	j, q, ok := s.next(context.Background())
-	if !ok || j.n != want {
+	j, q, ok := s.Next(context.Background())
+	if !ok || j.N != want {
 		n := -1
 		if j != nil {
-			n = j.n
+			n = j.N
 		}
 		t.Fatalf("next = %d (ok %v), want %d", n, ok, want)
 	}
@@ -96,7 +96,7 @@ func mustNext(t *testing.T, s *scheduler, want int) (*batchJob, *hostQueue) {
 }
 
 // runnable says, without waiting, which job next would hand out (0: none).
-func runnable(s *scheduler) int {
+func runnable(s *Scheduler) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range s.nonEmpty {
@@ -104,7 +104,7 @@ func runnable(s *scheduler) int {
 			continue
 		}
 		if q.active < s.perHost {
-			return q.first().n
+			return q.first().N
 		}
 	}
 	return 0
@@ -126,9 +126,9 @@ func TestSchedulerPerHostBound(t *testing.T) {
 	if n := runnable(s); n != 0 {
 		t.Fatalf("job %d runnable while both hosts are at their bound", n)
 	}
-	s.finish(qb)
+	s.Finish(qb)
 	mustNext(t, s, 4)
-	s.finish(qa)
+	s.Finish(qa)
 	mustNext(t, s, 2)
 }
 
@@ -137,19 +137,19 @@ func TestSchedulerPerHostBound(t *testing.T) {
 // jobs waits for the earliest hold to end, then gets the held job first.
 func TestSchedulerHoldPausesOnlyItsKey(t *testing.T) {
 	s, clock := testScheduler(8, 100)
-	shared := func(j *batchJob) *batchJob { j.holdKey = "http://a:80"; return j }
+	shared := func(j *Job) *Job { j.HoldKey = "http://a:80"; return j }
 	mustAdd(t, s, job(1, "a"), job(2, "a"), job(3, "b"), shared(job(4, "c")), job(5, "b"))
 	j1, qa := mustNext(t, s, 1)
-	s.hold(qa, j1, clock.Now().Add(10*time.Second))
+	s.Hold(qa, j1, clock.Now().Add(10*time.Second))
 	_, qb := mustNext(t, s, 3)
-	s.finish(qb)
+	s.Finish(qb)
 	mustNext(t, s, 5) // not 4: host c shares a's key
 	if n := runnable(s); n != 0 {
 		t.Fatalf("job %d runnable during the hold", n)
 	}
-	got := make(chan *batchJob)
+	got := make(chan *Job)
 	go func() {
-		j, _, _ := s.next(context.Background())
+		j, _, _ := s.Next(context.Background())
 		got <- j
 	}()
 	if d := <-clock.waits; d != 10*time.Second {
@@ -157,8 +157,8 @@ func TestSchedulerHoldPausesOnlyItsKey(t *testing.T) {
 	}
 	clock.advance(10 * time.Second)
 	j := <-got
-	if j.n != 1 || j.held != 10*time.Second {
-		t.Fatalf("after the hold: job %d held %v, want job 1 held 10s", j.n, j.held)
+	if j.N != 1 || j.Held != 10*time.Second {
+		t.Fatalf("after the hold: job %d held %v, want job 1 held 10s", j.N, j.Held)
 	}
 	mustNext(t, s, 2)
 	mustNext(t, s, 4)
@@ -169,12 +169,12 @@ func TestSchedulerReadAheadBoundsPending(t *testing.T) {
 	mustAdd(t, s, job(1, "a"), job(2, "b"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.add(ctx, job(3, "c")) }()
+	go func() { done <- s.Add(ctx, job(3, "c")) }()
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("add with the read-ahead full: %v, want it to wait (and end with the context)", err)
 	}
-	go func() { done <- s.add(context.Background(), job(3, "c")) }()
+	go func() { done <- s.Add(context.Background(), job(3, "c")) }()
 	mustNext(t, s, 1)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestSchedulerReadsPastAHeldHost(t *testing.T) {
 	s, clock := testScheduler(8, 2)
 	mustAdd(t, s, job(1, "a"))
 	j1, qa := mustNext(t, s, 1)
-	s.hold(qa, j1, clock.Now().Add(time.Minute))
+	s.Hold(qa, j1, clock.Now().Add(time.Minute))
 	// Far more of a's URLs than the read-ahead: all queue behind the hold.
 	for n := 2; n <= 10; n++ {
 		mustAdd(t, s, job(n, "a"))
@@ -216,15 +216,15 @@ func TestSchedulerReadsPastAHeldHost(t *testing.T) {
 func TestSchedulerEndsWhenTheInputIsDoneAndNothingRuns(t *testing.T) {
 	s, _ := testScheduler(8, 100)
 	mustAdd(t, s, job(1, "a"))
-	s.closeInput()
+	s.CloseInput()
 	_, q := mustNext(t, s, 1)
 	ended := make(chan bool)
 	go func() {
-		_, _, ok := s.next(context.Background())
+		_, _, ok := s.Next(context.Background())
 		ended <- ok
 	}()
 	// The job in flight may still be held and come back: next waits.
-	s.finish(q)
+	s.Finish(q)
 	if ok := <-ended; ok {
 		t.Fatal("next handed out a job after the last one finished")
 	}
@@ -233,11 +233,11 @@ func TestSchedulerEndsWhenTheInputIsDoneAndNothingRuns(t *testing.T) {
 func TestSchedulerStop(t *testing.T) {
 	s, _ := testScheduler(8, 100)
 	mustAdd(t, s, job(1, "a"), job(2, "a"))
-	s.stop()
-	if _, _, ok := s.next(context.Background()); ok {
+	s.Stop()
+	if _, _, ok := s.Next(context.Background()); ok {
 		t.Error("next after stop handed out a job")
 	}
-	if err := s.add(context.Background(), job(3, "a")); !errors.Is(err, errSchedStopped) {
+	if err := s.Add(context.Background(), job(3, "a")); !errors.Is(err, ErrStopped) {
 		t.Errorf("add after stop: %v", err)
 	}
 }
@@ -246,16 +246,16 @@ func TestSchedulerKeepsAFewIdlePools(t *testing.T) {
 	s, _ := testScheduler(8, 1000)
 	made := map[*http.Client]string{}
 	var dropped []string
-	s.newClient = func(host string) *http.Client {
+	s.NewClient = func(host string) *http.Client {
 		c := &http.Client{}
 		made[c] = host
 		return c
 	}
-	s.dropClient = func(c *http.Client) { dropped = append(dropped, made[c]) }
+	s.DropClient = func(c *http.Client) { dropped = append(dropped, made[c]) }
 	for n := 1; n <= maxIdleHosts+1; n++ {
 		mustAdd(t, s, job(n, fmt.Sprintf("h%d", n)))
 		_, q := mustNext(t, s, n)
-		s.finish(q)
+		s.Finish(q)
 	}
 	if len(dropped) != 1 || dropped[0] != "http://h1:80" {
 		t.Fatalf("dropped %v, want the pool idle the longest", dropped)

@@ -1,4 +1,4 @@
-package cmd
+package batch
 
 import (
 	"container/list"
@@ -10,26 +10,26 @@ import (
 	"time"
 )
 
-// batchJob is one URL of a batch on its way through the scheduler.
-type batchJob struct {
-	n     int    // 1-based position among the input's URLs
-	label string // where it came from: "line 7", "argument 2"
-	u     *url.URL
-	out   string // the output file, "" when the body does not go to a file
-	// host is the URL's scheme://host:port: its queue, its connection
-	// pool and its --parallel-host bound. holdKey is its breaker key: a
+// Job is one URL of a batch on its way through the scheduler.
+type Job struct {
+	N     int    // 1-based position among the input's URLs
+	Label string // where it came from: "line 7", "argument 2"
+	URL   *url.URL
+	Out   string // the output file, "" when the body does not go to a file
+	// Host is the URL's scheme://host:port: its queue, its connection
+	// pool and its --parallel-host bound. HoldKey is its breaker key: a
 	// hold (a Retry-After) on that key pauses every queue with that key.
-	host, holdKey string
-	// held is the time the job spent requeued behind a hold; heldAt is
+	Host, HoldKey string
+	// Held is the time the job spent requeued behind a hold; HeldAt is
 	// when its current stay began (zero when not held).
-	held   time.Duration
-	heldAt time.Time
+	Held   time.Duration
+	HeldAt time.Time
 }
 
-// errSchedStopped is returned by add once the scheduler is stopped.
-var errSchedStopped = errors.New("batch stopped")
+// ErrStopped is returned by Add once the scheduler is stopped.
+var ErrStopped = errors.New("batch stopped")
 
-// scheduler hands the jobs of a batch to its workers. Jobs wait in one
+// Scheduler hands the jobs of a batch to its workers. Jobs wait in one
 // FIFO queue per host, fed by a reader whose read-ahead it bounds (memory
 // does not grow with the input). A worker gets the job with the smallest
 // position among the queues it may take from: not held, and below the
@@ -37,22 +37,22 @@ var errSchedStopped = errors.New("batch stopped")
 // queue and the queue pauses until the hold ends, while workers go on with
 // other hosts; they sleep only when every pending job is held (until the
 // earliest hold ends) or bounded (until a job finishes).
-type scheduler struct {
+type Scheduler struct {
 	perHost   int
 	readAhead int
-	// newClient makes the connection pool of a host, shared by its jobs;
+	// NewClient makes the connection pool of a host, shared by its jobs;
 	// dropClient releases one whose host has been idle the longest. Both
 	// may be nil (tests).
-	newClient  func(host string) *http.Client
-	dropClient func(*http.Client)
+	NewClient  func(host string) *http.Client
+	DropClient func(*http.Client)
 	// now and after tell the time and wait; tests inject a fake clock.
 	now   func() time.Time
 	after func(d time.Duration) (<-chan time.Time, func())
 
 	mu        sync.Mutex
-	queues    map[string]*hostQueue
-	nonEmpty  []*hostQueue // queues with pending jobs
-	idle      *list.List   // queues with no job pending or running, oldest first
+	queues    map[string]*Queue
+	nonEmpty  []*Queue   // queues with pending jobs
+	idle      *list.List // queues with no job pending or running, oldest first
 	holds     map[string]time.Time
 	pending   int // jobs in queues
 	active    int // jobs handed out and not finished
@@ -63,10 +63,10 @@ type scheduler struct {
 	wake chan struct{}
 }
 
-// hostQueue is the queue of one host.
-type hostQueue struct {
+// Queue is the queue of one host.
+type Queue struct {
 	host, holdKey string
-	jobs          []*batchJob // pending jobs are jobs[head:]
+	jobs          []*Job // pending jobs are jobs[head:]
 	head          int
 	active        int
 	pos           int // index in scheduler.nonEmpty, -1 if not there
@@ -74,8 +74,8 @@ type hostQueue struct {
 	client        *http.Client
 }
 
-func (q *hostQueue) len() int         { return len(q.jobs) - q.head }
-func (q *hostQueue) first() *batchJob { return q.jobs[q.head] }
+func (q *Queue) len() int    { return len(q.jobs) - q.head }
+func (q *Queue) first() *Job { return q.jobs[q.head] }
 
 // maxHolds is how many holds the scheduler keeps before it forgets
 // those that are over.
@@ -85,8 +85,8 @@ const maxHolds = 1024
 // pool, for URLs of theirs still to come.
 const maxIdleHosts = 64
 
-func newScheduler(perHost, readAhead int) *scheduler {
-	return &scheduler{perHost: perHost, readAhead: readAhead, queues: map[string]*hostQueue{},
+func NewScheduler(perHost, readAhead int) *Scheduler {
+	return &Scheduler{perHost: perHost, readAhead: readAhead, queues: map[string]*Queue{},
 		idle: list.New(), holds: map[string]time.Time{}, wake: make(chan struct{}),
 		now: time.Now, after: realAfter}
 }
@@ -97,7 +97,7 @@ func realAfter(d time.Duration) (<-chan time.Time, func()) {
 }
 
 // broadcast wakes every waiter; s.mu must be held.
-func (s *scheduler) broadcast() {
+func (s *Scheduler) broadcast() {
 	close(s.wake)
 	s.wake = make(chan struct{})
 }
@@ -111,7 +111,7 @@ const heldReadAhead = 64
 // fill the read-ahead (jobs behind a hold do not count, so a held host
 // never keeps other hosts' URLs from being read), or all pending jobs
 // reach the hard bound. s.mu must be held.
-func (s *scheduler) full() bool {
+func (s *Scheduler) full() bool {
 	if s.pending >= s.readAhead*heldReadAhead {
 		return true
 	}
@@ -127,9 +127,9 @@ func (s *scheduler) full() bool {
 	return s.pending-held >= s.readAhead
 }
 
-// add queues j, waiting while the read-ahead is full (see full). It fails
+// Add queues j, waiting while the read-ahead is full (see full). It fails
 // once the scheduler is stopped or ctx is done.
-func (s *scheduler) add(ctx context.Context, j *batchJob) error {
+func (s *Scheduler) Add(ctx context.Context, j *Job) error {
 	s.mu.Lock()
 	for s.full() && !s.stopped {
 		wake := s.wake
@@ -143,15 +143,15 @@ func (s *scheduler) add(ctx context.Context, j *batchJob) error {
 	}
 	defer s.mu.Unlock()
 	if s.stopped {
-		return errSchedStopped
+		return ErrStopped
 	}
-	q := s.queues[j.host]
+	q := s.queues[j.Host]
 	if q == nil {
-		q = &hostQueue{host: j.host, holdKey: j.holdKey, pos: -1}
-		if s.newClient != nil {
-			q.client = s.newClient(j.host)
+		q = &Queue{host: j.Host, holdKey: j.HoldKey, pos: -1}
+		if s.NewClient != nil {
+			q.client = s.NewClient(j.Host)
 		}
-		s.queues[j.host] = q
+		s.queues[j.Host] = q
 	}
 	if q.idle != nil {
 		s.idle.Remove(q.idle)
@@ -164,7 +164,7 @@ func (s *scheduler) add(ctx context.Context, j *batchJob) error {
 }
 
 // queued accounts for a job just put in q.
-func (s *scheduler) queued(q *hostQueue) {
+func (s *Scheduler) queued(q *Queue) {
 	s.pending++
 	if q.pos < 0 {
 		q.pos = len(s.nonEmpty)
@@ -172,26 +172,26 @@ func (s *scheduler) queued(q *hostQueue) {
 	}
 }
 
-// closeInput says that the reader has added every job.
-func (s *scheduler) closeInput() {
+// CloseInput says that the reader has added every job.
+func (s *Scheduler) CloseInput() {
 	s.mu.Lock()
 	s.inputDone = true
 	s.broadcast()
 	s.mu.Unlock()
 }
 
-// stop hands out no more jobs; add fails from now on.
-func (s *scheduler) stop() {
+// Stop hands out no more jobs; add fails from now on.
+func (s *Scheduler) Stop() {
 	s.mu.Lock()
 	s.stopped = true
 	s.broadcast()
 	s.mu.Unlock()
 }
 
-// next returns the next job to run and its queue, waiting as long as
+// Next returns the Next job to run and its queue, waiting as long as
 // needed; ok is false once every job is done, the scheduler is stopped,
 // or ctx is done.
-func (s *scheduler) next(ctx context.Context) (j *batchJob, q *hostQueue, ok bool) {
+func (s *Scheduler) Next(ctx context.Context) (j *Job, q *Queue, ok bool) {
 	for {
 		s.mu.Lock()
 		if s.stopped || ctx.Err() != nil {
@@ -229,9 +229,9 @@ func (s *scheduler) next(ctx context.Context) (j *batchJob, q *hostQueue, ok boo
 // pick takes the runnable job with the smallest position, or returns the
 // earliest end of a hold that keeps pending jobs back (zero if none).
 // s.mu must be held.
-func (s *scheduler) pick(now time.Time) (*batchJob, *hostQueue, time.Time) {
+func (s *Scheduler) pick(now time.Time) (*Job, *Queue, time.Time) {
 	var (
-		best  *hostQueue
+		best  *Queue
 		until time.Time
 	)
 	for _, q := range s.nonEmpty {
@@ -247,7 +247,7 @@ func (s *scheduler) pick(now time.Time) (*batchJob, *hostQueue, time.Time) {
 		if q.active >= s.perHost {
 			continue
 		}
-		if best == nil || q.first().n < best.first().n {
+		if best == nil || q.first().N < best.first().N {
 			best = q
 		}
 	}
@@ -269,16 +269,16 @@ func (s *scheduler) pick(now time.Time) (*batchJob, *hostQueue, time.Time) {
 	s.pending--
 	s.active++
 	best.active++
-	if !j.heldAt.IsZero() {
-		j.held += now.Sub(j.heldAt)
-		j.heldAt = time.Time{}
+	if !j.HeldAt.IsZero() {
+		j.Held += now.Sub(j.HeldAt)
+		j.HeldAt = time.Time{}
 	}
 	// The reader may add again.
 	s.broadcast()
 	return j, best, time.Time{}
 }
 
-func (s *scheduler) removeNonEmpty(q *hostQueue) {
+func (s *Scheduler) removeNonEmpty(q *Queue) {
 	last := len(s.nonEmpty) - 1
 	moved := s.nonEmpty[last]
 	s.nonEmpty[q.pos] = moved
@@ -288,8 +288,8 @@ func (s *scheduler) removeNonEmpty(q *hostQueue) {
 	q.pos = -1
 }
 
-// finish says that the job handed out from q is done.
-func (s *scheduler) finish(q *hostQueue) {
+// Finish says that the job handed out from q is done.
+func (s *Scheduler) Finish(q *Queue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
@@ -302,22 +302,22 @@ func (s *scheduler) finish(q *hostQueue) {
 
 // retire puts a queue with nothing to do on the idle list, dropping the
 // queue idle the longest once there are too many.
-func (s *scheduler) retire(q *hostQueue) {
+func (s *Scheduler) retire(q *Queue) {
 	q.idle = s.idle.PushBack(q)
 	if s.idle.Len() <= maxIdleHosts {
 		return
 	}
-	old := s.idle.Remove(s.idle.Front()).(*hostQueue)
+	old := s.idle.Remove(s.idle.Front()).(*Queue)
 	old.idle = nil
 	delete(s.queues, old.host)
-	if s.dropClient != nil && old.client != nil {
-		s.dropClient(old.client)
+	if s.DropClient != nil && old.client != nil {
+		s.DropClient(old.client)
 	}
 }
 
-// hold puts j, handed out from q, back at the head of q, and pauses every
+// Hold puts j, handed out from q, back at the head of q, and pauses every
 // queue of j's key until until.
-func (s *scheduler) hold(q *hostQueue, j *batchJob, until time.Time) {
+func (s *Scheduler) Hold(q *Queue, j *Job, until time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
@@ -326,7 +326,7 @@ func (s *scheduler) hold(q *hostQueue, j *batchJob, until time.Time) {
 		q.head--
 		q.jobs[q.head] = j
 	} else {
-		q.jobs = append([]*batchJob{j}, q.jobs...)
+		q.jobs = append([]*Job{j}, q.jobs...)
 	}
 	s.queued(q)
 	if len(s.holds) >= maxHolds {
@@ -342,19 +342,22 @@ func (s *scheduler) hold(q *hostQueue, j *batchJob, until time.Time) {
 	if end, ok := s.holds[q.holdKey]; !ok || until.After(end) {
 		s.holds[q.holdKey] = until
 	}
-	if j.heldAt.IsZero() {
-		j.heldAt = s.now()
+	if j.HeldAt.IsZero() {
+		j.HeldAt = s.now()
 	}
 	s.broadcast()
 }
 
-// drop releases every connection pool; the batch is over.
-func (s *scheduler) drop() {
+// Drop releases every connection pool; the batch is over.
+func (s *Scheduler) Drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range s.queues {
-		if s.dropClient != nil && q.client != nil {
-			s.dropClient(q.client)
+		if s.DropClient != nil && q.client != nil {
+			s.DropClient(q.client)
 		}
 	}
 }
+
+// Client is the connection pool of the queue's host (Scheduler.NewClient's).
+func (q *Queue) Client() *http.Client { return q.client }

@@ -1,4 +1,4 @@
-package cmd
+package batch
 
 import (
 	"crypto/sha256"
@@ -10,11 +10,11 @@ import (
 	"unicode/utf8"
 )
 
-// outputTemplate is the -o of a batch: text in which {n} stands for the
+// Template is the -o of a batch: text in which {n} stands for the
 // URL's 1-based position in the input and {name} for its safe name (see
 // safeName). Any other {word} is a usage error, so a typo such as {nmae}
 // is caught before any request instead of naming every file alike.
-type outputTemplate struct {
+type Template struct {
 	parts []templatePart
 }
 
@@ -23,9 +23,9 @@ type templatePart struct {
 	kind byte   // 0 literal, 'n' position, 's' safe name
 }
 
-// parseOutputTemplate parses an -o value for a batch.
-func parseOutputTemplate(s string) (*outputTemplate, error) {
-	t := &outputTemplate{}
+// ParseTemplate parses an -o value for a batch.
+func ParseTemplate(s string) (*Template, error) {
+	t := &Template{}
 	for len(s) > 0 {
 		i := strings.IndexByte(s, '{')
 		if i < 0 {
@@ -68,15 +68,15 @@ func isPlaceholderWord(w string) bool {
 	return true
 }
 
-// expand returns the output path of the URL u at position n.
-func (t *outputTemplate) expand(n int, u *url.URL) string {
+// Expand returns the output path of the URL u at position n.
+func (t *Template) Expand(n int, u *url.URL) string {
 	var b strings.Builder
 	for _, p := range t.parts {
 		switch p.kind {
 		case 'n':
 			b.WriteString(strconv.Itoa(n))
 		case 's':
-			b.WriteString(safeName(u))
+			b.WriteString(SafeName(u))
 		default:
 			b.WriteString(p.text)
 		}
@@ -89,7 +89,7 @@ func (t *outputTemplate) expand(n int, u *url.URL) string {
 // file systems allow in one name.
 const maxNameBytes = 200
 
-// safeName is the {name} of u: the last segment of its path (the text
+// SafeName is the {name} of u: the last segment of its path (the text
 // after the last "/", without the query), percent-decoded, then made safe
 // to use as one file name on every system, by one rule everywhere:
 //   - "/", "\", the characters Windows refuses (: * ? " < > |), bytes
@@ -104,7 +104,7 @@ const maxNameBytes = 200
 //   - an empty segment (".../dir/" or no path) is "index";
 //   - a name longer than 200 bytes keeps its first 191 bytes plus "-" and
 //     8 hex digits of a hash of the whole, so long names stay distinct.
-func safeName(u *url.URL) string {
+func SafeName(u *url.URL) string {
 	p := u.EscapedPath()
 	seg := p[strings.LastIndexByte(p, '/')+1:]
 	if dec, err := url.PathUnescape(seg); err == nil {
@@ -190,8 +190,8 @@ func windowsDevice(s string) bool {
 		base[3] >= '0' && base[3] <= '9'
 }
 
-// hasPlaceholder reports whether the template names files apart.
-func (t *outputTemplate) hasPlaceholder() bool {
+// HasPlaceholder reports whether the template names files apart.
+func (t *Template) HasPlaceholder() bool {
 	for _, p := range t.parts {
 		if p.kind != 0 {
 			return true

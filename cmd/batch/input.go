@@ -1,4 +1,4 @@
-package cmd
+package batch
 
 import (
 	"bufio"
@@ -16,21 +16,21 @@ import (
 // (a binary file given by error), and a line is held in memory whole.
 const maxInputLine = 1 << 20
 
-// batchEntry is one URL of a batch's input.
-type batchEntry struct {
-	n     int    // 1-based position among the URLs
-	label string // "line 7" (of -i) or "argument 2"
-	raw   string
+// Entry is one URL of a batch's input.
+type Entry struct {
+	N     int    // 1-based position among the URLs
+	Label string // "line 7" (of -i) or "argument 2"
+	Raw   string
 }
 
-// batchInput is where a batch's URLs come from: the URL arguments, then
+// Input is where a batch's URLs come from: the URL arguments, then
 // the lines of -i (one URL a line; blank lines and lines starting with #
 // skipped; surrounding whitespace trimmed). It is read twice, streaming
 // both times: once to check every URL before any request, once to run
 // them. Every input (a file, stdin, a pipe, <(cmd)) is copied to a
 // temporary file by the first pass, which the second pass reads instead:
 // disk, not memory, and what runs is what was checked.
-type batchInput struct {
+type Input struct {
 	args []string
 	name string // the -i value; "" for none
 
@@ -46,9 +46,9 @@ type batchInput struct {
 	checked os.FileInfo
 }
 
-// openBatchInput opens the input of a batch; stdin serves "-i -".
-func openBatchInput(args []string, name string, stdin io.Reader) (*batchInput, error) {
-	in := &batchInput{args: args, name: name}
+// OpenInput opens the input of a batch; stdin serves "-i -".
+func OpenInput(args []string, name string, stdin io.Reader) (*Input, error) {
+	in := &Input{args: args, name: name}
 	switch name {
 	case "":
 		return in, nil
@@ -76,7 +76,7 @@ func openBatchInput(args []string, name string, stdin io.Reader) (*batchInput, e
 	// checked, at the run's start, not to have changed since).
 	spool, spoolName, err := fetch.TempFile()
 	if err != nil {
-		in.close()
+		in.Close()
 		return nil, fmt.Errorf("%w: cannot keep a copy of the input for the run: %v", fetch.ErrOutput, err)
 	}
 	in.spool, in.spoolName = spool, spoolName
@@ -86,7 +86,7 @@ func openBatchInput(args []string, name string, stdin io.Reader) (*batchInput, e
 }
 
 // spoolWriter counts what is copied to the spool.
-type spoolWriter batchInput
+type spoolWriter Input
 
 func (w *spoolWriter) Write(p []byte) (int, error) {
 	n, err := w.spoolW.Write(p)
@@ -99,8 +99,8 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// close releases the input and removes its copy.
-func (in *batchInput) close() {
+// Close releases the input and removes its copy.
+func (in *Input) Close() {
 	if in.file != nil {
 		in.file.Close()
 	}
@@ -112,23 +112,23 @@ func (in *batchInput) close() {
 	}
 }
 
-// shown names the input in messages.
-func (in *batchInput) shown() string {
+// Shown names the input in messages.
+func (in *Input) Shown() string {
 	if in.name == "-" {
 		return "stdin"
 	}
 	return in.name
 }
 
-// checkPass reads the whole input for the first time, calling fn for each
+// CheckPass reads the whole input for the first time, calling fn for each
 // URL; fn's error stops the pass and is returned. A read failure is a
 // usage error (an unreadable input, like an unreadable @file).
-func (in *batchInput) checkPass(fn func(batchEntry) error) error {
+func (in *Input) CheckPass(fn func(Entry) error) error {
 	n, err := in.eachArg(fn)
 	if err != nil || in.src == nil {
 		return err
 	}
-	_, err = scanURLs(in.src, n, func(e batchEntry) error {
+	_, err = scanURLs(in.src, n, func(e Entry) error {
 		if err := fn(e); err != nil {
 			return &stopScan{err}
 		}
@@ -141,7 +141,7 @@ func (in *batchInput) checkPass(fn func(batchEntry) error) error {
 	case errors.Is(err, fetch.ErrOutput):
 		return err
 	case err != nil:
-		return usageErrorf("-i %s: %v", in.shown(), err)
+		return usageErrorf("-i %s: %v", in.Shown(), err)
 	}
 	if in.seekable {
 		// What was checked must be what runs: remember the file as read.
@@ -162,8 +162,8 @@ type stopScan struct{ err error }
 
 func (e *stopScan) Error() string { return e.err.Error() }
 
-// runPass reads the input again, from its start, calling fn for each URL.
-func (in *batchInput) runPass(fn func(batchEntry) error) error {
+// RunPass reads the input again, from its start, calling fn for each URL.
+func (in *Input) RunPass(fn func(Entry) error) error {
 	n, err := in.eachArg(fn)
 	if err != nil || in.src == nil {
 		return err
@@ -172,7 +172,7 @@ func (in *batchInput) runPass(fn func(batchEntry) error) error {
 		if st, err := in.file.Stat(); err != nil || in.checked == nil ||
 			st.Size() != in.checked.Size() || !st.ModTime().Equal(in.checked.ModTime()) {
 			// Its lines were checked, not whatever it holds now.
-			return usageErrorf("-i %s changed after it was checked; run again", in.shown())
+			return usageErrorf("-i %s changed after it was checked; run again", in.Shown())
 		}
 	}
 	f := in.spool
@@ -183,27 +183,27 @@ func (in *batchInput) runPass(fn func(batchEntry) error) error {
 	return err
 }
 
-// lookup returns the entry at position n, during or after the first pass
+// Lookup returns the entry at position n, during or after the first pass
 // (to name both lines of a collision); it reads with ReadAt, so the pass
 // in progress is not disturbed.
-func (in *batchInput) lookup(n int) (batchEntry, error) {
+func (in *Input) Lookup(n int) (Entry, error) {
 	if n <= len(in.args) {
-		return batchEntry{n: n, label: "argument " + strconv.Itoa(n), raw: in.args[n-1]}, nil
+		return Entry{N: n, Label: "argument " + strconv.Itoa(n), Raw: in.args[n-1]}, nil
 	}
 	var r io.Reader
 	switch {
 	case in.spool != nil:
 		if err := in.spoolW.Flush(); err != nil {
-			return batchEntry{}, err
+			return Entry{}, err
 		}
 		r = io.NewSectionReader(in.spool, 0, in.spoolBytes)
 	default:
-		return batchEntry{}, fmt.Errorf("no URL %d", n)
+		return Entry{}, fmt.Errorf("no URL %d", n)
 	}
-	var found *batchEntry
+	var found *Entry
 	errFound := errors.New("found")
-	_, err := scanURLs(r, len(in.args), func(e batchEntry) error {
-		if e.n == n {
+	_, err := scanURLs(r, len(in.args), func(e Entry) error {
+		if e.N == n {
 			found = &e
 			return errFound
 		}
@@ -215,13 +215,13 @@ func (in *batchInput) lookup(n int) (batchEntry, error) {
 	if err == nil {
 		err = fmt.Errorf("no URL %d", n)
 	}
-	return batchEntry{}, err
+	return Entry{}, err
 }
 
 // eachArg calls fn for each URL argument and returns their count.
-func (in *batchInput) eachArg(fn func(batchEntry) error) (int, error) {
+func (in *Input) eachArg(fn func(Entry) error) (int, error) {
 	for i, a := range in.args {
-		if err := fn(batchEntry{n: i + 1, label: "argument " + strconv.Itoa(i+1), raw: a}); err != nil {
+		if err := fn(Entry{N: i + 1, Label: "argument " + strconv.Itoa(i+1), Raw: a}); err != nil {
 			return i, err
 		}
 	}
@@ -230,7 +230,7 @@ func (in *batchInput) eachArg(fn func(batchEntry) error) (int, error) {
 
 // scanURLs calls fn for each URL line of r, numbering the URLs from
 // after+1; it returns how many lines it read.
-func scanURLs(r io.Reader, after int, fn func(batchEntry) error) (int, error) {
+func scanURLs(r io.Reader, after int, fn func(Entry) error) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxInputLine)
 	line, n := 0, after
@@ -245,7 +245,7 @@ func scanURLs(r io.Reader, after int, fn func(batchEntry) error) (int, error) {
 			continue
 		}
 		n++
-		if err := fn(batchEntry{n: n, label: "line " + strconv.Itoa(line), raw: text}); err != nil {
+		if err := fn(Entry{N: n, Label: "line " + strconv.Itoa(line), Raw: text}); err != nil {
 			return line, err
 		}
 	}
