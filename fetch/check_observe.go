@@ -102,8 +102,11 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 		e := &NoAnswerError{After: since(), Err: err, Status: int(prog.status.Load()), Received: prog.received.Load()}
 		e.Addr, e.Connected = at.reached()
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil && errors.Is(context.Cause(ctx), resilience.ErrDeadline):
 			e.Limit = LimitRunEnd
+		case ctx.Err() != nil:
+			// A signal: the run's error says so; the attempt was cut.
+			e.Err = context.Cause(ctx)
 		case actx.Err() != nil:
 			var al attemptLimit
 			if errors.As(context.Cause(actx), &al) {
