@@ -471,3 +471,129 @@ func TestActionInstallVerifiesChecksums(t *testing.T) {
 		})
 	}
 }
+
+// fakeRefetch puts a refetch on the action's PATH (through GITHUB_PATH,
+// as the install step does) that prints each argument it gets, NUL-ended,
+// so a test sees the words the check step passes.
+func fakeRefetch(t *testing.T, r *actionRun) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\nprintf '%s\\0' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "refetch"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.githubPath, []byte(dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// argWords runs the check step with args and returns the words refetch
+// got between "check" and "--".
+func argWords(t *testing.T, r *actionRun, args string) ([]string, result) {
+	t.Helper()
+	res := r.step(1, map[string]string{"urls": "http://x.test/", "args": args})
+	if res.code != 0 {
+		return nil, res
+	}
+	words := strings.Split(strings.TrimSuffix(res.stdout, "\x00"), "\x00")
+	if len(words) < 3 || words[0] != "check" || words[len(words)-2] != "--" {
+		t.Fatalf("args %q: refetch got %q", args, words)
+	}
+	return words[1 : len(words)-2], res
+}
+
+// TestActionArgsSplitAsAShellWould: the check step's args input is split
+// into the words bash itself would make of it (bash is the oracle, for
+// inputs it would not expand), and hostile inputs are never run or
+// expanded: $(…), backquotes, variables and globs reach refetch as typed.
+func TestActionArgsSplitAsAShellWould(t *testing.T) {
+	r := newActionRun(t)
+	fakeRefetch(t, r)
+	for _, args := range []string{
+		`--expect-body ok`,
+		`-H "X-Probe: a\"b"`,
+		`-H 'X-Probe: it'\''s' --x "y z"`,
+		`"a\\b" "c\d" a\ b e"f"g '' ""`,
+		"--expect-json '.status\n== \"ok\"' next",
+		"\"joined\\\nline\" a\\\nb",
+		"  lead\ttab\n\nblank  ",
+		`"\` + "`" + `x\` + "`" + `" '"' "'"`,
+	} {
+		got, res := argWords(t, r, args)
+		if got == nil {
+			t.Errorf("args %q: exit %d, stdout %q", args, res.code, res.stdout)
+			continue
+		}
+		// In an array's parentheses bash splits at newlines too.
+		oracle, err := exec.Command("bash", "-c", "a=(\n"+args+"\n); printf '%s\\0' \"${a[@]}\"").Output()
+		if err != nil {
+			t.Fatalf("bash %q: %v", args, err)
+		}
+		want := strings.Split(strings.TrimSuffix(string(oracle), "\x00"), "\x00")
+		if !slices.Equal(got, want) {
+			t.Errorf("args %q: words %q, bash makes %q", args, got, want)
+		}
+	}
+
+	// What a shell would expand stays as typed: nothing is run.
+	hostile := `-H "X-Probe: $(touch pwned1) ` + "`touch pwned2`" + ` $HOME" \$(touch pwned3) $(touch pwned4) ` + "`touch pwned5`" + ` ~ * "a\$b"`
+	got, res := argWords(t, r, hostile)
+	want := []string{"-H", "X-Probe: $(touch pwned1) `touch pwned2` $HOME", "$(touch", "pwned3)", "$(touch", "pwned4)", "`touch", "pwned5`", "~", "*", "a$b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("hostile args: words %q, want %q (stdout %q)", got, want, res.stdout)
+	}
+	for i := 1; i <= 5; i++ {
+		if _, err := os.Stat(filepath.Join(r.e.dir, fmt.Sprintf("pwned%d", i))); err == nil {
+			t.Errorf("args ran as shell code: pwned%d exists", i)
+		}
+	}
+
+	for _, bad := range []string{`"a`, `'a`, `a\`, `"a\"`, "'two\nlines"} {
+		res := r.step(1, map[string]string{"urls": "http://x.test/", "args": bad})
+		if res.code != 2 || !strings.HasPrefix(res.stdout, "::error::refetch: args ") || strings.Count(res.stdout, "\n") != 1 {
+			t.Errorf("args %q: exit %d, stdout %q", bad, res.code, res.stdout)
+		}
+	}
+}
+
+// TestActionWorkflowCommandsEscaped: an input in a workflow command is
+// escaped (%, CR, LF), so a version holding a newline cannot start a
+// command of its own.
+func TestActionWorkflowCommandsEscaped(t *testing.T) {
+	srv, hits := releaseServer(t, "v0.3.0", nil, "")
+	r := newActionRun(t, "RUNNER_OS=Linux", "RUNNER_ARCH=X64", "REFETCH_ACTION_DOWNLOAD_URL="+srv.URL)
+	res := r.step(0, map[string]string{"version": "v1\n::warning::forged%0A\r::add-mask::x"})
+	res.wantCode(t, 2)
+	lines := strings.Split(strings.TrimRight(res.stdout, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "::error::refetch: version must be") || strings.Contains(res.stdout, "\r") {
+		t.Fatalf("stdout %q: want one ::error:: line", res.stdout)
+	}
+	if !strings.Contains(lines[0], `not "v1%0A::warning::forged%250A%0D::add-mask::x"`) {
+		t.Errorf("the version is not escaped as the runner reads it: %q", lines[0])
+	}
+	if hits.get() != 0 {
+		t.Errorf("%d downloads for a bad version", hits.get())
+	}
+	res = newActionRun(t, "RUNNER_OS=mac\n::warning::os", "RUNNER_ARCH=X64", "REFETCH_ACTION_DOWNLOAD_URL="+srv.URL).step(0, map[string]string{"version": "v0.3.0"})
+	if res.code != 2 || strings.Count(res.stdout, "\n") != 1 || !strings.Contains(res.stdout, "mac%0A::warning::os") {
+		t.Errorf("runner OS: exit %d, stdout %q", res.code, res.stdout)
+	}
+}
+
+// TestActionArgsReachRefetch runs the real binary through the action
+// with args a shell would quote: an escaped quote and dollar inside
+// double quotes, and a jq expression over two lines.
+func TestActionArgsReachRefetch(t *testing.T) {
+	srv := newActionServer(t)
+	r := newActionRun(t, "REFETCH_ACTION_BINARY="+binary)
+	r.step(0, nil).wantCode(t, 0)
+	before := len(srv.requests())
+	res := r.step(1, map[string]string{
+		"urls": srv.URL + "/ok",
+		"args": "--attempts 1 -H \"X-Probe: say \\\"hi\\\" for \\$5\" --expect-json '.status\n  == \"ok\"'",
+	})
+	res.wantCode(t, 0)
+	if probes := srv.requests()[before:]; len(probes) != 1 || probes[0] != `say "hi" for $5` {
+		t.Errorf("X-Probe = %q", probes)
+	}
+}

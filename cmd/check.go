@@ -1,16 +1,17 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/fatih/color"
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
@@ -21,7 +22,6 @@ type CheckOptions struct {
 	IO     *IOStreams
 	Getenv func(string) string
 	Log    *Logger
-	Color  bool
 
 	URLs []string
 	RetryFlags
@@ -33,13 +33,16 @@ type CheckOptions struct {
 	ExpectHeaders []string
 	MaxLatency    time.Duration
 	Wait          time.Duration
+	Stable        int
 	JSON          bool
 
 	// reported is set once the one --json object is written.
 	reported bool
 
-	// MaxSizeGiven is resolved in RunE: --max-size was given.
+	// MaxSizeGiven and RetryOnGiven are resolved in RunE: --max-size or
+	// --retry-on was given (on the command line or by its variable).
 	MaxSizeGiven bool
+	RetryOnGiven bool
 
 	Clock    resilience.Clock
 	NewTimer func() resilience.Timer
@@ -70,11 +73,11 @@ breaker is off for check unless --breaker-failures is given.
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.URLs = args
 			opts.Log = f.Logger()
-			opts.Color = UseColor(f.Global.Color, f.IO.OutTTY, f.Getenv)
 			fs := c.Flags()
 			opts.RetryFlags.resolveGiven(fs)
 			opts.RequestFlags.resolveGiven(fs)
 			opts.MaxSizeGiven = fs.Changed("max-size")
+			opts.RetryOnGiven = fs.Changed("retry-on")
 			if runF != nil {
 				return runF(c.Context(), opts)
 			}
@@ -94,6 +97,7 @@ breaker is off for check unless --breaker-failures is given.
 	fs.StringArrayVar(&opts.ExpectHeaders, "expect-header", nil, "response header must match: 'Name: REGEX' (repeatable)")
 	fs.DurationVar(&opts.MaxLatency, "max-latency", 0, "slowest healthy answer, body included (0: any)")
 	fs.DurationVar(&opts.Wait, "wait", 0, "keep checking until healthy or this much time has passed")
+	fs.IntVar(&opts.Stable, "stable", 1, "healthy answers in a row that make a URL healthy, at least 1")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of lines")
 	opts.RetryFlags.register(fs, true)
 	opts.RequestFlags.register(fs, true)
@@ -104,16 +108,38 @@ breaker is off for check unless --breaker-failures is given.
 // starts when the backoff would otherwise overshoot it.
 const checkLastChance = 100 * time.Millisecond
 
-// checkBodyLimit bounds the body a health check reads when --max-size is
-// not given: enough for any health document.
+// checkBodyLimit bounds the body a health check keeps for --expect-body
+// and --expect-json when --max-size is not given: enough for any health
+// document. Without body expectations the body is read and dropped,
+// whatever its size, as curl -sf does.
 const checkBodyLimit = 1 << 20
+
+// checkPollFloor is the least time between the end of one attempt and the
+// start of the next: a --delay 0 (or a tiny one) under --wait otherwise
+// polls as fast as the service answers, loading the very service the gate
+// waits for (--wait 2s --delay 0 sent 33,000 requests). Ten checks a
+// second per URL still notice a service coming up at once.
+const checkPollFloor = 100 * time.Millisecond
+
+// checkWaitingEvery is how often an attempt still without an answer is
+// logged; under --wait a fifth of it, at least a second, so a short wait
+// on a hanging service says something too.
+func checkWaitingEvery(wait time.Duration) time.Duration {
+	const most, least = 10 * time.Second, time.Second
+	if wait <= 0 {
+		return most
+	}
+	return min(most, max(least, wait/5))
+}
 
 // checkPlan is a validated check.
 type checkPlan struct {
-	reqs    []*fetch.Request
-	policy  resilience.Policy
-	expect  *fetch.Expectations
-	breaker func(*fetch.Request) *breakerPlan
+	reqs      []*fetch.Request
+	policy    resilience.Policy
+	expect    *fetch.Expectations
+	bodyLimit int64
+	breaker   func(*fetch.Request) *breakerPlan
+	words     checkWords
 }
 
 func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
@@ -128,22 +154,39 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	if o.MaxLatency < 0 {
 		return nil, n.invalid("max-latency", o.MaxLatency, "must not be negative")
 	}
+	if o.Stable < 1 {
+		return nil, n.invalid("stable", o.Stable, "must be at least 1 (1: the first healthy answer)")
+	}
+	timeFlag := n.set("max-time", "--max-time", o.MaxTime)
 	if o.Wait > 0 {
 		if policy.MaxTime == 0 || o.Wait < policy.MaxTime {
 			policy.MaxTime = o.Wait
+			timeFlag = n.set("wait", "--wait", o.Wait)
 		}
 		// Under --wait only the time limits the attempts, unless
 		// --attempts is given.
 		policy.NoAttemptLimit = !o.AttemptsGiven
-		policy.LastChance = checkLastChance
 	}
-	// A check is a probe: repeating it is always safe. A Retry-After is
-	// honoured within --wait (or --max-time), and up to fetch's default
-	// without them.
+	if policy.MaxTime > 0 {
+		// A gate keeps checking until its own deadline: the last wait is
+		// cut so that one more attempt starts before the end, and a
+		// Retry-After beyond the time left is waited only that long
+		// (fetch.CheckConfig.Policy), so no longest wait applies.
+		policy.LastChance = checkLastChance
+		policy.MaxRetryAfter = 0
+	}
+	if !policy.NoAttemptLimit && policy.Attempts < o.Stable {
+		if o.AttemptsGiven {
+			return nil, usageErrorf("%s needs at least %d attempts, and %s allows %d",
+				n.set("stable", "--stable", o.Stable), o.Stable, n.set("attempts", "--attempts", o.Attempts), o.Attempts)
+		}
+		policy.Attempts = o.Stable
+	}
+	// A check is a probe: repeating it is always safe.
 	policy.RetryUnsafe = true
 	exp := &fetch.Expectations{StatusText: o.ExpectStatus, MaxLatency: o.MaxLatency}
 	if exp.Status, err = resilience.ParseStatusSet(o.ExpectStatus); err != nil {
-		return nil, usageErrorf("invalid %s: %v", n.flag("expect-status"), err)
+		return nil, n.invalid("expect-status", strconv.Quote(o.ExpectStatus), "want a code (200), a range (200-299), a class (2xx) or a comma list of them")
 	}
 	if o.ExpectBody != "" {
 		if exp.Body, err = regexp.Compile(o.ExpectBody); err != nil {
@@ -163,7 +206,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		}
 		exp.Headers = append(exp.Headers, he)
 	}
-	p := &checkPlan{policy: policy, expect: exp}
+	p := &checkPlan{policy: policy, expect: exp, bodyLimit: checkBodyLimit}
 	for _, raw := range o.URLs {
 		u, err := fetch.ParseURL(raw)
 		if err != nil {
@@ -173,8 +216,10 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !o.MaxSizeGiven {
-			req.MaxSize = checkBodyLimit
+		if o.MaxSizeGiven {
+			// Given, it bounds every body, and what the body
+			// expectations keep (0: no bound).
+			p.bodyLimit = req.MaxSize
 		}
 		p.reqs = append(p.reqs, req)
 	}
@@ -188,7 +233,70 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		}
 	}
 	p.breaker = func(req *fetch.Request) *breakerPlan { return base.forURL(req.URL) }
+	p.words = checkWords{
+		limits: fetch.LimitWords{
+			fetch.LimitTimeout:    n.flag("timeout"),
+			fetch.LimitMaxLatency: n.flag("max-latency"),
+			fetch.LimitRunEnd:     "the end of the check",
+		},
+		end: fetch.EndWords{
+			Time:       timeFlag,
+			Attempts:   n.set("attempts", "--attempts", o.Attempts),
+			Breaker:    n.set("breaker-failures", "--breaker-failures", o.BreakerFailures),
+			RetryAfter: "for it without --wait",
+			RetryOn:    n.set("retry-on", "--retry-on", o.RetryOn),
+		},
+		stable:  n.set("stable", "--stable", o.Stable) + " wanted",
+		maxSize: n.flag("max-size"),
+	}
+	if policy.MaxTime > 0 {
+		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
+	}
 	return p, nil
+}
+
+// checkWords are the flags' names in a check's failures.
+type checkWords struct {
+	limits  fetch.LimitWords
+	end     fetch.EndWords
+	stable  string
+	maxSize string
+}
+
+// word puts one failure of the fetch layer into the words of the flags
+// that set its limits (flagWords: a failed JSON expectation is
+// "--expect-json EXPR ..."), adding the flag that changes a size limit.
+func (w checkWords) word(f error) string {
+	var (
+		na    *fetch.NoAnswerError
+		end   *fetch.CheckEndError
+		ns    *fetch.NotStableError
+		bl    *fetch.BodyLimitError
+		early *fetch.EarlierFailures
+	)
+	switch {
+	case fetch.AttemptFailures(f) != nil:
+		// The failures of one attempt, as a retry line shows them.
+		errs := fetch.AttemptFailures(f)
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = w.word(e)
+		}
+		return strings.Join(msgs, "; ")
+	case errors.As(f, &early):
+		return early.Text(w.word)
+	case errors.As(f, &na):
+		return na.Text(w.limits)
+	case errors.As(f, &end):
+		return end.Text(w.end)
+	case errors.As(f, &ns):
+		return ns.Text(w.stable)
+	case errors.As(f, &bl) && bl.Limit > 0:
+		return bl.Error() + " (" + w.maxSize + " sets the bound)"
+	case errors.Is(f, fetch.ErrTooLarge):
+		return flagWords(f) + " (" + w.maxSize + " sets the limit)"
+	}
+	return flagWords(f)
 }
 
 func runCheck(ctx context.Context, o *CheckOptions) error {
@@ -199,22 +307,44 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		}
 		return err
 	}
+	if o.IO.OutClosed {
+		// As fetch, probe and breaker status: what the check prints would
+		// be lost, so it is a local failure before any request.
+		if o.JSON {
+			return stdoutClosedError("the report", "redirect stdout")
+		}
+		return stdoutClosedError("the results", "redirect stdout (> /dev/null to discard them)")
+	}
 	several := len(p.reqs) > 1
+	label := func(url string) string {
+		if !several {
+			return "" // one URL: the line needs no label
+		}
+		return url
+	}
 	rep := fetch.Check(ctx, fetch.CheckConfig{
-		Requests: p.reqs, Policy: p.policy, Expect: p.expect,
+		Requests: p.reqs, Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
+		Stable: o.Stable, HonourRetryOn: o.RetryOnGiven, MinInterval: checkPollFloor,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
 		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 		OnRetry: func(url string, info resilience.RetryInfo) {
-			if !several {
-				url = "" // one URL: the line needs no label
-			}
-			o.Log.RetryFor(url, info)
+			// The failure in the flags' words, as the report has it.
+			info.Err = errors.New(p.words.word(info.Err))
+			o.Log.RetryFor(label(url), info)
 		},
-		Clock: o.Clock, NewTimer: o.NewTimer,
+		OnWaiting: func(url string, n int, after time.Duration, stage string) {
+			prefix := ""
+			if l := label(url); l != "" {
+				prefix = l + ": "
+			}
+			o.Log.Infof("%sattempt %d: no answer yet after %s: %s", prefix, n, FormatDuration(after), stage)
+		},
+		WaitingEvery: checkWaitingEvery(o.Wait),
+		Clock:        o.Clock, NewTimer: o.NewTimer,
 	})
 	o.Log.Close()
 	for i := range rep.Results {
-		wordFailures(&rep.Results[i])
+		p.words.wordFailures(&rep.Results[i])
 	}
 	switch bad := rep.Unhealthy(); {
 	case ctx.Err() != nil:
@@ -222,27 +352,59 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	case bad > 0:
 		err = fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
 	}
+	var werr error
 	if o.JSON {
 		rep.ExitCode = ExitCode(err)
 		o.reported = true
-		if werr := writeJSON(o.IO.Out, rep); werr != nil {
-			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
-		}
+		werr = writeCheckJSON(o.IO.Out, rep)
 	} else {
-		o.printResults(rep.Results)
+		werr = o.printResults(rep.Results)
+	}
+	if werr != nil {
+		// The verdict did not reach its reader: exit 1, as for --json, and
+		// say what the verdict was.
+		verdict := "healthy"
+		if err != nil {
+			verdict = describe(err)
+		}
+		return fmt.Errorf("%w: stdout: %v (the check's verdict: %s)", fetch.ErrOutput, werr, verdict)
 	}
 	return err
 }
 
-// wordFailures names the flags in r's failures (flagWords: a failed JSON
-// expectation is "--expect-json EXPR ..."); the rest of each failure stays
-// the fetch layer's words, with no hint added.
-func wordFailures(r *fetch.CheckResult) {
+// writeCheckJSON writes v as writeJSON does, with DEL and the C1 controls
+// (U+0080-U+009F, which some terminals act on) escaped too: encoding/json
+// leaves them raw, and server text in a failure must not reach a terminal
+// or a CI log raw from --json either. They can only occur inside strings,
+// where \u escapes mean the same.
+func writeCheckJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v); err != nil {
+		return err
+	}
+	b := buf.Bytes()
+	if bytes.IndexFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) >= 0 {
+		var out bytes.Buffer
+		for _, r := range string(b) {
+			if r >= 0x7f && r <= 0x9f {
+				fmt.Fprintf(&out, `\u%04x`, r)
+				continue
+			}
+			out.WriteRune(r)
+		}
+		b = out.Bytes()
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// wordFailures names the flags in r's failures (see word).
+func (w checkWords) wordFailures(r *fetch.CheckResult) {
 	if len(r.Failures) != len(r.Failed) {
 		return // not one error per failure: keep the layer's words
 	}
 	for k, f := range r.Failures {
-		r.Failed[k] = flagWords(f)
+		r.Failed[k] = w.word(f)
 	}
 }
 
@@ -254,15 +416,17 @@ func (o *CheckOptions) writeUsageReport(err error) {
 	_ = writeJSON(o.IO.Out, fetch.CheckReport{Results: []fetch.CheckResult{}, Error: &msg, ExitCode: ExitCode(err)})
 }
 
-// printResults writes one line per URL: verdict, URL, status, latency and
-// the failed expectations in words.
-func (o *CheckOptions) printResults(results []fetch.CheckResult) {
-	green, red := paint(o.Color, color.FgGreen, color.Bold), paint(o.Color, color.FgRed, color.Bold)
+// printResults writes one line per URL: verdict, URL, status, latency,
+// attempts, the time to the verdict and the failed expectations in words.
+// stdout is for scripts and CI logs: no colour (--color is stderr's), and
+// what came from outside (the server's words in a failure) escaped as on
+// stderr, so a body cannot forge a workflow command or drive a terminal.
+func (o *CheckOptions) printResults(results []fetch.CheckResult) error {
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	for _, r := range results {
-		verdict := green.Sprint("healthy")
+		verdict := "healthy"
 		if !r.Healthy {
-			verdict = red.Sprint("unhealthy")
+			verdict = "unhealthy"
 		}
 		status, latency := "-", "-"
 		if r.Status != nil {
@@ -271,11 +435,12 @@ func (o *CheckOptions) printResults(results []fetch.CheckResult) {
 		if r.LatencyMS != nil {
 			latency = fmt.Sprintf("%dms", *r.LatencyMS)
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d attempt%s", verdict, r.URL, status, latency, r.Attempts, plural(r.Attempts))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d attempt%s\tafter %s", verdict, printable(r.URL), status, latency,
+			r.Attempts, plural(r.Attempts), FormatDuration(time.Duration(r.ElapsedMS)*time.Millisecond))
 		if len(r.Failed) > 0 {
-			line += "\t" + strings.Join(r.Failed, "; ")
+			line += "\t" + printable(strings.Join(r.Failed, "; "))
 		}
 		fmt.Fprintln(tw, line)
 	}
-	tw.Flush()
+	return tw.Flush()
 }

@@ -356,21 +356,23 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	}
 }
 
-func TestCheckColorOnlyOnATerminal(t *testing.T) {
+// TestCheckResultLinesNeverColored: --color is stderr's (README); check's
+// result lines on stdout are for scripts and CI logs, plain even on a
+// terminal and with --color always.
+func TestCheckResultLinesNeverColored(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	defer srv.Close()
 	for _, tc := range []struct {
 		tty  bool
-		env  map[string]string
-		want bool
-	}{{true, nil, true}, {false, nil, false}, {true, map[string]string{"NO_COLOR": "1"}, false}} {
-		f, out, _ := testFactory(tc.env)
-		f.IO.OutTTY = tc.tty
-		if code := Run(context.Background(), f, []string{"check", srv.URL}); code != 0 {
+		args []string
+	}{{true, nil}, {false, nil}, {true, []string{"--color", "always"}}, {false, []string{"--color", "always"}}} {
+		f, out, _ := testFactory(nil)
+		f.IO.OutTTY, f.IO.ErrTTY = tc.tty, tc.tty
+		if code := Run(context.Background(), f, append(append([]string{"check"}, tc.args...), srv.URL)); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		if got := strings.Contains(out.String(), "\x1b["); got != tc.want || !strings.Contains(out.String(), "healthy") {
-			t.Errorf("tty=%v env=%v: color %v, want %v: %q", tc.tty, tc.env, got, tc.want, out.String())
+		if strings.Contains(out.String(), "\x1b[") || !strings.HasPrefix(out.String(), "healthy ") {
+			t.Errorf("tty=%v %v: stdout %q", tc.tty, tc.args, out.String())
 		}
 	}
 }

@@ -116,7 +116,7 @@ func TestCheckFailuresInTheFlagsWords(t *testing.T) {
 	je := &fetch.JSONExpectationError{Expr: ".ok", Yielded: "false"}
 	status := errors.New("status 503 not in 2xx")
 	r := fetch.CheckResult{Failed: []string{status.Error(), je.Error()}, Failures: []error{status, je}}
-	wordFailures(&r)
+	checkWords{}.wordFailures(&r)
 	if want := []string{"status 503 not in 2xx", "--expect-json .ok yielded false, not true"}; strings.Join(r.Failed, "|") != strings.Join(want, "|") {
 		t.Errorf("failed = %q, want %q", r.Failed, want)
 	}
@@ -173,7 +173,7 @@ func TestMessagesNameTheVariable(t *testing.T) {
 		{home("REFETCH_WAIT", "-1s"), "invalid REFETCH_WAIT=-1s: must not be negative"},
 		{home("REFETCH_MAX_LATENCY", "-1s"), "invalid REFETCH_MAX_LATENCY=-1s: must not be negative"},
 		{home("REFETCH_EXPECT_JSON", ".["), `invalid REFETCH_EXPECT_JSON=".["`},
-		{home("REFETCH_EXPECT_STATUS", "abc"), "invalid REFETCH_EXPECT_STATUS: "},
+		{home("REFETCH_EXPECT_STATUS", "abc"), `invalid REFETCH_EXPECT_STATUS="abc": want a code`},
 		{home("REFETCH_EXPECT_BODY", "("), "invalid REFETCH_EXPECT_BODY: "},
 		{home("REFETCH_EXPECT_HEADER", "NoColon"), `invalid REFETCH_EXPECT_HEADER "NoColon"`},
 	}

@@ -30,7 +30,7 @@ var ExitCodes = []ExitCodeInfo{
 	{ExitOK, "", "ok", map[string]string{"fetch": "ok (also a stale response or fallback served)", "check": "healthy",
 		"probe": "the probe finished (whatever the endpoint did)"},
 		"success; also when a stale response or a fallback was served (stderr says so)", nil},
-	{ExitInternal, "internal", "internal error", nil,
+	{ExitInternal, "internal", "internal error", map[string]string{"check": "internal error (stdout unusable)"},
 		"unexpected internal error (including a local write failure such as a full disk)", nil},
 	{ExitUsage, "usage", "usage", nil,
 		"usage error: bad flag value, missing or malformed URL, unsupported scheme, unreadable `@file`, `-o` into a missing or unwritable directory", nil},

@@ -411,22 +411,22 @@ func TestCheckPlan(t *testing.T) {
 					t.Errorf("MaxTime %v, want the shorter 10s", p.policy.MaxTime)
 				}
 			}},
-		{name: "1 MiB bodies unless --max-size", env: home, args: []string{u, "http://other.test/"},
+		{name: "1 MiB kept for body expectations unless --max-size; no bound on bodies", env: home, args: []string{u, "http://other.test/"},
 			check: func(t *testing.T, p *resolvedCheck, stderr string) {
-				if len(p.reqs) != 2 || p.reqs[0].MaxSize != 1<<20 || p.reqs[1].MaxSize != 1<<20 {
-					t.Errorf("requests %+v", p.reqs)
+				if len(p.reqs) != 2 || p.reqs[0].MaxSize != 0 || p.reqs[1].MaxSize != 0 || p.bodyLimit != 1<<20 {
+					t.Errorf("requests %+v, body limit %d", p.reqs, p.bodyLimit)
 				}
 			}},
 		{name: "--max-size 0: no bound", env: home, args: []string{"--max-size", "0", u},
 			check: func(t *testing.T, p *resolvedCheck, stderr string) {
-				if p.reqs[0].MaxSize != 0 {
-					t.Errorf("MaxSize %d", p.reqs[0].MaxSize)
+				if p.reqs[0].MaxSize != 0 || p.bodyLimit != 0 {
+					t.Errorf("MaxSize %d, body limit %d", p.reqs[0].MaxSize, p.bodyLimit)
 				}
 			}},
 		{name: "--max-size 5K", env: home, args: []string{"--max-size", "5K", u},
 			check: func(t *testing.T, p *resolvedCheck, stderr string) {
-				if p.reqs[0].MaxSize != 5<<10 {
-					t.Errorf("MaxSize %d", p.reqs[0].MaxSize)
+				if p.reqs[0].MaxSize != 5<<10 || p.bodyLimit != 5<<10 {
+					t.Errorf("MaxSize %d, body limit %d", p.reqs[0].MaxSize, p.bodyLimit)
 				}
 			}},
 		{name: "the expectations", env: home,

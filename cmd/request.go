@@ -36,8 +36,8 @@ type RequestFlags struct {
 	names flagNames
 }
 
-// register adds the request flags; check sends no body and reads at most
-// 1 MiB unless --max-size says otherwise.
+// register adds the request flags; check sends no body and keeps at most
+// 1 MiB of it for its body expectations unless --max-size says otherwise.
 func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 	if check {
 		fs.StringVarP(&r.Method, "method", "X", "", "request method (default GET)")
@@ -54,7 +54,7 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.StringVar(&r.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
 	fs.IntVar(&r.MaxRedirs, "max-redirs", 10, "most redirects followed")
 	if check {
-		fs.StringVar(&r.MaxSize, "max-size", "", "largest body read, e.g. 10M (default 1M for check; 0: no bound)")
+		fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M, and the most kept for --expect-body and --expect-json (default: any body, 1M kept; 0: no bound)")
 	} else {
 		fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M (default and 0: no bound)")
 	}

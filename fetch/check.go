@@ -1,13 +1,14 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,13 +17,25 @@ import (
 	"github.com/refetch/refetch/resilience"
 )
 
-// Observation is what one health-check attempt saw.
+// Observation is what one health-check attempt saw. It holds only what
+// the expectations need: the body only when a body expectation looks at
+// it, and then at most the body bound, so a check's memory does not grow
+// with its answers.
 type Observation struct {
-	Status  int
-	Header  http.Header
-	Body    []byte
-	Latency time.Duration
-	Err     error
+	Status int
+	// Header is the response header as the server sent it (sentHeader).
+	Header http.Header
+	// Body is the decoded body, kept for body expectations only.
+	Body []byte
+	// BodyErr says why the body expectations cannot look at the body
+	// (a *BodyLimitError); nil when they can.
+	BodyErr error
+	// Received is the body bytes received, before decoding.
+	Received int64
+	Latency  time.Duration
+	// Err is set when no whole answer came: a *NoAnswerError, or a body
+	// over Request.MaxSize.
+	Err error
 }
 
 // HeaderExpectation requires a response header to match a pattern.
@@ -44,12 +57,17 @@ type Expectations struct {
 	MaxLatency time.Duration
 }
 
-// ParseHeaderExpectation parses a header expectation, 'Name: REGEX'.
+// ParseHeaderExpectation parses a header expectation, 'Name: REGEX'. The
+// name must be a header token (RFC 9110): no header with another name can
+// ever come, so such an expectation could never pass.
 func ParseHeaderExpectation(s string) (HeaderExpectation, error) {
 	name, pattern, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
 	if !ok || name == "" {
 		return HeaderExpectation{}, fmt.Errorf("%q: want 'Name: REGEX'", s)
+	}
+	if !isToken(name) {
+		return HeaderExpectation{}, fmt.Errorf("%q: the name %q is not a header name (one token of letters, digits and !#$%%&'*+-.^_`|~), so no header could match it", s, name)
 	}
 	re, err := regexp.Compile(strings.TrimSpace(pattern))
 	if err != nil {
@@ -70,17 +88,18 @@ func CompileJQ(expr string) (*gojq.Code, error) {
 // Evaluate returns the failed expectations of o, each one error of one
 // line; none means healthy. A failed JSON expectation is a
 // *JSONExpectationError. No failure wraps another error: a check retries
-// them all alike.
+// them all alike. Text from the server in a failure is bounded and quoted.
 func (e *Expectations) Evaluate(ctx context.Context, o Observation) []error {
-	if o.Err != nil {
-		return []error{errors.New("no answer: " + Redact(o.Err.Error()))}
-	}
 	var failed []error
-	if !e.Status.Contains(o.Status) {
+	if o.Status != 0 && !e.Status.Contains(o.Status) {
 		failed = append(failed, fmt.Errorf("status %d not in %s", o.Status, e.StatusText))
 	}
+	if o.Err != nil {
+		// No whole answer: what came is not judged further.
+		return append(failed, o.Err)
+	}
 	if e.MaxLatency > 0 && o.Latency > e.MaxLatency {
-		failed = append(failed, fmt.Errorf("latency %s over %s", o.Latency.Round(time.Millisecond), e.MaxLatency))
+		failed = append(failed, fmt.Errorf("latency %s over %s", roundMS(o.Latency), e.MaxLatency))
 	}
 	for _, h := range e.Headers {
 		values := o.Header.Values(h.Name)
@@ -92,11 +111,14 @@ func (e *Expectations) Evaluate(ctx context.Context, o Observation) []error {
 		case len(values) == 0:
 			failed = append(failed, fmt.Errorf("header %s missing", h.Name))
 		case !matched:
-			failed = append(failed, fmt.Errorf("header %s: %q does not match /%s/", h.Name, RedactHeader(h.Name, values[0]), h.Re))
+			failed = append(failed, fmt.Errorf("header %s: %q does not match /%s/", h.Name, excerpt(RedactHeader(h.Name, values[0]), 80), h.Re))
 		}
 	}
+	if (e.Body != nil || e.JSON != nil) && o.BodyErr != nil {
+		return append(failed, o.BodyErr)
+	}
 	if e.Body != nil && !e.Body.Match(o.Body) {
-		failed = append(failed, fmt.Errorf("body does not match /%s/", e.Body))
+		failed = append(failed, bodyMismatch(e.Body, o.Body))
 	}
 	if e.JSON != nil {
 		if err := e.evalJSON(ctx, o.Body); err != nil {
@@ -106,9 +128,26 @@ func (e *Expectations) Evaluate(ctx context.Context, o Observation) []error {
 	return failed
 }
 
+// bodyMismatch says that body does not match re, and what the body was:
+// its start, quoted (control characters escaped), and its size. A pattern
+// anchored with $ against a body that ends with a newline (a common
+// "ok\n") gets the line-mode hint.
+func bodyMismatch(re *regexp.Regexp, body []byte) error {
+	msg := fmt.Sprintf("body does not match /%s/: the body is %q", re, excerpt(Redact(string(body)), 80))
+	if len(body) > 80 {
+		msg += fmt.Sprintf(" (%s in all)", FormatBytes(int64(len(body))))
+	}
+	pat := re.String()
+	if bytes.HasSuffix(body, []byte("\n")) && strings.Contains(pat, "$") && !strings.HasPrefix(pat, "(?m)") {
+		msg += fmt.Sprintf("; the body ends with a newline: /(?m)%s/ matches line by line", pat)
+	}
+	return errors.New(msg)
+}
+
 // evalJSON runs the jq expression on the body: every value it yields must
-// be true, and it must yield at least one. Its failure is a
-// *JSONExpectationError.
+// be true, and it must yield at least one (halt, which stops it without a
+// value, yields none). Its failure is a *JSONExpectationError, whose text
+// from jq is bounded.
 func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
@@ -121,17 +160,17 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 		if !ok {
 			break
 		}
-		n++
 		if err, isErr := out.(error); isErr {
 			var halt *gojq.HaltError
 			if errors.As(err, &halt) && halt.Value() == nil {
 				break
 			}
-			return &JSONExpectationError{Expr: e.JSONText, Problem: err.Error()}
+			return &JSONExpectationError{Expr: e.JSONText, Problem: excerpt(err.Error(), 160)}
 		}
+		n++
 		if out != true {
 			b, _ := gojq.Marshal(out)
-			return &JSONExpectationError{Expr: e.JSONText, Yielded: truncate(string(b), 80)}
+			return &JSONExpectationError{Expr: e.JSONText, Yielded: excerpt(string(b), 80)}
 		}
 	}
 	if n == 0 {
@@ -140,31 +179,50 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 	return nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // CheckConfig is everything a health check needs: check is the twin of
 // Run, with expectations in place of a sink and no fallback.
 type CheckConfig struct {
 	Requests []*Request
 	// Policy is used as given (check sets RetryUnsafe: a probe is always
-	// safe to repeat).
+	// safe to repeat), except that Timeout is applied by the check itself,
+	// so that it can say which limit ended an attempt. With MaxTime, a
+	// Retry-After beyond the time left is waited only until the last
+	// chance (Policy.LastChance) before the end: a gate polls until its
+	// own deadline, whatever the server's maintenance page says.
 	Policy resilience.Policy
 	Expect *Expectations
+	// BodyLimit bounds the body kept for the body expectations, after
+	// decoding (0: none); a longer body fails them, saying so. Without
+	// body expectations the body is read and dropped, whatever its size
+	// (Request.MaxSize, when set, still bounds every body).
+	BodyLimit int64
+	// Stable is how many healthy answers in a row make a URL healthy
+	// (0 and 1: the first). A failed answer starts the count again.
+	Stable int
+	// HonourRetryOn makes a status that is neither expected nor in
+	// Policy.RetryOn final, as in fetch; otherwise every failure is
+	// retried (a service that is starting may answer anything).
+	HonourRetryOn bool
+	// MinInterval is the least time from the end of one attempt to the
+	// start of the next, whatever the backoff says (a --delay 0 would
+	// otherwise poll as fast as the server answers).
+	MinInterval time.Duration
 	// Breaker returns the breaker of a request, nil for none; it is called
 	// once per request, and each breaker is used by one goroutine.
 	Breaker func(*Request) *resilience.Breaker
 	// Hooks: OnRequest, OnResponse, OnRedirect and OnTrace are used.
 	Hooks Hooks
 	// OnRetry, if set, is called before each wait, with the URL being
-	// checked (redacted).
-	OnRetry  func(url string, info resilience.RetryInfo)
-	Clock    resilience.Clock
-	NewTimer func() resilience.Timer
+	// checked (redacted). Its RetryAfter is the server's, even when the
+	// wait was cut to the time left.
+	OnRetry func(url string, info resilience.RetryInfo)
+	// OnWaiting, if set, is called every WaitingEvery while an attempt has
+	// no whole answer, with how long it has run and how far it has got.
+	// It is called from another goroutine than OnRetry.
+	OnWaiting    func(url string, n int, after time.Duration, stage string)
+	WaitingEvery time.Duration
+	Clock        resilience.Clock
+	NewTimer     func() resilience.Timer
 }
 
 // CheckResult is the outcome for one URL (also its --json form).
@@ -176,6 +234,9 @@ type CheckResult struct {
 	// Failed says in words why the URL is unhealthy: Failures' messages.
 	Failed   []string `json:"failed"`
 	Attempts int      `json:"attempts"`
+	// ElapsedMS is the time from the start of the check to the URL's
+	// verdict: time to healthy, or until the check gave up.
+	ElapsedMS int64 `json:"elapsed_ms"`
 	// Failures are the failures Failed words, in its order, as errors, for
 	// a caller that words them itself (the command layer names its flags).
 	Failures []error `json:"-"`
@@ -231,11 +292,13 @@ func Check(ctx context.Context, cfg CheckConfig) CheckReport {
 	return rep
 }
 
-// expectationError is an attempt whose answer failed expectations; raw is
-// the answer, so the breaker still sees what the server did.
+// expectationError is an attempt whose answer failed expectations (or was
+// healthy but not yet Stable in a row: notStable); raw is the answer, so
+// the breaker still sees what the server did.
 type expectationError struct {
-	failed []error
-	raw    resilience.Attempt
+	failed    []error
+	raw       resilience.Attempt
+	notStable bool
 }
 
 func (e *expectationError) Error() string {
@@ -250,11 +313,24 @@ func (e *expectationError) Error() string {
 // errors.As; none of them wraps an error of its own (see Evaluate).
 func (e *expectationError) Unwrap() []error { return e.failed }
 
-// classifyCheck is check's resilience.ClassifyFunc: every failure is
-// retryable (a service that is coming up may refuse, 404 or fail TLS for a
-// while) except a cancellation; the breaker effect is the one the raw
-// answer would have had.
-func classifyCheck(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
+// AttemptFailures returns the failures of one attempt of a check, as the
+// error a retry reports (resilience.RetryInfo.Err) holds them; nil for any
+// other error.
+func AttemptFailures(err error) []error {
+	var ee *expectationError
+	if errors.As(err, &ee) {
+		return ee.failed
+	}
+	return nil
+}
+
+// classify is check's resilience.ClassifyFunc: every failure is retryable
+// (a service that is coming up may refuse, 404 or fail TLS for a while)
+// except a cancellation and, with HonourRetryOn, a status neither expected
+// nor retried; the breaker effect is the one the raw answer would have
+// had. A healthy answer not yet Stable in a row is retried and counts as
+// the success it is.
+func (cfg *CheckConfig) classify(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
 	if errors.Is(a.Err, context.Canceled) {
 		return resilience.Verdict{Kind: resilience.Cancelled, Err: a.Err}
 	}
@@ -262,10 +338,16 @@ func classifyCheck(method string, a resilience.Attempt, p resilience.Policy) res
 	if !errors.As(a.Err, &ee) {
 		return resilience.Verdict{Kind: resilience.Success, Breaker: resilience.CountSuccess}
 	}
+	if ee.notStable {
+		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.CountSuccess, Err: a.Err}
+	}
 	raw := Classify(method, ee.raw, p)
 	effect := raw.Breaker
 	if raw.Kind == resilience.Success {
 		effect = resilience.Ignore
+	}
+	if s := ee.raw.Status; cfg.HonourRetryOn && s != 0 && !cfg.Expect.Status.Contains(s) && !p.RetryOn.Contains(s) {
+		return resilience.Verdict{Kind: resilience.Permanent, Breaker: effect, Err: a.Err}
 	}
 	return resilience.Verdict{Kind: resilience.Retryable, Breaker: effect, Err: a.Err}
 }
@@ -276,11 +358,28 @@ type checkAttempt struct {
 	failed []error
 }
 
-// errNotHealthyInTime is the failure of a check whose time ran out.
-var errNotHealthyInTime = errors.New("not healthy before the time ran out")
+func (a checkAttempt) text() string {
+	msgs := make([]string, len(a.failed))
+	for i, f := range a.failed {
+		msgs[i] = f.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
 
-func checkOne(ctx context.Context, cfg CheckConfig, req *Request) CheckResult {
-	res := CheckResult{URL: RedactURL(req.URL), Failed: []string{}}
+// cutEarly reports an attempt the end of the check cut off before it had
+// even connected: it says nothing about the service.
+func (a checkAttempt) cutEarly() bool {
+	var na *NoAnswerError
+	return errors.As(a.obs.Err, &na) && na.Limit == LimitRunEnd && !na.Connected
+}
+
+// checkOne checks one URL. What it keeps across attempts is bounded: the
+// last attempt (its body dropped once judged) and a summary of the
+// earlier failures, so a long --wait does not grow its memory.
+func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResult) {
+	start := clockNow(cfg.Clock)
+	res = CheckResult{URL: RedactURL(req.URL), Failed: []string{}}
+	defer func() { res.ElapsedMS = clockNow(cfg.Clock).Sub(start).Milliseconds() }()
 	client, err := NewClient(req)
 	if err != nil {
 		res.fail(err)
@@ -295,81 +394,196 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) CheckResult {
 	if cfg.Breaker != nil {
 		breaker = cfg.Breaker(req)
 	}
+	policy := cfg.Policy
+	ob := &observer{client: client, req: wireRequest(req), hooks: cfg.Hooks, clock: cfg.Clock,
+		keepBody: cfg.Expect.Body != nil || cfg.Expect.JSON != nil, bodyLimit: cfg.BodyLimit,
+		timeout: policy.Timeout, maxLatency: cfg.Expect.MaxLatency, every: cfg.WaitingEvery}
+	if cfg.OnWaiting != nil {
+		ob.onWaiting = func(n int, after time.Duration, stage string) { cfg.OnWaiting(res.URL, n, after, stage) }
+	}
+	// The observer bounds each attempt itself, so that it can say which
+	// limit ended it.
+	policy.Timeout = 0
+	var deadline time.Time
+	if policy.MaxTime > 0 {
+		// At or before the executor's own deadline, which starts later.
+		deadline = start.Add(policy.MaxTime)
+	}
 	// The executor calls the attempt on this goroutine: no locking needed.
-	var seen []checkAttempt
-	ex := &resilience.Executor{Policy: cfg.Policy, Classify: classifyCheck, Breaker: breaker,
+	var (
+		sent      int
+		last      *checkAttempt
+		earlier   EarlierFailures
+		inARow    int
+		lastEnd   time.Time
+		serverRA  = time.Duration(-1) // the last attempt's Retry-After, -1 if none
+		lastState resilience.Attempt
+	)
+	ex := &resilience.Executor{Policy: policy, Classify: cfg.classify, Breaker: breaker,
 		Clock: cfg.Clock, NewTimer: cfg.NewTimer}
 	if cfg.OnRetry != nil {
-		ex.OnRetry = func(info resilience.RetryInfo) { cfg.OnRetry(res.URL, info) }
+		ex.OnRetry = func(info resilience.RetryInfo) {
+			if serverRA >= 0 {
+				info.RetryAfter = serverRA
+			}
+			cfg.OnRetry(res.URL, info)
+		}
 	}
 	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
-		obs := observe(actx, client, req, n, cfg.Hooks, cfg.Clock)
+		if err := cfg.pace(actx, lastEnd); err != nil {
+			return resilience.Attempt{Err: err}
+		}
+		sent++
+		obs := ob.observe(actx, n)
+		lastEnd = clockNow(cfg.Clock)
 		failed := cfg.Expect.Evaluate(actx, obs)
-		seen = append(seen, checkAttempt{obs: obs, failed: failed})
-		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: obs.Err}
+		obs.Body = nil // judged: not kept
+		cur := &checkAttempt{obs: obs, failed: failed}
+		switch {
+		case cur.cutEarly() && last != nil:
+			// Cut off before it connected: the attempt before says more.
+		default:
+			if last != nil && len(last.failed) > 0 {
+				earlier.add(last.text(), last.failed)
+			}
+			last = cur
+		}
+		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err)}
+		serverRA = -1
+		if ra, ok := resilience.ParseRetryAfter(obs.Header.Get("Retry-After"), lastEnd); ok && obs.Header != nil {
+			serverRA = ra
+			if !deadline.IsZero() {
+				a.Header = clampRetryAfter(obs.Header, ra, deadline.Sub(lastEnd)-policy.LastChance)
+			}
+		}
+		lastState = a
 		if len(failed) > 0 {
+			inARow = 0
 			a.Err = &expectationError{failed: failed, raw: a}
+			return a
+		}
+		if inARow++; inARow < cfg.Stable {
+			a.Err = &expectationError{failed: []error{&NotStableError{Have: inARow, Want: cfg.Stable}}, raw: a, notStable: true}
+			last.failed = a.Err.(*expectationError).failed
 		}
 		return a
 	})
-	res.Attempts = len(tr.Attempts)
-	// Report the last attempt the run did not cut off: an attempt ended by
-	// --wait or a signal says nothing about the service.
-	var last checkAttempt
-	for i := len(tr.Attempts) - 1; i >= 0 && i < len(seen); i-- {
-		if !errors.Is(tr.Attempts[i].Err, context.Canceled) {
-			last = seen[i]
-			break
+	res.Attempts = sent
+	if last != nil {
+		if s := last.obs.Status; s != 0 {
+			res.Status = &s
+		}
+		if last.obs.Status != 0 || last.obs.Err != nil {
+			ms := roundMS(last.obs.Latency).Milliseconds()
+			res.LatencyMS = &ms
 		}
 	}
 	if runErr == nil {
 		res.Healthy = true
-	} else {
-		res.Err = runErr
+		return res
+	}
+	res.Err = runErr
+	if last != nil {
 		for _, f := range last.failed {
 			res.fail(f)
 		}
-		switch {
-		case errors.Is(runErr, resilience.ErrDeadline):
-			res.fail(errNotHealthyInTime)
-		case errors.Is(runErr, resilience.ErrCircuitOpen), errors.Is(runErr, resilience.ErrRateLimited):
-			res.fail(runErr)
-		}
-		if len(res.Failed) == 0 {
-			res.fail(runErr)
-		}
 	}
-	if last.obs.Status != 0 {
-		s := last.obs.Status
-		res.Status = &s
+	// The earlier failures, when some differ from the last: a service
+	// that refused, then hung, is not one that only hung.
+	differ := earlier.Other > 0
+	for i := range earlier.Kinds {
+		earlier.Kinds[i].Same = last != nil && earlier.Kinds[i].Failure == last.text()
+		differ = differ || !earlier.Kinds[i].Same
 	}
-	if last.obs.Status != 0 || last.obs.Err != nil {
-		ms := last.obs.Latency.Milliseconds()
-		res.LatencyMS = &ms
+	if differ {
+		res.fail(&earlier)
+	}
+	end := endOf(runErr, tr, policy, lastState.Status)
+	switch {
+	case end != nil:
+		res.fail(end)
+	case errors.Is(runErr, resilience.ErrCircuitOpen), len(res.Failed) == 0:
+		res.fail(runErr)
 	}
 	return res
 }
 
-// observe sends one health-check request and reads the whole body
-// (bounded), whatever the status, so expectations can look at it.
-func observe(ctx context.Context, client *http.Client, req *Request, n int, hooks Hooks, clock resilience.Clock) Observation {
-	start := clockNow(clock)
-	resp, err := req.send(ctx, client, n, hooks)
-	if err != nil {
-		return Observation{Err: err, Latency: clockNow(clock).Sub(start)}
+// endOf says why a run that ended unhealthy stopped, when its last
+// attempt's failures do not: the time ran out, the attempts ran out with
+// time left, the breaker opened, a Retry-After too long, a status not
+// retried. Nil when there is nothing more to say (a run of -n attempts
+// that used them all, a signal).
+func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus int) *CheckEndError {
+	var re *resilience.RunError
+	if !errors.As(runErr, &re) {
+		return nil
 	}
-	defer resp.Body.Close()
-	var src io.Reader = resp.Body
-	if req.MaxSize > 0 {
-		src = io.LimitReader(resp.Body, req.MaxSize+1)
+	e := &CheckEndError{Attempts: len(tr.Attempts), Limit: p.MaxTime}
+	if p.MaxTime > 0 && tr.Elapsed < p.MaxTime {
+		e.Left = p.MaxTime - tr.Elapsed
 	}
-	body, err := io.ReadAll(src)
-	o := Observation{Status: resp.StatusCode, Header: resp.Header, Body: body, Latency: clockNow(clock).Sub(start)}
 	switch {
-	case err != nil:
-		o.Err = err
-	case req.MaxSize > 0 && int64(len(body)) > req.MaxSize:
-		o.Err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, req.MaxSize)
+	case errors.Is(re.Class, resilience.ErrDeadline):
+		e.Reason, e.Left = EndTimeUp, 0
+	case re.Reason == resilience.ReasonBreakerOpened:
+		e.Reason = EndBreakerOpened
+	case errors.Is(re.Class, resilience.ErrRateLimited):
+		e.Reason, e.RetryAfter, e.MaxRetryAfter = EndRetryAfter, re.RetryAfter, p.MaxRetryAfter
+	case errors.Is(re.Class, resilience.ErrPermanent) && lastStatus != 0:
+		e.Reason, e.Status = EndNotRetried, lastStatus
+	case errors.Is(re.Class, resilience.ErrRetriesExhausted) && e.Left > 0:
+		e.Reason = EndAttempts
+	default:
+		return nil
 	}
-	return o
+	return e
+}
+
+// rawErr is what the transport said of an attempt without a whole answer,
+// for classifying its effect on the breaker.
+func rawErr(err error) error {
+	var na *NoAnswerError
+	if errors.As(err, &na) && na.Err != nil && na.Limit == LimitNone {
+		return na.Err
+	}
+	if na != nil {
+		return &resilience.TimeoutError{After: na.After, Err: context.DeadlineExceeded}
+	}
+	return err
+}
+
+// clampRetryAfter returns h with its Retry-After cut to left (whole
+// seconds, at least 0) when the server's ra is longer: the executor then
+// waits until the check's last chance instead of giving up at once.
+func clampRetryAfter(h http.Header, ra, left time.Duration) http.Header {
+	if ra <= left {
+		return h
+	}
+	c := h.Clone()
+	c.Set("Retry-After", strconv.FormatInt(int64(max(left, 0)/time.Second), 10))
+	return c
+}
+
+// pace waits, before an attempt, until MinInterval has passed since the
+// end of the previous one (lastEnd; zero for the first).
+func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) error {
+	if cfg.MinInterval <= 0 || lastEnd.IsZero() {
+		return nil
+	}
+	gap := cfg.MinInterval - clockNow(cfg.Clock).Sub(lastEnd)
+	if gap <= 0 {
+		return nil
+	}
+	t := resilience.NewRealTimer()
+	if cfg.NewTimer != nil {
+		t = cfg.NewTimer()
+	}
+	t.Start(gap)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

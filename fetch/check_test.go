@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refetch/refetch/resilience"
 )
@@ -185,10 +187,10 @@ func TestCheckOne(t *testing.T) {
 			healthy:  true, attempts: 3, status: 200, waits: []time.Duration{time.Second, 2 * time.Second}},
 		{name: "a body over the size bound is no answer",
 			handlers: []http.HandlerFunc{reply200("0123456789")}, maxSize: 4,
-			failed: []string{"no answer: body exceeds the size limit (4 bytes)"}, attempts: 3, status: 200},
+			failed: []string{"body exceeds the size limit: Content-Length 10 > 4"}, attempts: 3, status: 200},
 		{name: "rate limited beyond the longest wait",
 			handlers: []http.HandlerFunc{replyStatus(429, "", "Retry-After", "3600")},
-			failed:   []string{"status 429 not in 2xx", "rate limited: server asked to retry after 1h0m0s"},
+			failed:   []string{"status 429 not in 2xx", "the server asked to retry after 1h0m0s, longer than check waits without a time limit (1m0s)"},
 			attempts: 1, status: 429, errClass: resilience.ErrRateLimited},
 		{name: "no attempt limit: only MaxTime ends it, with a last chance before the end",
 			handlers: []http.HandlerFunc{replyStatus(503, "")},
@@ -443,5 +445,286 @@ func TestCheckReportUnhealthyCount(t *testing.T) {
 	}
 	if n := (&CheckReport{}).Unhealthy(); n != 0 {
 		t.Errorf("empty report: Unhealthy() = %d", n)
+	}
+}
+
+// checkWith runs one request through Check with the fake clock.
+func checkWith(t *testing.T, h http.Handler, mod func(cfg *CheckConfig)) (CheckResult, *testClock, *sequence) {
+	t.Helper()
+	clock := newTestClock()
+	seq, _ := h.(*sequence)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.BaseContext = func(net.Listener) context.Context {
+		return context.WithValue(context.Background(), clockKey{}, clock)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	req := checkRequest(t, srv.URL+"/health")
+	req.MaxSize = 0 // as cmd builds it without --max-size
+	cfg := CheckConfig{Requests: []*Request{req}, Policy: checkPolicy(), Expect: expectStatus("2xx"),
+		BodyLimit: 1 << 20, Clock: clock, NewTimer: clock.NewTimer}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return Check(context.Background(), cfg).Results[0], clock, seq
+}
+
+// TestCheckRetryAfterCutToTheTimeLeft: under a time limit, a Retry-After
+// beyond it is waited until the last chance, then checked again; the
+// retry line still shows the server's value.
+func TestCheckRetryAfterCutToTheTimeLeft(t *testing.T) {
+	var logged []time.Duration
+	res, clock, seq := checkWith(t, &sequence{handlers: []http.HandlerFunc{replyStatus(503, "", "Retry-After", "3600"), reply200("ok")}},
+		func(cfg *CheckConfig) {
+			cfg.Policy.NoAttemptLimit, cfg.Policy.MaxTime, cfg.Policy.LastChance, cfg.Policy.MaxRetryAfter = true, time.Minute, 100*time.Millisecond, 0
+			cfg.OnRetry = func(_ string, info resilience.RetryInfo) { logged = append(logged, info.RetryAfter) }
+		})
+	if !res.Healthy || res.Attempts != 2 || seq.count() != 2 {
+		t.Fatalf("healthy %v after %d attempts; failed %q", res.Healthy, res.Attempts, res.Failed)
+	}
+	if w := clock.Waits(); len(w) != 1 || w[0] > time.Minute || w[0] < 59*time.Second {
+		t.Errorf("waits %v: want one wait that ends before the minute", w)
+	}
+	if len(logged) != 1 || logged[0] != time.Hour {
+		t.Errorf("retry lines showed Retry-After %v, want the server's 1h", logged)
+	}
+}
+
+// TestCheckBodyOnlyForBodyExpectations: a body past the bound passes
+// without a body expectation, and fails one saying why; gzip is decoded
+// for it and the headers stay as sent.
+func TestCheckBodyOnlyForBodyExpectations(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	res, _, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{reply200(big)}}, nil)
+	if !res.Healthy {
+		t.Errorf("a 2 MiB body without body expectations: failed %q", res.Failed)
+	}
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{reply200(big + "ok")}}, func(cfg *CheckConfig) {
+		cfg.Expect.Body = regexp.MustCompile("ok")
+		cfg.Policy.Attempts = 1
+	})
+	if res.Healthy || len(res.Failures) != 1 || !errors.As(res.Failures[0], new(*BodyLimitError)) {
+		t.Errorf("a 2 MiB body with --expect-body: failed %q", res.Failed)
+	}
+	gz := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "gzip" {
+			t.Errorf("Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		fmt.Fprint(zw, `{"ok": true}`)
+		zw.Close()
+	}
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{gz}}, func(cfg *CheckConfig) {
+		cfg.Expect = mustJQ(t, ".ok")
+		h, _ := ParseHeaderExpectation("Content-Encoding: ^gzip$")
+		cfg.Expect.Headers = []HeaderExpectation{h}
+	})
+	if !res.Healthy {
+		t.Errorf("gzip: failed %q", res.Failed)
+	}
+	br := replyStatus(200, "\x00\x01", "Content-Encoding", "br")
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{br}}, func(cfg *CheckConfig) {
+		cfg.Expect = mustJQ(t, ".ok")
+		cfg.Policy.Attempts = 1
+	})
+	if res.Healthy || !strings.Contains(strings.Join(res.Failed, ";"), "br-encoded") {
+		t.Errorf("br: failed %q", res.Failed)
+	}
+}
+
+// TestCheckJSONTextBounded: halt yields nothing; jq's messages and the
+// values yielded are cut, at a character boundary.
+func TestCheckJSONTextBounded(t *testing.T) {
+	long := strings.Repeat("é", 500)
+	for _, tc := range []struct {
+		expr, body, want string
+	}{
+		{"halt", `{}`, "yielded nothing"},
+		{"true, halt", `{}`, ""},
+		{"error(.m)", `{"m": "` + long + `"}`, "error"},
+		{".m", `{"m": "` + long + `"}`, "yielded"},
+	} {
+		e := mustJQ(t, tc.expr)
+		failed := e.Evaluate(context.Background(), Observation{Status: 200, Body: []byte(tc.body)})
+		if tc.want == "" {
+			if len(failed) != 0 {
+				t.Errorf("%s: %v", tc.expr, failed)
+			}
+			continue
+		}
+		if len(failed) != 1 {
+			t.Fatalf("%s: %v", tc.expr, failed)
+		}
+		msg := failed[0].Error()
+		if !strings.Contains(msg, tc.want) || len(msg) > 300 || !utf8.ValidString(msg) {
+			t.Errorf("%s: %d bytes, valid UTF-8 %v: %q", tc.expr, len(msg), utf8.ValidString(msg), msg)
+		}
+	}
+}
+
+func TestExcerptKeepsCharactersWhole(t *testing.T) {
+	for n := 0; n < 12; n++ {
+		got := excerpt("aé€😀bcdefgh", n)
+		if !utf8.ValidString(got) || len(strings.TrimSuffix(got, "…")) > n {
+			t.Errorf("excerpt(…, %d) = %q", n, got)
+		}
+	}
+	if excerpt("short", 10) != "short" {
+		t.Error("a short string was cut")
+	}
+}
+
+// TestCheckLatencyRounding: the latency reported and the latency in the
+// message are one rounding of one measure.
+func TestCheckLatencyRounding(t *testing.T) {
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		r.Context().Value(clockKey{}).(*testClock).Advance(1600 * time.Microsecond)
+		fmt.Fprint(w, "ok")
+	}
+	res, _, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{slow}}, func(cfg *CheckConfig) {
+		cfg.Expect.MaxLatency = time.Millisecond
+		cfg.Policy.Attempts = 1
+	})
+	if res.LatencyMS == nil || *res.LatencyMS != 2 || !strings.Contains(strings.Join(res.Failed, ";"), "latency 2ms over 1ms") {
+		t.Errorf("latency %v ms, failed %q", res.LatencyMS, res.Failed)
+	}
+}
+
+// TestCheckAttemptLimits: --max-latency ends an attempt that hangs at the
+// bound, --timeout at its own, each saying so and how far it got.
+func TestCheckAttemptLimits(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	hangs := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+	stalls := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		fmt.Fprint(w, "hello")
+		w.(http.Flusher).Flush()
+		hangs(w, r)
+	}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		mod     func(cfg *CheckConfig)
+		limit   CheckLimit
+		want    string
+	}{
+		{"latency bound", hangs, func(cfg *CheckConfig) { cfg.Expect.MaxLatency, cfg.Policy.Timeout = 50*time.Millisecond, time.Hour },
+			LimitMaxLatency, "latency over 50ms (the latency bound), so the attempt was ended: connected to 127.0.0.1:"},
+		{"timeout", hangs, func(cfg *CheckConfig) { cfg.Policy.Timeout = 50 * time.Millisecond },
+			LimitTimeout, "no answer within the attempt's time limit (50ms): connected to 127.0.0.1:"},
+		{"stall after headers", stalls, func(cfg *CheckConfig) { cfg.Policy.Timeout = 50 * time.Millisecond },
+			LimitTimeout, "status 200 came, then the body stalled after 5 B"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{tc.handler}}, func(cfg *CheckConfig) {
+				cfg.Policy.Attempts = 1
+				tc.mod(cfg)
+			})
+			var na *NoAnswerError
+			if res.Healthy || len(res.Failures) == 0 || !errors.As(res.Failures[len(res.Failures)-1], &na) || na.Limit != tc.limit {
+				t.Fatalf("failures %q", res.Failed)
+			}
+			if joined := strings.Join(res.Failed, "; "); !strings.Contains(joined, tc.want) {
+				t.Errorf("failed %q lacks %q", joined, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckWaitingIsReported: an attempt without an answer is reported
+// while it lasts, with how far it got.
+func TestCheckWaitingIsReported(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var stages []string
+	Check(ctx, CheckConfig{Requests: []*Request{checkRequest(t, srv.URL)}, Policy: checkPolicy(), Expect: expectStatus("2xx"),
+		WaitingEvery: 20 * time.Millisecond,
+		OnWaiting: func(url string, n int, after time.Duration, stage string) {
+			mu.Lock()
+			stages = append(stages, stage)
+			mu.Unlock()
+			cancel() // one is enough
+		}})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stages) == 0 || !strings.HasPrefix(stages[0], "connected to 127.0.0.1:") || !strings.HasSuffix(stages[0], "no response headers") {
+		t.Errorf("stages %q", stages)
+	}
+}
+
+// TestCheckStableRetryOnAndPollFloor: --stable counts healthy answers in
+// a row; a status outside --retry-on (when given) is final; attempts are
+// at least MinInterval apart whatever the backoff says.
+func TestCheckStableRetryOnAndPollFloor(t *testing.T) {
+	ok, bad := reply200("ok"), replyStatus(500, "no")
+	res, _, seq := checkWith(t, &sequence{handlers: []http.HandlerFunc{ok, bad, ok, ok, ok}}, func(cfg *CheckConfig) {
+		cfg.Stable, cfg.Policy.Attempts = 3, 10
+	})
+	if !res.Healthy || seq.count() != 5 {
+		t.Errorf("stable: healthy %v after %d requests", res.Healthy, seq.count())
+	}
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{ok, bad}}, func(cfg *CheckConfig) {
+		cfg.Stable, cfg.Policy.Attempts = 2, 4
+	})
+	if res.Healthy || res.Attempts != 4 {
+		t.Errorf("flapping: healthy %v after %d attempts", res.Healthy, res.Attempts)
+	}
+	res, _, seq = checkWith(t, &sequence{handlers: []http.HandlerFunc{replyStatus(404, "")}}, func(cfg *CheckConfig) {
+		cfg.HonourRetryOn = true
+	})
+	var end *CheckEndError
+	if res.Healthy || seq.count() != 1 || !errors.As(res.Failures[len(res.Failures)-1], &end) || end.Reason != EndNotRetried {
+		t.Errorf("retry-on: %d requests, failed %q", seq.count(), res.Failed)
+	}
+	_, clock, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{bad}}, func(cfg *CheckConfig) {
+		cfg.Policy.Delay, cfg.MinInterval = 0, 100*time.Millisecond
+	})
+	for _, w := range clock.Waits() {
+		if w != 0 && w != 100*time.Millisecond {
+			t.Errorf("waits %v", clock.Waits())
+		}
+	}
+	if n := len(clock.Waits()); n < 2 {
+		t.Errorf("waits %v: the floor did not hold the attempts apart", clock.Waits())
+	}
+}
+
+// TestCheckEarlierFailuresBounded: a long run of distinct failures keeps
+// a bounded summary.
+func TestCheckEarlierFailuresBounded(t *testing.T) {
+	var e EarlierFailures
+	for i := 0; i < 1000; i++ {
+		e.add(fmt.Sprintf("failure %d", i%10), []error{fmt.Errorf("failure %d", i%10)})
+	}
+	if len(e.Kinds) != maxEarlierKinds || e.Other != 600 || len(e.Error()) > 300 {
+		t.Errorf("%d kinds, %d other: %q", len(e.Kinds), e.Other, e.Error())
+	}
+}
+
+func TestParseHeaderExpectationWantsAToken(t *testing.T) {
+	for _, s := range []string{"X Bad: .", "X(y): .", "Ünï: .", "X\x01: ."} {
+		if _, err := ParseHeaderExpectation(s); err == nil || !strings.Contains(err.Error(), "not a header name") {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	if h, err := ParseHeaderExpectation("x-ready: ^yes$"); err != nil || h.Name != "X-Ready" {
+		t.Errorf("%+v %v", h, err)
 	}
 }
