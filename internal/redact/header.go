@@ -27,7 +27,7 @@ var knownSecretHeaders = map[string]bool{
 // secretWords make a header name look like a credential's. Matched in
 // the lower-cased name, so "X-API-KEY", "Api-Key" and "x-apikey" all are.
 var secretWords = []string{
-	"auth", "token", "key", "secret", "passw", "passwd", "session", "credential", "signature", "csrf", "xsrf",
+	"auth", "token", "key", "secret", "passw", "session", "credential", "signature", "csrf", "xsrf", "cookie",
 }
 
 var (
