@@ -243,7 +243,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
 		for _, r := range recs {
-			j := breakerStatusJSON{Key: r.Key, State: r.State.String(), ConsecutiveFailures: r.ConsecutiveFailures,
+			j := breakerStatusJSON{Key: r.Key, State: r.StateName(), ConsecutiveFailures: r.ConsecutiveFailures,
 				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError,
 				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
 			j.HoldUntil, j.Holds = holdInForce(r, now)
@@ -280,7 +280,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		}
 		// Keys and errors come from outside (other machines, servers):
 		// no control character reaches the terminal or shifts a column.
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(r.Key), r.State, r.ConsecutiveFailures, opened, next, hold,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(r.Key), printable(r.StateName()), r.ConsecutiveFailures, opened, next, hold,
 			printable(last))
 	}
 	return tw.Flush()

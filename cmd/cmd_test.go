@@ -296,7 +296,9 @@ type fakeTime struct {
 }
 
 func newFakeTime() *fakeTime {
-	return &fakeTime{clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	// Near the real now: state files written on this clock expire by it
+	// (FileStore.TTL), and breaker status reads them on the real one.
+	return &fakeTime{clock: &fakeClock{now: time.Now().UTC().Truncate(time.Hour)}}
 }
 
 func (ft *fakeTime) newTimer() resilience.Timer {

@@ -69,13 +69,10 @@ type Breaker struct {
 	last Record
 	// down is set once the store failed; the breaker then steps aside.
 	down bool
-	// started is set after the first step the store answered; onSecondary
-	// says whether a FailoverStore answered it from its secondary.
-	started, onSecondary bool
+	// route is the store the run's first step was answered by (a
+	// FailoverStore's primary or secondary), which its later steps keep to.
+	route store.Route
 }
-
-// failedOver is what a FailoverStore tells of itself.
-type failedOver interface{ Failed() bool }
 
 // NewBreaker returns a breaker with settings s, or an error naming the
 // first setting that makes no sense.
@@ -181,28 +178,7 @@ type Snapshot struct {
 
 func (b *Breaker) params() store.Params {
 	return store.Params{Key: b.s.Key, Failures: b.s.Failures, Quorum: b.s.Quorum, Node: b.s.Node,
-		Identity: b.s.Identity, Reset: b.s.Reset, TrialTimeout: b.s.TrialTimeout}
-}
-
-// switchedStore reports whether the store switched to its secondary
-// since this run's first step: the run then steps aside (silently: the
-// store warned) rather than mix two stores' states, whose generations and
-// tickets mean nothing to each other.
-func (b *Breaker) switchedStore() bool {
-	fo, ok := b.s.Store.(failedOver)
-	if !ok {
-		return false
-	}
-	now := fo.Failed()
-	if !b.started {
-		b.started, b.onSecondary = true, now
-		return false
-	}
-	if now != b.onSecondary {
-		b.down = true
-		return true
-	}
-	return false
+		Identity: b.s.Identity, Reset: b.s.Reset, TrialTimeout: b.s.TrialTimeout, Route: b.route}
 }
 
 // report calls OnStateChange for a step that changed the state.
@@ -238,9 +214,8 @@ func (b *Breaker) Admit(ctx context.Context, now time.Time) (Ticket, error) {
 	case err != nil:
 		b.stepAside(err)
 		return Ticket{bypass: true}, nil
-	case b.switchedStore():
-		return Ticket{bypass: true}, nil
 	}
+	b.route = d.Route
 	b.last = d.Record
 	b.report(d)
 	switch d.Admission {
@@ -282,13 +257,10 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 		o.Hold = holdUntil.Sub(now)
 	}
 	d, err := b.s.Store.Record(ctx, b.params(), o, now)
-	switch {
-	case err != nil:
+	if err != nil {
 		if ctx.Err() == nil {
 			b.stepAside(err)
 		}
-		return
-	case b.switchedStore():
 		return
 	}
 	b.last = d.Record
@@ -297,6 +269,9 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 
 func (b *Breaker) stepAside(err error) {
 	b.down = true
+	if errors.Is(err, store.ErrRouteGone) {
+		return // the store warned: its primary is gone for this run
+	}
 	if b.s.Warn != nil {
 		b.s.Warn(fmt.Errorf("circuit breaker disabled for this run: %w", err))
 	}

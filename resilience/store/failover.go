@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,16 @@ import (
 //
 // Primary may take at most a share of the time its caller has left:
 // PrimaryShare of what remains until ctx's deadline, if ctx has one (a
-// --max-time). A primary that has not answered by then has failed, and the
-// operation is done on Secondary within the time that is left, so a hung
-// store costs a run a bounded share of its time, never its outcome.
+// --max-time). A primary that has not answered by then was too slow for
+// that caller: its run goes on with Secondary (or without a breaker, past
+// its first step) within the time that is left, so a hung store costs a
+// run a bounded share of its time, never its outcome; the next caller
+// tries Primary again (a caller with little time left says nothing of the
+// store). A real error of Primary's (refused, its own timeout, a wrong
+// password) switches the whole store to Secondary.
+//
+// A run keeps to one store (Params.Route): its first step's, as
+// Decision.Route says.
 //
 // An error met once the caller's ctx is done is the end of the run, not a
 // failure of Primary: the operation returns context.Cause(ctx), without
@@ -71,6 +79,12 @@ func storeName(s Store, fallback string) string {
 // fail switches to the secondary store, warning once.
 func (s *FailoverStore) fail(err error) {
 	s.failed.Store(true)
+	s.warn(err)
+}
+
+// warn gives the store's one warning: a process hears once that its
+// shared store is not serving it, whether it failed or was too slow.
+func (s *FailoverStore) warn(err error) {
 	s.once.Do(func() {
 		if s.Warn != nil {
 			s.Warn(&FailoverError{Primary: storeName(s.Primary, "primary"),
@@ -94,30 +108,69 @@ func primaryCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // failover runs op on Primary until Primary has failed once, then on
-// Secondary. An error of Primary's switches to Secondary, with the one
-// warning, unless ctx is done (the run ended; Primary did not fail).
+// Secondary. An error of Primary's switches to Secondary for the rest of
+// the store's life, with the one warning, unless it was only slow for
+// this caller (a SlowStoreError: the caller's time was short, Primary may
+// be fine) or ctx is done (the run ended; Primary did not fail).
 func failover[T any](ctx context.Context, s *FailoverStore, op func(context.Context, Store) (T, error)) (T, error) {
-	if !s.failed.Load() {
-		pctx, cancel := primaryCtx(ctx)
-		v, err := op(pctx, s.Primary)
-		cancel()
-		switch {
-		case err == nil:
-			return v, nil
-		case ctx.Err() != nil:
-			return v, context.Cause(ctx)
+	v, _, err := failoverRoute(ctx, s, RouteAny, op)
+	return v, err
+}
+
+// failoverRoute is failover for a run's step on route: a run keeps to the
+// store its first step used. A step for the primary once it has failed,
+// or when it is too slow for this caller, is ErrRouteGone: the run goes on
+// without a breaker. A first step (RouteAny) that the primary cannot
+// answer in time is done on the secondary, and the run keeps to it.
+func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op func(context.Context, Store) (T, error)) (T, Route, error) {
+	var zero T
+	if route == RouteSecondary {
+		v, err := op(ctx, s.Secondary)
+		return v, RouteSecondary, err
+	}
+	if s.failed.Load() {
+		if route == RoutePrimary {
+			return zero, RoutePrimary, ErrRouteGone
 		}
+		v, err := op(ctx, s.Secondary)
+		return v, RouteSecondary, err
+	}
+	pctx, cancel := primaryCtx(ctx)
+	v, err := op(pctx, s.Primary)
+	cancel()
+	var slow *SlowStoreError
+	switch {
+	case err == nil:
+		return v, RoutePrimary, nil
+	case ctx.Err() != nil:
+		return v, route, context.Cause(ctx)
+	case errors.As(err, &slow):
+		// Slow for this caller, whose time is short: only this run
+		// leaves the primary; the store may serve the next one.
+		s.warn(err)
+	default:
 		s.fail(err)
 	}
-	return op(ctx, s.Secondary)
+	if route == RoutePrimary {
+		return zero, RoutePrimary, ErrRouteGone
+	}
+	v, err = op(ctx, s.Secondary)
+	return v, RouteSecondary, err
 }
 
+// Admit implements Store, keeping to p.Route (see failoverRoute).
 func (s *FailoverStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) })
+	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) })
+	d.Route = route
+	return d, err
 }
 
+// Record implements Store, keeping to p.Route (see failoverRoute): an
+// outcome admitted by one store is never recorded in the other.
 func (s *FailoverStore) Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) (Decision, error) { return st.Record(ctx, p, o, now) })
+	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (Decision, error) { return st.Record(ctx, p, o, now) })
+	d.Route = route
+	return d, err
 }
 
 func (s *FailoverStore) List(ctx context.Context) ([]Record, error) {

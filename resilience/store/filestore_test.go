@@ -56,7 +56,7 @@ func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
 	p.Key, p.Failures = "http://example.test:80", 1
 	c.fail(p, contractNow)
 	path := store.path(p.Key) + ".json"
-	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":"exploded"}`, "null"} {
+	for _, junk := range []string{"{not json", "", `{"key":"http://example.test:80","state":42}`, "null"} {
 		if err := os.WriteFile(path, []byte(junk), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,14 @@ func TestRecordsAreForwardCompatible(t *testing.T) {
 		if v, _ := c.HGet(ctx, RedisKeyPrefix+"k", "state").Result(); v != "forced-open" {
 			t.Errorf("the unknown state became %q", v)
 		}
+		// Nor does an outcome change it; a hold is still kept.
+		d, err = s.Record(ctx, p, Outcome{Generation: 5, Effect: CountFailure, Hold: time.Minute}, contractNow)
+		if err != nil || d.Record.State != StateUnknown || d.Record.StateName() != "forced-open" || len(d.Record.Holds) != 1 {
+			t.Errorf("Record in an unknown state = %+v, %v", d.Record, err)
+		}
+		if v, _ := c.HGet(ctx, RedisKeyPrefix+"k", "state").Result(); v != "forced-open" {
+			t.Errorf("an outcome changed the unknown state to %q", v)
+		}
 	})
 	t.Run("files", func(t *testing.T) {
 		var warns []error
@@ -114,12 +123,27 @@ func TestRecordsAreForwardCompatible(t *testing.T) {
 		if recs, err := s.List(context.Background()); err != nil || len(recs) != 1 {
 			t.Errorf("List = %+v, %v", recs, err)
 		}
+		// A state this version does not know: admitted, kept by name,
+		// changed by no outcome; a hold is still kept.
+		os.WriteFile(path, []byte(`{"key":"k","state":"forced-open","consecutive_failures":0,"generation":9,"opened_at":null,"retry_at":null,"updated_at":"2026-11-27T12:00:00Z","z":1}`), 0o600)
+		if d, err := s.Admit(context.Background(), p, contractNow); err != nil || d.Corrupt || d.Admission != Admitted || d.Record.StateName() != "forced-open" {
+			t.Fatalf("Admit in an unknown state = %+v, %v, warnings %v", d, err, warns)
+		}
+		d, err = s.Record(context.Background(), p, Outcome{Generation: 9, Effect: CountFailure, Hold: time.Minute}, contractNow)
+		if err != nil || d.Record.State != StateUnknown || len(d.Record.Holds) != 1 {
+			t.Errorf("Record in an unknown state = %+v, %v", d.Record, err)
+		}
+		data, _ = os.ReadFile(path)
+		m = nil
+		if err := json.Unmarshal(data, &m); err != nil || string(m["state"]) != `"forced-open"` || string(m["z"]) != "1" {
+			t.Errorf("saved %s: the unknown state or field was lost", data)
+		}
 	})
 }
 
-// TestFileStoreExpires: a record past its expiry reads as fresh, and the
-// first step of a process removes expired state files, their lock files
-// and temporary files a crash left, but nothing alive.
+// TestFileStoreExpires: a record past its expiry reads as fresh and is not
+// listed, and the first step of a process removes expired state files and
+// their lock files, but nothing alive, and at most once an hour.
 func TestFileStoreExpires(t *testing.T) {
 	dir := t.TempDir()
 	old := &FileStore{Dir: dir, TTL: time.Hour}
@@ -131,8 +155,6 @@ func TestFileStoreExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crashed := filepath.Join(dir, ".tmp-123")
-	os.WriteFile(crashed, []byte("{"), 0o600)
 	// Age every file, as if written two hours ago.
 	past := time.Now().Add(-2 * time.Hour)
 	entries, _ := os.ReadDir(dir)
@@ -156,12 +178,20 @@ func TestFileStoreExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]bool{
-		old.path("gone") + ".json": false, old.path("gone") + ".lock": false, crashed: false,
+		old.path("gone") + ".json": false, old.path("gone") + ".lock": false,
 		old.path("kept") + ".json": true,
 	} {
 		if _, err := os.Stat(name); (err == nil) != want {
 			t.Errorf("%s exists = %v, want %v", filepath.Base(name), err == nil, want)
 		}
+	}
+	// Within the hour, the next process does not look again.
+	p.Key = "gone2"
+	old.Record(ctx, p, Outcome{Effect: CountFailure}, contractNow)
+	os.Chtimes(old.path("gone2")+".json", past, past)
+	(&FileStore{Dir: dir, TTL: time.Hour}).Admit(ctx, p, later)
+	if _, err := os.Stat(old.path("gone2") + ".json"); err != nil {
+		t.Errorf("a second process looked within the hour: %v", err)
 	}
 	// An expired record reads as fresh, even before anything removed it.
 	s := &FileStore{Dir: t.TempDir(), TTL: time.Hour}
@@ -170,6 +200,9 @@ func TestFileStoreExpires(t *testing.T) {
 	d, err := s.Admit(ctx, p, contractNow.Add(61*time.Minute))
 	if err != nil || d.Record.ConsecutiveFailures != 0 {
 		t.Errorf("after its TTL: %+v, %v", d.Record, err)
+	}
+	if recs, _ := s.List(ctx); len(recs) != 0 {
+		t.Errorf("List shows an expired record: %+v", recs)
 	}
 }
 
@@ -212,11 +245,71 @@ func TestFailoverGivesThePrimaryAShareOfTheTimeLeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	d, err := s.Admit(ctx, testParams, time.Now())
-	if err != nil || d.Admission != Admitted || ctx.Err() != nil {
+	if err != nil || d.Admission != Admitted || d.Route != RouteSecondary || ctx.Err() != nil {
 		t.Fatalf("Admit = %+v, %v (caller's time over: %v); want an admission from the files in time", d, err, ctx.Err())
 	}
 	var slow *SlowStoreError
-	if !s.Failed() || len(warns) != 1 || !errors.As(warns[0], &slow) || !strings.Contains(warns[0].Error(), "a quarter of the time left") {
-		t.Errorf("failed over %v, warnings %v", s.Failed(), warns)
+	if len(warns) != 1 || !errors.As(warns[0], &slow) || !strings.Contains(warns[0].Error(), "a quarter of the time left") {
+		t.Errorf("warnings %v", warns)
+	}
+	// Slow for one caller is not down for all: the store keeps its
+	// primary, and the run keeps to the files it started on.
+	if s.Failed() {
+		t.Error("a caller's short time switched the whole store")
+	}
+	p := testParams
+	p.Route = RouteSecondary
+	if d, err := s.Record(ctx, p, Outcome{Effect: CountFailure}, time.Now()); err != nil || d.Route != RouteSecondary {
+		t.Errorf("the run's Record = %+v, %v; want it on the files", d, err)
+	}
+	// A run on the primary that finds it too slow goes on without one.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel2()
+	p.Route = RoutePrimary
+	if _, err := s.Record(ctx2, p, Outcome{Effect: CountFailure}, time.Now()); !errors.Is(err, ErrRouteGone) {
+		t.Errorf("a primary run's Record on a slow primary = %v, want ErrRouteGone", err)
+	}
+}
+
+// TestFailoverKeepsAHealthyFarPrimary: a caller with little time left
+// that a far Redis cannot answer in its share does not make the store
+// give Redis up: the next caller, with time, is served by Redis.
+func TestFailoverKeepsAHealthyFarPrimary(t *testing.T) {
+	far := redistest.NewFar(t, redistest.Start(t), 20*time.Millisecond)
+	s := &FailoverStore{Primary: newRedisStore(t, far.Addr, nil), Secondary: &FileStore{Dir: t.TempDir()}}
+	if d, err := s.Admit(context.Background(), testParams, time.Now()); err != nil || d.Route != RoutePrimary {
+		t.Fatalf("warm-up Admit = %+v, %v", d, err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 40*time.Millisecond) // a 10ms share
+	defer cancel()
+	s.Admit(short, testParams, time.Now())
+	if s.Failed() {
+		t.Fatal("a healthy Redis 40ms away was given up because one caller was short of time")
+	}
+	if d, err := s.Admit(context.Background(), testParams, time.Now()); err != nil || d.Route != RoutePrimary {
+		t.Errorf("the next caller: %+v, %v; want Redis", d, err)
+	}
+}
+
+// TestHugeDurationsAgree: the largest durations a library caller can
+// give (the CLI bounds its flags at 10 years) neither wrap around in
+// Redis (a negative expiry would delete the record at once) nor make the
+// stores disagree.
+func TestHugeDurationsAgree(t *testing.T) {
+	addr := redistest.Start(t)
+	rs, err := NewRedisStore(RedisConfig{Addr: addr, Timeout: testTimeout, TTL: math.MaxInt64, CallerClock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	files := &FileStore{Dir: t.TempDir(), TTL: math.MaxInt64}
+	p := Params{Key: "huge", Failures: 1, Quorum: 1, Node: "n", Reset: math.MaxInt64, TrialTimeout: math.MaxInt64}
+	for name, s := range map[string]Store{"redis": rs, "files": files} {
+		c := contract{t, s, context.Background()}
+		c.fail(p, contractNow)
+		c.admit(p, contractNow.Add(100*365*24*time.Hour), Rejected)
+		if recs, err := s.List(context.Background()); err != nil || len(recs) != 1 {
+			t.Errorf("%s: the record did not survive: %+v, %v", name, recs, err)
+		}
 	}
 }

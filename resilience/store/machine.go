@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"sort"
 	"time"
 )
@@ -54,6 +55,28 @@ const (
 	Held
 )
 
+// Route says which of a FailoverStore's two stores a step is for: a run
+// keeps to the store its first step was answered by, so that it never
+// mixes two stores' states (their generations and tickets mean nothing
+// to each other). Other stores ignore it.
+type Route int
+
+// Routes.
+const (
+	// RouteAny: a run's first step; the store chooses.
+	RouteAny Route = iota
+	// RoutePrimary: the run's steps go to the primary (Redis) alone.
+	RoutePrimary
+	// RouteSecondary: the run's steps go to the secondary (the files).
+	RouteSecondary
+)
+
+// ErrRouteGone is a FailoverStore's answer to a step for its primary once
+// the primary failed (or was too slow for the run): the run goes on
+// without a breaker, its state being where it cannot be reached. The
+// store has warned already.
+var ErrRouteGone = errors.New("the run's breaker store is unavailable")
+
 // Params are what a store needs to decide one step of a key: the
 // breaker's settings and who is asking. They travel with every step
 // (nothing is configured in the store), so nodes with different settings
@@ -66,6 +89,8 @@ type Params struct {
 	Identity     string
 	Reset        time.Duration
 	TrialTimeout time.Duration
+	// Route is the run's store (see Route); RouteAny for its first step.
+	Route Route
 }
 
 // Outcome is what Record reports of an admitted attempt.
@@ -95,6 +120,9 @@ type Decision struct {
 	// Corrupt is set when the stored record could not be read and was
 	// replaced by a fresh one (the store also warns).
 	Corrupt bool
+	// Route is which of a FailoverStore's stores answered; RouteAny from
+	// any other store.
+	Route Route
 }
 
 // MaxQuorum bounds the nodes a record counts failures of, and so the

@@ -28,11 +28,33 @@ type recordJSON Record
 // read them, so that an older version saving a newer version's record
 // loses nothing.
 func (r Record) MarshalJSON() ([]byte, error) {
+	extraFields := r.extra
+	if r.State == StateUnknown {
+		// Written back under its own name, which this version keeps.
+		r.State = StateClosed
+		extraFields = map[string]json.RawMessage{}
+		for k, v := range r.extra {
+			extraFields[k] = v
+		}
+		name, _ := json.Marshal(r.rawState)
+		extraFields["state"] = name
+	}
 	known, err := json.Marshal(recordJSON(r))
-	if err != nil || len(r.extra) == 0 {
+	if err != nil || len(extraFields) == 0 {
 		return known, err
 	}
-	extra, err := json.Marshal(r.extra)
+	if _, ok := extraFields["state"]; ok {
+		// Drop the known "state" the struct wrote: the extra one wins.
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(known, &m); err != nil {
+			return nil, err
+		}
+		for k, v := range extraFields {
+			m[k] = v
+		}
+		return json.Marshal(m)
+	}
+	extra, err := json.Marshal(extraFields)
 	if err != nil {
 		return nil, err
 	}
@@ -43,12 +65,22 @@ func (r Record) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a record, keeping the fields it does not know.
 func (r *Record) UnmarshalJSON(data []byte) error {
-	var known recordJSON
-	if err := json.Unmarshal(data, &known); err != nil {
-		return err
-	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(data, &all); err != nil {
+		return err
+	}
+	var rawState string
+	if v, ok := all["state"]; ok {
+		var name string
+		var st State
+		if json.Unmarshal(v, &name) == nil && st.UnmarshalText([]byte(name)) != nil && name != "" {
+			// A newer version's state: kept by name, read as unknown.
+			rawState = name
+			data = withField(all, "state", []byte(`"closed"`))
+		}
+	}
+	var known recordJSON
+	if err := json.Unmarshal(data, &known); err != nil {
 		return err
 	}
 	for name := range all {
@@ -60,8 +92,22 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	if len(all) > 0 {
 		known.extra = all
 	}
+	if rawState != "" {
+		known.State, known.rawState = StateUnknown, rawState
+	}
 	*r = Record(known)
 	return nil
+}
+
+// withField is the JSON object of all with name set to value.
+func withField(all map[string]json.RawMessage, name string, value json.RawMessage) []byte {
+	m := make(map[string]json.RawMessage, len(all))
+	for k, v := range all {
+		m[k] = v
+	}
+	m[name] = value
+	data, _ := json.Marshal(m)
+	return data
 }
 
 // DecodeRecord parses a state file's content. Fields it does not know (a

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"sort"
@@ -335,14 +336,23 @@ func (s *RedisStore) nowArg(now time.Time) string {
 	return ""
 }
 
-// ms is d in whole milliseconds, rounded up: a positive wait never
-// becomes none.
+// ms is d in whole milliseconds, rounded up (a positive wait never
+// becomes none), and at most maxMs: no setting makes a script's time
+// arithmetic wrap around (the stores agree: see addSat).
 func ms(d time.Duration) int64 {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return 0
+	case d >= maxTime.Sub(time.UnixMilli(0)):
+		return maxMs
 	}
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
+	return min(int64((d+time.Millisecond-1)/time.Millisecond), maxMs)
 }
+
+// maxMs bounds the milliseconds a script adds to its now: about 292
+// years, exact in Lua's numbers, and far below where Redis's expiries
+// overflow.
+const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
 
 // Admit implements Store: redisAdmitScript, by the server's clock.
 func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
@@ -403,12 +413,16 @@ func (s *RedisStore) step(ctx context.Context, op string, p Params, now time.Tim
 	return d, nil
 }
 
-// parseState reads a state's name; a name this version does not know
-// (a newer version's) reads as closed, which admits, as the scripts do.
+// parseState reads a state's name: none is closed; a name this version
+// does not know (a newer version's) is StateUnknown, as the scripts
+// treat it.
 func parseState(name string) State {
 	var st State
-	if st.UnmarshalText([]byte(name)) != nil {
+	switch {
+	case name == "":
 		return StateClosed
+	case st.UnmarshalText([]byte(name)) != nil:
+		return StateUnknown
 	}
 	return st
 }
@@ -433,6 +447,9 @@ func recordFromHash(key string, fields []any, off time.Duration) Record {
 		switch {
 		case name == "state":
 			r.State = parseState(v)
+			if r.State == StateUnknown {
+				r.rawState = v
+			}
 		case name == "gen":
 			r.Generation = uint64(max(n, 0))
 		case name == "failures":

@@ -14,6 +14,11 @@ const (
 	StateClosed State = iota
 	StateOpen
 	StateHalfOpen
+	// StateUnknown is a state a newer version wrote that this one does
+	// not know (Record.StateName has its name). It admits every request
+	// and no outcome changes it: this version leaves it to the versions
+	// that know it, rather than reset it or act on a guess.
+	StateUnknown
 )
 
 func (s State) String() string {
@@ -24,6 +29,8 @@ func (s State) String() string {
 		return "open"
 	case StateHalfOpen:
 		return "half-open"
+	case StateUnknown:
+		return "unknown"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
 }
@@ -79,6 +86,16 @@ type Record struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// extra holds the fields this version does not know (a newer
-	// version's), kept as they were when the record is saved again.
-	extra map[string]json.RawMessage
+	// version's), kept as they were when the record is saved again;
+	// rawState is the name of a StateUnknown.
+	extra    map[string]json.RawMessage
+	rawState string
+}
+
+// StateName is the state's name as stored: a StateUnknown's own name.
+func (r Record) StateName() string {
+	if r.State == StateUnknown && r.rawState != "" {
+		return r.rawState
+	}
+	return r.State.String()
 }

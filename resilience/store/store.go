@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func
 	if err := s.ensureDir(); err != nil {
 		return Decision{}, err
 	}
-	s.prune.Do(func() { s.removeExpired(ctx, now) })
+	s.prune.Do(func() { s.removeExpired(now) })
 	base := s.path(key)
 	unlock, err := s.gates.lock(ctx, base+".lock")
 	if err != nil {
@@ -182,22 +183,38 @@ func expiry(r Record, ttl time.Duration) time.Time {
 	return end
 }
 
-// tempMaxAge is how old a temporary file of Dir must be before a later
-// process takes it for one a crash left (a write takes microseconds).
-const tempMaxAge = time.Hour
+// pruneEvery is how often the processes using one state dir look for
+// expired files in it: a stamp file (.pruned) records the last look, so
+// most runs pay one stat, not a read of the whole dir.
+const pruneEvery = time.Hour
 
-// removeExpired removes, from Dir, the state files that expired by now
-// (under their locks, with the lock files), lock files without a state
-// file that are older than TTL, and temporary files older than
-// tempMaxAge. It is best effort: what it cannot remove stays.
-func (s *FileStore) removeExpired(ctx context.Context, now time.Time) {
+// removeExpired removes, from Dir, the state files that expired by now,
+// with their lock files, and lock files without a state file that are
+// older than TTL, at most once every pruneEvery across processes. It
+// never waits: a file whose lock another process holds stays for the
+// next look, so a stopped process cannot hold up the runs of other keys.
+// It is best effort: what it cannot remove stays. (Temporary files a
+// crash left are atomicfile's to clean.)
+func (s *FileStore) removeExpired(now time.Time) {
 	if s.TTL <= 0 {
 		return
+	}
+	stamp := filepath.Join(s.Dir, ".pruned")
+	if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < pruneEvery {
+		return
+	}
+	if f, err := os.OpenFile(stamp, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+		t := time.Now()
+		os.Chtimes(stamp, t, t)
 	}
 	entries, err := os.ReadDir(s.Dir)
 	if err != nil {
 		return
 	}
+	// A done ctx: take a lock only if it is free (see gates.lock).
+	noWait, cancel := context.WithCancel(context.Background())
+	cancel()
 	for _, e := range entries {
 		name := e.Name()
 		info, err := e.Info()
@@ -205,18 +222,16 @@ func (s *FileStore) removeExpired(ctx context.Context, now time.Time) {
 			continue
 		}
 		// File times are the system's clock (now may be a test's).
-		age := time.Since(info.ModTime())
+		if time.Since(info.ModTime()) <= s.TTL {
+			continue
+		}
 		switch {
-		case strings.HasPrefix(name, ".tmp-"):
-			if age > tempMaxAge {
-				os.Remove(filepath.Join(s.Dir, name))
-			}
-		case strings.HasSuffix(name, ".json") && age > s.TTL:
-			s.removeIfExpired(ctx, filepath.Join(s.Dir, strings.TrimSuffix(name, ".json")), now)
-		case strings.HasSuffix(name, ".lock") && age > s.TTL:
+		case strings.HasSuffix(name, ".json"):
+			s.removeIfExpired(noWait, filepath.Join(s.Dir, strings.TrimSuffix(name, ".json")), now)
+		case strings.HasSuffix(name, ".lock"):
 			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
 			if _, err := os.Lstat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
-				s.removeIfExpired(ctx, base, now)
+				s.removeIfExpired(noWait, base, now)
 			}
 		}
 	}
@@ -225,7 +240,7 @@ func (s *FileStore) removeExpired(ctx context.Context, now time.Time) {
 // removeIfExpired removes base.json, if it expired by now, and base.lock,
 // under the lock: a process that opened the lock file before it was
 // removed finds out when it has the lock (see lockFile) and takes the new
-// one.
+// one. (On Windows an open file cannot be removed: lock files stay.)
 func (s *FileStore) removeIfExpired(ctx context.Context, base string, now time.Time) {
 	unlock, err := s.gates.lock(ctx, base+".lock")
 	if err != nil {
@@ -242,7 +257,9 @@ func (s *FileStore) removeIfExpired(ctx context.Context, base string, now time.T
 			return
 		}
 	}
-	os.Remove(base + ".lock")
+	if runtime.GOOS != "windows" {
+		os.Remove(base + ".lock")
+	}
 }
 
 // readRecord reads and decodes the state file at path, which must be the
@@ -333,6 +350,7 @@ func (s *FileStore) List(ctx context.Context) ([]Record, error) {
 		return nil, err
 	}
 	out := []Record{}
+	now := time.Now()
 	for _, m := range paths {
 		r, err := s.readRecord(m)
 		if err != nil {
@@ -340,6 +358,9 @@ func (s *FileStore) List(ctx context.Context) ([]Record, error) {
 				s.Warn(&CorruptStateError{Path: m, Err: err, Listed: true})
 			}
 			continue
+		}
+		if s.expired(r, now) {
+			continue // as Redis forgets an expired key; the next prune removes it
 		}
 		out = append(out, r)
 	}

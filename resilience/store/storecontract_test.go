@@ -316,14 +316,20 @@ func TestStoresAgree(t *testing.T) {
 			redis := newRedisStore(t, addr, nil)
 			key := fmt.Sprintf("agree-%d", seed)
 			failures, quorum := 1+rng.Intn(4), 1+rng.Intn(3)
-			nodes := []string{"a", "b", "c"}
-			ids := []string{"", "key-1"}
+			nodes := []string{"a", "b", "c", "d", "e"}
+			ids := []string{"", "key-1", "key-2"}
 			now := contractNow
 			gens := map[string]uint64{}
 			for step := 0; step < 400; step++ {
 				now = now.Add(time.Duration(rng.Intn(40)) * time.Second)
 				p := Params{Key: key, Failures: failures, Quorum: quorum, Node: nodes[rng.Intn(len(nodes))],
 					Identity: ids[rng.Intn(len(ids))], Reset: time.Minute, TrialTimeout: 30 * time.Second}
+				if rng.Intn(10) == 0 {
+					// Nodes with other settings share the key: each step
+					// follows its caller's.
+					p.Failures, p.Quorum = 1+rng.Intn(4), 1+rng.Intn(3)
+					p.TrialTimeout = time.Duration(rng.Intn(90)) * time.Second
+				}
 				var df, dr Decision
 				var ef, er error
 				if rng.Intn(2) == 0 {
