@@ -1,7 +1,7 @@
-// Command gendocs writes refetch's man pages and shell completions for
+// Command gen-docs writes refetch's man pages and shell completions for
 // release archives and .deb/.rpm packages:
 //
-//	go run ./internal/gendocs -out DIR [-version VERSION]
+//	go run ./cmd/gen-docs -out DIR [-version VERSION]
 //
 // DIR/man holds one gzipped page per command (refetch.1.gz,
 // refetch-fetch.1.gz, refetch-breaker-status.1.gz, ...), generated from the
