@@ -145,7 +145,7 @@ func TestMessagesNameTheVariable(t *testing.T) {
 		{home("REFETCH_ATTEMPTS", "0"), nil, "invalid REFETCH_ATTEMPTS=0: must be at least 1"},
 		{home("REFETCH_JITTER", "2"), nil, "invalid REFETCH_JITTER=2: must be between 0 and 1"},
 		{home("REFETCH_BREAKER_RESET", "0s"), nil, "invalid REFETCH_BREAKER_RESET=0: a breaker must stay open"},
-		{home("REFETCH_RETRY_ON", "abc"), nil, "invalid REFETCH_RETRY_ON: invalid status"},
+		{home("REFETCH_RETRY_ON", "abc"), nil, `invalid REFETCH_RETRY_ON="abc": status "abc" is not a code`},
 		{home("REFETCH_STORE", "redis://u:hunter2@:x/"), nil, "invalid REFETCH_STORE redis://u:REDACTED@"},
 		{home("REFETCH_MAX_REDIRS", "-1"), nil, "invalid REFETCH_MAX_REDIRS=-1: must not be negative"},
 		{home("REFETCH_MAX_SIZE", "lots"), nil, "invalid REFETCH_MAX_SIZE: invalid size"},

@@ -136,7 +136,7 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)
 	if err != nil {
-		return p, usageErrorf("invalid %s: %v", n.flag("retry-on"), err)
+		return p, n.invalid("retry-on", strconv.Quote(r.RetryOn), "%v", err)
 	}
 	p = resilience.Policy{Attempts: r.Attempts, Delay: r.Delay, Multiplier: r.Multiplier, Cap: r.Cap,
 		Jitter: r.Jitter, MaxTime: r.MaxTime, Timeout: r.Timeout, RetryOn: set, RetryUnsafe: r.RetryUnsafe,

@@ -31,7 +31,7 @@ func ParseStatusSet(s string) (StatusSet, error) {
 }
 
 func parseStatusItem(item string) (int, int, error) {
-	bad := fmt.Errorf("invalid status %q: want a code (503), a range (500-504) or a class (5xx)", item)
+	bad := fmt.Errorf("status %q is not a code (503), a range (500-504) or a class (5xx)", item)
 	if len(item) == 3 && strings.EqualFold(item[1:], "xx") {
 		d := int(item[0] - '0')
 		if d < 1 || d > 5 {
