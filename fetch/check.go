@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -404,11 +403,6 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	// The observer bounds each attempt itself, so that it can say which
 	// limit ended it.
 	policy.Timeout = 0
-	var deadline time.Time
-	if policy.MaxTime > 0 {
-		// At or before the executor's own deadline, which starts later.
-		deadline = start.Add(policy.MaxTime)
-	}
 	// The executor calls the attempt on this goroutine: no locking needed.
 	var (
 		sent      int
@@ -452,9 +446,6 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		serverRA = -1
 		if ra, ok := resilience.ParseRetryAfter(obs.Header.Get("Retry-After"), lastEnd); ok && obs.Header != nil {
 			serverRA = ra
-			if !deadline.IsZero() {
-				a.Header = clampRetryAfter(obs.Header, ra, deadline.Sub(lastEnd)-policy.LastChance)
-			}
 		}
 		lastState = a
 		if len(failed) > 0 {
@@ -550,18 +541,6 @@ func rawErr(err error) error {
 		return &resilience.TimeoutError{After: na.After, Err: context.DeadlineExceeded}
 	}
 	return err
-}
-
-// clampRetryAfter returns h with its Retry-After cut to left (whole
-// seconds, at least 0) when the server's ra is longer: the executor then
-// waits until the check's last chance instead of giving up at once.
-func clampRetryAfter(h http.Header, ra, left time.Duration) http.Header {
-	if ra <= left {
-		return h
-	}
-	c := h.Clone()
-	c.Set("Retry-After", strconv.FormatInt(int64(max(left, 0)/time.Second), 10))
-	return c
 }
 
 // pace waits, before an attempt, until MinInterval has passed since the

@@ -55,11 +55,23 @@ type Policy struct {
 	// one stops the run with ErrRateLimited. 0 means no bound (MaxTime and
 	// ParseRetryAfter's one-day sanity bound still apply).
 	MaxRetryAfter time.Duration
-	// LastChance, when positive, shortens a computed wait that would end
-	// past MaxTime so that one more attempt starts LastChance before the
-	// end (check --wait uses it: keep trying until the time is up). Zero
-	// stops at once instead: a fetch does not wait only to be cut off.
+	// LastChance, when positive, shortens a wait that would end past
+	// MaxTime, a server's Retry-After included, so that one more attempt
+	// starts LastChance before the end (check --wait uses it: keep trying
+	// until the time is up, as a maintenance page's Retry-After: 3600 may
+	// be over long before its hour). Zero stops at once instead: a fetch
+	// does not wait only to be cut off, and learns when to come back.
 	LastChance time.Duration
+}
+
+// retryAfterTooLong is tooLong for a server's Retry-After: with
+// LastChance, a wait past the deadline is not too long (the deadline cuts
+// it to the last chance instead).
+func (p Policy) retryAfterTooLong(d time.Duration, now, deadline time.Time) bool {
+	if p.LastChance > 0 {
+		return p.MaxRetryAfter > 0 && d > p.MaxRetryAfter
+	}
+	return p.tooLong(d, now, deadline)
 }
 
 // tooLong reports whether a server-requested wait of d, starting at now,

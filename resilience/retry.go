@@ -260,7 +260,7 @@ func (r *run) attempt() error {
 	if hasRA && v.Kind == Retryable {
 		r.ra.set(ra)
 		r.tr.RetryAfter, r.lastRA = ra, ra
-		if r.p.tooLong(ra, now, r.deadline) {
+		if r.p.retryAfterTooLong(ra, now, r.deadline) {
 			// Whether or not attempts remain: the caller must learn when
 			// to come back, not that retries ran out.
 			r.stop = stopReason{class: ErrRateLimited, wait: ra}

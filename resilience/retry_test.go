@@ -516,3 +516,28 @@ func TestBreakerOpenedByTheRunStopsItWithoutARetryLine(t *testing.T) {
 		t.Errorf("calls %d, retries %d, waits %v", *calls, len(retries), *waits)
 	}
 }
+
+// TestLastChanceWaitsARetryAfterPastTheDeadline: with LastChance (check
+// --wait), a Retry-After longer than the time left is waited until the
+// last chance, and the run tries again, instead of ending rate limited;
+// a fetch (no LastChance) ends at once.
+func TestLastChanceWaitsARetryAfterPastTheDeadline(t *testing.T) {
+	p := fixed(5, time.Second)
+	p.MaxTime = 10 * time.Second
+	p.MaxRetryAfter = 0 // check --wait: only its own time bounds the wait
+	p.LastChance = 100 * time.Millisecond
+	ex, clock, waits := newExec(p)
+	fn, calls := script(clock, 0, retryAfter(503, "3600"), status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil || *calls != 2 {
+		t.Fatalf("err %v after %d calls; want success on the last chance", err, *calls)
+	}
+	if len(*waits) != 1 || (*waits)[0] != 10*time.Second-100*time.Millisecond {
+		t.Errorf("waits = %v, want the time left less the last chance", *waits)
+	}
+	p.LastChance = 0
+	ex, clock, _ = newExec(p)
+	fn, calls = script(clock, 0, retryAfter(503, "3600"), status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); !errors.Is(err, ErrRateLimited) || *calls != 1 {
+		t.Errorf("without LastChance: err %v after %d calls; want rate limited at once", err, *calls)
+	}
+}
