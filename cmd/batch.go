@@ -281,7 +281,7 @@ func (b *batchRun) check() error {
 		req := *b.plan.req
 		req.URL = u
 		if err := req.Validate(); err != nil {
-			return lineError(e, b.o.RequestFlags.names.wrap(err))
+			return lineError(e, b.o.RequestFlags.names.name(err))
 		}
 		b.total++
 		if b.tmpl == nil {

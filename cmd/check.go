@@ -198,6 +198,9 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 			return nil, n.invalid("expect-json", strconv.Quote(o.ExpectJSON), "%v", err)
 		}
 		exp.JSONText = o.ExpectJSON
+		// Failures during the run say it in the flag's words from the
+		// start: retry lines and the summary compare their texts.
+		exp.JSONFlag = n.of(expectJSONFlag.name, expectJSONFlag.shown)
 	}
 	for _, h := range o.ExpectHeaders {
 		he, err := fetch.ParseHeaderExpectation(h)
@@ -248,6 +251,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		},
 		stable:  n.set("stable", "--stable", o.Stable) + " wanted",
 		maxSize: n.flag("max-size"),
+		names:   n,
 	}
 	if policy.MaxTime > 0 {
 		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
@@ -261,10 +265,13 @@ type checkWords struct {
 	end     fetch.EndWords
 	stable  string
 	maxSize string
+	// names call the inputs of fetch's errors (a JSON expectation) by
+	// their flags or variables (flagNames.name).
+	names flagNames
 }
 
 // word puts one failure of the fetch layer into the words of the flags
-// that set its limits (flagWords: a failed JSON expectation is
+// that set its limits (flagNames.name: a failed JSON expectation is
 // "--expect-json EXPR ..."), adding the flag that changes a size limit.
 func (w checkWords) word(f error) string {
 	var (
@@ -294,9 +301,9 @@ func (w checkWords) word(f error) string {
 	case errors.As(f, &bl) && bl.Limit > 0:
 		return bl.Error() + " (" + w.maxSize + " sets the bound)"
 	case errors.Is(f, fetch.ErrTooLarge):
-		return flagWords(f) + " (" + w.maxSize + " sets the limit)"
+		return w.names.name(f).Error() + " (" + w.maxSize + " sets the limit)"
 	}
-	return flagWords(f)
+	return w.names.name(f).Error()
 }
 
 func runCheck(ctx context.Context, o *CheckOptions) error {

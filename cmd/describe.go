@@ -16,13 +16,14 @@ import (
 // describe is the one place that puts an error into words for people and
 // reports: the layers below say what happened in their own terms, and
 // this adds what only the command layer knows, the flag that sets the
-// input at fault (flagWords) and the flag that changes the outcome
-// (hint). The result is redacted.
+// input at fault (flagNames.name, if it was not named where it came
+// back: an output that failed during the run) and the flag that changes
+// the outcome (hint). The result is redacted.
 func describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	return printable(fetch.Redact(flagWords(err) + hint(err)))
+	return printable(fetch.Redact(flagNames{}.name(err).Error() + hint(err)))
 }
 
 // flagRef is a flag as messages write it: its name, and how it is shown
@@ -45,41 +46,32 @@ var (
 	expectJSONFlag = flagRef{"expect-json", "--expect-json"}
 )
 
-// flagWords is err's message with each error of the fetch layer about one
-// input (a request field, the output path, a JSON expectation) in the
-// words of the flag that sets it, or of its REFETCH_* variable when the
-// value came from there (a namedBy in err says so). The fetch layer names
-// no flag: it calls the input by what it is ("output file x: is a
-// directory"), and its error says the same with another name (Text). The
-// errors are found by type; since fmt.Errorf fixes a wrapper's message
-// when the wrapper is made, their own words are then replaced in the
-// message by their words under the flag's name.
-func flagWords(err error) string {
-	msg := err.Error()
-	var names flagNames
-	var nb *namedBy
-	if errors.As(err, &nb) {
-		names = nb.names
-	}
+// name calls each error of the fetch layer about one input in err's tree
+// (a request field, the output path, a JSON expectation) by the flag that
+// sets that input, or by its REFETCH_* variable when the value came from
+// there, unless it is named already, and returns err. The fetch layer
+// names no flag: it says "output file x: is a directory" until told the
+// input's name here, where its error comes back into the command layer
+// (gh's FlagErrorf). Its wrappers compose their messages when asked, so
+// the name shows wherever the error was wrapped.
+func (n flagNames) name(err error) error {
 	walkErrors(err, func(e error) {
-		var own, named string
 		switch e := e.(type) {
 		case *fetch.InvalidError:
-			f, ok := fieldFlags[e.Field]
-			if !ok {
-				return
+			if f, ok := fieldFlags[e.Field]; ok && e.Flag == "" {
+				e.Flag = n.of(f.name, f.shown)
 			}
-			own, named = e.Error(), e.Text(names.of(f.name, f.shown))
 		case *fetch.OutputError:
-			own, named = e.Error(), e.Text(names.of(outputFlag.name, outputFlag.shown))
+			if e.Flag == "" {
+				e.Flag = n.of(outputFlag.name, outputFlag.shown)
+			}
 		case *fetch.JSONExpectationError:
-			own, named = e.Error(), e.Text(names.of(expectJSONFlag.name, expectJSONFlag.shown))
-		default:
-			return
+			if e.Flag == "" {
+				e.Flag = n.of(expectJSONFlag.name, expectJSONFlag.shown)
+			}
 		}
-		msg = strings.ReplaceAll(msg, own, named)
 	})
-	return msg
+	return err
 }
 
 // walkErrors calls visit for err and every error it wraps, depth first,
@@ -98,18 +90,6 @@ func walkErrors(err error, visit func(error)) {
 		}
 	}
 }
-
-// namedBy carries how messages call the flags to describe, for an error
-// found while resolving the flags: with it, an input of the fetch layer
-// whose value came from a REFETCH_* variable is called by the variable
-// (see flagWords).
-type namedBy struct {
-	err   error
-	names flagNames
-}
-
-func (e *namedBy) Error() string { return e.err.Error() }
-func (e *namedBy) Unwrap() error { return e.err }
 
 // hint returns the advice for err, naming the flag a person can use, or "".
 func hint(err error) string {

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -32,10 +31,14 @@ func TestDescribePutsInputErrorsInTheFlagsWords(t *testing.T) {
 		_, _, err := fetch.ParseHeader(s)
 		return err
 	}
+	// Each case gets errors of its own: naming an input sets it on the
+	// error (see flagNames.name).
 	missingCA := filepath.Join(dir, "ca.pem")
-	_, caErr := fetch.LoadCACert(missingCA)
-	_, dirErr := fetch.NewFileSink(t.Context(), dir)
-	full := fmt.Errorf("%w: %w", fetch.ErrOutput, &fetch.OutputError{Path: "out.bin", Err: errors.New("no space left on device")})
+	caErr := func() error { _, err := fetch.LoadCACert(missingCA); return err }
+	dirErr := func() error { _, err := fetch.NewFileSink(t.Context(), dir); return err }
+	full := func() error {
+		return &lazyWrap{kind: fetch.ErrOutput, err: &fetch.OutputError{Path: "out.bin", Err: errors.New("no space left on device")}}
+	}
 	jq, err := fetch.CompileJQ(".ok")
 	if err != nil {
 		t.Fatal(err)
@@ -64,21 +67,21 @@ func TestDescribePutsInputErrorsInTheFlagsWords(t *testing.T) {
 			`invalid -A "x\r\ny": it contains a line break`, ExitUsage},
 		{"-u", &UsageError{Err: validate(func(r *fetch.Request) { r.User = "bob:hunter2\n" })},
 			`invalid -u (value not shown): it contains a line break`, ExitUsage},
-		{"--cacert", &UsageError{Err: caErr}, `--cacert "` + missingCA + `": cannot read: no such file or directory`, ExitUsage},
-		{"-o a directory", &UsageError{Err: dirErr}, "-o " + dir + ": is a directory", ExitUsage},
-		{"-o that cannot be written", full, "writing output: -o out.bin: no space left on device", ExitInternal},
-		{"-o of a fallback that cannot be written", fmt.Errorf("cannot serve the fallback: %w (the fetch had failed: %v)", full, "boom"),
+		{"--cacert", &UsageError{Err: caErr()}, `--cacert "` + missingCA + `": cannot read: no such file or directory`, ExitUsage},
+		{"-o a directory", &UsageError{Err: dirErr()}, "-o " + dir + ": is a directory", ExitUsage},
+		{"-o that cannot be written", full(), "writing output: -o out.bin: no space left on device", ExitInternal},
+		{"-o of a fallback that cannot be written", &lazyWrap{prefix: "cannot serve the fallback", err: full(), suffix: " (the fetch had failed: boom)"},
 			"cannot serve the fallback: writing output: -o out.bin: no space left on device (the fetch had failed: boom)", ExitInternal},
 		{"--expect-json", failed[0], "--expect-json .ok yielded false, not true", ExitInternal},
 		// A URL is an argument: its messages are the fetch layer's own.
 		{"the URL", &UsageError{Err: validate(func(r *fetch.Request) { r.URL = nil })}, "no URL given", ExitUsage},
 		// From a variable: the variable's name, where the value came
 		// from there, and the flag's elsewhere.
-		{"REFETCH_USER_AGENT", &UsageError{Err: fromEnv.wrap(validate(func(r *fetch.Request) { r.UserAgent = "x\x01" }))},
+		{"REFETCH_USER_AGENT", &UsageError{Err: fromEnv.name(validate(func(r *fetch.Request) { r.UserAgent = "x\x01" }))},
 			`invalid REFETCH_USER_AGENT "x\x01": it contains the control character`, ExitUsage},
-		{"REFETCH_CACERT", &UsageError{Err: fromEnv.wrap(caErr)}, `REFETCH_CACERT "` + missingCA + `": cannot read`, ExitUsage},
-		{"REFETCH_OUTPUT", &UsageError{Err: fromEnv.wrap(dirErr)}, "REFETCH_OUTPUT " + dir + ": is a directory", ExitUsage},
-		{"-X beside variables", &UsageError{Err: fromEnv.wrap(validate(func(r *fetch.Request) { r.Method = "GET X" }))},
+		{"REFETCH_CACERT", &UsageError{Err: fromEnv.name(caErr())}, `REFETCH_CACERT "` + missingCA + `": cannot read`, ExitUsage},
+		{"REFETCH_OUTPUT", &UsageError{Err: fromEnv.name(dirErr())}, "REFETCH_OUTPUT " + dir + ": is a directory", ExitUsage},
+		{"-X beside variables", &UsageError{Err: fromEnv.name(validate(func(r *fetch.Request) { r.Method = "GET X" }))},
 			`invalid -X "GET X"`, ExitUsage},
 	}
 	for _, tt := range tests {
@@ -181,4 +184,28 @@ func TestMessagesNameTheVariable(t *testing.T) {
 		_, _, err := planCheck(t, tt.env, u)
 		wantUsage(t, err, tt.usage)
 	}
+}
+
+// lazyWrap wraps err as the fetch layer's wrappers do: its message is
+// made when asked, so a name set on err later still shows.
+type lazyWrap struct {
+	kind   error
+	prefix string
+	err    error
+	suffix string
+}
+
+func (w *lazyWrap) Error() string {
+	p := w.prefix
+	if w.kind != nil {
+		p = w.kind.Error()
+	}
+	return p + ": " + w.err.Error() + w.suffix
+}
+
+func (w *lazyWrap) Unwrap() []error {
+	if w.kind != nil {
+		return []error{w.kind, w.err}
+	}
+	return []error{w.err}
 }

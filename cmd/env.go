@@ -102,15 +102,6 @@ func (n flagNames) invalid(name string, v any, why string, args ...any) error {
 	return usageErrorf("invalid %s: %s", n.set(name, "--"+name, v), fmt.Sprintf(why, args...))
 }
 
-// wrap gives describe the names, for an error of the fetch layer about
-// one input found while resolving the flags (see flagWords).
-func (n flagNames) wrap(err error) error {
-	if err == nil || len(n.fromEnv) == 0 {
-		return err
-	}
-	return &namedBy{err: err, names: n}
-}
-
 // envValueError says what a flag's variable takes, in place of the
 // parser's own words; errors of refetch's own flag types pass through.
 func envValueError(f *pflag.Flag, err error) string {

@@ -441,7 +441,7 @@ func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink,
 	if toFile {
 		s, err := fetch.NewFileSink(ctx, o.Output)
 		if err != nil {
-			return nil, nil, &UsageError{Err: o.RequestFlags.names.wrap(err)}
+			return nil, nil, &UsageError{Err: o.RequestFlags.names.name(err)}
 		}
 		return s, nil, nil
 	}

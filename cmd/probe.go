@@ -149,7 +149,7 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		return nil, err
 	}
 	if p.client, err = fetch.NewProbeClient(p.req); err != nil {
-		return nil, &UsageError{Err: n.wrap(err)}
+		return nil, &UsageError{Err: n.name(err)}
 	}
 	return p, nil
 }

@@ -89,7 +89,7 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 	for _, h := range r.Headers {
 		name, value, err := fetch.ParseHeader(h)
 		if err != nil {
-			return nil, &UsageError{Err: n.wrap(err)}
+			return nil, &UsageError{Err: n.name(err)}
 		}
 		req.Header[name] = append(req.Header[name], value)
 	}
@@ -120,12 +120,12 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 			return nil, err
 		}
 		if err != nil {
-			return nil, &UsageError{Err: n.wrap(err)}
+			return nil, &UsageError{Err: n.name(err)}
 		}
 		req.RootCAs = pool
 	}
 	if err := req.Validate(); err != nil {
-		return nil, &UsageError{Err: n.wrap(err)}
+		return nil, &UsageError{Err: n.name(err)}
 	}
 	return req, nil
 }

@@ -51,7 +51,10 @@ type Expectations struct {
 	Body       *regexp.Regexp
 	JSON       *gojq.Code
 	JSONText   string
-	Headers    []HeaderExpectation
+	// JSONFlag is what failures call the expectation (the flag that
+	// set it, --expect-json); "" for this package's own words.
+	JSONFlag string
+	Headers  []HeaderExpectation
 	// MaxLatency bounds the time to the whole body; 0: none.
 	MaxLatency time.Duration
 }
@@ -150,7 +153,7 @@ func bodyMismatch(re *regexp.Regexp, body []byte) error {
 func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
-		return &JSONExpectationError{Expr: e.JSONText, Problem: "body is not JSON"}
+		return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: "body is not JSON"}
 	}
 	iter := e.JSON.RunWithContext(ctx, v)
 	n := 0
@@ -164,16 +167,16 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 			if errors.As(err, &halt) && halt.Value() == nil {
 				break
 			}
-			return &JSONExpectationError{Expr: e.JSONText, Problem: excerpt(err.Error(), 160)}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: excerpt(err.Error(), 160)}
 		}
 		n++
 		if out != true {
 			b, _ := gojq.Marshal(out)
-			return &JSONExpectationError{Expr: e.JSONText, Yielded: excerpt(string(b), 80)}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Yielded: excerpt(string(b), 80)}
 		}
 	}
 	if n == 0 {
-		return &JSONExpectationError{Expr: e.JSONText}
+		return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag}
 	}
 	return nil
 }

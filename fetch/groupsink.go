@@ -156,7 +156,7 @@ func createTemp(path, target string) (*atomicfile.File, error) {
 // becomes visible once a Committer has made it durable and renamed it.
 func (s *GroupFileSink) Commit() error {
 	if (s.tmp == nil && s.mem == nil) || s.submitted {
-		return fmt.Errorf("%w: %w", errOutput, outputError(s.path, "no body to commit"))
+		return markAs(errOutput, outputError(s.path, "no body to commit"))
 	}
 	s.sealed = true
 	return nil
@@ -233,7 +233,7 @@ func NewCommitter(ctx context.Context) *Committer {
 // called after the Committer's Close.
 func (c *Committer) Submit(s *GroupFileSink, done func(error)) {
 	if !s.sealed || s.submitted {
-		done(fmt.Errorf("%w: %w", errOutput, outputError(s.path, "nothing sealed to commit")))
+		done(markAs(errOutput, outputError(s.path, "nothing sealed to commit")))
 		return
 	}
 	s.submitted = true
@@ -333,7 +333,7 @@ func (c *Committer) commit(group []commitItem) {
 			if !errors.As(err, &named) {
 				err = &OutputError{Path: it.s.path, Err: err}
 			}
-			err = fmt.Errorf("%w: %w", errOutput, err)
+			err = markAs(errOutput, err)
 		}
 		it.done(err)
 	}

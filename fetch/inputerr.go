@@ -4,9 +4,12 @@ import "fmt"
 
 // This file holds the errors about one input of the fetch layer: a field
 // of a request, the output path, a check's JSON expectation. Each says
-// what failed in this layer's own words (Error) and can say the same with
-// the input called by another name (Text): the command layer calls it by
-// the flag, or the variable, that set it. No message here names a flag.
+// what failed in this layer's own words, or, once its Flag is set, with
+// the input called by that name (Text): the command layer sets Flag to
+// the flag, or the variable, that set the input, where the error comes
+// back to it. No message here names a flag, and the wrappers of these
+// errors compose their messages when asked (see markAs), so a Flag set
+// later still shows.
 
 // Field is the input an InvalidError is about.
 type Field int
@@ -66,13 +69,19 @@ type InvalidError struct {
 	Value string
 	// Problem says what is wrong, and what to do.
 	Problem string
+	// Flag, when set, is what the message calls the input: the flag or
+	// the variable that set it (the command layer's words).
+	Flag string
 }
 
 // Error says what is wrong, calling the input by Field's words:
 // `invalid method "GET X": …`, `CA file "ca.pem": cannot read: …`.
 // Messages about headers and URLs are Problem alone: it names them.
 func (e *InvalidError) Error() string {
-	if e.Field == FieldHeader || e.Field == FieldURL {
+	switch {
+	case e.Flag != "":
+		return e.Text(e.Flag)
+	case e.Field == FieldHeader || e.Field == FieldURL:
 		return e.Problem
 	}
 	return e.Text(e.Field.String())
@@ -119,10 +128,12 @@ func headerInvalidf(format string, args ...any) error {
 type OutputError struct {
 	Path string
 	Err  error
+	// Flag, when set, is what the message calls the output (-o).
+	Flag string
 }
 
 // Error is `output file PATH: what went wrong`.
-func (e *OutputError) Error() string { return e.Text("output file") }
+func (e *OutputError) Error() string { return e.Text(or(e.Flag, "output file")) }
 
 // Text is Error with the output called name (such as the flag that set
 // it): `name PATH: what went wrong`.
@@ -147,11 +158,34 @@ type JSONExpectationError struct {
 	// Problem is why the expression could not be judged: the body is not
 	// JSON, or jq failed on it; "" when it ran.
 	Problem string
+	// Flag, when set, is what the message calls the expectation
+	// (--expect-json).
+	Flag string
 }
 
 // Error calls the expression a JSON expectation:
 // `JSON expectation .ok yielded false, not true`.
-func (e *JSONExpectationError) Error() string { return e.Text("JSON expectation") }
+func (e *JSONExpectationError) Error() string { return e.Text(or(e.Flag, "JSON expectation")) }
+
+// or is a, or b when a is empty.
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// kindError is err marked as kind (errors.Is holds for both), said as
+// "kind: err" when its message is asked for, not when it is made: the
+// command layer may still name err's input (OutputError.Flag) after.
+type kindError struct{ kind, err error }
+
+func (e *kindError) Error() string   { return e.kind.Error() + ": " + e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// markAs is err marked as kind (fmt.Errorf("%w: %w", kind, err), but
+// said when asked).
+func markAs(kind, err error) error { return &kindError{kind: kind, err: err} }
 
 // Text is Error with the expression called name (such as the flag that
 // set it): `name EXPR: problem`, `name EXPR yielded V, not true`,

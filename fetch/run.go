@@ -199,10 +199,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // needed it.
 func serveError(what string, serr, runErr error) error {
 	if !errors.Is(serr, ErrOutput) {
-		serr = fmt.Errorf("%w: %w", ErrOutput, serr)
+		serr = markAs(ErrOutput, serr)
 	}
-	return fmt.Errorf("cannot serve %s: %w (the fetch had failed: %v)", what, serr, runErr)
+	return &serveFailure{what: what, err: serr, runErr: runErr}
 }
+
+// serveFailure is serveError's error, said when asked (see markAs).
+type serveFailure struct {
+	what        string
+	err, runErr error
+}
+
+func (e *serveFailure) Error() string {
+	return "cannot serve " + e.what + ": " + e.err.Error() + " (the fetch had failed: " + e.runErr.Error() + ")"
+}
+func (e *serveFailure) Unwrap() error { return e.err }
 
 // fallbackApplies reports whether a failure may be answered by stale or
 // fallback data: every failure class of the run does, but not
@@ -216,10 +227,10 @@ func fallbackApplies(err error) bool {
 func serve(s Sink, data []byte) error {
 	w, err := s.Begin()
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrOutput, err)
+		return markAs(ErrOutput, err)
 	}
 	if _, err := w.Write(data); err != nil {
-		return fmt.Errorf("%w: %w", ErrOutput, err)
+		return markAs(ErrOutput, err)
 	}
 	return s.Commit()
 }
@@ -264,7 +275,7 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	w, err := f.cfg.Sink.Begin()
 	if err != nil {
-		a.Err = fmt.Errorf("%w: %w", errOutput, err)
+		a.Err = markAs(errOutput, err)
 		return a
 	}
 	if e, ok := f.cfg.Sink.(expecter); ok {
@@ -325,7 +336,7 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 			}
 			if _, werr := dst.Write(f.buf[:k]); werr != nil {
-				return n, fmt.Errorf("%w: %w", errOutput, werr)
+				return n, markAs(errOutput, werr)
 			}
 			n += int64(k)
 			if progress != nil {

@@ -201,7 +201,7 @@ func (s *BufferSink) Commit() error {
 		_, err = io.Copy(s.Dst, r)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", errOutput, err)
+		return markAs(errOutput, err)
 	}
 	return nil
 }

@@ -333,7 +333,7 @@ func (s *FileSink) Commit() error {
 		// code, not an output failure.
 		return &OutputError{Path: s.path, Err: context.Cause(s.ctx)}
 	}
-	return fmt.Errorf("%w: %w", errOutput, &OutputError{Path: s.path, Err: err})
+	return markAs(errOutput, &OutputError{Path: s.path, Err: err})
 }
 
 // commitReplace fsyncs the temporary file and renames it over the target.

@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
@@ -59,7 +58,7 @@ func (f *fetcher) spliceRest(ctx context.Context, sp splicer, app appender, n, t
 	case !started:
 		return 0, false, nil
 	case werr != nil:
-		return moved, true, fmt.Errorf("%w: %w", errOutput, werr)
+		return moved, true, markAs(errOutput, werr)
 	case rerr != nil:
 		return moved, true, &BodyCutError{Read: n + moved, Total: total, Streamed: f.cfg.Sink.Streams() && n+moved > 0, Err: rerr}
 	}
