@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refetch/refetch/internal/fakeclock"
+
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
@@ -204,25 +206,6 @@ func TestStateDirOrder(t *testing.T) {
 	}
 }
 
-// fakeClock and instantTimer let an in-process run "wait" an hour at once.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
-
-type instantTimer struct {
-	clock *fakeClock
-	waits *[]time.Duration
-	c     chan time.Time
-}
-
-func (t *instantTimer) Start(d time.Duration) {
-	*t.waits = append(*t.waits, d)
-	t.clock.now = t.clock.now.Add(d)
-	t.c <- t.clock.now
-}
-func (t *instantTimer) Stop()               {}
-func (t *instantTimer) C() <-chan time.Time { return t.c }
-
 func TestFetchRunWithInjectedTimer(t *testing.T) {
 	hits := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,25 +268,23 @@ func fetchWithFakeTime(f *Factory, args ...string) ([]time.Duration, error) {
 		o.Clock, o.NewTimer = ft.clock, ft.newTimer
 		return runFetch(ctx, o)
 	}), args)
-	return ft.waits, err
+	return ft.clock.Waits(), err
 }
 
-// fakeTime is a fake clock with timers that fire at once, advancing it by
-// the wait and recording each wait.
+// fakeTime is internal/fakeclock's clock, whose timers fire at once,
+// advancing it by the wait and recording each wait: an in-process run
+// "waits" an hour at once.
 type fakeTime struct {
-	clock *fakeClock
-	waits []time.Duration
+	clock *fakeclock.Clock
 }
 
 func newFakeTime() *fakeTime {
 	// Near the real now: state files written on this clock expire by it
 	// (FileStore.TTL), and breaker status reads them on the real one.
-	return &fakeTime{clock: &fakeClock{now: time.Now().UTC().Truncate(time.Hour)}}
+	return &fakeTime{clock: fakeclock.New(time.Now().UTC().Truncate(time.Hour))}
 }
 
-func (ft *fakeTime) newTimer() resilience.Timer {
-	return &instantTimer{clock: ft.clock, waits: &ft.waits, c: make(chan time.Time, 1)}
-}
+func (ft *fakeTime) newTimer() resilience.Timer { return ft.clock.NewTimer() }
 
 // runReplaced runs args on a command tree whose command of c's name is c
 // (a test's own run function), and returns the error Execute returns.

@@ -32,7 +32,7 @@ func runProbeWithFakeTime(t *testing.T, f *Factory, args ...string) (int, []time
 		o.Clock, o.NewTimer = ft.clock, ft.newTimer
 		return runProbe(ctx, o)
 	}), args)
-	return ExitCode(err), ft.waits
+	return ExitCode(err), ft.clock.Waits()
 }
 
 func TestProbeProgressOnlyOnATerminal(t *testing.T) {

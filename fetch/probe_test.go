@@ -320,31 +320,20 @@ func readRequest(c net.Conn) {
 	}
 }
 
-// probeTimer fires at once, advancing the clock by the wait and recording
-// it; it never fires while hold (if set) says so.
-type probeTimer struct {
-	clock *testClock
-	waits *[]time.Duration
-	hold  func() bool
-	c     chan time.Time
+// probeTimer is a timer of clock that records each wait in waits and,
+// while hold (if set) says so, never fires.
+func probeTimer(clock *testClock, waits *[]time.Duration, hold func() bool) resilience.Timer {
+	t := clock.Clock.NewTimer()
+	t.OnStart = func(d time.Duration) { *waits = append(*waits, d) }
+	t.Hold = hold
+	return t
 }
-
-func (t *probeTimer) Start(d time.Duration) {
-	*t.waits = append(*t.waits, d)
-	if t.hold != nil && t.hold() {
-		return
-	}
-	t.clock.Advance(d)
-	t.c <- t.clock.Now()
-}
-func (t *probeTimer) Stop()               {}
-func (t *probeTimer) C() <-chan time.Time { return t.c }
 
 // TestProbeIntervalIsStartToStart: the wait after a request is the
 // interval less the request's own time, none after a request slower than
 // the interval and none after the last; requests are sequential.
 func TestProbeIntervalIsStartToStart(t *testing.T) {
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := newTestClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	costs := []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, 0, 200 * time.Millisecond}
 	var mu sync.Mutex
 	hits, inFlight, maxInFlight := 0, 0, 0
@@ -366,7 +355,7 @@ func TestProbeIntervalIsStartToStart(t *testing.T) {
 	samples, err := Probe(context.Background(), ProbeConfig{
 		Request: &Request{Method: "GET", URL: u}, Count: 4, Interval: 200 * time.Millisecond,
 		Clock:    clock,
-		NewTimer: func() resilience.Timer { return &probeTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} },
+		NewTimer: func() resilience.Timer { return probeTimer(clock, &waits, nil) },
 	})
 	if err != nil || len(samples) != 4 {
 		t.Fatalf("%v, %d samples", err, len(samples))
@@ -398,23 +387,23 @@ func TestProbeStopsAtOnceWhenCancelled(t *testing.T) {
 		duringWait     bool // else right after the second request
 		samples, waits int
 	}{{"during the second wait", true, 2, 2}, {"after the second request", false, 2, 1}} {
-		clock := &testClock{}
+		clock := newTestClockAt(time.Time{})
 		var waits []time.Duration
 		ctx, cancel := context.WithCancelCause(context.Background())
 		cfg := ProbeConfig{Request: &Request{Method: "GET", URL: u}, Count: 5, Interval: time.Hour, Clock: clock}
 		if tc.duringWait {
 			// The second wait is cancelled while it runs, and never ends by itself.
 			cfg.NewTimer = func() resilience.Timer {
-				return &probeTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1), hold: func() bool {
+				return probeTimer(clock, &waits, func() bool {
 					if len(waits) == 2 {
 						cancel(cause)
 						return true
 					}
 					return false
-				}}
+				})
 			}
 		} else {
-			cfg.NewTimer = func() resilience.Timer { return &probeTimer{clock: clock, waits: &waits, c: make(chan time.Time, 1)} }
+			cfg.NewTimer = func() resilience.Timer { return probeTimer(clock, &waits, nil) }
 			cfg.OnSample = func(s ProbeSample) {
 				if s.N == 2 {
 					cancel(cause)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"io"
 	"net"
 	"net/http"
@@ -18,61 +17,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refetch/refetch/internal/fakeclock"
+	"github.com/refetch/refetch/resilience/store"
+
 	"github.com/refetch/refetch/resilience"
 )
 
-// testClock is a fake clock for the executor, and the source of fake
-// timers that fire at once and move the clock by the wait, so a run that
-// waits hours takes no time. It is guarded: Check runs one goroutine per
-// URL, and test servers move it to fake latency.
-type testClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits []time.Duration
-}
+// testClock is internal/fakeclock's clock for the executor, and the
+// source of fake latency for test servers: timers fire at once and move
+// the clock by the wait, so a run that waits hours takes no time.
+type testClock struct{ *fakeclock.Clock }
 
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
+func newTestClock() *testClock { return newTestClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+func newTestClockAt(t time.Time) *testClock { return &testClock{fakeclock.New(t)} }
 
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// Waits returns the waits the timers were started with, in order.
-func (c *testClock) Waits() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.waits...)
-}
-
-func (c *testClock) NewTimer() resilience.Timer {
-	return &testTimer{clock: c, c: make(chan time.Time, 1)}
-}
-
-type testTimer struct {
-	clock *testClock
-	c     chan time.Time
-}
-
-func (t *testTimer) Start(d time.Duration) {
-	t.clock.mu.Lock()
-	t.clock.waits = append(t.clock.waits, d)
-	t.clock.now = t.clock.now.Add(d)
-	now := t.clock.now
-	t.clock.mu.Unlock()
-	t.c <- now
-}
-func (t *testTimer) Stop()               {}
-func (t *testTimer) C() <-chan time.Time { return t.c }
+// NewTimer is the executor's timer factory on c.
+func (c *testClock) NewTimer() resilience.Timer { return c.Clock.NewTimer() }
 
 // reply is a scripted transport's answer to one request.
 type reply func(req *http.Request) (*http.Response, error)
