@@ -6,7 +6,7 @@
 // body-size rows against that independent server too, beside the physical
 // floors: dd conv=fdatasync for -o, curl -o /dev/null (the download alone)
 // plus cat FILE | cat (the pipe alone) for buffered stdout. It prints
-// Markdown for BENCHMARKS.md.
+// Markdown for bench/BENCHMARKS.md.
 //
 //	go run ./bench/harness -refetch ./refetch -curl /usr/bin/curl
 //	go run ./bench/harness -mkfiles DIR    # write DIR/bytes/N for a static server
