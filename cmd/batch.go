@@ -28,7 +28,7 @@ import (
 // Batch mode: `refetch fetch URL URL...` or `-i FILE`. Every URL goes
 // through the same pipeline as a single fetch (fetch.Run), with its own
 // Breaker on the shared store, so breakers and holds are per key and shared
-// by the URLs of the batch and with other processes. See README "Batch".
+// by the URLs of the batch and with other processes. See docs/batch.md.
 
 const (
 	defaultParallel = 8

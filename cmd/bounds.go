@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// The largest values flags take (README, "What zero means", limits). Each
+// The largest values flags take (docs/fetch.md, "What zero means", limits). Each
 // is far beyond any real use and far below what the program's arithmetic
 // can overflow with.
 const (

@@ -101,7 +101,7 @@ func (r *RetryFlags) resolveGiven(fs *pflag.FlagSet) {
 }
 
 // policy validates the retry flags and returns the resolved policy. The
-// rule for zero (README, "What zero means"): for a flag that bounds
+// rule for zero (docs/fetch.md, "What zero means"): for a flag that bounds
 // something, 0 means no bound; for an amount, 0 means none of it; where
 // zero makes no sense, it is a usage error. A message names the flag, or
 // its variable when the value came from there.

@@ -72,7 +72,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		SilenceUsage:  true,
 		PersistentPreRunE: func(c *cobra.Command, args []string) error {
 			// REFETCH_NO_TMPFILE=1: named temporary files beside -o
-			// targets even where O_TMPFILE works (README, "Where -o
+			// targets even where O_TMPFILE works (docs/fetch.md, "Where -o
 			// writes").
 			atomicfile.SetUnnamed(!envTrue(f.Getenv("REFETCH_NO_TMPFILE")))
 			if err := applyEnv(c, f.Getenv); err != nil {

@@ -12,7 +12,7 @@ import (
 // storeFlagUsage is the help of --store on every command that has it.
 const storeFlagUsage = "share breaker state through `URL`: redis://[user:pass@]host:port/db or rediss:// (default: files in the state dir)"
 
-// Defaults of a Redis store (see the README's "Fleet" section).
+// Defaults of a Redis store (see docs/breaker.md, "Fleet").
 const (
 	// redisTimeout bounds connecting, and each read and write: a store
 	// that does not answer costs a few hundred milliseconds, never the run.

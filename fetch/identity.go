@@ -43,7 +43,7 @@ var anonymousHeaders = map[string]bool{
 }
 
 // AnonymousHeaders returns the names (lower case, sorted) of the headers
-// that are not part of a request's Identity; the README lists the same.
+// that are not part of a request's Identity; docs/degradation.md lists the same.
 func AnonymousHeaders() []string {
 	names := make([]string, 0, len(anonymousHeaders))
 	for n := range anonymousHeaders {

@@ -39,7 +39,7 @@ type expecter interface {
 // where a read of a socket returns whatever has arrived: uniform writes
 // cost the page cache less (larger folios, fewer of them to allocate and
 // free). Measured on a 512 MiB body into a pipe: about 7% less time
-// (BENCHMARKS.md). A body shown as it comes (-N, a progress bar) is not
+// (bench/BENCHMARKS.md). A body shown as it comes (-N, a progress bar) is not
 // held back for it.
 func fillChunk(r io.Reader, p []byte) (n int, err error) {
 	for n < len(p) && err == nil {

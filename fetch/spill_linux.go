@@ -162,7 +162,7 @@ const writebackEvery = 8 << 20
 // fsync only has the tail left to write. It does not make anything
 // durable: the fsync before the rename still does. Measured on a 512 MiB
 // -o into ext4 on a virtual disk: about a quarter less time than
-// without it (bench/run.sh, BENCHMARKS.md).
+// without it (bench/run.sh, bench/BENCHMARKS.md).
 func startWriteback(f *os.File) io.Writer {
 	rc, err := f.SyscallConn()
 	if err != nil {
