@@ -50,13 +50,17 @@ func main() {
 func run(args []string, getenv func(string) string) error {
 	fs := flag.NewFlagSet("gendocs", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	out := fs.String("out", "", "output directory (required)")
+	out := fs.String("out", "", "output directory of man pages and completions")
+	markdown := fs.String("markdown", "", "output directory of the Markdown flag reference (docs/reference)")
 	version := fs.String("version", cmd.Version, "version shown in the pages' footer and the --user-agent default")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (usage: gendocs -out DIR [-version VERSION])", errUsage, err)
+		return fmt.Errorf("%w: %v (usage: gen-docs -out DIR | -markdown DIR [-version VERSION])", errUsage, err)
 	}
-	if *out == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: usage: gendocs -out DIR [-version VERSION]", errUsage)
+	if (*out == "") == (*markdown == "") || fs.NArg() > 0 {
+		return fmt.Errorf("%w: usage: gen-docs -out DIR | -markdown DIR [-version VERSION]", errUsage)
+	}
+	if *markdown != "" {
+		return generateMarkdown(*markdown)
 	}
 	date, err := sourceDate(getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
@@ -127,6 +131,40 @@ func generate(out, version string, date time.Time) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if err := writeFile(filepath.Join(compDir, name), b.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// referenceVersion is the version the Markdown reference shows (the
+// --user-agent default names it): fixed, so the committed reference does
+// not change with every release.
+const referenceVersion = "VERSION"
+
+// generateMarkdown writes the flag reference, one page per command, from
+// the command tree (cobra/doc): every flag with its default, from the one
+// place defaults live (cmd's flag definitions). The manual links to it
+// instead of copying defaults by hand; a test holds docs/reference to it.
+func generateMarkdown(dir string) error {
+	root := newRoot(referenceVersion)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, "refetch*.md"))
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	for _, c := range commands(root) {
+		c.DisableAutoGenTag = true
+		var b bytes.Buffer
+		if err := doc.GenMarkdownCustom(c, &b, func(name string) string { return name }); err != nil {
+			return fmt.Errorf("%s: %w", c.CommandPath(), err)
+		}
+		name := strings.ReplaceAll(c.CommandPath(), " ", "_") + ".md"
+		if err := writeFile(filepath.Join(dir, name), b.Bytes()); err != nil {
 			return err
 		}
 	}

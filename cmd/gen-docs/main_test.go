@@ -312,3 +312,26 @@ func TestCompletionScripts(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkdownReferenceIsCurrent: docs/reference is what the command tree
+// says (every flag and its default, from the one place defaults live);
+// after a flag changes, regenerate it with
+// go run ./cmd/gen-docs -markdown docs/reference.
+func TestMarkdownReferenceIsCurrent(t *testing.T) {
+	dir := t.TempDir()
+	if err := run([]string{"-markdown", dir}, envOf()); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Glob(filepath.Join(dir, "*.md"))
+	have, _ := filepath.Glob("../../docs/reference/*.md")
+	if len(want) == 0 || len(want) != len(have) {
+		t.Fatalf("docs/reference has %d pages, the command tree %d: run go run ./cmd/gen-docs -markdown docs/reference", len(have), len(want))
+	}
+	for _, w := range want {
+		gen, _ := os.ReadFile(w)
+		committed, err := os.ReadFile(filepath.Join("../../docs/reference", filepath.Base(w)))
+		if err != nil || !bytes.Equal(gen, committed) {
+			t.Errorf("docs/reference/%s is out of date: run go run ./cmd/gen-docs -markdown docs/reference", filepath.Base(w))
+		}
+	}
+}
