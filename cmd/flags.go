@@ -76,7 +76,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.Float64Var(&r.Jitter, "jitter", defaultJitter, "randomize each wait by ±this fraction, 0..1")
 	fs.DurationVar(&r.MaxTime, "max-time", 0, "bound on the whole run, waits included (0: none)")
 	fs.DurationVar(&r.Timeout, "timeout", defaultTimeout, "bound on one attempt, headers and body (0: none)")
-	fs.StringVar(&r.RetryOn, "retry-on", resilience.DefaultRetryOn, "retried statuses: codes, ranges (500-504), classes (5xx)")
+	fs.StringVar(&r.RetryOn, "retry-on", defaultRetryOn, "retried statuses: codes, ranges (500-504), classes (5xx)")
 	r.MaxRetryAfter = defaultMaxRetryAfter
 	if check {
 		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default 0: off for check)")
@@ -262,3 +262,8 @@ func nodeName(getenv func(string) string) string {
 	}
 	return "unknown"
 }
+
+// defaultRetryOn is --retry-on's default: the statuses that say "try
+// again" (RFC 9110's 408, 425 Too Early, 429, and the 5xx a proxy or an
+// overloaded server sends); 501 and 505 are not among them.
+const defaultRetryOn = "408,425,429,500,502,503,504"

@@ -57,7 +57,7 @@ func wantUsage(t *testing.T, err error, part string) {
 
 func TestRetryFlagsPolicy(t *testing.T) {
 	defaults := resilience.Policy{Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second, Jitter: 0.5,
-		Timeout: 30 * time.Second, RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), MaxRetryAfter: time.Minute}
+		Timeout: 30 * time.Second, RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504"), MaxRetryAfter: time.Minute}
 	with := func(change func(p *resilience.Policy)) resilience.Policy {
 		p := defaults
 		change(&p)

@@ -70,7 +70,7 @@ func checkRequest(t *testing.T, raw string) *Request {
 // checkPolicy is the policy cmd gives check by default (jitter off).
 func checkPolicy() resilience.Policy {
 	return resilience.Policy{Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
-		RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), RetryUnsafe: true, MaxRetryAfter: time.Minute}
+		RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504"), RetryUnsafe: true, MaxRetryAfter: time.Minute}
 }
 
 func expectStatus(s string) *Expectations {
@@ -197,7 +197,7 @@ func TestCheckOne(t *testing.T) {
 			handlers: []http.HandlerFunc{replyStatus(503, "")},
 			policy: func(p *resilience.Policy) {
 				*p = resilience.Policy{Attempts: 1, NoAttemptLimit: true, Delay: 25 * time.Minute, Multiplier: 1,
-					MaxTime: time.Hour, LastChance: time.Minute, RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), RetryUnsafe: true}
+					MaxTime: time.Hour, LastChance: time.Minute, RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504"), RetryUnsafe: true}
 			},
 			// At 0, 25m and 50m; the next full wait would pass the hour, so
 			// the last attempt starts a minute before the end, at 59m.

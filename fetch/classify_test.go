@@ -13,7 +13,7 @@ import (
 )
 
 func TestClassifyFetchErrorsAreFinalAndSpareTheBreaker(t *testing.T) {
-	p := resilience.Policy{RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn)}
+	p := resilience.Policy{RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504")}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}
 	cut := &BodyCutError{Read: 10, Total: 100, Err: io.ErrUnexpectedEOF}
 	tests := []struct {

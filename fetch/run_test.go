@@ -165,7 +165,7 @@ func (e *runEnv) config() Config {
 	return Config{
 		Request: &Request{Method: http.MethodGet, URL: mustURL(e.t, "http://api.test/items"), Header: http.Header{}, MaxRedirs: 10},
 		Policy: resilience.Policy{Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
-			RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), MaxRetryAfter: time.Minute},
+			RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504"), MaxRetryAfter: time.Minute},
 		Sink:     &BufferSink{Dst: &e.out},
 		Clock:    e.clock,
 		NewTimer: e.clock.NewTimer,
@@ -672,7 +672,7 @@ func TestRunExitClasses(t *testing.T) {
 		{name: "deadline: the next wait would pass MaxTime",
 			setup: func(t *testing.T, e *runEnv, cfg *Config) {
 				cfg.Policy = resilience.Policy{Attempts: 10, Delay: 10 * time.Minute, Multiplier: 2, MaxTime: time.Hour,
-					RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn)}
+					RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504")}
 			},
 			replies: times(10, answer(503, "busy")),
 			// Waits of 10m and 20m; the next, 40m, would end past the hour.

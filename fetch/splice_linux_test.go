@@ -86,7 +86,7 @@ func spliceConfig(t *testing.T, client *http.Client, url string, sink Sink, atte
 		Request: &Request{Method: http.MethodGet, URL: mustURL(t, url), Header: http.Header{}, MaxRedirs: 10},
 		Client:  client,
 		Policy: resilience.Policy{Attempts: attempts, Delay: time.Second, Multiplier: 2,
-			RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn)},
+			RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504")},
 		Sink:     sink,
 		Clock:    clock,
 		NewTimer: clock.NewTimer,

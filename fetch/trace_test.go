@@ -20,7 +20,7 @@ import (
 func runTraced(t *testing.T, req *Request, attempts int, timeout time.Duration, hooks Hooks) ([]*AttemptTrace, error) {
 	t.Helper()
 	policy := resilience.Policy{Attempts: attempts, Multiplier: 1, Timeout: timeout,
-		RetryOn: resilience.MustStatusSet(resilience.DefaultRetryOn), MaxRetryAfter: time.Minute}
+		RetryOn: resilience.MustStatusSet("408,425,429,500,502,503,504"), MaxRetryAfter: time.Minute}
 	res, err := Run(context.Background(), Config{Request: req, Policy: policy, Sink: DiscardSink{}, Hooks: hooks})
 	if res == nil {
 		t.Fatalf("no result: %v", err)

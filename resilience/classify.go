@@ -68,8 +68,6 @@ type Verdict struct {
 	UnsafeNotRetried bool
 }
 
-// DefaultRetryOn is the default set of retried statuses.
-const DefaultRetryOn = "408,425,429,500,502,503,504"
 
 // Idempotent reports whether a method may be repeated without changing the
 // result: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are.

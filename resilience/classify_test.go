@@ -12,7 +12,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	retryOn := MustStatusSet(DefaultRetryOn)
+	retryOn := MustStatusSet("408,425,429,500,502,503,504")
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}
 	dnsTemp := &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}
@@ -82,7 +82,7 @@ func TestClassifyCustomRetryOn(t *testing.T) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	retryOn := MustStatusSet(DefaultRetryOn)
+	retryOn := MustStatusSet("408,425,429,500,502,503,504")
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}
 	for i := 0; i < b.N; i++ {
 		Classify("GET", Attempt{Status: 503}, retryOn, false)

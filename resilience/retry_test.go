@@ -43,7 +43,7 @@ func newExec(p Policy) (*Executor, *fakeClock, *[]time.Duration) {
 func testPolicy() Policy {
 	return Policy{
 		Attempts: 3, Delay: time.Second, Multiplier: 2, Cap: 10 * time.Second,
-		Jitter: 0.5, Timeout: 30 * time.Second, RetryOn: MustStatusSet(DefaultRetryOn),
+		Jitter: 0.5, Timeout: 30 * time.Second, RetryOn: MustStatusSet("408,425,429,500,502,503,504"),
 		MaxRetryAfter: 60 * time.Second,
 	}
 }

@@ -9,7 +9,7 @@ func TestParseStatusSet(t *testing.T) {
 		out     []int
 		wantErr bool
 	}{
-		{in: DefaultRetryOn, in1: []int{408, 425, 429, 500, 502, 503, 504}, out: []int{404, 501, 200, 599}},
+		{in: "408,425,429,500,502,503,504", in1: []int{408, 425, 429, 500, 502, 503, 504}, out: []int{404, 501, 200, 599}},
 		{in: "5xx", in1: []int{500, 501, 599}, out: []int{499, 600, 200}},
 		{in: "2XX, 404", in1: []int{200, 299, 404}, out: []int{300, 403}},
 		{in: "500-502", in1: []int{500, 501, 502}, out: []int{499, 503}},
