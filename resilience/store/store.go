@@ -228,6 +228,15 @@ func (s *FileStore) removeExpired(now time.Time) {
 		switch {
 		case strings.HasSuffix(name, ".json"):
 			s.removeIfExpired(noWait, filepath.Join(s.Dir, strings.TrimSuffix(name, ".json")), now)
+		case strings.HasSuffix(name, rateSuffix), strings.HasSuffix(name, budgetSuffix):
+			s.removeLimitIfExpired(noWait, filepath.Join(s.Dir, name), now)
+		case strings.HasSuffix(name, rateSuffix+".lock"), strings.HasSuffix(name, budgetSuffix+".lock"):
+			// A limit's lock goes with its file (removeLimitIfExpired), or
+			// alone once the file is gone.
+			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
+			if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+				s.removeLimitIfExpired(noWait, base, now)
+			}
 		case strings.HasSuffix(name, ".lock"):
 			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
 			if _, err := os.Lstat(base + ".json"); errors.Is(err, fs.ErrNotExist) {

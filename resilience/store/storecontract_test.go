@@ -39,7 +39,10 @@ var contractStores = map[string]func(t *testing.T) Store{
 
 func TestStores(t *testing.T) {
 	for name, mk := range contractStores {
-		t.Run(name, func(t *testing.T) { testStore(t, mk) })
+		t.Run(name, func(t *testing.T) {
+			testStore(t, mk)
+			testLimits(t, mk)
+		})
 	}
 }
 

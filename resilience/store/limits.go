@@ -1,0 +1,517 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/internal/regularfile"
+)
+
+// Manners toward a server, per origin (scheme://host:port), shared like
+// the breaker through the store: a request rate (GCRA) and a retry budget.
+// As for the breaker, each step is a pure Go function here (rateStep,
+// budgetStep) that the FileStore runs under a file lock, and a Lua twin
+// (redisstore_limits.go) that Redis runs as one script: one atomic
+// read-modify-write, one round trip. The contract suite runs the same
+// scenarios against every store and TestLimitsAgree feeds Go and Lua the
+// same random steps.
+//
+// Times are integers, so that Go and Lua agree to the unit: a rate's in
+// microseconds (a rate of up to a million a second is exact), a budget's
+// in milliseconds.
+//
+//   - Rate (GCRA): a record keeps the theoretical arrival time TAT of the
+//     origin's next request. With the interval T = period/N and a burst
+//     B, a request at now may go at max(TAT, now) - (B-1)·T; the step
+//     reserves that slot (TAT = max(TAT, now) + T) and returns the wait
+//     until it, unless the wait is longer than the caller can wait
+//     (MaxWait): then it reserves nothing and returns the wait.
+//   - Retry budget: first attempts and retries are counted in buckets of
+//     Window, the current and the previous one; the previous weighs by how
+//     much of it the sliding window still covers. A retry is allowed (and
+//     counted) when, with it, retries stay within Min + Percent% of first
+//     attempts (Finagle's RetryBudget: a minimum per window so that a
+//     rarely-run script still retries, plus a share of the traffic).
+
+// Limiter keeps the per-origin rate and retry budget records. FileStore,
+// RedisStore and FailoverStore implement it; every method is bounded by
+// ctx as Store's are.
+type Limiter interface {
+	// Rate takes a slot of p.Origin's rate (rateStep).
+	Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error)
+	// Budget counts a first attempt or asks for a retry (budgetStep).
+	Budget(ctx context.Context, p BudgetParams, now time.Time) (BudgetDecision, error)
+	// ListLimits returns every live limit record, sorted by origin and kind.
+	ListLimits(ctx context.Context) ([]LimitRecord, error)
+	// DeleteLimits removes origin's records and reports whether there was one.
+	DeleteLimits(ctx context.Context, origin string) (bool, error)
+	// DeleteAllLimits removes every limit record and returns how many.
+	DeleteAllLimits(ctx context.Context) (int, error)
+}
+
+// RateParams are one rate step's settings: they travel with the step, so
+// nodes with other settings can share an origin (each step follows its
+// caller's).
+type RateParams struct {
+	Origin string
+	// Interval is the period divided by the rate: the time between two
+	// requests (at least a microsecond).
+	Interval time.Duration
+	// Burst is how many requests may go at once, at least 1.
+	Burst int
+	// MaxWait is the longest wait the caller can take: a slot further off
+	// is not reserved. Negative: no bound.
+	MaxWait time.Duration
+	Route   Route
+}
+
+// RateDecision is a rate step's answer.
+type RateDecision struct {
+	// Reserved: the slot is the caller's; send after Wait.
+	Reserved bool
+	// Wait is how long until the slot (0: now), reserved or not.
+	Wait  time.Duration
+	Route Route
+}
+
+// Budget step kinds.
+const (
+	BudgetFirst = "first"
+	BudgetRetry = "retry"
+)
+
+// BudgetParams are one budget step's settings.
+type BudgetParams struct {
+	Origin string
+	// Kind is BudgetFirst (count a first attempt) or BudgetRetry (ask).
+	Kind string
+	// Percent of first attempts that retries may add, 1 to 100.
+	Percent int
+	// Min retries allowed per Window whatever the first attempts.
+	Min int
+	// Window is the sliding window (whole milliseconds, at least 1 ms).
+	Window time.Duration
+	Route  Route
+}
+
+// BudgetDecision is a budget step's answer.
+type BudgetDecision struct {
+	// Allowed: a first attempt (always), or a retry within the budget.
+	Allowed bool
+	// Firsts and Retries are the weighted counts over the window before
+	// the step; Allowance is how many retries the window allows.
+	Firsts, Retries, Allowance float64
+	Route                      Route
+}
+
+// LimitRecord is one origin's stored rate or budget, for listings.
+type LimitRecord struct {
+	Origin string
+	// Kind is "rate" or "budget".
+	Kind string
+	// Rate: the next free slot (TAT less the burst), in the caller's clock,
+	// and the last writer's interval and burst.
+	NextSlot time.Time
+	Interval time.Duration
+	Burst    int
+	// Budget: the weighted counts over the window at listing time, and
+	// the last writer's settings.
+	Firsts, Retries float64
+	Percent, Min    int
+	Window          time.Duration
+}
+
+// rateState is a rate record; its times in microseconds since the epoch.
+type rateState struct {
+	Origin   string `json:"origin"`
+	TAT      int64  `json:"tat_us"`
+	Interval int64  `json:"interval_us"`
+	Burst    int64  `json:"burst"`
+	// Expires is when the record reads as fresh (a past TAT is none).
+	Expires int64 `json:"expires_us"`
+}
+
+// rateLinger is how long a rate record outlives its TAT.
+const rateLinger = int64(time.Second / time.Microsecond)
+
+// noMaxWait stands for "no bound" in a step's MaxWait: exact in Lua.
+const noMaxWait = int64(1) << 52
+
+// rateStep is GCRA at now (µs). It reports whether the slot was reserved
+// and the wait until it (µs), and changes st only when it reserved.
+func rateStep(st *rateState, now, interval, burst, maxWait int64) (bool, int64) {
+	interval, burst = max(interval, 1), max(burst, 1)
+	tat := max(st.TAT, now)
+	wait := max(tat-(burst-1)*interval-now, 0)
+	if wait > maxWait {
+		return false, wait
+	}
+	st.TAT, st.Interval, st.Burst = tat+interval, interval, burst
+	st.Expires = st.TAT + rateLinger
+	return true, wait
+}
+
+// budgetState is a budget record; its times in milliseconds.
+type budgetState struct {
+	Origin string `json:"origin"`
+	// Win is the start of the current bucket (a multiple of Window).
+	Win int64 `json:"win_ms"`
+	// F and R count first attempts and retries in it; PF and PR in the one
+	// before.
+	F, R, PF, PR int64
+	Percent      int64 `json:"percent"`
+	Min          int64 `json:"min"`
+	Window       int64 `json:"window_ms"`
+	Expires      int64 `json:"expires_ms"`
+}
+
+// roll moves the buckets to the one now falls in.
+func (st *budgetState) roll(now, window int64) {
+	bucket := now - now%window
+	if st.Win == bucket {
+		return
+	}
+	if st.Win+window == bucket {
+		st.PF, st.PR = st.F, st.R
+	} else {
+		st.PF, st.PR = 0, 0
+	}
+	st.F, st.R, st.Win = 0, 0, bucket
+}
+
+// weighted returns, times window, the first attempts and retries over the
+// sliding window ending at now (st rolled to now).
+func (st *budgetState) weighted(now, window int64) (firstsW, retriesW int64) {
+	weight := window - (now - st.Win)
+	return st.F*window + st.PF*weight, st.R*window + st.PR*weight
+}
+
+// budgetStep counts a first attempt, or allows and counts a retry when
+// retries stay within min + percent% of first attempts over the window,
+// at now (ms). It always changes st (the buckets roll).
+func budgetStep(st *budgetState, now int64, retry bool, percent, minimum, window int64) BudgetDecision {
+	window = max(window, 1)
+	if st.Window != window {
+		// A caller with another window: the buckets mean nothing to it.
+		st.Win, st.F, st.R, st.PF, st.PR = 0, 0, 0, 0, 0
+	}
+	st.roll(now, window)
+	firstsW, retriesW := st.weighted(now, window)
+	d := BudgetDecision{Firsts: float64(firstsW) / float64(window), Retries: float64(retriesW) / float64(window),
+		Allowance: float64(minimum) + float64(percent*firstsW)/float64(100*window)}
+	if !retry {
+		st.F++
+		d.Allowed = true
+	} else if (retriesW+window)*100 <= minimum*window*100+percent*firstsW {
+		st.R++
+		d.Allowed = true
+	}
+	st.Percent, st.Min, st.Window = percent, minimum, window
+	st.Expires = st.Win + 2*window
+	return d
+}
+
+func usOf(t time.Time) int64 { return t.UnixMicro() }
+
+func usDur(d time.Duration) int64 {
+	if d < 0 {
+		return noMaxWait
+	}
+	return min(int64(d/time.Microsecond), noMaxWait)
+}
+
+// maxWaitUS is p's MaxWait in µs (noMaxWait for none).
+func (p RateParams) maxWaitUS() int64 { return usDur(p.MaxWait) }
+
+// intervalUS is p's Interval in µs, at least 1.
+func (p RateParams) intervalUS() int64 { return max(int64(p.Interval/time.Microsecond), 1) }
+
+func (p BudgetParams) windowMS() int64 { return max(int64(p.Window/time.Millisecond), 1) }
+
+// Limit file names: beside the breaker's "<hash>.json", with suffixes no
+// breaker file has, so that breaker listings never see them.
+const (
+	rateSuffix   = ".rate"
+	budgetSuffix = ".budget"
+)
+
+// Rate implements Limiter under the origin's rate file lock.
+func (s *FileStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
+	var d RateDecision
+	err := s.limitStep(ctx, p.Origin, rateSuffix, func(data []byte) ([]byte, error) {
+		var st rateState
+		if data != nil && json.Unmarshal(data, &st) != nil || st.Origin != p.Origin || st.Expires < usOf(now) {
+			st = rateState{Origin: p.Origin}
+		}
+		ok, wait := rateStep(&st, usOf(now), p.intervalUS(), int64(p.Burst), p.maxWaitUS())
+		d = RateDecision{Reserved: ok, Wait: time.Duration(wait) * time.Microsecond}
+		if !ok {
+			return nil, nil
+		}
+		return json.Marshal(st)
+	})
+	return d, err
+}
+
+// Budget implements Limiter under the origin's budget file lock.
+func (s *FileStore) Budget(ctx context.Context, p BudgetParams, now time.Time) (BudgetDecision, error) {
+	var d BudgetDecision
+	err := s.limitStep(ctx, p.Origin, budgetSuffix, func(data []byte) ([]byte, error) {
+		var st budgetState
+		if data != nil && json.Unmarshal(data, &st) != nil || st.Origin != p.Origin || st.Expires < now.UnixMilli() {
+			st = budgetState{Origin: p.Origin, Window: p.windowMS()}
+		}
+		d = budgetStep(&st, now.UnixMilli(), p.Kind == BudgetRetry, int64(p.Percent), int64(p.Min), p.windowMS())
+		return json.Marshal(st)
+	})
+	return d, err
+}
+
+// limitStep runs fn on the content of origin's limit file (nil for none)
+// under its lock, and writes what fn returns (nothing for nil).
+func (s *FileStore) limitStep(ctx context.Context, origin, suffix string, fn func([]byte) ([]byte, error)) error {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	s.prune.Do(func() { s.removeExpired(time.Now()) })
+	base := s.path(origin) + suffix
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	data, err := regularfile.Read(base)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		data = nil // unreadable: a fresh record replaces it
+	}
+	out, err := fn(data)
+	if err != nil || out == nil {
+		return err
+	}
+	return atomicfile.WriteFile(base, append(out, '\n'), 0o600, false)
+}
+
+// limitFiles returns the paths of Dir's limit files.
+func (s *FileStore) limitFiles() ([]string, error) {
+	entries, err := os.ReadDir(s.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, s.dirError(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, rateSuffix) || strings.HasSuffix(name, budgetSuffix) {
+			out = append(out, s.Dir+string(os.PathSeparator)+name)
+		}
+	}
+	return out, nil
+}
+
+// limitExpired reads a limit file and reports its record, and whether it
+// expired by now (or cannot be read).
+func readLimit(path string, now time.Time) (LimitRecord, bool) {
+	data, err := regularfile.Read(path)
+	if err != nil {
+		return LimitRecord{}, true
+	}
+	if strings.HasSuffix(path, rateSuffix) {
+		var st rateState
+		if json.Unmarshal(data, &st) != nil || st.Origin == "" || st.Expires < usOf(now) {
+			return LimitRecord{}, true
+		}
+		return st.record(0), false
+	}
+	var st budgetState
+	if json.Unmarshal(data, &st) != nil || st.Origin == "" || st.Expires < now.UnixMilli() {
+		return LimitRecord{}, true
+	}
+	return st.record(now.UnixMilli()), false
+}
+
+// record is st as a listing shows it; off moves its times to the
+// caller's clock.
+func (st rateState) record(off time.Duration) LimitRecord {
+	return LimitRecord{Origin: st.Origin, Kind: "rate", Interval: time.Duration(st.Interval) * time.Microsecond,
+		Burst: int(st.Burst), NextSlot: time.UnixMicro(st.TAT - (st.Burst-1)*st.Interval).Add(off)}
+}
+
+func (st budgetState) record(now int64) LimitRecord {
+	w := max(st.Window, 1)
+	st.roll(now, w)
+	f, r := st.weighted(now, w)
+	return LimitRecord{Origin: st.Origin, Kind: "budget", Firsts: float64(f) / float64(w), Retries: float64(r) / float64(w),
+		Percent: int(st.Percent), Min: int(st.Min), Window: time.Duration(w) * time.Millisecond}
+}
+
+// ListLimits implements Limiter: the live records of Dir, read without
+// their locks (each file is replaced whole).
+func (s *FileStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
+	paths, err := s.limitFiles()
+	if err != nil {
+		return nil, err
+	}
+	out := []LimitRecord{}
+	now := time.Now()
+	for _, p := range paths {
+		if r, expired := readLimit(p, now); !expired && s.path(r.Origin)+suffixOf(p) == p {
+			out = append(out, r)
+		}
+	}
+	sortLimits(out)
+	return out, nil
+}
+
+func suffixOf(path string) string {
+	if strings.HasSuffix(path, rateSuffix) {
+		return rateSuffix
+	}
+	return budgetSuffix
+}
+
+func sortLimits(out []LimitRecord) {
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Origin != out[j].Origin {
+			return out[i].Origin < out[j].Origin
+		}
+		return out[i].Kind > out[j].Kind // rate before budget
+	})
+}
+
+// DeleteLimits implements Limiter.
+func (s *FileStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
+	found := false
+	for _, suffix := range []string{rateSuffix, budgetSuffix} {
+		base := s.path(origin) + suffix
+		if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return found, s.dirError(err)
+		}
+		ok, err := s.removeLimit(ctx, base)
+		if err != nil {
+			return found, err
+		}
+		found = found || ok
+	}
+	return found, nil
+}
+
+// removeLimit removes the limit file base under its lock.
+func (s *FileStore) removeLimit(ctx context.Context, base string) (bool, error) {
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	err = os.Remove(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteAllLimits implements Limiter.
+func (s *FileStore) DeleteAllLimits(ctx context.Context) (int, error) {
+	paths, err := s.limitFiles()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range paths {
+		ok, err := s.removeLimit(ctx, p)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// removeLimitIfExpired is removeExpired's for a limit file: removed, with
+// its lock file, if it expired by now and its lock is free.
+func (s *FileStore) removeLimitIfExpired(ctx context.Context, base string, now time.Time) {
+	unlock, err := s.gates.lock(ctx, base+".lock")
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if _, expired := readLimit(base, now); !expired {
+		return
+	}
+	if err := os.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if runtime.GOOS != "windows" {
+		os.Remove(base + ".lock")
+	}
+}
+
+// Rate implements Limiter, keeping to p.Route (see failoverRoute).
+func (s *FailoverStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
+	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (RateDecision, error) {
+		l, ok := st.(Limiter)
+		if !ok {
+			return RateDecision{}, errNoLimiter(st)
+		}
+		return l.Rate(ctx, p, now)
+	})
+	d.Route = route
+	return d, err
+}
+
+// Budget implements Limiter, keeping to p.Route.
+func (s *FailoverStore) Budget(ctx context.Context, p BudgetParams, now time.Time) (BudgetDecision, error) {
+	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (BudgetDecision, error) {
+		l, ok := st.(Limiter)
+		if !ok {
+			return BudgetDecision{}, errNoLimiter(st)
+		}
+		return l.Budget(ctx, p, now)
+	})
+	d.Route = route
+	return d, err
+}
+
+func (s *FailoverStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
+	return failover(ctx, s, func(ctx context.Context, st Store) ([]LimitRecord, error) {
+		if l, ok := st.(Limiter); ok {
+			return l.ListLimits(ctx)
+		}
+		return nil, errNoLimiter(st)
+	})
+}
+
+func (s *FailoverStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
+	return failover(ctx, s, func(ctx context.Context, st Store) (bool, error) {
+		if l, ok := st.(Limiter); ok {
+			return l.DeleteLimits(ctx, origin)
+		}
+		return false, errNoLimiter(st)
+	})
+}
+
+func (s *FailoverStore) DeleteAllLimits(ctx context.Context) (int, error) {
+	return failover(ctx, s, func(ctx context.Context, st Store) (int, error) {
+		if l, ok := st.(Limiter); ok {
+			return l.DeleteAllLimits(ctx)
+		}
+		return 0, errNoLimiter(st)
+	})
+}
+
+func errNoLimiter(st Store) error {
+	return fmt.Errorf("store %s keeps no rates or budgets", storeName(st, "?"))
+}
