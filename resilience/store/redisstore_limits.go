@@ -34,7 +34,7 @@ local typ = redis.call('TYPE', k)['ok']
 if typ ~= 'hash' and typ ~= 'none' then redis.call('DEL', k) end
 `
 
-// redisRateScript runs rateStep. ARGV: now_us ('' for TIME), interval_us,
+// redisRateScript runs rateStep. ARGV: now_us (” for TIME), interval_us,
 // burst, max_wait_us. Reply: {reserved 1|0, wait_us}.
 var redisRateScript = redis.NewScript(luaLimitPrelude + `
 local now
@@ -56,7 +56,7 @@ redis.call('PEXPIRE', k, int(math.floor((tat + ` + "1000000" + ` - now) / 1000) 
 return {1, wait}
 `)
 
-// redisBudgetScript runs budgetStep. ARGV: now_ms ('' for TIME), retry
+// redisBudgetScript runs budgetStep. ARGV: now_ms (” for TIME), retry
 // ('1' or '0'), percent, min, window_ms. Reply: {allowed 1|0, firsts ×
 // window, retries × window}, the counts before the step.
 var redisBudgetScript = redis.NewScript(luaLimitPrelude + `
