@@ -124,6 +124,7 @@ type stopReason struct {
 	class error         // ErrRateLimited or ErrDeadline; nil while running
 	wait  time.Duration // the wait that was refused
 	hold  *HoldError    // set when the refused wait was a key's hold
+	rate  bool          // set when the refused wait was for a rate slot
 }
 
 // retryAfterBackOff honours a server's Retry-After: the next wait is

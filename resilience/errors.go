@@ -80,6 +80,12 @@ const (
 	// for longer (RunError.RetryAfter) than Policy.MaxRetryAfter or the
 	// time left allows waiting.
 	ReasonHeld
+	// ReasonRateWait: the origin's next rate slot (RunError.Wait away) is
+	// beyond Policy.MaxTime; no request was sent for it.
+	ReasonRateWait
+	// ReasonBudgetSpent: the origin's retry budget (RunError.Budget)
+	// refused the retry.
+	ReasonBudgetSpent
 )
 
 // RunError is the error of a failed run. Class is one of the sentinel
@@ -96,6 +102,8 @@ type RunError struct {
 	Reason Reason
 	Wait   time.Duration
 	Limit  time.Duration
+	// Budget says how the retry budget was spent (ReasonBudgetSpent).
+	Budget *BudgetSpent
 }
 
 func (e *RunError) Error() string {
@@ -120,6 +128,12 @@ func (e *RunError) Error() string {
 		b.WriteString(": the circuit opened, so retries stopped")
 	case ReasonHeld:
 		b.WriteString(" (a hold an earlier run recorded)" + e.beyond())
+	case ReasonRateWait:
+		fmt.Fprintf(&b, ": the next request slot of the rate (--rate) in %s would pass the time limit of %s", e.Wait.Round(time.Millisecond), e.Limit)
+	case ReasonBudgetSpent:
+		if e.Budget != nil {
+			b.WriteString(": " + e.Budget.String() + ", so the failure was not retried")
+		}
 	}
 	if e.Last != nil {
 		b.WriteString(": ")

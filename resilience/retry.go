@@ -21,6 +21,8 @@ type AttemptRecord struct {
 	Duration time.Duration
 	// Wait is the wait that followed this attempt (0 if none).
 	Wait time.Duration
+	// RateWait is the wait for a rate slot before this attempt (0 if none).
+	RateWait time.Duration
 	// Detail is what the caller wants kept with the attempt (its
 	// Attempt.Detail); resilience never looks at it.
 	Detail any
@@ -50,6 +52,8 @@ type Trace struct {
 	// Held is the time spent waiting for holds (a Retry-After that an
 	// earlier run, here or elsewhere, recorded on the key).
 	Held time.Duration
+	// RateWait is the time spent waiting for rate slots (Limits.Rate).
+	RateWait time.Duration
 	// RetryAfter is the last Retry-After the server sent, -1 if none.
 	RetryAfter time.Duration
 	// Breaker is the breaker state after the run (zero if the breaker is off).
@@ -86,6 +90,14 @@ type Executor struct {
 	// still ends the run with ErrRateLimited, and a hold met between
 	// attempts is waited out as usual, so one run's attempts stay one run.
 	NoHoldWait bool
+	// Limits, if set, is the run's rate and retry budget toward its
+	// origin: every attempt takes a rate slot (after the breaker admits
+	// it), every first attempt counts toward the budget, every retry asks
+	// it first. With NoHoldWait, a first attempt whose slot is not free
+	// ends the run with a *RateWaitError, reserving nothing.
+	Limits *Limits
+	// OnRateWait, if set, is called before a wait for a rate slot.
+	OnRateWait func(RateWaitInfo)
 }
 
 // errNoClassify is returned by Run when the Executor has no ClassifyFunc.
@@ -162,6 +174,12 @@ type run struct {
 	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
 	rejected *OpenError    // set when the breaker refused an attempt
 	yielded  *HoldError    // set when NoHoldWait ended the run at a hold
+	// rateYielded is set when NoHoldWait ended the run at a busy rate.
+	rateYielded *RateWaitError
+	// rateWait is the wait for the slot of the attempt about to start.
+	rateWait time.Duration
+	// budgetSpent is set when the retry budget refused a retry.
+	budgetSpent *BudgetSpent
 	// breakerOpened is set when the breaker was seen open after a failure.
 	breakerOpened bool
 	unsafe        bool       // the last failure was not retried: unsafe method
@@ -176,6 +194,9 @@ func (r *run) admit() (Ticket, error) {
 		ticket, err := r.e.Breaker.Admit(r.ctx, now)
 		var hold *HoldError
 		if !errors.As(err, &hold) {
+			if err == nil {
+				err = r.takeSlot(ticket)
+			}
 			return ticket, err
 		}
 		wait := hold.Until.Sub(now)
@@ -198,6 +219,61 @@ func (r *run) admit() (Ticket, error) {
 		}
 	}
 }
+
+// takeSlot takes the origin's next rate slot for an admitted attempt and
+// waits for it. A slot beyond the time left (or, with NoHoldWait before
+// the first attempt, any wait) is not reserved: the run ends, and a
+// half-open trial the breaker granted is released.
+func (r *run) takeSlot(ticket Ticket) error {
+	r.rateWait = 0
+	if r.e.Limits == nil {
+		return nil
+	}
+	now := r.clock.Now()
+	maxWait := time.Duration(-1)
+	if !r.deadline.IsZero() {
+		maxWait = max(r.deadline.Sub(now), 0)
+	}
+	yield := r.e.NoHoldWait && r.n == 0
+	if yield {
+		maxWait = 0
+	}
+	ok, wait, err := r.e.Limits.rate(r.ctx, now, maxWait)
+	release := func() {
+		if ticket.trial {
+			r.e.Breaker.Record(r.ctx, ticket, Verdict{Kind: Cancelled, Breaker: Ignore}, r.clock.Now(), time.Time{})
+		}
+	}
+	switch {
+	case err != nil:
+		release()
+		return err
+	case !ok && yield && (r.deadline.IsZero() || wait <= r.deadline.Sub(now)):
+		release()
+		r.rateYielded = &RateWaitError{Origin: r.e.Limits.Origin, Until: now.Add(wait)}
+		return r.rateYielded
+	case !ok:
+		release()
+		r.stop = stopReason{class: ErrDeadline, wait: wait, rate: true}
+		return errRateBeyondDeadline
+	case wait > 0:
+		if r.e.OnRateWait != nil {
+			r.e.OnRateWait(RateWaitInfo{Origin: r.e.Limits.Origin, Wait: wait})
+		}
+		err := r.sleep(wait)
+		r.rateWait = r.clock.Now().Sub(now)
+		r.tr.RateWait += r.rateWait
+		if err != nil {
+			release()
+			return err
+		}
+	}
+	return nil
+}
+
+// errRateBeyondDeadline ends a run whose next rate slot is beyond its
+// deadline (r.stop says how far).
+var errRateBeyondDeadline = errors.New("the next rate slot is beyond the time limit")
 
 // sleep waits d on the executor's timer, or until the run ends.
 func (r *run) sleep(d time.Duration) error {
@@ -223,6 +299,9 @@ func (r *run) attempt() error {
 		errors.As(err, &r.rejected)
 		return backoff.Permanent(err)
 	}
+	if r.n == 0 {
+		r.e.Limits.first(r.ctx, r.clock.Now())
+	}
 	r.n++
 	actx, cancel := r.ctx, context.CancelFunc(func() {})
 	if r.p.Timeout > 0 {
@@ -242,7 +321,7 @@ func (r *run) attempt() error {
 	cancel()
 	v := r.e.Classify(r.method, a, r.p)
 	now := r.clock.Now()
-	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail})
+	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail, RateWait: r.rateWait})
 	ra, hasRA := time.Duration(0), false
 	if a.Header != nil {
 		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), serverNow(a.Header, now))
@@ -273,6 +352,12 @@ func (r *run) attempt() error {
 		// "retrying".
 		r.breakerOpened = true
 		return backoff.Permanent(v.Err)
+	}
+	if v.Kind == Retryable && (r.p.NoAttemptLimit || r.n < r.p.Attempts) {
+		if spent := r.e.Limits.retry(r.ctx, now); spent != nil {
+			r.budgetSpent = spent
+			return backoff.Permanent(v.Err)
+		}
 	}
 	switch v.Kind {
 	case Success:
@@ -313,6 +398,9 @@ func (r *run) err(loopErr error) error {
 	if r.yielded != nil {
 		return r.yielded
 	}
+	if r.rateYielded != nil {
+		return r.rateYielded
+	}
 	re := &RunError{Last: r.last, Attempts: len(r.tr.Attempts), RetryAfter: r.tr.RetryAfter}
 	switch {
 	case r.stop.hold != nil:
@@ -321,6 +409,10 @@ func (r *run) err(loopErr error) error {
 		if len(r.tr.Attempts) == 0 {
 			re.Last = r.stop.hold
 		}
+	case r.stop.rate:
+		re.Class, re.Reason, re.Wait, re.Limit = ErrDeadline, ReasonRateWait, r.stop.wait, r.p.MaxTime
+	case r.budgetSpent != nil:
+		re.Class, re.Reason, re.Budget = ErrRetryBudget, ReasonBudgetSpent, r.budgetSpent
 	case r.rejected != nil && len(r.tr.Attempts) == 0:
 		re.Class, re.Last = ErrCircuitOpen, r.rejected
 	case r.rejected != nil, r.breakerOpened:

@@ -1,0 +1,143 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refetch/refetch/resilience/store"
+)
+
+// ErrRetryBudget: a retryable failure was not retried because the
+// origin's retry budget (shared through the store) is spent.
+var ErrRetryBudget = errors.New("retry budget spent")
+
+// Rate is a request rate toward an origin: one request per Interval, with
+// Burst at once.
+type Rate struct {
+	Interval time.Duration
+	Burst    int
+}
+
+// RetryBudget bounds retries toward an origin: at most Min per Window
+// plus Percent of the first attempts over the Window.
+type RetryBudget struct {
+	Percent int
+	Min     int
+	Window  time.Duration
+}
+
+// Limits are a run's manners toward its origin: a rate every attempt
+// waits for, a retry budget every retry asks. The records live in Store,
+// shared by every process using it. A Limits is for one run (one
+// goroutine), like a Breaker; a nil *Limits limits nothing. Store
+// problems make it step aside, with a warning, as the breaker does.
+type Limits struct {
+	Store  store.Limiter
+	Origin string
+	// Rate and Budget: nil for none.
+	Rate   *Rate
+	Budget *RetryBudget
+	// Warn, if set, receives problems with the store.
+	Warn func(error)
+
+	route store.Route
+	down  bool
+}
+
+// RateWaitInfo describes a wait for a rate slot, for progress logs.
+type RateWaitInfo struct {
+	Origin string
+	Wait   time.Duration
+}
+
+// RateWaitError ends a run whose Executor has NoHoldWait before its first
+// attempt when the origin's next rate slot is Until: nothing was sent or
+// reserved, and the caller (a batch) runs it again then.
+type RateWaitError struct {
+	Origin string
+	Until  time.Time
+}
+
+func (e *RateWaitError) Error() string {
+	return fmt.Sprintf("%s has no free rate slot until %s", e.Origin, ClockTime(e.Until, time.Now()))
+}
+
+// BudgetSpent says why a retry was refused, for the run's error.
+type BudgetSpent struct {
+	Origin string
+	// Retries and Firsts are the weighted counts over Window; Allowance
+	// the retries it allows.
+	Retries, Firsts, Allowance float64
+	Budget                     RetryBudget
+}
+
+func (b *BudgetSpent) String() string {
+	return fmt.Sprintf("%.0f retries to %s in the last %s already, of %.1f allowed (%d + %d%% of %.0f first attempts)",
+		b.Retries, b.Origin, b.Budget.Window, b.Allowance, b.Budget.Min, b.Budget.Percent, b.Firsts)
+}
+
+// stepAside turns the limits off for the rest of the run.
+func (l *Limits) stepAside(err error) {
+	l.down = true
+	if errors.Is(err, store.ErrRouteGone) {
+		return
+	}
+	if l.Warn != nil {
+		l.Warn(fmt.Errorf("--rate and --retry-budget disabled for this run: %w", err))
+	}
+}
+
+// rate takes a slot at now, waiting at most maxWait (negative: no
+// bound). ok false: the store had no slot within maxWait and reserved
+// nothing; wait is then the wait it would take.
+func (l *Limits) rate(ctx context.Context, now time.Time, maxWait time.Duration) (ok bool, wait time.Duration, err error) {
+	if l == nil || l.down || l.Rate == nil {
+		return true, 0, nil
+	}
+	d, err := l.Store.Rate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, Burst: l.Rate.Burst,
+		MaxWait: maxWait, Route: l.route}, now)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false, 0, context.Cause(ctx)
+	case err != nil:
+		l.stepAside(err)
+		return true, 0, nil
+	}
+	l.route = d.Route
+	return d.Reserved, d.Wait, nil
+}
+
+// first counts a first attempt toward the budget.
+func (l *Limits) first(ctx context.Context, now time.Time) {
+	if l == nil || l.down || l.Budget == nil {
+		return
+	}
+	l.budget(ctx, store.BudgetFirst, now)
+}
+
+// retry asks the budget for a retry: nil when allowed (and counted).
+func (l *Limits) retry(ctx context.Context, now time.Time) *BudgetSpent {
+	if l == nil || l.down || l.Budget == nil {
+		return nil
+	}
+	d, ok := l.budget(ctx, store.BudgetRetry, now)
+	if !ok || d.Allowed {
+		return nil
+	}
+	return &BudgetSpent{Origin: l.Origin, Retries: d.Retries, Firsts: d.Firsts, Allowance: d.Allowance, Budget: *l.Budget}
+}
+
+func (l *Limits) budget(ctx context.Context, kind string, now time.Time) (store.BudgetDecision, bool) {
+	d, err := l.Store.Budget(ctx, store.BudgetParams{Origin: l.Origin, Kind: kind, Percent: l.Budget.Percent,
+		Min: l.Budget.Min, Window: l.Budget.Window, Route: l.route}, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.stepAside(err)
+		}
+		return d, false
+	}
+	l.route = d.Route
+	return d, true
+}
