@@ -586,8 +586,9 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	target := fetch.RedactURL(j.URL)
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
+		Limits:   newLimits(b.plan.limits, j.URL, b.log),
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
-		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold,
+		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
 			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},
 	}
 	res, err := fetch.Run(ctx, cfg)
@@ -598,6 +599,13 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	if errors.As(err, &hold) && !errors.As(err, &re) {
 		sink.Close()
 		return hold.Until, true
+	}
+	var busy *resilience.RateWaitError
+	if errors.As(err, &busy) {
+		// The origin's next rate slot is not free: nothing was sent or
+		// reserved; the URL waits in its queue while other hosts go on.
+		sink.Close()
+		return busy.Until, true
 	}
 	err = withResetHint(err, bp)
 	if res != nil {

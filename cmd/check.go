@@ -139,6 +139,7 @@ type checkPlan struct {
 	expect    *fetch.Expectations
 	bodyLimit int64
 	breaker   func(*fetch.Request) *breakerPlan
+	limits    *limitsPlan
 	words     checkWords
 }
 
@@ -236,6 +237,9 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		}
 	}
 	p.breaker = func(req *fetch.Request) *breakerPlan { return base.forURL(req.URL) }
+	if p.limits, err = o.RetryFlags.limitsBase(base, len(o.URLs), o.Getenv, o.Log); err != nil {
+		return nil, err
+	}
 	p.words = checkWords{
 		limits: fetch.LimitWords{
 			fetch.LimitTimeout:    n.flag("timeout"),
@@ -333,7 +337,9 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		Requests: p.reqs, Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
 		Stable: o.Stable, HonourRetryOn: o.RetryOnGiven, MinInterval: checkPollFloor,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
-		Hooks:   fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
+		Limits:  func(req *fetch.Request) *resilience.Limits { return newLimits(p.limits, req.URL, o.Log) },
+		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace,
+			OnRateWait: o.Log.RateWait},
 		OnRetry: func(url string, info resilience.RetryInfo) {
 			// The failure in the flags' words, as the report has it.
 			info.Err = errors.New(p.words.word(info.Err))

@@ -23,6 +23,7 @@ const (
 	ExitDeadline    = 7
 	ExitUnhealthy   = 8
 	ExitBatch       = 9
+	ExitRetryBudget = 10
 	ExitSIGHUP      = 129
 	ExitSIGINT      = 130
 	ExitSIGQUIT     = 131
@@ -104,6 +105,8 @@ func ExitCode(err error) int {
 		return ExitRateLimited
 	case errors.Is(err, resilience.ErrDeadline):
 		return ExitDeadline
+	case errors.Is(err, resilience.ErrRetryBudget):
+		return ExitRetryBudget
 	case errors.Is(err, resilience.ErrRetriesExhausted):
 		return ExitExhausted
 	case errors.Is(err, resilience.ErrPermanent):

@@ -48,6 +48,8 @@ var ExitCodes = []ExitCodeInfo{
 		"`check`: unhealthy (an expectation failed, or no healthy answer before the time ran out); `probe --expect-success`: the success rate is below the rate", []string{"check", "probe"}},
 	{ExitBatch, "batch", "batch: some URL failed", nil,
 		"batch: at least one URL failed (each URL's own code is in its `--json` line); a batch of one URL exits with that URL's code instead", []string{"fetch"}},
+	{ExitRetryBudget, "retry_budget", "retry budget spent", nil,
+		"retry budget spent: a retryable failure was not retried because the origin's `--retry-budget`, shared through the store, is spent", []string{"fetch"}},
 	{ExitSIGHUP, "interrupted", "SIGHUP", nil, "interrupted by SIGHUP", nil},
 	{ExitSIGINT, "interrupted", "SIGINT (Ctrl-C)", nil, "interrupted by SIGINT (Ctrl-C)", nil},
 	{ExitSIGQUIT, "interrupted", "SIGQUIT (Ctrl-\\)", nil, "interrupted by SIGQUIT (Ctrl-\\)", nil},

@@ -23,7 +23,7 @@ func TestExitCodeIsInTheTable(t *testing.T) {
 		nil, errors.New("bug"), &UsageError{Err: errors.New("bad")}, ErrUnhealthy,
 		fmt.Errorf("%w", ErrBatchFailed), fmt.Errorf("%w", fetch.ErrOutput), context.Canceled,
 		resilience.ErrCircuitOpen, resilience.ErrRateLimited, resilience.ErrDeadline,
-		resilience.ErrRetriesExhausted, resilience.ErrPermanent,
+		resilience.ErrRetriesExhausted, resilience.ErrPermanent, resilience.ErrRetryBudget,
 	}
 	for _, s := range []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM} {
 		errs = append(errs, &InterruptError{Signal: s})

@@ -133,6 +133,7 @@ type fetchPlan struct {
 	policy   resilience.Policy
 	fallback fetch.Fallback
 	breaker  *breakerPlan
+	limits   *limitsPlan
 }
 
 // breakerPlan is a resolved breaker: every value final.
@@ -225,6 +226,9 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	}
 	// A batch has up to -P steps of its breakers in flight at once.
 	if p.breaker, err = o.RetryFlags.breakerPlan(u, policy.Attempts, o.Batch.Parallel, o.Getenv, o.Log); err != nil {
+		return nil, err
+	}
+	if p.limits, err = o.RetryFlags.limitsBase(p.breaker, o.Batch.Parallel, o.Getenv, o.Log); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -368,9 +372,10 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	defer sink.Close()
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
+		Limits:   newLimits(p.limits, p.req.URL, o.Log),
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
-			OnHold: o.Log.Hold, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
+			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
 	}
 	if o.NoBuffer && o.IO.OutTTY {
 		// The body streams to the same terminal: a bar would garble it.

@@ -58,6 +58,16 @@ type RetryFlags struct {
 	StateDir        string
 	Store           string
 
+	// Manners toward the server (cmd/limits.go): --rate N/s|N/m|N/h,
+	// --rate-burst, --retry-budget P%.
+	Rate        string
+	RateBurst   int
+	RetryBudget string
+	// Resolved by limits().
+	rate   rateSpec
+	rateOn bool
+	budget int
+
 	// Resolved in RunE from the flag set: was the flag given (on the
 	// command line or by its variable)?
 	AttemptsGiven        bool
@@ -90,6 +100,9 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 	fs.StringVar(&r.Store, "store", "", storeFlagUsage)
+	fs.StringVar(&r.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, every attempt counted, shared through the store (0: no limit)")
+	fs.IntVar(&r.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
+	fs.StringVar(&r.RetryBudget, "retry-budget", "0", "retries to the origin at most `P%` of first attempts over a minute, plus 3, shared through the store (0: no budget)")
 }
 
 // resolveGiven records which of the flags with computed defaults were
@@ -132,6 +145,9 @@ func (r *RetryFlags) policy() (resilience.Policy, error) {
 		}
 	}
 	if err := checkStoreFlag(r.Store, n.flag("store")); err != nil {
+		return p, err
+	}
+	if err := r.limits(); err != nil {
 		return p, err
 	}
 	set, err := resilience.ParseStatusSet(r.RetryOn)

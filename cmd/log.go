@@ -137,6 +137,14 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 		printable(h.Key), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
 }
 
+// RateWait logs a wait for a rate slot (--rate), as Hold logs a hold.
+func (l *Logger) RateWait(w resilience.RateWaitInfo) {
+	if l.quiet {
+		return
+	}
+	l.line(l.yellow.Sprintf("%s: waiting %s for a request slot (--rate)", printable(w.Origin), FormatDuration(w.Wait)))
+}
+
 // Warnf logs a warning; -q silences it.
 func (l *Logger) Warnf(format string, args ...any) {
 	if l.quiet {

@@ -212,6 +212,9 @@ type CheckConfig struct {
 	// Breaker returns the breaker of a request, nil for none; it is called
 	// once per request, and each breaker is used by one goroutine.
 	Breaker func(*Request) *resilience.Breaker
+	// Limits returns the rate and retry budget of a request (--rate,
+	// --retry-budget), nil for none; called once per request.
+	Limits func(*Request) *resilience.Limits
 	// Hooks: OnRequest, OnResponse, OnRedirect and OnTrace are used.
 	Hooks Hooks
 	// OnRetry, if set, is called before each wait, with the URL being
@@ -417,7 +420,10 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		lastState resilience.Attempt
 	)
 	ex := &resilience.Executor{Policy: policy, Classify: cfg.classify, Breaker: breaker,
-		Clock: cfg.Clock, NewTimer: cfg.NewTimer}
+		Clock: cfg.Clock, NewTimer: cfg.NewTimer, OnRateWait: cfg.Hooks.OnRateWait}
+	if cfg.Limits != nil {
+		ex.Limits = cfg.Limits(req)
+	}
 	if cfg.OnRetry != nil {
 		ex.OnRetry = func(info resilience.RetryInfo) {
 			if serverRA >= 0 {

@@ -34,7 +34,9 @@ type Report struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 	// HeldMS is the time spent waiting for a hold on the key (a
 	// Retry-After an earlier run recorded) before the first request.
-	HeldMS     int64           `json:"held_ms"`
+	HeldMS int64 `json:"held_ms"`
+	// RateWaitMS is the time spent waiting for rate slots (--rate).
+	RateWaitMS int64           `json:"rate_wait_ms"`
 	Attempts   []ReportAttempt `json:"attempts"`
 	Breaker    *ReportBreaker  `json:"breaker"`
 	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
@@ -69,6 +71,8 @@ type ReportAttempt struct {
 	Error      *string `json:"error"`
 	DurationMS float64 `json:"duration_ms"` // Millis: to the microsecond, truncated
 	WaitMS     int64   `json:"wait_ms"`
+	// RateWaitMS is the wait for this attempt's rate slot (--rate).
+	RateWaitMS int64 `json:"rate_wait_ms"`
 	ReportTrace
 }
 
@@ -104,12 +108,13 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 		}
 		if tr := res.Trace; tr != nil {
 			r.ElapsedMS, r.HeldMS = Millis(tr.Elapsed), tr.Held.Milliseconds()
+			r.RateWaitMS = tr.RateWait.Milliseconds()
 			if tr.RetryAfter >= 0 {
 				ms := tr.RetryAfter.Milliseconds()
 				r.RetryAfterMS = &ms
 			}
 			for _, a := range tr.Attempts {
-				ra := ReportAttempt{Attempt: a.N, DurationMS: Millis(a.Duration), WaitMS: a.Wait.Milliseconds(),
+				ra := ReportAttempt{Attempt: a.N, DurationMS: Millis(a.Duration), WaitMS: a.Wait.Milliseconds(), RateWaitMS: a.RateWait.Milliseconds(),
 					ReportTrace: NewReportTrace(a.Detail)}
 				if a.Status != 0 {
 					s := a.Status

@@ -34,6 +34,8 @@ type Hooks struct {
 	OnRetry    func(resilience.RetryInfo)
 	// OnHold is called before waiting out a hold on the key.
 	OnHold func(resilience.HoldInfo)
+	// OnRateWait is called before waiting for a rate slot (--rate).
+	OnRateWait func(resilience.RateWaitInfo)
 	// OnBody, if set, is called when a successful body starts, with its
 	// length (-1 if unknown); the Progress it returns sees every chunk.
 	OnBody func(total int64) Progress
@@ -64,9 +66,11 @@ type Fallback struct {
 type Config struct {
 	Request *Request
 	// Client defaults to NewClient(Request).
-	Client   *http.Client
-	Policy   resilience.Policy
-	Breaker  *resilience.Breaker
+	Client  *http.Client
+	Policy  resilience.Policy
+	Breaker *resilience.Breaker
+	// Limits are the run's rate and retry budget; nil for none.
+	Limits   *resilience.Limits
 	Sink     Sink
 	Fallback Fallback
 	Hooks    Hooks
@@ -140,7 +144,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	key := cfg.Request.staleKey()
 	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
-		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold, NoHoldWait: cfg.NoHoldWait}
+		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold, NoHoldWait: cfg.NoHoldWait,
+		Limits: cfg.Limits, OnRateWait: cfg.Hooks.OnRateWait}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
 	var re *resilience.RunError
 	if errors.Is(err, ErrOutput) && errors.As(err, &re) && re.Last != nil {
