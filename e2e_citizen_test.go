@@ -266,3 +266,43 @@ func TestE2ECitizenUsageErrors(t *testing.T) {
 		t.Fatalf("%d requests sent", c.get())
 	}
 }
+
+// TestE2ECitizenStatusAndReset: breaker status shows an origin's rate and
+// budget, in the table and in --json; breaker reset clears them, on the
+// local files and on Redis.
+func TestE2ECitizenStatusAndReset(t *testing.T) {
+	addr := redistest.Start(t)
+	for _, e := range []*env{newEnv(t), fleetNode(t, "node-a", "redis://"+addr)} {
+		srv := downServer(t, nil)
+		e.run(args("-n", "2", "--breaker-failures", "0", "--rate", "10/s", "--rate-burst", "2", "--retry-budget", "20%", srv.URL)...).wantCode(t, 4)
+		list := statusJSON(t, e)
+		if len(list) != 1 || list[0]["key"] != srv.URL || list[0]["state"] != "closed" {
+			t.Fatalf("status --json = %v", list)
+		}
+		rate, _ := list[0]["rate"].(map[string]any)
+		budget, _ := list[0]["budget"].(map[string]any)
+		if rate["per_second"] != 10.0 || rate["burst"] != 2.0 || budget["percent"] != 20.0 ||
+			budget["first_attempts"] != 1.0 || budget["retries"] != 1.0 {
+			t.Fatalf("status --json = %v", list)
+		}
+		r := e.run("breaker", "status")
+		r.wantCode(t, 0)
+		if !strings.Contains(r.stdout, "RETRY BUDGET") || !strings.Contains(r.stdout, "10/s burst 2") {
+			t.Fatalf("status:\n%s", r.stdout)
+		}
+		r = e.run("breaker", "reset", srv.URL+"/some/path")
+		r.wantCode(t, 0)
+		if !strings.Contains(r.stderr, "rate and retry budget cleared") {
+			t.Fatalf("reset: %s", r.stderr)
+		}
+		if list := statusJSON(t, e); len(list) != 0 {
+			t.Fatalf("after reset: %v", list)
+		}
+		e.run(args("-n", "1", "--rate", "10/s", srv.URL)...).wantCode(t, 4)
+		r = e.run("breaker", "reset", "--all")
+		r.wantCode(t, 0)
+		if !strings.Contains(r.stderr, "reset 1 breaker and 1 rate and budget record") {
+			t.Fatalf("reset --all: %s", r.stderr)
+		}
+	}
+}

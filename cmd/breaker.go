@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -194,6 +195,10 @@ type breakerStatusJSON struct {
 	// and NodeFailures their counts (the quorum's figures).
 	FailureNodes []string       `json:"failure_nodes,omitempty"`
 	NodeFailures map[string]int `json:"node_failures,omitempty"`
+	// Rate and Budget are the origin's --rate and --retry-budget records,
+	// when it has any.
+	Rate   *rateStatusJSON   `json:"rate,omitempty"`
+	Budget *budgetStatusJSON `json:"budget,omitempty"`
 }
 
 // holdInForce returns the latest hold of r still in force at now (nil if
@@ -237,23 +242,43 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if err != nil {
 		return err
 	}
+	limits, err := listLimits(ctx, s)
+	if err != nil {
+		return err
+	}
 	if o.Key != "" {
-		recs = selectKey(recs, keyCandidates(o.Key))
+		keys := keyCandidates(o.Key)
+		recs = selectKey(recs, keys)
+		limits = selectLimits(limits, keys)
 	}
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
+		seen := map[string]bool{}
 		for _, r := range recs {
 			j := breakerStatusJSON{Key: r.Key, State: r.StateName(), ConsecutiveFailures: r.ConsecutiveFailures,
 				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError,
 				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
 			j.HoldUntil, j.Holds = holdInForce(r, now)
+			j.Rate, j.Budget = limitsJSON(limits, r.Key, now)
+			seen[r.Key] = true
 			out = append(out, j)
+		}
+		for _, l := range limits {
+			if !seen[l.Origin] {
+				// An origin with a rate or a budget and no breaker record.
+				seen[l.Origin] = true
+				j := breakerStatusJSON{Key: l.Origin, State: resilience.StateClosed.String()}
+				j.Rate, j.Budget = limitsJSON(limits, l.Origin, now)
+				out = append(out, j)
+			}
 		}
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
-		_, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where)
-		return err
+		if _, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where); err != nil {
+			return err
+		}
+		return writeLimits(o, limits, now)
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tHOLD\tLAST ERROR")
@@ -283,7 +308,10 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(r.Key), printable(r.StateName()), r.ConsecutiveFailures, opened, next, hold,
 			printable(last))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeLimits(o, limits, now)
 }
 
 // selectKey returns the record of the first candidate key that has one,
@@ -309,10 +337,36 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 		if err != nil {
 			return err
 		}
+		m := 0
+		if l, wrap := limiterOf(s); l != nil {
+			m, err = l.DeleteAllLimits(ctx)
+			if err = wrap(ctx, err); err != nil {
+				return err
+			}
+		}
+		if m > 0 {
+			o.Log.Infof("reset %d breaker%s and %d rate and budget record%s in %s", n, plural(n), m, plural(m), where)
+			return nil
+		}
 		o.Log.Infof("reset %d breaker%s in %s", n, plural(n), where)
 		return nil
 	}
 	keys := keyCandidates(o.Key)
+	// The rate and budget of the origin go with its breaker.
+	cleared := false
+	if l, wrap := limiterOf(s); l != nil {
+		for _, k := range keys {
+			ok, err := l.DeleteLimits(ctx, k)
+			if err = wrap(ctx, err); err != nil {
+				return err
+			}
+			if ok {
+				cleared = true
+				o.Log.Infof("reset %s: rate and retry budget cleared", k)
+				break
+			}
+		}
+	}
 	for _, k := range keys {
 		removed, err := s.Delete(ctx, k)
 		if err != nil {
@@ -323,6 +377,119 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 			return nil
 		}
 	}
+	if cleared {
+		return nil
+	}
 	o.Log.Infof("no breaker for %s: nothing to reset", strings.Join(keys, " or "))
 	return nil
+}
+
+// limiterOf is the rate and budget side of a store the breaker commands
+// opened, with the function that names the store in its errors.
+func limiterOf(s resilience.Store) (store.Limiter, func(context.Context, error) error) {
+	if n, ok := s.(*namedStore); ok {
+		l, _ := n.Store.(store.Limiter)
+		return l, n.wrap
+	}
+	l, _ := s.(store.Limiter)
+	return l, func(_ context.Context, err error) error { return err }
+}
+
+func listLimits(ctx context.Context, s resilience.Store) ([]store.LimitRecord, error) {
+	l, wrap := limiterOf(s)
+	if l == nil {
+		return nil, nil
+	}
+	out, err := l.ListLimits(ctx)
+	return out, wrap(ctx, err)
+}
+
+// selectLimits keeps the records of the first candidate key that has any.
+func selectLimits(limits []store.LimitRecord, keys []string) []store.LimitRecord {
+	for _, k := range keys {
+		var out []store.LimitRecord
+		for _, l := range limits {
+			if l.Origin == k {
+				out = append(out, l)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
+}
+
+// rateStatusJSON is an origin's rate in `breaker status --json`.
+type rateStatusJSON struct {
+	// PerSecond is the last writer's --rate; Burst its --rate-burst.
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst"`
+	// NextSlot is when the next request may go; omitted when it is free.
+	NextSlot *time.Time `json:"next_slot,omitempty"`
+}
+
+// budgetStatusJSON is an origin's retry budget in `breaker status --json`.
+type budgetStatusJSON struct {
+	Percent  int     `json:"percent"`
+	Min      int     `json:"min"`
+	WindowMS int64   `json:"window_ms"`
+	Firsts   float64 `json:"first_attempts"`
+	Retries  float64 `json:"retries"`
+}
+
+func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rateStatusJSON, *budgetStatusJSON) {
+	var (
+		r *rateStatusJSON
+		b *budgetStatusJSON
+	)
+	for _, l := range limits {
+		switch {
+		case l.Origin != origin:
+		case l.Kind == "rate":
+			r = &rateStatusJSON{PerSecond: float64(time.Second) / float64(l.Interval), Burst: l.Burst}
+			if next := l.NextSlot; next.After(now) {
+				r.NextSlot = &next
+			}
+		default:
+			b = &budgetStatusJSON{Percent: l.Percent, Min: l.Min, WindowMS: l.Window.Milliseconds(),
+				Firsts: math.Round(l.Firsts*10) / 10, Retries: math.Round(l.Retries*10) / 10}
+		}
+	}
+	return r, b
+}
+
+// writeLimits prints the origins' rates and budgets below the breakers.
+func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) error {
+	if len(limits) == 0 {
+		return nil
+	}
+	fmt.Fprintln(o.IO.Out)
+	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORIGIN\tRATE\tNEXT SLOT\tRETRY BUDGET")
+	origins := []string{}
+	seen := map[string]bool{}
+	for _, l := range limits {
+		if !seen[l.Origin] {
+			seen[l.Origin] = true
+			origins = append(origins, l.Origin)
+		}
+	}
+	for _, origin := range origins {
+		r, b := limitsJSON(limits, origin, now)
+		rate, next, budget := "-", "-", "-"
+		if r != nil {
+			rate = fmt.Sprintf("%.4g/s burst %d", r.PerSecond, r.Burst)
+			next = "now"
+			if r.NextSlot != nil {
+				next = "in " + FormatDuration(r.NextSlot.Sub(now).Round(time.Millisecond))
+			}
+		}
+		if b != nil {
+			budget = fmt.Sprintf("%.1f retries, %.1f first attempts in %s (%d + %d%%)", b.Retries, b.Firsts,
+				FormatDuration(time.Duration(b.WindowMS)*time.Millisecond), b.Min, b.Percent)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(origin), rate, next, budget)
+	}
+	return tw.Flush()
 }
