@@ -172,7 +172,7 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 		n++
 		if out != true {
 			b, _ := gojq.Marshal(out)
-			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Yielded: excerpt(string(b), 80)}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Yielded: excerptJSON(string(b), 80)}
 		}
 	}
 	if n == 0 {
@@ -429,6 +429,9 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			if serverRA >= 0 {
 				info.RetryAfter = serverRA
 			}
+			// The wait that happens: pace holds the next attempt to
+			// MinInterval after this one's end.
+			info.Wait = max(info.Wait, cfg.MinInterval)
 			cfg.OnRetry(res.URL, info)
 		}
 	}
@@ -525,6 +528,9 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 	switch {
 	case errors.Is(re.Class, resilience.ErrDeadline):
 		e.Reason, e.Left = EndTimeUp, 0
+		if tr.RetryAfter > 0 {
+			e.RetryAfter = tr.RetryAfter
+		}
 	case re.Reason == resilience.ReasonBreakerOpened:
 		e.Reason = EndBreakerOpened
 	case errors.Is(re.Class, resilience.ErrRateLimited):

@@ -134,7 +134,8 @@ type CheckEndError struct {
 	Limit time.Duration
 	Left  time.Duration
 	// RetryAfter is the server's wait and MaxRetryAfter the longest
-	// allowed (EndRetryAfter).
+	// allowed (EndRetryAfter); with EndTimeUp, the last attempt's
+	// Retry-After (0: none).
 	RetryAfter, MaxRetryAfter time.Duration
 	// Status is the status not retried (EndNotRetried).
 	Status int
@@ -162,6 +163,12 @@ func (e *CheckEndError) Text(w EndWords) string {
 	}
 	switch e.Reason {
 	case EndTimeUp:
+		if e.RetryAfter > 0 {
+			// A maintenance page: the verdict, often the only line a CI
+			// log reader sees, says when the server said to come back.
+			return fmt.Sprintf("not healthy before the time ran out (%s); the server asked to retry after %s",
+				w.Time, e.RetryAfter.Round(time.Second))
+		}
 		return fmt.Sprintf("not healthy before the time ran out (%s)", w.Time)
 	case EndAttempts:
 		return fmt.Sprintf("gave up after %d attempt%s (%s)%s", e.Attempts, plural(e.Attempts), w.Attempts, left)
@@ -264,6 +271,43 @@ func excerpt(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// excerptJSON is excerpt for JSON text: a cut never splits a backslash
+// escape (\u001b, \n), which would read as garbage.
+func excerptJSON(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := excerpt(s, n)
+	body := strings.TrimSuffix(cut, "…")
+	// Find the escape the cut may be inside: the last backslash that is
+	// not itself escaped, within the longest escape (\uXXXX, 6 bytes).
+	for i := len(body) - 1; i >= 0 && i >= len(body)-6; i-- {
+		if body[i] != '\\' {
+			continue
+		}
+		run := 0
+		for j := i; j >= 0 && body[j] == '\\'; j-- {
+			run++
+		}
+		if run%2 == 0 {
+			break // an escaped backslash: complete
+		}
+		if need := escapeLen(body[i:]); len(body)-i < need {
+			body = body[:i]
+		}
+		break
+	}
+	return body + "…"
+}
+
+// escapeLen is the length of the JSON escape that s starts with.
+func escapeLen(s string) int {
+	if len(s) > 1 && s[1] == 'u' {
+		return 6
+	}
+	return 2
 }
 
 // roundMS is d rounded to the millisecond, the one rounding of a check's

@@ -729,3 +729,18 @@ func TestParseHeaderExpectationWantsAToken(t *testing.T) {
 		t.Errorf("%+v %v", h, err)
 	}
 }
+
+// TestExcerptJSONKeepsEscapesWhole: a yielded value cut for the message is
+// cut before an escape it would split, never inside one.
+func TestExcerptJSONKeepsEscapesWhole(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`"abcdefgh\u001b[31m"`, `"abcdefgh…`},
+		{`"abcdefghi\n"`, `"abcdefghi…`},
+		{`"abcdefg\\x"`, `"abcdefg\\x…`},
+		{`"short"`, `"short"`},
+	} {
+		if got := excerptJSON(tc.in, 11); got != tc.want {
+			t.Errorf("excerptJSON(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package fetch
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,12 +57,14 @@ func AnonymousHeaders() []string {
 
 // identityVersion starts the hashed text, so a later change of the rule
 // cannot make an old identity equal a new, different one.
-const identityVersion = "refetch-identity-v1"
+const identityVersion = "refetch-identity-v2"
 
 // Identity is a hex SHA-256 of everything in r that may tell one caller
-// from another: the credentials of -u and of the URL's userinfo, and every
-// header set in r.Header except the anonymous ones (see anonymousHeaders),
-// Host included. It is "" when r carries none of them, so that anonymous
+// from another, as the server will see it: every header set in r.Header
+// except the anonymous ones (see anonymousHeaders), Host included, and the
+// Authorization the request sends, however it was given (-u, the URL's
+// userinfo, or -H, which wins, as in newHTTPRequest), so that one
+// caller's credentials given three ways are one caller. It is "" when r carries none of them, so that anonymous
 // callers share. It keys the stale cache and a server's holds.
 //
 // Header names compare case-insensitively; the values of one name are
@@ -76,14 +80,17 @@ func (r *Request) Identity() string {
 		values []string
 	}
 	var fields []field
-	if r.URL != nil && r.URL.User != nil {
-		// ":" cannot start a header name: no header collides with these.
-		fields = append(fields, field{":userinfo", []string{r.URL.User.String()}})
-	}
-	if r.User != "" {
-		fields = append(fields, field{":user", []string{r.User}})
-	}
 	byName := map[string][]string{}
+	if _, given := r.Header[http.CanonicalHeaderKey("Authorization")]; !given {
+		// Basic auth as net/http's SetBasicAuth writes it.
+		switch {
+		case r.User != "":
+			byName["authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(r.User))}
+		case r.URL != nil && r.URL.User != nil:
+			pass, _ := r.URL.User.Password()
+			byName["authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(r.URL.User.Username()+":"+pass))}
+		}
+	}
 	for name, values := range r.Header {
 		lower := strings.ToLower(name)
 		if anonymousHeaders[lower] {

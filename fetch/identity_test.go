@@ -74,9 +74,16 @@ func TestIdentitySeparatesCallers(t *testing.T) {
 		}
 		seen[id] = name
 	}
+	// The same credentials given as -u, in the URL or as the header they
+	// become are one caller: the server sees one Authorization.
 	inURL := identityOf(t, "http://alice:pw@h/x", nil)
-	if inURL == "" || seen[inURL] != "" {
-		t.Errorf("URL credentials: identity %q (shared with %q)", inURL, seen[inURL])
+	header := identityOf(t, "http://h/x", withHeader("Authorization", "Basic YWxpY2U6cHc="))
+	if inURL == "" || seen[inURL] != "-u" || header != inURL {
+		t.Errorf("URL credentials: identity %q (shared with %q), as a header %q; want -u's", inURL, seen[inURL], header)
+	}
+	// An explicit Authorization wins over -u, as on the wire.
+	if id := identityOf(t, "http://h/x", func(r *Request) { r.User = "bob:pw"; withHeader("Authorization", "Basic YWxpY2U6cHc=")(r) }); id != inURL {
+		t.Errorf("-u beside an explicit Authorization: identity %q, want the header's", id)
 	}
 }
 

@@ -313,3 +313,25 @@ func TestHugeDurationsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisNumbersOutOfRangeReadAsZero: a stored time that is not an
+// integer Go can read ("1e400", "inf", a fraction) does not hold the key
+// for ever: both the scripts and Go read it as 0 (long past).
+func TestRedisNumbersOutOfRangeReadAsZero(t *testing.T) {
+	addr := redistest.Start(t)
+	c := rawClient(t, addr)
+	s := newRedisStore(t, addr, nil)
+	p := testParams
+	for _, bad := range []string{"1e400", "inf", "nan", "1.5e12", "99999999999999999999"} {
+		c.Del(context.Background(), RedisKeyPrefix+"k")
+		c.HSet(context.Background(), RedisKeyPrefix+"k", "state", "open", "retry_at", bad, "gen", "3")
+		d, err := s.Admit(context.Background(), p, contractNow)
+		if err != nil || d.Admission != AdmittedTrial {
+			t.Errorf("retry_at %s: Admit = %v, %v; want the trial a past time gives", bad, d.Admission, err)
+		}
+		c.HSet(context.Background(), RedisKeyPrefix+"k", "state", "half-open", "trial_until", bad)
+		if d, err := s.Admit(context.Background(), p, contractNow); err != nil || d.Admission != AdmittedTrial {
+			t.Errorf("trial_until %s: Admit = %v, %v; want a trial", bad, d.Admission, err)
+		}
+	}
+}

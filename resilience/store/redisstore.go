@@ -427,14 +427,24 @@ func parseState(name string) State {
 	return st
 }
 
+// hashInt reads a stored number as the scripts do (int0): an integer of
+// at most 2^53 in size; anything else is not a number (reads as 0).
+func hashInt(v string) (int64, bool) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n > 1<<53 || n < -(1<<53) {
+		return 0, false
+	}
+	return n, true
+}
+
 // recordFromHash decodes a record's hash fields (HGETALL's flat list),
 // its times moved by off into the caller's clock. Fields it does not
 // know are ignored (and stay in Redis).
 func recordFromHash(key string, fields []any, off time.Duration) Record {
 	r := Record{Key: key, State: StateClosed}
 	at := func(v string) *time.Time {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
+		n, ok := hashInt(v)
+		if !ok {
 			return nil
 		}
 		t := time.UnixMilli(n).Add(off)
@@ -443,7 +453,7 @@ func recordFromHash(key string, fields []any, off time.Duration) Record {
 	for i := 0; i+1 < len(fields); i += 2 {
 		name, _ := fields[i].(string)
 		v, _ := fields[i+1].(string)
-		n, _ := strconv.ParseInt(v, 10, 64)
+		n, _ := hashInt(v)
 		switch {
 		case name == "state":
 			r.State = parseState(v)

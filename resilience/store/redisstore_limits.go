@@ -29,7 +29,14 @@ const luaLimitPrelude = `
 if redis.replicate_commands then redis.replicate_commands() end
 local k = KEYS[1]
 local function int(x) return string.format('%d', x) end
-local function num(f) return tonumber(redis.call('HGET', k, f)) or 0 end
+-- int0 and num read stored numbers as the breaker's script does.
+local function int0(v)
+  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') then return 0 end
+  local x = tonumber(v)
+  if not x or x > 9007199254740992 or x < -9007199254740992 then return 0 end
+  return x
+end
+local function num(f) return int0(redis.call('HGET', k, f)) end
 local typ = redis.call('TYPE', k)['ok']
 if typ ~= 'hash' and typ ~= 'none' then redis.call('DEL', k) end
 `
@@ -187,7 +194,7 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 			if err != nil || len(m) == 0 {
 				continue
 			}
-			n := func(f string) int64 { v, _ := strconv.ParseInt(m[f], 10, 64); return v }
+			n := func(f string) int64 { v, _ := hashInt(m[f]); return v }
 			if origin, ok := strings.CutPrefix(batch[i], RedisRatePrefix); ok {
 				st := rateState{Origin: origin, TAT: n("tat"), Interval: max(n("interval"), 1), Burst: max(n("burst"), 1)}
 				out = append(out, st.record(off))

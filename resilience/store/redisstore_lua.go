@@ -34,8 +34,17 @@ end
 -- int formats a number for HSET: Lua's own formatting ("%.14g") would
 -- round large ones.
 local function int(x) return string.format('%d', x) end
+-- int0 is a stored number: an integer of at most 2^53 (what Go's
+-- recordFromHash reads), else 0, so that no stored value ("1e400", "inf",
+-- "nan", a fraction) can make a comparison hold for ever.
+local function int0(v)
+  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') then return 0 end
+  local x = tonumber(v)
+  if not x or x > 9007199254740992 or x < -9007199254740992 then return 0 end
+  return x
+end
 local function num(f)
-  return tonumber(redis.call('HGET', k, f)) or 0
+  return int0(redis.call('HGET', k, f))
 end
 -- state is the record's state: closed when it has none; a name this
 -- version does not know (a newer version's) as it is, which admits and
@@ -57,7 +66,7 @@ local function countprefix(p, min)
   local all = redis.call('HGETALL', k)
   local n = 0
   for i = 1, #all, 2 do
-    if string.sub(all[i], 1, #p) == p and (tonumber(all[i+1]) or 0) >= min then n = n + 1 end
+    if string.sub(all[i], 1, #p) == p and int0(all[i+1]) >= min then n = n + 1 end
   end
   return n
 end
@@ -87,7 +96,7 @@ local function save()
   for i = 1, #all, 2 do
     local f = all[i]
     if f == 'retry_at' or string.sub(f, 1, 2) == 'h:' then
-      local v = tonumber(all[i+1]) or 0
+      local v = int0(all[i+1])
       if v > till then till = v end
     end
   end
@@ -131,7 +140,7 @@ if hold > 0 and now + hold > num('h:' .. id) then
   local holds = {}
   for i = 1, #all, 2 do
     if string.sub(all[i], 1, 2) == 'h:' and all[i] ~= 'h:' .. id then
-      local v = tonumber(all[i+1]) or 0
+      local v = int0(all[i+1])
       if v <= now then redis.call('HDEL', k, all[i]) else table.insert(holds, {all[i], v}) end
     end
   end
