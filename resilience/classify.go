@@ -68,7 +68,6 @@ type Verdict struct {
 	UnsafeNotRetried bool
 }
 
-
 // Idempotent reports whether a method may be repeated without changing the
 // result: GET, HEAD, OPTIONS, PUT, DELETE and TRACE are.
 func Idempotent(method string) bool {
