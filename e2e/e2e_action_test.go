@@ -73,6 +73,7 @@ var inputExpr = regexp.MustCompile(`^\$\{\{ inputs\.([a-z-]+) \}\}$`)
 // TestActionYAML checks the action's shape: a composite action with the
 // documented inputs, whose scripts see inputs only through env variables.
 func TestActionYAML(t *testing.T) {
+	t.Parallel()
 	a := loadAction(t)
 	if a.Runs.Using != "composite" || len(a.Runs.Steps) != 2 {
 		t.Fatalf("runs: using %q with %d steps, want composite with install and check", a.Runs.Using, len(a.Runs.Steps))
@@ -245,6 +246,7 @@ func (h *actionServer) requests() []string {
 // check as the flag it names, an empty one as no flag, and that no input
 // is ever run as shell code.
 func TestActionRunsCheckWithInputs(t *testing.T) {
+	t.Parallel()
 	srv := newActionServer(t)
 	r := newActionRun(t, "REFETCH_ACTION_BINARY="+binary)
 	inst := r.step(0, nil)
@@ -413,6 +415,7 @@ func releaseArchive(t *testing.T) []byte {
 // TestActionInstallVerifiesChecksums runs the install step's download
 // path against a loopback release server (REFETCH_ACTION_DOWNLOAD_URL).
 func TestActionInstallVerifiesChecksums(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
@@ -509,6 +512,7 @@ func argWords(t *testing.T, r *actionRun, args string) ([]string, result) {
 // inputs it would not expand), and hostile inputs are never run or
 // expanded: $(…), backquotes, variables and globs reach refetch as typed.
 func TestActionArgsSplitAsAShellWould(t *testing.T) {
+	t.Parallel()
 	r := newActionRun(t)
 	fakeRefetch(t, r)
 	for _, args := range []string{
@@ -562,6 +566,7 @@ func TestActionArgsSplitAsAShellWould(t *testing.T) {
 // escaped (%, CR, LF), so a version holding a newline cannot start a
 // command of its own.
 func TestActionWorkflowCommandsEscaped(t *testing.T) {
+	t.Parallel()
 	srv, hits := releaseServer(t, "v0.3.0", nil, "")
 	r := newActionRun(t, "RUNNER_OS=Linux", "RUNNER_ARCH=X64", "REFETCH_ACTION_DOWNLOAD_URL="+srv.URL)
 	res := r.step(0, map[string]string{"version": "v1\n::warning::forged%0A\r::add-mask::x"})
@@ -586,6 +591,7 @@ func TestActionWorkflowCommandsEscaped(t *testing.T) {
 // with args a shell would quote: an escaped quote and dollar inside
 // double quotes, and a jq expression over two lines.
 func TestActionArgsReachRefetch(t *testing.T) {
+	t.Parallel()
 	srv := newActionServer(t)
 	r := newActionRun(t, "REFETCH_ACTION_BINARY="+binary)
 	r.step(0, nil).wantCode(t, 0)

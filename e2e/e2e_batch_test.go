@@ -77,6 +77,7 @@ func pathServer(t *testing.T, c *counter) *httptest.Server {
 // batch; blank lines, # comments and surrounding whitespace are skipped;
 // n is the position among the URLs.
 func TestE2EBatchInputs(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	urls := []string{srv.URL + "/a", srv.URL + "/b", srv.URL + "/c"}
@@ -121,6 +122,7 @@ func TestE2EBatchInputs(t *testing.T) {
 // TestE2EBatchBadLineSendsNothing: every line is checked before the first
 // request; a bad one is exit 2 naming its line, and nothing is sent.
 func TestE2EBatchBadLineSendsNothing(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	for _, bad := range []string{"ftp://example.com/x", "http://exa mple.com/", "http://[::1", "http://example.com:99999/"} {
@@ -162,6 +164,7 @@ func TestE2EBatchBadLineSendsNothing(t *testing.T) {
 // TestE2EBatchUsageErrors: the batch's own flags and files, checked
 // before any request.
 func TestE2EBatchUsageErrors(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -197,6 +200,7 @@ func TestE2EBatchUsageErrors(t *testing.T) {
 // TestE2EBatchDuplicateOutputNames: two URLs that map to one file are exit
 // 2 naming both lines, before any request.
 func TestE2EBatchDuplicateOutputNames(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -227,6 +231,7 @@ func TestE2EBatchDuplicateOutputNames(t *testing.T) {
 // TestE2EBatchOutputTemplate: -o TEMPLATE writes each body to its file,
 // atomically, with {n} and a {name} that is always one safe file name.
 func TestE2EBatchOutputTemplate(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -302,6 +307,7 @@ func keys(m map[string]string) []string {
 // TestE2EBatchMixedExitCodes: good and bad URLs give exit 9, one JSON line
 // per URL with its own exit code.
 func TestE2EBatchMixedExitCodes(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -333,6 +339,7 @@ func TestE2EBatchMixedExitCodes(t *testing.T) {
 // TestE2EBatchOfOneURLExitsWithItsOwnCode: a batch whose input holds one
 // URL never exits 9.
 func TestE2EBatchOfOneURLExitsWithItsOwnCode(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -357,6 +364,7 @@ func TestE2EBatchOfOneURLExitsWithItsOwnCode(t *testing.T) {
 // TestE2EBatchStdoutBodiesWhole: without -o and --json each body goes to
 // stdout whole, one after another.
 func TestE2EBatchStdoutBodiesWhole(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		letter := r.URL.Path[1:2]
 		for i := 0; i < 64; i++ {
@@ -389,6 +397,7 @@ func TestE2EBatchStdoutBodiesWhole(t *testing.T) {
 // and its remaining URLs fail fast with exit 5), while the healthy host's
 // URLs all succeed.
 func TestE2EBatchDeadHostIsCutOffByItsBreaker(t *testing.T) {
+	t.Parallel()
 	var dead, good counter
 	deadSrv := downServer(t, &dead)
 	goodSrv := pathServer(t, &good)
@@ -439,6 +448,7 @@ func TestE2EBatchDeadHostIsCutOffByItsBreaker(t *testing.T) {
 // worker (-P 1), which fetches the other host's URLs first; then the held
 // URLs complete.
 func TestE2EBatchHoldPausesOnlyItsHost(t *testing.T) {
+	t.Parallel()
 	var limitedHits counter
 	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if limitedHits.next() == 1 {
@@ -479,6 +489,7 @@ func TestE2EBatchHoldPausesOnlyItsHost(t *testing.T) {
 // TestE2EBatchFailFast: --fail-fast stops at the first failure: no new
 // request, the rest counted as not fetched.
 func TestE2EBatchFailFast(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	list := srv.URL + "/200/a\n" + srv.URL + "/404/b\n" + srv.URL + "/200/c\n" + srv.URL + "/200/d\n"
@@ -540,6 +551,7 @@ func TestE2EBatchSignalStopsPromptly(t *testing.T) {
 // TestE2EBatchSignalSummary: the summary says what was done before the
 // signal.
 func TestE2EBatchSignalSummary(t *testing.T) {
+	t.Parallel()
 	var stalls counter
 	stall := stallingServer(t, &stalls)
 	e := newEnv(t)
@@ -564,6 +576,7 @@ func TestE2EBatchSignalSummary(t *testing.T) {
 // connections (one pool per host, keep-alive), so 40 URLs with -P 4 open
 // at most 4 connections.
 func TestE2EBatchSharesConnections(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	conns := map[string]bool{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -589,6 +602,7 @@ func TestE2EBatchSharesConnections(t *testing.T) {
 // --parallel-host those to one host. Each host's server holds its first
 // requests until two are in flight at once, so the bounds are reached.
 func TestE2EBatchParallelBounds(t *testing.T) {
+	t.Parallel()
 	var (
 		mu                sync.Mutex
 		total, maxTotal   int
@@ -636,6 +650,7 @@ func TestE2EBatchParallelBounds(t *testing.T) {
 // is written, as a single fetch's is: the temporary file's name is
 // shortened, so it does not fail after the request was sent.
 func TestE2EBatchLongOutputNames(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Path) }))
 	defer srv.Close()
 	e := newEnv(t)
@@ -654,6 +669,7 @@ func TestE2EBatchLongOutputNames(t *testing.T) {
 // cannot see it) while the run is under way and has not yet read the
 // edited line: the run reads the copy the check made.
 func TestE2EBatchInputEditedDuringTheRun(t *testing.T) {
+	t.Parallel()
 	const lines = 1500 // past the read-ahead, so the last lines are read late
 	first := make(chan struct{})
 	release := make(chan struct{})
@@ -712,6 +728,7 @@ func TestE2EBatchInputEditedDuringTheRun(t *testing.T) {
 // how to read several. A REFETCH_INPUT is replaced by a -i, as every
 // variable is by its flag.
 func TestE2EBatchInputOnce(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)

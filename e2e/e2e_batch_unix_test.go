@@ -74,6 +74,7 @@ func readAll(t *testing.T, path string) string {
 // only (a FIFO is exit 2 before any request) and sees two links to one file
 // as a collision.
 func TestE2EBatchOutputLinksAndSpecialFiles(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)
@@ -137,6 +138,7 @@ func TestE2EBatchOutputLinksAndSpecialFiles(t *testing.T) {
 // node), a batch stops at once, exit 1: the other bodies or reports would
 // be lost too.
 func TestE2EBatchFullStdoutStops(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := pathServer(t, &c)
 	e := newEnv(t)

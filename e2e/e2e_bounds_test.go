@@ -12,6 +12,7 @@ import (
 // one line naming the flag (or its variable) and the bound, before any
 // request. The bound itself is taken.
 func TestE2EFlagBounds(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := downServer(t, &c)
 	e := newEnv(t)

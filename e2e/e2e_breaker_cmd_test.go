@@ -33,6 +33,7 @@ func dirListing(t *testing.T, dir string) string {
 // first, then normalized the way fetch derives keys; an unknown key
 // changes nothing, creates no file and says so, with exit 0.
 func TestE2EBreakerResetNormalizesKeys(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	e := newEnv(t)
 	stateDir := filepath.Join(e.dir, "state", "refetch")
@@ -95,6 +96,7 @@ func TestE2EBreakerResetNormalizesKeys(t *testing.T) {
 }
 
 func TestE2EBreakerHelpShowsKeyFormat(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, sub := range []string{"reset", "status"} {
 		r := e.run("breaker", sub, "--help")
@@ -111,6 +113,7 @@ func TestE2EBreakerHelpShowsKeyFormat(t *testing.T) {
 // dir that is a file, lies under a file, or cannot be read say so and exit
 // 1; a state dir that does not exist yet simply holds no breakers.
 func TestE2EBreakerCommandsOnUnusableStateDir(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	file := filepath.Join(e.dir, "a-file")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {

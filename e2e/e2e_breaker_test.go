@@ -14,6 +14,7 @@ import (
 )
 
 func TestE2EBreakerOpensAcrossRuns(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := downServer(t, &c)
 	e := newEnv(t)
@@ -68,6 +69,7 @@ func TestE2EBreakerOpensAcrossRuns(t *testing.T) {
 }
 
 func TestE2EBreakerTrialClosesIt(t *testing.T) {
+	t.Parallel()
 	var healthy bool
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +97,7 @@ func TestE2EBreakerTrialClosesIt(t *testing.T) {
 }
 
 func TestE2EBreakerKeyAndOff(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	e := newEnv(t)
 	e.run(args("--breaker-key", "shared", "--breaker-failures", "1", "-n", "1", srv.URL)...).wantCode(t, 4)
@@ -110,6 +113,7 @@ func TestE2EBreakerKeyAndOff(t *testing.T) {
 }
 
 func TestE2EBreakerCorruptAndUnusableStore(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	defer srv.Close()
 	e := newEnv(t)
@@ -149,6 +153,7 @@ func TestE2EBreakerCorruptAndUnusableStore(t *testing.T) {
 // TestE2EBreakerNoLostUpdates starts 48 processes at once on one key; each
 // records one failure, and the count must come out exact.
 func TestE2EBreakerNoLostUpdates(t *testing.T) {
+	t.Parallel()
 	const procs = 48
 	srv := downServer(t, nil)
 	e := newEnv(t)

@@ -11,6 +11,7 @@ import (
 // address, with an upper-case scheme and an explicit default-less port
 // with a leading zero. A --breaker-key is used as given.
 func TestE2EBreakerKeyIsCanonical(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := downServer(t, &c)
 	u, _ := url.Parse(srv.URL)

@@ -162,6 +162,7 @@ func TestE2ECheckRetryAfterBeyondTheWait(t *testing.T) {
 // Item 2: a body over 1 MiB fails no gate without a body expectation; with
 // one, past the bound, it fails saying so, and --max-size raises it.
 func TestE2ECheckLargeBody(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("metric_total 1\n", (3<<20)/15)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, big+"# end ok\n")
@@ -187,6 +188,7 @@ func TestE2ECheckLargeBody(t *testing.T) {
 // has its Content-Encoding, a chunked one its Transfer-Encoding, and the
 // body expectations see the decoded body.
 func TestE2ECheckHeadersAsSent(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 			io.WriteString(w, `{"status": "plain"}`)
@@ -214,6 +216,7 @@ func TestE2ECheckHeadersAsSent(t *testing.T) {
 
 // Item 5: halt yields nothing, like empty: it is not a pass.
 func TestE2ECheckHaltIsNotAPass(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	for _, expr := range []string{"halt", "empty", "true, halt"} {
 		r := newEnv(t).run(check("-n", "1", "--expect-json", expr, srv.URL+"/health")...)
@@ -347,6 +350,7 @@ func TestE2ECheckTimeoutsSayWhatHappened(t *testing.T) {
 // Item 9: a wait that ends early says why and how much was left: a
 // breaker that opened, an attempt limit from the environment.
 func TestE2ECheckEarlyEndExplained(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -367,6 +371,7 @@ func TestE2ECheckEarlyEndExplained(t *testing.T) {
 // character boundary, and escaped on every output: stdout's line, stderr,
 // --json.
 func TestE2ECheckServerTextBoundedAndEscaped(t *testing.T) {
+	t.Parallel()
 	hostile := "line1\n::warning::forged\x1b[31mred\rCR\u0085"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -442,6 +447,7 @@ func TestE2ECheckMemoryIsFlat(t *testing.T) {
 // The smaller findings.
 
 func TestE2ECheckResultLinesPlain(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	r := newEnv(t).run(check("--color", "always", "-n", "1", srv.URL+"/health", srv.URL+"/nope")...)
 	r.wantCode(t, 8)
@@ -454,6 +460,7 @@ func TestE2ECheckResultLinesPlain(t *testing.T) {
 }
 
 func TestE2ECheckExpectBodyShowsWhatCame(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	defer srv.Close()
 	e := newEnv(t)
@@ -466,6 +473,7 @@ func TestE2ECheckExpectBodyShowsWhatCame(t *testing.T) {
 }
 
 func TestE2ECheckRetryOnHonoured(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
@@ -491,6 +499,7 @@ func TestE2ECheckRetryOnHonoured(t *testing.T) {
 }
 
 func TestE2ECheckUsageErrorsWorded(t *testing.T) {
+	t.Parallel()
 	srv, c := healthServer(t)
 	e := newEnv(t)
 	for _, tc := range []struct {
@@ -533,6 +542,7 @@ func TestE2ECheckLatencyRoundedAlike(t *testing.T) {
 }
 
 func TestE2ECheckTimeToHealthy(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	e := newEnv(t)
 	r := e.run(check("--wait", "20s", srv.URL+"/warming")...)
@@ -560,6 +570,7 @@ func TestE2ECheckPollFloor(t *testing.T) {
 
 // --stable N: a flapping service is not healthy on its first 200.
 func TestE2ECheckStable(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := c.next()

@@ -43,6 +43,7 @@ var quick = []string{"--delay", "10ms", "--jitter", "0", "--multiplier", "1"}
 func check(a ...string) []string { return append(append([]string{"check"}, quick...), a...) }
 
 func TestE2ECheckExpectations(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	e := newEnv(t)
 	h := srv.URL + "/health"
@@ -84,6 +85,7 @@ func TestE2ECheckExpectations(t *testing.T) {
 }
 
 func TestE2ECheckUsageErrorsBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
 	srv, c := healthServer(t)
 	e := newEnv(t)
 	for _, a := range [][]string{
@@ -107,6 +109,7 @@ func TestE2ECheckUsageErrorsBeforeAnyRequest(t *testing.T) {
 }
 
 func TestE2ECheckWaitUntilHealthy(t *testing.T) {
+	t.Parallel()
 	srv, c := healthServer(t)
 	r := newEnv(t).run(check("--wait", "20s", "--expect-json", `.status == "ok"`, srv.URL+"/warming")...)
 	r.wantCode(t, 0)
@@ -120,6 +123,7 @@ func TestE2ECheckWaitUntilHealthy(t *testing.T) {
 }
 
 func TestE2ECheckWaitDeadPort(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -153,6 +157,7 @@ func TestE2ECheckWaitDeadPort(t *testing.T) {
 }
 
 func TestE2ECheckSeveralURLs(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	e := newEnv(t)
 	r := e.run(check("-n", "1", srv.URL+"/health", srv.URL+"/nope", srv.URL+"/created")...)
@@ -179,6 +184,7 @@ func TestE2ECheckSeveralURLs(t *testing.T) {
 }
 
 func TestE2ECheckBreakerOffUnlessAsked(t *testing.T) {
+	t.Parallel()
 	var c counter
 	dead := downServer(t, &c)
 	e := newEnv(t)

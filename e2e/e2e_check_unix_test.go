@@ -24,6 +24,7 @@ func maxRSS(cmd *exec.Cmd) int64 {
 // that refuses the results (a full device) is exit 1 naming the verdict,
 // in text mode as with --json.
 func TestE2ECheckStdoutUnusable(t *testing.T) {
+	t.Parallel()
 	srv, c := healthServer(t)
 	e := newEnv(t)
 	for _, mode := range []string{"", "--json"} {

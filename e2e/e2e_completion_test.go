@@ -11,6 +11,7 @@ import (
 // TestE2ECompletionUnknownShell: a shell refetch has no script for is a
 // usage error naming the ones it has, not help text and exit 0.
 func TestE2ECompletionUnknownShell(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, args := range [][]string{{"completion", "tcsh"}, {"completion"}, {"completion", "bash", "zsh"}} {
 		r := e.run(args...)
@@ -42,6 +43,7 @@ const bashCompletion = "/usr/share/bash-completion/bash_completion"
 // completion bash` in bash and completes command lines through the
 // binary's __complete.
 func TestE2EBashCompletionCompletes(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash is not installed")
 	}

@@ -48,6 +48,7 @@ func TestE2EDemo(t *testing.T) {
 }
 
 func TestE2EDemoServe(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cmd := e.command("demo", "--serve", "127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
@@ -82,6 +83,7 @@ func TestE2EDemoServe(t *testing.T) {
 }
 
 func TestE2EVersionAndCompletion(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, a := range [][]string{{"version"}, {"--version"}} {
 		r := e.run(a...)
@@ -101,6 +103,7 @@ func TestE2EVersionAndCompletion(t *testing.T) {
 }
 
 func TestE2EVersionFromLdflagsAndBuildInfo(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "refetch-ld")
 	ld := "-X github.com/refetch/refetch/cmd.Version=v9.8.7 -X github.com/refetch/refetch/cmd.Commit=abc123 -X github.com/refetch/refetch/cmd.Date=2026-01-02T03:04:05Z"

@@ -34,6 +34,7 @@ func status503(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestE2EFallbackText(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(status503))
 	defer srv.Close()
 	r := newEnv(t).run(args("--fallback", "[]", srv.URL)...)
@@ -47,6 +48,7 @@ func TestE2EFallbackText(t *testing.T) {
 }
 
 func TestE2EFallbackFile(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.next(); http.NotFound(w, r) }))
 	defer srv.Close()
@@ -72,6 +74,7 @@ func TestE2EFallbackFile(t *testing.T) {
 }
 
 func TestE2EStaleIfError(t *testing.T) {
+	t.Parallel()
 	s := &switchable{fail: status503}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -109,6 +112,7 @@ func TestE2EStaleIfError(t *testing.T) {
 }
 
 func TestE2EStaleNotWrittenWithoutFlagOrForPost(t *testing.T) {
+	t.Parallel()
 	s := &switchable{fail: status503}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -124,6 +128,7 @@ func TestE2EStaleNotWrittenWithoutFlagOrForPost(t *testing.T) {
 }
 
 func TestE2EFallbackForEveryFailureClass(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		fail  func(w http.ResponseWriter, r *http.Request)
@@ -172,6 +177,7 @@ func TestE2EFallbackForEveryFailureClass(t *testing.T) {
 }
 
 func TestE2EInterruptGetsNoFallback(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(status503))
 	defer srv.Close()
 	e := newEnv(t)

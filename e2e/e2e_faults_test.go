@@ -41,6 +41,7 @@ func rawServer(t *testing.T, fn func(conn net.Conn)) string {
 }
 
 func TestE2EServerFaults(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
 	for _, tc := range []struct {
 		name   string
@@ -95,6 +96,7 @@ func TestE2EServerFaults(t *testing.T) {
 }
 
 func TestE2EEndlessBodyAndGzipBombBounded(t *testing.T) {
+	t.Parallel()
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
 	zw.Write(make([]byte, 64<<20)) // 64 MiB of zeros, ~64 KiB compressed
@@ -124,6 +126,7 @@ func TestE2EEndlessBodyAndGzipBombBounded(t *testing.T) {
 }
 
 func TestE2ERedirectToAnotherHostDropsCredentials(t *testing.T) {
+	t.Parallel()
 	var got http.Header
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
@@ -150,6 +153,7 @@ func TestE2ERedirectToAnotherHostDropsCredentials(t *testing.T) {
 }
 
 func TestE2EStdoutClosedEarly(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(bytes.Repeat([]byte("z"), 8<<20))
 	}))
@@ -169,6 +173,7 @@ func TestE2EStdoutClosedEarly(t *testing.T) {
 }
 
 func TestE2EUserAgentRemoved(t *testing.T) {
+	t.Parallel()
 	var ua []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ua = r.Header.Values("User-Agent") }))
 	defer srv.Close()

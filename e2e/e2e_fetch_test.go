@@ -18,6 +18,7 @@ import (
 )
 
 func TestE2E503Then200(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.next() <= 2 {
@@ -43,6 +44,7 @@ func TestE2E503Then200(t *testing.T) {
 }
 
 func TestE2ERetriesExhausted(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusBadGateway)
 	}))
@@ -58,6 +60,7 @@ func TestE2ERetriesExhausted(t *testing.T) {
 }
 
 func TestE2EPermanentStatus(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
@@ -72,6 +75,7 @@ func TestE2EPermanentStatus(t *testing.T) {
 }
 
 func TestE2ERetryOn(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.next() == 1 {
@@ -89,6 +93,7 @@ func TestE2ERetryOn(t *testing.T) {
 }
 
 func TestE2ERetryAfterSeconds(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.next() == 1 {
@@ -137,6 +142,7 @@ func TestE2ERetryAfterHTTPDate(t *testing.T) {
 }
 
 func TestE2ERetryAfterBeyondLimit(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
@@ -159,6 +165,7 @@ func TestE2ERetryAfterBeyondLimit(t *testing.T) {
 }
 
 func TestE2EDroppedConnections(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.next() <= 2 {
@@ -179,6 +186,7 @@ func TestE2EDroppedConnections(t *testing.T) {
 }
 
 func TestE2EConnectionRefused(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -207,6 +215,7 @@ func stallingServer(t *testing.T, c *counter) *httptest.Server {
 }
 
 func TestE2EStalledBodyStdout(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
 	r := newEnv(t).run(args("-n", "2", "--timeout", "100ms", srv.URL)...)
@@ -220,6 +229,7 @@ func TestE2EStalledBodyStdout(t *testing.T) {
 }
 
 func TestE2EStalledBodyOutputFileKept(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
 	e := newEnv(t)
@@ -234,6 +244,7 @@ func TestE2EStalledBodyOutputFileKept(t *testing.T) {
 }
 
 func TestE2EOutputFile(t *testing.T) {
+	t.Parallel()
 	body := bytes.Repeat([]byte{0, 1, 2, 0xff, '\n'}, 5<<20/5)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
 	defer srv.Close()
@@ -253,6 +264,7 @@ func TestE2EOutputFile(t *testing.T) {
 }
 
 func TestE2EOutputIntoMissingDirIsUsageError(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.next() }))
 	defer srv.Close()
@@ -273,6 +285,7 @@ func TestE2EOutputIntoMissingDirIsUsageError(t *testing.T) {
 }
 
 func TestE2EBinaryStdoutSpillsAndMatches(t *testing.T) {
+	t.Parallel()
 	// 9 MiB: past the in-memory buffer, so the body spills to a temp file.
 	body := make([]byte, 9<<20)
 	for i := range body {
@@ -288,6 +301,7 @@ func TestE2EBinaryStdoutSpillsAndMatches(t *testing.T) {
 }
 
 func TestE2ENoBufferStreamsAndDoesNotRetryCutBody(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
 	r := newEnv(t).run(args("-N", "--timeout", "100ms", "--fallback", "FALLBACK", srv.URL)...)
@@ -299,6 +313,7 @@ func TestE2ENoBufferStreamsAndDoesNotRetryCutBody(t *testing.T) {
 }
 
 func TestE2EPostNotRetried(t *testing.T) {
+	t.Parallel()
 	var c counter
 	var mu sync.Mutex
 	var bodies []string
@@ -337,6 +352,7 @@ func TestE2EPostNotRetried(t *testing.T) {
 }
 
 func TestE2EPostRetriedOn429(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.next() == 1 {
@@ -354,6 +370,7 @@ func TestE2EPostRetriedOn429(t *testing.T) {
 }
 
 func TestE2EMaxTime(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
 	r := newEnv(t).run(args("--max-time", "200ms", srv.URL)...)
@@ -364,6 +381,7 @@ func TestE2EMaxTime(t *testing.T) {
 }
 
 func TestE2EMaxSize(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush() // no Content-Length: the limit must hold while reading
 		for i := 0; i < 100; i++ {
@@ -379,6 +397,7 @@ func TestE2EMaxSize(t *testing.T) {
 }
 
 func TestE2ERedirects(t *testing.T) {
+	t.Parallel()
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -406,6 +425,7 @@ func TestE2ERedirects(t *testing.T) {
 }
 
 func TestE2ETLS(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "secure") }))
 	defer srv.Close()
 	e := newEnv(t)
@@ -425,6 +445,7 @@ func TestE2ETLS(t *testing.T) {
 }
 
 func TestE2ERequestFlags(t *testing.T) {
+	t.Parallel()
 	var got http.Header
 	var method, host string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -442,6 +463,7 @@ func TestE2ERequestFlags(t *testing.T) {
 }
 
 func TestE2EVerboseRedactsSecrets(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: "cookie-secret"})
 		http.Error(w, "no", http.StatusServiceUnavailable)
@@ -463,6 +485,7 @@ func TestE2EVerboseRedactsSecrets(t *testing.T) {
 }
 
 func TestE2EQuietAndColor(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	e := newEnv(t)
 	r := e.run(args("-q", "-n", "2", srv.URL)...)
@@ -485,6 +508,7 @@ func TestE2EQuietAndColor(t *testing.T) {
 }
 
 func TestE2EEnvironmentFlags(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := downServer(t, &c)
 	e := newEnv(t).with("REFETCH_ATTEMPTS=5", "REFETCH_DELAY=1ms", "REFETCH_BREAKER_FAILURES=0")
@@ -505,6 +529,7 @@ func TestE2EEnvironmentFlags(t *testing.T) {
 }
 
 func TestE2EUsageErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, tc := range []struct {
 		args []string
@@ -539,6 +564,7 @@ func TestE2EUsageErrors(t *testing.T) {
 }
 
 func TestE2EJSONOnFailure(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	r := newEnv(t).run(args("--json", "-n", "2", srv.URL)...)
 	r.wantCode(t, 4)
@@ -558,6 +584,7 @@ func TestE2EJSONOnFailure(t *testing.T) {
 }
 
 func TestE2EJSONBinaryAndText(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/bin" {
 			w.Write([]byte{0xff, 0xfe, 0})
@@ -687,6 +714,7 @@ func TestE2ESignals(t *testing.T) {
 }
 
 func TestE2EProxyFromEnvironment(t *testing.T) {
+	t.Parallel()
 	var seen string
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = r.URL.String() // a proxy gets the absolute URL
@@ -707,6 +735,7 @@ func TestE2EProxyFromEnvironment(t *testing.T) {
 }
 
 func TestE2EHugeAttemptsBoundedByMaxTime(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	r := newEnv(t).run("fetch", "-q", "-n", "2000000000", "--delay", "20ms", "--breaker-failures", "0", "--max-time", "300ms", srv.URL)
 	r.wantCode(t, 7)
@@ -716,6 +745,7 @@ func TestE2EHugeAttemptsBoundedByMaxTime(t *testing.T) {
 // headers with control characters escaped (they must not drive the
 // terminal) and URL passwords redacted, as every other line.
 func TestE2EVerboseEscapesTheServersText(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, buf, err := http.NewResponseController(w).Hijack()
 		if err != nil {

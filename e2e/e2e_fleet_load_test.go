@@ -49,6 +49,7 @@ func redisField(t *testing.T, addr, key, field string) string {
 // process is not an outage); another node's failures then meet the
 // quorum, and this node's next batch fails fast without a request.
 func TestE2EFleetBatchOwnWritersKeepRedis(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr + "?timeout=10s"
 	var c counter
@@ -87,6 +88,7 @@ func TestE2EFleetBatchOwnWritersKeepRedis(t *testing.T) {
 // is not the 200 ms store timeout), and nothing fails over. (How much
 // faster than -P 8 is a benchmark's to say: bench/fleet.)
 func TestE2EFleetFarRedisPoolScales(t *testing.T) {
+	t.Parallel()
 	far := redistest.NewFar(t, redistest.Start(t), 15*time.Millisecond)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	defer srv.Close()
@@ -107,6 +109,7 @@ func TestE2EFleetFarRedisPoolScales(t *testing.T) {
 // store gets a quarter of what is left of --max-time, then the run goes
 // on with the local files: exit codes as without --store, one warning.
 func TestE2EFleetHungRedis(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	redistest.Pause(t, addr)
 	store := "redis://" + addr + "?timeout=1h"
@@ -138,6 +141,7 @@ func TestE2EFleetHungRedis(t *testing.T) {
 // trial, the sick node's failed trials leave it half-open, and a healthy
 // node's trial closes it.
 func TestE2EFleetSickNodeCannotLockTheFleetOut(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	var healthy atomic.Bool
@@ -181,6 +185,7 @@ func TestE2EFleetSickNodeCannotLockTheFleetOut(t *testing.T) {
 // its own API key holds back that key everywhere (exit 6, no request) but
 // not another key's runs, on any node.
 func TestE2EFleetHoldsPerIdentity(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	var c counter
@@ -229,6 +234,7 @@ func TestE2EFleetHoldsPerIdentity(t *testing.T) {
 // TestE2EFleetForwardCompatibleRecord: a record a newer version wrote,
 // with a field this one does not know, is listed, used and kept.
 func TestE2EFleetForwardCompatibleRecord(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	srv := downServer(t, nil)
@@ -253,6 +259,7 @@ func TestE2EFleetForwardCompatibleRecord(t *testing.T) {
 // breaker for the key, neither stops at that breaker nor blames a circuit:
 // it ends as a run without the breaker would (exit 4, retries exhausted).
 func TestE2EFleetSwitchMidRunIsNotACircuit(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	var c counter
 	var armed atomic.Bool

@@ -63,6 +63,7 @@ func setRecord(t *testing.T, addr, key string, fields ...any) {
 // TestE2EFleetNoLostUpdates: 40 processes on two nodes each record one
 // failure on one key in one Redis at the same moment; none is lost.
 func TestE2EFleetNoLostUpdates(t *testing.T) {
+	t.Parallel()
 	const procs = 40
 	addr := redistest.Start(t)
 	// A generous timeout: this test is about atomicity, and 40 processes
@@ -113,6 +114,7 @@ func TestE2EFleetNoLostUpdates(t *testing.T) {
 // TestE2EFleetTripOnOneNodeFailsFastOnAnother: the breaker node A opens
 // stops node B, which sends no request; a reset from B frees A.
 func TestE2EFleetTripOnOneNodeFailsFastOnAnother(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	var c counter
@@ -199,6 +201,7 @@ type storeDown struct {
 // or killed mid-run, a run gives one warning, exits as it would without a
 // store, and keeps its state in the local state dir; no password shows.
 func TestE2EFleetStoreDown(t *testing.T) {
+	t.Parallel()
 	var killAddr string
 	cases := []storeDown{
 		{name: "not listening", store: func(t *testing.T) (string, string) {
@@ -267,6 +270,7 @@ func TestE2EFleetStoreDown(t *testing.T) {
 // TestE2EFleetTLS: rediss:// speaks TLS and checks the server's
 // certificate against the system roots (here SSL_CERT_FILE).
 func TestE2EFleetTLS(t *testing.T) {
+	t.Parallel()
 	files := redistest.SelfSigned(t)
 	addr := redistest.StartWith(t, redistest.Options{TLS: &files})
 	store := "rediss://" + addr
@@ -292,6 +296,7 @@ func TestE2EFleetTLS(t *testing.T) {
 // TestE2EFleetBreakerCommands: status and reset on a Redis store, which
 // lists keys exactly as the file store does.
 func TestE2EFleetBreakerCommands(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	srv := downServer(t, nil)
@@ -354,6 +359,7 @@ func TestE2EFleetBreakerCommands(t *testing.T) {
 // TestE2EStoreUsageErrors: a --store that is not a Redis URL is exit 2
 // before any request, on every command, without showing its password.
 func TestE2EStoreUsageErrors(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := downServer(t, &c)
 	e := newEnv(t)
@@ -400,6 +406,7 @@ func TestE2EStoreUsageErrors(t *testing.T) {
 // passed, 8 processes on two nodes race for the trial and exactly one
 // request is sent.
 func TestE2EFleetOneHalfOpenTrial(t *testing.T) {
+	t.Parallel()
 	const procs = 8
 	addr := redistest.Start(t)
 	store := "redis://" + addr + "?timeout=10s"
@@ -445,6 +452,7 @@ func TestE2EFleetOneHalfOpenTrial(t *testing.T) {
 // TestE2EFleetCheckSharesOneStore: check with several URLs uses one store,
 // so a Redis that is down costs one warning, not one per URL.
 func TestE2EFleetCheckSharesOneStore(t *testing.T) {
+	t.Parallel()
 	srv, _ := healthServer(t)
 	e := newEnv(t)
 	r := e.run(check("--breaker-failures", "3", "--store", "redis://"+redistest.DeadAddr(t),
@@ -459,6 +467,7 @@ func TestE2EFleetCheckSharesOneStore(t *testing.T) {
 // node A holds the key for node B too: B waits a short hold out, and
 // gives up at once (exit 6, no request) on one beyond --max-retry-after.
 func TestE2EFleetHoldOnOneNodeHoldsTheOther(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	var hits counter
@@ -501,6 +510,7 @@ func TestE2EFleetHoldOnOneNodeHoldsTheOther(t *testing.T) {
 // not open the breaker, however many; a second node's open it once it has
 // reached --breaker-failures too.
 func TestE2EFleetQuorum(t *testing.T) {
+	t.Parallel()
 	addr := redistest.Start(t)
 	store := "redis://" + addr
 	var c counter
@@ -539,6 +549,7 @@ func TestE2EFleetQuorum(t *testing.T) {
 // "reset with" hint names that dir (and keeps REFETCH_STORE from sending
 // the reset elsewhere); following it closes the breaker.
 func TestE2EResetHintAfterFailover(t *testing.T) {
+	t.Parallel()
 	down := downServer(t, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

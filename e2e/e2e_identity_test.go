@@ -15,6 +15,7 @@ import (
 // header that names no one (User-Agent) does not keep the same caller
 // from its own copy.
 func TestE2EStaleNeverCrossesAPIKeys(t *testing.T) {
+	t.Parallel()
 	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {

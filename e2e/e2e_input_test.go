@@ -111,6 +111,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 }
 
 func TestE2EBadInputSendsNothing(t *testing.T) {
+	t.Parallel()
 	const target = "http://example.invalid:8080/"
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -221,6 +222,7 @@ func TestE2EBadInputSendsNothing(t *testing.T) {
 // TestE2EBadInputCheckSendsNothing: check validates the same way, every
 // URL before the first request.
 func TestE2EBadInputCheckSendsNothing(t *testing.T) {
+	t.Parallel()
 	for _, a := range [][]string{
 		{"http://example.invalid:8080/", "http://example.invalid/a b"},
 		{"-H", "X-A: a\x01", "http://example.invalid:8080/"},
@@ -236,6 +238,7 @@ func TestE2EBadInputCheckSendsNothing(t *testing.T) {
 // TestE2EUnusualGoodInputIsSent is the other side: input that looks odd
 // but is valid goes out, so the harness above would have seen a request.
 func TestE2EUnusualGoodInputIsSent(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string
@@ -375,6 +378,7 @@ func dualServer(t *testing.T, h http.Handler) (httpsURL, httpURL string, cert *x
 // -u and URL credentials follow a redirect only while every hop keeps the
 // first URL's scheme, host and port.
 func TestE2ERedirectCredentials(t *testing.T) {
+	t.Parallel()
 	var (
 		mu   sync.Mutex
 		last http.Header // headers of the last request to /final
@@ -472,6 +476,7 @@ func TestE2ERedirectCredentials(t *testing.T) {
 // that says so, in stderr and in --json, must still not show it. Nothing
 // is sent: the inputs are refused first.
 func TestE2EPasswordWithURLDelimitersNeverShows(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, pass := range []string{"pa#s3cret", "pa?s3cret", "pa/s3cret", "12#s3cret", "12?s3cret"} {
 		for _, argv := range [][]string{

@@ -128,6 +128,7 @@ var oneSignal = []struct {
 // file's lock, which another process holds and will not release, ends on
 // the first signal with its code, and sends nothing.
 func TestE2ESignalWhileTheBreakerLockIsHeld(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
@@ -173,6 +174,7 @@ func TestE2ESignalWhileTheBreakerLockIsHeld(t *testing.T) {
 // the lock of the state file it removes; one signal ends it, and the
 // state stays.
 func TestE2ESignalWhileBreakerResetWaitsForTheLock(t *testing.T) {
+	t.Parallel()
 	srv := downServer(t, nil)
 	e := newEnv(t)
 	dir := filepath.Join(e.dir, "breaker-state")
@@ -194,6 +196,7 @@ func TestE2ESignalWhileBreakerResetWaitsForTheLock(t *testing.T) {
 // waits for the first one's lock; when the first is stopped, one signal
 // ends the waiting one, which sent nothing.
 func TestE2ESignalWhileAProbeWaitsForTheProbeLock(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 1000, &c)
 	e := newEnv(t)
@@ -211,6 +214,7 @@ func TestE2ESignalWhileAProbeWaitsForTheProbeLock(t *testing.T) {
 // until the store's timeout (were the signal ignored, the run would fail
 // over to the files after half a minute, warn and send its request).
 func TestE2ESignalWhileRedisDoesNotAnswer(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 1000, &c)
 	silent := redistest.NewSilent(t)
@@ -228,6 +232,7 @@ func TestE2ESignalWhileRedisDoesNotAnswer(t *testing.T) {
 // TestE2ESignalWhileReadingACACertFIFO: --cacert naming a FIFO nobody
 // writes to holds the run up in its open; one SIGTERM still ends it.
 func TestE2ESignalWhileReadingACACertFIFO(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	fifo := filepath.Join(e.dir, "ca.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {

@@ -13,6 +13,7 @@ import (
 // under -o on stderr and in --json; so is a fallback that cannot be
 // written there.
 func TestE2EOutputWriteFailureNamesTheFlag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	full := filepath.Join(e.dir, "full")
 	mknodChar(t, full, 1, 7)

@@ -52,6 +52,7 @@ func runBadInput(t *testing.T, cases []badInputCase) {
 // under the flag they gave, exactly as before the layers were split, with
 // the usage exit code.
 func TestE2EInputErrorsNameTheFlag(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	empty := writeFile(t, dir, "empty.pem", nil)
 	missing := filepath.Join(dir, "missing.pem")
@@ -78,6 +79,7 @@ func TestE2EInputErrorsNameTheFlag(t *testing.T) {
 // flag the user never typed; a flag given on the command line wins, and
 // then the message names the flag.
 func TestE2EBadVariableNamesTheVariable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	empty := writeFile(t, dir, "empty.pem", nil)
 	runBadInput(t, []badInputCase{
@@ -141,6 +143,7 @@ func TestE2EBadVariableNamesTheVariable(t *testing.T) {
 // worded by the fetch layer without the flag; the check's line, its retry
 // line and its --json name the flag, with exit 8.
 func TestE2ECheckJSONExpectationNamesTheFlag(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"ok": false}`)

@@ -160,6 +160,7 @@ func permOf(t *testing.T, path string) fs.FileMode {
 }
 
 func TestE2EOutputDeviceNodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	null, full := filepath.Join(e.dir, "null"), filepath.Join(e.dir, "full")
 	mknodChar(t, null, 1, 3)
@@ -196,6 +197,7 @@ func TestE2EOutputDeviceNodes(t *testing.T) {
 // for the test: it works, and a node the user may not write is exit 2
 // before any request.
 func TestE2EOutputNullNodeAsNonRoot(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	null, closed := filepath.Join(e.dir, "null"), filepath.Join(e.dir, "null600")
 	mknodChar(t, null, 1, 3)
@@ -257,6 +259,7 @@ func pendingBytes(t *testing.T, f *os.File) []byte {
 // was cut short), read concurrently since it is larger than a pipe holds;
 // the FIFO stays a FIFO.
 func TestE2EOutputFIFO(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(e.dir, "fifo")
 	reader := openFIFO(t, path)
@@ -295,6 +298,7 @@ func TestE2EOutputFIFO(t *testing.T) {
 // A failed fetch writes nothing to a FIFO: not the part of a cut body, not
 // an error page.
 func TestE2EOutputFIFOFailedFetchWritesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(e.dir, "fifo")
 	reader := openFIFO(t, path)
@@ -316,6 +320,7 @@ func TestE2EOutputFIFOFailedFetchWritesNothing(t *testing.T) {
 // Waiting for a FIFO's reader (the body is complete, nobody reads) ends
 // at SIGINT/SIGTERM with 130/143, like every other wait.
 func TestE2EOutputFIFOWaitInterrupted(t *testing.T) {
+	t.Parallel()
 	if !wchanVisible(t) {
 		t.Skip("/proc/PID/wchan does not show where a process waits")
 	}
@@ -397,6 +402,7 @@ func wchanVisible(t *testing.T) bool {
 
 // A unix socket is not written: exit 2 before any request.
 func TestE2EOutputSocketIsUsageError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(e.dir, "sock")
 	l, err := net.Listen("unix", path)
@@ -417,6 +423,7 @@ func TestE2EOutputSocketIsUsageError(t *testing.T) {
 }
 
 func TestE2EOutputDirectoryIsUsageError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var c counter
 	srv := bodyServer(t, &c)
@@ -438,6 +445,7 @@ func TestE2EOutputDirectoryIsUsageError(t *testing.T) {
 // atomically (a new inode, its mode kept), the links stay links, and a
 // failed fetch leaves the target as it was.
 func TestE2EOutputSymlink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	other := t.TempDir()
 	target := filepath.Join(other, "data.bin")
@@ -480,6 +488,7 @@ func TestE2EOutputSymlink(t *testing.T) {
 // A dangling symlink: its target is created (0644) and the link stays; a
 // link into a missing directory is exit 2 before any request.
 func TestE2EOutputDanglingSymlink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	link := filepath.Join(e.dir, "out")
 	os.Mkdir(filepath.Join(e.dir, "sub"), 0o755)
@@ -515,6 +524,7 @@ func TestE2EOutputDanglingSymlink(t *testing.T) {
 // broken build cannot replace anything in the machine's /dev; /dev/stdout
 // maps to descriptor 1 the same way, see fetch's unit tests.)
 func TestE2EOutputOwnDescriptor(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var c counter
 	srv := bodyServer(t, &c)
@@ -584,6 +594,7 @@ func unshareWrapper(t *testing.T, script, src, dst string) []string {
 // and a failed fetch leaves it as it was. Mounted read-only: exit 2
 // before any request.
 func TestE2EOutputBindMountedFile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	src, dst := filepath.Join(e.dir, "volume-src"), filepath.Join(e.dir, "mounted")
 	os.WriteFile(src, []byte("old"), 0o600)
@@ -630,6 +641,7 @@ func TestE2EOutputBindMountedFile(t *testing.T) {
 // it was; a new file there, or a file the user may not write, is exit 2
 // before any request.
 func TestE2EOutputReadOnlyDirAsNonRoot(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := filepath.Join(e.dir, "ro")
 	os.Mkdir(dir, 0o755) // root's: not writable by the user
@@ -685,6 +697,7 @@ func TestE2EOutputReadOnlyDirAsNonRoot(t *testing.T) {
 // rename over another user's file is refused (EPERM) after the download:
 // the finished body is then written in place, never lost.
 func TestE2EOutputRenameRefusedFallsBackInPlace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := filepath.Join(e.dir, "sticky")
 	os.Mkdir(dir, 0o755)

@@ -34,6 +34,7 @@ func probeArgs(extra ...string) []string {
 }
 
 func TestE2EProbeCountsKOfN(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 4, &c)
 	e := newEnv(t)
@@ -164,6 +165,7 @@ func redirectChain(t *testing.T) *httptest.Server {
 }
 
 func TestE2ERedirectHops(t *testing.T) {
+	t.Parallel()
 	srv := redirectChain(t)
 	redacted := strings.Replace(srv.URL, "http://", "http://deploy:REDACTED@", 1) + "/c"
 	wantHops := fmt.Sprintf("[map[location:%s/b status:301] map[location:%s status:302]]", srv.URL, redacted)
@@ -201,6 +203,7 @@ func TestE2ERedirectHops(t *testing.T) {
 }
 
 func TestE2EProbeRefused(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +233,7 @@ func TestE2EProbeRefused(t *testing.T) {
 }
 
 func TestE2EProbeExpectSuccess(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 4, &c) // 6 of 8 succeed: 75%
 	e := newEnv(t)
@@ -260,6 +264,7 @@ func TestE2EProbeExpectSuccess(t *testing.T) {
 }
 
 func TestE2EProbeBadInputNoRequest(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 1000, &c)
 	e := newEnv(t)
@@ -349,6 +354,7 @@ func TestE2EProbeInterrupted(t *testing.T) {
 // TestE2EProbeOneAtATimePerHost: a second probe of the same host waits
 // for the first to finish; a probe of another host does not.
 func TestE2EProbeOneAtATimePerHost(t *testing.T) {
+	t.Parallel()
 	var c, other counter
 	srv := failsEvery(t, 1000, &c)
 	elsewhere := failsEvery(t, 1000, &other)
@@ -389,6 +395,7 @@ func TestE2EProbeOneAtATimePerHost(t *testing.T) {
 }
 
 func TestE2EProbeWithoutStateDirWarnsAndRuns(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := failsEvery(t, 1000, &c)
 	e := newEnv(t)

@@ -17,6 +17,7 @@ import (
 // secret rides in a credential header, headers that only look like keys,
 // one named by --secret-header, a URL password and a Redis password.
 func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cr3t-Zq9-wombat"
 	var mu sync.Mutex
 	var leakedTo []string

@@ -60,6 +60,7 @@ func spillServer(t *testing.T, withLength bool) *httptest.Server {
 // refetch has exited and its spill file is gone, so they cannot depend on
 // it. Nothing is left in $TMPDIR.
 func TestE2ESpilledBodyWholeOnStdout(t *testing.T) {
+	t.Parallel()
 	for _, withLength := range []bool{true, false} {
 		srv := spillServer(t, withLength)
 		e := newEnv(t)
@@ -167,6 +168,7 @@ func cutLargeServer(t *testing.T, c *counter, cut int64) *httptest.Server {
 // A large body cut short never reaches stdout, and after a retry stdout
 // holds the whole body once.
 func TestE2ELargeCutBodyNeverReachesStdout(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := cutLargeServer(t, &c, 1)
 	r := newEnv(t).run(args("-n", "1", srv.URL)...)
@@ -186,6 +188,7 @@ func TestE2ELargeCutBodyNeverReachesStdout(t *testing.T) {
 // -o of a body larger than the writeback interval, after an attempt cut
 // past it: FILE holds exactly the body, and no temporary file is left.
 func TestE2EOutputLargeAfterCut(t *testing.T) {
+	t.Parallel()
 	var c counter
 	srv := cutLargeServer(t, &c, 1)
 	e := newEnv(t)
@@ -202,6 +205,7 @@ func TestE2EOutputLargeAfterCut(t *testing.T) {
 // A reader that leaves early ends refetch the way it ends cat: by SIGPIPE,
 // with nothing on stderr, also for a body copied out of the spill file.
 func TestE2ESpilledBodyReaderGone(t *testing.T) {
+	t.Parallel()
 	srv := spillServer(t, true)
 	e := newEnv(t)
 	status := filepath.Join(e.dir, "status")
@@ -224,6 +228,7 @@ func TestE2ESpilledBodyReaderGone(t *testing.T) {
 // exit 0, and no failure blamed on the server (which would retry, and open
 // the breaker for the host).
 func TestE2ESpliceForbidden(t *testing.T) {
+	t.Parallel()
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skip("testdata/nosplice knows the seccomp arch of amd64 and arm64 only")
 	}
@@ -258,6 +263,7 @@ func TestE2ESpliceForbidden(t *testing.T) {
 // setting) does not fail a large body after its download: the spill file
 // goes to /tmp instead.
 func TestE2ESpillWithoutTMPDIR(t *testing.T) {
+	t.Parallel()
 	srv := spillServer(t, true)
 	e := newEnv(t)
 	for _, extra := range [][]string{nil, {"-N"}} {

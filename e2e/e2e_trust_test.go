@@ -24,6 +24,7 @@ import (
 // TestE2EJSONExitCodeIsTheProcessExitCode: for every kind of ending, the
 // --json report is exactly one object and its exit_code is the process's.
 func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
+	t.Parallel()
 	var hits counter
 	down := downServer(t, &hits)
 	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +94,7 @@ func TestE2EJSONExitCodeIsTheProcessExitCode(t *testing.T) {
 // TestE2EZeroMeansOneThing: for a bound, 0 is no bound; for an amount,
 // 0 is none; a zero that makes no sense is exit 2 before any request.
 func TestE2EZeroMeansOneThing(t *testing.T) {
+	t.Parallel()
 	var hits, n counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.next()
@@ -127,6 +129,7 @@ func TestE2EZeroMeansOneThing(t *testing.T) {
 // TestE2EStaleCacheNeverCrossesIdentities: a body cached for one set of
 // credentials is never served to another, and no credential reaches disk.
 func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
+	t.Parallel()
 	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, _ := r.BasicAuth()
@@ -174,6 +177,7 @@ func TestE2EStaleCacheNeverCrossesIdentities(t *testing.T) {
 
 // TestE2EMessagesAPersonCanActOn: no Go internals; the flag that helps.
 func TestE2EMessagesAPersonCanActOn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
 	down := downServer(t, nil)
 	for _, tc := range []struct {
@@ -223,6 +227,7 @@ func TestE2EMessagesAPersonCanActOn(t *testing.T) {
 // check (with a breaker asked for) both warn and go on without a breaker;
 // a relative XDG_STATE_HOME is ignored, as the XDG spec says.
 func TestE2ENoHomeBothStepAside(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -249,6 +254,7 @@ func TestE2ENoHomeBothStepAside(t *testing.T) {
 // TestE2ECheckExpectingARedirectDoesNotFollowIt: --expect-status 3xx can
 // pass, because check then looks at the redirect instead of following it.
 func TestE2ECheckExpectingARedirectDoesNotFollowIt(t *testing.T) {
+	t.Parallel()
 	var followed counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/target" {
@@ -278,6 +284,7 @@ func TestE2ECheckExpectingARedirectDoesNotFollowIt(t *testing.T) {
 // TestE2EHeaderFlagReplacesItsVariable: like every flag, -H on the command
 // line wins over REFETCH_HEADER, whole (README says so).
 func TestE2EHeaderFlagReplacesItsVariable(t *testing.T) {
+	t.Parallel()
 	got := make(chan http.Header, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header }))
 	defer srv.Close()
@@ -300,6 +307,7 @@ func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 // next run in another process: it waits, or, past --max-retry-after, ends
 // with exit 6 without sending anything.
 func TestE2EHoldIsSharedBetweenRuns(t *testing.T) {
+	t.Parallel()
 	var hits counter
 	var retryAfter atomic.Value
 	retryAfter.Store("120")
@@ -337,6 +345,7 @@ func TestE2EHoldIsSharedBetweenRuns(t *testing.T) {
 // TestE2ETourFindings: what a hostile tour of the binary found, each a
 // class of its own.
 func TestE2ETourFindings(t *testing.T) {
+	t.Parallel()
 	var hits counter
 	var mu sync.Mutex
 	var lastReq *http.Request
@@ -430,6 +439,7 @@ func TestE2ETourFindings(t *testing.T) {
 // TestE2ENetHTTPLogNeverReachesStderr: net/http's own log lines (a server
 // sending bytes past Content-Length) are not refetch's words.
 func TestE2ENetHTTPLogNeverReachesStderr(t *testing.T) {
+	t.Parallel()
 	url := rawServer(t, func(c net.Conn) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA-GARBAGE")
 	})

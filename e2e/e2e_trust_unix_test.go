@@ -33,6 +33,7 @@ func mknodIn(t *testing.T, dir, name string, minor int) string {
 // node) cannot take the fallback: a local failure, exit 1, not the
 // fetch's own 4, and not in "failed, not retryable" words.
 func TestE2EFallbackThatCannotBeWrittenIsExit1(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
 	full, err := os.OpenFile(mknodIn(t, e.dir, "full", 7), os.O_WRONLY, 0)
 	if err != nil {
@@ -65,6 +66,7 @@ func TestE2EFallbackThatCannotBeWrittenIsExit1(t *testing.T) {
 // TestE2EClosedStdout: `refetch fetch URL >&-` must not exit 0 with the
 // body lost; it fails before any request. With -o the body has a place.
 func TestE2EClosedStdout(t *testing.T) {
+	t.Parallel()
 	var hits counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.next()
@@ -135,6 +137,7 @@ func TestE2EClosedStdout(t *testing.T) {
 // TestE2ESignalWhileReadingDataArgument: -d @FIFO with no writer yet
 // still ends at once on SIGTERM (143), sending nothing.
 func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
+	t.Parallel()
 	var hits counter
 	srv := downServer(t, &hits)
 	e := newEnv(t)
