@@ -237,7 +237,7 @@ func TestHelpGolden(t *testing.T) {
 		if code := Run(context.Background(), f, args); code != 0 {
 			t.Fatalf("%v: exit %d", args, code)
 		}
-		golden := filepath.Join("..", "testdata", "help-"+name+".golden")
+		golden := filepath.Join("testdata", "help-"+name+".golden")
 		if *update {
 			os.WriteFile(golden, []byte(out.String()), 0o644)
 			continue

@@ -150,7 +150,7 @@ func TestReportGolden(t *testing.T) {
 		if strings.Contains(string(got), "hunter2") {
 			t.Errorf("%s: password in report", name)
 		}
-		path := filepath.Join("..", "testdata", "report-"+name+".golden")
+		path := filepath.Join("testdata", "report-"+name+".golden")
 		if *update {
 			os.WriteFile(path, got, 0o644)
 			continue

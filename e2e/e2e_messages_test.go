@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// badInputCase is one bad input: its flags and variables, and the one
+// line refetch says about it, after "refetch: ".
+type badInputCase struct {
+	name string
+	args []string // after fetch's own flags; the target URL is added
+	env  []string
+	want string
+}
+
+// runBadInput runs each case as TestE2EBadInputSendsNothing does (exit 2,
+// one line, nothing sent, no secret), checks the line is exactly want
+// and the --help hint, and that --json reports the same words as its error.
+func runBadInput(t *testing.T, cases []badInputCase) {
+	t.Helper()
+	const target = "https://example.invalid:8443/"
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newCountingProxy(t)
+			e := p.env(t).with(tt.env...)
+			r := e.run(append(append(args("--fallback", "x"), tt.args...), target)...)
+			wantRefusedOffline(t, p, e, r, "hunter2")
+			if want := "refetch: " + tt.want + " (see 'refetch fetch --help')\n"; r.stderr != want {
+				t.Errorf("stderr:\n%q\nwant\n%q", r.stderr, want)
+			}
+			r = e.run(append(append(args("--json"), tt.args...), target)...)
+			r.wantCode(t, 2)
+			rep := r.report(t)
+			if rep["error"] != tt.want || rep["exit_code"] != float64(2) {
+				t.Errorf("--json error %q, exit_code %v; want %q, 2", rep["error"], rep["exit_code"], tt.want)
+			}
+			if strings.Contains(r.stdout+r.stderr, "hunter2") {
+				t.Errorf("--json run shows the secret: %s %s", r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// TestE2EInputErrorsNameTheFlag: the fetch layer reports a bad request
+// field, CA file or output path in its own words; the user reads them
+// under the flag they gave, exactly as before the layers were split, with
+// the usage exit code.
+func TestE2EInputErrorsNameTheFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	empty := writeFile(t, dir, "empty.pem", nil)
+	missing := filepath.Join(dir, "missing.pem")
+	runBadInput(t, []badInputCase{
+		{name: "a directory as -o", args: []string{"-o", dir}, want: "-o " + dir + ": is a directory"},
+		{name: "-o in a missing directory", args: []string{"-o", filepath.Join(dir, "none", "out")},
+			want: "-o " + filepath.Join(dir, "none", "out") + ": cannot write in " + filepath.Join(dir, "none") + ": no such file or directory"},
+		{name: "bad -X", args: []string{"-X", "GET X"}, want: `invalid -X "GET X": not an HTTP method token`},
+		{name: "bad -H", args: []string{"-H", "NoColon"}, want: `invalid -H: header "NoColon" has no colon; want 'Name: value'`},
+		{name: "-H with a line break", args: []string{"-H", "X-A: 1\nX-B: 2"},
+			want: `invalid -H: header "X-A: 1\nX-B: 2" contains a line break ("\n"): give each header separately, and strip line endings read from files`},
+		{name: "-H with a secret", args: []string{"-H", "Authorization: Bearer hunter2\x01"},
+			want: `invalid -H: header "Authorization" value (not shown): it contains the control character "\x01"; remove it`},
+		{name: "control character in -A", args: []string{"-A", "x\x01"}, want: `invalid -A "x\x01": it contains the control character "\x01"; remove it`},
+		{name: "bad -u", args: []string{"-u", "alice:hunter2\x01"}, want: `invalid -u (value not shown): it contains the control character "\x01"; remove it`},
+		{name: "unreadable --cacert", args: []string{"--cacert", missing}, want: `--cacert "` + missing + `": cannot read: no such file or directory`},
+		{name: "empty --cacert", args: []string{"--cacert", empty},
+			want: `--cacert "` + empty + `": the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)`},
+	})
+}
+
+// TestE2EBadVariableNamesTheVariable: a bad value that came from a
+// REFETCH_* variable is reported under the variable's name, not under a
+// flag the user never typed; a flag given on the command line wins, and
+// then the message names the flag.
+func TestE2EBadVariableNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	empty := writeFile(t, dir, "empty.pem", nil)
+	runBadInput(t, []badInputCase{
+		{name: "REFETCH_TIMEOUT", env: []string{"REFETCH_TIMEOUT=-5s"}, want: "invalid REFETCH_TIMEOUT=-5s: must not be negative"},
+		{name: "--timeout given over REFETCH_TIMEOUT", env: []string{"REFETCH_TIMEOUT=-5s"}, args: []string{"--timeout", "-1s"},
+			want: "invalid --timeout -1s: must not be negative"},
+		{name: "REFETCH_ATTEMPTS", env: []string{"REFETCH_ATTEMPTS=0"}, want: "invalid REFETCH_ATTEMPTS=0: must be at least 1"},
+		{name: "REFETCH_MAX_REDIRS", env: []string{"REFETCH_MAX_REDIRS=-1"}, want: "invalid REFETCH_MAX_REDIRS=-1: must not be negative"},
+		{name: "REFETCH_USER_AGENT", env: []string{"REFETCH_USER_AGENT=x\x01"},
+			want: `invalid REFETCH_USER_AGENT "x\x01": it contains the control character "\x01"; remove it`},
+		{name: "REFETCH_USER", env: []string{"REFETCH_USER=alice:hunter2\x01"},
+			want: `invalid REFETCH_USER (value not shown): it contains the control character "\x01"; remove it`},
+		{name: "REFETCH_CACERT", env: []string{"REFETCH_CACERT=" + empty},
+			want: `REFETCH_CACERT "` + empty + `": the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)`},
+		{name: "REFETCH_OUTPUT", env: []string{"REFETCH_OUTPUT=" + dir}, want: "REFETCH_OUTPUT " + dir + ": is a directory"},
+		{name: "REFETCH_STORE", env: []string{"REFETCH_STORE=redis://u:hunter2@:x/"},
+			want: `invalid REFETCH_STORE redis://u:REDACTED@:x/: malformed URL (invalid port ":x" after host)`},
+	})
+
+	// check and probe resolve their own flags the same way.
+	e := newEnv(t)
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"REFETCH_WAIT=-1s", []string{"check", "http://example.invalid/"}, "refetch: invalid REFETCH_WAIT=-1s: must not be negative"},
+		{"REFETCH_EXPECT_JSON=.[", []string{"check", "http://example.invalid/"}, `refetch: invalid REFETCH_EXPECT_JSON=".[": `},
+		{"REFETCH_INTERVAL=1ns", []string{"probe", "http://example.invalid/"}, "refetch: invalid REFETCH_INTERVAL=1ns: must be from 10ms to 1h"},
+		{"REFETCH_PARALLEL=0", []string{"fetch", "http://example.invalid/1", "http://example.invalid/2"},
+			"refetch: invalid REFETCH_PARALLEL=0: must be from 1 to 1024"},
+	} {
+		r := e.with(tc.env).run(tc.args...)
+		r.wantCode(t, 2)
+		if !strings.HasPrefix(r.stderr, tc.want) {
+			t.Errorf("%s %v: stderr %q, want %q", tc.env, tc.args, r.stderr, tc.want)
+		}
+	}
+
+	// A batch checks its -o template for every URL the same way.
+	if err := os.MkdirAll(filepath.Join(e.dir, "out", "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := e.with("REFETCH_OUTPUT=out/{name}").run("fetch", "http://example.invalid/a", "http://example.invalid/b")
+	r.wantCode(t, 2)
+	if !strings.HasPrefix(r.stderr, "refetch: argument 1: REFETCH_OUTPUT out/a: is a directory") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+
+	// A good flag on the command line: the bad variable is not read.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	r = e.with("REFETCH_TIMEOUT=-5s").run("fetch", "--timeout", "5s", srv.URL)
+	r.wantCode(t, 0)
+	if r.stdout != "ok" {
+		t.Errorf("stdout %q", r.stdout)
+	}
+}
+
+// TestE2ECheckJSONExpectationNamesTheFlag: a failed --expect-json is
+// worded by the fetch layer without the flag; the check's line, its retry
+// line and its --json name the flag, with exit 8.
+func TestE2ECheckJSONExpectationNamesTheFlag(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok": false}`)
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	const want = "--expect-json .ok yielded false, not true"
+	r := e.run(check("-n", "2", "--expect-json", ".ok", srv.URL)...)
+	r.wantCode(t, 8)
+	if !strings.HasSuffix(strings.TrimRight(r.stdout, "\n"), "  "+want) {
+		t.Errorf("stdout %q does not end with %q", r.stdout, want)
+	}
+	if !strings.HasPrefix(r.stderr, "attempt 1/2: "+want+"; retrying in ") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	r = e.run(check("-n", "1", "--json", "--expect-json", ".ok", srv.URL)...)
+	r.wantCode(t, 8)
+	results, _ := r.report(t)["results"].([]any)
+	if len(results) != 1 {
+		t.Fatalf("results %v", results)
+	}
+	failed, _ := results[0].(map[string]any)["failed"].([]any)
+	if len(failed) != 1 || failed[0] != want {
+		t.Errorf("failed %q, want [%q]", failed, want)
+	}
+}

@@ -1,0 +1,178 @@
+//go:build unix
+
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mknodIn makes a character device like /dev/null (1,3) or /dev/full
+// (1,7) inside the test's own dir; only root can.
+func mknodIn(t *testing.T, dir, name string, minor int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	path := filepath.Join(dir, name)
+	if err := syscall.Mknod(path, syscall.S_IFCHR|0o666, 1<<8|minor); err != nil {
+		t.Skipf("mknod: %v", err)
+	}
+	return path
+}
+
+// TestE2EFallbackThatCannotBeWrittenIsExit1: a full stdout (a /dev/full
+// node) cannot take the fallback: a local failure, exit 1, not the
+// fetch's own 4, and not in "failed, not retryable" words.
+func TestE2EFallbackThatCannotBeWrittenIsExit1(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
+	full, err := os.OpenFile(mknodIn(t, e.dir, "full", 7), os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	for _, a := range [][]string{{"--fallback", "[]"}, nil} {
+		cmd := e.command(args(append(a, downServer(t, nil).URL)...)...)
+		cmd.Stdout = full
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		want := 1
+		if a == nil {
+			want = 4 // nothing to write: the fetch's own failure
+		}
+		if code != want || strings.Contains(stderr.String(), "not retryable") {
+			t.Errorf("%v: exit %d, want %d; stderr:\n%s", a, code, want, stderr.String())
+		}
+		if want == 1 && !strings.Contains(stderr.String(), "cannot serve the fallback") {
+			t.Errorf("stderr does not say what failed:\n%s", stderr.String())
+		}
+	}
+}
+
+// TestE2EClosedStdout: `refetch fetch URL >&-` must not exit 0 with the
+// body lost; it fails before any request. With -o the body has a place.
+func TestE2EClosedStdout(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+		fmt.Fprint(w, "body")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	run := func(script string, extra ...string) (int, string) {
+		cmd := exec.Command("sh", append([]string{"-c", script, binary}, extra...)...)
+		cmd.Env, cmd.Dir = e.vars, e.dir
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return code, string(out)
+	}
+	code, out := run(`"$0" fetch "$1" >&-`, srv.URL)
+	if code != 1 || !strings.Contains(out, "stdout is closed") || hits.get() != 0 {
+		t.Errorf("closed stdout: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	// It looks like a read-write /dev/null (Python's subprocess.DEVNULL),
+	// so the message says how to discard the body on purpose.
+	if !strings.Contains(out, "subprocess.DEVNULL") || !strings.Contains(out, "-o /dev/null to discard it") {
+		t.Errorf("closed stdout: the message does not say how to discard the body on purpose: %q", out)
+	}
+	for _, o := range []string{"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"} {
+		code, out = run(`"$0" fetch -o "$2" "$1" >&-`, srv.URL, o)
+		if code != 1 || hits.get() != 0 {
+			t.Errorf("-o %s with stdout closed: exit %d, %d requests, output %q", o, code, hits.get(), out)
+		}
+	}
+	// With --json it is the report that would be lost, whatever -o says.
+	code, out = run(`"$0" fetch --json -o "$2" "$1" >&-`, srv.URL, filepath.Join(e.dir, "json-out"))
+	if code != 1 || hits.get() != 0 || !strings.Contains(out, "so the report would be lost: redirect stdout") {
+		t.Errorf("closed stdout with --json -o: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	// Open for reading only (`1<FILE`): every write would fail after the
+	// download; found before the request instead.
+	os.WriteFile(filepath.Join(e.dir, "ro"), nil, 0o600)
+	code, out = run(`"$0" fetch "$1" 1<"$2"`, srv.URL, filepath.Join(e.dir, "ro"))
+	if code != 1 || hits.get() != 0 || !strings.Contains(out, "read-only") {
+		t.Errorf("read-only stdout: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	code, out = run(`"$0" breaker status >&-`)
+	if code != 1 || !strings.Contains(out, "so the status would be lost") {
+		t.Errorf("breaker status with stdout closed: exit %d, output %q", code, out)
+	}
+	code, out = run(`"$0" fetch --fallback x "$1" >&-`, srv.URL)
+	if code != 1 || hits.get() != 0 {
+		t.Errorf("closed stdout with a fallback: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+	code, out = run(`"$0" fetch -o "$2" "$1" >&-`, srv.URL, filepath.Join(e.dir, "out"))
+	data, _ := os.ReadFile(filepath.Join(e.dir, "out"))
+	if code != 0 || string(data) != "body" {
+		t.Errorf("closed stdout with -o: exit %d, file %q, output %q", code, data, out)
+	}
+	if os.Geteuid() == 0 {
+		// A deliberate discard (a null device opened write-only) is fine.
+		null := mknodIn(t, e.dir, "null", 3)
+		code, out = run(`"$0" fetch "$1" > "$2"`, srv.URL, null)
+		if code != 0 {
+			t.Errorf("stdout to a null device: exit %d, %q", code, out)
+		}
+	}
+}
+
+// TestE2ESignalWhileReadingDataArgument: -d @FIFO with no writer yet
+// still ends at once on SIGTERM (143), sending nothing.
+func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := downServer(t, &hits)
+	e := newEnv(t)
+	fifo := filepath.Join(e.dir, "body")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip(err)
+	}
+	for _, a := range [][]string{{"-d", "@" + fifo}, {"--fallback-file", fifo}} {
+		cmd := e.command(args(append(a, srv.URL)...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until one of its threads is blocked opening the FIFO
+		// (the kernel's wait state for a FIFO without a partner).
+		blocked := false
+		for deadline := time.Now().Add(10 * time.Second); !blocked && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", cmd.Process.Pid))
+			for _, w := range tasks {
+				data, _ := os.ReadFile(w)
+				blocked = blocked || strings.Contains(string(data), "wait_for_partner")
+			}
+		}
+		if !blocked {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Skip("this kernel does not show a FIFO open's wait state")
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 143 || hits.get() != 0 {
+			t.Errorf("%v: exit %d, %d requests", a, code, hits.get())
+		}
+	}
+}
