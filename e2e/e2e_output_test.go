@@ -31,6 +31,8 @@ import (
 // package-level initializer would run in every refetch child too.
 var outputBody []byte
 
+func init() { fixtures = append(fixtures, func() { outputBody = makeOutputBody() }) }
+
 func makeOutputBody() []byte {
 	b := make([]byte, 5<<20+123)
 	for i := range b {

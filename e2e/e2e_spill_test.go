@@ -27,6 +27,8 @@ import (
 // child too.
 var spillBody []byte
 
+func init() { fixtures = append(fixtures, func() { spillBody = makeSpillBody() }) }
+
 func makeSpillBody() []byte {
 	b := make([]byte, 12<<20+4321)
 	r := rand.New(rand.NewPCG(12, 34))

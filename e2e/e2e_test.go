@@ -70,11 +70,18 @@ func TestMain(m *testing.M) {
 		}
 		os.Setenv("GOCOVERDIR", covdir)
 	}
-	outputBody, spillBody = makeOutputBody(), makeSpillBody()
+	for _, make := range fixtures {
+		make()
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// fixtures make the tests' large bodies, in the test process only (a
+// child that runs as refetch never needs them); files of one system add
+// theirs in init.
+var fixtures []func()
 
 // copyExecutable copies the running test binary to dst, mode 0755. A
 // copy, not a symlink: argv[0] then names refetch wherever the binary is
