@@ -409,16 +409,7 @@ func (s *FileStore) DeleteLimits(ctx context.Context, origin string) (bool, erro
 
 // removeLimit removes the limit file base under its lock.
 func (s *FileStore) removeLimit(ctx context.Context, base string) (bool, error) {
-	unlock, err := s.gates.lock(ctx, base+".lock")
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	err = os.Remove(base)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
+	return s.removeUnder(ctx, base+".lock", base)
 }
 
 // DeleteAllLimits implements Limiter.

@@ -392,12 +392,18 @@ func (s *FileStore) Delete(ctx context.Context, key string) (bool, error) {
 // removeLocked removes base.json under base.lock and reports whether there
 // was a file to remove.
 func (s *FileStore) removeLocked(ctx context.Context, base string) (bool, error) {
-	unlock, err := s.gates.lock(ctx, base+".lock")
+	return s.removeUnder(ctx, base+".lock", base+".json")
+}
+
+// removeUnder removes path under the lock file lock and reports whether
+// there was a file to remove: the one removal of breaker and limit files.
+func (s *FileStore) removeUnder(ctx context.Context, lock, path string) (bool, error) {
+	unlock, err := s.gates.lock(ctx, lock)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	err = os.Remove(base + ".json")
+	err = os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
