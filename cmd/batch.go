@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -653,21 +652,18 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 	if err != nil {
 		b.log.failed(target, err)
 	}
-	var line []byte
+	var rep *fetch.Report
 	if b.o.JSON {
 		failure := err
 		if failure == nil && res != nil {
 			failure = res.Err // a failure answered by stale or fallback data
 		}
-		rep := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
+		r := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
 		n := j.N
-		rep.N, rep.Output = &n, j.Out
-		rep.HeldMS += j.Held.Milliseconds()
-		var buf bytes.Buffer
-		if werr := writeJSON(&buf, rep); werr == nil {
-			line = buf.Bytes()
-		}
+		r.N, r.Output = &n, j.Out
+		r.HeldMS += j.Held.Milliseconds()
+		rep = &r
 	}
 	b.mu.Lock()
 	switch {
@@ -682,9 +678,11 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 		b.only = err
 	}
 	b.mu.Unlock()
-	if line != nil {
+	if rep != nil {
+		// One line per URL, whole: a large body's data streams from its
+		// spill file while the output is held.
 		b.outMu.Lock()
-		_, werr := b.o.IO.Out.Write(line)
+		werr := rep.WriteJSON(b.o.IO.Out)
 		b.outMu.Unlock()
 		if werr != nil {
 			b.stop(errOutputGone, werr)

@@ -403,7 +403,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
 		o.reported = true
-		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
+		if werr := rep.WriteJSON(o.IO.Out); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
 	}

@@ -42,6 +42,10 @@ type Report struct {
 	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
 	// StaleSkipped says why a saved stale copy was not served.
 	StaleSkipped *string `json:"stale_skipped,omitempty"`
+
+	// streamed is a large body whose data field WriteJSON writes from its
+	// reader; nil when the field is in Data or DataBase64.
+	streamed *streamedData
 }
 
 // Outcome is how the command layer judged a run: the process's exit code
@@ -157,6 +161,25 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 // setData stores body as parsed JSON if it is JSON, as a string if it is
 // UTF-8, and as base64 otherwise.
 func (r *Report) setData(body io.Reader) {
+	if rs, ok := body.(io.ReadSeeker); ok {
+		if size, err := rs.Seek(0, io.SeekEnd); err == nil && size >= streamDataMin {
+			d, err := newStreamedData(rs, size)
+			if err != nil {
+				return
+			}
+			r.streamed = d
+			if d.kind == dataBase64 {
+				p := d.token
+				r.DataBase64 = &p
+			} else {
+				r.Data = json.RawMessage(d.placeholder())
+			}
+			return
+		}
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return
+		}
+	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return
