@@ -20,8 +20,8 @@ import (
 	"github.com/refetch/refetch/cmd/batch"
 
 	"github.com/refetch/refetch/fetch"
-	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )

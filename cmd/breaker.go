@@ -24,11 +24,11 @@ type BreakerOptions struct {
 	Store    string
 	JSON     bool
 	// Metrics is status's --metrics: a Prometheus text file.
-	Metrics  string
-	All      bool
-	Key      string
-	Log      *Logger
-	getenv   func(string) string
+	Metrics string
+	All     bool
+	Key     string
+	Log     *Logger
+	getenv  func(string) string
 	// names says which flags came from their variables, for messages.
 	names flagNames
 }
