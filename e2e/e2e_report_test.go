@@ -268,9 +268,9 @@ func junitPython(t *testing.T) string {
 // junitRead is a JUnit report as junitparser reads it.
 type junitRead struct {
 	Suite struct {
-		Name                            string
+		Name                             string
 		Tests, Failures, Errors, Skipped int
-		Time                            float64
+		Time                             float64
 	}
 	Props map[string]string
 	Cases []struct {
@@ -790,7 +790,7 @@ func TestReportGitHub(t *testing.T) {
 
 	// Outside GitHub Actions: no annotation, no summary.
 	before := readText(t, summary)
-	plain := newEnv(t).with("GITHUB_STEP_SUMMARY="+summary).run(append([]string{"check"}, append(fast, srv.URL+"/down")...)...)
+	plain := newEnv(t).with("GITHUB_STEP_SUMMARY=" + summary).run(append([]string{"check"}, append(fast, srv.URL+"/down")...)...)
 	plain.wantCode(t, 8)
 	if strings.Contains(plain.stderr, "::error") || readText(t, summary) != before {
 		t.Errorf("GitHub output without GITHUB_ACTIONS=true")
