@@ -223,8 +223,8 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 	var c report.Case
 	if !interrupted {
 		c = probeCase(&rep, samples, err, elapsed)
-		if err == nil && o.FlakyFails && c.Result == report.Flaky {
-			err = flakyError(c)
+		if n := c.FailedAttempts(); err == nil && o.FlakyFails && n > 0 {
+			err = fmt.Errorf("%w: %d of %d request%s failed (--flaky-fails)", ErrUnhealthy, n, len(c.Attempts), plural(len(c.Attempts)))
 		}
 	}
 	if werr := o.write(&rep, err, true); werr != nil && err == nil {

@@ -26,13 +26,13 @@ type ReportFlags struct {
 
 // register adds --report, --flaky-fails and --traceparent.
 func (r *ReportFlags) register(fs *pflag.FlagSet, command string) {
-	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report: `FORMAT=FILE`, FORMAT junit, tap or tap13 (repeatable; replaced atomically)")
+	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report to FILE (repeatable): `FORMAT=FILE`, FORMAT junit, tap or tap13; replaced atomically")
 	flaky := "exit 8 when a URL passed only after failed attempts (flaky; reports show it either way)"
 	switch command {
 	case "fetch":
 		flaky = "exit 8 (a batch: 9) when a URL was fetched only after failed attempts (flaky); the output is kept"
 	case "probe":
-		flaky = "exit 8 when any request failed (flaky), even if the success rate is met"
+		flaky = "exit 8 when any request failed, even if the success rate is met"
 	}
 	fs.BoolVar(&r.FlakyFails, "flaky-fails", false, flaky)
 	fs.BoolVar(&r.Traceparent, "traceparent", false, "send a W3C traceparent header: one trace id per run, a new span id per attempt")
