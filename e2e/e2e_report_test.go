@@ -687,30 +687,11 @@ func TestReportBreakerMetrics(t *testing.T) {
 // hostileServer answers every request with a status line, a header and a
 // body written to forge workflow commands and break Markdown tables.
 func hostileServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				if _, err := http.ReadRequest(r); err != nil {
-					return
-				}
-				body := "down\n::error title=forged::body|`x`\r\n::add-mask::x\n<img src=x onerror=alert(1)> | @everyone"
-				fmt.Fprintf(c, "HTTP/1.1 503 ::warning::forged %%0A| `code` <b>x</b>\r\nX-Note: ::error::hdr | `y`\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-					len(body), body)
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
+	return rawServer(t, func(c net.Conn) {
+		body := "down\n::error title=forged::body|`x`\r\n::add-mask::x\n<img src=x onerror=alert(1)> | @everyone"
+		fmt.Fprintf(c, "HTTP/1.1 503 ::warning::forged %%0A| `code` <b>x</b>\r\nX-Note: ::error::hdr | `y`\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			len(body), body)
+	})
 }
 
 // TestReportGitHub: under GITHUB_ACTIONS=true, check annotates each failed

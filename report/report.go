@@ -16,13 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/internal/escape"
 	"github.com/refetch/refetch/internal/redact"
 )
 
@@ -463,25 +462,7 @@ func scrub(c *Case) {
 // does in a quoted string, so that every text of a report is one line of
 // printable characters: a server's words cannot end a YAML block, start a
 // workflow command or drive a terminal.
-func oneLine(s string) string {
-	if strings.IndexFunc(s, isControl) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError
-}
+func oneLine(s string) string { return escape.Controls(s) }
 
 // seconds is d in seconds with three decimals (Surefire's time type).
 func seconds(d time.Duration) string {
