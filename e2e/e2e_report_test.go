@@ -707,7 +707,9 @@ func TestReportGitHub(t *testing.T) {
 	os.WriteFile(summary, []byte("# earlier step\n"), 0o644)
 	e := newEnv(t).with("GITHUB_ACTIONS=true", "GITHUB_STEP_SUMMARY="+summary)
 	secretURL := strings.Replace(srv.URL, "http://", "http://ci:gh-pass%3A1@", 1) + "/flaky/g?token=gh-token&x=%7C"
-	res := e.run(append([]string{"check", "--attempts", "3", "-H", "Authorization: Bearer gh-bearer",
+	junit, tapf := filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.tap")
+	res := e.run(append([]string{"check", "--attempts", "3", "-H", "Authorization: Bearer gh-bearer", "-H", "X-Api-Key: gh-apikey",
+		"--report", "junit=" + junit, "--report", "tap=" + tapf,
 		"--expect-body", "^ok$", "--expect-header", "X-Note: ^fine$"}, append(fast, secretURL, evil+"/x", srv.URL+"/ok")...)...)
 	res.wantCode(t, 8)
 
@@ -763,11 +765,16 @@ func TestReportGitHub(t *testing.T) {
 	if rows != 3 {
 		t.Errorf("%d rows, want 3:\n%s", rows, text)
 	}
+	checkSurefire(t, junit)
+	prove(t, tapf)
 	for what, s := range map[string]string{"stderr": res.stderr, "summary": text, "stdout": res.stdout} {
-		noSecret(t, what, s, "gh-pass", "gh-bearer")
+		noSecret(t, what, s, "gh-pass", "gh-bearer", "gh-apikey")
 	}
-	noSecret(t, "summary", text, "gh-token")
-	noSecret(t, "annotations", strings.Join(annotations, "\n"), "gh-token")
+	// The secret query value too, in everything refetch writes for machines.
+	for what, s := range map[string]string{"summary": text, "annotations": strings.Join(annotations, "\n"),
+		"JUnit": readText(t, junit), "TAP": readText(t, tapf)} {
+		noSecret(t, what, s, "gh-pass", "gh-bearer", "gh-apikey", "gh-token")
+	}
 
 	// Outside GitHub Actions: no annotation, no summary.
 	before := readText(t, summary)

@@ -62,6 +62,9 @@ func ParseSpec(v string) (Spec, error) {
 	if !ok || path == "" {
 		return Spec{}, fmt.Errorf("want FORMAT=FILE, FORMAT one of %s (junit=report.xml)", strings.Join(names, ", "))
 	}
+	if path == "-" {
+		return Spec{}, fmt.Errorf("a report goes to a file, never to stdout (which holds the run's own output)")
+	}
 	for _, f := range Formats {
 		if Format(format) == f {
 			return Spec{Format: f, Path: path}, nil

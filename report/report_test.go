@@ -22,7 +22,7 @@ func TestParseSpec(t *testing.T) {
 			t.Errorf("ParseSpec(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"junit", "junit=", "xml=r.xml", "=r.xml", ""} {
+	for _, bad := range []string{"junit", "junit=", "xml=r.xml", "=r.xml", "", "tap=-"} {
 		if _, err := ParseSpec(bad); err == nil {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
