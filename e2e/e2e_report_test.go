@@ -850,6 +850,23 @@ func TestReportTraceparent(t *testing.T) {
 		t.Errorf("check: trace ids %v, --json %v", ids, crep["trace_id"])
 	}
 
+	// probe: the trace id, and each sample's span id.
+	n = len(srv.sent())
+	res = e.run("probe", "-n", "2", "--interval", "10ms", "--traceparent", "--json", srv.URL+"/ok/7")
+	res.wantCode(t, 0)
+	prep := res.report(t)
+	samples, _ := prep["samples"].([]any)
+	probeSent := srv.sent()[n:]
+	if len(samples) != 2 || len(probeSent) != 2 {
+		t.Fatalf("probe: %d samples, %d requests", len(samples), len(probeSent))
+	}
+	for i, h := range probeSent {
+		m := tp.FindStringSubmatch(h)
+		if s, _ := samples[i].(map[string]any); m == nil || m[1] != prep["trace_id"] || s["span_id"] != m[2] {
+			t.Errorf("probe request %d sent %q; --json trace_id %v, span_id %v", i+1, h, prep["trace_id"], s["span_id"])
+		}
+	}
+
 	// -H traceparent: its trace id and flags are kept, span ids are new.
 	given := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
 	n = len(srv.sent())
