@@ -105,7 +105,9 @@ func MarkdownCell(s string) string {
 	return b.String()
 }
 
-func (g *github) add(run *Run, c *Case) error {
+func (g *github) encode(*Run, *Case) ([]byte, error) { return nil, nil }
+
+func (g *github) add(run *Run, c *Case, _ []byte) error {
 	if c.Result != Passed {
 		g.annotate(run, c)
 	}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -45,16 +46,22 @@ func xmlText(s string) string {
 	return b.String()
 }
 
-func (j *junit) add(run *Run, c *Case) error {
-	w := j.w
-	fmt.Fprintf(w, "  <testcase name=\"%s\" classname=\"refetch.%s\" time=\"%s\">\n",
+func (j *junit) add(run *Run, c *Case, enc []byte) error {
+	_, err := j.w.Write(enc)
+	return err
+}
+
+// encode is the testcase's XML.
+func (j *junit) encode(run *Run, c *Case) ([]byte, error) {
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "  <testcase name=\"%s\" classname=\"refetch.%s\" time=\"%s\">\n",
 		xmlText(c.Name), xmlText(run.Command), seconds(c.Time))
 	last := c.lastFailed()
 	elem := func(name string, a Attempt) {
-		fmt.Fprintf(w, "    <%s message=\"%s\" type=\"%s\">\n", name, xmlText(a.Message), xmlText(a.Class))
-		fmt.Fprintf(w, "      <stackTrace>%s</stackTrace>\n", xmlText(attemptLine(a)))
-		fmt.Fprintf(w, "      <system-out>%s</system-out>\n", xmlText(attemptOut(a)))
-		fmt.Fprintf(w, "    </%s>\n", name)
+		fmt.Fprintf(&w, "    <%s message=\"%s\" type=\"%s\">\n", name, xmlText(a.Message), xmlText(a.Class))
+		fmt.Fprintf(&w, "      <stackTrace>%s</stackTrace>\n", xmlText(attemptLine(a)))
+		fmt.Fprintf(&w, "      <system-out>%s</system-out>\n", xmlText(attemptOut(a)))
+		fmt.Fprintf(&w, "    </%s>\n", name)
 	}
 	switch c.Result {
 	case Failed:
@@ -70,7 +77,7 @@ func (j *junit) add(run *Run, c *Case) error {
 		if class == "" {
 			class = "failed"
 		}
-		fmt.Fprintf(w, "    <failure message=\"%s\" type=\"%s\">%s</failure>\n", xmlText(msg), xmlText(class), xmlText(text))
+		fmt.Fprintf(&w, "    <failure message=\"%s\" type=\"%s\">%s</failure>\n", xmlText(msg), xmlText(class), xmlText(text))
 		for i, a := range c.Attempts {
 			if a.Failed && i != last {
 				elem("rerunFailure", a)
@@ -83,9 +90,9 @@ func (j *junit) add(run *Run, c *Case) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "    <system-out>%s</system-out>\n", xmlText(caseOut(run, c)))
-	_, err := io.WriteString(w, "  </testcase>\n")
-	return err
+	fmt.Fprintf(&w, "    <system-out>%s</system-out>\n", xmlText(caseOut(run, c)))
+	w.WriteString("  </testcase>\n")
+	return w.Bytes(), nil
 }
 
 // attemptOut is an attempt's <system-out>: its timings and span id, one

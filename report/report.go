@@ -192,9 +192,12 @@ func (s *Summary) add(c *Case) {
 }
 
 // sink is one report being written: cases as they come, the file at the
-// end.
+// end. encode may run concurrently, outside the Set's lock (a batch's
+// workers encode in parallel); add runs under it, in order, with what
+// encode returned.
 type sink interface {
-	add(run *Run, c *Case) error
+	encode(run *Run, c *Case) ([]byte, error)
+	add(run *Run, c *Case, enc []byte) error
 	// finish writes the report; close discards what finish did not
 	// commit, and is called after finish too.
 	finish(run *Run, s Summary) error
@@ -275,11 +278,26 @@ func (s *Set) Add(c Case) {
 	}
 	scrub(&c)
 	s.mu.Lock()
+	sinks, names := s.sinks, s.names
+	s.mu.Unlock()
+	encs := make([][]byte, len(sinks))
+	errs := make([]error, len(sinks))
+	for i, k := range sinks {
+		encs[i], errs[i] = k.encode(&s.run, &c)
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sinks == nil {
+		return // closed or discarded meanwhile
+	}
 	s.sum.add(&c)
-	for i, k := range s.sinks {
-		if err := k.add(&s.run, &c); err != nil && s.err == nil {
-			s.err = &PathError{What: s.names[i], Err: err}
+	for i, k := range sinks {
+		err := errs[i]
+		if err == nil {
+			err = k.add(&s.run, &c, encs[i])
+		}
+		if err != nil && s.err == nil {
+			s.err = &PathError{What: names[i], Err: err}
 		}
 	}
 }

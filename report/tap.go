@@ -2,8 +2,8 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
-	"io"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -71,13 +71,19 @@ type tapCase struct {
 	TraceID  string       `yaml:"trace_id,omitempty"`
 }
 
-func (t *tap) add(run *Run, c *Case) error {
+func (t *tap) add(run *Run, c *Case, enc []byte) error {
 	t.n++
 	ok := "ok"
 	if c.Result == Failed {
 		ok = "not ok"
 	}
 	fmt.Fprintf(t.w, "%s %d - %s\n", ok, t.n, tapDescription(c.Name))
+	_, err := t.w.Write(enc)
+	return err
+}
+
+// encode is the test point's YAML block, indented.
+func (t *tap) encode(run *Run, c *Case) ([]byte, error) {
 	tc := tapCase{URL: c.Name, Result: c.Result, Status: c.Status, TimeS: float64(c.Time.Milliseconds()) / 1000,
 		Failed: c.FailedAttempts(), Attempts: []tapAttempt{}, TraceID: run.TraceID}
 	if c.Result == Failed {
@@ -103,14 +109,15 @@ func (t *tap) add(run *Run, c *Case) error {
 	}
 	b, err := yaml.Marshal(tc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	io.WriteString(t.w, "  ---\n")
+	var w bytes.Buffer
+	w.WriteString("  ---\n")
 	for _, line := range strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n") {
-		io.WriteString(t.w, "  "+line)
+		w.WriteString("  " + line)
 	}
-	_, err = io.WriteString(t.w, "\n  ...\n")
-	return err
+	w.WriteString("\n  ...\n")
+	return w.Bytes(), nil
 }
 
 func (t *tap) finish(run *Run, s Summary) error {
