@@ -302,16 +302,6 @@ func (s *Set) Add(c Case) {
 	}
 }
 
-// Summary returns the counts of the cases added so far.
-func (s *Set) Summary() Summary {
-	if s == nil {
-		return Summary{}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sum
-}
-
 // Close writes every report and returns the first error: a report that
 // could not be written (every other is still written).
 func (s *Set) Close(elapsed time.Duration) error {
