@@ -23,14 +23,15 @@ type BreakerOptions struct {
 	StateDir string
 	Store    string
 	JSON     bool
-	// Metrics is status's --metrics: a Prometheus text file.
-	Metrics string
-	All     bool
-	Key     string
-	Log     *Logger
-	getenv  func(string) string
+	All      bool
+	Key      string
+	Log      *Logger
+	getenv   func(string) string
 	// names says which flags came from their variables, for messages.
 	names flagNames
+
+	// Metrics is status's --metrics: a Prometheus text file.
+	Metrics string
 }
 
 // breakerKeyHelp explains KEY in the help of status and reset.
