@@ -463,9 +463,10 @@ func scrub(c *Case) {
 		return redact.Text(s)
 	}
 	c.Name = oneLine(SafeURL(c.Name))
-	c.Message = oneLine(clean(c.Message))
+	c.Message, c.Class = oneLine(clean(c.Message)), oneLine(c.Class)
 	for i := range c.Attempts {
-		c.Attempts[i].Message = oneLine(clean(c.Attempts[i].Message))
+		a := &c.Attempts[i]
+		a.Message, a.Class, a.SpanID = oneLine(clean(a.Message)), oneLine(a.Class), oneLine(a.SpanID)
 	}
 }
 

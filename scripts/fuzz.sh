@@ -13,7 +13,8 @@ for target in \
 	./resilience/store:FuzzDecodeRecord \
 	./resilience:FuzzDecodeStale \
 	./fetch:FuzzParseHeader \
-	./fetch:FuzzParseURL; do
+	./fetch:FuzzParseURL \
+	./report:FuzzHostileText; do
 	pkg=${target%%:*}
 	name=${target##*:}
 	echo "  $name ($t)"
