@@ -20,6 +20,7 @@ import (
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )
@@ -194,6 +195,8 @@ type batchRun struct {
 	committer *fetch.Committer
 	stopRun   context.CancelCauseFunc
 	sched     *batch.Scheduler
+	// reports are --report's (nil: none); one testcase per URL.
+	reports *report.Set
 
 	// outMu keeps bodies and JSON lines whole on stdout.
 	outMu sync.Mutex
@@ -260,6 +263,10 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	if err := b.check(); err != nil {
 		b.in.Close()
 		return nil, fromBatch(err)
+	}
+	if b.reports, err = o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false); err != nil {
+		b.in.Close()
+		return nil, err
 	}
 	return b, nil
 }
@@ -478,7 +485,12 @@ func (b *batchRun) run(ctx context.Context) error {
 	s.Drop()
 	progress()
 	b.summary(time.Since(start))
-	return b.result(ctx, readErr)
+	err := b.result(ctx, readErr)
+	if ctx.Err() != nil || readErr != nil {
+		b.reports.Discard() // not the batch's results: no report
+		return err
+	}
+	return closeReports(b.reports, time.Since(start), err)
 }
 
 // fromBatch is err of package batch as cmd says it: its usage errors
@@ -644,6 +656,15 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 // complete records the outcome of one URL: its report line (--json), its
 // stderr lines, the counts; and stops the batch for --fail-fast.
 func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result, err error, body io.Reader) {
+	served := err
+	if served == nil && res != nil {
+		served = res.Err // a failure answered by stale or fallback data
+	}
+	c := report.FromRun(req, res, FailureClass(served), describeOrEmpty(served))
+	if err == nil && b.o.FlakyFails && c.Result == report.Flaky {
+		err = flakyError(c)
+	}
+	b.reports.Add(c)
 	code := ExitCode(err)
 	target := fetch.RedactURL(j.URL)
 	if res != nil && err == nil {

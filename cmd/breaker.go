@@ -12,6 +12,7 @@ import (
 	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 )
@@ -28,6 +29,9 @@ type BreakerOptions struct {
 	getenv   func(string) string
 	// names says which flags came from their variables, for messages.
 	names flagNames
+
+	// Metrics is status's --metrics: a Prometheus text file.
+	Metrics string
 }
 
 // breakerKeyHelp explains KEY in the help of status and reset.
@@ -77,6 +81,7 @@ has no record).
 		},
 	}
 	status.Flags().BoolVar(&opts.JSON, "json", false, "print a JSON array")
+	status.Flags().StringVar(&opts.Metrics, "metrics", "", "also write the states as Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
 
 	reset := &cobra.Command{
 		Use:   "reset KEY|--all",
@@ -218,6 +223,21 @@ func holdInForce(r resilience.Record, now time.Time) (*time.Time, int) {
 	return latest, n
 }
 
+// breakerMetrics are the records as --metrics shows them.
+func breakerMetrics(recs []resilience.Record, now time.Time) []report.Breaker {
+	out := make([]report.Breaker, 0, len(recs))
+	for _, r := range recs {
+		b := report.Breaker{Key: r.Key, State: r.StateName(), ConsecutiveFailures: r.ConsecutiveFailures}
+		var until *time.Time
+		until, b.Holds = holdInForce(r, now)
+		if until != nil {
+			b.HoldLeft = until.Sub(now)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // failureNodes lists the nodes of r's failure counts, sorted.
 func failureNodes(r resilience.Record) []string {
 	var out []string
@@ -233,6 +253,11 @@ func failureNodes(r resilience.Record) []string {
 func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error {
 	if o.IO.OutClosed {
 		return stdoutClosedError("the status", "redirect stdout")
+	}
+	if o.Metrics != "" {
+		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+			return usageErrorf("%s %s: %v", o.names.flag("metrics"), o.Metrics, err)
+		}
 	}
 	s, where, err := o.store()
 	if err != nil {
@@ -250,6 +275,13 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		keys := keyCandidates(o.Key)
 		recs = selectKey(recs, keys)
 		limits = selectLimits(limits, keys)
+	}
+	if o.Metrics != "" {
+		m := report.NewMetrics()
+		m.AddBreakers(breakerMetrics(recs, now))
+		if err := m.Write(o.Metrics); err != nil {
+			return fmt.Errorf("%w: %s %s: %v", fetch.ErrOutput, o.names.flag("metrics"), o.Metrics, err)
+		}
 	}
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 )
@@ -50,8 +51,11 @@ type ProbeOptions struct {
 	ExpectSuccess string
 	StateDir      string
 	JSON          bool
+	// Metrics is --metrics: a Prometheus text file for node_exporter.
+	Metrics string
 
 	RequestFlags
+	ReportFlags
 
 	// reported is set once the one --json object is written.
 	reported bool
@@ -108,6 +112,8 @@ Interrupted, it prints the summary of the requests done first.
 	fs.StringVar(&opts.StateDir, "state-dir", "", "where the probe lock lives (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 	fs.BoolVar(&opts.JSON, "json", false, "print the summary as one JSON object")
 	opts.RequestFlags.register(fs, false)
+	opts.ReportFlags.register(fs, "probe")
+	fs.StringVar(&opts.Metrics, "metrics", "", "also write Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
 	return c
 }
 
@@ -120,6 +126,8 @@ type probePlan struct {
 	expectText  string
 	expectGiven bool
 	key         string
+	// reports are --report's (nil: none).
+	reports *report.Set
 }
 
 // plan validates the options and builds the request; every problem is a
@@ -151,6 +159,18 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	if p.client, err = fetch.NewProbeClient(p.req); err != nil {
 		return nil, &UsageError{Err: n.name(err)}
 	}
+	if err := o.ReportFlags.traceFor(p.req, n); err != nil {
+		return nil, err
+	}
+	if o.Metrics != "" {
+		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+			return nil, usageErrorf("%s %s: %v", n.flag("metrics"), o.Metrics, err)
+		}
+	}
+	// Last, so that nothing after it can fail and leave it open.
+	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -178,6 +198,7 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 		return err
 	}
 	if o.IO.OutClosed {
+		p.reports.Discard()
 		return stdoutClosedError("the summary", "redirect stdout")
 	}
 	clock := o.Clock
@@ -193,14 +214,79 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 		unlock()
 	}
 	o.Log.Close()
-	rep := o.report(p, samples, clock.Now().Sub(start))
+	elapsed := clock.Now().Sub(start)
+	rep := o.report(p, samples, elapsed)
 	if err == nil && p.expectGiven && rep.Below(p.expect) {
 		err = fmt.Errorf("%w: success rate %s is below --expect-success %s", ErrUnhealthy, percent(*rep.SuccessRate), p.expectText)
 	}
+	interrupted := err != nil && !errors.Is(err, ErrUnhealthy)
+	var c report.Case
+	if !interrupted {
+		c = probeCase(&rep, samples, err, elapsed)
+		if n := c.FailedAttempts(); err == nil && o.FlakyFails && n > 0 {
+			err = fmt.Errorf("%w: %d of %d request%s failed (--flaky-fails)", ErrUnhealthy, n, len(c.Attempts), plural(len(c.Attempts)))
+		}
+	}
 	if werr := o.write(&rep, err, true); werr != nil && err == nil {
+		p.reports.Discard()
 		return werr
 	}
-	return err
+	if interrupted {
+		p.reports.Discard()
+		return err
+	}
+	if o.Metrics != "" {
+		if merr := o.writeMetrics(ctx, p, samples, c.Result != report.Failed, elapsed, clock.Now()); merr != nil {
+			p.reports.Discard()
+			return fmt.Errorf("%w: %s %s: %v (the probe's verdict: %s)", fetch.ErrOutput,
+				o.RequestFlags.names.flag("metrics"), o.Metrics, merr, verdictOf(err))
+		}
+	}
+	p.reports.Add(c)
+	return closeReports(p.reports, elapsed, err)
+}
+
+// verdictOf is a run's verdict in words.
+func verdictOf(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return describe(err)
+}
+
+// probeCase is the probe as one testcase: passed when a request succeeded
+// and the rate met --expect-success (unhealthy is the error then); flaky
+// when it passed with failed requests.
+func probeCase(rep *fetch.ProbeReport, samples []fetch.ProbeSample, err error, elapsed time.Duration) report.Case {
+	passed := err == nil && rep.Successes > 0
+	msg := ""
+	switch {
+	case err != nil:
+		msg = describe(err)
+	case rep.Requests == 0:
+		msg = "no request ended"
+	case !passed:
+		msg = fmt.Sprintf("no request succeeded (%d of %d failed)", rep.Requests, rep.Requests)
+	}
+	return report.FromProbe(rep, samples, passed, msg, elapsed)
+}
+
+// writeMetrics writes --metrics: the probe's, and the state of the
+// probed origin's breaker from the store (the file store in the state
+// dir, or $REFETCH_STORE's); a store that cannot be read leaves the
+// breaker's series out, with a warning.
+func (o *ProbeOptions) writeMetrics(ctx context.Context, p *probePlan, samples []fetch.ProbeSample, success bool, elapsed time.Duration, now time.Time) error {
+	m := report.NewMetrics()
+	m.AddProbe(report.Probe{URL: fetch.RedactURL(p.req.URL), Samples: samples, Success: success, Elapsed: elapsed, End: now})
+	bo := &BreakerOptions{IO: o.IO, StateDir: o.StateDir, Store: o.Getenv(EnvName("store")), Log: o.Log, getenv: o.Getenv}
+	if s, _, err := bo.store(); err != nil {
+		o.Log.Warnf("--metrics: breaker state left out: %v", err)
+	} else if recs, err := s.List(ctx); err != nil {
+		o.Log.Warnf("--metrics: breaker state left out: %v", err)
+	} else {
+		m.AddBreakers(breakerMetrics(selectKey(recs, keyCandidates(p.key)), time.Now()))
+	}
+	return m.Write(o.Metrics)
 }
 
 // probe runs the requests, with a progress line on a terminal.

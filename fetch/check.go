@@ -35,6 +35,8 @@ type Observation struct {
 	// Err is set when no whole answer came: a *NoAnswerError, or a body
 	// over Request.MaxSize.
 	Err error
+	// Trace is where the attempt's time went, and its span id.
+	Trace *AttemptTrace
 }
 
 // HeaderExpectation requires a response header to match a pattern.
@@ -247,6 +249,12 @@ type CheckResult struct {
 	Failures []error `json:"-"`
 	// Err is the run's error for an unhealthy URL (nil when healthy).
 	Err error `json:"-"`
+	// SpanIDs are the traceparent span ids of its attempts, in order
+	// (--traceparent); left out without them.
+	SpanIDs []string `json:"span_ids,omitempty"`
+	// Trace is every attempt of the URL, for reports (--report); each
+	// attempt's Detail is its *AttemptTrace.
+	Trace *resilience.Trace `json:"-"`
 }
 
 // fail adds one failure to Failed and Failures.
@@ -264,6 +272,9 @@ type CheckReport struct {
 	Error *string `json:"error,omitempty"`
 	// ExitCode is the process's exit code, set by the command layer.
 	ExitCode int `json:"exit_code"`
+	// TraceID is the check's W3C trace id (--traceparent), one for every
+	// URL; left out without one.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Unhealthy counts the unhealthy results.
@@ -293,6 +304,9 @@ func Check(ctx context.Context, cfg CheckConfig) CheckReport {
 	}
 	wg.Wait()
 	rep := CheckReport{Healthy: true, ElapsedMS: clockNow(cfg.Clock).Sub(start).Milliseconds(), Results: results}
+	if len(cfg.Requests) > 0 && cfg.Requests[0].Trace != nil {
+		rep.TraceID = cfg.Requests[0].Trace.TraceID
+	}
 	rep.Healthy = rep.Unhealthy() == 0
 	return rep
 }
@@ -454,7 +468,10 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			}
 			last = cur
 		}
-		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err)}
+		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err), Detail: obs.Trace}
+		if obs.Trace != nil && obs.Trace.SpanID != "" {
+			res.SpanIDs = append(res.SpanIDs, obs.Trace.SpanID)
+		}
 		serverRA = -1
 		if ra, ok := resilience.ParseRetryAfter(obs.Header.Get("Retry-After"), lastEnd); ok && obs.Header != nil {
 			serverRA = ra
@@ -472,6 +489,7 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		return a
 	})
 	res.Attempts = sent
+	res.Trace = tr
 	if last != nil {
 		if s := last.obs.Status; s != 0 {
 			res.Status = &s

@@ -234,6 +234,9 @@ type ProbeReport struct {
 	ExitCode int           `json:"exit_code"`
 	Error    *string       `json:"error"`
 	Samples  []ProbeResult `json:"samples"`
+	// TraceID is the probe's W3C trace id (--traceparent); each sample's
+	// span id is its span_id. Left out without one.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // ProbeLatency are the latency statistics of a probe.
@@ -296,6 +299,9 @@ func NewProbeReport(req *Request, samples []ProbeSample, planned int, interval, 
 		Complete: len(samples) == planned, IntervalMS: interval.Milliseconds(), ElapsedMS: elapsed.Milliseconds(),
 		Statuses: map[string]int{}, Errors: map[string]int{}, ErrorExamples: map[string]string{},
 		RetryAfter: []RetryAfterSeen{}, Samples: []ProbeResult{}}
+	if req.Trace != nil {
+		r.TraceID = req.Trace.TraceID
+	}
 	var ttfb, total []time.Duration
 	for _, s := range samples {
 		if s.Trace == nil {

@@ -42,6 +42,9 @@ type Report struct {
 	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
 	// StaleSkipped says why a saved stale copy was not served.
 	StaleSkipped *string `json:"stale_skipped,omitempty"`
+	// TraceID is the run's W3C trace id (--traceparent); left out
+	// without one. Each attempt's span id is its span_id.
+	TraceID string `json:"trace_id,omitempty"`
 
 	// streamed is a large body whose data field WriteJSON writes from its
 	// reader; nil when the field is in Data or DataBase64.
@@ -93,6 +96,9 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 		OK: out.ExitCode == 0 && res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL),
 		Method: req.Method, Source: SourceNone, Data: json.RawMessage("null"), ExitCode: out.ExitCode,
 		Attempts: []ReportAttempt{},
+	}
+	if req.Trace != nil {
+		r.TraceID = req.Trace.TraceID
 	}
 	if res != nil {
 		r.Source = res.Source

@@ -14,7 +14,8 @@ for target in \
 	./resilience:FuzzDecodeStale \
 	./fetch:FuzzParseHeader \
 	./fetch:FuzzParseURL \
-	./fetch:FuzzStreamedData; do
+	./fetch:FuzzStreamedData \
+	./report:FuzzHostileText; do
 	pkg=${target%%:*}
 	name=${target##*:}
 	echo "  $name ($t)"
