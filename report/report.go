@@ -12,10 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -409,53 +407,14 @@ func (s *spill) close() {
 	}
 }
 
-// SafeURL is u as every report shows it: the password of its userinfo and
-// the values of query parameters whose names the secret rule calls
-// secret (api_key, token, …: redact.SecretHeader) replaced by
-// redact.Mask.
-func SafeURL(u string) string {
-	u = redact.RawURL(u)
-	for _, v := range secretQueryValues(u) {
-		u = strings.ReplaceAll(u, v, redact.Mask)
-	}
-	return u
-}
-
-// secretQueryValues are the values, as written and unescaped, of u's
-// query parameters that the secret rule calls secret.
-func secretQueryValues(u string) []string {
-	_, q, ok := strings.Cut(u, "?")
-	if !ok {
-		return nil
-	}
-	q, _, _ = strings.Cut(q, "#")
-	var out []string
-	for _, part := range strings.Split(q, "&") {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok || v == "" || v == redact.Mask {
-			continue
-		}
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		if !redact.SecretHeader(name) {
-			continue
-		}
-		out = append(out, v)
-		if un, err := url.QueryUnescape(v); err == nil && un != v && un != "" {
-			out = append(out, un)
-		}
-	}
-	// Longest first, so that a value that holds another is replaced whole.
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
+// SafeURL is u as every report shows it: redact.RawURL's (the password
+// of its userinfo and its secret query values replaced by redact.Mask).
+func SafeURL(u string) string { return redact.RawURL(u) }
 
 // scrub redacts a case's texts: its URL (SafeURL), and in every message
 // URL passwords and the URL's own secret query values.
 func scrub(c *Case) {
-	secrets := append(redact.Secrets(c.Name), secretQueryValues(c.Name)...)
+	secrets := redact.Secrets(c.Name)
 	clean := func(s string) string {
 		for _, v := range secrets {
 			s = strings.ReplaceAll(s, v, redact.Mask)
