@@ -140,3 +140,32 @@ func TestQuotasAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisQuotaKeyExpires: a quota record in Redis expires at the latest
+// reset it holds, like every record there, and an identity whose reset
+// passed is dropped from it by the next learn step.
+func TestRedisQuotaKeyExpires(t *testing.T) {
+	addr := redistest.Start(t)
+	s := newRedisStore(t, addr, nil)
+	raw := rawClient(t, addr)
+	ctx := context.Background()
+	const origin = "https://e.test:443"
+	now := time.Now()
+	learn := func(id string, reset time.Duration, at time.Time) {
+		t.Helper()
+		if _, err := s.LearnQuota(ctx, QuotaParams{Origin: origin, Identity: id}, QuotaObservation{Limit: -1, Remaining: 1, Reset: reset}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	learn("short", time.Second, now)
+	learn("long", time.Minute, now)
+	ttl, err := raw.PTTL(ctx, RedisQuotaPrefix+origin).Result()
+	if err != nil || ttl <= 59*time.Second || ttl > 61*time.Second {
+		t.Fatalf("PTTL = %v, %v; want about a minute", ttl, err)
+	}
+	learn("long", time.Minute, now.Add(2*time.Second))
+	fields, err := raw.HKeys(ctx, RedisQuotaPrefix+origin).Result()
+	if err != nil || len(fields) != 6 {
+		t.Fatalf("fields %v, %v: want the long identity's 6 alone", fields, err)
+	}
+}
