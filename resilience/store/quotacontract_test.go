@@ -169,3 +169,29 @@ func TestRedisQuotaKeyExpires(t *testing.T) {
 		t.Fatalf("fields %v, %v: want the long identity's 6 alone", fields, err)
 	}
 }
+
+// TestQuotaIdentitiesAreBounded: past maxQuotaIDs identities, a learn
+// step drops the one whose reset comes first, in both stores.
+func TestQuotaIdentitiesAreBounded(t *testing.T) {
+	addr := redistest.Start(t)
+	ctx := context.Background()
+	for name, s := range map[string]Limiter{
+		"files": &FileStore{Dir: filepath.Join(t.TempDir(), "state")},
+		"redis": newRedisStore(t, addr, nil),
+	} {
+		now := contractNow
+		for i := 0; i <= maxQuotaIDs; i++ {
+			o := QuotaObservation{Limit: -1, Remaining: 0, Reset: time.Hour + time.Duration(i)*time.Second}
+			if _, err := s.LearnQuota(ctx, QuotaParams{Origin: "https://b.test:443", Identity: fmt.Sprint("id", i)}, o, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// id0's reset came first: it is gone (nothing is known), id1 is kept.
+		for id, known := range map[string]bool{"id0": false, "id1": true, fmt.Sprint("id", maxQuotaIDs): true} {
+			d, err := s.PaceQuota(ctx, QuotaParams{Origin: "https://b.test:443", Identity: id, MaxWait: -1}, now)
+			if err != nil || d.Known != known {
+				t.Errorf("%s: %s known = %v (%v), want %v", name, id, d.Known, err, known)
+			}
+		}
+	}
+}

@@ -20,6 +20,9 @@ import (
 // RedisQuotaPrefix prefixes the learned quota records in Redis.
 const RedisQuotaPrefix = "refetch:v2:quota:"
 
+// maxQuotaIDsLua is maxQuotaIDs in the learn script.
+var maxQuotaIDsLua = strconv.Itoa(maxQuotaIDs)
+
 const luaQuotaPrelude = luaLimitPrelude + `
 local now
 if ARGV[1] ~= '' then
@@ -46,21 +49,24 @@ if oldreset > now then
 end
 redis.call('HSET', k, f('limit'), int(limit), f('r'), int(r), f('window'), int(window), f('reset'), int(reset),
   f('tat'), int(tat), f('policy'), ARGV[7])
--- Drop identities whose reset passed; expire the key at the latest reset.
+-- Drop identities whose reset passed, then the earliest past the bound;
+-- expire the key at the latest reset.
+local function drop(p)
+  redis.call('HDEL', k, p .. '|limit', p .. '|r', p .. '|window', p .. '|reset', p .. '|tat', p .. '|policy')
+end
 local all = redis.call('HGETALL', k)
-local latest = reset
+local live = {}
 for i = 1, #all, 2 do
   local name = all[i]
   if string.sub(name, -6) == '|reset' then
     local other = int0(all[i + 1])
-    if other <= now then
-      local p = string.sub(name, 1, -7)
-      redis.call('HDEL', k, p .. '|limit', p .. '|r', p .. '|window', p .. '|reset', p .. '|tat', p .. '|policy')
-    elseif other > latest then
-      latest = other
-    end
+    if other <= now then drop(string.sub(name, 1, -7)) else table.insert(live, {string.sub(name, 1, -7), other}) end
   end
 end
+table.sort(live, function(a, b) return a[2] > b[2] end)
+for i = ` + maxQuotaIDsLua + ` + 1, #live do drop(live[i][1]) end
+local latest = reset
+if #live > 0 then latest = math.max(latest, live[1][2]) end
 redis.call('PEXPIRE', k, int(math.floor((latest - now) / 1000) + 1))
 return 1
 `)
