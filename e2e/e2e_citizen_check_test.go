@@ -123,3 +123,25 @@ func TestE2EProbeRateAuto(t *testing.T) {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 }
+
+// TestE2ECheckRateAuto: check with --rate auto, four URLs of a server
+// allowing 2 requests per 2-second window: only the first requests, sent
+// together before any answer told the quota, can meet a 429; from then on
+// every URL waits for the reset the server advertised, and all end
+// healthy.
+func TestE2ECheckRateAuto(t *testing.T) {
+	t.Parallel()
+	q := &quotaServer{dialect: "ietf", quota: 2, window: 2 * time.Second, anchored: true}
+	srv := newQuotaServer(t, q)
+	e := newEnv(t)
+	var urls []string
+	for i := 0; i < 4; i++ {
+		urls = append(urls, fmt.Sprintf("%s/%d", srv.URL, i))
+	}
+	r := e.run(check(append([]string{"--rate", "auto", "--wait", "60s"}, urls...)...)...)
+	r.wantCode(t, 0)
+	requests, rejected, _ := q.counts()
+	if rejected > len(urls)-q.quota || requests != len(urls)+rejected {
+		t.Fatalf("%d requests, %d refused; stderr:\n%s", requests, rejected, r.stderr)
+	}
+}
