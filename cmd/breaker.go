@@ -502,7 +502,7 @@ func quotaText(q []quotaStatusJSON, now time.Time) string {
 		s = fmt.Sprintf("%d of %d left", t.Remaining, *t.Limit)
 	}
 	if t.WindowMS > 0 {
-		s += " per " + FormatDuration(time.Duration(t.WindowMS)*time.Millisecond)
+		s += " per " + shortDuration(time.Duration(t.WindowMS)*time.Millisecond)
 	}
 	s += ", resets in " + FormatDuration(t.Reset.Sub(now).Round(time.Second))
 	if t.Policy != "" {
