@@ -350,7 +350,7 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 			}
 		}
 		if m > 0 {
-			o.Log.Infof("reset %d breaker%s and %d rate and budget record%s in %s", n, plural(n), m, plural(m), where)
+			o.Log.Infof("reset %d breaker%s and %d rate, budget and quota record%s in %s", n, plural(n), m, plural(m), where)
 			return nil
 		}
 		o.Log.Infof("reset %d breaker%s in %s", n, plural(n), where)
