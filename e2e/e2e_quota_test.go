@@ -228,51 +228,66 @@ func TestE2EQuotaBadValues(t *testing.T) {
 // first half of the first window saw at most what an even spread allows
 // (the learning request, and 7 spread over 4 seconds: at most 4 in the
 // first 2), where a burst would have spent all 8; and no request was
-// refused in any window.
+// refused in any window. For each dialect, on Redis and on the state dir.
 func TestE2ERateAutoSpreadsTheQuota(t *testing.T) {
 	t.Parallel()
 	addr := redistest.Start(t)
-	const quota, window = 8, 4 * time.Second
-	q := &quotaServer{dialect: "ietf", quota: quota, window: window, anchored: true}
-	srv := newQuotaServer(t, q)
-	store := "redis://" + addr + "?timeout=5s"
-	fleetNode(t, "learner", store).run(args("--rate", "auto", srv.URL+"/first")...).wantCode(t, 0)
-	var wg sync.WaitGroup
-	results := make([]result, 2)
-	for i := range results {
-		e := fleetNode(t, fmt.Sprint("node-", i), store)
-		var lines []string
-		for j := 0; j < 7; j++ {
-			lines = append(lines, fmt.Sprintf("%s/%d/%d", srv.URL, i, j))
+	for _, dialect := range []string{"ietf", "x-delta", "x-epoch"} {
+		for _, storeName := range []string{"files", "redis"} {
+			dialect, storeName := dialect, storeName
+			t.Run(dialect+" "+storeName, func(t *testing.T) {
+				t.Parallel()
+				const quota, window = 8, 4 * time.Second
+				q := &quotaServer{dialect: dialect, quota: quota, window: window, anchored: true}
+				srv := newQuotaServer(t, q)
+				shared := newEnv(t)
+				node := func(name string) *env {
+					if storeName == "redis" {
+						return fleetNode(t, name, "redis://"+addr+"?timeout=5s")
+					}
+					return shared
+				}
+				node("learner").run(args("--rate", "auto", srv.URL+"/first")...).wantCode(t, 0)
+				var wg sync.WaitGroup
+				results := make([]result, 2)
+				for i := range results {
+					e := node(fmt.Sprint("node-", i))
+					var lines []string
+					for j := 0; j < 7; j++ {
+						lines = append(lines, fmt.Sprintf("%s/%d/%d", srv.URL, i, j))
+					}
+					list := filepath.Join(e.dir, fmt.Sprint("urls-", i))
+					if err := os.WriteFile(list, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					wg.Add(1)
+					go func(i int, e *env) {
+						defer wg.Done()
+						results[i] = e.run(args("--rate", "auto", "--max-retry-after", "30s", "-P", "2", "-i", list,
+							"-o", filepath.Join(e.dir, fmt.Sprintf("out-%d-{n}", i)))...)
+					}(i, e)
+				}
+				wg.Wait()
+				for i, r := range results {
+					if r.code != 0 {
+						t.Fatalf("process %d: exit %d\n%s", i, r.code, r.stderr)
+					}
+				}
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				perHalf := map[int64]int{}
+				for _, at := range q.arrivals {
+					perHalf[int64(at.Sub(q.start)/(window/2))]++
+				}
+				t.Logf("requests per half window: %v; %d refused", perHalf, q.rejected)
+				if len(q.arrivals) != 15 || q.rejected != 0 {
+					t.Fatalf("%d requests, %d refused; want 15 and none", len(q.arrivals), q.rejected)
+				}
+				if perHalf[0] > 1+(quota-1)/2+1 {
+					t.Fatalf("%d requests in the first half of the window: not spread (%v)", perHalf[0], perHalf)
+				}
+			})
 		}
-		list := filepath.Join(e.dir, "urls")
-		if err := os.WriteFile(list, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func(i int, e *env) {
-			defer wg.Done()
-			results[i] = e.run(args("--rate", "auto", "--max-retry-after", "30s", "-P", "2", "-i", list, "-o", filepath.Join(e.dir, "out-{n}"))...)
-		}(i, e)
-	}
-	wg.Wait()
-	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("process %d: exit %d\n%s", i, r.code, r.stderr)
-		}
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	perHalf := map[int64]int{}
-	for _, at := range q.arrivals {
-		perHalf[int64(at.Sub(q.start)/(window/2))]++
-	}
-	t.Logf("requests per half window: %v; %d refused", perHalf, q.rejected)
-	if len(q.arrivals) != 15 || q.rejected != 0 {
-		t.Fatalf("%d requests, %d refused; want 15 and none", len(q.arrivals), q.rejected)
-	}
-	if perHalf[0] > 1+(quota-1)/2+1 {
-		t.Fatalf("%d requests in the first half of the window: not spread (%v)", perHalf[0], perHalf)
 	}
 }
 
