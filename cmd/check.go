@@ -350,7 +350,9 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		Requests: p.reqs, Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
 		Stable: o.Stable, HonourRetryOn: o.RetryOnGiven, MinInterval: checkPollFloor,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
-		Limits:  func(req *fetch.Request) *resilience.Limits { return newLimits(p.limits, req.URL, o.Log) },
+		Limits: func(req *fetch.Request) *resilience.Limits {
+			return newLimits(p.limits, req.URL, req.Identity(), o.Log)
+		},
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace,
 			OnRateWait: o.Log.RateWait},
 		OnRetry: func(url string, info resilience.RetryInfo) {

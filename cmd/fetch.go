@@ -386,7 +386,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	defer reports.Discard()
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
-		Limits:   newLimits(p.limits, p.req.URL, o.Log),
+		Limits:   newLimits(p.limits, p.req.URL, p.req.Identity(), o.Log),
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},

@@ -21,6 +21,7 @@ import (
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
+	"github.com/refetch/refetch/resilience/store"
 	"github.com/spf13/cobra"
 )
 
@@ -53,6 +54,11 @@ type ProbeOptions struct {
 	JSON          bool
 	// Metrics is --metrics: a Prometheus text file for node_exporter.
 	Metrics string
+	// Rate, RateBurst and Store: --rate (N/s, N/m, N/h or auto) and
+	// --rate-burst, shared through the store as fetch's are.
+	Rate      string
+	RateBurst int
+	Store     string
 
 	RequestFlags
 	ReportFlags
@@ -78,6 +84,8 @@ status and by error class, latency percentiles (to the first byte and in
 total), the Retry-After values seen, and the phase (dns, connect, tls,
 first byte, body) that dominates the slowest requests. Every request opens a
 new connection. Two probes of one host never run at once: the second waits.
+With --rate, the requests keep to the origin's rate that fetch and check
+share through the store (--rate auto: the quota the server advertises).
 
 Interrupted, it prints the summary of the requests done first.
 
@@ -109,8 +117,11 @@ Interrupted, it prints the summary of the requests done first.
 		fmt.Sprintf("from the start of one request to the next, %s to %s", shortDuration(minProbeInterval), shortDuration(maxProbeInterval)))
 	fs.DurationVar(&opts.Timeout, "timeout", defaultTimeout, "bound on one request, headers and body (0: none)")
 	fs.StringVar(&opts.ExpectSuccess, "expect-success", "", "exit 8 when the success rate is below `RATE`: 0.95 or 95%")
-	fs.StringVar(&opts.StateDir, "state-dir", "", "where the probe lock lives (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
+	fs.StringVar(&opts.StateDir, "state-dir", "", "where the probe lock and --rate's records live (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 	fs.BoolVar(&opts.JSON, "json", false, "print the summary as one JSON object")
+	fs.StringVar(&opts.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, shared through the store with fetch and check; auto: spread the quota the server advertises (0: no limit)")
+	fs.IntVar(&opts.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
+	fs.StringVar(&opts.Store, "store", "", storeFlagUsage+"; used by --rate")
 	opts.RequestFlags.register(fs, false)
 	opts.ReportFlags.register(fs, "probe")
 	fs.StringVar(&opts.Metrics, "metrics", "", "also write Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
@@ -128,6 +139,9 @@ type probePlan struct {
 	key         string
 	// reports are --report's (nil: none).
 	reports *report.Set
+	// rate is --rate (rateOn: given and not 0).
+	rate   rateSpec
+	rateOn bool
 }
 
 // plan validates the options and builds the request; every problem is a
@@ -147,6 +161,15 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		return nil, n.invalid("timeout", o.Timeout, "must not be negative (0: no bound)")
 	}
 	p := &probePlan{key: BreakerKey(u)}
+	if p.rate, p.rateOn, err = parseRequestRate(o.Rate); err != nil {
+		return nil, n.invalid("rate", strconv.Quote(o.Rate), "%v", err)
+	}
+	if o.RateBurst < 1 {
+		return nil, n.invalid("rate-burst", o.RateBurst, "must be at least 1")
+	}
+	if err := checkStoreFlag(o.Store, n.flag("store")); err != nil {
+		return nil, err
+	}
 	if o.ExpectSuccess != "" {
 		if p.expect, err = parseRate(o.ExpectSuccess); err != nil {
 			return nil, n.invalid("expect-success", strconv.Quote(o.ExpectSuccess), "%v", err)
@@ -300,10 +323,44 @@ func (o *ProbeOptions) probe(ctx context.Context, p *probePlan) ([]fetch.ProbeSa
 	}
 	prog.draw()
 	defer prog.clear()
+	hooks.OnRateWait = func(i resilience.RateWaitInfo) { prog.clear(); o.Log.RateWait(i) }
+	limits, err := o.limits(p)
+	if err != nil {
+		return nil, err
+	}
 	return fetch.Probe(ctx, fetch.ProbeConfig{
 		Request: p.req, Client: p.client, Count: o.Count, Interval: o.Interval, Timeout: o.Timeout,
-		Hooks: hooks, OnSample: prog.add, Clock: o.Clock, NewTimer: o.NewTimer,
+		Hooks: hooks, OnSample: prog.add, Clock: o.Clock, NewTimer: o.NewTimer, Limits: limits,
 	})
+}
+
+// limits is the probe's --rate toward its origin, through the store fetch
+// and check use (--store, or the state dir): nil without --rate. A store
+// that cannot be had makes the rate step aside with a warning, as for
+// fetch. A probe never retries, so it has no --retry-budget.
+func (o *ProbeOptions) limits(p *probePlan) (*resilience.Limits, error) {
+	if !p.rateOn {
+		return nil, nil
+	}
+	dir, err := StateDir(o.StateDir, o.Getenv)
+	if err != nil {
+		o.Log.Warnf("--rate disabled for this run: %v", err)
+		return nil, nil
+	}
+	st, err := openStore(o.Store, dir, defaultBreakerReset, 1, func(err error) { o.Log.Warnf("%v", err) })
+	if err != nil {
+		return nil, err
+	}
+	l, ok := st.(store.Limiter)
+	if !ok {
+		return nil, nil
+	}
+	lim := &resilience.Limits{Store: l, Origin: p.key, Auto: p.rate.Auto, Identity: p.req.Identity(),
+		Warn: func(err error) { o.Log.Warnf("%v", err) }}
+	if !p.rate.Auto {
+		lim.Rate = &resilience.Rate{Interval: p.rate.interval(), Burst: o.RateBurst}
+	}
+	return lim, nil
 }
 
 // lock takes the probe lock of key, so that two probes never run against

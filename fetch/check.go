@@ -244,6 +244,9 @@ type CheckResult struct {
 	// ElapsedMS is the time from the start of the check to the URL's
 	// verdict: time to healthy, or until the check gave up.
 	ElapsedMS int64 `json:"elapsed_ms"`
+	// RateWaitMS is the time spent waiting for rate slots (--rate),
+	// omitted when there was none.
+	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
 	// Failures are the failures Failed words, in its order, as errors, for
 	// a caller that words them itself (the command layer names its flags).
 	Failures []error `json:"-"`
@@ -490,6 +493,9 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	})
 	res.Attempts = sent
 	res.Trace = tr
+	if tr != nil {
+		res.RateWaitMS = tr.RateWait.Milliseconds()
+	}
 	if last != nil {
 		if s := last.obs.Status; s != 0 {
 			res.Status = &s
@@ -544,6 +550,8 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 		e.Left = p.MaxTime - tr.Elapsed
 	}
 	switch {
+	case re.Reason == resilience.ReasonRateWait:
+		e.Reason, e.Left, e.Wait = EndRateSlot, 0, re.Wait
 	case errors.Is(re.Class, resilience.ErrDeadline):
 		e.Reason, e.Left = EndTimeUp, 0
 		if tr.RetryAfter > 0 {
@@ -551,6 +559,8 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 		}
 	case re.Reason == resilience.ReasonBreakerOpened:
 		e.Reason = EndBreakerOpened
+	case re.Reason == resilience.ReasonBudgetSpent && re.Budget != nil:
+		e.Reason, e.Budget = EndRetryBudget, re.Budget.String()
 	case errors.Is(re.Class, resilience.ErrRateLimited):
 		e.Reason, e.RetryAfter, e.MaxRetryAfter = EndRetryAfter, re.RetryAfter, p.MaxRetryAfter
 	case errors.Is(re.Class, resilience.ErrPermanent) && lastStatus != 0:

@@ -10,6 +10,7 @@ trap 'rm -f "$log"' EXIT
 for target in \
 	./resilience:FuzzParseRetryAfter \
 	./resilience:FuzzParseStatusSet \
+	./resilience:FuzzParseQuota \
 	./resilience/store:FuzzDecodeRecord \
 	./resilience:FuzzDecodeStale \
 	./fetch:FuzzParseHeader \

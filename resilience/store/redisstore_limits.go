@@ -144,7 +144,7 @@ func (s *RedisStore) Budget(ctx context.Context, p BudgetParams, now time.Time) 
 func (s *RedisStore) limitKeys(ctx context.Context, op string) ([]string, error) {
 	out, err := call(ctx, s, func(ctx context.Context) ([]string, error) {
 		var out []string
-		for _, prefix := range []string{RedisRatePrefix, RedisBudgetPrefix} {
+		for _, prefix := range []string{RedisRatePrefix, RedisBudgetPrefix, RedisQuotaPrefix} {
 			iter := s.client.Scan(ctx, 0, prefix+"*", 256).Iterator()
 			for iter.Next(ctx) {
 				out = append(out, iter.Val())
@@ -195,6 +195,10 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 				continue
 			}
 			n := func(f string) int64 { v, _ := hashInt(m[f]); return v }
+			if origin, ok := strings.CutPrefix(batch[i], RedisQuotaPrefix); ok {
+				out = append(out, redisQuotaState(origin, m).records(usOf(server), off)...)
+				continue
+			}
 			if origin, ok := strings.CutPrefix(batch[i], RedisRatePrefix); ok {
 				st := rateState{Origin: origin, TAT: n("tat"), Interval: max(n("interval"), 1), Burst: max(n("burst"), 1)}
 				out = append(out, st.record(off))
@@ -213,7 +217,7 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 // DeleteLimits implements Limiter.
 func (s *RedisStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
 	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return s.client.Del(ctx, RedisRatePrefix+origin, RedisBudgetPrefix+origin).Result()
+		return s.client.Del(ctx, RedisRatePrefix+origin, RedisBudgetPrefix+origin, RedisQuotaPrefix+origin).Result()
 	})
 	if err != nil {
 		return false, s.wrap(ctx, "delete", err)
