@@ -97,6 +97,9 @@ type AttemptTrace struct {
 	// Redirects are the redirects of the attempt, in order, including one
 	// refused for exceeding the limit.
 	Redirects []Hop
+	// Copies are the copies of a hedged attempt (hedge.go), this one
+	// among them; nil when the attempt was not hedged.
+	Copies []Copy
 
 	mu      sync.Mutex
 	n       int
@@ -331,6 +334,9 @@ type ReportTrace struct {
 	RemoteAddr *string        `json:"remote_addr"`
 	Proto      *string        `json:"proto"`
 	Redirects  []ReportHop    `json:"redirects"`
+	// Copies are the copies of a hedged attempt; left out when it was
+	// not hedged.
+	Copies []ReportCopy `json:"copies,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -370,6 +376,7 @@ func NewReportTrace(detail any) ReportTrace {
 	for _, h := range t.Redirects {
 		rt.Redirects = append(rt.Redirects, ReportHop{Status: h.Status, Location: Redact(h.Location)})
 	}
+	rt.Copies = reportCopies(t)
 	return rt
 }
 

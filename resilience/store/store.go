@@ -237,6 +237,13 @@ func (s *FileStore) removeExpired(now time.Time) {
 			if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
 				s.removeLimitIfExpired(noWait, base, now)
 			}
+		case strings.HasSuffix(name, latencySuffix):
+			s.removeLatencyIfExpired(noWait, filepath.Join(s.Dir, name), now)
+		case strings.HasSuffix(name, latencySuffix+".lock"):
+			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
+			if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+				s.removeLatencyIfExpired(noWait, base, now)
+			}
 		case strings.HasSuffix(name, ".lock"):
 			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
 			if _, err := os.Lstat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
