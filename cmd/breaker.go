@@ -199,6 +199,9 @@ type breakerStatusJSON struct {
 	// when it has any.
 	Rate   *rateStatusJSON   `json:"rate,omitempty"`
 	Budget *budgetStatusJSON `json:"budget,omitempty"`
+	// Latency is the origin's latency summary (--hedge auto), when it
+	// has one.
+	Latency *latencyStatusJSON `json:"latency,omitempty"`
 }
 
 // holdInForce returns the latest hold of r still in force at now (nil if
@@ -246,10 +249,15 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if err != nil {
 		return err
 	}
+	lat, err := listLatency(ctx, s)
+	if err != nil {
+		return err
+	}
 	if o.Key != "" {
 		keys := keyCandidates(o.Key)
 		recs = selectKey(recs, keys)
 		limits = selectLimits(limits, keys)
+		lat = selectLatency(lat, keys)
 	}
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
@@ -260,6 +268,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
 			j.HoldUntil, j.Holds = holdInForce(r, now)
 			j.Rate, j.Budget = limitsJSON(limits, r.Key, now)
+			j.Latency = latencyJSON(lat, r.Key)
 			seen[r.Key] = true
 			out = append(out, j)
 		}
@@ -269,16 +278,18 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 				seen[l.Origin] = true
 				j := breakerStatusJSON{Key: l.Origin, State: resilience.StateClosed.String()}
 				j.Rate, j.Budget = limitsJSON(limits, l.Origin, now)
+				j.Latency = latencyJSON(lat, l.Origin)
 				out = append(out, j)
 			}
 		}
+		out = appendLatencyOnly(out, lat, seen)
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
 		if _, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where); err != nil {
 			return err
 		}
-		return writeLimits(o, limits, now)
+		return writeLimitsAndLatency(o, limits, lat, now)
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tHOLD\tLAST ERROR")
@@ -311,7 +322,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return writeLimits(o, limits, now)
+	return writeLimitsAndLatency(o, limits, lat, now)
 }
 
 // selectKey returns the record of the first candidate key that has one,
@@ -344,6 +355,9 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 				return err
 			}
 		}
+		if err := resetAllLatency(ctx, s, o); err != nil {
+			return err
+		}
 		if m > 0 {
 			o.Log.Infof("reset %d breaker%s and %d rate and budget record%s in %s", n, plural(n), m, plural(m), where)
 			return nil
@@ -352,8 +366,12 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 		return nil
 	}
 	keys := keyCandidates(o.Key)
-	// The rate and budget of the origin go with its breaker.
-	cleared := false
+	// The rate and budget of the origin go with its breaker, and so does
+	// its latency summary.
+	cleared, err := resetLatency(ctx, s, o, keys)
+	if err != nil {
+		return err
+	}
 	if l, wrap := limiterOf(s); l != nil {
 		for _, k := range keys {
 			ok, err := l.DeleteLimits(ctx, k)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/refetch/refetch/resilience"
 )
 
 // Addresses: which server address each connection goes to (docs/fetch.md,
@@ -378,3 +380,59 @@ type AddrError struct {
 
 func (e *AddrError) Error() string { return fmt.Sprintf("%v (server address %s)", e.Err, e.Addr) }
 func (e *AddrError) Unwrap() error { return e.Err }
+
+// Dial is one connect of an attempt: the address and its failure (nil:
+// connected).
+type Dial struct {
+	Addr string
+	Err  error
+}
+
+// ReportDial is a Dial in a report.
+type ReportDial struct {
+	Addr  string  `json:"addr"`
+	Error *string `json:"error"`
+}
+
+// reportDials is the report form of the connects of t and of its copies,
+// when its host has several addresses; nil otherwise.
+func reportDials(t *AttemptTrace) []ReportDial {
+	if !t.Several {
+		return nil
+	}
+	var out []ReportDial
+	add := func(ds []Dial) {
+		for _, d := range ds {
+			rd := ReportDial{Addr: d.Addr}
+			if d.Err != nil {
+				s := Redact(d.Err.Error())
+				rd.Error = &s
+			}
+			out = append(out, rd)
+		}
+	}
+	if len(t.Copies) == 0 {
+		add(t.Dials)
+	}
+	for _, c := range t.Copies {
+		if c.Trace != nil {
+			add(c.Trace.Dials)
+		}
+	}
+	if out == nil {
+		out = []ReportDial{}
+	}
+	return out
+}
+
+// TimeoutDetail names the address in resilience.TimeoutError's message,
+// after what the error it wraps says of the timeout.
+func (e *AddrError) TimeoutDetail() string {
+	var d resilience.TimeoutDetailer
+	if errors.As(e.Err, &d) {
+		if s := d.TimeoutDetail(); s != "" {
+			return s + " (server address " + e.Addr + ")"
+		}
+	}
+	return "(server address " + e.Addr + ")"
+}

@@ -395,3 +395,21 @@ func (b *addrBook) markAddr(addr string) {
 		b.mark(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
 }
+
+// ReportHedge is a run's hedging in a report.
+type ReportHedge struct {
+	// Auto: the delay came from the origin's latency summary.
+	Auto bool `json:"auto"`
+	// DelayMS is the run's hedge delay; null when the run did not hedge
+	// (auto with too few samples, or no store).
+	DelayMS *float64 `json:"delay_ms"`
+	// Samples is how many samples the origin's summary held (auto).
+	Samples int `json:"samples"`
+	Max     int `json:"max"`
+}
+
+func (t *AttemptTrace) setSeveral() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.Several = true
+}

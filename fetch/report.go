@@ -42,6 +42,8 @@ type Report struct {
 	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
 	// StaleSkipped says why a saved stale copy was not served.
 	StaleSkipped *string `json:"stale_skipped,omitempty"`
+	// Hedge is the run's hedging (--hedge); left out without.
+	Hedge *ReportHedge `json:"hedge,omitempty"`
 }
 
 // Outcome is how the command layer judged a run: the process's exit code

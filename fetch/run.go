@@ -277,6 +277,9 @@ type fetcher struct {
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	resp, at, finish, err := f.send(ctx, n)
 	defer finish()
+	if f.book.several() {
+		at.setSeveral()
+	}
 	if err != nil {
 		return resilience.Attempt{Err: f.addrError(at, err), Detail: at}
 	}

@@ -100,6 +100,10 @@ type AttemptTrace struct {
 	// Copies are the copies of a hedged attempt (hedge.go), this one
 	// among them; nil when the attempt was not hedged.
 	Copies []Copy
+	// Dials are the connects the attempt made, in the order they ended
+	// (dial.go); Several is set when its host had more than one address.
+	Dials   []Dial
+	Several bool
 
 	mu      sync.Mutex
 	n       int
@@ -196,6 +200,7 @@ func (t *AttemptTrace) connectDone(addr string, err error) {
 		return
 	}
 	t.dials--
+	t.Dials = append(t.Dials, Dial{Addr: addr, Err: err})
 	if err == nil || t.dials <= 0 {
 		t.dials = 0
 		t.stop(PhaseConnect, time.Now())
@@ -337,6 +342,9 @@ type ReportTrace struct {
 	// Copies are the copies of a hedged attempt; left out when it was
 	// not hedged.
 	Copies []ReportCopy `json:"copies,omitempty"`
+	// Addresses are the addresses the attempt's connects tried, when its
+	// host has several; left out otherwise.
+	Addresses []ReportDial `json:"addresses,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -377,6 +385,7 @@ func NewReportTrace(detail any) ReportTrace {
 		rt.Redirects = append(rt.Redirects, ReportHop{Status: h.Status, Location: Redact(h.Location)})
 	}
 	rt.Copies = reportCopies(t)
+	rt.Addresses = reportDials(t)
 	return rt
 }
 
