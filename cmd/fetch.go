@@ -413,7 +413,6 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		rep := fetch.NewReport(p.req, res, body, fetch.Outcome{ExitCode: ExitCode(err), Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
-		rep.Hedge = hedge.reportOf()
 		o.reported = true
 		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)

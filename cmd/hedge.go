@@ -171,17 +171,22 @@ func (hp *hedgePlan) start(ctx context.Context, u *url.URL, log *Logger) *hedgeR
 	return r
 }
 
-// config is the run's fetch.Hedge, nil when it does not hedge.
+// config is the run's fetch.Hedge (a copy the caller may change), nil
+// when it does not hedge.
 func (r *hedgeRun) config() *fetch.Hedge {
-	if r == nil {
+	if r == nil || r.hedge == nil {
 		return nil
 	}
-	return r.hedge
+	h := *r.hedge
+	return &h
 }
 
 // finish adds the run's times to response headers to the origin's summary
 // (auto), in one store step.
 func (r *hedgeRun) finish(ctx context.Context, res *fetch.Result, log *Logger) {
+	if r != nil && res != nil {
+		res.Hedge = r.report
+	}
 	if r == nil || !r.plan.auto || r.plan.store == nil || res == nil || ctx.Err() != nil {
 		return
 	}
@@ -191,13 +196,6 @@ func (r *hedgeRun) finish(ctx context.Context, res *fetch.Result, log *Logger) {
 	}
 }
 
-// reportOf is what a report says of the run's hedging; nil without.
-func (r *hedgeRun) reportOf() *fetch.ReportHedge {
-	if r == nil {
-		return nil
-	}
-	return r.report
-}
 
 // parseResolve parses the --resolve values into pins: a bad one is a
 // usage error naming the flag (or its variable).

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -413,5 +414,39 @@ func TestResolveUsage(t *testing.T) {
 	newEnv(t).run(args("--resolve", fmt.Sprintf("*:%d:127.0.0.1", port), u)...).wantCode(t, 0)
 	if host.Load() != fmt.Sprintf("pinned.test:%d", port) {
 		t.Errorf("Host = %v", host.Load())
+	}
+}
+
+func TestHedgeBatchPerHostBound(t *testing.T) {
+	// A hedge takes a request's room of its host: with --parallel-host 1
+	// the running job holds it, so no hedge goes and the attempt runs to
+	// its timeout; with room for two, the hedge goes and wins.
+	for _, perHost := range []string{"1", "2"} {
+		t.Run("parallel-host "+perHost, func(t *testing.T) {
+			srv, other := newTailServer(t, "ok", 1), newTailServer(t, "ok")
+			r := newEnv(t).run(args("--json", "-v", "-P", "2", "--parallel-host", perHost, "--hedge", "20ms",
+				"--timeout", "500ms", "-n", "2", srv.URL+"/a", other.URL+"/b")...)
+			r.wantCode(t, 0)
+			first := map[string]any{}
+			for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+				var rep map[string]any
+				if err := json.Unmarshal([]byte(line), &rep); err != nil {
+					t.Fatalf("bad line %q: %v", line, err)
+				}
+				if rep["n"] == float64(1) {
+					first = rep
+				}
+			}
+			atts := attemptsOf(t, first)
+			if perHost == "1" {
+				if len(atts) != 2 || len(copiesOf(atts[0])) != 1 || !strings.Contains(r.stderr, "no copy 2: the batch's per-host bound") {
+					t.Fatalf("attempts %v; stderr:\n%s\nwant no hedge and a retry", atts, r.stderr)
+				}
+				return
+			}
+			if len(atts) != 1 || len(copiesOf(atts[0])) != 2 {
+				t.Fatalf("attempts %v, want one attempt won by its hedge", atts)
+			}
+		})
 	}
 }

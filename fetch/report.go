@@ -104,6 +104,7 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 			ms := res.StaleAge.Milliseconds()
 			r.StaleAgeMS = &ms
 		}
+		r.Hedge = res.Hedge
 		if res.StaleSkipped != nil {
 			s := Redact(res.StaleSkipped.Error())
 			r.StaleSkipped = &s

@@ -116,6 +116,9 @@ type Result struct {
 	CacheErr error
 	// Size is the number of bytes served.
 	Size int64
+	// Hedge is what the report says of the run's hedging, set by the
+	// caller that configured it; nil without.
+	Hedge *ReportHedge
 }
 
 // Run fetches cfg.Request through Fallback(Retry(Breaker(attempt))) and
