@@ -196,7 +196,6 @@ func (r *hedgeRun) finish(ctx context.Context, res *fetch.Result, log *Logger) {
 	}
 }
 
-
 // parseResolve parses the --resolve values into pins: a bad one is a
 // usage error naming the flag (or its variable).
 func (r *RequestFlags) parseResolve() (fetch.Pins, error) {
