@@ -450,3 +450,39 @@ func TestHedgeBatchPerHostBound(t *testing.T) {
 		})
 	}
 }
+
+func TestHedgeAfterFailureGoesAtOnce(t *testing.T) {
+	// The first copy answers 503 while hedges are left: the next copy
+	// goes at once, not after the (long) delay, and wins in the same
+	// attempt.
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "second copy")
+	}))
+	t.Cleanup(srv.Close)
+	r := newEnv(t).run(args("--json", "-n", "1", "--hedge", "1h", srv.URL)...)
+	r.wantCode(t, 0)
+	atts := attemptsOf(t, r.report(t))
+	copies := copiesOf(atts[0])
+	if len(atts) != 1 || len(copies) != 2 || copies[0]["status"] != float64(503) || copies[0]["outcome"] != "failed" || copies[1]["winner"] != true {
+		t.Fatalf("attempts = %v", atts)
+	}
+}
+
+func TestHedgeUsage(t *testing.T) {
+	srv := newTailServer(t, "ok")
+	for _, bad := range [][]string{{"--hedge", "soon"}, {"--hedge", "-1s"}, {"--hedge", "1s", "--hedge-max", "0"}, {"--hedge", "1s", "--hedge-max", "9"}} {
+		r := newEnv(t).run(args(append(bad, srv.URL)...)...)
+		r.wantCode(t, 2)
+		if !strings.Contains(r.stderr, bad[len(bad)-2]) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%v: stderr = %q, want one line naming %s", bad, r.stderr, bad[len(bad)-2])
+		}
+	}
+	if srv.n.Load() != 0 {
+		t.Errorf("%d requests sent on bad input", srv.n.Load())
+	}
+}
