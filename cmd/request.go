@@ -55,7 +55,7 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.BoolVarP(&r.Insecure, "insecure", "k", false, "skip TLS certificate verification")
 	fs.StringVar(&r.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
 	fs.IntVar(&r.MaxRedirs, "max-redirs", 10, "most redirects followed")
-	fs.StringArrayVar(&r.Resolve, "resolve", nil, "connect to these addresses for HOST:PORT, `HOST:PORT:ADDR[,ADDR...]` (curl's syntax; * for any host; repeatable)")
+	fs.StringArrayVar(&r.Resolve, "resolve", nil, "connect to these addresses (`HOST:PORT:ADDR`[,ADDR...]) for HOST:PORT (curl's syntax; * for any host; repeatable)")
 	if check {
 		fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M, and the most kept for --expect-body and --expect-json (default: any body, 1M kept; 0: no bound)")
 	} else {
