@@ -271,39 +271,10 @@ func listenOn(t *testing.T, ip string, port int) net.Listener {
 	return l
 }
 
-// silentOn accepts connections on ip:port and never answers, counting
-// them, until the test ends.
-func silentOn(t *testing.T, ip string, port int) *atomic.Int64 {
-	l := listenOn(t, ip, port)
-	var n atomic.Int64
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return &n
-}
-
 // failoverSetup is the case: one name, three addresses on one
 // port: nothing listens on 127.0.0.2, 127.0.0.3 accepts and never
 // answers, 127.0.0.1 works.
-func failoverSetup(t *testing.T) (url, resolve string, port int, silent *atomic.Int64, good *atomic.Int64) {
+func failoverSetup(t *testing.T) (url, resolve string, port int, silent *redistest.Silent, good *atomic.Int64) {
 	good = new(atomic.Int64)
 	l := listenOn(t, "127.0.0.1", 0)
 	port = l.Addr().(*net.TCPAddr).Port
@@ -313,7 +284,10 @@ func failoverSetup(t *testing.T) (url, resolve string, port int, silent *atomic.
 	})}}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	silent = silentOn(t, "127.0.0.3", port)
+	silent, err := redistest.ListenSilent(t, net.JoinHostPort("127.0.0.3", strconv.Itoa(port)))
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.3: %v", err)
+	}
 	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(port))); err == nil {
 		c.Close()
 		t.Skipf("something listens on 127.0.0.2:%d", port)
@@ -348,8 +322,8 @@ func TestResolveFailoverWithHedge(t *testing.T) {
 	if !strings.Contains(tried, "refused") {
 		t.Errorf("addresses %s do not say 127.0.0.2 refused", tried)
 	}
-	if silent.Load() != 1 || good.Load() != 1 {
-		t.Errorf("silent address got %d connections, good one %d requests; want 1 and 1", silent.Load(), good.Load())
+	if silent.Waiting() != 1 || good.Load() != 1 {
+		t.Errorf("silent address got %d requests, good one %d; want 1 and 1", silent.Waiting(), good.Load())
 	}
 }
 

@@ -225,52 +225,40 @@ func (s *FileStore) removeLatencyIfExpired(ctx context.Context, base string, now
 	}
 }
 
+// viaLatency runs fn on the LatencyStore side of the store s uses.
+func viaLatency[T any](ctx context.Context, s *FailoverStore, fn func(context.Context, LatencyStore) (T, error)) (T, error) {
+	return failover(ctx, s, func(ctx context.Context, st Store) (T, error) {
+		if l, ok := st.(LatencyStore); ok {
+			return fn(ctx, l)
+		}
+		var zero T
+		return zero, errNoLatency(st)
+	})
+}
+
 // Latency implements LatencyStore, through the store in use.
 func (s *FailoverStore) Latency(ctx context.Context, origin string, now time.Time) (LatencySummary, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) (LatencySummary, error) {
-		if l, ok := st.(LatencyStore); ok {
-			return l.Latency(ctx, origin, now)
-		}
-		return LatencySummary{}, errNoLatency(st)
-	})
+	return viaLatency(ctx, s, func(ctx context.Context, l LatencyStore) (LatencySummary, error) { return l.Latency(ctx, origin, now) })
 }
 
 // AddLatency implements LatencyStore, through the store in use.
 func (s *FailoverStore) AddLatency(ctx context.Context, origin string, samples []time.Duration, now time.Time) error {
-	_, err := failover(ctx, s, func(ctx context.Context, st Store) (struct{}, error) {
-		if l, ok := st.(LatencyStore); ok {
-			return struct{}{}, l.AddLatency(ctx, origin, samples, now)
-		}
-		return struct{}{}, errNoLatency(st)
+	_, err := viaLatency(ctx, s, func(ctx context.Context, l LatencyStore) (struct{}, error) {
+		return struct{}{}, l.AddLatency(ctx, origin, samples, now)
 	})
 	return err
 }
 
 func (s *FailoverStore) ListLatency(ctx context.Context) ([]LatencySummary, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) ([]LatencySummary, error) {
-		if l, ok := st.(LatencyStore); ok {
-			return l.ListLatency(ctx)
-		}
-		return nil, errNoLatency(st)
-	})
+	return viaLatency(ctx, s, func(ctx context.Context, l LatencyStore) ([]LatencySummary, error) { return l.ListLatency(ctx) })
 }
 
 func (s *FailoverStore) DeleteLatency(ctx context.Context, origin string) (bool, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) (bool, error) {
-		if l, ok := st.(LatencyStore); ok {
-			return l.DeleteLatency(ctx, origin)
-		}
-		return false, errNoLatency(st)
-	})
+	return viaLatency(ctx, s, func(ctx context.Context, l LatencyStore) (bool, error) { return l.DeleteLatency(ctx, origin) })
 }
 
 func (s *FailoverStore) DeleteAllLatency(ctx context.Context) (int, error) {
-	return failover(ctx, s, func(ctx context.Context, st Store) (int, error) {
-		if l, ok := st.(LatencyStore); ok {
-			return l.DeleteAllLatency(ctx)
-		}
-		return 0, errNoLatency(st)
-	})
+	return viaLatency(ctx, s, func(ctx context.Context, l LatencyStore) (int, error) { return l.DeleteAllLatency(ctx) })
 }
 
 func errNoLatency(st Store) error {
