@@ -460,3 +460,29 @@ func TestHedgeUsage(t *testing.T) {
 		t.Errorf("%d requests sent on bad input", srv.n.Load())
 	}
 }
+
+func TestHedgeCountsAgainstTheRetryBudget(t *testing.T) {
+	// --retry-budget allows 3 retries a minute at the least: three runs
+	// whose first copy hangs hedge and win; the fourth finds the budget
+	// spent, sends no hedge and times out.
+	srv := newTailServer(t, "ok", 1, 3, 5, 7)
+	e := newEnv(t)
+	for i := 1; i <= 4; i++ {
+		r := e.run(args("--json", "-v", "-n", "1", "--timeout", "1s", "--retry-budget", "1%", "--hedge", "20ms", srv.URL)...)
+		atts := attemptsOf(t, r.report(t))
+		if i < 4 {
+			r.wantCode(t, 0)
+			if len(copiesOf(atts[0])) != 2 {
+				t.Fatalf("run %d: attempts %v, want a hedge", i, atts)
+			}
+			continue
+		}
+		r.wantCode(t, 4)
+		if len(copiesOf(atts[0])) != 1 || !strings.Contains(r.stderr, "no copy 2: the retry budget is spent") {
+			t.Fatalf("run 4: attempts %v, stderr:\n%s\nwant no hedge, the budget named", atts, r.stderr)
+		}
+	}
+	if n := srv.n.Load(); n != 7 {
+		t.Errorf("%d requests, want 7 (3 runs × 2, 1)", n)
+	}
+}
