@@ -286,7 +286,8 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 			// Outside a run: net.Dialer's own lookup and Happy Eyeballs.
 			return d.net.DialContext(ctx, network, addr)
 		} else if ips, err = d.resolve(ctx, host); err != nil {
-			return nil, err
+			// As net.Dialer says it: "dial tcp: lookup host: …".
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 		}
 	}
 	var cands []netip.AddrPort
