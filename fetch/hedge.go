@@ -117,7 +117,7 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 	copyHooks := Hooks{OnRequest: hooks.OnRequest, OnRedirect: hooks.OnRedirect, OnTrace: hooks.OnTrace}
 	launch := func(client *http.Client) {
 		cctx, cancel := context.WithCancel(ctx)
-		c := &copyRun{Copy: Copy{N: len(copies) + 1, Sent: time.Since(start), Trace: new(AttemptTrace)}, cancel: cancel}
+		c := &copyRun{Copy: Copy{N: len(copies) + 1, Sent: time.Since(start), Trace: &AttemptTrace{Copy: len(copies) + 1}}, cancel: cancel}
 		copies = append(copies, c)
 		go func() {
 			resp, err := f.cfg.Request.send(withTrace(cctx, c.Trace), client, n, copyHooks)

@@ -104,6 +104,9 @@ type AttemptTrace struct {
 	// (dial.go); Several is set when its host had more than one address.
 	Dials   []Dial
 	Several bool
+	// Copy is the copy of a hedged attempt this trace is of (1 the first,
+	// 2 and on the hedges); 0 when the attempt was not hedged.
+	Copy int
 
 	mu      sync.Mutex
 	n       int
