@@ -223,6 +223,12 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 			if inFlight() > 0 {
 				continue
 			}
+			if !f.failedRetryably(d) {
+				// A failure another copy would meet too (a TLS or DNS
+				// error): no hedge goes for it.
+				refused = true
+				continue
+			}
 			if tryHedge(nil) && len(copies) <= h.Max {
 				timer.Start(h.Delay)
 			}
@@ -278,6 +284,15 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 func (f *fetcher) retryable(resp *http.Response) bool {
 	v := Classify(f.cfg.Request.Method, resilience.Attempt{Status: resp.StatusCode, Header: resp.Header}, f.cfg.Policy)
 	return v.Kind == resilience.Retryable
+}
+
+// failedRetryably reports whether a copy's failure is one the run would
+// retry: only then may a hedge go at once in its place.
+func (f *fetcher) failedRetryably(d copyDone) bool {
+	if d.resp != nil {
+		return true // retryable already: see retryable
+	}
+	return Classify(f.cfg.Request.Method, resilience.Attempt{Err: d.err}, f.cfg.Policy).Kind == resilience.Retryable
 }
 
 // closeLoser closes the response of a copy that lost, reading none of its
