@@ -7,10 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
-	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/refetch/refetch/internal/regularfile"
@@ -139,22 +136,7 @@ func (s *FileStore) AddLatency(ctx context.Context, origin string, samples []tim
 }
 
 // latencyFiles returns the paths of Dir's summary files.
-func (s *FileStore) latencyFiles() ([]string, error) {
-	entries, err := os.ReadDir(s.Dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil
-	case err != nil:
-		return nil, s.dirError(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), latencySuffix) {
-			out = append(out, filepath.Join(s.Dir, e.Name()))
-		}
-	}
-	return out, nil
-}
+func (s *FileStore) latencyFiles() ([]string, error) { return s.filesEnding(latencySuffix) }
 
 // ListLatency implements LatencyStore.
 func (s *FileStore) ListLatency(ctx context.Context) ([]LatencySummary, error) {
@@ -194,35 +176,15 @@ func (s *FileStore) DeleteAllLatency(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, p := range paths {
-		ok, err := s.removeLimit(ctx, p)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
+	return s.removeEach(ctx, paths)
 }
 
 // removeLatencyIfExpired is removeExpired's for a summary file.
 func (s *FileStore) removeLatencyIfExpired(ctx context.Context, base string, now time.Time) {
-	unlock, err := s.gates.lock(ctx, base+".lock")
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if _, ok := s.readLatency(base, now); ok {
-		return
-	}
-	if err := os.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return
-	}
-	if runtime.GOOS != "windows" {
-		os.Remove(base + ".lock")
-	}
+	s.removeIfDead(ctx, base, func() bool {
+		_, live := s.readLatency(base, now)
+		return !live
+	})
 }
 
 // viaLatency runs fn on the LatencyStore side of the store s uses.

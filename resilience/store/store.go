@@ -328,7 +328,11 @@ func (s *FileStore) String() string { return "the local state dir " + s.Dir }
 // stateFiles returns the paths of the state files in Dir. A Dir that does
 // not exist yet has none; one that is not a directory or cannot be read is
 // an error.
-func (s *FileStore) stateFiles() ([]string, error) {
+func (s *FileStore) stateFiles() ([]string, error) { return s.filesEnding(".json") }
+
+// filesEnding returns the paths of the files in Dir whose names end in
+// one of suffixes; a Dir that does not exist yet has none.
+func (s *FileStore) filesEnding(suffixes ...string) ([]string, error) {
 	entries, err := os.ReadDir(s.Dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -338,8 +342,11 @@ func (s *FileStore) stateFiles() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if name := e.Name(); strings.HasSuffix(name, ".json") {
-			out = append(out, filepath.Join(s.Dir, name))
+		for _, suffix := range suffixes {
+			if name := e.Name(); strings.HasSuffix(name, suffix) {
+				out = append(out, filepath.Join(s.Dir, name))
+				break
+			}
 		}
 	}
 	return out, nil
