@@ -180,18 +180,25 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 	if f.cfg.NewTimer != nil {
 		timer = f.cfg.NewTimer()
 	}
+	// armed: the timer runs and its tick is still to come (a timer is
+	// started again only after its tick).
+	armed := true
 	timer.Start(h.Delay)
 	defer timer.Stop()
+	rearm := func() {
+		if !armed && len(copies) <= h.Max {
+			armed = true
+			timer.Start(h.Delay)
+		}
+	}
 	var (
 		winner *copyRun
 		last   copyDone // the last failure
 	)
-	for winner == nil {
-		if inFlight() == 0 && !tryHedge(nil) {
-			break
-		}
+	for winner == nil && inFlight() > 0 {
 		select {
 		case <-timer.C():
+			armed = false
 			var oldest *copyRun
 			for _, c := range copies {
 				if !c.done {
@@ -199,8 +206,8 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 					break
 				}
 			}
-			if tryHedge(oldest) && len(copies) <= h.Max {
-				timer.Start(h.Delay)
+			if tryHedge(oldest) {
+				rearm()
 			}
 		case d := <-results:
 			d.c.done = true
@@ -229,8 +236,8 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 				refused = true
 				continue
 			}
-			if tryHedge(nil) && len(copies) <= h.Max {
-				timer.Start(h.Delay)
+			if tryHedge(nil) {
+				rearm()
 			}
 		}
 	}
