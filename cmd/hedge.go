@@ -86,7 +86,7 @@ func (o *FetchOptions) hedgePlan(req *fetch.Request, bp *breakerPlan, lp *limits
 		return nil, usageErrorf("--hedge sends a request more than once, and %s is not safe to repeat: give --retry-unsafe, or an Idempotency-Key header the server honours", req.Method)
 	}
 	if hp.auto {
-		hp.store = latencyStore(bp, lp, o, n)
+		hp.store = latencyStore(bp, lp, o)
 	}
 	return hp, nil
 }
@@ -103,7 +103,7 @@ func hedgeSafe(req *fetch.Request, retryUnsafe bool) bool {
 
 // latencyStore is the store auto keeps its summaries in: the breaker's,
 // the limits', or the one --store (or the state dir) names.
-func latencyStore(bp *breakerPlan, lp *limitsPlan, o *FetchOptions, n flagNames) store.LatencyStore {
+func latencyStore(bp *breakerPlan, lp *limitsPlan, o *FetchOptions) store.LatencyStore {
 	var st any
 	switch {
 	case bp != nil:
