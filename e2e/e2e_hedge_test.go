@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -485,4 +486,30 @@ func TestHedgeCountsAgainstTheRetryBudget(t *testing.T) {
 	if n := srv.n.Load(); n != 7 {
 		t.Errorf("%d requests, want 7 (3 runs × 2, 1)", n)
 	}
+}
+
+func TestResolveKeepsTheNameForTLS(t *testing.T) {
+	// httptest's certificate is for example.com: pinned to 127.0.0.1, the
+	// name still checks against it (SNI and verification use the URL's
+	// host), and the Host header is the name.
+	var host atomic.Value
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host.Store(r.Host)
+		fmt.Fprint(w, "tls ok")
+	}))
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	ca := filepath.Join(e.dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	r := e.run(args("--cacert", ca, "--resolve", fmt.Sprintf("example.com:%d:127.0.0.1", port), fmt.Sprintf("https://example.com:%d/", port))...)
+	r.wantCode(t, 0)
+	if r.stdout != "tls ok" || host.Load() != fmt.Sprintf("example.com:%d", port) {
+		t.Fatalf("stdout %q, Host %v", r.stdout, host.Load())
+	}
+	// Another name is checked as that name: the certificate does not hold it.
+	r = e.run(args("-n", "1", "--cacert", ca, "--resolve", fmt.Sprintf("other.test:%d:127.0.0.1", port), fmt.Sprintf("https://other.test:%d/", port))...)
+	r.wantCode(t, 3)
 }
