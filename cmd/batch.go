@@ -595,14 +595,21 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	bp := b.breakerPlan(j.URL)
 	sink, body := b.sink(j)
 	target := fetch.RedactURL(j.URL)
+	hedge := b.plan.hedge.start(ctx, j.URL, b.log)
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
 		Limits:   newLimits(b.plan.limits, j.URL, req.Identity(), b.log),
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
 		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
-			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},
+			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }, OnHedge: b.log.Hedge},
+	}
+	if h := hedge.config(); h != nil {
+		// A hedge takes a request's room of its host (--parallel-host).
+		h.Slot = func() (func(), bool) { return b.sched.Extra(q) }
+		cfg.Hedge = h
 	}
 	res, err := fetch.Run(ctx, cfg)
+	hedge.finish(ctx, res, b.log)
 	var (
 		hold *resilience.HoldError
 		re   *resilience.RunError

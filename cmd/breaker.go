@@ -208,6 +208,9 @@ type breakerStatusJSON struct {
 	// identity (never shown itself), as learned by runs with --rate or
 	// --retry-budget.
 	Quotas []quotaStatusJSON `json:"quotas,omitempty"`
+	// Latency is the origin's latency summary (--hedge auto), when it
+	// has one.
+	Latency *latencyStatusJSON `json:"latency,omitempty"`
 }
 
 // holdInForce returns the latest hold of r still in force at now (nil if
@@ -275,10 +278,15 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if err != nil {
 		return err
 	}
+	lat, err := listLatency(ctx, s)
+	if err != nil {
+		return err
+	}
 	if o.Key != "" {
 		keys := keyCandidates(o.Key)
 		recs = selectKey(recs, keys)
 		limits = selectLimits(limits, keys)
+		lat = selectLatency(lat, keys)
 	}
 	if o.Metrics != "" {
 		m := report.NewMetrics()
@@ -296,6 +304,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
 			j.HoldUntil, j.Holds = holdInForce(r, now)
 			j.Rate, j.Budget, j.Quotas = limitsJSON(limits, r.Key, now)
+			j.Latency = latencyJSON(lat, r.Key)
 			seen[r.Key] = true
 			out = append(out, j)
 		}
@@ -306,16 +315,18 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 				seen[l.Origin] = true
 				j := breakerStatusJSON{Key: l.Origin, State: resilience.StateClosed.String()}
 				j.Rate, j.Budget, j.Quotas = limitsJSON(limits, l.Origin, now)
+				j.Latency = latencyJSON(lat, l.Origin)
 				out = append(out, j)
 			}
 		}
+		out = appendLatencyOnly(out, lat, seen)
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
 		if _, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where); err != nil {
 			return err
 		}
-		return writeLimits(o, limits, now)
+		return writeLimitsAndLatency(o, limits, lat, now)
 	}
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tSTATE\tFAILURES\tOPENED\tNEXT TRIAL\tHOLD\tLAST ERROR")
@@ -348,7 +359,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return writeLimits(o, limits, now)
+	return writeLimitsAndLatency(o, limits, lat, now)
 }
 
 // selectKey returns the record of the first candidate key that has one,
@@ -381,6 +392,9 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 				return err
 			}
 		}
+		if err := resetAllLatency(ctx, s, o); err != nil {
+			return err
+		}
 		if m > 0 {
 			o.Log.Infof("reset %d breaker%s and %d rate, budget and quota record%s in %s", n, plural(n), m, plural(m), where)
 			return nil
@@ -389,8 +403,12 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 		return nil
 	}
 	keys := keyCandidates(o.Key)
-	// The rate and budget of the origin go with its breaker.
-	cleared := false
+	// The rate and budget of the origin go with its breaker, and so does
+	// its latency summary.
+	cleared, err := resetLatency(ctx, s, o, keys)
+	if err != nil {
+		return err
+	}
 	if l, wrap := limiterOf(s); l != nil {
 		for _, k := range keys {
 			ok, err := l.DeleteLimits(ctx, k)

@@ -46,6 +46,8 @@ type FetchOptions struct {
 
 	// Batch holds the flags only a batch uses (-i, -P, ...).
 	Batch BatchFlags
+	// Hedges are --hedge and --hedge-max (hedge.go).
+	Hedges HedgeFlags
 
 	// Resolved in RunE: was the flag given?
 	OutputGiven       bool
@@ -122,6 +124,7 @@ goes to stdout whole, in the order the fetches end.
 	fs.StringVar(&opts.FallbackFile, "fallback-file", "", "serve the content of `PATH` when the fetch fails")
 	fs.DurationVar(&opts.StaleIfError, "stale-if-error", 0, "cache good GET bodies; serve one up to this old when the fetch fails (0: any age)")
 	opts.RequestFlags.register(fs, false)
+	opts.Hedges.register(fs)
 	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` instead of stdout: complete or not at all, replaced atomically where the file allows it; in a batch, a template with {n} and {name}")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body (a batch: one a line)")
@@ -137,6 +140,7 @@ type fetchPlan struct {
 	fallback fetch.Fallback
 	breaker  *breakerPlan
 	limits   *limitsPlan
+	hedge    *hedgePlan
 }
 
 // breakerPlan is a resolved breaker: every value final.
@@ -235,6 +239,9 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 		return nil, err
 	}
 	if p.limits, err = o.RetryFlags.limitsBase(p.breaker, o.Batch.Parallel, o.Getenv, o.Log); err != nil {
+		return nil, err
+	}
+	if p.hedge, err = o.hedgePlan(req, p.breaker, p.limits); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -384,18 +391,22 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		return err
 	}
 	defer reports.Discard()
+	hedge := p.hedge.start(ctx, p.req.URL, o.Log)
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
 		Limits:   newLimits(p.limits, p.req.URL, p.req.Identity(), o.Log),
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
-			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
+			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace,
+			OnHedge: o.Log.Hedge},
+		Hedge: hedge.config(),
 	}
 	if o.NoBuffer && o.IO.OutTTY {
 		// The body streams to the same terminal: a bar would garble it.
 		cfg.Hooks.OnBody = nil
 	}
 	res, err := fetch.Run(ctx, cfg)
+	hedge.finish(ctx, res, o.Log)
 	err = withResetHint(err, p.breaker)
 	if res != nil {
 		res.Err = withResetHint(res.Err, p.breaker)

@@ -37,6 +37,9 @@ func (l *Logger) Trace(n int, t *fetch.AttemptTrace) {
 func traceLine(n int, t *fetch.AttemptTrace) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "* [%d] ", n)
+	if t.Copy > 0 {
+		fmt.Fprintf(&b, "copy %d: ", t.Copy)
+	}
 	if t.RemoteAddr != "" {
 		b.WriteString(t.RemoteAddr + " ")
 	}

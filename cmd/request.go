@@ -27,6 +27,8 @@ type RequestFlags struct {
 	CACert    string
 	MaxRedirs int
 	MaxSize   string
+	// Resolve are the --resolve entries (hedge.go parses them).
+	Resolve []string
 
 	// DataGiven and MethodGiven are resolved in RunE: -d or -X was given
 	// (even as "").
@@ -53,6 +55,7 @@ func (r *RequestFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.BoolVarP(&r.Insecure, "insecure", "k", false, "skip TLS certificate verification")
 	fs.StringVar(&r.CACert, "cacert", "", "PEM `file` of CA certificates to trust")
 	fs.IntVar(&r.MaxRedirs, "max-redirs", 10, "most redirects followed")
+	fs.StringArrayVar(&r.Resolve, "resolve", nil, "connect to these addresses (`HOST:PORT:ADDR`[,ADDR...]) for HOST:PORT (curl's syntax; * for any host; repeatable)")
 	if check {
 		fs.StringVar(&r.MaxSize, "max-size", "", "largest body accepted, e.g. 10M, and the most kept for --expect-body and --expect-json (default: any body, 1M kept; 0: no bound)")
 	} else {
@@ -77,6 +80,10 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 	req := &fetch.Request{URL: u, Header: http.Header{}, User: r.User, UserAgent: r.UserAgent,
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
 	n := r.names
+	var err error
+	if req.Pins, err = r.parseResolve(); err != nil {
+		return nil, err
+	}
 	if r.MaxRedirs < 0 {
 		return nil, n.invalid("max-redirs", r.MaxRedirs, "must not be negative")
 	}

@@ -49,6 +49,8 @@ type Report struct {
 	// streamed is a large body whose data field WriteJSON writes from its
 	// reader; nil when the field is in Data or DataBase64.
 	streamed *streamedData
+	// Hedge is the run's hedging (--hedge); left out without.
+	Hedge *ReportHedge `json:"hedge,omitempty"`
 }
 
 // Outcome is how the command layer judged a run: the process's exit code
@@ -112,6 +114,7 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 			ms := res.StaleAge.Milliseconds()
 			r.StaleAgeMS = &ms
 		}
+		r.Hedge = res.Hedge
 		if res.StaleSkipped != nil {
 			s := Redact(res.StaleSkipped.Error())
 			r.StaleSkipped = &s

@@ -46,6 +46,9 @@ type Request struct {
 	// Trace, when set, sends a W3C traceparent header with every attempt:
 	// its trace id, a new span id per attempt (--traceparent).
 	Trace *TraceContext
+	// Pins are the --resolve entries: the addresses of host:port pairs
+	// (dial.go); nil: DNS.
+	Pins Pins
 }
 
 // ErrInvalid is wrapped by every error about input refetch will not send:
@@ -585,7 +588,8 @@ func portOf(u *url.URL) string {
 func NewClient(r *Request) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
-	dial := tr.DialContext
+	// Pinned addresses, and a run's failover between addresses (dial.go).
+	dial := newDialer(r.Pins).DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {

@@ -43,6 +43,8 @@ type Hooks struct {
 	OnRedirect func(n int, hop Hop)
 	// OnTrace is called when attempt n has ended, with where its time went.
 	OnTrace func(n int, t *AttemptTrace)
+	// OnHedge is called when attempt n sends a hedge, or cannot (hedge.go).
+	OnHedge func(n int, h HedgeInfo)
 }
 
 // Progress observes a body as it is copied.
@@ -91,6 +93,9 @@ type Config struct {
 	// batch's shared client, whose next request to the host would pay a
 	// new connection.
 	Splice bool
+	// Hedge, if set, hedges each attempt (hedge.go); the caller decides
+	// that the request is safe to repeat.
+	Hedge *Hedge
 }
 
 // Result is what a run did. When stale or fallback data was served, Err
@@ -111,6 +116,9 @@ type Result struct {
 	CacheErr error
 	// Size is the number of bytes served.
 	Size int64
+	// Hedge is what the report says of the run's hedging, set by the
+	// caller that configured it; nil without.
+	Hedge *ReportHedge
 }
 
 // Run fetches cfg.Request through Fallback(Retry(Breaker(attempt))) and
@@ -136,7 +144,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(buf) == 0 {
 		buf = make([]byte, bufSize)
 	}
-	f := &fetcher{cfg: cfg, client: client, buf: buf}
+	f := &fetcher{cfg: cfg, client: client, buf: buf, book: &addrBook{}}
+	ctx = withAddrBook(ctx, f.book)
+	if cfg.Hedge != nil {
+		f.hedgeClient = newHedgeClient(client)
+		defer f.hedgeClient.CloseIdleConnections()
+	}
 	stale := cfg.Fallback.Stale
 	cacheable := stale != nil && cfg.Request.Method == http.MethodGet
 	if cacheable {
@@ -252,6 +265,10 @@ type fetcher struct {
 	client  *http.Client
 	buf     []byte
 	capture *captureWriter
+	// book is the addresses the run has dialed (dial.go); hedgeClient
+	// sends hedges on new connections (hedge.go).
+	book        *addrBook
+	hedgeClient *http.Client
 
 	status int
 	header http.Header
@@ -261,10 +278,13 @@ type fetcher struct {
 // attempt sends the request once and, on a 2xx, streams the body into the
 // sink. Other bodies are drained (bounded) so the connection can be reused.
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
-	at := new(AttemptTrace)
-	resp, err := f.cfg.Request.send(withTrace(ctx, at), f.client, n, f.cfg.Hooks)
+	resp, at, finish, err := f.send(ctx, n)
+	defer finish()
+	if f.book.several() {
+		at.setSeveral()
+	}
 	if err != nil {
-		return resilience.Attempt{Err: err, Detail: at}
+		return resilience.Attempt{Err: f.addrError(at, err), Detail: at}
 	}
 	defer resp.Body.Close()
 	f.status, f.header = resp.StatusCode, resp.Header
@@ -307,6 +327,37 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	f.size, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
 	return a
+}
+
+// send sends attempt n: hedged when the run hedges, else once. finish
+// ends what the attempt holds once its body is closed.
+func (f *fetcher) send(ctx context.Context, n int) (*http.Response, *AttemptTrace, func(), error) {
+	if f.hedgeable() {
+		resp, at, finish, err := f.sendHedged(ctx, n)
+		if err != nil && resp != nil {
+			// Every copy failed, the last with a response: the attempt's
+			// outcome is that response.
+			err = nil
+		}
+		return resp, at, finish, err
+	}
+	at := new(AttemptTrace)
+	resp, err := f.cfg.Request.send(withTrace(ctx, at), f.client, n, f.cfg.Hooks)
+	return resp, at, func() {}, err
+}
+
+// addrError names the server address of a failed attempt when the host
+// has several (AddrError), and makes the run's next dial avoid it.
+func (f *fetcher) addrError(at *AttemptTrace, err error) error {
+	addr := at.remoteAddr()
+	if addr == "" {
+		return err
+	}
+	f.book.markAddr(addr)
+	if !f.book.several() {
+		return err
+	}
+	return &AddrError{Addr: addr, Err: err}
 }
 
 // copyBody copies src to dst, telling read failures (the server's) from

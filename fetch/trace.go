@@ -100,6 +100,16 @@ type AttemptTrace struct {
 	// SpanID is the span id the attempt's traceparent header carried
 	// (Request.Trace); "" without one.
 	SpanID string
+	// Copies are the copies of a hedged attempt (hedge.go), this one
+	// among them; nil when the attempt was not hedged.
+	Copies []Copy
+	// Dials are the connects the attempt made, in the order they ended
+	// (dial.go); Several is set when its host had more than one address.
+	Dials   []Dial
+	Several bool
+	// Copy is the copy of a hedged attempt this trace is of (1 the first,
+	// 2 and on the hedges); 0 when the attempt was not hedged.
+	Copy int
 
 	mu      sync.Mutex
 	n       int
@@ -196,6 +206,7 @@ func (t *AttemptTrace) connectDone(addr string, err error) {
 		return
 	}
 	t.dials--
+	t.Dials = append(t.Dials, Dial{Addr: addr, Err: err})
 	if err == nil || t.dials <= 0 {
 		t.dials = 0
 		t.stop(PhaseConnect, time.Now())
@@ -337,6 +348,12 @@ type ReportTrace struct {
 	// SpanID is the attempt's traceparent span id (--traceparent); left
 	// out without one.
 	SpanID *string `json:"span_id,omitempty"`
+	// Copies are the copies of a hedged attempt; left out when it was
+	// not hedged.
+	Copies []ReportCopy `json:"copies,omitempty"`
+	// Addresses are the addresses the attempt's connects tried, when its
+	// host has several; left out otherwise.
+	Addresses []ReportDial `json:"addresses,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -380,6 +397,8 @@ func NewReportTrace(detail any) ReportTrace {
 		s := t.SpanID
 		rt.SpanID = &s
 	}
+	rt.Copies = reportCopies(t)
+	rt.Addresses = reportDials(t)
 	return rt
 }
 

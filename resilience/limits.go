@@ -195,3 +195,23 @@ func (l *Limits) budget(ctx context.Context, kind string, now time.Time) (store.
 	l.route = d.Route
 	return d, true
 }
+
+// Extra asks for one more request than the attempt itself, a hedge (fetch
+// sends them): a rate slot free now (it waits for none) and a retry within
+// the budget, both counted when granted. It returns "" when the request
+// may go, else why not.
+func (l *Limits) Extra(ctx context.Context, now time.Time) string {
+	if l == nil || l.down {
+		return ""
+	}
+	if l.Rate != nil {
+		ok, _, err := l.rate(ctx, now, 0)
+		if err != nil || !ok {
+			return "no free slot of --rate now"
+		}
+	}
+	if spent := l.retry(ctx, now); spent != nil {
+		return "the retry budget is spent: " + spent.String()
+	}
+	return ""
+}

@@ -361,3 +361,25 @@ func (s *Scheduler) Drop() {
 
 // Client is the connection pool of the queue's host (Scheduler.NewClient's).
 func (q *Queue) Client() *http.Client { return q.client }
+
+// Extra takes room on q's host for one more request of a job running
+// from q (a hedge): ok is false when the host has its per-host bound of
+// requests in flight. release gives the room back; it may be called more
+// than once.
+func (s *Scheduler) Extra(q *Queue) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q.active >= s.perHost {
+		return nil, false
+	}
+	q.active++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			q.active--
+			s.broadcast()
+		})
+	}, true
+}

@@ -266,3 +266,27 @@ func TestSchedulerKeepsAFewIdlePools(t *testing.T) {
 		t.Errorf("%d pools made, want %d", len(made), maxIdleHosts+1)
 	}
 }
+
+func TestSchedulerExtraTakesHostRoom(t *testing.T) {
+	// A hedge takes room under the per-host bound like a job, and gives
+	// it back; a job waits for it.
+	s, _ := testScheduler(2, 100)
+	mustAdd(t, s, job(1, "a"), job(2, "a"), job(3, "a"))
+	_, q := mustNext(t, s, 1)
+	release, ok := s.Extra(q)
+	if !ok {
+		t.Fatal("no room for a hedge below the bound")
+	}
+	if n := runnable(s); n != 0 {
+		t.Fatalf("job %d runnable while a job and its hedge fill the bound", n)
+	}
+	if _, ok := s.Extra(q); ok {
+		t.Fatal("a second hedge got room past the bound")
+	}
+	release()
+	release() // a second call changes nothing
+	mustNext(t, s, 2)
+	if n := runnable(s); n != 0 {
+		t.Fatalf("job %d runnable at the bound after a double release", n)
+	}
+}

@@ -20,9 +20,21 @@ type Silent struct {
 // the test ends.
 func NewSilent(t testing.TB) *Silent {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := ListenSilent(t, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return s
+}
+
+// ListenSilent starts a Silent server on addr (any server that accepts
+// and never answers: an HTTP test's dead backend too), stopped when the
+// test ends; the error is the listen's.
+func ListenSilent(t testing.TB, addr string) (*Silent, error) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	s := &Silent{Addr: l.Addr().String(), heard: make(chan struct{}, 1024)}
 	var mu sync.Mutex
@@ -47,7 +59,7 @@ func NewSilent(t testing.TB) *Silent {
 			c.Close()
 		}
 	})
-	return s
+	return s, nil
 }
 
 // read takes whatever c's client sends until it goes, noting the first

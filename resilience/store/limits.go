@@ -331,22 +331,7 @@ func (s *FileStore) limitStep(ctx context.Context, origin, suffix string, fn fun
 }
 
 // limitFiles returns the paths of Dir's limit files.
-func (s *FileStore) limitFiles() ([]string, error) {
-	entries, err := os.ReadDir(s.Dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil
-	case err != nil:
-		return nil, s.dirError(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if name := e.Name(); limitSuffix(name) != "" {
-			out = append(out, s.Dir+string(os.PathSeparator)+name)
-		}
-	}
-	return out, nil
-}
+func (s *FileStore) limitFiles() ([]string, error) { return s.filesEnding(limitSuffixes...) }
 
 // readLimits reads a limit file and reports its records, and whether it
 // expired by now (or cannot be read).
@@ -455,6 +440,12 @@ func (s *FileStore) DeleteAllLimits(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.removeEach(ctx, paths)
+}
+
+// removeEach removes each file of paths under its lock (removeLimit) and
+// returns how many there were.
+func (s *FileStore) removeEach(ctx context.Context, paths []string) (int, error) {
 	n := 0
 	for _, p := range paths {
 		ok, err := s.removeLimit(ctx, p)
@@ -471,12 +462,21 @@ func (s *FileStore) DeleteAllLimits(ctx context.Context) (int, error) {
 // removeLimitIfExpired is removeExpired's for a limit file: removed, with
 // its lock file, if it expired by now and its lock is free.
 func (s *FileStore) removeLimitIfExpired(ctx context.Context, base string, now time.Time) {
+	s.removeIfDead(ctx, base, func() bool {
+		_, expired := readLimits(base, now)
+		return expired
+	})
+}
+
+// removeIfDead removes base and its lock file if dead says so under the
+// lock, taken only if it is free (ctx done: see gates.lock).
+func (s *FileStore) removeIfDead(ctx context.Context, base string, dead func() bool) {
 	unlock, err := s.gates.lock(ctx, base+".lock")
 	if err != nil {
 		return
 	}
 	defer unlock()
-	if _, expired := readLimits(base, now); !expired {
+	if !dead() {
 		return
 	}
 	if err := os.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {

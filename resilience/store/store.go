@@ -237,6 +237,13 @@ func (s *FileStore) removeExpired(now time.Time) {
 			if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
 				s.removeLimitIfExpired(noWait, base, now)
 			}
+		case strings.HasSuffix(name, latencySuffix):
+			s.removeLatencyIfExpired(noWait, filepath.Join(s.Dir, name), now)
+		case strings.HasSuffix(name, latencySuffix+".lock"):
+			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
+			if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+				s.removeLatencyIfExpired(noWait, base, now)
+			}
 		case strings.HasSuffix(name, ".lock"):
 			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))
 			if _, err := os.Lstat(base + ".json"); errors.Is(err, fs.ErrNotExist) {
@@ -321,7 +328,11 @@ func (s *FileStore) String() string { return "the local state dir " + s.Dir }
 // stateFiles returns the paths of the state files in Dir. A Dir that does
 // not exist yet has none; one that is not a directory or cannot be read is
 // an error.
-func (s *FileStore) stateFiles() ([]string, error) {
+func (s *FileStore) stateFiles() ([]string, error) { return s.filesEnding(".json") }
+
+// filesEnding returns the paths of the files in Dir whose names end in
+// one of suffixes; a Dir that does not exist yet has none.
+func (s *FileStore) filesEnding(suffixes ...string) ([]string, error) {
 	entries, err := os.ReadDir(s.Dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -331,8 +342,11 @@ func (s *FileStore) stateFiles() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if name := e.Name(); strings.HasSuffix(name, ".json") {
-			out = append(out, filepath.Join(s.Dir, name))
+		for _, suffix := range suffixes {
+			if name := e.Name(); strings.HasSuffix(name, suffix) {
+				out = append(out, filepath.Join(s.Dir, name))
+				break
+			}
 		}
 	}
 	return out, nil

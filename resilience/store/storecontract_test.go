@@ -43,6 +43,7 @@ func TestStores(t *testing.T) {
 			testStore(t, mk)
 			testLimits(t, mk)
 			testQuotas(t, mk)
+			testLatency(t, mk)
 		})
 	}
 }
