@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -60,8 +61,18 @@ func TestBodyCutMessages(t *testing.T) {
 		}
 	}
 	cut := &BodyCutError{Read: 12 << 20, Total: 2 << 30, Err: io.ErrUnexpectedEOF}
-	if got := cut.Error(); got != "body cut short after 12.0 MiB of 2.0 GiB: unexpected EOF" {
+	if got := cut.Error(); got != "the server closed the connection after 12.0 MiB of 2.0 GiB" {
 		t.Errorf("BodyCutError = %q", got)
+	}
+	resetCut := &BodyCutError{Read: 5 << 20, Total: 16 << 20, Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+	if got := resetCut.Error(); got != "the server reset the connection after 5.0 MiB of 16.0 MiB" {
+		t.Errorf("BodyCutError of a reset = %q", got)
+	}
+	if got := (&BodyCutError{Read: 0, Total: 10, Err: io.ErrUnexpectedEOF}).Error(); got != "the server closed the connection before the body's first byte" {
+		t.Errorf("BodyCutError before the first byte = %q", got)
+	}
+	if got := (&BodyCutError{Read: 10, Total: 20, Err: errors.New("odd")}).Error(); got != "body cut short after 10 B of 20 B: odd" {
+		t.Errorf("BodyCutError of another error = %q", got)
 	}
 	te := &resilience.TimeoutError{After: 30e9, Err: cut}
 	if got := te.Error(); got != "attempt timed out after 30s with 12.0 MiB of 2.0 GiB received" {

@@ -107,6 +107,30 @@ func (s *GroupFileSink) Begin() (io.Writer, error) {
 	return s, nil
 }
 
+// Resume implements resumer: the body keeps its first off bytes, in
+// memory or in its temporary file.
+func (s *GroupFileSink) Resume(off int64) (io.Writer, error) {
+	if s.submitted {
+		return nil, errors.New("file sink already submitted")
+	}
+	s.sealed = false
+	if s.tmp != nil {
+		if err := truncateAt(s.tmp.File, off); err != nil {
+			return nil, err
+		}
+		return s.tmp.File, nil
+	}
+	if s.mem == nil || int64(len(*s.mem)) < off {
+		held := int64(0)
+		if s.mem != nil {
+			held = int64(len(*s.mem))
+		}
+		return nil, errHeldShort(off, held)
+	}
+	*s.mem = (*s.mem)[:off]
+	return s, nil
+}
+
 // Write holds p in memory while the body is small, then spills the body
 // to its temporary file.
 func (s *GroupFileSink) Write(p []byte) (int, error) {

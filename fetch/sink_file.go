@@ -297,6 +297,24 @@ func (s *FileSink) Begin() (io.Writer, error) {
 	return s.buf.Begin()
 }
 
+// Resume implements resumer: the temporary file beside the target, or
+// the buffer of the other modes, keeps the body's first off bytes.
+func (s *FileSink) Resume(off int64) (io.Writer, error) {
+	switch s.how {
+	case discard:
+		return io.Discard, nil
+	case replaceFile:
+		if s.tmp == nil {
+			return nil, errors.New("file sink closed")
+		}
+		if err := truncateAt(s.tmp.File, off); err != nil {
+			return nil, err
+		}
+		return startWritebackAt(s.tmp.File, off), nil
+	}
+	return s.buf.Resume(off)
+}
+
 // Expect passes the body's announced length to the buffer of the modes
 // that have one.
 func (s *FileSink) Expect(size int64) {

@@ -97,6 +97,14 @@ type AttemptTrace struct {
 	// Redirects are the redirects of the attempt, in order, including one
 	// refused for exceeding the limit.
 	Redirects []Hop
+	// Resumed is set when the attempt's body continued a cut body from
+	// byte ResumedFrom (resume.go); BodyBytes is what the attempt itself
+	// received of the body. Restart says why the attempt started the body
+	// over although it asked for the rest ("" if it did not).
+	Resumed     bool
+	ResumedFrom int64
+	BodyBytes   int64
+	Restart     string
 
 	mu      sync.Mutex
 	n       int
@@ -331,6 +339,13 @@ type ReportTrace struct {
 	RemoteAddr *string        `json:"remote_addr"`
 	Proto      *string        `json:"proto"`
 	Redirects  []ReportHop    `json:"redirects"`
+	// ResumedFrom is the byte the attempt's body continued a cut body
+	// from, null when it started at byte 0; BodyBytes is what the attempt
+	// received of the body; Restart says why it started over although it
+	// asked for the rest.
+	ResumedFrom *int64  `json:"resumed_from"`
+	BodyBytes   int64   `json:"body_bytes"`
+	Restart     *string `json:"restart,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -369,6 +384,15 @@ func NewReportTrace(detail any) ReportTrace {
 	}
 	for _, h := range t.Redirects {
 		rt.Redirects = append(rt.Redirects, ReportHop{Status: h.Status, Location: Redact(h.Location)})
+	}
+	if t.Resumed {
+		from := t.ResumedFrom
+		rt.ResumedFrom = &from
+	}
+	rt.BodyBytes = t.BodyBytes
+	if t.Restart != "" {
+		why := t.Restart
+		rt.Restart = &why
 	}
 	return rt
 }
