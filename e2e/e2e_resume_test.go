@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	binenc "encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -637,4 +639,206 @@ func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	assertNoTempFiles(t, e.dir)
+}
+
+// The toxiproxy case of issue 24: toxiproxy (a fault-injecting TCP proxy
+// nobody here wrote) in front of nginx, limiting to 4 MB/s and resetting
+// every connection 1.5 s into its answer. Each attempt gets about
+// 6 MB of the 16 MiB file, so without resuming no attempt ever completes
+// (refetch and curl 7.88 -C - --retry-all-errors both exit having failed);
+// with it the file arrives byte-identical within -n 6.
+//
+// toxiproxy-server is found in $TOXIPROXY_SERVER, else on PATH (.ci/run
+// installs it with go install); nginx on PATH or in /usr/sbin. The test
+// skips when either is missing, and fails when CI=true.
+func TestE2EResumeThroughToxiproxy(t *testing.T) {
+	t.Parallel()
+	toxi := requireTool(t, "toxiproxy-server", os.Getenv("TOXIPROXY_SERVER"), "GOBIN=DIR go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0, then set TOXIPROXY_SERVER=DIR/server")
+	nginx := requireTool(t, "nginx", "/usr/sbin/nginx", "apt-get install -y nginx-light")
+	root := t.TempDir()
+	body := seededBody{seed: 80, size: 16 << 20}
+	f, err := os.Create(filepath.Join(root, "file.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := body.writeRange(f, 0, body.size, func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	upstream := startNginx(t, nginx, root)
+	api := startToxiproxy(t, toxi)
+	listen := toxiAPI(t, api, "/proxies", `{"name":"nginx","listen":"127.0.0.1:0","upstream":"`+upstream+`","enabled":true}`)["listen"].(string)
+	toxiAPI(t, api, "/proxies/nginx/toxics", `{"name":"slow","type":"bandwidth","stream":"downstream","toxicity":1,"attributes":{"rate":4000}}`)
+	// toxiproxy's reset_peer drops every byte it sees until it resets, so
+	// it cannot cut a transfer partway by itself. limit_data closes each
+	// connection after 6,000,000 bytes, 1.5 s at 4 MB/s, and a reset_peer
+	// that never runs (toxicity 0) makes toxiproxy close with a reset
+	// (SO_LINGER 0 on both sockets of a link that has one): every
+	// connection is reset 1.5 s into its answer, after the same bytes
+	// however loaded the machine is.
+	toxiAPI(t, api, "/proxies/nginx/toxics", `{"name":"cut","type":"limit_data","stream":"downstream","toxicity":1,"attributes":{"bytes":6000000}}`)
+	toxiAPI(t, api, "/proxies/nginx/toxics", `{"name":"reset","type":"reset_peer","stream":"downstream","toxicity":0,"attributes":{"timeout":1500}}`)
+
+	e := resumeEnv(t)
+	out := filepath.Join(e.dir, "file.bin")
+	r := e.run(args("-n", "6", "--json", "-o", out, "http://"+listen+"/file.bin")...)
+	r.wantCode(t, 0)
+	if got := fileSum(t, out); got != body.sum() {
+		t.Fatalf("sha256 %s, want %s", got, body.sum())
+	}
+	attempts := r.report(t)["attempts"].([]any)
+	if len(attempts) < 2 {
+		t.Fatalf("%d attempt(s): toxiproxy did not cut the body", len(attempts))
+	}
+	for i, a := range attempts[1:] {
+		if a.(map[string]any)["resumed_from"] == nil {
+			t.Errorf("attempt %d did not resume: %v", i+2, a)
+		}
+	}
+	if e := attempts[0].(map[string]any)["error"].(string); !strings.HasPrefix(e, "the server reset the connection after ") {
+		t.Errorf("attempt 1's error is not in words: %q", e)
+	}
+}
+
+// requireTool finds a program of the machine's a test needs: path when it
+// is given and exists, else name on PATH. Missing, the test skips, or
+// fails when CI=true (as the Redis tests do: CI must run them).
+func requireTool(t *testing.T, name, path, install string) string {
+	t.Helper()
+	if path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed, and CI=true requires this test: %s", name, install)
+	}
+	t.Skipf("%s is not installed: skipping (%s)", name, install)
+	return ""
+}
+
+// freePort returns a loopback port nothing listened on a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startProcess starts cmd with its output in log (a file: no pipe for
+// Wait to drain), waits until addr accepts connections (a generous
+// guard, not a timing), and stops it with stop when the test ends.
+func startProcess(t *testing.T, cmd *exec.Cmd, addr, log string, stop os.Signal) {
+	t.Helper()
+	out, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(stop)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(log)
+			t.Fatalf("%s exited: %s", filepath.Base(cmd.Path), b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log)
+			t.Fatalf("%s does not answer on %s: %s", filepath.Base(cmd.Path), addr, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startNginx serves root with nginx, unprivileged, from a temp dir of its
+// own (as bench/nginx.sh does), in the foreground; it returns host:port.
+func startNginx(t *testing.T, nginx, root string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o755)
+	user := ""
+	if os.Geteuid() == 0 {
+		// A master started as root runs its worker as nobody, which
+		// cannot read a private temp dir.
+		user = "user root root;"
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := fmt.Sprintf(`daemon off;
+%s
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 64; }
+http {
+	access_log %[2]s/access.log;
+	client_body_temp_path %[2]s/tmp/body;
+	proxy_temp_path %[2]s/tmp/proxy;
+	fastcgi_temp_path %[2]s/tmp/fastcgi;
+	uwsgi_temp_path %[2]s/tmp/uwsgi;
+	scgi_temp_path %[2]s/tmp/scgi;
+	default_type application/octet-stream;
+	sendfile on;
+	server { listen %[3]s; root %[4]s; }
+}
+`, user, dir, addr, root)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// SIGTERM: the master stops its worker too (a killed master would
+	// leave the worker serving).
+	startProcess(t, exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"), "-p", dir),
+		addr, filepath.Join(dir, "out.log"), syscall.SIGTERM)
+	return addr
+}
+
+// startToxiproxy runs toxiproxy-server on a free loopback port and
+// returns its API's URL.
+func startToxiproxy(t *testing.T, server string) string {
+	t.Helper()
+	port := freePort(t)
+	startProcess(t, exec.Command(server, "-host", "127.0.0.1", "-port", strconv.Itoa(port)), fmt.Sprintf("127.0.0.1:%d", port),
+		filepath.Join(t.TempDir(), "toxiproxy.log"), os.Kill)
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// toxiAPI posts a JSON object to toxiproxy's HTTP API and returns its
+// answer.
+func toxiAPI(t *testing.T, api, path, body string) map[string]any {
+	t.Helper()
+	resp, err := http.Post(api+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("toxiproxy POST %s: %s, %v", path, resp.Status, err)
+	}
+	return m
 }
