@@ -279,20 +279,9 @@ func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // Begin implements Sink.
 func (s *FileSink) Begin() (io.Writer, error) {
-	switch s.how {
-	case discard:
-		return io.Discard, nil
-	case replaceFile:
-		if s.tmp == nil {
-			return nil, errors.New("file sink closed")
-		}
-		if err := s.tmp.Truncate(0); err != nil {
-			return nil, err
-		}
-		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		return startWriteback(s.tmp.File), nil
+	if s.how == discard || s.how == replaceFile {
+		// The temporary file emptied: a body resumed at its start.
+		return s.Resume(0)
 	}
 	return s.buf.Begin()
 }
