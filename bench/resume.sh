@@ -7,7 +7,9 @@
 # curl --retry 5 --retry-all-errors -C - when curl is installed, each with
 # its default waits, RUNS times (default 3), alternating. Prints one line
 # per run: tool, exit code, attempts, bytes nginx sent (its access log's
-# $body_bytes_sent), elapsed, whether the file is byte-identical.
+# $body_bytes_sent: toxiproxy reads ahead of what it forwards, so this
+# counts bytes a reset then drops), bytes refetch received (its --json
+# body_bytes), elapsed, whether the file is byte-identical.
 #   TOXIPROXY_SERVER=~/go/bin/server bash bench/resume.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,18 +48,20 @@ run() {
 	t0=$(date +%s.%N)
 	"$@" >"$out/report" 2>"$out/stderr" || code=$?
 	t1=$(date +%s.%N)
-	local attempts sent same=no
+	local attempts sent got same=no
 	attempts=$(awk '$7 == "/file.bin"' "$out/nginx/access.log" | wc -l)
 	sent=$(awk '$7 == "/file.bin" {s += $10} END {print s + 0}' "$out/nginx/access.log")
+	got=$(grep -o '"body_bytes":[0-9]*' "$out/report" | awk -F: '{s += $2} END {printf "%.1f MiB", s / 1048576}')
+	[ "$got" != "0.0 MiB" ] || got=-
 	[ -f "$out/got" ] && [ "$(sha256sum <"$out/got" | cut -d' ' -f1)" = "$want" ] && same=yes
-	printf '%-22s exit %3s  attempts %d  nginx sent %6.1f MiB (%.2fx)  %5.1f s  identical %s\n' \
+	printf '%-26s exit %3s  attempts %d  nginx sent %6.1f MiB (%.2fx)  received %9s  %5.1f s  identical %s\n' \
 		"$tool" "$code" "$attempts" "$(echo "$sent / 1048576" | bc -l)" "$(echo "$sent / 16777216" | bc -l)" \
-		"$(echo "$t1 - $t0" | bc -l)" "$same"
+		"$got" "$(echo "$t1 - $t0" | bc -l)" "$same"
 }
 
 for i in $(seq "$runs"); do
-	run "refetch -n 6" "$out/refetch" fetch -n 6 --breaker-failures 0 --state-dir "$out/state" -o "$out/got" "$url"
-	run "refetch -n 6 --no-resume" "$out/refetch" fetch -n 6 --no-resume --breaker-failures 0 --state-dir "$out/state" -o "$out/got" "$url"
+	run "refetch -n 6" "$out/refetch" fetch --json -n 6 --breaker-failures 0 --state-dir "$out/state" -o "$out/got" "$url"
+	run "refetch -n 6 --no-resume" "$out/refetch" fetch --json -n 6 --no-resume --breaker-failures 0 --state-dir "$out/state" -o "$out/got" "$url"
 	if command -v curl >/dev/null; then
 		run "curl --retry 5 -C -" curl -sS --retry 5 --retry-all-errors -C - -o "$out/got" "$url"
 	fi
