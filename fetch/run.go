@@ -345,8 +345,8 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	if h := f.cfg.Hooks.OnBody; h != nil {
 		progress = h(total)
 		defer progress.Done()
-		if from > 0 {
-			progress.Add(int(from))
+		for held := from; held > 0; held -= min(held, 1<<30) {
+			progress.Add(int(min(held, 1<<30))) // an int may be 32 bits
 		}
 	}
 	var sp splicer
