@@ -125,16 +125,17 @@ type rangeServer struct {
 	sent atomic.Int64 // body bytes written
 }
 
-func newRangeServer(t *testing.T, body seededBody, cuts ...int64) *rangeServer {
+// newRangeServer starts a rangeServer of body that cuts at cuts; setup,
+// if not nil, sets it up before it serves (its fields are read unlocked).
+func newRangeServer(t *testing.T, body seededBody, setup func(*rangeServer), cuts ...int64) *rangeServer {
 	s := &rangeServer{body: body, etag: `"v1"`, lastMod: "Mon, 02 Jan 2006 15:04:05 GMT", cuts: cuts}
+	if setup != nil {
+		setup(s)
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(func() {
 		if s.stall != nil {
-			select {
-			case <-s.stall:
-			default:
-				close(s.stall)
-			}
+			close(s.stall)
 		}
 		s.Close()
 	})
@@ -148,7 +149,7 @@ func (s *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	if s.change != nil {
 		s.change(s, len(s.ranges))
 	}
-	body, etag, lastMod := s.body, s.etag, s.lastMod
+	body, etag, lastMod, encoding := s.body, s.etag, s.lastMod, s.encoding
 	s.mu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
@@ -160,8 +161,8 @@ func (s *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	if lastMod != "" {
 		h.Set("Last-Modified", lastMod)
 	}
-	if s.encoding != "" {
-		h.Set("Content-Encoding", s.encoding)
+	if encoding != "" {
+		h.Set("Content-Encoding", encoding)
 	}
 	start := int64(0)
 	if rg := r.Header.Get("Range"); rg != "" && !s.ignoreRange && (s.ignoreIfRange || s.ifRangeHolds(r.Header.Get("If-Range"), etag, lastMod)) {
@@ -254,7 +255,7 @@ func TestE2EResumeLargeBodyCutTwice(t *testing.T) {
 		t.Skip("512 MiB")
 	}
 	body := seededBody{seed: 1, size: 512 << 20}
-	srv := newRangeServer(t, body, body.size/2, body.size*9/10)
+	srv := newRangeServer(t, body, nil, body.size/2, body.size*9/10)
 	e := newEnv(t).with("REFETCH_BREAKER_FAILURES=0")
 	out := filepath.Join(e.dir, "big.bin")
 	r := e.run(args("-n", "3", "--json", "-o", out, srv.URL+"/big.bin")...)
@@ -298,8 +299,7 @@ func resumeEnv(t *testing.T) *env { return newEnv(t).with("REFETCH_BREAKER_FAILU
 func TestE2EResumeToStdoutSaysWhere(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 2, size: 6 << 20}
-	srv := newRangeServer(t, body, 2_000_000)
-	srv.reset = true
+	srv := newRangeServer(t, body, func(s *rangeServer) { s.reset = true }, 2_000_000)
 	r := resumeEnv(t).run(args("-v", srv.URL)...)
 	r.wantCode(t, 0)
 	if sum := sha256.Sum256([]byte(r.stdout)); hex.EncodeToString(sum[:]) != body.sum() {
@@ -331,7 +331,7 @@ func TestE2EResumeToStdoutSaysWhere(t *testing.T) {
 func TestE2EResumeSmallBodyJSON(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 3, size: 100 << 10}
-	srv := newRangeServer(t, body, 30_000)
+	srv := newRangeServer(t, body, nil, 30_000)
 	r := resumeEnv(t).run(args("--json", srv.URL)...)
 	r.wantCode(t, 0)
 	rep := r.report(t)
@@ -392,8 +392,7 @@ func TestE2EResumeNeverMixesVersions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newRangeServer(t, v1, 2<<20)
-			tc.setup(srv)
+			srv := newRangeServer(t, v1, tc.setup, 2<<20)
 			e := resumeEnv(t)
 			out := filepath.Join(e.dir, "out.bin")
 			r := e.run(args("-n", "4", "--json", "-o", out, srv.URL)...)
@@ -458,8 +457,7 @@ func TestE2EResumeRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newRangeServer(t, body, 1<<20)
-			tc.setup(srv)
+			srv := newRangeServer(t, body, tc.setup, 1<<20)
 			e := resumeEnv(t)
 			out := filepath.Join(e.dir, "out.bin")
 			r := e.run(args("-n", "4", "-o", out, srv.URL)...)
@@ -485,15 +483,16 @@ func TestE2EResumeRefused(t *testing.T) {
 func TestE2EResumeRangeNotSatisfiable(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 21, size: 2 << 20}
-	srv := newRangeServer(t, body, 1<<20)
-	srv.change = func(s *rangeServer, n int) {
-		if n == 2 {
-			s.body = seededBody{seed: 21, size: 1 << 20} // shorter now: the range is past its end
+	srv := newRangeServer(t, body, func(s *rangeServer) {
+		s.change = func(s *rangeServer, n int) {
+			if n == 2 {
+				s.body = seededBody{seed: 21, size: 1 << 20} // shorter now: the range is past its end
+			}
+			if n == 3 {
+				s.body = body
+			}
 		}
-		if n == 3 {
-			s.body = body
-		}
-	}
+	}, 1<<20)
 	e := resumeEnv(t)
 	out := filepath.Join(e.dir, "out.bin")
 	r := e.run(args("-n", "3", "-o", out, srv.URL)...)
@@ -511,7 +510,7 @@ func TestE2ENoResume(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 30, size: 1 << 20}
 	for _, how := range [][]string{{"--no-resume"}, nil} {
-		srv := newRangeServer(t, body, 500_000)
+		srv := newRangeServer(t, body, nil, 500_000)
 		e := resumeEnv(t)
 		if how == nil {
 			e = e.with("REFETCH_NO_RESUME=true")
@@ -534,7 +533,7 @@ func TestE2ENoResume(t *testing.T) {
 func TestE2EResumeNeverForPOST(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 40, size: 1 << 20}
-	srv := newRangeServer(t, body, 300_000)
+	srv := newRangeServer(t, body, nil, 300_000)
 	e := resumeEnv(t)
 	out := filepath.Join(e.dir, "out.bin")
 	r := e.run(args("-X", "POST", "-d", "x", "-H", "Idempotency-Key: k1", "-o", out, srv.URL)...)
@@ -542,7 +541,7 @@ func TestE2EResumeNeverForPOST(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("-o was written by a failed POST")
 	}
-	srv2 := newRangeServer(t, body, 300_000)
+	srv2 := newRangeServer(t, body, nil, 300_000)
 	r = e.run(args("-X", "POST", "-d", "x", "--retry-unsafe", "-H", "Idempotency-Key: k1", "-o", out, srv2.URL)...)
 	r.wantCode(t, 0)
 	if got := fileSum(t, out); got != body.sum() {
@@ -557,7 +556,7 @@ func TestE2EResumeNeverForPOST(t *testing.T) {
 func TestE2EResumeBatch(t *testing.T) {
 	t.Parallel()
 	a, b := seededBody{seed: 50, size: 3 << 20}, seededBody{seed: 51, size: 40 << 10}
-	srvA, srvB := newRangeServer(t, a, 1<<20), newRangeServer(t, b, 10_000)
+	srvA, srvB := newRangeServer(t, a, nil, 1<<20), newRangeServer(t, b, nil, 10_000)
 	e := resumeEnv(t)
 	r := e.run(args("--json", "-o", filepath.Join(e.dir, "{n}.bin"), srvA.URL+"/a", srvB.URL+"/b")...)
 	r.wantCode(t, 0)
@@ -587,8 +586,7 @@ func TestE2EResumeSignal(t *testing.T) {
 		for _, toFile := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%v/file=%v", tc.sig, toFile), func(t *testing.T) {
 				t.Parallel()
-				srv := newRangeServer(t, body, 2<<20)
-				srv.stall, srv.stallAfter = make(chan struct{}), 1<<20
+				srv := newRangeServer(t, body, func(s *rangeServer) { s.stall, s.stallAfter = make(chan struct{}), 1<<20 }, 2<<20)
 				e := resumeEnv(t)
 				out := filepath.Join(e.dir, "out.bin")
 				if err := os.WriteFile(out, []byte("old content"), 0o644); err != nil {
@@ -622,7 +620,7 @@ func TestE2EResumeSignal(t *testing.T) {
 func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 70, size: 2 << 20}
-	srv := newRangeServer(t, body, 500_000, 1_000_000)
+	srv := newRangeServer(t, body, nil, 500_000, 1_000_000)
 	e := resumeEnv(t)
 	out := filepath.Join(e.dir, "out.bin")
 	r := e.run(args("-n", "2", "-o", out, srv.URL)...)
@@ -630,7 +628,7 @@ func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("-o was written")
 	}
-	r = e.run(args("-n", "2", newRangeServer(t, body, 500_000, 1_000_000).URL)...)
+	r = e.run(args("-n", "2", newRangeServer(t, body, nil, 500_000, 1_000_000).URL)...)
 	r.wantCode(t, 4)
 	if r.stdout != "" {
 		t.Errorf("stdout holds %d bytes", len(r.stdout))
