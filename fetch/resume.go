@@ -106,9 +106,9 @@ func (s *resumeState) start(resp *http.Response) {
 	case resp.Uncompressed:
 		s.why = "the body came compressed and was decompressed on the way, so its byte offsets are not the server's"
 	case s.etag == "" && s.lastMod == "" && resp.Header.Get("ETag") != "":
-		s.why = "the server sent only a weak ETag, which cannot ask for the rest of the same version"
+		s.why = "the server sent only a weak ETag, which cannot make sure the rest is of the same version"
 	case s.etag == "" && s.lastMod == "":
-		s.why = "the server sent no ETag or Last-Modified to ask for the rest of the same version with"
+		s.why = "the server sent no ETag or Last-Modified to make sure the rest is of the same version"
 	case strings.EqualFold(resp.Header.Get("Accept-Ranges"), "none"):
 		s.why = "the server does not serve ranges (Accept-Ranges: none)"
 	}
