@@ -90,21 +90,11 @@ func (s *GroupFileSink) Begin() (io.Writer, error) {
 	if s.submitted {
 		return nil, errors.New("file sink already submitted")
 	}
-	s.sealed = false
-	if s.tmp != nil {
-		if err := s.tmp.Truncate(0); err != nil {
-			return nil, err
-		}
-		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		return s.tmp.File, nil
-	}
-	if s.mem == nil {
+	if s.tmp == nil && s.mem == nil {
 		s.mem = smallBodies.Get().(*[]byte)
 	}
-	*s.mem = (*s.mem)[:0]
-	return s, nil
+	// A body resumed at its start: the memory or temporary file emptied.
+	return s.Resume(0)
 }
 
 // Resume implements resumer: the body keeps its first off bytes, in
