@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -84,5 +85,17 @@ func TestBodyCutMessages(t *testing.T) {
 	streamed := &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}
 	if got := (&resilience.TimeoutError{After: 1e9, Err: streamed}).Error(); !strings.Contains(got, "partly streamed, so it is not retried") {
 		t.Errorf("TimeoutError of a streamed body = %q", got)
+	}
+}
+
+// A reset before any response reads in words, and keeps its class.
+func TestResetBeforeResponseInWords(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	err := unwrapURLError(&url.Error{Op: "Get", URL: "http://x", Err: reset})
+	if err.Error() != "the server reset the connection before its response" {
+		t.Errorf("message %q", err)
+	}
+	if c := resilience.ClassifyTransport(err); c != resilience.FailReset {
+		t.Errorf("class %q", c)
 	}
 }
