@@ -599,7 +599,7 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
 		Limits:   newLimits(b.plan.limits, j.URL, req.Identity(), b.log),
-		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
+		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf, NoResume: b.o.NoResume,
 		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
 			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }, OnHedge: b.log.Hedge},
 	}

@@ -142,6 +142,22 @@ func hint(err error) string {
 	return ""
 }
 
+// nextStep says what the retry after err does, for its line: "retrying",
+// or after a body cut partway, "resuming from byte 5,900,000", or
+// "retrying from the start" and why the bytes received cannot be kept.
+func nextStep(err error) (step, why string) {
+	var cut *fetch.BodyCutError
+	switch {
+	case !errors.As(err, &cut) || cut.Read == 0:
+		return "retrying", ""
+	case cut.Resume > 0:
+		return "resuming from byte " + fetch.GroupDigits(cut.Resume), ""
+	case cut.Restart != "":
+		return "retrying from the start", cut.Restart
+	}
+	return "retrying", ""
+}
+
 // shellQuote quotes s for a POSIX shell, so a command refetch suggests can
 // be pasted as it is, whatever the key or path holds.
 func shellQuote(s string) string {

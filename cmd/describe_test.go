@@ -209,3 +209,26 @@ func (w *lazyWrap) Unwrap() []error {
 	}
 	return []error{w.err}
 }
+
+// TestNextStepSaysWhereTheRetryStarts: a retry line after a cut body says
+// where the next attempt resumes, or why it starts over; through a
+// timeout too.
+func TestNextStepSaysWhereTheRetryStarts(t *testing.T) {
+	resumes := &fetch.BodyCutError{Read: 5_900_000, Total: 16 << 20, Err: errors.New("x"), Resume: 5_900_000}
+	restarts := &fetch.BodyCutError{Read: 10, Total: 20, Err: errors.New("x"), Restart: "no validator"}
+	for _, tc := range []struct {
+		err       error
+		step, why string
+	}{
+		{resumes, "resuming from byte 5,900,000", ""},
+		{&resilience.TimeoutError{After: 1e9, Err: resumes}, "resuming from byte 5,900,000", ""},
+		{restarts, "retrying from the start", "no validator"},
+		{&fetch.BodyCutError{Read: 10, Total: 20, Err: errors.New("x")}, "retrying", ""}, // --no-resume
+		{&fetch.BodyCutError{Read: 0, Total: 20, Err: errors.New("x")}, "retrying", ""},
+		{errors.New("503"), "retrying", ""},
+	} {
+		if step, why := nextStep(tc.err); step != tc.step || why != tc.why {
+			t.Errorf("nextStep(%v) = %q, %q; want %q, %q", tc.err, step, why, tc.step, tc.why)
+		}
+	}
+}

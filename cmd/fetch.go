@@ -43,6 +43,8 @@ type FetchOptions struct {
 	Output   string
 	NoBuffer bool
 	JSON     bool
+	// NoResume: a retry after a cut body asks for the whole body again.
+	NoResume bool
 
 	// Batch holds the flags only a batch uses (-i, -P, ...).
 	Batch BatchFlags
@@ -127,6 +129,7 @@ goes to stdout whole, in the order the fetches end.
 	opts.Hedges.register(fs)
 	fs.StringVarP(&opts.Output, "output", "o", "", "write the body to `FILE` instead of stdout: complete or not at all, replaced atomically where the file allows it; in a batch, a template with {n} and {name}")
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
+	fs.BoolVar(&opts.NoResume, "no-resume", false, "retry a GET whose body was cut from byte 0, instead of asking for the rest (Range, If-Range)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body (a batch: one a line)")
 	opts.Batch.register(fs)
 	opts.ReportFlags.register(fs, "fetch")
@@ -395,7 +398,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
 		Limits:   newLimits(p.limits, p.req.URL, p.req.Identity(), o.Log),
-		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
+		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true, NoResume: o.NoResume,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace,
 			OnHedge: o.Log.Hedge},

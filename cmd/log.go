@@ -116,9 +116,13 @@ func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 	if target != "" {
 		msg = target + ": " + msg
 	}
-	msg += fmt.Sprintf(": %s; retrying in %s", describe(info.Err), FormatDuration(info.Wait))
+	step, why := nextStep(info.Err)
+	msg += fmt.Sprintf(": %s; %s in %s", describe(info.Err), step, FormatDuration(info.Wait))
 	if info.RetryAfter >= 0 {
 		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
+	}
+	if why != "" {
+		msg += ": " + printable(fetch.Redact(why))
 	}
 	l.line(l.yellow.Sprint(msg))
 	if target == "" {

@@ -64,6 +64,12 @@ func traceLine(n int, t *fetch.AttemptTrace) string {
 		}
 		fmt.Fprintf(&b, " %s %s", p.Label(), v)
 	}
+	if t.Resumed {
+		fmt.Fprintf(&b, "; resumed from byte %s, %s received", fetch.GroupDigits(t.ResumedFrom), fetch.FormatBytes(t.BodyBytes))
+	}
+	if t.Restart != "" {
+		b.WriteString("; " + printable(fetch.Redact(t.Restart)))
+	}
 	return b.String()
 }
 

@@ -52,7 +52,7 @@ func TestE2EServerFaults(t *testing.T) {
 	}{
 		{"content-length longer than the body", func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-		}, nil, 4, "unexpected EOF"},
+		}, nil, 4, "the server closed the connection after 9 B of 100 B"},
 		{"connection reset mid-body", func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
 			c.(*net.TCPConn).SetLinger(0) // RST instead of FIN

@@ -1,9 +1,11 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -60,8 +62,18 @@ func TestBodyCutMessages(t *testing.T) {
 		}
 	}
 	cut := &BodyCutError{Read: 12 << 20, Total: 2 << 30, Err: io.ErrUnexpectedEOF}
-	if got := cut.Error(); got != "body cut short after 12.0 MiB of 2.0 GiB: unexpected EOF" {
+	if got := cut.Error(); got != "the server closed the connection after 12.0 MiB of 2.0 GiB" {
 		t.Errorf("BodyCutError = %q", got)
+	}
+	resetCut := &BodyCutError{Read: 5 << 20, Total: 16 << 20, Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+	if got := resetCut.Error(); got != "the server reset the connection after 5.0 MiB of 16.0 MiB" {
+		t.Errorf("BodyCutError of a reset = %q", got)
+	}
+	if got := (&BodyCutError{Read: 0, Total: 10, Err: io.ErrUnexpectedEOF}).Error(); got != "the server closed the connection before the body's first byte" {
+		t.Errorf("BodyCutError before the first byte = %q", got)
+	}
+	if got := (&BodyCutError{Read: 10, Total: 20, Err: errors.New("odd")}).Error(); got != "body cut short after 10 B of 20 B: odd" {
+		t.Errorf("BodyCutError of another error = %q", got)
 	}
 	te := &resilience.TimeoutError{After: 30e9, Err: cut}
 	if got := te.Error(); got != "attempt timed out after 30s with 12.0 MiB of 2.0 GiB received" {
@@ -73,5 +85,17 @@ func TestBodyCutMessages(t *testing.T) {
 	streamed := &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}
 	if got := (&resilience.TimeoutError{After: 1e9, Err: streamed}).Error(); !strings.Contains(got, "partly streamed, so it is not retried") {
 		t.Errorf("TimeoutError of a streamed body = %q", got)
+	}
+}
+
+// A reset before any response reads in words, and keeps its class.
+func TestResetBeforeResponseInWords(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	err := unwrapURLError(&url.Error{Op: "Get", URL: "http://x", Err: reset})
+	if err.Error() != "the server reset the connection before its response" {
+		t.Errorf("message %q", err)
+	}
+	if c := resilience.ClassifyTransport(err); c != resilience.FailReset {
+		t.Errorf("class %q", c)
 	}
 }

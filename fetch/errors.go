@@ -41,10 +41,26 @@ type BodyCutError struct {
 	// destination that shows it at once (-N): it is then not retried.
 	Streamed bool
 	Err      error
+	// Resume is the byte the next attempt asks the server to continue
+	// from (Range: bytes=Resume-, resume.go); 0 when it starts over.
+	Resume int64
+	// Restart says why a body partly received starts over on the next
+	// attempt instead ("" when it resumes, or when resuming is off).
+	Restart string
 }
 
 func (e *BodyCutError) Error() string {
-	msg := "body cut short after " + e.progress() + ": " + e.Err.Error()
+	var msg string
+	switch words := resilience.ClassifyTransport(e.Err).CutWords(); {
+	case words != "" && e.Read == 0:
+		msg = words + " before the body's first byte"
+	case words != "":
+		// The system's words ("read tcp 127.0.0.1:35080->…: connection
+		// reset by peer") add nothing a person can act on.
+		msg = words + " after " + e.progress()
+	default:
+		msg = "body cut short after " + e.progress() + ": " + e.Err.Error()
+	}
 	if e.Streamed {
 		msg += "; the body was partly streamed, so it is not retried"
 	}
@@ -100,6 +116,12 @@ func FormatBytes(n int64) string {
 func Classify(method string, a resilience.Attempt, p resilience.Policy) resilience.Verdict {
 	if a.Err != nil && final(a.Err) {
 		return resilience.Verdict{Kind: resilience.Permanent, Breaker: resilience.Ignore, Err: a.Err}
+	}
+	var re *ResumeError
+	if errors.As(a.Err, &re) {
+		// The server answered, only not with the rest of this version:
+		// the next attempt starts over; the server is not down.
+		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
 	}
 	return resilience.ClassifyPolicy(method, a, p)
 }

@@ -90,20 +90,34 @@ func (s *GroupFileSink) Begin() (io.Writer, error) {
 	if s.submitted {
 		return nil, errors.New("file sink already submitted")
 	}
+	if s.tmp == nil && s.mem == nil {
+		s.mem = smallBodies.Get().(*[]byte)
+	}
+	// A body resumed at its start: the memory or temporary file emptied.
+	return s.Resume(0)
+}
+
+// Resume implements resumer: the body keeps its first off bytes, in
+// memory or in its temporary file.
+func (s *GroupFileSink) Resume(off int64) (io.Writer, error) {
+	if s.submitted {
+		return nil, errors.New("file sink already submitted")
+	}
 	s.sealed = false
 	if s.tmp != nil {
-		if err := s.tmp.Truncate(0); err != nil {
-			return nil, err
-		}
-		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
+		if err := truncateAt(s.tmp.File, off); err != nil {
 			return nil, err
 		}
 		return s.tmp.File, nil
 	}
-	if s.mem == nil {
-		s.mem = smallBodies.Get().(*[]byte)
+	if s.mem == nil || int64(len(*s.mem)) < off {
+		held := int64(0)
+		if s.mem != nil {
+			held = int64(len(*s.mem))
+		}
+		return nil, errHeldShort(off, held)
 	}
-	*s.mem = (*s.mem)[:0]
+	*s.mem = (*s.mem)[:off]
 	return s, nil
 }
 

@@ -102,7 +102,7 @@ type copyDone struct {
 // response (or the last failure) and its trace, which lists every copy.
 // finish, called once the response's body is closed, ends the winner's
 // context.
-func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, at *AttemptTrace, finish func(), err error) {
+func (f *fetcher) sendHedged(ctx context.Context, n int, mods ...func(*http.Request)) (resp *http.Response, at *AttemptTrace, finish func(), err error) {
 	h := f.cfg.Hedge
 	start := time.Now()
 	results := make(chan copyDone, h.Max+1)
@@ -120,7 +120,7 @@ func (f *fetcher) sendHedged(ctx context.Context, n int) (resp *http.Response, a
 		c := &copyRun{Copy: Copy{N: len(copies) + 1, Sent: time.Since(start), Trace: &AttemptTrace{Copy: len(copies) + 1}}, cancel: cancel}
 		copies = append(copies, c)
 		go func() {
-			resp, err := f.cfg.Request.send(withTrace(cctx, c.Trace), client, n, copyHooks)
+			resp, err := f.cfg.Request.send(withTrace(cctx, c.Trace), client, n, copyHooks, mods...)
 			results <- copyDone{c, resp, err}
 		}()
 	}

@@ -706,11 +706,15 @@ func (r *Request) newHTTPRequest() (*http.Request, error) {
 // send performs attempt n of r with client under ctx, calling the request
 // and response hooks around it and tracing it (trace.go: into the
 // caller's AttemptTrace if ctx carries one). A transport error comes back
-// without net/http's URL prefix.
-func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks) (*http.Response, error) {
+// without net/http's URL prefix. mods change the request before it goes
+// (resume.go: the Range of a resumed body).
+func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks, mods ...func(*http.Request)) (*http.Response, error) {
 	req, err := r.newHTTPRequest()
 	if err != nil {
 		return nil, err
+	}
+	for _, mod := range mods {
+		mod(req)
 	}
 	ctx, at := startTrace(ctx, n, h)
 	if r.Trace != nil {

@@ -96,6 +96,9 @@ type Config struct {
 	// Hedge, if set, hedges each attempt (hedge.go); the caller decides
 	// that the request is safe to repeat.
 	Hedge *Hedge
+	// NoResume turns off resuming a cut body (resume.go): every retry
+	// asks for the whole body again.
+	NoResume bool
 }
 
 // Result is what a run did. When stale or fallback data was served, Err
@@ -145,6 +148,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		buf = make([]byte, bufSize)
 	}
 	f := &fetcher{cfg: cfg, client: client, buf: buf, book: &addrBook{}}
+	f.rs.on = f.canResume()
 	ctx = withAddrBook(ctx, f.book)
 	if cfg.Hedge != nil {
 		f.hedgeClient = newHedgeClient(client)
@@ -273,12 +277,21 @@ type fetcher struct {
 	status int
 	header http.Header
 	size   int64
+
+	rs   resumeState // the body the sink holds, for resuming it
+	from int64       // where the body of the current attempt starts
 }
 
 // attempt sends the request once and, on a 2xx, streams the body into the
 // sink. Other bodies are drained (bounded) so the connection can be reused.
+// After a cut body it asks for the rest instead (resume.go).
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
-	resp, at, finish, err := f.send(ctx, n)
+	from := f.rs.pending()
+	var mods []func(*http.Request)
+	if from > 0 {
+		mods = append(mods, f.rs.ask)
+	}
+	resp, at, finish, err := f.send(ctx, n, mods...)
 	defer finish()
 	if f.book.several() {
 		at.setSeveral()
@@ -289,26 +302,58 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	defer resp.Body.Close()
 	f.status, f.header = resp.StatusCode, resp.Header
 	a := resilience.Attempt{Status: resp.StatusCode, StatusText: statusText(resp), Header: resp.Header, Detail: at}
+	resumed := false
+	if from > 0 {
+		var why string
+		resumed, why = f.resumeAnswer(resp, at, from)
+		if why != "" {
+			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			a.Err = &ResumeError{From: from, Status: resp.StatusCode, Why: why}
+			return a
+		}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 		return a
 	}
+	if !resumed {
+		from = 0
+	}
 	max := f.cfg.Request.MaxSize
-	if max > 0 && resp.ContentLength > max {
-		a.Err = fmt.Errorf("%w: Content-Length %d > %d", ErrTooLarge, resp.ContentLength, max)
+	if max > 0 && from+resp.ContentLength > max {
+		a.Err = fmt.Errorf("%w: Content-Length %d > %d", ErrTooLarge, from+resp.ContentLength, max)
 		return a
 	}
-	w, err := f.cfg.Sink.Begin()
-	if err != nil {
-		a.Err = markAs(errOutput, err)
-		return a
+	var w io.Writer
+	if resumed {
+		if w, err = f.cfg.Sink.(resumer).Resume(from); err != nil {
+			f.rs.drop()
+			a.Err = &ResumeError{From: from, Status: resp.StatusCode, Why: "could not be added to the bytes held: " + err.Error()}
+			return a
+		}
+		at.Resumed, at.ResumedFrom = true, from
+	} else {
+		if w, err = f.cfg.Sink.Begin(); err != nil {
+			a.Err = markAs(errOutput, err)
+			return a
+		}
+		if e, ok := f.cfg.Sink.(expecter); ok {
+			e.Expect(resp.ContentLength)
+		}
+		f.rs.start(resp)
 	}
-	if e, ok := f.cfg.Sink.(expecter); ok {
-		e.Expect(resp.ContentLength)
+	f.from = from
+	total := resp.ContentLength
+	if resumed {
+		total = f.rs.total
 	}
 	if f.capture != nil {
-		f.capture.reset()
-		if resp.ContentLength > f.capture.limit {
+		if resumed {
+			f.capture.keep(from)
+		} else {
+			f.capture.reset()
+		}
+		if from+resp.ContentLength > f.capture.limit {
 			// Too large for the stale cache whatever comes: the body need
 			// not pass through it (and may be spliced).
 			f.capture.overflow = true
@@ -318,22 +363,39 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	}
 	var progress Progress
 	if h := f.cfg.Hooks.OnBody; h != nil {
-		progress = h(resp.ContentLength)
+		progress = h(total)
 		defer progress.Done()
+		for held := from; held > 0; held -= min(held, 1<<30) {
+			progress.Add(int(min(held, 1<<30))) // an int may be 32 bits
+		}
 	}
 	var sp splicer
 	if f.cfg.Splice && resp.ContentLength > spliceMin && resp.ProtoMajor == 1 && !resp.Uncompressed && !spliceRefused.Load() {
 		sp, _ = at.conn().(splicer)
 	}
-	f.size, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
+	var k int64
+	k, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
+	f.size, at.BodyBytes = from+k, k
+	if a.Err == nil && resumed && total >= 0 && f.size != total {
+		// A resumed body that ended cleanly short of its Content-Range.
+		a.Err = &BodyCutError{Read: k, Total: total, Err: io.ErrUnexpectedEOF}
+	}
+	var cut *BodyCutError
+	if errors.As(a.Err, &cut) && !cut.Streamed {
+		f.rs.cut(f.size, cut)
+	}
+	if a.Err == nil && resumed {
+		// The body served is the whole of the first answer's.
+		f.status, f.header = f.rs.status, f.rs.header
+	}
 	return a
 }
 
 // send sends attempt n: hedged when the run hedges, else once. finish
 // ends what the attempt holds once its body is closed.
-func (f *fetcher) send(ctx context.Context, n int) (*http.Response, *AttemptTrace, func(), error) {
+func (f *fetcher) send(ctx context.Context, n int, mods ...func(*http.Request)) (*http.Response, *AttemptTrace, func(), error) {
 	if f.hedgeable() {
-		resp, at, finish, err := f.sendHedged(ctx, n)
+		resp, at, finish, err := f.sendHedged(ctx, n, mods...)
 		if err != nil && resp != nil {
 			// Every copy failed, the last with a response: the attempt's
 			// outcome is that response.
@@ -342,7 +404,7 @@ func (f *fetcher) send(ctx context.Context, n int) (*http.Response, *AttemptTrac
 		return resp, at, finish, err
 	}
 	at := new(AttemptTrace)
-	resp, err := f.cfg.Request.send(withTrace(ctx, at), f.client, n, f.cfg.Hooks)
+	resp, err := f.cfg.Request.send(withTrace(ctx, at), f.client, n, f.cfg.Hooks, mods...)
 	return resp, at, func() {}, err
 }
 
@@ -358,6 +420,31 @@ func (f *fetcher) addrError(at *AttemptTrace, err error) error {
 		return err
 	}
 	return &AddrError{Addr: addr, Err: err}
+}
+
+// resumeAnswer judges resp, the answer to a request for the rest of the
+// body from byte from: resumed when it is a 206 that continues the held
+// body; why (the attempt fails, the next one starts over) for a 206 that
+// does not, or a 416. Another 2xx is a whole body that starts over (its
+// reason goes into at); any other status leaves the held bytes for a
+// later attempt.
+func (f *fetcher) resumeAnswer(resp *http.Response, at *AttemptTrace, from int64) (resumed bool, why string) {
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		if why = f.rs.match(resp); why != "" {
+			f.rs.drop()
+			return false, why
+		}
+		return true, ""
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		f.rs.drop()
+		return false, "says the range cannot be served"
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		f.rs.drop()
+		at.Restart = fmt.Sprintf("the server sent the whole body (%d) instead of the rest from byte %s: the resource changed, or the server ignores Range; starting over",
+			resp.StatusCode, groupDigits(from))
+	}
+	return false, ""
 }
 
 // copyBody copies src to dst, telling read failures (the server's) from
@@ -388,7 +475,7 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 			k, rerr = read(f.buf)
 		}
 		if k > 0 {
-			if max > 0 && n+int64(k) > max {
+			if max > 0 && f.from+n+int64(k) > max {
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 			}
 			if _, werr := dst.Write(f.buf[:k]); werr != nil {
@@ -435,8 +522,22 @@ func unwrapURLError(err error) error {
 		// net/http's bare "EOF" means the server hung up before answering.
 		return fmt.Errorf("server closed the connection without a response (%w)", err)
 	}
+	if c := resilience.ClassifyTransport(err); c == resilience.FailReset {
+		// "read tcp 127.0.0.1:35080->127.0.0.1:18500: read: connection
+		// reset by peer" says nothing a person can act on.
+		return &wordedError{words: c.CutWords() + " before its response", err: err}
+	}
 	return err
 }
+
+// wordedError says err in words of its own; its class is err's.
+type wordedError struct {
+	words string
+	err   error
+}
+
+func (e *wordedError) Error() string { return e.words }
+func (e *wordedError) Unwrap() error { return e.err }
 
 // captureWriter keeps a copy of the body for the stale cache, up to limit.
 type captureWriter struct {
@@ -446,6 +547,17 @@ type captureWriter struct {
 }
 
 func (c *captureWriter) reset() { c.buf.Reset(); c.overflow = false }
+
+// keep drops what follows the first n bytes: a resumed body continues
+// there.
+func (c *captureWriter) keep(n int64) {
+	if !c.overflow && int64(c.buf.Len()) >= n {
+		c.buf.Truncate(int(n))
+	} else {
+		c.overflow = true
+		c.buf.Reset()
+	}
+}
 
 func (c *captureWriter) Write(p []byte) (int, error) {
 	if !c.overflow && int64(c.buf.Len()+len(p)) <= c.limit {

@@ -32,6 +32,39 @@ type expecter interface {
 	Expect(size int64)
 }
 
+// resumer is a Sink that can continue the body of its last Begin after
+// the body was cut (resume.go): Resume keeps the body's first off bytes,
+// drops anything after them, and returns the writer of the bytes that
+// follow, in the same memory or file, so nothing already received is
+// copied again. It fails when the sink holds fewer than off bytes; the
+// caller then starts over with Begin. Nothing becomes visible before
+// Commit, as with Begin.
+type resumer interface {
+	Resume(off int64) (io.Writer, error)
+}
+
+// errHeldShort is Resume's error when the sink holds less than asked.
+func errHeldShort(off, held int64) error {
+	return fmt.Errorf("cannot resume at byte %d: %d bytes are held", off, held)
+}
+
+// truncateAt keeps the first off bytes of f, a body's file, and puts its
+// offset there, where the rest of the body goes.
+func truncateAt(f *os.File, off int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() < off {
+		return errHeldShort(off, st.Size())
+	}
+	if err := f.Truncate(off); err != nil {
+		return err
+	}
+	_, err = f.Seek(off, io.SeekStart)
+	return err
+}
+
 // fillChunk reads from r until p is full, r ends or r fails, and returns
 // what it read with r's own error (io.EOF at a clean end). For a body that
 // is held back anyway (buffered, or -o without a progress bar) it makes
@@ -170,6 +203,22 @@ func (s *BufferSink) appendFile() (*os.File, func(int64)) {
 	return s.file, func(n int64) { s.size += n }
 }
 
+// Resume implements resumer: the body keeps its first off bytes, in
+// memory or in the temporary file, wherever they are.
+func (s *BufferSink) Resume(off int64) (io.Writer, error) {
+	if off > s.size {
+		return nil, errHeldShort(off, s.size)
+	}
+	if s.file == nil {
+		s.mem.Truncate(int(off))
+	} else if err := truncateAt(s.file, off); err != nil {
+		// Once spilled, the whole body is in the file (toFile).
+		return nil, err
+	}
+	s.size = off
+	return s, nil
+}
+
 // Size is the length of the buffered body.
 func (s *BufferSink) Size() int64 { return s.size }
 
@@ -253,6 +302,10 @@ func (DiscardSink) Close() error { return nil }
 
 // Streams implements Sink: nothing is visible, so a cut body may be retried.
 func (DiscardSink) Streams() bool { return false }
+
+// Resume implements resumer: the rest of a cut body is dropped too, and
+// only the rest is asked for.
+func (DiscardSink) Resume(int64) (io.Writer, error) { return io.Discard, nil }
 
 // IsNullDevice reports whether w is the null device (stdout > /dev/null).
 func IsNullDevice(w io.Writer) bool {

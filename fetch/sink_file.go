@@ -279,6 +279,16 @@ func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // Begin implements Sink.
 func (s *FileSink) Begin() (io.Writer, error) {
+	if s.how == discard || s.how == replaceFile {
+		// The temporary file emptied: a body resumed at its start.
+		return s.Resume(0)
+	}
+	return s.buf.Begin()
+}
+
+// Resume implements resumer: the temporary file beside the target, or
+// the buffer of the other modes, keeps the body's first off bytes.
+func (s *FileSink) Resume(off int64) (io.Writer, error) {
 	switch s.how {
 	case discard:
 		return io.Discard, nil
@@ -286,15 +296,12 @@ func (s *FileSink) Begin() (io.Writer, error) {
 		if s.tmp == nil {
 			return nil, errors.New("file sink closed")
 		}
-		if err := s.tmp.Truncate(0); err != nil {
+		if err := truncateAt(s.tmp.File, off); err != nil {
 			return nil, err
 		}
-		if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		return startWriteback(s.tmp.File), nil
+		return startWritebackAt(s.tmp.File, off), nil
 	}
-	return s.buf.Begin()
+	return s.buf.Resume(off)
 }
 
 // Expect passes the body's announced length to the buffer of the modes

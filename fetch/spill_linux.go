@@ -151,11 +151,11 @@ func sendfile(out, src *os.File, n int64) (int64, error) {
 	return written, serr
 }
 
-// writebackEvery is how much of a body startWriteback lets accumulate
+// writebackEvery is how much of a body startWritebackAt lets accumulate
 // before it asks the kernel to start writing it to disk.
 const writebackEvery = 8 << 20
 
-// startWriteback returns a writer for f, the temporary file of -o, that
+// startWritebackAt returns a writer for f, the temporary file of -o, that
 // starts the disk writes of every writebackEvery bytes as they arrive
 // (sync_file_range(2), SYNC_FILE_RANGE_WRITE: it starts writeback and does
 // not wait), so the disk works while the download goes on and the final
@@ -163,15 +163,18 @@ const writebackEvery = 8 << 20
 // durable: the fsync before the rename still does. Measured on a 512 MiB
 // -o into ext4 on a virtual disk: about a quarter less time than
 // without it (bench/run.sh, bench/BENCHMARKS.md).
-func startWriteback(f *os.File) io.Writer {
+//
+// f holds off bytes of the body already (a resumed body, resume.go; 0 for
+// a body from its start), whose writeback was started before.
+func startWritebackAt(f *os.File, off int64) io.Writer {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return f
 	}
-	return &writeback{f: f, rc: rc}
+	return &writeback{f: f, rc: rc, off: off, started: off}
 }
 
-// writeback is the writer of startWriteback.
+// writeback is the writer of startWritebackAt.
 type writeback struct {
 	f       *os.File
 	rc      syscall.RawConn

@@ -42,5 +42,5 @@ func copySpill(dst io.Writer, src *os.File, n int64) (int64, error) {
 	return io.Copy(dst, src)
 }
 
-// startWriteback returns f: only Linux has sync_file_range(2).
-func startWriteback(f *os.File) io.Writer { return f }
+// startWritebackAt returns f: only Linux has sync_file_range(2).
+func startWritebackAt(f *os.File, _ int64) io.Writer { return f }

@@ -110,6 +110,14 @@ type AttemptTrace struct {
 	// Copy is the copy of a hedged attempt this trace is of (1 the first,
 	// 2 and on the hedges); 0 when the attempt was not hedged.
 	Copy int
+	// Resumed is set when the attempt's body continued a cut body from
+	// byte ResumedFrom (resume.go); BodyBytes is what the attempt itself
+	// received of the body. Restart says why the attempt started the body
+	// over although it asked for the rest ("" if it did not).
+	Resumed     bool
+	ResumedFrom int64
+	BodyBytes   int64
+	Restart     string
 
 	mu      sync.Mutex
 	n       int
@@ -354,6 +362,13 @@ type ReportTrace struct {
 	// Addresses are the addresses the attempt's connects tried, when its
 	// host has several; left out otherwise.
 	Addresses []ReportDial `json:"addresses,omitempty"`
+	// ResumedFrom is the byte the attempt's body continued a cut body
+	// from, null when it started at byte 0; BodyBytes is what the attempt
+	// received of the body; Restart says why it started over although it
+	// asked for the rest.
+	ResumedFrom *int64  `json:"resumed_from"`
+	BodyBytes   int64   `json:"body_bytes"`
+	Restart     *string `json:"restart,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -399,6 +414,15 @@ func NewReportTrace(detail any) ReportTrace {
 	}
 	rt.Copies = reportCopies(t)
 	rt.Addresses = reportDials(t)
+	if t.Resumed {
+		from := t.ResumedFrom
+		rt.ResumedFrom = &from
+	}
+	rt.BodyBytes = t.BodyBytes
+	if t.Restart != "" {
+		why := t.Restart
+		rt.Restart = &why
+	}
 	return rt
 }
 

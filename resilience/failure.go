@@ -117,3 +117,19 @@ func IsCertificateError(err error) bool {
 	return errors.As(err, &unknownAuth) || errors.As(err, &hostname) ||
 		errors.As(err, &invalid) || errors.As(err, &verify)
 }
+
+// CutWords says, in words a person acts on, how a transfer that had
+// begun ended early in class c: "the server reset the connection". It is
+// "" for a class with no such words of its own (a timeout says it through
+// TimeoutError, the rest keep their system error). The one wording of a
+// cut transfer: the fetch layer's messages and the command layer's lines
+// take it from here.
+func (c FailureClass) CutWords() string {
+	switch c {
+	case FailReset:
+		return "the server reset the connection"
+	case FailClosed:
+		return "the server closed the connection"
+	}
+	return ""
+}
