@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/refetch/refetch/internal/redistest"
+)
+
+// Highly available Redis: the contract suite runs against a Sentinel
+// setup and a three-master Cluster too (one of each for the package,
+// emptied before each store), and the cluster's own promises are shown
+// here: keys spread over every master, listed and removed from all of
+// them.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.CloseShared()
+	os.Exit(code)
+}
+
+func init() {
+	contractStores["redis sentinel"] = func(t *testing.T) Store {
+		s := redistest.SharedSentinel(t)
+		s.Flush(t)
+		return newHAStore(t, RedisConfig{Kind: RedisSentinel, Addrs: s.Sentinels, MasterName: redistest.MasterName})
+	}
+	contractStores["redis cluster"] = func(t *testing.T) Store {
+		c := redistest.SharedCluster(t)
+		c.Flush(t)
+		return newHAStore(t, RedisConfig{Kind: RedisCluster, Addrs: c.Masters})
+	}
+}
+
+// newHAStore is a Sentinel or Cluster store of c that decides by the
+// caller's clock and waits for replicas on the writes that open a
+// breaker, as refetch's does.
+func newHAStore(t *testing.T, c RedisConfig) *RedisStore {
+	t.Helper()
+	c.Timeout, c.TTL, c.CallerClock = testTimeout, time.Hour, true
+	if c.ReplicaWait == 0 {
+		c.ReplicaWait = 50 * time.Millisecond
+	}
+	s, err := NewRedisStore(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestRedisClusterSpreadsListsAndDeletes: 300 breakers and 300 rates land
+// on all three masters; List and ListLimits see every one, Delete,
+// DeleteLimits (two keys in two slots) and DeleteAll remove them on every
+// master.
+func TestRedisClusterSpreadsListsAndDeletes(t *testing.T) {
+	c := redistest.SharedCluster(t)
+	c.Flush(t)
+	s := newHAStore(t, RedisConfig{Kind: RedisCluster, Addrs: c.Masters})
+	ctx := context.Background()
+	const n = 300
+	for i := 0; i < n; i++ {
+		origin := fmt.Sprintf("http://origin%d.test:80", i)
+		if err := addFailures(ctx, s, origin, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rate(ctx, RateParams{Origin: origin, Interval: time.Second, Burst: 1}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Budget(ctx, BudgetParams{Origin: origin, Kind: BudgetFirst, Percent: 10, Min: 1, Window: time.Minute}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, addr := range c.Masters {
+		rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		size, err := rc.DBSize(ctx).Result()
+		rc.Close()
+		if err != nil || size == 0 {
+			t.Fatalf("master %s holds %d keys (%v): the records do not spread", addr, size, err)
+		}
+	}
+	recs, err := s.List(ctx)
+	if err != nil || len(recs) != n {
+		t.Fatalf("List = %d records, %v; want %d", len(recs), err, n)
+	}
+	for _, r := range recs {
+		if r.ConsecutiveFailures != 1 || !strings.HasPrefix(r.Key, "http://origin") {
+			t.Fatalf("record %+v", r)
+		}
+	}
+	limits, err := s.ListLimits(ctx)
+	if err != nil || len(limits) != 2*n {
+		t.Fatalf("ListLimits = %d records, %v; want %d", len(limits), err, 2*n)
+	}
+	if ok, err := s.DeleteLimits(ctx, "http://origin7.test:80"); !ok || err != nil {
+		t.Fatalf("DeleteLimits = %v, %v", ok, err)
+	}
+	if ok, err := s.Delete(ctx, "http://origin7.test:80"); !ok || err != nil {
+		t.Fatalf("Delete = %v, %v", ok, err)
+	}
+	if got, err := s.DeleteAll(ctx); got != n-1 || err != nil {
+		t.Fatalf("DeleteAll = %d, %v; want %d", got, err, n-1)
+	}
+	if got, err := s.DeleteAllLimits(ctx); got != 2*(n-1) || err != nil {
+		t.Fatalf("DeleteAllLimits = %d, %v; want %d", got, err, 2*(n-1))
+	}
+	if recs, err := s.List(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("after DeleteAll: %d records, %v", len(recs), err)
+	}
+}
+
+// TestMovedIsStoreDown: a store that reaches a cluster node which does
+// not hold the key's slot gets MOVED; to a FailoverStore that is its
+// primary failing (one warning, the secondary answers), not an error of
+// the step.
+func TestMovedIsStoreDown(t *testing.T) {
+	c := redistest.SharedCluster(t)
+	c.Flush(t)
+	ctx := context.Background()
+	var key string
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
+	defer cc.Close()
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("http://moved%d.test:80", i)
+		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != c.Masters[0] {
+			key = k
+		}
+	}
+	one := newRedisStore(t, c.Masters[0], nil)
+	var warns []error
+	s := &FailoverStore{Primary: one, Secondary: &FileStore{Dir: filepath.Join(t.TempDir(), "state")},
+		Warn: func(err error) { warns = append(warns, err) }}
+	p := testParams
+	p.Key = key
+	d, err := s.Record(ctx, p, Outcome{Effect: CountFailure, Err: "503"}, time.Now())
+	if err != nil || d.Route != RouteSecondary || d.Record.ConsecutiveFailures != 1 {
+		t.Fatalf("Record = %+v, %v; want the secondary's", d, err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "MOVED") {
+		t.Fatalf("warnings %v, want one naming MOVED", warns)
+	}
+}
