@@ -11,7 +11,7 @@ import (
 
 // storeFlagUsage is the help of --store on every command that has it.
 const storeFlagUsage = "share breaker state through `URL`: redis://[user:pass@]host:port/db, rediss://, " +
-	"redis+sentinel://host:port[,host:port…]/master[/db] or redis+cluster://host:port[,host:port…] (default: files in the state dir)"
+	"redis+sentinel:// or redis+cluster:// (default: files in the state dir)"
 
 // Defaults of a Redis store (see docs/breaker.md, "Fleet").
 const (
