@@ -150,3 +150,61 @@ func TestMovedIsStoreDown(t *testing.T) {
 		t.Fatalf("warnings %v, want one naming MOVED", warns)
 	}
 }
+
+func TestParseRedisHAURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want RedisConfig
+		name string
+	}{
+		{"redis+sentinel://s1,s2:26380/mymaster", RedisConfig{Kind: RedisSentinel, Addrs: []string{"s1:26379", "s2:26380"}, MasterName: "mymaster"},
+			"redis+sentinel://s1:26379,s2:26380/mymaster"},
+		{"rediss+sentinel://u:s3cret@10.0.0.1:5000/m/3?timeout=1s", RedisConfig{Kind: RedisSentinel, Addrs: []string{"10.0.0.1:5000"},
+			MasterName: "m", Username: "u", Password: "s3cret", DB: 3, TLS: true, Timeout: time.Second}, "rediss+sentinel://10.0.0.1:5000/m/3"},
+		{"REDIS+CLUSTER://a:7000,b:7001,c/", RedisConfig{Kind: RedisCluster, Addrs: []string{"a:7000", "b:7001", "c:6379"}},
+			"redis+cluster://a:7000,b:7001,c:6379"},
+		{"redis+cluster://[::1]:7000,[::1]:7001", RedisConfig{Kind: RedisCluster, Addrs: []string{"[::1]:7000", "[::1]:7001"}},
+			"redis+cluster://[::1]:7000,[::1]:7001"},
+		{"rediss+cluster://:p%40ss@c", RedisConfig{Kind: RedisCluster, Addrs: []string{"c:6379"}, Password: "p@ss", TLS: true},
+			"rediss+cluster://c:6379"},
+	} {
+		got, err := ParseRedisURL(tc.raw)
+		if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+			t.Errorf("ParseRedisURL(%q) = %+v, %v; want %+v", tc.raw, got, err, tc.want)
+			continue
+		}
+		if got.String() != tc.name {
+			t.Errorf("String() of %q = %q, want %q", tc.raw, got.String(), tc.name)
+		}
+	}
+	for raw, want := range map[string]string{
+		"redis+sentinel://:hunter2@s1,s2":              "no master name",
+		"redis+sentinel://:hunter2@s1/":                "no master name",
+		"redis+sentinel://:hunter2@s1/m/x":             "invalid database",
+		"redis+sentinel://:hunter2@s1/m/1/2":           "invalid database",
+		"redis+sentinel://:hunter2@s1,,s2/m":           "an empty host",
+		"redis+sentinel://:hunter2@s1:0/m":             "invalid port",
+		"redis+sentinel://:hunter2@s1:1:2,s2/m":        "invalid host and port",
+		"redis+cluster://:hunter2@a,b:99999":           "invalid port",
+		"redis+cluster://:hunter2@a/1":                 "a cluster has only database 0",
+		"redis+cluster://:hunter2@a?pool=3":            "unknown option",
+		"redis+cluster://:hunter2@a?timeout=-1s":       "invalid timeout",
+		"redis+cluster://:hunter2@":                    "no host",
+		"redis+memcache://:hunter2@a":                  "unsupported scheme",
+		"redis://:hunter2@a:1,b:2":                     "several hosts",
+		"redis+cluster://:hunt%zzer2@a,b":              "malformed URL",
+		"rediss+sentinel://u:hunter2@[::1:1,[::1]:2/m": "invalid host and port",
+		"redis+cluster://:hunter2@a:1,b:x":             "invalid host and port \"b:x\"",
+	} {
+		_, err := ParseRedisURL(raw)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRedisURL(%q) = %v, want an error saying %q", raw, err, want)
+			continue
+		}
+		for _, secret := range []string{"hunter2", "hunt%zzer2"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("ParseRedisURL(%q) error shows the password: %v", raw, err)
+			}
+		}
+	}
+}

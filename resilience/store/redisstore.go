@@ -131,10 +131,20 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	fail := func(format string, args ...any) (RedisConfig, error) {
 		return RedisConfig{}, fmt.Errorf("%s: %s", shown, fmt.Sprintf(format, args...))
 	}
-	if !strings.Contains(raw, "://") {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return fail("not a URL (want %s)", redisURLForms)
 	}
-	u, err := url.Parse(raw)
+	// The host list (host:port,host:port…) is not a URL's host to
+	// net/url: it is cut out here, after the userinfo's last '@', and
+	// each of its hosts checked on its own.
+	hostStart := strings.LastIndexByte(rest, '@') + 1
+	hostEnd := len(rest)
+	if i := strings.IndexAny(rest[hostStart:], "/?#"); i >= 0 {
+		hostEnd = hostStart + i
+	}
+	hostList := rest[hostStart:hostEnd]
+	u, err := url.Parse(scheme + "://" + rest[:hostStart] + "host" + rest[hostEnd:])
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -142,7 +152,7 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		}
 		return fail("malformed URL (%s)", scrub(err.Error(), redact.Secrets(raw)...))
 	}
-	scheme := strings.ToLower(u.Scheme)
+	scheme = strings.ToLower(u.Scheme)
 	base, kind, _ := strings.Cut(scheme, "+")
 	switch base {
 	case "redis":
@@ -163,12 +173,12 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	default:
 		return fail("unsupported scheme %q (want %s)", u.Scheme, redisURLForms)
 	}
-	if u.Opaque != "" || u.Host == "" {
+	if u.Opaque != "" || hostList == "" {
 		return fail("no host (want %s://host:port)", scheme)
 	}
-	hosts := strings.Split(u.Host, ",")
+	hosts := strings.Split(hostList, ",")
 	if c.Kind == RedisSingle && len(hosts) > 1 {
-		return fail("several hosts (%s); for a Sentinel or Cluster setup use redis+sentinel:// or redis+cluster://", u.Host)
+		return fail("several hosts (%s); for a Sentinel or Cluster setup use redis+sentinel:// or redis+cluster://", hostList)
 	}
 	for _, h := range hosts {
 		addr, err := parseHostPort(h, defaultPort)
