@@ -194,7 +194,7 @@ func TestParseRedisHAURL(t *testing.T) {
 		"redis://:hunter2@a:1,b:2":                     "several hosts",
 		"redis+cluster://:hunt%zzer2@a,b":              "malformed URL",
 		"rediss+sentinel://u:hunter2@[::1:1,[::1]:2/m": "invalid host and port",
-		"redis+cluster://:hunter2@a:1,b:x":             "invalid host and port \"b:x\"",
+		"redis+cluster://:hunter2@a:1,b:x":             "invalid port \"x\"",
 	} {
 		_, err := ParseRedisURL(raw)
 		if err == nil || !strings.Contains(err.Error(), want) {

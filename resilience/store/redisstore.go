@@ -244,23 +244,34 @@ func parseHostPort(h, defaultPort string) (string, error) {
 	if h == "" {
 		return "", errors.New("an empty host in the list (want host:port[,host:port…])")
 	}
-	u, err := url.Parse("redis://" + h)
-	if err != nil || u.Hostname() == "" || u.Host != h {
-		return "", fmt.Errorf("invalid host and port %q (want host:port, or [IPv6]:port)", h)
+	bad := fmt.Errorf("invalid host and port %q (want host:port, or [IPv6]:port)", h)
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 || (end+1 < len(h) && h[end+1] != ':') {
+			return "", bad
+		}
+		host = h[1:end]
+		if end+1 < len(h) {
+			port = h[end+2:]
+		}
+		if net.ParseIP(host) == nil {
+			return "", bad
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		host, port = h[:i], h[i+1:]
 	}
-	if strings.Contains(u.Hostname(), ":") && !strings.HasPrefix(u.Host, "[") {
-		// "host:6379:1": url.Parse takes the last number as the port and
-		// the rest as the host, which no resolver would find.
-		return "", fmt.Errorf("invalid host and port %q (want host:port, or [IPv6]:port)", h)
+	if host == "" || (strings.Contains(host, ":") && !strings.HasPrefix(h, "[")) || strings.ContainsAny(host, "[]@/?#% \t") {
+		// "host:6379:1": no resolver would find "host:6379".
+		return "", bad
 	}
-	port := u.Port()
 	if port == "" {
 		port = defaultPort
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", fmt.Errorf("invalid port %q", port)
 	}
-	return net.JoinHostPort(u.Hostname(), port), nil
+	return net.JoinHostPort(host, port), nil
 }
 
 // scrub replaces every non-empty secret in s.
