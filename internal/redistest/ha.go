@@ -446,3 +446,14 @@ func (c *Cluster) Flush(t testing.TB) {
 		}
 	}
 }
+
+// NewServer starts a plain redis-server, its files in dir, and returns its
+// address and a function that stops it. (For benchmarks; tests use
+// Start.)
+func NewServer(serverBin, dir string) (string, func(), error) {
+	addr, err := launchRetry(serverBin, func(port int) ([]string, error) { return serverArgs(port, dir), nil })
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, func() { stop(addr) }, nil
+}

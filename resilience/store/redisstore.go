@@ -333,6 +333,8 @@ type RedisStore struct {
 	// down is the failure of a call its caller had left behind (see call):
 	// once set, every call fails with it, until Revive.
 	down atomic.Pointer[error]
+	// sentinels, for RedisSentinel, find the primary for client's dials.
+	sentinels *sentinels
 	// noReplicas holds the nodes (by address) that a WAIT found without
 	// a replica, and when: ReplicaWait is not spent on them again for a
 	// while.
@@ -384,15 +386,26 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 	// and nothing more.
 	poolTimeout := max(time.Second, 4*c.Timeout)
 	noNotes := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	st := &RedisStore{cfg: c}
 	var client redis.UniversalClient
 	switch c.Kind {
 	case RedisSentinel:
-		client = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: c.MasterName, SentinelAddrs: c.Addrs,
-			Username: c.Username, Password: c.Password, DB: c.DB,
+		// Not the library's FailoverClient: it asks every sentinel at
+		// once, lists the sentinels and subscribes to their events before
+		// its first command, about a millisecond a process. A dial asks
+		// one sentinel (the one that answered last first) where the
+		// primary is; a demoted primary's READONLY closes the connection
+		// it came on (the client library's rule), so the next dial finds
+		// the promoted one.
+		sen := newSentinels(c, pool, tlsConfig)
+		st.sentinels = sen
+		client = redis.NewClient(&redis.Options{
+			Addr: "sentinel:" + c.MasterName, Username: c.Username, Password: c.Password, DB: c.DB,
+			Dialer:      sen.dial,
 			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
 			PoolTimeout: poolTimeout, DialerRetries: 1, MaxRetries: -1,
-			PoolSize: pool, PipelinePoolSize: -1, DisableIdentity: true, TLSConfig: tlsConfig,
+			PoolSize: pool, PipelinePoolSize: -1, DisableIdentity: true,
+			MaintNotificationsConfig: noNotes,
 		})
 	case RedisCluster:
 		client = redis.NewClusterClient(&redis.ClusterOptions{
@@ -402,7 +415,10 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 			// MOVED and ASK (a slot moved, a failover) are followed, at
 			// most twice; anything else is the store failing.
 			MaxRedirects: 2,
-			PoolSize:     pool, PipelinePoolSize: -1, DisableIdentity: true, TLSConfig: tlsConfig,
+			// Each command goes to its key's slot: no COMMAND (a reply of
+			// hundreds of KiB) to learn routing policies first.
+			DisableRoutingPolicies: true,
+			PoolSize:               pool, PipelinePoolSize: -1, DisableIdentity: true, TLSConfig: tlsConfig,
 			MaintNotificationsConfig: noNotes,
 		})
 	default:
@@ -414,14 +430,89 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 			MaintNotificationsConfig: noNotes,
 		})
 	}
-	return &RedisStore{client: client, cfg: c}, nil
+	st.client = client
+	return st, nil
+}
+
+// sentinels finds a Sentinel setup's primary for the dials of a store's
+// client.
+type sentinels struct {
+	name    string
+	addrs   []string
+	clients []*redis.SentinelClient
+	// last is the sentinel that answered last: asked first.
+	last    atomic.Int32
+	timeout time.Duration
+	tls     *tls.Config
+}
+
+func newSentinels(c RedisConfig, pool int, tlsConfig *tls.Config) *sentinels {
+	s := &sentinels{name: c.MasterName, addrs: c.Addrs, timeout: c.Timeout, tls: tlsConfig}
+	for _, addr := range c.Addrs {
+		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
+			Addr:        addr,
+			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+			DialerRetries: 1, MaxRetries: -1, PoolSize: pool, PipelinePoolSize: -1,
+			DisableIdentity: true, TLSConfig: tlsConfig,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		}))
+	}
+	return s
+}
+
+// primary asks the sentinels, one after another, where the primary is.
+func (s *sentinels) primary(ctx context.Context) (string, error) {
+	n, first := len(s.clients), int(s.last.Load())
+	var errs []error
+	for i := 0; i < n; i++ {
+		j := (first + i) % n
+		got, err := s.clients[j].GetMasterAddrByName(ctx, s.name).Result()
+		if err == nil && len(got) == 2 {
+			s.last.Store(int32(j))
+			return net.JoinHostPort(got[0], got[1]), nil
+		}
+		if errors.Is(err, redis.Nil) || err == nil {
+			err = fmt.Errorf("sentinel %s does not know a master named %q", s.addrs[j], s.name)
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// dial connects to the primary the sentinels name.
+func (s *sentinels) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	addr, err := s.primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: s.timeout}
+	if s.tls == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	cfg := s.tls.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, network, addr)
+}
+
+func (s *sentinels) close() {
+	for _, c := range s.clients {
+		c.Close()
+	}
 }
 
 // String names the store in messages, without credentials.
 func (s *RedisStore) String() string { return s.cfg.String() }
 
 // Close closes the client's connections.
-func (s *RedisStore) Close() error { return s.client.Close() }
+func (s *RedisStore) Close() error {
+	if s.sentinels != nil {
+		s.sentinels.close()
+	}
+	return s.client.Close()
+}
 
 // Revive clears the mark a failure left (see call): the next call tries
 // the server again. A FailoverStore calls it when it goes back to this
