@@ -4,8 +4,9 @@
 // against a single server: the same fetch (a closed breaker: one
 // admission, one outcome) with --store on a single redis-server, on a
 // Sentinel setup (a primary, a replica, three sentinels) and on a
-// three-master Cluster, alternating run by run, medians and quartiles.
-// It starts every server itself, on loopback.
+// three-master Cluster, alternating run by run, medians and quartiles;
+// then a run whose failure opens a breaker (the write that waits for a
+// replica). It starts every server itself, on loopback.
 //
 //	go run ./bench/ha -refetch PATH [-runs 200]
 package main
@@ -58,6 +59,10 @@ func main() {
 	defer cl.Close()
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dead" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprint(w, `{"ok":true}`)
 	}))
 	defer srv.Close()
@@ -81,7 +86,30 @@ func main() {
 			times[m] = append(times[m], time.Since(start))
 		}
 	}
-	fmt.Printf("fetch with --store, whole process, %d runs per mode, alternating (median, p25-p75):\n", *runs)
+	report(fmt.Sprintf("fetch with --store, a closed breaker, whole process, %d runs per mode, alternating", *runs), modes, times)
+
+	// A run whose failure opens a fresh breaker: on Sentinel, the write
+	// that opens it waits for the replica (WAIT 1); the cluster's masters
+	// have no replica (INFO says so: no wait).
+	times = make([][]time.Duration, len(modes))
+	for i := 0; i < *runs; i++ {
+		for m, mode := range modes {
+			cmd := exec.Command(*bin, "fetch", "-q", "-n", "1", "--breaker-failures", "1",
+				"--breaker-key", fmt.Sprintf("open-%s-%d", mode.name, i), "--store", mode.store, srv.URL+"/dead")
+			cmd.Env = env
+			start := time.Now()
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+				check(fmt.Errorf("%s: opening run: %v", mode.name, err))
+			}
+			times[m] = append(times[m], time.Since(start))
+		}
+	}
+	report(fmt.Sprintf("fetch whose 503 opens a fresh breaker, %d runs per mode, alternating", *runs), modes, times)
+}
+
+func report(title string, modes []struct{ name, store string }, times [][]time.Duration) {
+	fmt.Printf("%s (median, p25-p75):\n", title)
 	base := median(times[0])
 	for m, mode := range modes {
 		s := sorted(times[m])

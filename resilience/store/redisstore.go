@@ -335,10 +335,10 @@ type RedisStore struct {
 	down atomic.Pointer[error]
 	// sentinels, for RedisSentinel, find the primary for client's dials.
 	sentinels *sentinels
-	// noReplicas holds the nodes (by address) that a WAIT found without
-	// a replica, and when: ReplicaWait is not spent on them again for a
-	// while.
-	noReplicas sync.Map
+	// replicas holds what INFO said of each primary's replicas (by
+	// address: a replicaCount), so that ReplicaWait is not spent on one
+	// that has none.
+	replicas sync.Map
 }
 
 // silenceRedisLog stops the client library from printing to stderr: this
@@ -712,9 +712,30 @@ func (s *RedisStore) primaryFor(ctx context.Context, key string) (*redis.Client,
 	return s.client.(*redis.Client), nil
 }
 
-// noReplicasFor is how long a node that a WAIT found without replicas is
-// not waited on again.
-const noReplicasFor = time.Minute
+// replicasFor is how long what INFO said of a node's replicas is
+// believed.
+const replicasFor = time.Minute
+
+// replicaCount is what INFO said of a node's replicas, and when.
+type replicaCount struct {
+	has bool
+	at  time.Time
+}
+
+// hasReplicas reports whether the node (by addr) that conn is on has a
+// replica connected, by INFO replication once a replicasFor.
+func (s *RedisStore) hasReplicas(ctx context.Context, conn *redis.Conn, addr string) bool {
+	if v, ok := s.replicas.Load(addr); ok && time.Since(v.(replicaCount).at) < replicasFor {
+		return v.(replicaCount).has
+	}
+	info, err := conn.Info(ctx, "replication").Result()
+	if err != nil {
+		return true // unknown: wait, within ReplicaWait
+	}
+	has := !strings.Contains(info, "connected_slaves:0\r\n")
+	s.replicas.Store(addr, replicaCount{has: has, at: time.Now()})
+	return has
+}
 
 // runDurable runs script on key over one connection to key's primary
 // and, when durable says from its reply that the step opened a breaker or
@@ -724,8 +745,7 @@ const noReplicasFor = time.Minute
 // that dies right after answering may take the write with it, and the
 // promoted replica would let the fleet in again. A replica that does not
 // acknowledge in time fails nothing: the write is done on the primary.
-// A primary without replicas (found by INFO after a WAIT that none
-// acknowledged) is not waited on for noReplicasFor.
+// A primary without replicas (INFO, see hasReplicas) is not waited on.
 func (s *RedisStore) runDurable(ctx context.Context, key string, script *redis.Script, args []any, durable func(any) bool) (any, error) {
 	node, err := s.primaryFor(ctx, key)
 	if err != nil {
@@ -744,15 +764,8 @@ func (s *RedisStore) runDurable(ctx context.Context, key string, script *redis.S
 	if !durable(res) {
 		return res, nil
 	}
-	addr := node.Options().Addr
-	if since, ok := s.noReplicas.Load(addr); ok && time.Since(since.(time.Time)) < noReplicasFor {
-		return res, nil
-	}
-	if n, err := conn.Wait(ctx, 1, s.cfg.ReplicaWait).Result(); err == nil && n < 1 {
-		info, err := conn.Info(ctx, "replication").Result()
-		if err == nil && strings.Contains(info, "connected_slaves:0\r\n") {
-			s.noReplicas.Store(addr, time.Now())
-		}
+	if s.hasReplicas(ctx, conn, node.Options().Addr) {
+		conn.Wait(ctx, 1, s.cfg.ReplicaWait)
 	}
 	return res, nil
 }
