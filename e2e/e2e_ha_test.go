@@ -352,3 +352,34 @@ func TestE2EHAClusterFiveHundredOrigins(t *testing.T) {
 		t.Fatalf("%d of %d served; stderr:\n%s", served.Load(), n, r.stderr)
 	}
 }
+
+// TestE2EHATLS: rediss+sentinel:// and rediss+cluster:// speak TLS to
+// every sentinel and server and check their certificates: trusted
+// (SSL_CERT_FILE), the store works; not trusted, one warning naming the
+// certificate and the run's exit code as without --store.
+func TestE2EHATLS(t *testing.T) {
+	t.Parallel()
+	files := redistest.SelfSigned(t)
+	srv := downServer(t, nil)
+	for _, store := range []string{
+		redistest.StartSentinelTLS(t, 1, &files).URL(),
+		redistest.StartClusterTLS(t, &files).URL(),
+	} {
+		trusted := newEnv(t).with("SSL_CERT_FILE="+files.Cert, "SSL_CERT_DIR="+filepath.Dir(files.Cert), "REFETCH_STORE="+store)
+		r := trusted.run(args("-n", "1", srv.URL)...)
+		r.wantCode(t, 4)
+		if strings.Contains(r.stderr, "warning") {
+			t.Errorf("%s: stderr:\n%s", store, r.stderr)
+		}
+		if st := statusJSON(t, trusted); len(st) != 1 || st[0]["consecutive_failures"] != 1.0 {
+			t.Errorf("%s: status over TLS = %v", store, st)
+		}
+		untrusted := newEnv(t).with("SSL_CERT_FILE="+filepath.Join(t.TempDir(), "none.pem"), "SSL_CERT_DIR="+t.TempDir(),
+			"REFETCH_STORE="+store)
+		r = untrusted.run(args("-n", "1", srv.URL)...)
+		r.wantCode(t, 4)
+		if strings.Count(r.stderr, "unavailable") != 1 || !strings.Contains(r.stderr, "certificate") {
+			t.Errorf("%s untrusted: stderr:\n%s", store, r.stderr)
+		}
+	}
+}

@@ -51,10 +51,10 @@ func main() {
 	single, stop, err := redistest.NewServer(server, sub("single"))
 	check(err)
 	defer stop()
-	sen, err := redistest.NewSentinel(server, sentinelBin, sub("sentinel"), 3)
+	sen, err := redistest.NewSentinel(server, sentinelBin, sub("sentinel"), 3, nil)
 	check(err)
 	defer sen.Close()
-	cl, err := redistest.NewCluster(server, cli, sub("cluster"))
+	cl, err := redistest.NewCluster(server, cli, sub("cluster"), nil)
 	check(err)
 	defer cl.Close()
 

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -40,11 +41,20 @@ type Sentinel struct {
 	// Sentinels are the sentinels' addresses.
 	Sentinels []string
 	addrs     []string
+	tls       *TLSFiles
 }
 
 // URL is the store URL of the setup: redis+sentinel://S1,S2/MasterName.
+// (rediss+sentinel:// for a TLS setup).
 func (s *Sentinel) URL() string {
-	return "redis+sentinel://" + strings.Join(s.Sentinels, ",") + "/" + MasterName
+	return scheme(s.tls) + "+sentinel://" + strings.Join(s.Sentinels, ",") + "/" + MasterName
+}
+
+func scheme(tls *TLSFiles) string {
+	if tls != nil {
+		return "rediss"
+	}
+	return "redis"
 }
 
 // Close stops every process of the setup.
@@ -59,10 +69,12 @@ func (s *Sentinel) Close() {
 type Cluster struct {
 	// Masters are the masters' addresses.
 	Masters []string
+	tls     *TLSFiles
 }
 
-// URL is the store URL of the cluster: redis+cluster://M1,M2,M3.
-func (c *Cluster) URL() string { return "redis+cluster://" + strings.Join(c.Masters, ",") }
+// URL is the store URL of the cluster: redis+cluster://M1,M2,M3
+// (rediss+cluster:// for a TLS cluster).
+func (c *Cluster) URL() string { return scheme(c.tls) + "+cluster://" + strings.Join(c.Masters, ",") }
 
 // Close stops every node.
 func (c *Cluster) Close() {
@@ -98,8 +110,15 @@ func HABinaries(t testing.TB) (server, sentinel, cli string) {
 // it). Everything stops when t ends.
 func StartSentinel(t testing.TB, n int) *Sentinel {
 	t.Helper()
+	return StartSentinelTLS(t, n, nil)
+}
+
+// StartSentinelTLS is StartSentinel with every server and sentinel
+// speaking TLS only, with files (nil: plain).
+func StartSentinelTLS(t testing.TB, n int, files *TLSFiles) *Sentinel {
+	t.Helper()
 	server, sentinel, _ := HABinaries(t)
-	s, err := NewSentinel(server, sentinel, t.TempDir(), n)
+	s, err := NewSentinel(server, sentinel, t.TempDir(), n, files)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -110,8 +129,15 @@ func StartSentinel(t testing.TB, n int) *Sentinel {
 // StartCluster starts a three-master cluster for t, stopped when t ends.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return StartClusterTLS(t, nil)
+}
+
+// StartClusterTLS is StartCluster with every node speaking TLS only (the
+// cluster bus too), with files (nil: plain).
+func StartClusterTLS(t testing.TB, files *TLSFiles) *Cluster {
+	t.Helper()
 	server, _, cli := HABinaries(t)
-	c, err := NewCluster(server, cli, t.TempDir())
+	c, err := NewCluster(server, cli, t.TempDir(), files)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -147,7 +173,7 @@ func SharedSentinel(t testing.TB) *Sentinel {
 	if sharedSentinel == nil {
 		dir, err := sharedTemp()
 		if err == nil {
-			sharedSentinel, err = NewSentinel(server, sentinel, dir, 3)
+			sharedSentinel, err = NewSentinel(server, sentinel, dir, 3, nil)
 		}
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
@@ -166,7 +192,7 @@ func SharedCluster(t testing.TB) *Cluster {
 	if sharedCluster == nil {
 		dir, err := sharedTemp()
 		if err == nil {
-			sharedCluster, err = NewCluster(server, cli, dir)
+			sharedCluster, err = NewCluster(server, cli, dir, nil)
 		}
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
@@ -205,7 +231,7 @@ func freeAddr() (string, int, error) {
 
 // launchRetry starts a server on a free port (args from its port), trying
 // a few ports: one may be taken between the check and the bind.
-func launchRetry(bin string, args func(port int) ([]string, error)) (string, error) {
+func launchRetry(bin string, tls *TLSFiles, args func(port int) ([]string, error)) (string, error) {
 	var last error
 	for try := 0; try < 5; try++ {
 		addr, port, err := freeAddr()
@@ -216,22 +242,37 @@ func launchRetry(bin string, args func(port int) ([]string, error)) (string, err
 		if err != nil {
 			return "", err
 		}
-		if last = launch(bin, addr, false, a...); last == nil {
+		if last = launch(bin, addr, tls != nil, a...); last == nil {
 			return addr, nil
 		}
 	}
 	return "", last
 }
 
-// serverArgs are a plain server's arguments, its files in dir.
-func serverArgs(port int, dir string, extra ...string) []string {
-	return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no"}, extra...)
+// serverArgs are a server's arguments, its files in dir; with tls, it
+// speaks TLS only, to clients and to its primary or cluster.
+func serverArgs(port int, dir string, tls *TLSFiles, extra ...string) []string {
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--daemonize", "no"}
+	if tls != nil {
+		args[1] = "0"
+		args = append(args, "--tls-port", strconv.Itoa(port), "--tls-cert-file", tls.Cert, "--tls-key-file", tls.Key,
+			"--tls-ca-cert-file", tls.Cert, "--tls-auth-clients", "no", "--tls-replication", "yes")
+	}
+	return append(args, extra...)
 }
 
-func client(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1})
+// options are a helper client's options for addr.
+func options(addr string, files *TLSFiles) *redis.Options {
+	o := &redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1}
+	if files != nil {
+		// Readiness only: the tests check certificates their own way.
+		o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	return o
 }
+
+func client(addr string, files *TLSFiles) *redis.Client { return redis.NewClient(options(addr, files)) }
 
 // poll calls cond until it is true, or fails after waitLimit with what.
 func poll(what string, cond func() bool) error {
@@ -250,8 +291,8 @@ func poll(what string, cond func() bool) error {
 // is in sync and every sentinel knows it. A sentinel calls the primary
 // down after 500ms without an answer and gives a failover 2s. Close stops
 // it all. (For benchmarks and shared setups; tests use StartSentinel.)
-func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
-	s := &Sentinel{}
+func NewSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles) (*Sentinel, error) {
+	s := &Sentinel{tls: files}
 	fail := func(err error) (*Sentinel, error) { s.Close(); return nil, err }
 	mkdir := func(name string) (string, error) {
 		d := filepath.Join(dir, name)
@@ -261,9 +302,9 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Primary, err = launchRetry(serverBin, func(port int) ([]string, error) {
+	if s.Primary, err = launchRetry(serverBin, files, func(port int) ([]string, error) {
 		// The replica's first sync starts at once, not after 5s.
-		return serverArgs(port, pdir, "--repl-diskless-sync-delay", "0"), nil
+		return serverArgs(port, pdir, files, "--repl-diskless-sync-delay", "0"), nil
 	}); err != nil {
 		return nil, err
 	}
@@ -273,15 +314,15 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 		return fail(err)
 	}
 	phost, pport, _ := net.SplitHostPort(s.Primary)
-	s.Replica, err = launchRetry(serverBin, func(port int) ([]string, error) {
-		return serverArgs(port, rdir, "--replicaof", phost, pport, "--repl-diskless-sync-delay", "0"), nil
+	s.Replica, err = launchRetry(serverBin, files, func(port int) ([]string, error) {
+		return serverArgs(port, rdir, files, "--replicaof", phost, pport, "--repl-diskless-sync-delay", "0"), nil
 	})
 	if err != nil {
 		return fail(err)
 	}
 	s.addrs = append(s.addrs, s.Replica)
 	ctx := context.Background()
-	rc := client(s.Replica)
+	rc := client(s.Replica, files)
 	defer rc.Close()
 	if err := poll("the replica's link to the primary", func() bool {
 		info, err := rc.Info(ctx, "replication").Result()
@@ -295,7 +336,7 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 		if err != nil {
 			return fail(err)
 		}
-		addr, err := launchRetry(sentinelBin, func(port int) ([]string, error) {
+		addr, err := launchRetry(sentinelBin, files, func(port int) ([]string, error) {
 			// A sentinel rewrites its configuration file: it must be its own
 			// and writable.
 			conf := filepath.Join(sdir, "sentinel.conf")
@@ -304,6 +345,11 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 				"sentinel down-after-milliseconds %[3]s 500\n"+
 				"sentinel failover-timeout %[3]s 2000\n"+
 				"sentinel parallel-syncs %[3]s 1\n", port, sdir, MasterName, phost, pport, quorum)
+			if files != nil {
+				text = strings.Replace(text, fmt.Sprintf("port %d\n", port), fmt.Sprintf("port 0\ntls-port %d\n"+
+					"tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %[2]s\ntls-auth-clients no\ntls-replication yes\n",
+					port, files.Cert, files.Key), 1)
+			}
 			return []string{conf}, os.WriteFile(conf, []byte(text), 0o600)
 		})
 		if err != nil {
@@ -313,7 +359,7 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 		s.addrs = append(s.addrs, addr)
 	}
 	for _, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: addr, DisableIdentity: true})
+		sc := redis.NewSentinelClient(options(addr, files))
 		err := poll("sentinel "+addr+" to know the replica and the other sentinels", func() bool {
 			replicas, err := sc.Replicas(ctx, MasterName).Result()
 			if err != nil || len(replicas) != 1 || strings.Contains(replicas[0]["flags"], "down") ||
@@ -335,7 +381,7 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int) (*Sentinel, error) {
 func (s *Sentinel) MasterAddr() (string, error) {
 	var last error
 	for _, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1})
+		sc := redis.NewSentinelClient(options(addr, s.tls))
 		got, err := sc.GetMasterAddrByName(context.Background(), MasterName).Result()
 		sc.Close()
 		if err == nil && len(got) == 2 {
@@ -357,7 +403,7 @@ func (s *Sentinel) WaitPromoted(t testing.TB, old string) string {
 		if err != nil || a == old {
 			return false
 		}
-		c := client(a)
+		c := client(a, s.tls)
 		defer c.Close()
 		info, err := c.Info(context.Background(), "replication").Result()
 		if err != nil || !strings.Contains(info, "role:master") {
@@ -379,7 +425,7 @@ func (s *Sentinel) Flush(t testing.TB) {
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	c := client(addr)
+	c := client(addr, s.tls)
 	defer c.Close()
 	if err := c.FlushAll(context.Background()).Err(); err != nil {
 		t.Fatalf("redistest: FLUSHALL on %s: %v", addr, err)
@@ -391,20 +437,24 @@ func (s *Sentinel) Flush(t testing.TB) {
 // once every node reports cluster_state:ok and the same slots. Its files
 // are in dir; Close stops it. (For benchmarks and shared setups; tests
 // use StartCluster.)
-func NewCluster(serverBin, cliBin, dir string) (*Cluster, error) {
-	c := &Cluster{}
+func NewCluster(serverBin, cliBin, dir string, files *TLSFiles) (*Cluster, error) {
+	c := &Cluster{tls: files}
 	fail := func(err error) (*Cluster, error) { c.Close(); return nil, err }
 	for i := 0; i < 3; i++ {
 		ndir := filepath.Join(dir, "node"+strconv.Itoa(i))
 		if err := os.MkdirAll(ndir, 0o700); err != nil {
 			return fail(err)
 		}
-		addr, err := launchRetry(serverBin, func(port int) ([]string, error) {
+		addr, err := launchRetry(serverBin, files, func(port int) ([]string, error) {
 			// The cluster bus needs a port of its own (by default port +
 			// 10000, which may be taken or out of range).
 			bus, err := freePort()
-			return serverArgs(port, ndir, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-				"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000"), err
+			extra := []string{}
+			if files != nil {
+				extra = append(extra, "--tls-cluster", "yes")
+			}
+			return serverArgs(port, ndir, files, append(extra, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+				"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000")...), err
 		})
 		if err != nil {
 			return fail(err)
@@ -412,12 +462,16 @@ func NewCluster(serverBin, cliBin, dir string) (*Cluster, error) {
 		c.Masters = append(c.Masters, addr)
 	}
 	args := append(append([]string{"--cluster", "create"}, c.Masters...), "--cluster-yes")
-	if out, err := exec.Command(cliBin, args...).CombinedOutput(); err != nil {
+	if files != nil {
+		args = append([]string{"--tls", "--cacert", files.Cert}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cliBin, args...).CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("redis-cli --cluster create: %v: %s", err, lastLines(string(out))))
 	}
-	ctx := context.Background()
 	for _, addr := range c.Masters {
-		nc := client(addr)
+		nc := client(addr, files)
 		err := poll("node "+addr+" to report cluster_state:ok and every slot", func() bool {
 			info, err := nc.ClusterInfo(ctx).Result()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:3") {
@@ -438,7 +492,7 @@ func NewCluster(serverBin, cliBin, dir string) (*Cluster, error) {
 func (c *Cluster) Flush(t testing.TB) {
 	t.Helper()
 	for _, addr := range c.Masters {
-		nc := client(addr)
+		nc := client(addr, c.tls)
 		err := nc.FlushAll(context.Background()).Err()
 		nc.Close()
 		if err != nil {
@@ -451,7 +505,7 @@ func (c *Cluster) Flush(t testing.TB) {
 // address and a function that stops it. (For benchmarks; tests use
 // Start.)
 func NewServer(serverBin, dir string) (string, func(), error) {
-	addr, err := launchRetry(serverBin, func(port int) ([]string, error) { return serverArgs(port, dir), nil })
+	addr, err := launchRetry(serverBin, nil, func(port int) ([]string, error) { return serverArgs(port, dir, nil), nil })
 	if err != nil {
 		return "", nil, err
 	}

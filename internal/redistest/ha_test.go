@@ -11,7 +11,7 @@ import (
 func TestSentinelPromotes(t *testing.T) {
 	s := StartSentinel(t, 1)
 	ctx := context.Background()
-	p := client(s.Primary)
+	p := client(s.Primary, nil)
 	defer p.Close()
 	if err := p.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestSentinelPromotes(t *testing.T) {
 	if addr != s.Replica {
 		t.Fatalf("promoted %s, want the replica %s", addr, s.Replica)
 	}
-	r := client(addr)
+	r := client(addr, nil)
 	defer r.Close()
 	if v, err := r.Get(ctx, "k").Result(); err != nil || v != "v" {
 		t.Fatalf("GET k on the new primary = %q, %v", v, err)
@@ -36,7 +36,7 @@ func TestClusterServesEverySlot(t *testing.T) {
 	c := StartCluster(t)
 	ctx := context.Background()
 	for _, addr := range c.Masters {
-		nc := client(addr)
+		nc := client(addr, nil)
 		n, err := nc.ClusterCountKeysInSlot(ctx, 0).Result()
 		nc.Close()
 		if err != nil || n != 0 {
