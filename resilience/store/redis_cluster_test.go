@@ -208,3 +208,27 @@ func TestParseRedisHAURL(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRedisHAURLPasswordDelimiters: a password holding '/', '?',
+// '#' or '@' (common in generated ones) is read as internal/redact reads
+// it: parsed whole when the URL allows, never shown when it does not.
+func TestParseRedisHAURLPasswordDelimiters(t *testing.T) {
+	for _, pass := range []string{"12?s3cret", "pa/ss", "p#ss", "p@ss", "x/?#@y"} {
+		for _, raw := range []string{
+			"redis+sentinel://u:" + pass + "@s1:26379,s2/mymaster",
+			"rediss+cluster://u:" + pass + "@n1:7000,n2",
+			"redis+cluster://:" + pass + "@n1:7000,n2?timeout=1s",
+		} {
+			c, err := ParseRedisURL(raw)
+			if err != nil {
+				if strings.Contains(err.Error(), pass) || strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("ParseRedisURL(%q) error shows the password: %v", raw, err)
+				}
+				continue
+			}
+			if c.Password != pass || len(c.Addrs) != 2 || strings.Contains(c.String(), pass) {
+				t.Errorf("ParseRedisURL(%q) = %+v, want the password %q and two hosts", raw, c, pass)
+			}
+		}
+	}
+}

@@ -135,16 +135,37 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	if !ok {
 		return fail("not a URL (want %s)", redisURLForms)
 	}
-	// The host list (host:port,host:port…) is not a URL's host to
-	// net/url: it is cut out here, after the userinfo's last '@', and
-	// each of its hosts checked on its own.
-	hostStart := strings.LastIndexByte(rest, '@') + 1
-	hostEnd := len(rest)
-	if i := strings.IndexAny(rest[hostStart:], "/?#"); i >= 0 {
-		hostEnd = hostStart + i
+	// A redis:// or rediss:// URL is a URL as net/url reads it. The host
+	// list of a Sentinel or Cluster URL is not a URL's host to net/url: it
+	// is cut out after the userinfo (which ends where internal/redact ends
+	// it, so that what is hidden and what is parsed agree), and each of
+	// its hosts checked on its own; the password is not parsed again.
+	var (
+		u        *url.URL
+		hostList string
+		err      error
+	)
+	if !strings.Contains(scheme, "+") {
+		if u, err = url.Parse(raw); err == nil {
+			hostList = u.Host
+		}
+	} else {
+		var info string
+		var hasInfo bool
+		info, hasInfo, hostList, rest = splitAuthority(raw, rest)
+		if u, err = url.Parse(scheme + "://host" + rest); err == nil && hasInfo {
+			name, pass, hasPass := strings.Cut(info, ":")
+			name, err1 := url.PathUnescape(name)
+			pass, err2 := url.PathUnescape(pass)
+			if err1 != nil || err2 != nil {
+				return fail("malformed URL (an invalid %%-escape in the user or password)")
+			}
+			u.User = url.User(name)
+			if hasPass {
+				u.User = url.UserPassword(name, pass)
+			}
+		}
 	}
-	hostList := rest[hostStart:hostEnd]
-	u, err := url.Parse(scheme + "://" + rest[:hostStart] + "host" + rest[hostEnd:])
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -173,7 +194,7 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	default:
 		return fail("unsupported scheme %q (want %s)", u.Scheme, redisURLForms)
 	}
-	if u.Opaque != "" || hostList == "" {
+	if u.Opaque != "" || hostList == "" || (c.Kind == RedisSingle && u.Hostname() == "") {
 		return fail("no host (want %s://host:port)", scheme)
 	}
 	hosts := strings.Split(hostList, ",")
@@ -236,6 +257,31 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		c.Timeout = d
 	}
 	return c, nil
+}
+
+// splitAuthority splits rest, a URL raw after its "://", into its
+// userinfo (and whether it has one), its host list and what follows
+// (path, query, fragment). The userinfo ends as internal/redact ends it:
+// in a URL that net/url parses, at the last '@' before the first '/',
+// '?' or '#'; in one it does not (a host list, a password holding one of
+// those), at the last '@'.
+func splitAuthority(raw, rest string) (info string, hasInfo bool, hosts, tail string) {
+	end := len(rest)
+	if pu, err := url.Parse(raw); err == nil && !redact.Mangled(pu) {
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			end = i
+		}
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at >= 0 {
+		info, hasInfo = rest[:at], true
+	}
+	start := at + 1
+	stop := len(rest)
+	if i := strings.IndexAny(rest[start:], "/?#"); i >= 0 {
+		stop = start + i
+	}
+	return info, hasInfo, rest[start:stop], rest[stop:]
 }
 
 // parseHostPort checks one host[:port] of a URL's host list and returns
