@@ -232,3 +232,50 @@ func TestParseRedisHAURLPasswordDelimiters(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDownIsStoreDown: once a master is gone long enough for the
+// others to call the cluster failed, a live master answers CLUSTERDOWN;
+// to a FailoverStore that is its primary failing (one warning, the
+// secondary answers), not an error of the step.
+func TestClusterDownIsStoreDown(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
+	defer cc.Close()
+	var key string
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("http://down%d.test:80", i)
+		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == c.Masters[0] {
+			key = k
+		}
+	}
+	redistest.Kill(t, c.Masters[2])
+	live := rawClient(t, c.Masters[0])
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, _ := live.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:fail") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster still reports %q a minute after a master died", info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var warns []error
+	s := &FailoverStore{Primary: newHAStore(t, RedisConfig{Kind: RedisCluster, Addrs: c.Masters[:2]}),
+		Secondary: &FileStore{Dir: filepath.Join(t.TempDir(), "state")}, Warn: func(err error) { warns = append(warns, err) }}
+	p := testParams
+	p.Key = key
+	d, err := s.Admit(ctx, p, time.Now())
+	if err != nil || d.Route != RouteSecondary || d.Admission != Admitted {
+		t.Fatalf("Admit = %+v, %v; want the secondary's", d, err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "CLUSTERDOWN") {
+		t.Fatalf("warnings %v, want one naming CLUSTERDOWN", warns)
+	}
+}
