@@ -487,7 +487,9 @@ type sentinels struct {
 	addrs   []string
 	clients []*redis.SentinelClient
 	// last is the sentinel that answered last: asked first.
-	last    atomic.Int32
+	last atomic.Int32
+	// named is the primary they named last.
+	named   atomic.Pointer[string]
 	timeout time.Duration
 	tls     *tls.Config
 }
@@ -515,7 +517,9 @@ func (s *sentinels) primary(ctx context.Context) (string, error) {
 		got, err := s.clients[j].GetMasterAddrByName(ctx, s.name).Result()
 		if err == nil && len(got) == 2 {
 			s.last.Store(int32(j))
-			return net.JoinHostPort(got[0], got[1]), nil
+			addr := net.JoinHostPort(got[0], got[1])
+			s.named.Store(&addr)
+			return addr, nil
 		}
 		if errors.Is(err, redis.Nil) || err == nil {
 			err = fmt.Errorf("sentinel %s does not know a master named %q", s.addrs[j], s.name)
@@ -526,6 +530,14 @@ func (s *sentinels) primary(ctx context.Context) (string, error) {
 		}
 	}
 	return "", errors.Join(errs...)
+}
+
+// current is the primary the sentinels named last.
+func (s *sentinels) current() string {
+	if p := s.named.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // dial connects to the primary the sentinels name.
@@ -810,7 +822,11 @@ func (s *RedisStore) runDurable(ctx context.Context, key string, script *redis.S
 	if !durable(res) {
 		return res, nil
 	}
-	if s.hasReplicas(ctx, conn, node.Options().Addr) {
+	addr := node.Options().Addr
+	if s.sentinels != nil {
+		addr = s.sentinels.current() // the label is the same for every primary
+	}
+	if s.hasReplicas(ctx, conn, addr) {
 		conn.Wait(ctx, 1, s.cfg.ReplicaWait)
 	}
 	return res, nil
