@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/internal/atomicfile"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )
@@ -195,6 +195,8 @@ type batchRun struct {
 	committer *fetch.Committer
 	stopRun   context.CancelCauseFunc
 	sched     *batch.Scheduler
+	// reports are --report's (nil: none); one testcase per URL.
+	reports *report.Set
 
 	// outMu keeps bodies and JSON lines whole on stdout.
 	outMu sync.Mutex
@@ -261,6 +263,10 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	if err := b.check(); err != nil {
 		b.in.Close()
 		return nil, fromBatch(err)
+	}
+	if b.reports, err = o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false); err != nil {
+		b.in.Close()
+		return nil, err
 	}
 	return b, nil
 }
@@ -479,7 +485,12 @@ func (b *batchRun) run(ctx context.Context) error {
 	s.Drop()
 	progress()
 	b.summary(time.Since(start))
-	return b.result(ctx, readErr)
+	err := b.result(ctx, readErr)
+	if ctx.Err() != nil || readErr != nil {
+		b.reports.Discard() // not the batch's results: no report
+		return err
+	}
+	return closeReports(b.reports, time.Since(start), err)
 }
 
 // fromBatch is err of package batch as cmd says it: its usage errors
@@ -586,7 +597,7 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	target := fetch.RedactURL(j.URL)
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
-		Limits:   newLimits(b.plan.limits, j.URL, b.log),
+		Limits:   newLimits(b.plan.limits, j.URL, req.Identity(), b.log),
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf,
 		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
 			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }},
@@ -645,6 +656,15 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 // complete records the outcome of one URL: its report line (--json), its
 // stderr lines, the counts; and stops the batch for --fail-fast.
 func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result, err error, body io.Reader) {
+	served := err
+	if served == nil && res != nil {
+		served = res.Err // a failure answered by stale or fallback data
+	}
+	c := report.FromRun(req, res, FailureClass(served), describeOrEmpty(served))
+	if err == nil && b.o.FlakyFails && c.Result == report.Flaky {
+		err = flakyError(c)
+	}
+	b.reports.Add(c)
 	code := ExitCode(err)
 	target := fetch.RedactURL(j.URL)
 	if res != nil && err == nil {
@@ -653,21 +673,18 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 	if err != nil {
 		b.log.failed(target, err)
 	}
-	var line []byte
+	var rep *fetch.Report
 	if b.o.JSON {
 		failure := err
 		if failure == nil && res != nil {
 			failure = res.Err // a failure answered by stale or fallback data
 		}
-		rep := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
+		r := fetch.NewReport(req, res, body, fetch.Outcome{ExitCode: code, Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
 		n := j.N
-		rep.N, rep.Output = &n, j.Out
-		rep.HeldMS += j.Held.Milliseconds()
-		var buf bytes.Buffer
-		if werr := writeJSON(&buf, rep); werr == nil {
-			line = buf.Bytes()
-		}
+		r.N, r.Output = &n, j.Out
+		r.HeldMS += j.Held.Milliseconds()
+		rep = &r
 	}
 	b.mu.Lock()
 	switch {
@@ -682,9 +699,11 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 		b.only = err
 	}
 	b.mu.Unlock()
-	if line != nil {
+	if rep != nil {
+		// One line per URL, whole: a large body's data streams from its
+		// spill file while the output is held.
 		b.outMu.Lock()
-		_, werr := b.o.IO.Out.Write(line)
+		werr := rep.WriteJSON(b.o.IO.Out)
 		b.outMu.Unlock()
 		if werr != nil {
 			b.stop(errOutputGone, werr)

@@ -12,6 +12,7 @@ import (
 	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 )
@@ -28,6 +29,9 @@ type BreakerOptions struct {
 	getenv   func(string) string
 	// names says which flags came from their variables, for messages.
 	names flagNames
+
+	// Metrics is status's --metrics: a Prometheus text file.
+	Metrics string
 }
 
 // breakerKeyHelp explains KEY in the help of status and reset.
@@ -77,6 +81,7 @@ has no record).
 		},
 	}
 	status.Flags().BoolVar(&opts.JSON, "json", false, "print a JSON array")
+	status.Flags().StringVar(&opts.Metrics, "metrics", "", "also write the states as Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
 
 	reset := &cobra.Command{
 		Use:   "reset KEY|--all",
@@ -199,6 +204,10 @@ type breakerStatusJSON struct {
 	// when it has any.
 	Rate   *rateStatusJSON   `json:"rate,omitempty"`
 	Budget *budgetStatusJSON `json:"budget,omitempty"`
+	// Quotas are the quotas the origin advertised, one per caller
+	// identity (never shown itself), as learned by runs with --rate or
+	// --retry-budget.
+	Quotas []quotaStatusJSON `json:"quotas,omitempty"`
 }
 
 // holdInForce returns the latest hold of r still in force at now (nil if
@@ -218,6 +227,21 @@ func holdInForce(r resilience.Record, now time.Time) (*time.Time, int) {
 	return latest, n
 }
 
+// breakerMetrics are the records as --metrics shows them.
+func breakerMetrics(recs []resilience.Record, now time.Time) []report.Breaker {
+	out := make([]report.Breaker, 0, len(recs))
+	for _, r := range recs {
+		b := report.Breaker{Key: r.Key, State: r.StateName(), ConsecutiveFailures: r.ConsecutiveFailures}
+		var until *time.Time
+		until, b.Holds = holdInForce(r, now)
+		if until != nil {
+			b.HoldLeft = until.Sub(now)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // failureNodes lists the nodes of r's failure counts, sorted.
 func failureNodes(r resilience.Record) []string {
 	var out []string
@@ -233,6 +257,11 @@ func failureNodes(r resilience.Record) []string {
 func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error {
 	if o.IO.OutClosed {
 		return stdoutClosedError("the status", "redirect stdout")
+	}
+	if o.Metrics != "" {
+		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+			return usageErrorf("%s %s: %v", o.names.flag("metrics"), o.Metrics, err)
+		}
 	}
 	s, where, err := o.store()
 	if err != nil {
@@ -251,6 +280,13 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		recs = selectKey(recs, keys)
 		limits = selectLimits(limits, keys)
 	}
+	if o.Metrics != "" {
+		m := report.NewMetrics()
+		m.AddBreakers(breakerMetrics(recs, now))
+		if err := m.Write(o.Metrics); err != nil {
+			return fmt.Errorf("%w: %s %s: %v", fetch.ErrOutput, o.names.flag("metrics"), o.Metrics, err)
+		}
+	}
 	if o.JSON {
 		out := make([]breakerStatusJSON, 0, len(recs))
 		seen := map[string]bool{}
@@ -259,16 +295,17 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 				OpenedAt: r.OpenedAt, RetryAt: r.RetryAt, LastError: r.LastError,
 				FailureNodes: failureNodes(r), NodeFailures: r.NodeFailures}
 			j.HoldUntil, j.Holds = holdInForce(r, now)
-			j.Rate, j.Budget = limitsJSON(limits, r.Key, now)
+			j.Rate, j.Budget, j.Quotas = limitsJSON(limits, r.Key, now)
 			seen[r.Key] = true
 			out = append(out, j)
 		}
 		for _, l := range limits {
 			if !seen[l.Origin] {
-				// An origin with a rate or a budget and no breaker record.
+				// An origin with a rate, a budget or a quota and no
+				// breaker record.
 				seen[l.Origin] = true
 				j := breakerStatusJSON{Key: l.Origin, State: resilience.StateClosed.String()}
-				j.Rate, j.Budget = limitsJSON(limits, l.Origin, now)
+				j.Rate, j.Budget, j.Quotas = limitsJSON(limits, l.Origin, now)
 				out = append(out, j)
 			}
 		}
@@ -345,7 +382,7 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 			}
 		}
 		if m > 0 {
-			o.Log.Infof("reset %d breaker%s and %d rate and budget record%s in %s", n, plural(n), m, plural(m), where)
+			o.Log.Infof("reset %d breaker%s and %d rate, budget and quota record%s in %s", n, plural(n), m, plural(m), where)
 			return nil
 		}
 		o.Log.Infof("reset %d breaker%s in %s", n, plural(n), where)
@@ -362,7 +399,7 @@ func breakerReset(ctx context.Context, o *BreakerOptions) error {
 			}
 			if ok {
 				cleared = true
-				o.Log.Infof("reset %s: rate and retry budget cleared", k)
+				o.Log.Infof("reset %s: rate and retry budget cleared (and learned quotas)", k)
 				break
 			}
 		}
@@ -438,10 +475,22 @@ type budgetStatusJSON struct {
 	Retries  float64 `json:"retries"`
 }
 
-func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rateStatusJSON, *budgetStatusJSON) {
+// quotaStatusJSON is a learned quota in `breaker status --json`.
+type quotaStatusJSON struct {
+	// Limit is the quota per window, null when the server did not say.
+	Limit     *int64 `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	// WindowMS is the quota's window, omitted when not said.
+	WindowMS int64     `json:"window_ms,omitempty"`
+	Reset    time.Time `json:"reset"`
+	Policy   string    `json:"policy,omitempty"`
+}
+
+func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rateStatusJSON, *budgetStatusJSON, []quotaStatusJSON) {
 	var (
 		r *rateStatusJSON
 		b *budgetStatusJSON
+		q []quotaStatusJSON
 	)
 	for _, l := range limits {
 		switch {
@@ -451,12 +500,50 @@ func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rate
 			if next := l.NextSlot; next.After(now) {
 				r.NextSlot = &next
 			}
-		default:
+		case l.Kind == "budget":
 			b = &budgetStatusJSON{Percent: l.Percent, Min: l.Min, WindowMS: l.Window.Milliseconds(),
 				Firsts: math.Round(l.Firsts*10) / 10, Retries: math.Round(l.Retries*10) / 10}
+		case l.Kind == "quota" && l.Reset.After(now):
+			j := quotaStatusJSON{Remaining: l.Remaining, WindowMS: l.Window.Milliseconds(), Reset: l.Reset, Policy: l.Policy}
+			if l.QuotaLimit >= 0 {
+				limit := l.QuotaLimit
+				j.Limit = &limit
+			}
+			q = append(q, j)
 		}
 	}
-	return r, b
+	// The tightest first: the fewest left, then the latest reset.
+	sort.SliceStable(q, func(i, j int) bool {
+		if q[i].Remaining != q[j].Remaining {
+			return q[i].Remaining < q[j].Remaining
+		}
+		return q[i].Reset.After(q[j].Reset)
+	})
+	return r, b, q
+}
+
+// quotaText is an origin's learned quotas in breaker status: the
+// tightest, and how many other identities have one.
+func quotaText(q []quotaStatusJSON, now time.Time) string {
+	if len(q) == 0 {
+		return "-"
+	}
+	t := q[0]
+	s := fmt.Sprintf("%d left", t.Remaining)
+	if t.Limit != nil {
+		s = fmt.Sprintf("%d of %d left", t.Remaining, *t.Limit)
+	}
+	if t.WindowMS > 0 {
+		s += " per " + shortDuration(time.Duration(t.WindowMS)*time.Millisecond)
+	}
+	s += ", resets in " + FormatDuration(t.Reset.Sub(now).Round(time.Second))
+	if t.Policy != "" {
+		s += " (" + printable(t.Policy) + ")"
+	}
+	if len(q) > 1 {
+		s += fmt.Sprintf("; %d more identit%s", len(q)-1, map[bool]string{true: "y", false: "ies"}[len(q) == 2])
+	}
+	return s
 }
 
 // writeLimits prints the origins' rates and budgets below the breakers.
@@ -466,7 +553,7 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 	}
 	fmt.Fprintln(o.IO.Out)
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORIGIN\tRATE\tNEXT SLOT\tRETRY BUDGET")
+	fmt.Fprintln(tw, "ORIGIN\tRATE\tNEXT SLOT\tRETRY BUDGET\tQUOTA")
 	origins := []string{}
 	seen := map[string]bool{}
 	for _, l := range limits {
@@ -476,7 +563,7 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 		}
 	}
 	for _, origin := range origins {
-		r, b := limitsJSON(limits, origin, now)
+		r, b, q := limitsJSON(limits, origin, now)
 		rate, next, budget := "-", "-", "-"
 		if r != nil {
 			rate = fmt.Sprintf("%.4g/s burst %d", r.PerSecond, r.Burst)
@@ -489,7 +576,7 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 			budget = fmt.Sprintf("%.1f retries, %.1f first attempts in %s (%d + %d%%)", b.Retries, b.Firsts,
 				FormatDuration(time.Duration(b.WindowMS)*time.Millisecond), b.Min, b.Percent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(origin), rate, next, budget)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(origin), rate, next, budget, quotaText(q, now))
 	}
 	return tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +27,7 @@ type CheckOptions struct {
 	URLs []string
 	RetryFlags
 	RequestFlags
+	ReportFlags
 
 	ExpectStatus  string
 	ExpectBody    string
@@ -101,6 +103,7 @@ breaker is off for check unless --breaker-failures is given.
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON object instead of lines")
 	opts.RetryFlags.register(fs, true)
 	opts.RequestFlags.register(fs, true)
+	opts.ReportFlags.register(fs, "check")
 	return c
 }
 
@@ -141,6 +144,8 @@ type checkPlan struct {
 	breaker   func(*fetch.Request) *breakerPlan
 	limits    *limitsPlan
 	words     checkWords
+	// reports are --report's and GitHub's (nil: none).
+	reports *report.Set
 }
 
 func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
@@ -220,6 +225,9 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := o.ReportFlags.traceFor(req, n); err != nil {
+			return nil, err
+		}
 		if o.MaxSizeGiven {
 			// Given, it bounds every body, and what the body
 			// expectations keep (0: no bound).
@@ -259,6 +267,10 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	}
 	if policy.MaxTime > 0 {
 		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
+	}
+	// Last, so that nothing after it can fail and leave it open.
+	if p.reports, err = o.ReportFlags.open("check", n, o.IO, o.Getenv, true); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -319,6 +331,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		return err
 	}
 	if o.IO.OutClosed {
+		p.reports.Discard()
 		// As fetch, probe and breaker status: what the check prints would
 		// be lost, so it is a local failure before any request.
 		if o.JSON {
@@ -337,7 +350,9 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		Requests: p.reqs, Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
 		Stable: o.Stable, HonourRetryOn: o.RetryOnGiven, MinInterval: checkPollFloor,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
-		Limits:  func(req *fetch.Request) *resilience.Limits { return newLimits(p.limits, req.URL, o.Log) },
+		Limits: func(req *fetch.Request) *resilience.Limits {
+			return newLimits(p.limits, req.URL, req.Identity(), o.Log)
+		},
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace,
 			OnRateWait: o.Log.RateWait},
 		OnRetry: func(url string, info resilience.RetryInfo) {
@@ -359,11 +374,24 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	for i := range rep.Results {
 		p.words.wordFailures(&rep.Results[i])
 	}
+	flaky := 0
+	for _, r := range rep.Results {
+		c := report.FromCheck(r, p.words.word, p.expect.Status.Contains)
+		if c.Result == report.Flaky {
+			flaky++
+		}
+		if ctx.Err() == nil {
+			p.reports.Add(c)
+		}
+	}
 	switch bad := rep.Unhealthy(); {
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
 	case bad > 0:
 		err = fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
+	case flaky > 0 && o.FlakyFails:
+		err = fmt.Errorf("%w: %d of %d URL%s flaky: healthy only after failed attempts (--flaky-fails)", ErrUnhealthy,
+			flaky, len(rep.Results), plural(len(rep.Results)))
 	}
 	var werr error
 	if o.JSON {
@@ -380,9 +408,15 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		if err != nil {
 			verdict = describe(err)
 		}
+		p.reports.Discard()
 		return fmt.Errorf("%w: stdout: %v (the check's verdict: %s)", fetch.ErrOutput, werr, verdict)
 	}
-	return err
+	if ctx.Err() != nil {
+		// Interrupted: the results are not the check's; no report.
+		p.reports.Discard()
+		return err
+	}
+	return closeReports(p.reports, time.Duration(rep.ElapsedMS)*time.Millisecond, err)
 }
 
 // writeCheckJSON writes v as writeJSON does, with DEL and the C1 controls

@@ -3,13 +3,12 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/escape"
 	"github.com/refetch/refetch/resilience"
 )
 
@@ -152,25 +151,7 @@ func shellQuote(s string) string {
 // printable escapes what a terminal would act on — control characters,
 // escape sequences, line breaks — in text that comes from outside (keys,
 // servers' words), so that one line on stderr stays one harmless line.
-func printable(s string) string {
-	if strings.IndexFunc(s, isControl) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError
-}
+func printable(s string) string { return escape.Controls(s) }
 
 // failedOver reports whether s is a store that switched to its secondary
 // (the local state dir) during the run.

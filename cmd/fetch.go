@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
 	"golang.org/x/net/idna"
@@ -37,6 +38,7 @@ type FetchOptions struct {
 	StaleIfError time.Duration
 
 	RequestFlags
+	ReportFlags
 
 	Output   string
 	NoBuffer bool
@@ -124,6 +126,7 @@ goes to stdout whole, in the order the fetches end.
 	fs.BoolVarP(&opts.NoBuffer, "no-buffer", "N", false, "stream the body to stdout as it arrives (a cut body is not retried)")
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON report on stdout instead of the body (a batch: one a line)")
 	opts.Batch.register(fs)
+	opts.ReportFlags.register(fs, "fetch")
 	return c
 }
 
@@ -195,6 +198,9 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	}
 	req, err := o.RequestFlags.build(ctx, u, o.IO.In)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.ReportFlags.traceFor(req, o.RequestFlags.names); err != nil {
 		return nil, err
 	}
 	p := &fetchPlan{req: req, policy: policy}
@@ -370,9 +376,17 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		return err
 	}
 	defer sink.Close()
+	reports, err := o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false)
+	if err != nil {
+		if o.JSON {
+			o.writeUsageReport(err)
+		}
+		return err
+	}
+	defer reports.Discard()
 	cfg := fetch.Config{
 		Request: p.req, Policy: p.policy, Breaker: newBreaker(p.breaker, p.req.Identity(), o.Log), Sink: sink,
-		Limits:   newLimits(p.limits, p.req.URL, o.Log),
+		Limits:   newLimits(p.limits, p.req.URL, p.req.Identity(), o.Log),
 		Fallback: p.fallback, Clock: o.Clock, NewTimer: o.NewTimer, Splice: true,
 		Hooks: fetch.Hooks{OnRequest: o.Log.Request, OnResponse: o.Log.Response, OnRetry: o.Log.Retry,
 			OnHold: o.Log.Hold, OnRateWait: o.Log.RateWait, OnBody: o.Log.BodyProgress(), OnRedirect: o.Log.Redirect, OnTrace: o.Log.Trace},
@@ -390,22 +404,40 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	if res != nil {
 		o.warnServed(res)
 	}
+	failure := err
+	if failure == nil && res != nil {
+		failure = res.Err // a failure answered by stale or fallback data
+	}
+	c := report.FromRun(p.req, res, FailureClass(failure), describeOrEmpty(failure))
+	if err == nil && o.FlakyFails && c.Result == report.Flaky {
+		err = flakyError(c)
+	}
 	if o.JSON {
 		var body io.Reader
 		if jsonBuf != nil && err == nil && res != nil && res.Source != fetch.SourceNone {
 			body, _ = jsonBuf.Reader()
 		}
-		failure := err
-		if failure == nil && res != nil {
-			failure = res.Err // a failure answered by stale or fallback data
+		if failure == nil {
+			failure = err // --flaky-fails
 		}
 		rep := fetch.NewReport(p.req, res, body, fetch.Outcome{ExitCode: ExitCode(err), Err: failure,
 			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
 		o.reported = true
-		if werr := writeJSON(o.IO.Out, rep); werr != nil && err == nil {
+		if werr := rep.WriteJSON(o.IO.Out); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
+	}
+	if ctx.Err() != nil {
+		return err // interrupted: no report
+	}
+	if !reports.Empty() {
+		reports.Add(c)
+		var elapsed time.Duration
+		if res != nil && res.Trace != nil {
+			elapsed = res.Trace.Elapsed
+		}
+		return closeReports(reports, elapsed, err)
 	}
 	return err
 }

@@ -100,7 +100,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.StringVar(&r.BreakerKey, "breaker-key", "", "breaker key (default scheme://host:port of the URL)")
 	fs.StringVar(&r.StateDir, "state-dir", "", "breaker state dir (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 	fs.StringVar(&r.Store, "store", "", storeFlagUsage)
-	fs.StringVar(&r.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, every attempt counted, shared through the store (0: no limit)")
+	fs.StringVar(&r.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, every attempt counted, shared through the store; auto: spread the quota the server advertises (0: no limit)")
 	fs.IntVar(&r.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
 	fs.StringVar(&r.RetryBudget, "retry-budget", "0", "retries to the origin at most `P%` of first attempts over a minute, plus 3, shared through the store (0: no budget)")
 }

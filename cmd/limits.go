@@ -26,32 +26,40 @@ const (
 	maxRatePerSecond = 1_000_000
 )
 
-// rateSpec is a parsed --rate: N requests per Per.
+// rateSpec is a parsed --rate: N requests per Per, or Auto.
 type rateSpec struct {
 	N   int
 	Per time.Duration
+	// Auto paces by the quota the server advertises (--rate auto).
+	Auto bool
 }
 
 func (r rateSpec) interval() time.Duration { return r.Per / time.Duration(r.N) }
 
 func (r rateSpec) String() string {
+	if r.Auto {
+		return "auto"
+	}
 	unit := map[time.Duration]string{time.Second: "s", time.Minute: "m", time.Hour: "h"}[r.Per]
 	return fmt.Sprintf("%d/%s", r.N, unit)
 }
 
 // parseRequestRate parses --rate: N/s, N/m or N/h with N a whole number of at
-// least 1; "" or "0" is no rate (the zero table: 0 means no bound).
+// least 1, or auto; "" or "0" is no rate (the zero table: 0 means no bound).
 func parseRequestRate(s string) (rateSpec, bool, error) {
 	t := strings.TrimSpace(s)
 	if t == "" || t == "0" {
 		return rateSpec{}, false, nil
+	}
+	if strings.EqualFold(t, "auto") {
+		return rateSpec{Auto: true}, true, nil
 	}
 	num, unit, ok := strings.Cut(t, "/")
 	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.ToLower(unit)]
 	n, err := strconv.Atoi(num)
 	switch {
 	case !ok || per == 0 || err != nil && !strings.Contains(err.Error(), "range"):
-		return rateSpec{}, false, fmt.Errorf("want N/s, N/m or N/h, such as 20/s (0: no limit)")
+		return rateSpec{}, false, fmt.Errorf("want N/s, N/m or N/h, such as 20/s, or auto (0: no limit)")
 	case err != nil || n < 1:
 		return rateSpec{}, false, fmt.Errorf("must be at least 1 request per period (0 alone: no limit)")
 	case per == time.Second && n > maxRatePerSecond || per/time.Duration(n) < time.Microsecond:
@@ -99,7 +107,9 @@ type limitsPlan struct {
 	rate   *resilience.Rate
 	spec   rateSpec
 	budget *resilience.RetryBudget
-	store  store.Limiter
+	// auto: --rate auto, pacing by the learned quota.
+	auto  bool
+	store store.Limiter
 }
 
 // limitsBase resolves the limits once for a run: the breaker's store when
@@ -108,8 +118,8 @@ func (r *RetryFlags) limitsBase(bp *breakerPlan, inFlight int, getenv func(strin
 	if !r.rateOn && r.budget == 0 {
 		return nil, nil
 	}
-	lp := &limitsPlan{spec: r.rate}
-	if r.rateOn {
+	lp := &limitsPlan{spec: r.rate, auto: r.rate.Auto}
+	if r.rateOn && !r.rate.Auto {
 		lp.rate = &resilience.Rate{Interval: r.rate.interval(), Burst: r.RateBurst}
 	}
 	if r.budget > 0 {
@@ -137,11 +147,13 @@ func (r *RetryFlags) limitsBase(bp *breakerPlan, inFlight int, getenv func(strin
 }
 
 // newLimits is the run's Limits toward u's origin (scheme://host:port as
-// BreakerKey derives it, never --breaker-key).
-func newLimits(lp *limitsPlan, u *url.URL, log *Logger) *resilience.Limits {
+// BreakerKey derives it, never --breaker-key), for the caller identity
+// (fetch.Request.Identity: the quotas it learns and paces by are that
+// identity's).
+func newLimits(lp *limitsPlan, u *url.URL, identity string, log *Logger) *resilience.Limits {
 	if lp == nil {
 		return nil
 	}
 	return &resilience.Limits{Store: lp.store, Origin: BreakerKey(u), Rate: lp.rate, Budget: lp.budget,
-		Warn: func(err error) { log.Warnf("%v", err) }}
+		Auto: lp.auto, Identity: identity, Warn: func(err error) { log.Warnf("%v", err) }}
 }

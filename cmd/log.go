@@ -133,7 +133,7 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After seen by an earlier run); waiting %s",
+	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After or a spent quota seen by an earlier run); waiting %s",
 		printable(h.Key), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
 }
 

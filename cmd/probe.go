@@ -19,7 +19,9 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
+	"github.com/refetch/refetch/resilience/store"
 	"github.com/spf13/cobra"
 )
 
@@ -50,8 +52,16 @@ type ProbeOptions struct {
 	ExpectSuccess string
 	StateDir      string
 	JSON          bool
+	// Metrics is --metrics: a Prometheus text file for node_exporter.
+	Metrics string
+	// Rate, RateBurst and Store: --rate (N/s, N/m, N/h or auto) and
+	// --rate-burst, shared through the store as fetch's are.
+	Rate      string
+	RateBurst int
+	Store     string
 
 	RequestFlags
+	ReportFlags
 
 	// reported is set once the one --json object is written.
 	reported bool
@@ -74,6 +84,8 @@ status and by error class, latency percentiles (to the first byte and in
 total), the Retry-After values seen, and the phase (dns, connect, tls,
 first byte, body) that dominates the slowest requests. Every request opens a
 new connection. Two probes of one host never run at once: the second waits.
+With --rate, the requests keep to the origin's rate that fetch and check
+share through the store (--rate auto: the quota the server advertises).
 
 Interrupted, it prints the summary of the requests done first.
 
@@ -105,9 +117,14 @@ Interrupted, it prints the summary of the requests done first.
 		fmt.Sprintf("from the start of one request to the next, %s to %s", shortDuration(minProbeInterval), shortDuration(maxProbeInterval)))
 	fs.DurationVar(&opts.Timeout, "timeout", defaultTimeout, "bound on one request, headers and body (0: none)")
 	fs.StringVar(&opts.ExpectSuccess, "expect-success", "", "exit 8 when the success rate is below `RATE`: 0.95 or 95%")
-	fs.StringVar(&opts.StateDir, "state-dir", "", "where the probe lock lives (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
+	fs.StringVar(&opts.StateDir, "state-dir", "", "where the probe lock and --rate's records live (default $XDG_STATE_HOME/refetch or ~/.local/state/refetch)")
 	fs.BoolVar(&opts.JSON, "json", false, "print the summary as one JSON object")
+	fs.StringVar(&opts.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, shared through the store with fetch and check; auto: spread the quota the server advertises (0: no limit)")
+	fs.IntVar(&opts.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
+	fs.StringVar(&opts.Store, "store", "", storeFlagUsage+"; used by --rate")
 	opts.RequestFlags.register(fs, false)
+	opts.ReportFlags.register(fs, "probe")
+	fs.StringVar(&opts.Metrics, "metrics", "", "also write Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
 	return c
 }
 
@@ -120,6 +137,11 @@ type probePlan struct {
 	expectText  string
 	expectGiven bool
 	key         string
+	// reports are --report's (nil: none).
+	reports *report.Set
+	// rate is --rate (rateOn: given and not 0).
+	rate   rateSpec
+	rateOn bool
 }
 
 // plan validates the options and builds the request; every problem is a
@@ -139,6 +161,15 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		return nil, n.invalid("timeout", o.Timeout, "must not be negative (0: no bound)")
 	}
 	p := &probePlan{key: BreakerKey(u)}
+	if p.rate, p.rateOn, err = parseRequestRate(o.Rate); err != nil {
+		return nil, n.invalid("rate", strconv.Quote(o.Rate), "%v", err)
+	}
+	if o.RateBurst < 1 {
+		return nil, n.invalid("rate-burst", o.RateBurst, "must be at least 1")
+	}
+	if err := checkStoreFlag(o.Store, n.flag("store")); err != nil {
+		return nil, err
+	}
 	if o.ExpectSuccess != "" {
 		if p.expect, err = parseRate(o.ExpectSuccess); err != nil {
 			return nil, n.invalid("expect-success", strconv.Quote(o.ExpectSuccess), "%v", err)
@@ -150,6 +181,18 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	}
 	if p.client, err = fetch.NewProbeClient(p.req); err != nil {
 		return nil, &UsageError{Err: n.name(err)}
+	}
+	if err := o.ReportFlags.traceFor(p.req, n); err != nil {
+		return nil, err
+	}
+	if o.Metrics != "" {
+		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+			return nil, usageErrorf("%s %s: %v", n.flag("metrics"), o.Metrics, err)
+		}
+	}
+	// Last, so that nothing after it can fail and leave it open.
+	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -178,6 +221,7 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 		return err
 	}
 	if o.IO.OutClosed {
+		p.reports.Discard()
 		return stdoutClosedError("the summary", "redirect stdout")
 	}
 	clock := o.Clock
@@ -193,14 +237,79 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 		unlock()
 	}
 	o.Log.Close()
-	rep := o.report(p, samples, clock.Now().Sub(start))
+	elapsed := clock.Now().Sub(start)
+	rep := o.report(p, samples, elapsed)
 	if err == nil && p.expectGiven && rep.Below(p.expect) {
 		err = fmt.Errorf("%w: success rate %s is below --expect-success %s", ErrUnhealthy, percent(*rep.SuccessRate), p.expectText)
 	}
+	interrupted := err != nil && !errors.Is(err, ErrUnhealthy)
+	var c report.Case
+	if !interrupted {
+		c = probeCase(&rep, samples, err, elapsed)
+		if n := c.FailedAttempts(); err == nil && o.FlakyFails && n > 0 {
+			err = fmt.Errorf("%w: %d of %d request%s failed (--flaky-fails)", ErrUnhealthy, n, len(c.Attempts), plural(len(c.Attempts)))
+		}
+	}
 	if werr := o.write(&rep, err, true); werr != nil && err == nil {
+		p.reports.Discard()
 		return werr
 	}
-	return err
+	if interrupted {
+		p.reports.Discard()
+		return err
+	}
+	if o.Metrics != "" {
+		if merr := o.writeMetrics(ctx, p, samples, c.Result != report.Failed, elapsed, clock.Now()); merr != nil {
+			p.reports.Discard()
+			return fmt.Errorf("%w: %s %s: %v (the probe's verdict: %s)", fetch.ErrOutput,
+				o.RequestFlags.names.flag("metrics"), o.Metrics, merr, verdictOf(err))
+		}
+	}
+	p.reports.Add(c)
+	return closeReports(p.reports, elapsed, err)
+}
+
+// verdictOf is a run's verdict in words.
+func verdictOf(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return describe(err)
+}
+
+// probeCase is the probe as one testcase: passed when a request succeeded
+// and the rate met --expect-success (unhealthy is the error then); flaky
+// when it passed with failed requests.
+func probeCase(rep *fetch.ProbeReport, samples []fetch.ProbeSample, err error, elapsed time.Duration) report.Case {
+	passed := err == nil && rep.Successes > 0
+	msg := ""
+	switch {
+	case err != nil:
+		msg = describe(err)
+	case rep.Requests == 0:
+		msg = "no request ended"
+	case !passed:
+		msg = fmt.Sprintf("no request succeeded (%d of %d failed)", rep.Requests, rep.Requests)
+	}
+	return report.FromProbe(rep, samples, passed, msg, elapsed)
+}
+
+// writeMetrics writes --metrics: the probe's, and the state of the
+// probed origin's breaker from the store (the file store in the state
+// dir, or $REFETCH_STORE's); a store that cannot be read leaves the
+// breaker's series out, with a warning.
+func (o *ProbeOptions) writeMetrics(ctx context.Context, p *probePlan, samples []fetch.ProbeSample, success bool, elapsed time.Duration, now time.Time) error {
+	m := report.NewMetrics()
+	m.AddProbe(report.Probe{URL: fetch.RedactURL(p.req.URL), Samples: samples, Success: success, Elapsed: elapsed, End: now})
+	bo := &BreakerOptions{IO: o.IO, StateDir: o.StateDir, Store: o.Getenv(EnvName("store")), Log: o.Log, getenv: o.Getenv}
+	if s, _, err := bo.store(); err != nil {
+		o.Log.Warnf("--metrics: breaker state left out: %v", err)
+	} else if recs, err := s.List(ctx); err != nil {
+		o.Log.Warnf("--metrics: breaker state left out: %v", err)
+	} else {
+		m.AddBreakers(breakerMetrics(selectKey(recs, keyCandidates(p.key)), time.Now()))
+	}
+	return m.Write(o.Metrics)
 }
 
 // probe runs the requests, with a progress line on a terminal.
@@ -214,10 +323,44 @@ func (o *ProbeOptions) probe(ctx context.Context, p *probePlan) ([]fetch.ProbeSa
 	}
 	prog.draw()
 	defer prog.clear()
+	hooks.OnRateWait = func(i resilience.RateWaitInfo) { prog.clear(); o.Log.RateWait(i) }
+	limits, err := o.limits(p)
+	if err != nil {
+		return nil, err
+	}
 	return fetch.Probe(ctx, fetch.ProbeConfig{
 		Request: p.req, Client: p.client, Count: o.Count, Interval: o.Interval, Timeout: o.Timeout,
-		Hooks: hooks, OnSample: prog.add, Clock: o.Clock, NewTimer: o.NewTimer,
+		Hooks: hooks, OnSample: prog.add, Clock: o.Clock, NewTimer: o.NewTimer, Limits: limits,
 	})
+}
+
+// limits is the probe's --rate toward its origin, through the store fetch
+// and check use (--store, or the state dir): nil without --rate. A store
+// that cannot be had makes the rate step aside with a warning, as for
+// fetch. A probe never retries, so it has no --retry-budget.
+func (o *ProbeOptions) limits(p *probePlan) (*resilience.Limits, error) {
+	if !p.rateOn {
+		return nil, nil
+	}
+	dir, err := StateDir(o.StateDir, o.Getenv)
+	if err != nil {
+		o.Log.Warnf("--rate disabled for this run: %v", err)
+		return nil, nil
+	}
+	st, err := openStore(o.Store, dir, defaultBreakerReset, 1, func(err error) { o.Log.Warnf("%v", err) })
+	if err != nil {
+		return nil, err
+	}
+	l, ok := st.(store.Limiter)
+	if !ok {
+		return nil, nil
+	}
+	lim := &resilience.Limits{Store: l, Origin: p.key, Auto: p.rate.Auto, Identity: p.req.Identity(),
+		Warn: func(err error) { o.Log.Warnf("%v", err) }}
+	if !p.rate.Auto {
+		lim.Rate = &resilience.Rate{Interval: p.rate.interval(), Burst: o.RateBurst}
+	}
+	return lim, nil
 }
 
 // lock takes the probe lock of key, so that two probes never run against

@@ -83,7 +83,7 @@ func TestActionYAML(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"args", "expect-json", "expect-status", "urls", "version", "wait"}; !slices.Equal(names, want) {
+	if want := []string{"args", "expect-json", "expect-status", "report", "urls", "version", "wait"}; !slices.Equal(names, want) {
 		t.Errorf("inputs = %v, want %v", names, want)
 	}
 	for n, in := range a.Inputs {

@@ -301,7 +301,7 @@ func TestE2ECitizenStatusAndReset(t *testing.T) {
 		e.run(args("-n", "1", "--rate", "10/s", srv.URL)...).wantCode(t, 4)
 		r = e.run("breaker", "reset", "--all")
 		r.wantCode(t, 0)
-		if !strings.Contains(r.stderr, "reset 1 breaker and 1 rate and budget record") {
+		if !strings.Contains(r.stderr, "reset 1 breaker and 1 rate, budget and quota record") {
 			t.Fatalf("reset --all: %s", r.stderr)
 		}
 	}

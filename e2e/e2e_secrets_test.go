@@ -15,7 +15,8 @@ import (
 // out of the program (errors, -v, --json, batch JSON Lines, check, probe,
 // usage errors, a redirect, a failover message) and finds it in none. The
 // secret rides in a credential header, headers that only look like keys,
-// one named by --secret-header, a URL password and a Redis password.
+// one named by --secret-header, a URL password, query parameters named
+// like keys and a Redis password.
 func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-Zq9-wombat"
@@ -61,6 +62,12 @@ func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
 		"usage, URL":      {"fetch", "-v", "http://user:" + secret + "@exa mple.com/"},
 		"failover":        append(append([]string{"fetch", "-v", "--store", "redis://:" + secret + "@" + redistest.DeadAddr(t)}, headers...), srv.URL+"/ok"),
 		"status, store":   {"breaker", "status", "--store", "redis://:" + secret + "@" + redistest.DeadAddr(t)},
+		// A key in the query, under a name the secret rule calls secret.
+		"fetch, query key": {"fetch", "-v", "--json", "-n", "2", "--delay", "1ms", srv.URL + "/fail?api_key=" + secret + "&page=2"},
+		"batch, query key": {"fetch", "-v", "--json", "-n", "1", srv.URL + "/ok?x=1&access_token=" + secret, srv.URL + "/fail?Token=" + secret},
+		"check, query key": {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?apikey=" + secret},
+		"probe, query key": {"probe", "-v", "--json", "-n", "2", "--interval", "1ms", srv.URL + "/fail?api-key=" + secret},
+		"usage, query key": {"fetch", "-v", "http://exa mple.com/?api_key=" + secret},
 	}
 	for name, a := range runs {
 		r := e.run(a...)

@@ -35,6 +35,8 @@ type Observation struct {
 	// Err is set when no whole answer came: a *NoAnswerError, or a body
 	// over Request.MaxSize.
 	Err error
+	// Trace is where the attempt's time went, and its span id.
+	Trace *AttemptTrace
 }
 
 // HeaderExpectation requires a response header to match a pattern.
@@ -242,11 +244,20 @@ type CheckResult struct {
 	// ElapsedMS is the time from the start of the check to the URL's
 	// verdict: time to healthy, or until the check gave up.
 	ElapsedMS int64 `json:"elapsed_ms"`
+	// RateWaitMS is the time spent waiting for rate slots (--rate),
+	// omitted when there was none.
+	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
 	// Failures are the failures Failed words, in its order, as errors, for
 	// a caller that words them itself (the command layer names its flags).
 	Failures []error `json:"-"`
 	// Err is the run's error for an unhealthy URL (nil when healthy).
 	Err error `json:"-"`
+	// SpanIDs are the traceparent span ids of its attempts, in order
+	// (--traceparent); left out without them.
+	SpanIDs []string `json:"span_ids,omitempty"`
+	// Trace is every attempt of the URL, for reports (--report); each
+	// attempt's Detail is its *AttemptTrace.
+	Trace *resilience.Trace `json:"-"`
 }
 
 // fail adds one failure to Failed and Failures.
@@ -264,6 +275,9 @@ type CheckReport struct {
 	Error *string `json:"error,omitempty"`
 	// ExitCode is the process's exit code, set by the command layer.
 	ExitCode int `json:"exit_code"`
+	// TraceID is the check's W3C trace id (--traceparent), one for every
+	// URL; left out without one.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Unhealthy counts the unhealthy results.
@@ -293,6 +307,9 @@ func Check(ctx context.Context, cfg CheckConfig) CheckReport {
 	}
 	wg.Wait()
 	rep := CheckReport{Healthy: true, ElapsedMS: clockNow(cfg.Clock).Sub(start).Milliseconds(), Results: results}
+	if len(cfg.Requests) > 0 && cfg.Requests[0].Trace != nil {
+		rep.TraceID = cfg.Requests[0].Trace.TraceID
+	}
 	rep.Healthy = rep.Unhealthy() == 0
 	return rep
 }
@@ -454,7 +471,10 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			}
 			last = cur
 		}
-		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err)}
+		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err), Detail: obs.Trace}
+		if obs.Trace != nil && obs.Trace.SpanID != "" {
+			res.SpanIDs = append(res.SpanIDs, obs.Trace.SpanID)
+		}
 		serverRA = -1
 		if ra, ok := resilience.ParseRetryAfter(obs.Header.Get("Retry-After"), lastEnd); ok && obs.Header != nil {
 			serverRA = ra
@@ -472,6 +492,10 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		return a
 	})
 	res.Attempts = sent
+	res.Trace = tr
+	if tr != nil {
+		res.RateWaitMS = tr.RateWait.Milliseconds()
+	}
 	if last != nil {
 		if s := last.obs.Status; s != 0 {
 			res.Status = &s
@@ -526,6 +550,8 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 		e.Left = p.MaxTime - tr.Elapsed
 	}
 	switch {
+	case re.Reason == resilience.ReasonRateWait:
+		e.Reason, e.Left, e.Wait = EndRateSlot, 0, re.Wait
 	case errors.Is(re.Class, resilience.ErrDeadline):
 		e.Reason, e.Left = EndTimeUp, 0
 		if tr.RetryAfter > 0 {
@@ -533,6 +559,8 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 		}
 	case re.Reason == resilience.ReasonBreakerOpened:
 		e.Reason = EndBreakerOpened
+	case re.Reason == resilience.ReasonBudgetSpent && re.Budget != nil:
+		e.Reason, e.Budget = EndRetryBudget, re.Budget.String()
 	case errors.Is(re.Class, resilience.ErrRateLimited):
 		e.Reason, e.RetryAfter, e.MaxRetryAfter = EndRetryAfter, re.RetryAfter, p.MaxRetryAfter
 	case errors.Is(re.Class, resilience.ErrPermanent) && lastStatus != 0:

@@ -122,6 +122,12 @@ const (
 	EndRetryAfter
 	// EndNotRetried: the status is not one the check retries.
 	EndNotRetried
+	// EndRetryBudget: the origin's retry budget (--retry-budget) refused
+	// the retry.
+	EndRetryBudget
+	// EndRateSlot: the origin's next rate slot (--rate) is past the time
+	// limit.
+	EndRateSlot
 )
 
 // CheckEndError says why a check ended before it was healthy, and how
@@ -139,6 +145,10 @@ type CheckEndError struct {
 	RetryAfter, MaxRetryAfter time.Duration
 	// Status is the status not retried (EndNotRetried).
 	Status int
+	// Budget says how the budget was spent (EndRetryBudget).
+	Budget string
+	// Wait is the wait for the next rate slot (EndRateSlot).
+	Wait time.Duration
 }
 
 func (e *CheckEndError) Error() string {
@@ -181,6 +191,11 @@ func (e *CheckEndError) Text(w EndWords) string {
 		return fmt.Sprintf("the server asked to retry after %s, longer than check waits %s (%s)", e.RetryAfter.Round(time.Second), w.RetryAfter, e.MaxRetryAfter)
 	case EndNotRetried:
 		return fmt.Sprintf("status %d is not retried (%s)%s", e.Status, w.RetryOn, left)
+	case EndRateSlot:
+		return fmt.Sprintf("the next request slot of the rate (--rate) is %s off, past the end of %s, so nothing was sent",
+			roundTenth(e.Wait), w.Time)
+	case EndRetryBudget:
+		return fmt.Sprintf("retry budget spent (--retry-budget): %s, so the failure was not retried", e.Budget)
 	}
 	return "unhealthy"
 }

@@ -117,11 +117,11 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 	}
 	resp, err := o.req.send(withTrace(actx, at), o.client, n, o.hooks)
 	if err != nil {
-		return Observation{Err: noAnswer(err), Latency: since()}
+		return Observation{Err: noAnswer(err), Latency: since(), Trace: at}
 	}
 	defer resp.Body.Close()
 	prog.status.Store(int64(resp.StatusCode))
-	obs := Observation{Status: resp.StatusCode, Header: sentHeader(resp)}
+	obs := Observation{Status: resp.StatusCode, Header: sentHeader(resp), Trace: at}
 	raw := io.Reader(countingReader{r: resp.Body, n: &prog.received})
 	max := o.req.MaxSize
 	if max > 0 && resp.ContentLength > max {

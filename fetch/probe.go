@@ -69,6 +69,11 @@ type ProbeConfig struct {
 	// Clock and NewTimer time the waits between requests; nil: real time.
 	Clock    resilience.Clock
 	NewTimer func() resilience.Timer
+	// Limits, if set, is the probe's --rate toward its origin: each request
+	// waits for its slot (after the interval's wait), and, with Auto, a
+	// learned quota with nothing left waits for its reset. Every quota a
+	// response advertises is learned. Hooks.OnRateWait is told each wait.
+	Limits *resilience.Limits
 }
 
 // NewProbeClient is NewClient(r) with keep-alives off: every request of a
@@ -97,6 +102,8 @@ type ProbeSample struct {
 	RetryAfter string
 	// Trace is where the request's time went.
 	Trace *AttemptTrace
+	// RateWait is the wait for the request's slot (--rate) before it.
+	RateWait time.Duration
 }
 
 // Success reports a complete 2xx response.
@@ -131,8 +138,13 @@ func Probe(ctx context.Context, cfg ProbeConfig) ([]ProbeSample, error) {
 		if ctx.Err() != nil {
 			return samples, context.Cause(ctx)
 		}
+		rateWait, err := probeSlot(ctx, cfg, clock, timer)
+		if err != nil {
+			return samples, err
+		}
 		start := clock.Now()
 		s := probeOnce(ctx, client, cfg, n)
+		s.RateWait = rateWait
 		if s.Err != nil && ctx.Err() != nil {
 			// Cut off by the cancellation: it says nothing about the server.
 			return samples, context.Cause(ctx)
@@ -159,6 +171,37 @@ func Probe(ctx context.Context, cfg ProbeConfig) ([]ProbeSample, error) {
 	return samples, nil
 }
 
+// probeSlot takes the next request's slot of cfg.Limits and waits for
+// it; it returns the wait.
+func probeSlot(ctx context.Context, cfg ProbeConfig, clock resilience.Clock, timer resilience.Timer) (time.Duration, error) {
+	if cfg.Limits == nil {
+		return 0, nil
+	}
+	start := clock.Now()
+	for {
+		slot, err := cfg.Limits.Take(ctx, clock.Now(), -1)
+		if err != nil {
+			return clock.Now().Sub(start), err
+		}
+		if slot.Wait <= 0 {
+			return clock.Now().Sub(start), nil
+		}
+		if cfg.Hooks.OnRateWait != nil {
+			cfg.Hooks.OnRateWait(resilience.RateWaitInfo{Origin: cfg.Limits.Origin, Wait: slot.Wait})
+		}
+		timer.Start(slot.Wait)
+		select {
+		case <-timer.C():
+		case <-ctx.Done():
+			return clock.Now().Sub(start), context.Cause(ctx)
+		}
+		if slot.Reserved {
+			return clock.Now().Sub(start), nil
+		}
+		// The quota's reset has come: take a slot of the next window.
+	}
+}
+
 // probeOnce sends request n and reads its whole body (bounded by
 // MaxSize), whatever the status.
 func probeOnce(ctx context.Context, client *http.Client, cfg ProbeConfig, n int) ProbeSample {
@@ -172,6 +215,13 @@ func probeOnce(ctx context.Context, client *http.Client, cfg ProbeConfig, n int)
 	if err == nil {
 		s.Status, s.StatusText = resp.StatusCode, statusText(resp)
 		s.RetryAfter = strings.TrimSpace(resp.Header.Get("Retry-After"))
+		if q, ok := resilience.ParseQuota(resp.Header, time.Now()); ok && cfg.Limits != nil {
+			now := time.Now()
+			if cfg.Clock != nil {
+				now = cfg.Clock.Now()
+			}
+			cfg.Limits.Learn(ctx, q, now)
+		}
 		err = drain(resp, cfg.Request.MaxSize)
 		resp.Body.Close()
 	}
@@ -234,6 +284,9 @@ type ProbeReport struct {
 	ExitCode int           `json:"exit_code"`
 	Error    *string       `json:"error"`
 	Samples  []ProbeResult `json:"samples"`
+	// TraceID is the probe's W3C trace id (--traceparent); each sample's
+	// span id is its span_id. Left out without one.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // ProbeLatency are the latency statistics of a probe.
@@ -285,6 +338,9 @@ type ProbeResult struct {
 	TTFBMS     *float64 `json:"ttfb_ms"`
 	TotalMS    float64  `json:"total_ms"`
 	RetryAfter *string  `json:"retry_after"`
+	// RateWaitMS is the wait for the request's slot (--rate), omitted
+	// when there was none.
+	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
 	ReportTrace
 }
 
@@ -296,6 +352,9 @@ func NewProbeReport(req *Request, samples []ProbeSample, planned int, interval, 
 		Complete: len(samples) == planned, IntervalMS: interval.Milliseconds(), ElapsedMS: elapsed.Milliseconds(),
 		Statuses: map[string]int{}, Errors: map[string]int{}, ErrorExamples: map[string]string{},
 		RetryAfter: []RetryAfterSeen{}, Samples: []ProbeResult{}}
+	if req.Trace != nil {
+		r.TraceID = req.Trace.TraceID
+	}
 	var ttfb, total []time.Duration
 	for _, s := range samples {
 		if s.Trace == nil {
@@ -351,7 +410,7 @@ func (r *ProbeReport) Below(rate float64) bool {
 }
 
 func newProbeResult(s ProbeSample) ProbeResult {
-	pr := ProbeResult{N: s.N, TotalMS: Millis(s.Trace.Total), ReportTrace: NewReportTrace(s.Trace)}
+	pr := ProbeResult{N: s.N, TotalMS: Millis(s.Trace.Total), RateWaitMS: s.RateWait.Milliseconds(), ReportTrace: NewReportTrace(s.Trace)}
 	if s.Status != 0 {
 		st, ttfb := s.Status, Millis(s.Trace.TTFB)
 		pr.Status, pr.TTFBMS = &st, &ttfb

@@ -25,9 +25,9 @@ func RedactURL(u *url.URL) string {
 	if _, has := u.User.Password(); has {
 		c := *u
 		c.User = url.UserPassword(u.User.Username(), Redacted)
-		return c.String()
+		return redact.RawURL(c.String())
 	}
-	return u.String()
+	return redact.RawURL(u.String())
 }
 
 // Redact removes URL passwords from free text such as error messages (see

@@ -42,6 +42,13 @@ type Report struct {
 	StaleAgeMS *int64          `json:"stale_age_ms,omitempty"`
 	// StaleSkipped says why a saved stale copy was not served.
 	StaleSkipped *string `json:"stale_skipped,omitempty"`
+	// TraceID is the run's W3C trace id (--traceparent); left out
+	// without one. Each attempt's span id is its span_id.
+	TraceID string `json:"trace_id,omitempty"`
+
+	// streamed is a large body whose data field WriteJSON writes from its
+	// reader; nil when the field is in Data or DataBase64.
+	streamed *streamedData
 }
 
 // Outcome is how the command layer judged a run: the process's exit code
@@ -89,6 +96,9 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 		OK: out.ExitCode == 0 && res != nil && res.Source != SourceNone && res.Source != "", URL: RedactURL(req.URL),
 		Method: req.Method, Source: SourceNone, Data: json.RawMessage("null"), ExitCode: out.ExitCode,
 		Attempts: []ReportAttempt{},
+	}
+	if req.Trace != nil {
+		r.TraceID = req.Trace.TraceID
 	}
 	if res != nil {
 		r.Source = res.Source
@@ -157,6 +167,25 @@ func NewReport(req *Request, res *Result, body io.Reader, out Outcome) Report {
 // setData stores body as parsed JSON if it is JSON, as a string if it is
 // UTF-8, and as base64 otherwise.
 func (r *Report) setData(body io.Reader) {
+	if rs, ok := body.(io.ReadSeeker); ok {
+		if size, err := rs.Seek(0, io.SeekEnd); err == nil && size >= streamDataMin {
+			d, err := newStreamedData(rs, size)
+			if err != nil {
+				return
+			}
+			r.streamed = d
+			if d.kind == dataBase64 {
+				p := d.token
+				r.DataBase64 = &p
+			} else {
+				r.Data = json.RawMessage(d.placeholder())
+			}
+			return
+		}
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return
+		}
+	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return

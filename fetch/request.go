@@ -43,6 +43,9 @@ type Request struct {
 	MaxRedirs int
 	// MaxSize bounds the body after decompression; 0: unbounded.
 	MaxSize int64
+	// Trace, when set, sends a W3C traceparent header with every attempt:
+	// its trace id, a new span id per attempt (--traceparent).
+	Trace *TraceContext
 }
 
 // ErrInvalid is wrapped by every error about input refetch will not send:
@@ -706,6 +709,15 @@ func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks)
 		return nil, err
 	}
 	ctx, at := startTrace(ctx, n, h)
+	if r.Trace != nil {
+		// One span id per attempt; the header in W3C's lowercase spelling.
+		span := newSpanID()
+		req.Header.Del("Traceparent")
+		req.Header["traceparent"] = []string{r.Trace.header(span)}
+		at.mu.Lock()
+		at.SpanID = span
+		at.mu.Unlock()
+	}
 	req = req.WithContext(ctx)
 	if h.OnRequest != nil {
 		h.OnRequest(n, req)

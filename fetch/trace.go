@@ -97,6 +97,9 @@ type AttemptTrace struct {
 	// Redirects are the redirects of the attempt, in order, including one
 	// refused for exceeding the limit.
 	Redirects []Hop
+	// SpanID is the span id the attempt's traceparent header carried
+	// (Request.Trace); "" without one.
+	SpanID string
 
 	mu      sync.Mutex
 	n       int
@@ -331,6 +334,9 @@ type ReportTrace struct {
 	RemoteAddr *string        `json:"remote_addr"`
 	Proto      *string        `json:"proto"`
 	Redirects  []ReportHop    `json:"redirects"`
+	// SpanID is the attempt's traceparent span id (--traceparent); left
+	// out without one.
+	SpanID *string `json:"span_id,omitempty"`
 }
 
 // ReportTimings are the phases of an attempt in milliseconds; nil: the
@@ -369,6 +375,10 @@ func NewReportTrace(detail any) ReportTrace {
 	}
 	for _, h := range t.Redirects {
 		rt.Redirects = append(rt.Redirects, ReportHop{Status: h.Status, Location: Redact(h.Location)})
+	}
+	if t.SpanID != "" {
+		s := t.SpanID
+		rt.SpanID = &s
 	}
 	return rt
 }

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/refetch/refetch/resilience/store"
 	"time"
+
+	"github.com/refetch/refetch/resilience/store"
 )
 
 // State is a circuit breaker state (see package store).

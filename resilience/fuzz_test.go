@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"bytes"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -56,6 +57,38 @@ func FuzzDecodeStale(f *testing.F) {
 		back, err := DecodeStale(EncodeStale(e))
 		if err != nil || !bytes.Equal(back.Body, e.Body) || back.Status != e.Status {
 			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
+
+func FuzzParseQuota(f *testing.F) {
+	for _, s := range [][2]string{
+		{`"default";r=0;t=30`, `"default";q=100;w=60`},
+		{`"a";r=1;t=50, "b";r=0;t=2`, `"a";q=5, "b";q=9;w=1`},
+		{`limit=100, remaining=0, reset=30`, ``},
+		{`"x\"y";r=1`, `"\\"`},
+		{`0`, `1764000000`}, {`3`, `1.5`}, {`0`, `Wed, 21 Oct 2015 07:28:00 GMT`},
+		{`0`, `99999999999999999999999999`}, {`-1`, ``},
+	} {
+		f.Add(s[0], s[1])
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, h := range []http.Header{
+			{"Ratelimit": {a}, "Ratelimit-Policy": {b}},
+			{"X-Ratelimit-Remaining": {a}, "X-Ratelimit-Reset": {b}, "X-Ratelimit-Limit": {b}},
+			{"Ratelimit-Remaining": {a}, "Ratelimit-Reset": {b}, "Date": {b}},
+		} {
+			q, ok := ParseQuota(h, now)
+			if !ok {
+				if q != (Quota{}) {
+					t.Fatalf("%v: not ok but %+v", h, q)
+				}
+				continue
+			}
+			if q.Remaining < 0 || q.Reset < -1 || q.Reset > MaxQuotaReset || q.Window < 0 || q.Window > MaxQuotaReset || q.Limit < -1 {
+				t.Fatalf("%v: %+v out of range", h, q)
+			}
 		}
 	})
 }

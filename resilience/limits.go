@@ -39,6 +39,14 @@ type Limits struct {
 	// Rate and Budget: nil for none.
 	Rate   *Rate
 	Budget *RetryBudget
+	// Auto paces by the quota the server advertises (--rate auto): with
+	// no Rate, every attempt takes a slot of the identity's learned quota
+	// (store.Limiter.PaceQuota), and waits for its reset when nothing is
+	// left.
+	Auto bool
+	// Identity is the caller's (fetch.Request.Identity): learned quotas
+	// are per identity, as a server's quota is per credential.
+	Identity string
 	// Warn, if set, receives problems with the store.
 	Warn func(error)
 
@@ -89,13 +97,59 @@ func (l *Limits) stepAside(err error) {
 	}
 }
 
-// rate takes a slot at now, waiting at most maxWait (negative: no
-// bound). ok false: the store had no slot within maxWait and reserved
-// nothing; wait is then the wait it would take.
-func (l *Limits) rate(ctx context.Context, now time.Time, maxWait time.Duration) (ok bool, wait time.Duration, err error) {
-	if l == nil || l.down || l.Rate == nil {
-		return true, 0, nil
+// Slot is an attempt's turn: Reserved, send after Wait; not Reserved,
+// the wait it would take (nothing was reserved). Exhausted: the learned
+// quota has nothing left until Wait is over (Auto).
+type Slot struct {
+	Reserved  bool
+	Wait      time.Duration
+	Exhausted bool
+}
+
+// Take takes a slot at now, waiting at most maxWait (negative: no bound):
+// of the Rate, or with Auto of the learned quota. With neither, or when
+// the limits stepped aside, every slot is free at once.
+func (l *Limits) Take(ctx context.Context, now time.Time, maxWait time.Duration) (Slot, error) {
+	if l == nil || l.down || l.Rate == nil && !l.Auto {
+		return Slot{Reserved: true}, nil
 	}
+	if l.Rate == nil {
+		d, err := l.Store.PaceQuota(ctx, store.QuotaParams{Origin: l.Origin, Identity: l.Identity, MaxWait: maxWait, Route: l.route}, now)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Slot{}, context.Cause(ctx)
+		case err != nil:
+			l.stepAside(err)
+			return Slot{Reserved: true}, nil
+		}
+		l.route = d.Route
+		return Slot{Reserved: d.Reserved, Wait: d.Wait, Exhausted: d.Known && d.Remaining <= 0}, nil
+	}
+	ok, wait, err := l.rate(ctx, now, maxWait)
+	return Slot{Reserved: ok, Wait: wait}, err
+}
+
+// Learn keeps the quota a response advertised (one with a reset to come)
+// in the store, for Auto and for breaker status.
+func (l *Limits) Learn(ctx context.Context, q Quota, now time.Time) {
+	if l == nil || l.down || q.Reset <= 0 {
+		return
+	}
+	d, err := l.Store.LearnQuota(ctx, store.QuotaParams{Origin: l.Origin, Identity: l.Identity, Route: l.route},
+		store.QuotaObservation{Limit: q.Limit, Remaining: q.Remaining, Window: q.Window, Reset: q.Reset, Policy: q.Policy}, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.stepAside(err)
+		}
+		return
+	}
+	l.route = d.Route
+}
+
+// rate takes a slot of the Rate at now, waiting at most maxWait
+// (negative: no bound). ok false: the store had no slot within maxWait
+// and reserved nothing; wait is then the wait it would take.
+func (l *Limits) rate(ctx context.Context, now time.Time, maxWait time.Duration) (ok bool, wait time.Duration, err error) {
 	d, err := l.Store.Rate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, Burst: l.Rate.Burst,
 		MaxWait: maxWait, Route: l.route}, now)
 	switch {

@@ -192,11 +192,12 @@ func (r *run) admit() (Ticket, error) {
 	for {
 		now := r.clock.Now()
 		ticket, err := r.e.Breaker.Admit(r.ctx, now)
+		if err == nil {
+			// An exhausted learned quota (--rate auto) is a hold too.
+			err = r.takeSlot(ticket)
+		}
 		var hold *HoldError
 		if !errors.As(err, &hold) {
-			if err == nil {
-				err = r.takeSlot(ticket)
-			}
 			return ticket, err
 		}
 		wait := hold.Until.Sub(now)
@@ -238,7 +239,8 @@ func (r *run) takeSlot(ticket Ticket) error {
 	if yield {
 		maxWait = 0
 	}
-	ok, wait, err := r.e.Limits.rate(r.ctx, now, maxWait)
+	slot, err := r.e.Limits.Take(r.ctx, now, maxWait)
+	ok, wait := slot.Reserved, slot.Wait
 	release := func() {
 		if ticket.trial {
 			r.e.Breaker.Record(r.ctx, ticket, Verdict{Kind: Cancelled, Breaker: Ignore}, r.clock.Now(), time.Time{})
@@ -248,6 +250,9 @@ func (r *run) takeSlot(ticket Ticket) error {
 	case err != nil:
 		release()
 		return err
+	case slot.Exhausted:
+		release()
+		return &HoldError{Key: r.e.Limits.Origin, Until: now.Add(wait)}
 	case !ok && yield && (r.deadline.IsZero() || wait <= r.deadline.Sub(now)):
 		release()
 		r.rateYielded = &RateWaitError{Origin: r.e.Limits.Origin, Until: now.Add(wait)}
@@ -331,7 +336,23 @@ func (r *run) attempt() error {
 		// The server's "come back later" is for every run on the key.
 		holdUntil = now.Add(ra)
 	}
+	q, hasQ := Quota{}, false
+	if a.Header != nil {
+		q, hasQ = ParseQuota(a.Header, now)
+	}
+	if hasQ && q.Exhausted() {
+		// Nothing left until the reset, whatever the status: a hold for
+		// every run of the identity, as a Retry-After is; and a refusal
+		// without a Retry-After is retried after the reset.
+		holdUntil = later(holdUntil, now.Add(q.Reset))
+		if !hasRA && v.Kind == Retryable && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
+			ra, hasRA = q.Reset, true
+		}
+	}
 	r.e.Breaker.Record(r.ctx, ticket, v, now, holdUntil)
+	if hasQ {
+		r.e.Limits.Learn(r.ctx, q, now)
+	}
 	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
 	if v.Kind != Cancelled {
 		r.lastDone = v.Err
@@ -475,4 +496,12 @@ func serverNow(h http.Header, now time.Time) time.Time {
 		return t
 	}
 	return now
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -10,10 +10,13 @@ trap 'rm -f "$log"' EXIT
 for target in \
 	./resilience:FuzzParseRetryAfter \
 	./resilience:FuzzParseStatusSet \
+	./resilience:FuzzParseQuota \
 	./resilience/store:FuzzDecodeRecord \
 	./resilience:FuzzDecodeStale \
 	./fetch:FuzzParseHeader \
-	./fetch:FuzzParseURL; do
+	./fetch:FuzzParseURL \
+	./fetch:FuzzStreamedData \
+	./report:FuzzHostileText; do
 	pkg=${target%%:*}
 	name=${target##*:}
 	echo "  $name ($t)"

@@ -39,7 +39,7 @@ var (
 	runs       = flag.Int("runs", 60, "runs per tool for the small fetch")
 	bigRuns    = flag.Int("big-runs", 5, "runs per tool for each large download")
 	bigMiB     = flag.Int64("big", 512, "large download size in MiB")
-	only       = flag.String("only", "", "run only these sections (comma list: small,big,rss,wait,breaker,batch)")
+	only       = flag.String("only", "", "run only these sections (comma list: small,big,rss,json,wait,breaker,batch)")
 	nginxURL   = flag.String("nginx", "", "base URL of a static server serving the -files tree (bytes/N); its rows are measured too")
 	filesDir   = flag.String("files", "", "directory holding bytes/N, the bodies the servers send (default: written to a temp dir)")
 	mkfiles    = flag.String("mkfiles", "", "write DIR/bytes/N for the body sizes and exit")
@@ -105,6 +105,9 @@ func main() {
 		if want("rss") {
 			rss(t, env, work)
 		}
+	}
+	if want("json") {
+		jsonRSS(base, env)
 	}
 	if want("wait") {
 		waits(base, env, srv)
@@ -424,6 +427,29 @@ func rss(t target, env []string, work string) {
 	fmt.Println()
 }
 
+// jsonRSS measures the peak RSS of --json against body size for a body of
+// NUL bytes, each of which the report escapes to six bytes (issue 26's
+// goal: 100 MB within 2x of 1 MB).
+func jsonRSS(base string, env []string) {
+	fmt.Printf("## refetch --json of NUL bytes: peak RSS and time (median of 3)\n\n| body | peak RSS | time |\n|---|---|---|\n")
+	var first int64
+	for _, size := range []int64{1e6, 100e6} {
+		var rs []int64
+		var ts []time.Duration
+		for i := 0; i < 3; i++ {
+			d, r, err := run(env, cmd{argv: []string{*refetchBin, "fetch", "--json", fmt.Sprintf("%s/zeros/%d", base, size)}, out: toCat})
+			check(err)
+			rs, ts = append(rs, r), append(ts, d)
+		}
+		r := medianInt(rs)
+		if first == 0 {
+			first = r
+		}
+		fmt.Printf("| %d MB | %d KiB (%.2fx of 1 MB) | %s |\n", size/1e6, r, float64(r)/float64(first), ms(median(ts)))
+	}
+	fmt.Println()
+}
+
 func waits(base string, env []string, srv *server) {
 	fmt.Printf("## Wait accuracy (planned against actual, measured at the server)\n\n")
 	// Ten 100 ms waits: 10 failures then a success.
@@ -540,6 +566,19 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for n > 0 {
 			k := min(n, int64(len(s.buf)))
 			if _, err := w.Write(s.buf[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+		return
+	case strings.HasPrefix(r.URL.Path, "/zeros/"):
+		// NUL bytes: the worst case for --json, each escaped as \u0000.
+		n, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/zeros/"), 10, 64)
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		zeros := make([]byte, 256<<10)
+		for n > 0 {
+			k := min(n, int64(len(zeros)))
+			if _, err := w.Write(zeros[:k]); err != nil {
 				return
 			}
 			n -= k

@@ -2,9 +2,10 @@
 
 // Command rate measures what --rate and --retry-budget cost a refetch run
 // on a Redis store: the same fetch with and without them, alternating run
-// by run, medians. The rate is far above what a run sends (100000/s), so
-// no run waits for a slot: what is measured is the store step. It starts
-// its own redis-server and HTTP server on loopback.
+// by run, medians. The rate is far above what a run sends (100000/s, and
+// a quota of a million a minute for --rate auto), so no run waits for a
+// slot: what is measured is the store steps. It starts its own
+// redis-server and HTTP server on loopback.
 //
 //	go run ./bench/rate -refetch PATH [-runs 150]
 package main
@@ -65,7 +66,13 @@ func main() {
 	addr, stop := startRedis(state)
 	defer stop()
 	store := "redis://" + addr
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
+	// The server advertises a quota far above what the runs send (a
+	// million a minute), so --rate auto learns and paces without a wait.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"default";q=1000000;w=60`)
+		w.Header().Set("RateLimit", `"default";r=999999;t=60`)
+		w.Write([]byte("ok\n"))
+	}))
 	defer srv.Close()
 	modes := []struct {
 		name string
@@ -74,6 +81,7 @@ func main() {
 		{"breaker", []string{"--store", store}},
 		{"breaker, --rate", []string{"--store", store, "--rate", "100000/s"}},
 		{"breaker, --rate, --retry-budget", []string{"--store", store, "--rate", "100000/s", "--retry-budget", "20%"}},
+		{"breaker, --rate auto", []string{"--store", store, "--rate", "auto"}},
 		{"no breaker", []string{"--store", store, "--breaker-failures", "0"}},
 		{"no breaker, --rate", []string{"--store", store, "--breaker-failures", "0", "--rate", "100000/s"}},
 	}

@@ -15,16 +15,90 @@ package redact
 import (
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 )
 
 // Mask replaces a password.
 const Mask = "REDACTED"
 
-// RawURL returns raw with the password of its userinfo replaced by Mask.
-// Without "://", what precedes the last '@' is taken for userinfo: its
-// part after a ':', or all of it without one, is the secret.
+// RawURL returns raw with the password of its userinfo, and the values of
+// query parameters whose names the secret rule calls secret (api_key,
+// token, …: SecretHeader), replaced by Mask. Without "://", what precedes
+// the last '@' is taken for userinfo: its part after a ':', or all of it
+// without one, is the secret.
 func RawURL(raw string) string {
+	return maskQuery(rawURL(raw))
+}
+
+// maskQuery replaces the values of u's secret query parameters by Mask,
+// in place (a value is replaced where it stands, never wherever its text
+// occurs elsewhere in u).
+func maskQuery(u string) string {
+	head, q, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	q, frag, hasFrag := strings.Cut(q, "#")
+	parts := strings.Split(q, "&")
+	changed := false
+	for i, part := range parts {
+		k, v, ok := strings.Cut(part, "=")
+		if ok && v != "" && v != Mask && secretParam(k) {
+			parts[i], changed = k+"="+Mask, true
+		}
+	}
+	if !changed {
+		return u
+	}
+	out := head + "?" + strings.Join(parts, "&")
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
+}
+
+// secretParam reports whether the query parameter named k (as written)
+// is secret: the secret rule, applied to its unescaped name.
+func secretParam(k string) bool {
+	name, err := url.QueryUnescape(k)
+	if err != nil {
+		name = k
+	}
+	return SecretHeader(name)
+}
+
+// minTextSecret is the shortest secret query value scrubbed from free
+// text (Secrets): a shorter one ("1") would blot out every place its text
+// occurs in a message. The URL itself masks every such value (RawURL).
+const minTextSecret = 4
+
+// querySecrets are the values, as written and unescaped, of u's secret
+// query parameters of at least minTextSecret bytes, longest first (so
+// that a value that holds another is replaced whole).
+func querySecrets(u string) []string {
+	_, q, ok := strings.Cut(u, "?")
+	if !ok {
+		return nil
+	}
+	q, _, _ = strings.Cut(q, "#")
+	var out []string
+	for _, part := range strings.Split(q, "&") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || len(v) < minTextSecret || v == Mask || !secretParam(k) {
+			continue
+		}
+		out = append(out, v)
+		if un, err := url.QueryUnescape(v); err == nil && un != v && len(un) >= minTextSecret {
+			out = append(out, un)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// rawURL is RawURL for the userinfo's password only.
+func rawURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		at := strings.LastIndexByte(raw, '@')
@@ -48,10 +122,14 @@ func RawURL(raw string) string {
 }
 
 // Secrets returns the texts of raw that must never be shown: its
-// userinfo, its password, and the password unescaped; none when it has no
-// password. For scrubbing messages that quote raw in pieces (a client
-// library's parse error).
+// userinfo, its password, the password unescaped, and its secret query
+// values (see RawURL); none when it has none. For scrubbing messages that
+// quote raw in pieces (a client library's parse error).
 func Secrets(raw string) []string {
+	return append(passwordSecrets(raw), querySecrets(raw)...)
+}
+
+func passwordSecrets(raw string) []string {
 	_, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil
@@ -102,9 +180,10 @@ func Mangled(u *url.URL) bool {
 // a space or a quote.
 var urlToken = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
 
-// Text returns s with the password of every URL in it replaced by Mask.
+// Text returns s with the password and the secret query values of every
+// URL in it replaced by Mask.
 func Text(s string) string {
-	if !strings.Contains(s, "@") {
+	if !strings.Contains(s, "@") && !strings.Contains(s, "?") {
 		return s
 	}
 	return urlToken.ReplaceAllStringFunc(s, RawURL)

@@ -78,3 +78,25 @@ func TestRawURLMangled(t *testing.T) {
 		}
 	}
 }
+
+func TestRawURLQueryKeys(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://h/x?api_key=abc&page=2":          "https://h/x?api_key=REDACTED&page=2",
+		"https://h/x?page=2&Access_Token=a%2Fb#f": "https://h/x?page=2&Access_Token=REDACTED#f",
+		"https://u:pw@h/?token=t1&token=t22":      "https://u:REDACTED@h/?token=REDACTED&token=REDACTED",
+		"https://h/x?page=2&q=token":              "https://h/x?page=2&q=token",
+		"https://h/token?token=token&k=token":     "https://h/token?token=REDACTED&k=token",
+		"https://h/x?api_key=":                    "https://h/x?api_key=",
+		"h/x?apikey=k":                            "h/x?apikey=REDACTED",
+	} {
+		if got := RawURL(raw); got != want {
+			t.Errorf("RawURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	if got := Text(`Get "https://h/x?api_key=abc": EOF`); got != `Get "https://h/x?api_key=REDACTED": EOF` {
+		t.Errorf("Text: %q", got)
+	}
+	if s := Secrets("https://h/x?api_key=ab%2Fcd&token=k"); len(s) != 2 || s[0] != "ab%2Fcd" || s[1] != "ab/cd" {
+		t.Errorf("Secrets: %q", s)
+	}
+}

@@ -56,6 +56,12 @@ type Limiter interface {
 	DeleteLimits(ctx context.Context, origin string) (bool, error)
 	// DeleteAllLimits removes every limit record and returns how many.
 	DeleteAllLimits(ctx context.Context) (int, error)
+	// LearnQuota records the quota a response advertised to p.Identity
+	// (quotaLearnStep, quota.go).
+	LearnQuota(ctx context.Context, p QuotaParams, o QuotaObservation, now time.Time) (QuotaDecision, error)
+	// PaceQuota takes p.Identity's next slot of its learned quota
+	// (quotaPaceStep).
+	PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error)
 }
 
 // RateParams are one rate step's settings: they travel with the step, so
@@ -113,10 +119,11 @@ type BudgetDecision struct {
 	Route                      Route
 }
 
-// LimitRecord is one origin's stored rate or budget, for listings.
+// LimitRecord is one origin's stored rate, budget or learned quota (one
+// per identity), for listings.
 type LimitRecord struct {
 	Origin string
-	// Kind is "rate" or "budget".
+	// Kind is "rate", "budget" or "quota".
 	Kind string
 	// Rate: the next free slot (TAT less the burst), in the caller's clock,
 	// and the last writer's interval and burst.
@@ -127,7 +134,16 @@ type LimitRecord struct {
 	// the last writer's settings.
 	Firsts, Retries float64
 	Percent, Min    int
-	Window          time.Duration
+	// Window is the budget's window, or the quota's (0: not said).
+	Window time.Duration
+	// Quota: whose it is (an identity hash, "" for none), its limit (-1:
+	// not said), what remains, when it resets (in the caller's clock), and
+	// the policy the server named.
+	Identity   string
+	QuotaLimit int64
+	Remaining  int64
+	Reset      time.Time
+	Policy     string
 }
 
 // rateState is a rate record; its times in microseconds since the epoch.
@@ -244,6 +260,20 @@ const (
 	budgetSuffix = ".budget"
 )
 
+// limitSuffixes are the suffixes of every limit file (quotaSuffix in
+// quota.go).
+var limitSuffixes = []string{rateSuffix, budgetSuffix, quotaSuffix}
+
+// limitSuffix is the limit suffix name ends with, "" for none.
+func limitSuffix(name string) string {
+	for _, suffix := range limitSuffixes {
+		if strings.HasSuffix(name, suffix) {
+			return suffix
+		}
+	}
+	return ""
+}
+
 // Rate implements Limiter under the origin's rate file lock.
 func (s *FileStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
 	var d RateDecision
@@ -311,32 +341,40 @@ func (s *FileStore) limitFiles() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if name := e.Name(); strings.HasSuffix(name, rateSuffix) || strings.HasSuffix(name, budgetSuffix) {
+		if name := e.Name(); limitSuffix(name) != "" {
 			out = append(out, s.Dir+string(os.PathSeparator)+name)
 		}
 	}
 	return out, nil
 }
 
-// limitExpired reads a limit file and reports its record, and whether it
+// readLimits reads a limit file and reports its records, and whether it
 // expired by now (or cannot be read).
-func readLimit(path string, now time.Time) (LimitRecord, bool) {
+func readLimits(path string, now time.Time) ([]LimitRecord, bool) {
 	data, err := regularfile.Read(path)
 	if err != nil {
-		return LimitRecord{}, true
+		return nil, true
 	}
-	if strings.HasSuffix(path, rateSuffix) {
+	switch limitSuffix(path) {
+	case rateSuffix:
 		var st rateState
 		if json.Unmarshal(data, &st) != nil || st.Origin == "" || st.Expires < usOf(now) {
-			return LimitRecord{}, true
+			return nil, true
 		}
-		return st.record(0), false
+		return []LimitRecord{st.record(0)}, false
+	case quotaSuffix:
+		var st quotaState
+		if json.Unmarshal(data, &st) != nil || st.Origin == "" || st.Expires <= usOf(now) {
+			return nil, true
+		}
+		st = loadQuota(data, st.Origin, usOf(now))
+		return st.records(usOf(now), 0), false
 	}
 	var st budgetState
 	if json.Unmarshal(data, &st) != nil || st.Origin == "" || st.Expires < now.UnixMilli() {
-		return LimitRecord{}, true
+		return nil, true
 	}
-	return st.record(now.UnixMilli()), false
+	return []LimitRecord{st.record(now.UnixMilli())}, false
 }
 
 // record is st as a listing shows it; off moves its times to the
@@ -364,34 +402,33 @@ func (s *FileStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 	out := []LimitRecord{}
 	now := time.Now()
 	for _, p := range paths {
-		if r, expired := readLimit(p, now); !expired && s.path(r.Origin)+suffixOf(p) == p {
-			out = append(out, r)
+		if rs, expired := readLimits(p, now); !expired && len(rs) > 0 && s.path(rs[0].Origin)+limitSuffix(p) == p {
+			out = append(out, rs...)
 		}
 	}
 	sortLimits(out)
 	return out, nil
 }
 
-func suffixOf(path string) string {
-	if strings.HasSuffix(path, rateSuffix) {
-		return rateSuffix
-	}
-	return budgetSuffix
-}
+// kindOrder is the order of an origin's records in a listing.
+var kindOrder = map[string]int{"rate": 0, "budget": 1, "quota": 2}
 
 func sortLimits(out []LimitRecord) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Origin != out[j].Origin {
 			return out[i].Origin < out[j].Origin
 		}
-		return out[i].Kind > out[j].Kind // rate before budget
+		if out[i].Kind != out[j].Kind {
+			return kindOrder[out[i].Kind] < kindOrder[out[j].Kind]
+		}
+		return out[i].Identity < out[j].Identity
 	})
 }
 
 // DeleteLimits implements Limiter.
 func (s *FileStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
 	found := false
-	for _, suffix := range []string{rateSuffix, budgetSuffix} {
+	for _, suffix := range limitSuffixes {
 		base := s.path(origin) + suffix
 		if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -439,7 +476,7 @@ func (s *FileStore) removeLimitIfExpired(ctx context.Context, base string, now t
 		return
 	}
 	defer unlock()
-	if _, expired := readLimit(base, now); !expired {
+	if _, expired := readLimits(base, now); !expired {
 		return
 	}
 	if err := os.Remove(base); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -506,3 +543,9 @@ func (s *FailoverStore) DeleteAllLimits(ctx context.Context) (int, error) {
 func errNoLimiter(st Store) error {
 	return fmt.Errorf("store %s keeps no rates or budgets", storeName(st, "?"))
 }
+
+var (
+	_ Limiter = (*FileStore)(nil)
+	_ Limiter = (*RedisStore)(nil)
+	_ Limiter = (*FailoverStore)(nil)
+)

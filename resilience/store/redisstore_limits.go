@@ -143,7 +143,7 @@ func (s *RedisStore) Budget(ctx context.Context, p BudgetParams, now time.Time) 
 // limitKeys returns the full names of every limit record (SCAN, on
 // every master of a cluster).
 func (s *RedisStore) limitKeys(ctx context.Context, op string) ([]string, error) {
-	return s.scan(ctx, op, RedisRatePrefix, RedisBudgetPrefix)
+	return s.scan(ctx, op, RedisRatePrefix, RedisBudgetPrefix, RedisQuotaPrefix)
 }
 
 // ListLimits implements Limiter, the times in the local clock.
@@ -182,6 +182,10 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 				continue
 			}
 			n := func(f string) int64 { v, _ := hashInt(m[f]); return v }
+			if origin, ok := strings.CutPrefix(batch[i], RedisQuotaPrefix); ok {
+				out = append(out, redisQuotaState(origin, m).records(usOf(server), off)...)
+				continue
+			}
 			if origin, ok := strings.CutPrefix(batch[i], RedisRatePrefix); ok {
 				st := rateState{Origin: origin, TAT: n("tat"), Interval: max(n("interval"), 1), Burst: max(n("burst"), 1)}
 				out = append(out, st.record(off))
@@ -199,7 +203,7 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 
 // DeleteLimits implements Limiter.
 func (s *RedisStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
-	n, err := s.del(ctx, []string{RedisRatePrefix + origin, RedisBudgetPrefix + origin})
+	n, err := s.del(ctx, []string{RedisRatePrefix + origin, RedisBudgetPrefix + origin, RedisQuotaPrefix + origin})
 	if err != nil {
 		return false, s.wrap(ctx, "delete", err)
 	}

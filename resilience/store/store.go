@@ -228,9 +228,9 @@ func (s *FileStore) removeExpired(now time.Time) {
 		switch {
 		case strings.HasSuffix(name, ".json"):
 			s.removeIfExpired(noWait, filepath.Join(s.Dir, strings.TrimSuffix(name, ".json")), now)
-		case strings.HasSuffix(name, rateSuffix), strings.HasSuffix(name, budgetSuffix):
+		case limitSuffix(name) != "":
 			s.removeLimitIfExpired(noWait, filepath.Join(s.Dir, name), now)
-		case strings.HasSuffix(name, rateSuffix+".lock"), strings.HasSuffix(name, budgetSuffix+".lock"):
+		case limitSuffix(strings.TrimSuffix(name, ".lock")) != "":
 			// A limit's lock goes with its file (removeLimitIfExpired), or
 			// alone once the file is gone.
 			base := filepath.Join(s.Dir, strings.TrimSuffix(name, ".lock"))

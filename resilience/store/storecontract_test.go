@@ -42,6 +42,7 @@ func TestStores(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testStore(t, mk)
 			testLimits(t, mk)
+			testQuotas(t, mk)
 		})
 	}
 }

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/refetch/refetch/internal/redistest"
+)
+
+// testQuotas is the contract of learned quotas (quota.go), run by
+// TestStores against every store.
+func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
+	now := contractNow
+	ctx := context.Background()
+	const origin = "https://q.test:443"
+	limiter := func(t *testing.T) Limiter {
+		l, ok := mk(t).(Limiter)
+		if !ok {
+			t.Fatal("the store is not a Limiter")
+		}
+		return l
+	}
+	learn := func(t *testing.T, l Limiter, id string, o QuotaObservation, at time.Time) {
+		t.Helper()
+		if _, err := l.LearnQuota(ctx, QuotaParams{Origin: origin, Identity: id}, o, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pace := func(t *testing.T, l Limiter, id string, maxWait time.Duration, at time.Time, want QuotaDecision) {
+		t.Helper()
+		d, err := l.PaceQuota(ctx, QuotaParams{Origin: origin, Identity: id, MaxWait: maxWait}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Route = 0; d != want {
+			t.Fatalf("PaceQuota(%q, max %s) at +%s = %+v, want %+v", id, maxWait, at.Sub(now), d, want)
+		}
+	}
+	free := QuotaDecision{Reserved: true}
+
+	t.Run("quota: what remains is spread over the rest of the window", func(t *testing.T) {
+		l := limiter(t)
+		pace(t, l, "a", -1, now, free) // nothing learned: no pacing
+		learn(t, l, "a", QuotaObservation{Limit: 10, Remaining: 4, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Reserved: true, Remaining: 4})
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Reserved: true, Wait: time.Second, Remaining: 3})
+		// The next slot is at +2s: beyond the caller's wait, not reserved.
+		pace(t, l, "a", 500*time.Millisecond, now, QuotaDecision{Known: true, Wait: 2 * time.Second, Remaining: 2})
+		pace(t, l, "a", -1, now.Add(time.Second), QuotaDecision{Known: true, Reserved: true, Wait: time.Second, Remaining: 2})
+		pace(t, l, "a", -1, now.Add(time.Second), QuotaDecision{Known: true, Reserved: true, Wait: 2 * time.Second, Remaining: 1})
+		// Nothing left: wait for the reset, reserving nothing.
+		pace(t, l, "a", -1, now.Add(time.Second), QuotaDecision{Known: true, Wait: 3 * time.Second})
+		// Another identity's quota is its own.
+		pace(t, l, "b", -1, now, free)
+		// After the reset, nothing is known until a response says.
+		pace(t, l, "a", -1, now.Add(4*time.Second), free)
+	})
+
+	t.Run("quota: within a window what remains only goes down", func(t *testing.T) {
+		l := limiter(t)
+		learn(t, l, "", QuotaObservation{Limit: -1, Remaining: 1, Reset: 10 * time.Second}, now)
+		// A slower response from before says more remains: not believed.
+		learn(t, l, "", QuotaObservation{Limit: -1, Remaining: 5, Reset: 10 * time.Second}, now.Add(time.Second))
+		pace(t, l, "", -1, now.Add(time.Second), QuotaDecision{Known: true, Reserved: true, Remaining: 1})
+		pace(t, l, "", -1, now.Add(time.Second), QuotaDecision{Known: true, Wait: 9 * time.Second})
+		// An exhausted quota with a later reset moves it later, never earlier.
+		learn(t, l, "", QuotaObservation{Limit: -1, Remaining: 0, Reset: 20 * time.Second}, now.Add(time.Second))
+		learn(t, l, "", QuotaObservation{Limit: -1, Remaining: 0, Reset: time.Second}, now.Add(time.Second))
+		pace(t, l, "", -1, now.Add(time.Second), QuotaDecision{Known: true, Wait: 20 * time.Second})
+		// A new window: the response is believed whole.
+		learn(t, l, "", QuotaObservation{Limit: -1, Remaining: 7, Reset: 10 * time.Second}, now.Add(22*time.Second))
+		pace(t, l, "", -1, now.Add(22*time.Second), QuotaDecision{Known: true, Reserved: true, Remaining: 7})
+	})
+
+	t.Run("quota: listed per identity and deleted with the origin", func(t *testing.T) {
+		l := limiter(t)
+		at := time.Now()
+		learn(t, l, "id1", QuotaObservation{Limit: 100, Remaining: 0, Window: time.Minute, Reset: time.Hour, Policy: "default\n\x1b[31m"}, at)
+		learn(t, l, "id2", QuotaObservation{Limit: -1, Remaining: 5, Reset: time.Hour}, at)
+		list, err := l.ListLimits(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range list {
+			got = append(got, fmt.Sprintf("%s %s %s %d %d %s %q", r.Origin, r.Kind, r.Identity, r.QuotaLimit, r.Remaining, r.Window, r.Policy))
+			if d := r.Reset.Sub(at); d < 59*time.Minute || d > 61*time.Minute {
+				t.Errorf("%s: reset in %s, want an hour", r.Identity, d)
+			}
+		}
+		want := `[https://q.test:443 quota id1 100 0 1m0s "default[31m" https://q.test:443 quota id2 -1 5 0s ""]`
+		if fmt.Sprint(got) != want {
+			t.Fatalf("ListLimits = %v, want %s", got, want)
+		}
+		if ok, err := l.DeleteLimits(ctx, origin); !ok || err != nil {
+			t.Fatalf("DeleteLimits = %v, %v", ok, err)
+		}
+		if list, err := l.ListLimits(ctx); len(list) != 0 || err != nil {
+			t.Fatalf("after DeleteLimits: %v, %v", list, err)
+		}
+	})
+}
+
+// TestQuotasAgree feeds the file store and Redis the same random quota
+// steps and compares every decision.
+func TestQuotasAgree(t *testing.T) {
+	addr := redistest.Start(t)
+	for seed := int64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(seed))
+			files := &FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+			redis := newRedisStore(t, addr, nil)
+			origin := fmt.Sprintf("https://q%d.test:443", seed)
+			ids := []string{"", "a", "b"}
+			now := contractNow
+			for step := 0; step < 400; step++ {
+				now = now.Add(time.Duration(rng.Intn(800)) * time.Millisecond)
+				p := QuotaParams{Origin: origin, Identity: ids[rng.Intn(len(ids))],
+					MaxWait: time.Duration(rng.Intn(3000)-500) * time.Millisecond}
+				if rng.Intn(3) == 0 {
+					o := QuotaObservation{Limit: int64(rng.Intn(20)) - 1, Remaining: int64(rng.Intn(6)),
+						Window: time.Duration(rng.Intn(10)) * time.Second, Reset: time.Duration(1+rng.Intn(10000)) * time.Millisecond}
+					_, ef := files.LearnQuota(context.Background(), p, o, now)
+					_, er := redis.LearnQuota(context.Background(), p, o, now)
+					if ef != nil || er != nil {
+						t.Fatalf("step %d learn: %v, %v", step, ef, er)
+					}
+					continue
+				}
+				df, ef := files.PaceQuota(context.Background(), p, now)
+				dr, er := redis.PaceQuota(context.Background(), p, now)
+				if ef != nil || er != nil || df != dr {
+					t.Fatalf("step %d pace %+v: files %+v %v, redis %+v %v", step, p, df, ef, dr, er)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisQuotaKeyExpires: a quota record in Redis expires at the latest
+// reset it holds, like every record there, and an identity whose reset
+// passed is dropped from it by the next learn step.
+func TestRedisQuotaKeyExpires(t *testing.T) {
+	addr := redistest.Start(t)
+	s := newRedisStore(t, addr, nil)
+	raw := rawClient(t, addr)
+	ctx := context.Background()
+	const origin = "https://e.test:443"
+	now := time.Now()
+	learn := func(id string, reset time.Duration, at time.Time) {
+		t.Helper()
+		if _, err := s.LearnQuota(ctx, QuotaParams{Origin: origin, Identity: id}, QuotaObservation{Limit: -1, Remaining: 1, Reset: reset}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	learn("short", time.Second, now)
+	learn("long", time.Minute, now)
+	ttl, err := raw.PTTL(ctx, RedisQuotaPrefix+origin).Result()
+	if err != nil || ttl <= 59*time.Second || ttl > 61*time.Second {
+		t.Fatalf("PTTL = %v, %v; want about a minute", ttl, err)
+	}
+	learn("long", time.Minute, now.Add(2*time.Second))
+	fields, err := raw.HKeys(ctx, RedisQuotaPrefix+origin).Result()
+	if err != nil || len(fields) != 6 {
+		t.Fatalf("fields %v, %v: want the long identity's 6 alone", fields, err)
+	}
+}
+
+// TestQuotaIdentitiesAreBounded: past maxQuotaIDs identities, a learn
+// step drops the one whose reset comes first, in both stores.
+func TestQuotaIdentitiesAreBounded(t *testing.T) {
+	addr := redistest.Start(t)
+	ctx := context.Background()
+	for name, s := range map[string]Limiter{
+		"files": &FileStore{Dir: filepath.Join(t.TempDir(), "state")},
+		"redis": newRedisStore(t, addr, nil),
+	} {
+		now := contractNow
+		for i := 0; i <= maxQuotaIDs; i++ {
+			o := QuotaObservation{Limit: -1, Remaining: 0, Reset: time.Hour + time.Duration(i)*time.Second}
+			if _, err := s.LearnQuota(ctx, QuotaParams{Origin: "https://b.test:443", Identity: fmt.Sprint("id", i)}, o, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// id0's reset came first: it is gone (nothing is known), id1 is kept.
+		for id, known := range map[string]bool{"id0": false, "id1": true, fmt.Sprint("id", maxQuotaIDs): true} {
+			d, err := s.PaceQuota(ctx, QuotaParams{Origin: "https://b.test:443", Identity: id, MaxWait: -1}, now)
+			if err != nil || d.Known != known {
+				t.Errorf("%s: %s known = %v (%v), want %v", name, id, d.Known, err, known)
+			}
+		}
+	}
+}

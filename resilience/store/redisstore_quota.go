@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua twins of quotaLearnStep and quotaPaceStep (quota.go): one
+// script call on one key, the hash RedisQuotaPrefix+ORIGIN, whose fields
+// are per identity: ID|limit, ID|r, ID|window (µs), ID|reset and ID|tat
+// (µs by the server's TIME) and ID|policy. Each write sets the key to
+// expire at the latest reset it holds; an identity whose reset passed
+// reads as none, and a learn step drops it.
+
+// RedisQuotaPrefix prefixes the learned quota records in Redis.
+const RedisQuotaPrefix = "refetch:v2:quota:"
+
+// maxQuotaIDsLua is maxQuotaIDs in the learn script.
+var maxQuotaIDsLua = strconv.Itoa(maxQuotaIDs)
+
+const luaQuotaPrelude = luaLimitPrelude + `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local id = ARGV[2]
+local function f(name) return id .. '|' .. name end
+`
+
+// redisLearnQuotaScript runs quotaLearnStep. ARGV: now_us (” for TIME),
+// identity, limit, remaining, window_us, reset_in_us, policy.
+var redisLearnQuotaScript = redis.NewScript(luaQuotaPrelude + `
+local limit, remaining, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local reset = now + math.max(tonumber(ARGV[6]), 1)
+local oldreset = num(f('reset'))
+local r, tat = remaining, 0
+if oldreset > now then
+  r = math.min(num(f('r')), remaining)
+  tat = num(f('tat'))
+  if remaining ~= 0 or reset < oldreset then reset = oldreset end
+end
+redis.call('HSET', k, f('limit'), int(limit), f('r'), int(r), f('window'), int(window), f('reset'), int(reset),
+  f('tat'), int(tat), f('policy'), ARGV[7])
+-- Drop identities whose reset passed, then the earliest past the bound;
+-- expire the key at the latest reset.
+local function drop(p)
+  redis.call('HDEL', k, p .. '|limit', p .. '|r', p .. '|window', p .. '|reset', p .. '|tat', p .. '|policy')
+end
+local all = redis.call('HGETALL', k)
+local live = {}
+for i = 1, #all, 2 do
+  local name = all[i]
+  if string.sub(name, -6) == '|reset' then
+    local other = int0(all[i + 1])
+    if other <= now then drop(string.sub(name, 1, -7)) else table.insert(live, {string.sub(name, 1, -7), other}) end
+  end
+end
+table.sort(live, function(a, b) return a[2] > b[2] end)
+for i = ` + maxQuotaIDsLua + ` + 1, #live do drop(live[i][1]) end
+local latest = reset
+if #live > 0 then latest = math.max(latest, live[1][2]) end
+redis.call('PEXPIRE', k, int(math.floor((latest - now) / 1000) + 1))
+return 1
+`)
+
+// redisPaceQuotaScript runs quotaPaceStep. ARGV: now_us (” for TIME),
+// identity, max_wait_us. Reply: {known, reserved, wait_us, remaining}.
+var redisPaceQuotaScript = redis.NewScript(luaQuotaPrelude + `
+local maxwait = tonumber(ARGV[3])
+local reset = num(f('reset'))
+if reset <= now then return {0, 1, 0, 0} end
+local r = num(f('r'))
+if r <= 0 then return {1, 0, reset - now, r} end
+local tat = math.max(num(f('tat')), now)
+if tat - now > maxwait then return {1, 0, tat - now, r} end
+redis.call('HSET', k, f('tat'), int(tat + math.floor((reset - tat) / r)), f('r'), int(r - 1))
+return {1, 1, tat - now, r}
+`)
+
+// LearnQuota implements Limiter: redisLearnQuotaScript, by the server's
+// clock.
+func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObservation, now time.Time) (QuotaDecision, error) {
+	nowArg := ""
+	if s.cfg.CallerClock {
+		nowArg = strconv.FormatInt(usOf(now), 10)
+	}
+	_, err := call(ctx, s, func(ctx context.Context) (int64, error) {
+		return redisLearnQuotaScript.Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
+			o.Limit, o.Remaining, int64(o.Window/time.Microsecond), int64(o.Reset/time.Microsecond), cleanPolicy(o.Policy)).Int64()
+	})
+	if err != nil {
+		return QuotaDecision{}, s.wrap(ctx, "write", err)
+	}
+	return QuotaDecision{}, nil
+}
+
+// PaceQuota implements Limiter: redisPaceQuotaScript, by the server's
+// clock.
+func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error) {
+	nowArg := ""
+	if s.cfg.CallerClock {
+		nowArg = strconv.FormatInt(usOf(now), 10)
+	}
+	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
+		return redisPaceQuotaScript.Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
+			usDur(p.MaxWait)).Int64Slice()
+	})
+	if err != nil {
+		return QuotaDecision{}, s.wrap(ctx, "write", err)
+	}
+	if len(res) != 4 {
+		return QuotaDecision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected quota script reply %v", res))
+	}
+	return QuotaDecision{Known: res[0] == 1, Reserved: res[1] == 1, Wait: time.Duration(res[2]) * time.Microsecond,
+		Remaining: res[3]}, nil
+}
+
+// quotaState decodes a quota hash (HGETALL) of origin.
+func redisQuotaState(origin string, m map[string]string) quotaState {
+	st := quotaState{Origin: origin, IDs: map[string]*quotaID{}}
+	for name, v := range m {
+		id, field, ok := cutLast(name, "|")
+		if !ok {
+			continue
+		}
+		q := st.IDs[id]
+		if q == nil {
+			q = &quotaID{}
+			st.IDs[id] = q
+		}
+		n, _ := hashInt(v)
+		switch field {
+		case "limit":
+			q.Limit = n
+		case "r":
+			q.Remaining = n
+		case "window":
+			q.Window = n
+		case "reset":
+			q.Reset = n
+		case "tat":
+			q.TAT = n
+		case "policy":
+			q.Policy = cleanPolicy(v)
+		}
+	}
+	return st
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
