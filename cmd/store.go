@@ -10,7 +10,8 @@ import (
 )
 
 // storeFlagUsage is the help of --store on every command that has it.
-const storeFlagUsage = "share breaker state through `URL`: redis://[user:pass@]host:port/db or rediss:// (default: files in the state dir)"
+const storeFlagUsage = "share breaker state through `URL`: redis://[user:pass@]host:port/db, rediss://, " +
+	"redis+sentinel:// or redis+cluster:// (default: files in the state dir)"
 
 // Defaults of a Redis store (see docs/breaker.md, "Fleet").
 const (
@@ -21,6 +22,14 @@ const (
 	// minRecordTTL is the shortest life of a breaker record after its
 	// last write; an open breaker lives at least twice its reset period.
 	minRecordTTL = 24 * time.Hour
+	// redisReplicaWait is how long a write that opens a breaker or sets a
+	// hold waits for a replica to acknowledge it, on Sentinel and Cluster
+	// (at most the store's timeout).
+	redisReplicaWait = 50 * time.Millisecond
+	// redisRetryAfter is how long after Redis failed a process (a batch)
+	// tries it again for its next run: a Sentinel's promoted replica, a
+	// restarted server, is used without restarting the batch.
+	redisRetryAfter = time.Second
 )
 
 // recordTTL is how long a breaker record lives after its last write:
@@ -69,9 +78,12 @@ func openStore(raw, dir string, reset time.Duration, inFlight int, warn func(err
 	cfg.TTL = recordTTL(reset)
 	cfg.PoolSize = max(4, inFlight+1)
 	cfg.Warn = warn
+	if cfg.Kind != store.RedisSingle {
+		cfg.ReplicaWait = min(redisReplicaWait, cfg.Timeout)
+	}
 	redis, err := store.NewRedisStore(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &store.FailoverStore{Primary: redis, Secondary: files, Warn: warn}, nil
+	return &store.FailoverStore{Primary: redis, Secondary: files, Warn: warn, RetryAfter: redisRetryAfter}, nil
 }

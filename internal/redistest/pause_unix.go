@@ -22,3 +22,17 @@ func Pause(t testing.TB, addr string) {
 		t.Fatal(err)
 	}
 }
+
+// Resume continues a server stopped with Pause (SIGCONT).
+func Resume(t testing.TB, addr string) {
+	t.Helper()
+	mu.Lock()
+	s, ok := servers[addr]
+	mu.Unlock()
+	if !ok {
+		t.Fatalf("redistest: no server running on %s", addr)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}

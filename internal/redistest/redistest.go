@@ -116,11 +116,21 @@ func start(t testing.TB, bin, dir string, opts Options) (string, error) {
 		args = append(args, "--tls-port", strconv.Itoa(port), "--tls-cert-file", opts.TLS.Cert,
 			"--tls-key-file", opts.TLS.Key, "--tls-auth-clients", "no")
 	}
+	if err := launch(bin, addr, opts.TLS != nil, args...); err != nil {
+		return "", err
+	}
+	t.Cleanup(func() { stop(addr) })
+	return addr, nil
+}
+
+// launch starts bin with args, a server that will listen on addr, waits
+// until it answers PING and registers it (stop ends it).
+func launch(bin, addr string, useTLS bool, args ...string) error {
 	cmd := exec.Command(bin, args...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return err
 	}
 	s := &server{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.done) }()
@@ -128,24 +138,23 @@ func start(t testing.TB, bin, dir string, opts Options) (string, error) {
 	for {
 		select {
 		case <-s.done:
-			return "", fmt.Errorf("redis-server on %s exited: %s", addr, lastLines(log.String()))
+			return fmt.Errorf("%s on %s exited: %s", filepath.Base(bin), addr, lastLines(log.String()))
 		default:
 		}
-		if ping(addr, opts.TLS != nil) {
+		if ping(addr, useTLS) {
 			break
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-s.done
-			return "", fmt.Errorf("redis-server on %s did not answer PING within 10s: %s", addr, lastLines(log.String()))
+			return fmt.Errorf("%s on %s did not answer PING within 10s: %s", filepath.Base(bin), addr, lastLines(log.String()))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	mu.Lock()
 	servers[addr] = s
 	mu.Unlock()
-	t.Cleanup(func() { stop(addr) })
-	return addr, nil
+	return nil
 }
 
 // ping reports whether a server answers PING on addr (+PONG, or -NOAUTH
@@ -214,13 +223,14 @@ func SelfSigned(t testing.TB) TLSFiles {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "redistest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "redistest"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		// Client auth too: cluster nodes present it to each other.
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}

@@ -29,6 +29,12 @@ import (
 // A run keeps to one store (Params.Route): its first step's, as
 // Decision.Route says.
 //
+// With RetryAfter set, the switch is not for ever: RetryAfter after
+// Primary failed, one new run (a first step) tries it again, and if it
+// answers, new runs use it again (a long batch outlives a Sentinel
+// promoting a replica); if not, the wait starts over. The warning is
+// still given once.
+//
 // An error met once the caller's ctx is done is the end of the run, not a
 // failure of Primary: the operation returns context.Cause(ctx), without
 // switching or warning, and Secondary is not tried.
@@ -36,9 +42,17 @@ type FailoverStore struct {
 	Primary, Secondary Store
 	// Warn, if set, receives one *FailoverError when Primary fails.
 	Warn func(error)
+	// RetryAfter, if positive, is how long after Primary failed a new run
+	// tries it again; 0 keeps to Secondary for the store's life.
+	RetryAfter time.Duration
+	// Now is RetryAfter's clock; nil means time.Now.
+	Now func() time.Time
 
 	failed atomic.Bool
-	once   sync.Once
+	// failedAt is when Primary last failed or was last tried again
+	// (UnixNano of Now).
+	failedAt atomic.Int64
+	once     sync.Once
 }
 
 // PrimaryShare is the share of its caller's time left that one operation
@@ -78,8 +92,33 @@ func storeName(s Store, fallback string) string {
 
 // fail switches to the secondary store, warning once.
 func (s *FailoverStore) fail(err error) {
+	s.failedAt.Store(s.now().UnixNano())
 	s.failed.Store(true)
 	s.warn(err)
+}
+
+func (s *FailoverStore) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// retry reports whether the caller, a new run, is the one to try the
+// failed Primary again: RetryAfter has passed since it failed or was last
+// tried, and no other caller took this turn.
+func (s *FailoverStore) retry() bool {
+	if s.RetryAfter <= 0 {
+		return false
+	}
+	at, now := s.failedAt.Load(), s.now().UnixNano()
+	if now-at < int64(s.RetryAfter) || !s.failedAt.CompareAndSwap(at, now) {
+		return false
+	}
+	if r, ok := s.Primary.(interface{ Revive() }); ok {
+		r.Revive()
+	}
+	return true
 }
 
 // warn gives the store's one warning: a process hears once that its
@@ -128,12 +167,17 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 		v, err := op(ctx, s.Secondary)
 		return v, RouteSecondary, err
 	}
+	retried := false
 	if s.failed.Load() {
-		if route == RoutePrimary {
-			return zero, RoutePrimary, ErrRouteGone
+		if route == RouteAny && s.retry() {
+			retried = true
+		} else {
+			if route == RoutePrimary {
+				return zero, RoutePrimary, ErrRouteGone
+			}
+			v, err := op(ctx, s.Secondary)
+			return v, RouteSecondary, err
 		}
-		v, err := op(ctx, s.Secondary)
-		return v, RouteSecondary, err
 	}
 	pctx, cancel := primaryCtx(ctx)
 	v, err := op(pctx, s.Primary)
@@ -141,6 +185,9 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 	var slow *SlowStoreError
 	switch {
 	case err == nil:
+		if retried {
+			s.failed.Store(false) // back: new runs use Primary again
+		}
 		return v, RoutePrimary, nil
 	case ctx.Err() != nil:
 		return v, route, context.Cause(ctx)

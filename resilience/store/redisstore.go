@@ -26,14 +26,38 @@ import (
 // version neither reads nor touches; they expire on their own.)
 const RedisKeyPrefix = "refetch:v2:breaker:"
 
+// RedisKind is how a store reaches its Redis: one server, the primary
+// that Sentinels name, or a Cluster.
+type RedisKind int
+
+const (
+	// RedisSingle is one server (redis://, rediss://).
+	RedisSingle RedisKind = iota
+	// RedisSentinel is the primary of a master set that Sentinels watch
+	// and fail over (redis+sentinel://, rediss+sentinel://).
+	RedisSentinel
+	// RedisCluster is a Redis Cluster (redis+cluster://,
+	// rediss+cluster://).
+	RedisCluster
+)
+
 // RedisConfig says how to reach a Redis server and how to keep records in
 // it. ParseRedisURL fills the connection fields; the caller sets the rest.
 type RedisConfig struct {
-	// Addr is host:port.
+	// Kind is how the store reaches Redis.
+	Kind RedisKind
+	// Addr is host:port (RedisSingle).
 	Addr string
-	// Username and Password authenticate (AUTH); both may be empty.
+	// Addrs are the sentinels' host:port (RedisSentinel) or the cluster's
+	// seed nodes (RedisCluster).
+	Addrs []string
+	// MasterName is the name of the master set the sentinels watch
+	// (RedisSentinel).
+	MasterName string
+	// Username and Password authenticate (AUTH) to the Redis servers
+	// (not to the sentinels); both may be empty.
 	Username, Password string
-	// DB is the database number (SELECT).
+	// DB is the database number (SELECT); always 0 in a cluster.
 	DB int
 	// TLS connects with TLS (rediss://), verifying the server's
 	// certificate against the system's roots.
@@ -42,12 +66,18 @@ type RedisConfig struct {
 	// connection. ParseRedisURL sets it from ?timeout= and leaves it 0
 	// otherwise; NewRedisStore requires it to be positive.
 	Timeout time.Duration
+	// ReplicaWait, if positive, makes a write that opens a breaker or
+	// sets a hold wait up to this long for one replica to acknowledge it
+	// (WAIT 1), so that a failover right after it does not lose it. 0:
+	// no wait.
+	ReplicaWait time.Duration
 	// TTL is how long a record lives after its last write, so abandoned
 	// breakers expire. Required, positive.
 	TTL time.Duration
 	// PoolSize is how many connections the store may open at once: as
 	// many as the process has steps in flight (a batch's -P), so that no
-	// step waits for a connection behind others. 0 means 4.
+	// step waits for a connection behind others. 0 means 4. (Per node, in
+	// a cluster.)
 	PoolSize int
 	// Warn, if set, receives CorruptStateErrors.
 	Warn func(error)
@@ -59,33 +89,83 @@ type RedisConfig struct {
 }
 
 // String is the server's address as a URL without credentials:
-// redis://host:port, with /db when DB is not 0.
+// redis://host:port, with /db when DB is not 0;
+// redis+sentinel://host:port,…/master[/db]; redis+cluster://host:port,….
 func (c RedisConfig) String() string {
 	scheme := "redis"
 	if c.TLS {
 		scheme = "rediss"
 	}
-	s := scheme + "://" + c.Addr
+	var s string
+	switch c.Kind {
+	case RedisSentinel:
+		s = scheme + "+sentinel://" + strings.Join(c.Addrs, ",") + "/" + c.MasterName
+	case RedisCluster:
+		return scheme + "+cluster://" + strings.Join(c.Addrs, ",")
+	default:
+		s = scheme + "://" + c.Addr
+	}
 	if c.DB != 0 {
 		s += "/" + strconv.Itoa(c.DB)
 	}
 	return s
 }
 
-// ParseRedisURL parses redis://[user:password@]host[:port][/db] or the
-// same with rediss:// (TLS). The port defaults to 6379 and db to 0; the
-// one query option is timeout=DURATION (see RedisConfig.Timeout). Its
-// errors never contain the password.
+// redisURLForms names the URL forms in messages.
+const redisURLForms = "redis://host:port, rediss://host:port, redis+sentinel://host:port[,host:port…]/master " +
+	"or redis+cluster://host:port[,host:port…]"
+
+// ParseRedisURL parses a store URL:
+//
+//	redis://[user:password@]host[:port][/db]
+//	redis+sentinel://[user:password@]host[:port][,host[:port]…]/master[/db]
+//	redis+cluster://[user:password@]host[:port][,host[:port]…]
+//
+// or the same with rediss (TLS). A sentinel's port defaults to 26379,
+// a server's to 6379, and db to 0; the one query option is
+// timeout=DURATION (see RedisConfig.Timeout). Its errors never contain
+// the password.
 func ParseRedisURL(raw string) (RedisConfig, error) {
 	var c RedisConfig
 	shown := redact.RawURL(raw)
 	fail := func(format string, args ...any) (RedisConfig, error) {
 		return RedisConfig{}, fmt.Errorf("%s: %s", shown, fmt.Sprintf(format, args...))
 	}
-	if !strings.Contains(raw, "://") {
-		return fail("not a URL (want redis://host:port or rediss://host:port)")
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return fail("not a URL (want %s)", redisURLForms)
 	}
-	u, err := url.Parse(raw)
+	// A redis:// or rediss:// URL is a URL as net/url reads it. The host
+	// list of a Sentinel or Cluster URL is not a URL's host to net/url: it
+	// is cut out after the userinfo (which ends where internal/redact ends
+	// it, so that what is hidden and what is parsed agree), and each of
+	// its hosts checked on its own; the password is not parsed again.
+	var (
+		u        *url.URL
+		hostList string
+		err      error
+	)
+	if !strings.Contains(scheme, "+") {
+		if u, err = url.Parse(raw); err == nil {
+			hostList = u.Host
+		}
+	} else {
+		var info string
+		var hasInfo bool
+		info, hasInfo, hostList, rest = splitAuthority(raw, rest)
+		if u, err = url.Parse(scheme + "://host" + rest); err == nil && hasInfo {
+			name, pass, hasPass := strings.Cut(info, ":")
+			name, err1 := url.PathUnescape(name)
+			pass, err2 := url.PathUnescape(pass)
+			if err1 != nil || err2 != nil {
+				return fail("malformed URL (an invalid %%-escape in the user or password)")
+			}
+			u.User = url.User(name)
+			if hasPass {
+				u.User = url.UserPassword(name, pass)
+			}
+		}
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -93,36 +173,62 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		}
 		return fail("malformed URL (%s)", scrub(err.Error(), redact.Secrets(raw)...))
 	}
-	switch strings.ToLower(u.Scheme) {
+	scheme = strings.ToLower(u.Scheme)
+	base, kind, _ := strings.Cut(scheme, "+")
+	switch base {
 	case "redis":
 	case "rediss":
 		c.TLS = true
 	case "":
-		return fail("no scheme (want redis:// or rediss://)")
+		return fail("no scheme (want %s)", redisURLForms)
 	default:
-		return fail("unsupported scheme %q (want redis:// or rediss://)", u.Scheme)
+		return fail("unsupported scheme %q (want %s)", u.Scheme, redisURLForms)
 	}
-	if u.Opaque != "" || u.Hostname() == "" {
-		return fail("no host (want %s://host:port)", strings.ToLower(u.Scheme))
+	defaultPort := "6379"
+	switch kind {
+	case "":
+	case "sentinel":
+		c.Kind, defaultPort = RedisSentinel, "26379"
+	case "cluster":
+		c.Kind = RedisCluster
+	default:
+		return fail("unsupported scheme %q (want %s)", u.Scheme, redisURLForms)
 	}
-	if strings.Contains(u.Hostname(), ":") && !strings.HasPrefix(u.Host, "[") {
-		// "host:6379:1": url.Parse takes the last number as the port and
-		// the rest as the host, which no resolver would find.
-		return fail("invalid host and port %q (want host:port, or [IPv6]:port)", u.Host)
+	if u.Opaque != "" || hostList == "" || (c.Kind == RedisSingle && u.Hostname() == "") {
+		return fail("no host (want %s://host:port)", scheme)
 	}
-	port := u.Port()
-	if port == "" {
-		port = "6379"
+	hosts := strings.Split(hostList, ",")
+	if c.Kind == RedisSingle && len(hosts) > 1 {
+		return fail("several hosts (%s); for a Sentinel or Cluster setup use redis+sentinel:// or redis+cluster://", hostList)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fail("invalid port %q", port)
+	for _, h := range hosts {
+		addr, err := parseHostPort(h, defaultPort)
+		if err != nil {
+			return fail("%v", err)
+		}
+		c.Addrs = append(c.Addrs, addr)
 	}
-	c.Addr = net.JoinHostPort(u.Hostname(), port)
+	if c.Kind == RedisSingle {
+		c.Addr, c.Addrs = c.Addrs[0], nil
+	}
 	if u.User != nil {
 		c.Username = u.User.Username()
 		c.Password, _ = u.User.Password()
 	}
-	switch db := strings.TrimPrefix(u.Path, "/"); {
+	path := strings.TrimPrefix(u.Path, "/")
+	switch c.Kind {
+	case RedisSentinel:
+		name, db, _ := strings.Cut(path, "/")
+		if name == "" {
+			return fail("no master name (want %s://host:port[,host:port…]/master[/db])", scheme)
+		}
+		c.MasterName, path = name, db
+	case RedisCluster:
+		if path != "" {
+			return fail("a path (%q) after a cluster's nodes: a cluster has only database 0", "/"+path)
+		}
+	}
+	switch db := path; {
 	case db == "":
 	case strings.Contains(db, "/"):
 		return fail("invalid database %q (want /NUMBER)", db)
@@ -151,6 +257,67 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		c.Timeout = d
 	}
 	return c, nil
+}
+
+// splitAuthority splits rest, a URL raw after its "://", into its
+// userinfo (and whether it has one), its host list and what follows
+// (path, query, fragment). The userinfo ends as internal/redact ends it:
+// in a URL that net/url parses, at the last '@' before the first '/',
+// '?' or '#'; in one it does not (a host list, a password holding one of
+// those), at the last '@'.
+func splitAuthority(raw, rest string) (info string, hasInfo bool, hosts, tail string) {
+	end := len(rest)
+	if pu, err := url.Parse(raw); err == nil && !redact.Mangled(pu) {
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			end = i
+		}
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at >= 0 {
+		info, hasInfo = rest[:at], true
+	}
+	start := at + 1
+	stop := len(rest)
+	if i := strings.IndexAny(rest[start:], "/?#"); i >= 0 {
+		stop = start + i
+	}
+	return info, hasInfo, rest[start:stop], rest[stop:]
+}
+
+// parseHostPort checks one host[:port] of a URL's host list and returns
+// it as host:port, with the default port when it has none.
+func parseHostPort(h, defaultPort string) (string, error) {
+	if h == "" {
+		return "", errors.New("an empty host in the list (want host:port[,host:port…])")
+	}
+	bad := fmt.Errorf("invalid host and port %q (want host:port, or [IPv6]:port)", h)
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 || (end+1 < len(h) && h[end+1] != ':') {
+			return "", bad
+		}
+		host = h[1:end]
+		if end+1 < len(h) {
+			port = h[end+2:]
+		}
+		if net.ParseIP(host) == nil {
+			return "", bad
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		host, port = h[:i], h[i+1:]
+	}
+	if host == "" || (strings.Contains(host, ":") && !strings.HasPrefix(h, "[")) || strings.ContainsAny(host, "[]@/?#% \t") {
+		// "host:6379:1": no resolver would find "host:6379".
+		return "", bad
+	}
+	if port == "" {
+		port = defaultPort
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("invalid port %q", port)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // scrub replaces every non-empty secret in s.
@@ -202,11 +369,22 @@ func (e *RedisError) Unwrap() error { return e.Err }
 // A RedisStore is safe for concurrent use; its connection pool has
 // RedisConfig.PoolSize connections.
 type RedisStore struct {
-	client *redis.Client
+	// client is the one way to Redis for every step, script and scan:
+	// a *redis.Client (one server, or the primary Sentinels name) or a
+	// *redis.ClusterClient. New scripts go through it (Script.Run, which
+	// loads a script where it is missing) and touch keys of one hash
+	// slot (see docs/breaker.md, "Rules for new scripts").
+	client redis.UniversalClient
 	cfg    RedisConfig
 	// down is the failure of a call its caller had left behind (see call):
-	// once set, every call fails with it.
+	// once set, every call fails with it, until Revive.
 	down atomic.Pointer[error]
+	// sentinels, for RedisSentinel, find the primary for client's dials.
+	sentinels *sentinels
+	// replicas holds what INFO said of each primary's replicas (by
+	// address: a replicaCount), so that ReplicaWait is not spent on one
+	// that has none.
+	replicas sync.Map
 }
 
 // silenceRedisLog stops the client library from printing to stderr: this
@@ -217,12 +395,14 @@ type discardLog struct{}
 
 func (discardLog) Printf(context.Context, string, ...any) {}
 
-// NewRedisStore returns a store on the server of c. It does not connect:
+// NewRedisStore returns a store on the Redis of c. It does not connect:
 // the first command does, bounded by c.Timeout.
 func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 	switch {
-	case c.Addr == "":
+	case c.Kind == RedisSingle && c.Addr == "", c.Kind != RedisSingle && len(c.Addrs) == 0:
 		return nil, errors.New("redis store: no address")
+	case c.Kind == RedisSentinel && c.MasterName == "":
+		return nil, errors.New("redis store: no master name")
 	case c.TTL <= 0:
 		return nil, fmt.Errorf("redis store: TTL must be positive, not %s", c.TTL)
 	case c.Timeout <= 0:
@@ -233,34 +413,169 @@ func NewRedisStore(c RedisConfig) (*RedisStore, error) {
 	if pool <= 0 {
 		pool = 4
 	}
-	opt := &redis.Options{
-		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB,
-		// A store that does not answer must cost one bounded wait, never
-		// the run: one dial, no retries, short timeouts.
-		DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
-		// The wait for a free connection is not an exchange with the
-		// server: the operation's ctx bounds it (a share of --max-time),
-		// else this, long enough for a pool as large as the work.
-		PoolTimeout:   max(time.Second, 4*c.Timeout),
-		DialerRetries: 1, MaxRetries: -1,
-		PoolSize: pool, PipelinePoolSize: -1,
-		// No CLIENT SETINFO and no maintenance-notification handshake:
-		// connecting is HELLO (with AUTH) and nothing more.
-		DisableIdentity:          true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}
+	var tlsConfig *tls.Config
 	if c.TLS {
-		host, _, _ := net.SplitHostPort(c.Addr)
-		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.Kind == RedisSingle {
+			host, _, _ := net.SplitHostPort(c.Addr)
+			tlsConfig.ServerName = host
+		}
+		// Sentinel and Cluster: the client library names each server it
+		// dials (crypto/tls takes the name from the address).
 	}
-	return &RedisStore{client: redis.NewClient(opt), cfg: c}, nil
+	// A store that does not answer must cost one bounded wait, never the
+	// run: one dial, no retries, short timeouts. The wait for a free
+	// connection is not an exchange with the server: the operation's ctx
+	// bounds it (a share of --max-time), else PoolTimeout, long enough for
+	// a pool as large as the work. No CLIENT SETINFO and no
+	// maintenance-notification handshake: connecting is HELLO (with AUTH)
+	// and nothing more.
+	poolTimeout := max(time.Second, 4*c.Timeout)
+	noNotes := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	st := &RedisStore{cfg: c}
+	var client redis.UniversalClient
+	switch c.Kind {
+	case RedisSentinel:
+		// Not the library's FailoverClient: it asks every sentinel at
+		// once, lists the sentinels and subscribes to their events before
+		// its first command, about a millisecond a process. A dial asks
+		// one sentinel (the one that answered last first) where the
+		// primary is; a demoted primary's READONLY closes the connection
+		// it came on (the client library's rule), so the next dial finds
+		// the promoted one.
+		sen := newSentinels(c, pool, tlsConfig)
+		st.sentinels = sen
+		client = redis.NewClient(&redis.Options{
+			Addr: "sentinel:" + c.MasterName, Username: c.Username, Password: c.Password, DB: c.DB,
+			Dialer:      sen.dial,
+			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+			PoolTimeout: poolTimeout, DialerRetries: 1, MaxRetries: -1,
+			PoolSize: pool, PipelinePoolSize: -1, DisableIdentity: true,
+			MaintNotificationsConfig: noNotes,
+		})
+	case RedisCluster:
+		client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: c.Addrs, Username: c.Username, Password: c.Password,
+			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+			PoolTimeout: poolTimeout, DialerRetries: 1, MaxRetries: -1,
+			// MOVED and ASK (a slot moved, a failover) are followed, at
+			// most twice; anything else is the store failing.
+			MaxRedirects: 2,
+			// Each command goes to its key's slot: no COMMAND (a reply of
+			// hundreds of KiB) to learn routing policies first.
+			DisableRoutingPolicies: true,
+			PoolSize:               pool, PipelinePoolSize: -1, DisableIdentity: true, TLSConfig: tlsConfig,
+			MaintNotificationsConfig: noNotes,
+		})
+	default:
+		client = redis.NewClient(&redis.Options{
+			Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB,
+			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+			PoolTimeout: poolTimeout, DialerRetries: 1, MaxRetries: -1,
+			PoolSize: pool, PipelinePoolSize: -1, DisableIdentity: true, TLSConfig: tlsConfig,
+			MaintNotificationsConfig: noNotes,
+		})
+	}
+	st.client = client
+	return st, nil
+}
+
+// sentinels finds a Sentinel setup's primary for the dials of a store's
+// client.
+type sentinels struct {
+	name    string
+	addrs   []string
+	clients []*redis.SentinelClient
+	// last is the sentinel that answered last: asked first.
+	last atomic.Int32
+	// named is the primary they named last.
+	named   atomic.Pointer[string]
+	timeout time.Duration
+	tls     *tls.Config
+}
+
+func newSentinels(c RedisConfig, pool int, tlsConfig *tls.Config) *sentinels {
+	s := &sentinels{name: c.MasterName, addrs: c.Addrs, timeout: c.Timeout, tls: tlsConfig}
+	for _, addr := range c.Addrs {
+		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
+			Addr:        addr,
+			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
+			DialerRetries: 1, MaxRetries: -1, PoolSize: pool, PipelinePoolSize: -1,
+			DisableIdentity: true, TLSConfig: tlsConfig,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		}))
+	}
+	return s
+}
+
+// primary asks the sentinels, one after another, where the primary is.
+func (s *sentinels) primary(ctx context.Context) (string, error) {
+	n, first := len(s.clients), int(s.last.Load())
+	var errs []error
+	for i := 0; i < n; i++ {
+		j := (first + i) % n
+		got, err := s.clients[j].GetMasterAddrByName(ctx, s.name).Result()
+		if err == nil && len(got) == 2 {
+			s.last.Store(int32(j))
+			addr := net.JoinHostPort(got[0], got[1])
+			s.named.Store(&addr)
+			return addr, nil
+		}
+		if errors.Is(err, redis.Nil) || err == nil {
+			err = fmt.Errorf("sentinel %s does not know a master named %q", s.addrs[j], s.name)
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// current is the primary the sentinels named last.
+func (s *sentinels) current() string {
+	if p := s.named.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// dial connects to the primary the sentinels name.
+func (s *sentinels) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	addr, err := s.primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: s.timeout}
+	if s.tls == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	cfg := s.tls.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, network, addr)
+}
+
+func (s *sentinels) close() {
+	for _, c := range s.clients {
+		c.Close()
+	}
 }
 
 // String names the store in messages, without credentials.
 func (s *RedisStore) String() string { return s.cfg.String() }
 
 // Close closes the client's connections.
-func (s *RedisStore) Close() error { return s.client.Close() }
+func (s *RedisStore) Close() error {
+	if s.sentinels != nil {
+		s.sentinels.close()
+	}
+	return s.client.Close()
+}
+
+// Revive clears the mark a failure left (see call): the next call tries
+// the server again. A FailoverStore calls it when it goes back to this
+// store after an outage (a Sentinel promoting a replica, a restart).
+func (s *RedisStore) Revive() { s.down.Store(nil) }
 
 // wrap makes err, met while doing op under ctx, the store's error:
 // context.Cause(ctx), unwrapped, once ctx is done (the run ended; the
@@ -356,7 +671,7 @@ const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
 
 // Admit implements Store: redisAdmitScript, by the server's clock.
 func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	return s.step(ctx, "read", p, now, redisAdmitScript,
+	return s.step(ctx, "read", p, now, nil, redisAdmitScript,
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout))
 }
 
@@ -369,7 +684,16 @@ func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.T
 	case CountSuccess:
 		effect = "s"
 	}
-	return s.step(ctx, "write", p, now, redisRecordScript,
+	// Only a failure can open a breaker: a success or any other outcome
+	// without a hold never waits for a replica.
+	var durable func(reply any) bool
+	switch {
+	case o.Hold > 0:
+		durable = func(any) bool { return true }
+	case o.Effect == CountFailure:
+		durable = opened
+	}
+	return s.step(ctx, "write", p, now, durable, redisRecordScript,
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, p.Node, strconv.FormatUint(o.Generation, 10), effect, o.Err,
 		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), MaxQuorum, maxHolds)
 }
@@ -377,10 +701,16 @@ func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.T
 // step runs one of the scripts on p.Key and decodes its reply into a
 // Decision whose times are in the caller's clock. op names it in errors:
 // read for an admission (which writes only to start a trial), write for
-// a record.
-func (s *RedisStore) step(ctx context.Context, op string, p Params, now time.Time, script *redis.Script, args ...any) (Decision, error) {
+// a record. durable, if set, says from the script's reply whether the
+// step opened the breaker or set a hold: with a ReplicaWait, such a write
+// waits for a replica (runDurable).
+func (s *RedisStore) step(ctx context.Context, op string, p Params, now time.Time, durable func(reply any) bool, script *redis.Script, args ...any) (Decision, error) {
+	key := RedisKeyPrefix + p.Key
 	res, err := call(ctx, s, func(ctx context.Context) (any, error) {
-		return script.Run(ctx, s.client, []string{RedisKeyPrefix + p.Key}, args...).Result()
+		if durable != nil && s.cfg.ReplicaWait > 0 {
+			return s.runDurable(ctx, key, script, args, durable)
+		}
+		return script.Run(ctx, s.client, []string{key}, args...).Result()
 	})
 	if err != nil {
 		return Decision{}, s.wrap(ctx, op, err)
@@ -411,6 +741,101 @@ func (s *RedisStore) step(ctx context.Context, op string, p Params, now time.Tim
 		}
 	}
 	return d, nil
+}
+
+// opened reports whether a breaker script's reply is that of a step that
+// opened the breaker: the record is open now and was not before.
+func opened(reply any) bool {
+	r, _ := reply.([]any)
+	if len(r) != 5 {
+		return false
+	}
+	from, _ := r[1].(string)
+	fields, _ := r[4].([]any)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if name, _ := fields[i].(string); name == "state" {
+			to, _ := fields[i+1].(string)
+			return to == "open" && from != "open"
+		}
+	}
+	return false
+}
+
+// primaryFor is the client of the primary that holds key: the store's
+// own, or in a cluster the master of key's slot.
+func (s *RedisStore) primaryFor(ctx context.Context, key string) (*redis.Client, error) {
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return cc.MasterForKey(ctx, key)
+	}
+	return s.client.(*redis.Client), nil
+}
+
+// replicasFor is how long what INFO said of a node's replicas is
+// believed.
+const replicasFor = time.Minute
+
+// replicaCount is what INFO said of a node's replicas, and when.
+type replicaCount struct {
+	has bool
+	at  time.Time
+}
+
+// hasReplicas reports whether the node (by addr) that conn is on has a
+// replica connected, by INFO replication once a replicasFor.
+func (s *RedisStore) hasReplicas(ctx context.Context, conn *redis.Conn, addr string) bool {
+	if v, ok := s.replicas.Load(addr); ok && time.Since(v.(replicaCount).at) < replicasFor {
+		return v.(replicaCount).has
+	}
+	info, err := conn.Info(ctx, "replication").Result()
+	if err != nil {
+		return true // unknown: wait, within ReplicaWait
+	}
+	has := !strings.Contains(info, "connected_slaves:0\r\n")
+	s.replicas.Store(addr, replicaCount{has: has, at: time.Now()})
+	return has
+}
+
+// runDurable runs script on key over one connection to key's primary
+// and, when durable says from its reply that the step opened a breaker or
+// set a hold, waits up to ReplicaWait for one replica to acknowledge the
+// write (WAIT 1 counts the writes of its own connection, hence the one
+// connection). Replication is asynchronous: without the wait, a primary
+// that dies right after answering may take the write with it, and the
+// promoted replica would let the fleet in again. A replica that does not
+// acknowledge in time fails nothing: the write is done on the primary.
+// A primary without replicas (INFO, see hasReplicas) is not waited on.
+func (s *RedisStore) runDurable(ctx context.Context, key string, script *redis.Script, args []any, durable func(any) bool) (any, error) {
+	node, err := s.primaryFor(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	res, err := script.Run(ctx, conn, []string{key}, args...).Result()
+	if err != nil {
+		if cc, ok := s.client.(*redis.ClusterClient); ok && isRedirect(err) {
+			// The slot moved: the next step asks the cluster again.
+			cc.ReloadState(ctx)
+		}
+		return res, err
+	}
+	if !durable(res) {
+		return res, nil
+	}
+	addr := node.Options().Addr
+	if s.sentinels != nil {
+		addr = s.sentinels.current() // the label is the same for every primary
+	}
+	if s.hasReplicas(ctx, conn, addr) {
+		conn.Wait(ctx, 1, s.cfg.ReplicaWait)
+	}
+	return res, nil
+}
+
+// isRedirect reports whether err is a cluster's MOVED or ASK.
+func isRedirect(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }
 
 // parseState reads a state's name: none is closed; a name this version
@@ -501,16 +926,44 @@ func recordFromHash(key string, fields []any, off time.Duration) Record {
 	return r
 }
 
-// keys returns every key under RedisKeyPrefix (SCAN, so the server is
-// never blocked), without the prefix.
+// keys returns every key under RedisKeyPrefix, without the prefix.
 func (s *RedisStore) keys(ctx context.Context, op string) ([]string, error) {
+	out, err := s.scan(ctx, op, RedisKeyPrefix)
+	for i, k := range out {
+		out[i] = strings.TrimPrefix(k, RedisKeyPrefix)
+	}
+	return out, err
+}
+
+// scan returns the full names of every key under each of prefixes,
+// sorted, on every master of a cluster (SCAN, so no server is ever
+// blocked). op names it in errors.
+func (s *RedisStore) scan(ctx context.Context, op string, prefixes ...string) ([]string, error) {
 	out, err := call(ctx, s, func(ctx context.Context) ([]string, error) {
-		var out []string
-		iter := s.client.Scan(ctx, 0, RedisKeyPrefix+"*", 256).Iterator()
-		for iter.Next(ctx) {
-			out = append(out, strings.TrimPrefix(iter.Val(), RedisKeyPrefix))
+		var (
+			mu  sync.Mutex
+			out []string
+		)
+		each := func(ctx context.Context, c *redis.Client) error {
+			for _, prefix := range prefixes {
+				var keys []string
+				iter := c.Scan(ctx, 0, prefix+"*", 256).Iterator()
+				for iter.Next(ctx) {
+					keys = append(keys, iter.Val())
+				}
+				if err := iter.Err(); err != nil {
+					return err
+				}
+				mu.Lock()
+				out = append(out, keys...)
+				mu.Unlock()
+			}
+			return nil
 		}
-		return out, iter.Err()
+		if cc, ok := s.client.(*redis.ClusterClient); ok {
+			return out, cc.ForEachMaster(ctx, each)
+		}
+		return out, each(ctx, s.client.(*redis.Client))
 	})
 	if err != nil {
 		return nil, s.wrap(ctx, op, err)
@@ -519,6 +972,28 @@ func (s *RedisStore) keys(ctx context.Context, op string) ([]string, error) {
 	// SCAN may return a key twice.
 	return compactStrings(out), nil
 }
+
+// del removes keys and returns how many there were: one DEL a key, in
+// one pipeline (a cluster refuses a DEL of keys in several slots).
+func (s *RedisStore) del(ctx context.Context, keys []string) (int64, error) {
+	return call(ctx, s, func(ctx context.Context) (int64, error) {
+		cmds, err := s.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, k := range keys {
+				pipe.Del(ctx, k)
+			}
+			return nil
+		})
+		var n int64
+		for _, c := range cmds {
+			n += c.(*redis.IntCmd).Val()
+		}
+		return n, err
+	})
+}
+
+// wrongType reports whether err is Redis refusing a command on a key of
+// another type (a corrupt record), not a failure of the server.
+func wrongType(err error) bool { return strings.HasPrefix(err.Error(), "WRONGTYPE") }
 
 func compactStrings(s []string) []string {
 	out := s[:0]
@@ -552,7 +1027,8 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 		if len(cmds) != len(full)+1 {
 			return s.wrap(ctx, "list", err)
 		}
-		// A key that is not a hash fails its own HGETALL only (WRONGTYPE).
+		// A key that is not a hash fails its own HGETALL only (WRONGTYPE);
+		// any other error (a cluster node down) fails the listing.
 		server, err := cmds[0].(*redis.TimeCmd).Result()
 		if err != nil {
 			return s.wrap(ctx, "list", err)
@@ -560,6 +1036,9 @@ func (s *RedisStore) List(ctx context.Context) ([]Record, error) {
 		off := time.Since(server)
 		for i, c := range cmds[1:] {
 			m, err := c.(*redis.MapStringStringCmd).Result()
+			if err != nil && !errors.Is(err, redis.Nil) && !wrongType(err) {
+				return s.wrap(ctx, "list", err)
+			}
 			if err != nil || len(m) == 0 {
 				// Expired or deleted since the scan, or not a hash (a
 				// step replaces it): not a breaker to list.
@@ -601,9 +1080,7 @@ func (s *RedisStore) DeleteAll(ctx context.Context) (int, error) {
 	}
 	n := 0
 	err = inBatches(keys, func(batch, full []string) error {
-		d, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-			return s.client.Del(ctx, full...).Result()
-		})
+		d, err := s.del(ctx, full)
 		n += int(d)
 		if err != nil {
 			return s.wrap(ctx, "delete", err)

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -80,21 +78,10 @@ func (s *RedisStore) AddLatency(ctx context.Context, origin string, samples []ti
 	return nil
 }
 
-// latencyKeys returns the full names of every summary (SCAN).
+// latencyKeys returns the full names of every summary (SCAN, on every
+// master of a cluster).
 func (s *RedisStore) latencyKeys(ctx context.Context, op string) ([]string, error) {
-	out, err := call(ctx, s, func(ctx context.Context) ([]string, error) {
-		var out []string
-		iter := s.client.Scan(ctx, 0, RedisLatencyPrefix+"*", 256).Iterator()
-		for iter.Next(ctx) {
-			out = append(out, iter.Val())
-		}
-		return out, iter.Err()
-	})
-	if err != nil {
-		return nil, s.wrap(ctx, op, err)
-	}
-	sort.Strings(out)
-	return compactStrings(out), nil
+	return s.scan(ctx, op, RedisLatencyPrefix)
 }
 
 // ListLatency implements LatencyStore.
@@ -135,15 +122,9 @@ func (s *RedisStore) DeleteAllLatency(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, k := range keys {
-		d, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-			return s.client.Del(ctx, k).Result()
-		})
-		n += int(d)
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return n, s.wrap(ctx, "delete", err)
-		}
+	n, err := s.del(ctx, keys)
+	if err != nil {
+		return int(n), s.wrap(ctx, "delete", err)
 	}
-	return n, nil
+	return int(n), nil
 }

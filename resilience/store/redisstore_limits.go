@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -140,26 +140,10 @@ func (s *RedisStore) Budget(ctx context.Context, p BudgetParams, now time.Time) 
 		Allowance: float64(p.Min) + float64(int64(p.Percent)*res[1])/(100*w)}, nil
 }
 
-// limitKeys returns the full names of every limit record (SCAN).
+// limitKeys returns the full names of every limit record (SCAN, on
+// every master of a cluster).
 func (s *RedisStore) limitKeys(ctx context.Context, op string) ([]string, error) {
-	out, err := call(ctx, s, func(ctx context.Context) ([]string, error) {
-		var out []string
-		for _, prefix := range []string{RedisRatePrefix, RedisBudgetPrefix, RedisQuotaPrefix} {
-			iter := s.client.Scan(ctx, 0, prefix+"*", 256).Iterator()
-			for iter.Next(ctx) {
-				out = append(out, iter.Val())
-			}
-			if err := iter.Err(); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	})
-	if err != nil {
-		return nil, s.wrap(ctx, op, err)
-	}
-	sort.Strings(out)
-	return compactStrings(out), nil
+	return s.scan(ctx, op, RedisRatePrefix, RedisBudgetPrefix, RedisQuotaPrefix)
 }
 
 // ListLimits implements Limiter, the times in the local clock.
@@ -191,6 +175,9 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 		off := time.Since(server)
 		for i, c := range cmds[1:] {
 			m, err := c.(*redis.MapStringStringCmd).Result()
+			if err != nil && !errors.Is(err, redis.Nil) && !wrongType(err) {
+				return nil, s.wrap(ctx, "list", err)
+			}
 			if err != nil || len(m) == 0 {
 				continue
 			}
@@ -216,9 +203,7 @@ func (s *RedisStore) ListLimits(ctx context.Context) ([]LimitRecord, error) {
 
 // DeleteLimits implements Limiter.
 func (s *RedisStore) DeleteLimits(ctx context.Context, origin string) (bool, error) {
-	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return s.client.Del(ctx, RedisRatePrefix+origin, RedisBudgetPrefix+origin, RedisQuotaPrefix+origin).Result()
-	})
+	n, err := s.del(ctx, []string{RedisRatePrefix + origin, RedisBudgetPrefix + origin, RedisQuotaPrefix + origin})
 	if err != nil {
 		return false, s.wrap(ctx, "delete", err)
 	}
@@ -235,9 +220,7 @@ func (s *RedisStore) DeleteAllLimits(ctx context.Context) (int, error) {
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), 256)]
 		keys = keys[len(batch):]
-		d, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-			return s.client.Del(ctx, batch...).Result()
-		})
+		d, err := s.del(ctx, batch)
 		n += int(d)
 		if err != nil {
 			return n, s.wrap(ctx, "delete", err)
