@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/refetch/refetch/bench/internal/benchredis"
 	"github.com/refetch/refetch/internal/redistest"
 )
 
@@ -46,7 +46,8 @@ func main() {
 	dir, err := os.MkdirTemp("", "refetch-fleet-bench-*")
 	check(err)
 	defer os.RemoveAll(dir)
-	addr, stop := startRedis(dir)
+	addr, stop, err := benchredis.Start(dir)
+	check(err)
 	defer stop()
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,27 +192,6 @@ func statusOf(bin string, env []string, store, key string) (int, error) {
 		return 0, fmt.Errorf("status %q: %v", out, err)
 	}
 	return list[0].Failures, nil
-}
-
-func startRedis(dir string) (string, func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	addr := l.Addr().String()
-	_, port, _ := net.SplitHostPort(addr)
-	l.Close()
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	check(cmd.Start())
-	for i := 0; i < 500; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, func() { cmd.Process.Kill(); cmd.Wait() }
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	fmt.Fprintln(os.Stderr, "fleet: redis-server did not start")
-	os.Exit(1)
-	return "", nil
 }
 
 func median(d []time.Duration) time.Duration {

@@ -13,42 +13,17 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sort"
 	"time"
+
+	"github.com/refetch/refetch/bench/internal/benchredis"
 )
 
 func fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, "rate: "+f+"\n", a...); os.Exit(1) }
-
-// startRedis starts a redis-server on a free loopback port (as
-// bench/fleet does) and returns its address and how to stop it.
-func startRedis(dir string) (string, func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fatalf("%v", err)
-	}
-	addr := l.Addr().String()
-	_, port, _ := net.SplitHostPort(addr)
-	l.Close()
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		fatalf("%v", err)
-	}
-	for i := 0; i < 500; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, func() { cmd.Process.Kill(); cmd.Wait() }
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	fatalf("redis-server did not start")
-	return "", nil
-}
 
 func main() {
 	bin := flag.String("refetch", "", "the refetch binary")
@@ -63,7 +38,10 @@ func main() {
 		fatalf("%v", err)
 	}
 	defer os.RemoveAll(state)
-	addr, stop := startRedis(state)
+	addr, stop, err := benchredis.Start(state)
+	if err != nil {
+		fatalf("%v", err)
+	}
 	defer stop()
 	store := "redis://" + addr
 	// The server advertises a quota far above what the runs send (a
