@@ -191,7 +191,11 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		}
 	}
 	// Last, so that nothing after it can fail and leave it open.
-	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false); err != nil {
+	files := o.RequestFlags.requestFiles()
+	if o.Metrics != "" {
+		files = append(files, given(n, "metrics", "--metrics", o.Metrics, true))
+	}
+	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false, files...); err != nil {
 		return nil, err
 	}
 	return p, nil
