@@ -121,7 +121,8 @@ Interrupted, it prints the summary of the requests done first.
 	fs.BoolVar(&opts.JSON, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&opts.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, shared through the store with fetch and check; auto: spread the quota the server advertises (0: no limit)")
 	fs.IntVar(&opts.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
-	fs.StringVar(&opts.Store, "store", "", storeFlagUsage+"; used by --rate")
+	// probe has no breaker: the store keeps --rate's request slots.
+	fs.StringVar(&opts.Store, "store", "", strings.Replace(storeFlagUsage, "share breaker state", "share --rate's request slots", 1))
 	opts.RequestFlags.register(fs, false)
 	opts.ReportFlags.register(fs, "probe")
 	fs.StringVar(&opts.Metrics, "metrics", "", "also write Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")

@@ -29,7 +29,7 @@ type ReportFlags struct {
 
 // register adds --report, --flaky-fails and --traceparent.
 func (r *ReportFlags) register(fs *pflag.FlagSet, command string) {
-	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report to FILE (repeatable): `FORMAT=FILE`, FORMAT junit, tap or tap13; replaced atomically")
+	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report: `FORMAT=FILE` with FORMAT junit, tap or tap13 (repeatable); replaced atomically")
 	flaky := "exit 8 when a URL passed only after failed attempts (flaky; reports show it either way)"
 	switch command {
 	case "fetch":
@@ -116,7 +116,7 @@ func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv fu
 		return nil, reportUsageError(n, err)
 	}
 	if github {
-		if err := set.AddGitHub(report.GitHub{Annotations: io.ErrOut, SummaryPath: getenv("GITHUB_STEP_SUMMARY")}); err != nil {
+		if err := set.AddGitHub(report.GitHub{Annotations: io.ErrOut, SummaryPath: getenv("GITHUB_STEP_SUMMARY"), FlakyFails: r.FlakyFails}); err != nil {
 			set.Discard()
 			return nil, &UsageError{Err: err}
 		}

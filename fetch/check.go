@@ -244,9 +244,9 @@ type CheckResult struct {
 	// ElapsedMS is the time from the start of the check to the URL's
 	// verdict: time to healthy, or until the check gave up.
 	ElapsedMS int64 `json:"elapsed_ms"`
-	// RateWaitMS is the time spent waiting for rate slots (--rate),
-	// omitted when there was none.
-	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
+	// RateWaitMS is the time spent waiting for rate slots (--rate), 0
+	// when there was none (as fetch's).
+	RateWaitMS int64 `json:"rate_wait_ms"`
 	// Failures are the failures Failed words, in its order, as errors, for
 	// a caller that words them itself (the command layer names its flags).
 	Failures []error `json:"-"`
@@ -499,7 +499,7 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		return a
 	})
 	res.Attempts = sent
-	movePaced(tr, paced)
+	movePaced(tr, paced, cfg.MinInterval)
 	res.Trace = tr
 	if tr != nil {
 		res.RateWaitMS = tr.RateWait.Milliseconds()
@@ -622,9 +622,11 @@ func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) (time.Durat
 
 // movePaced moves the gap pace held before an attempt out of that
 // attempt's duration (the executor times the whole attempt function) and
-// into the wait after the attempt before it: the 100ms floor between
-// attempts is waiting, and an attempt's duration is its own request.
-func movePaced(tr *resilience.Trace, paced map[int]time.Duration) {
+// into the wait after the attempt before it: the MinInterval floor
+// between attempts is waiting, and an attempt's duration is its own
+// request. That wait is the planned one, as every wait of a trace is, and
+// as -v's retry line says it: the floor when it held the attempt back.
+func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Duration) {
 	if tr == nil {
 		return
 	}
@@ -634,6 +636,6 @@ func movePaced(tr *resilience.Trace, paced map[int]time.Duration) {
 			continue
 		}
 		tr.Attempts[i].Duration -= d
-		tr.Attempts[i-1].Wait += d
+		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait+d, floor)
 	}
 }
