@@ -625,7 +625,8 @@ func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) (time.Durat
 // into the wait after the attempt before it: the MinInterval floor
 // between attempts is waiting, and an attempt's duration is its own
 // request. That wait is the planned one, as every wait of a trace is, and
-// as -v's retry line says it: the floor when it held the attempt back.
+// as -v's retry line says it: the floor when it held the attempt back
+// (a timer's lateness is in neither).
 func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Duration) {
 	if tr == nil {
 		return
@@ -636,6 +637,6 @@ func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Dur
 			continue
 		}
 		tr.Attempts[i].Duration -= d
-		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait+d, floor)
+		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait, floor)
 	}
 }
