@@ -264,7 +264,11 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 		b.in.Close()
 		return nil, fromBatch(err)
 	}
-	if b.reports, err = o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false); err != nil {
+	files := o.fetchFiles()
+	if bf.Input != "" && bf.Input != "-" {
+		files = append(files, given(o.RequestFlags.names, "input", "-i", bf.Input, false))
+	}
+	if b.reports, err = o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...); err != nil {
 		b.in.Close()
 		return nil, err
 	}
@@ -298,6 +302,9 @@ func (b *batchRun) check() error {
 		if err != nil {
 			return err
 		}
+		if err := b.reportClash(e, path); err != nil {
+			return err
+		}
 		h := maphash.String(seed, fileKey(target))
 		first, dup := seen[h]
 		if !dup {
@@ -317,6 +324,22 @@ func (b *batchRun) check() error {
 		// hash is also this one.
 		return nil
 	})
+}
+
+// reportClash refuses an output of the -o template that is one of the
+// --report files: found as each output is named in the check pass, so
+// before any request, whatever the template's placeholders.
+func (b *batchRun) reportClash(e batch.Entry, path string) error {
+	if len(b.o.Reports) == 0 {
+		return nil
+	}
+	n := b.o.RequestFlags.names
+	specs, err := b.o.ReportFlags.specs(n)
+	if err != nil {
+		return nil // open says so, after the check pass
+	}
+	out := namedFile{flag: fmt.Sprintf("%s (%s writes %s)", n.set("output", "-o", b.o.Output), e.Label, path), path: path}
+	return collide(reportFiles(specs, n), []namedFile{out})
 }
 
 // sameOutput reports whether the URL at position n writes path, and

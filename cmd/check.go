@@ -269,7 +269,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
 	}
 	// Last, so that nothing after it can fail and leave it open.
-	if p.reports, err = o.ReportFlags.open("check", n, o.IO, o.Getenv, true); err != nil {
+	if p.reports, err = o.ReportFlags.open("check", n, o.IO, o.Getenv, true, o.RequestFlags.requestFiles()...); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -375,10 +375,18 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		p.words.wordFailures(&rep.Results[i])
 	}
 	flaky := 0
-	for _, r := range rep.Results {
+	// flakyNotes say, on stdout, why a flaky URL failed the run under
+	// --flaky-fails.
+	flakyNotes := map[int]string{}
+	for i, r := range rep.Results {
 		c := report.FromCheck(r, p.words.word, p.expect.Status.Contains)
 		if c.Result == report.Flaky {
 			flaky++
+			if o.FlakyFails {
+				nf := c.FailedAttempts()
+				flakyNotes[i] = fmt.Sprintf("failed under %s: passed on attempt %d, after %d failed attempt%s",
+					o.RequestFlags.names.flag("flaky-fails"), len(c.Attempts), nf, plural(nf))
+			}
 		}
 		if ctx.Err() == nil {
 			p.reports.Add(c)
@@ -399,7 +407,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		o.reported = true
 		werr = writeCheckJSON(o.IO.Out, rep)
 	} else {
-		werr = o.printResults(rep.Results)
+		werr = o.printResults(rep.Results, flakyNotes)
 	}
 	if werr != nil {
 		// The verdict did not reach its reader: exit 1, as for --json, and
@@ -468,12 +476,19 @@ func (o *CheckOptions) writeUsageReport(err error) {
 // stdout is for scripts and CI logs: no colour (--color is stderr's), and
 // what came from outside (the server's words in a failure) escaped as on
 // stderr, so a body cannot forge a workflow command or drive a terminal.
-func (o *CheckOptions) printResults(results []fetch.CheckResult) error {
+//
+// flaky holds, by index, why a flaky URL failed the run (--flaky-fails):
+// its verdict is "flaky", not healthy, and the note ends its line.
+func (o *CheckOptions) printResults(results []fetch.CheckResult, flaky map[int]string) error {
 	tw := tabwriter.NewWriter(o.IO.Out, 0, 4, 2, ' ', 0)
-	for _, r := range results {
+	for i, r := range results {
 		verdict := "healthy"
 		if !r.Healthy {
 			verdict = "unhealthy"
+		}
+		if note, ok := flaky[i]; ok {
+			verdict = "flaky"
+			r.Failed = append(r.Failed[:len(r.Failed):len(r.Failed)], note)
 		}
 		status, latency := "-", "-"
 		if r.Status != nil {

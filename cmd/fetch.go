@@ -370,6 +370,16 @@ func newBreaker(bp *breakerPlan, identity string, log *Logger) *resilience.Break
 	return b
 }
 
+// fetchFiles are the files a fetch reads besides its input: -d @FILE,
+// --cacert, --fallback-file (see ReportFlags.open).
+func (o *FetchOptions) fetchFiles() []namedFile {
+	files := o.RequestFlags.requestFiles()
+	if o.FallbackFile != "" {
+		files = append(files, given(o.RequestFlags.names, "fallback-file", "--fallback-file", o.FallbackFile, false))
+	}
+	return files
+}
+
 func runFetch(ctx context.Context, o *FetchOptions) error {
 	p, err := o.plan(ctx)
 	if err != nil {
@@ -386,7 +396,11 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		return err
 	}
 	defer sink.Close()
-	reports, err := o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false)
+	files := o.fetchFiles()
+	if o.Output != "" && o.Output != "-" {
+		files = append(files, given(o.RequestFlags.names, "output", "-o", o.Output, false))
+	}
+	reports, err := o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)

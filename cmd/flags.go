@@ -102,7 +102,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	fs.StringVar(&r.Store, "store", "", storeFlagUsage)
 	fs.StringVar(&r.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, every attempt counted, shared through the store; auto: spread the quota the server advertises (0: no limit)")
 	fs.IntVar(&r.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
-	fs.StringVar(&r.RetryBudget, "retry-budget", "0", "retries to the origin at most `P%` of first attempts over a minute, plus 3, shared through the store (0: no budget)")
+	fs.StringVar(&r.RetryBudget, "retry-budget", "", "retries to the origin at most `P%` of first attempts over a minute, plus 3, shared through the store (default 0: no budget)")
 }
 
 // resolveGiven records which of the flags with computed defaults were

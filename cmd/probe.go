@@ -121,7 +121,8 @@ Interrupted, it prints the summary of the requests done first.
 	fs.BoolVar(&opts.JSON, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&opts.Rate, "rate", "", "at most `N/s`, N/m or N/h requests to the URL's origin, shared through the store with fetch and check; auto: spread the quota the server advertises (0: no limit)")
 	fs.IntVar(&opts.RateBurst, "rate-burst", 1, "requests to the origin that --rate lets go at once")
-	fs.StringVar(&opts.Store, "store", "", storeFlagUsage+"; used by --rate")
+	// probe has no breaker: the store keeps --rate's request slots.
+	fs.StringVar(&opts.Store, "store", "", strings.Replace(storeFlagUsage, "share breaker state", "share --rate's request slots", 1))
 	opts.RequestFlags.register(fs, false)
 	opts.ReportFlags.register(fs, "probe")
 	fs.StringVar(&opts.Metrics, "metrics", "", "also write Prometheus metrics to `FILE` (node_exporter's textfile collector; replaced atomically)")
@@ -191,7 +192,11 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		}
 	}
 	// Last, so that nothing after it can fail and leave it open.
-	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false); err != nil {
+	files := o.RequestFlags.requestFiles()
+	if o.Metrics != "" {
+		files = append(files, given(n, "metrics", "--metrics", o.Metrics, true))
+	}
+	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false, files...); err != nil {
 		return nil, err
 	}
 	return p, nil

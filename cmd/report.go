@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/refetch/refetch/fetch"
@@ -26,7 +29,7 @@ type ReportFlags struct {
 
 // register adds --report, --flaky-fails and --traceparent.
 func (r *ReportFlags) register(fs *pflag.FlagSet, command string) {
-	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report to FILE (repeatable): `FORMAT=FILE`, FORMAT junit, tap or tap13; replaced atomically")
+	fs.StringArrayVar(&r.Reports, "report", nil, "also write a report: `FORMAT=FILE` with FORMAT junit, tap or tap13 (repeatable); replaced atomically")
 	flaky := "exit 8 when a URL passed only after failed attempts (flaky; reports show it either way)"
 	switch command {
 	case "fetch":
@@ -89,9 +92,19 @@ func (r *ReportFlags) traceID() string {
 // open opens the run's reports before any request (a report that cannot
 // be written there is a usage error) and, for check, the GitHub Actions
 // output when GITHUB_ACTIONS=true. The Set is nil when nothing is asked.
-func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv func(string) string, github bool) (*report.Set, error) {
+//
+// files are the other files the run reads or writes (-o, -i, -d @FILE,
+// --fallback-file, --cacert, --metrics): a report that would overwrite
+// one of them, or another report, is a usage error too (collide).
+func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv func(string) string, github bool, files ...namedFile) (*report.Set, error) {
 	specs, err := r.specs(n)
 	if err != nil {
+		return nil, err
+	}
+	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_STEP_SUMMARY") != "" {
+		files = append(files, namedFile{flag: "$GITHUB_STEP_SUMMARY=" + getenv("GITHUB_STEP_SUMMARY"), path: getenv("GITHUB_STEP_SUMMARY")})
+	}
+	if err := collide(reportFiles(specs, n), files); err != nil {
 		return nil, err
 	}
 	github = github && getenv("GITHUB_ACTIONS") == "true"
@@ -103,12 +116,106 @@ func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv fu
 		return nil, reportUsageError(n, err)
 	}
 	if github {
-		if err := set.AddGitHub(report.GitHub{Annotations: io.ErrOut, SummaryPath: getenv("GITHUB_STEP_SUMMARY")}); err != nil {
+		if err := set.AddGitHub(report.GitHub{Annotations: io.ErrOut, SummaryPath: getenv("GITHUB_STEP_SUMMARY"), FlakyFails: r.FlakyFails}); err != nil {
 			set.Discard()
 			return nil, &UsageError{Err: err}
 		}
 	}
 	return set, nil
+}
+
+// namedFile is a file a run reads or writes: how messages show it
+// ("-o out.xml", "$GITHUB_STEP_SUMMARY") and its path.
+type namedFile struct {
+	flag, path string
+	// writes: the run replaces it (--report, --metrics), so it must not
+	// be any other file the run uses.
+	writes bool
+}
+
+// given is the namedFile of a flag given as shown with value path,
+// "REFETCH_NAME=path" when it came from its variable.
+func given(n flagNames, name, shown, path string, writes bool) namedFile {
+	return namedFile{flag: n.set(name, shown, path), path: path, writes: writes}
+}
+
+// reportFiles are the files of --report, in order.
+func reportFiles(specs []report.Spec, n flagNames) []namedFile {
+	out := make([]namedFile, len(specs))
+	for i, sp := range specs {
+		out[i] = given(n, "report", "--report", sp.String(), true)
+		out[i].path = sp.Path
+	}
+	return out
+}
+
+// requestFiles are the files the request flags read: -d @FILE and
+// --cacert.
+func (r *RequestFlags) requestFiles() []namedFile {
+	var out []namedFile
+	if r.DataGiven && strings.HasPrefix(r.Data, "@") && r.Data != "@-" {
+		out = append(out, namedFile{flag: r.names.set("data", "-d", r.Data), path: r.Data[1:]})
+	}
+	if r.CACert != "" {
+		out = append(out, given(r.names, "cacert", "--cacert", r.CACert, false))
+	}
+	return out
+}
+
+// collide refuses, before any request, a file written at the end of the
+// run (a report, --metrics) that is one of the run's other files: the
+// reports first, each against every file after it, then the other
+// writers against the rest. See docs/reports.md.
+func collide(reports, files []namedFile) error {
+	all := append(append([]namedFile(nil), reports...), files...)
+	for i, w := range all {
+		if !w.writes {
+			continue
+		}
+		for j, f := range all {
+			if j == i || (f.writes && j < i) {
+				continue // a pair of writers is told once, the first first
+			}
+			if sameFile(w.path, f.path) {
+				return clashError(w, f)
+			}
+		}
+	}
+	return nil
+}
+
+// clashError is the usage error of a report (or --metrics) w that would
+// replace f.
+func clashError(w, f namedFile) error {
+	return usageErrorf("%s would overwrite %s: give them different files", w.flag, f.flag)
+}
+
+// sameFile reports whether paths a and b name one file: one path once
+// made absolute, cleaned and its symlinks followed (to the file -o and
+// the reports replace), or, both existing, one file by os.SameFile (hard
+// links).
+func sameFile(a, b string) bool {
+	if filePathKey(a) == filePathKey(b) {
+		return true
+	}
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
+// filePathKey is path absolute, its symlinks followed where they exist,
+// cleaned (fileKey).
+func filePathKey(path string) string {
+	if t, _, err := fetch.OutputTarget(path); err == nil {
+		path = t
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return fileKey(path)
 }
 
 // reportUsageError names the flag of a report that cannot be written.

@@ -748,7 +748,7 @@ func TestReportGitHub(t *testing.T) {
 	unescapedPipe := regexp.MustCompile(`(^|[^\\])\|`)
 	for _, line := range strings.Split(strings.TrimPrefix(text, "# earlier step\n"), "\n") {
 		switch {
-		case line == "", strings.HasPrefix(line, "### refetch check: 3 URLs, 1 passed, 1 flaky, 1 failed"),
+		case line == "", strings.HasPrefix(line, "### refetch check failed: 3 URLs, 1 passed, 1 flaky, 1 failed"),
 			line == "| URL | result | attempts | latency | failure class |", line == "|---|---|---|---|---|":
 		case strings.HasPrefix(line, "| "):
 			rows++

@@ -244,9 +244,9 @@ type CheckResult struct {
 	// ElapsedMS is the time from the start of the check to the URL's
 	// verdict: time to healthy, or until the check gave up.
 	ElapsedMS int64 `json:"elapsed_ms"`
-	// RateWaitMS is the time spent waiting for rate slots (--rate),
-	// omitted when there was none.
-	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
+	// RateWaitMS is the time spent waiting for rate slots (--rate), 0
+	// when there was none (as fetch's).
+	RateWaitMS int64 `json:"rate_wait_ms"`
 	// Failures are the failures Failed words, in its order, as errors, for
 	// a caller that words them itself (the command layer names its flags).
 	Failures []error `json:"-"`
@@ -435,6 +435,9 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		lastEnd   time.Time
 		serverRA  = time.Duration(-1) // the last attempt's Retry-After, -1 if none
 		lastState resilience.Attempt
+		// paced is the gap pace held before attempt n: wait, not the
+		// attempt's time (movePaced).
+		paced = map[int]time.Duration{}
 	)
 	ex := &resilience.Executor{Policy: policy, Classify: cfg.classify, Breaker: breaker,
 		Clock: cfg.Clock, NewTimer: cfg.NewTimer, OnRateWait: cfg.Hooks.OnRateWait}
@@ -453,7 +456,11 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		}
 	}
 	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
-		if err := cfg.pace(actx, lastEnd); err != nil {
+		waited, err := cfg.pace(actx, lastEnd)
+		if waited > 0 {
+			paced[n] = waited
+		}
+		if err != nil {
 			return resilience.Attempt{Err: err}
 		}
 		sent++
@@ -492,6 +499,7 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		return a
 	})
 	res.Attempts = sent
+	movePaced(tr, paced, cfg.MinInterval)
 	res.Trace = tr
 	if tr != nil {
 		res.RateWaitMS = tr.RateWait.Milliseconds()
@@ -587,14 +595,16 @@ func rawErr(err error) error {
 }
 
 // pace waits, before an attempt, until MinInterval has passed since the
-// end of the previous one (lastEnd; zero for the first).
-func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) error {
+// end of the previous one (lastEnd; zero for the first), and says how
+// long it waited.
+func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) (time.Duration, error) {
 	if cfg.MinInterval <= 0 || lastEnd.IsZero() {
-		return nil
+		return 0, nil
 	}
-	gap := cfg.MinInterval - clockNow(cfg.Clock).Sub(lastEnd)
+	start := clockNow(cfg.Clock)
+	gap := cfg.MinInterval - start.Sub(lastEnd)
 	if gap <= 0 {
-		return nil
+		return 0, nil
 	}
 	t := resilience.NewRealTimer()
 	if cfg.NewTimer != nil {
@@ -604,8 +614,29 @@ func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) error {
 	defer t.Stop()
 	select {
 	case <-t.C():
-		return nil
+		return clockNow(cfg.Clock).Sub(start), nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return clockNow(cfg.Clock).Sub(start), context.Cause(ctx)
+	}
+}
+
+// movePaced moves the gap pace held before an attempt out of that
+// attempt's duration (the executor times the whole attempt function) and
+// into the wait after the attempt before it: the MinInterval floor
+// between attempts is waiting, and an attempt's duration is its own
+// request. That wait is the planned one, as every wait of a trace is, and
+// as -v's retry line says it: the floor when it held the attempt back
+// (a timer's lateness is in neither).
+func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Duration) {
+	if tr == nil {
+		return
+	}
+	for i := 1; i < len(tr.Attempts); i++ {
+		d := min(paced[tr.Attempts[i].N], tr.Attempts[i].Duration)
+		if d <= 0 {
+			continue
+		}
+		tr.Attempts[i].Duration -= d
+		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait, floor)
 	}
 }

@@ -744,3 +744,52 @@ func TestExcerptJSONKeepsEscapesWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPollFloorIsWait: the gap the MinInterval floor adds after a
+// shorter delay is the wait after the attempt before, never the next
+// attempt's duration: each attempt's duration is its own request, so its
+// phases fit in it, and the waits are what was waited.
+func TestCheckPollFloorIsWait(t *testing.T) {
+	slow := func(code int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			r.Context().Value(clockKey{}).(*testClock).Advance(5 * time.Millisecond)
+			w.WriteHeader(code)
+		}
+	}
+	var retries []time.Duration
+	res, clock, seq := checkWith(t, &sequence{handlers: []http.HandlerFunc{slow(503), slow(503), slow(200)}}, func(cfg *CheckConfig) {
+		cfg.Policy.Delay, cfg.Policy.Multiplier, cfg.MinInterval = 10*time.Millisecond, 1, 100*time.Millisecond
+		cfg.OnRetry = func(_ string, info resilience.RetryInfo) { retries = append(retries, info.Wait) }
+	})
+	if !res.Healthy || seq.count() != 3 || res.Trace == nil || len(res.Trace.Attempts) != 3 {
+		t.Fatalf("healthy %v after %d requests, trace %+v", res.Healthy, seq.count(), res.Trace)
+	}
+	// The executor waits the 10ms delay, pace the 90ms left of the floor.
+	if w := clock.Waits(); len(w) != 4 || w[0] != 10*time.Millisecond || w[1] != 90*time.Millisecond {
+		t.Errorf("waits %v, want 10ms then 90ms between attempts", w)
+	}
+	for i, a := range res.Trace.Attempts {
+		if a.Duration != 5*time.Millisecond {
+			t.Errorf("attempt %d: duration %v, want its own request's 5ms", a.N, a.Duration)
+		}
+		var phases time.Duration
+		if at, ok := a.Detail.(*AttemptTrace); ok {
+			for _, d := range at.Phases {
+				phases += d
+			}
+		}
+		if phases > a.Duration {
+			t.Errorf("attempt %d: phases %v over its duration %v", a.N, phases, a.Duration)
+		}
+		want := 100 * time.Millisecond
+		if i == 2 {
+			want = 0
+		}
+		if a.Wait != want {
+			t.Errorf("attempt %d: wait %v, want %v", a.N, a.Wait, want)
+		}
+	}
+	if len(retries) != 2 || retries[0] != 100*time.Millisecond {
+		t.Errorf("-v's waits %v, want 100ms each", retries)
+	}
+}

@@ -338,9 +338,9 @@ type ProbeResult struct {
 	TTFBMS     *float64 `json:"ttfb_ms"`
 	TotalMS    float64  `json:"total_ms"`
 	RetryAfter *string  `json:"retry_after"`
-	// RateWaitMS is the wait for the request's slot (--rate), omitted
-	// when there was none.
-	RateWaitMS int64 `json:"rate_wait_ms,omitempty"`
+	// RateWaitMS is the wait for the request's slot (--rate), 0 when
+	// there was none (as fetch's).
+	RateWaitMS int64 `json:"rate_wait_ms"`
 	ReportTrace
 }
 

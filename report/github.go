@@ -32,6 +32,9 @@ type GitHub struct {
 	Annotations io.Writer
 	// SummaryPath is $GITHUB_STEP_SUMMARY, "" for none.
 	SummaryPath string
+	// FlakyFails is --flaky-fails: a flaky URL fails the run, so its
+	// annotation is an error and the summary says the run failed.
+	FlakyFails bool
 }
 
 // github is the sink of annotations and the step summary. Annotations are
@@ -169,19 +172,29 @@ func failClass(c *Case) string {
 // annotate keeps the annotation of a failed or flaky case.
 func (g *github) annotate(run *Run, c *Case) {
 	var kind, title, msg string
-	if c.Result == Failed {
+	switch {
+	case c.Result == Failed:
 		if g.errors++; g.errors > maxAnnotations {
 			return
 		}
 		kind = "error"
 		title = fmt.Sprintf("refetch %s: %s failed", run.Command, c.Name)
 		msg = fmt.Sprintf("%s after %d attempt%s (%s)", c.Message, len(c.Attempts), plural(len(c.Attempts)), failClass(c))
-	} else {
+	case g.cfg.FlakyFails:
+		// Flaky fails the run: an error, as the exit code says.
+		if g.errors++; g.errors > maxAnnotations {
+			return
+		}
+		kind = "error"
+		title = fmt.Sprintf("refetch %s: %s flaky (--flaky-fails)", run.Command, c.Name)
+	default:
 		if g.warnings++; g.warnings > maxAnnotations {
 			return
 		}
 		kind = "warning"
 		title = fmt.Sprintf("refetch %s: %s flaky", run.Command, c.Name)
+	}
+	if c.Result != Failed {
 		var fails []string
 		for _, a := range c.Attempts {
 			if a.Failed {
@@ -193,6 +206,9 @@ func (g *github) annotate(run *Run, c *Case) {
 			}
 		}
 		msg = fmt.Sprintf("passed after %d failed attempt%s: %s", len(fails), plural(len(fails)), strings.Join(fails, "; "))
+		if g.cfg.FlakyFails {
+			msg = "failed under --flaky-fails: " + msg
+		}
 	}
 	if run.TraceID != "" {
 		msg += "; trace " + run.TraceID
@@ -240,7 +256,17 @@ func (g *github) finish(run *Run, s Summary) error {
 	if s.Failed > 0 {
 		verdict += fmt.Sprintf(", %d failed", s.Failed)
 	}
-	fmt.Fprintf(w, "\n### refetch %s: %d URL%s, %s\n\n", run.Command, s.Tests, plural(s.Tests), verdict)
+	// The title says when the run failed: a URL failed, or, under
+	// --flaky-fails, one was flaky.
+	outcome := ""
+	switch {
+	case s.Failed > 0:
+		outcome = " failed"
+	case s.Flaky > 0 && g.cfg.FlakyFails:
+		outcome = " failed"
+		verdict += " (--flaky-fails: flaky fails the run)"
+	}
+	fmt.Fprintf(w, "\n### refetch %s%s: %d URL%s, %s\n\n", run.Command, outcome, s.Tests, plural(s.Tests), verdict)
 	if run.TraceID != "" {
 		fmt.Fprintf(w, "Trace id: %s\n\n", MarkdownCell(run.TraceID))
 	}

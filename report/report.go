@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -355,11 +356,23 @@ func newTarget(path string) (*target, error) {
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			err = fmt.Errorf("cannot write in %s: %v", filepath.Dir(real), pe.Err)
+			err = createError(filepath.Dir(real), pe.Err)
 		}
 		return nil, err
 	}
 	return &target{path: real, f: f}, nil
+}
+
+// createError says why no file can be made in dir: a directory that
+// exists but where creating a file says "no such file" is a file system
+// that takes no new files (/proc, /sys), not a missing directory.
+func createError(dir string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+			return fmt.Errorf("cannot create a file in %s: its file system takes no new files (give a file in a writable directory)", dir)
+		}
+	}
+	return fmt.Errorf("cannot write in %s: %v", dir, err)
 }
 
 // commit makes the temporary file the report: mode 0644 (a CI system's
