@@ -145,11 +145,19 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 		hostList string
 		err      error
 	)
-	if !strings.Contains(scheme, "+") {
-		if u, err = url.Parse(raw); err == nil {
+	single := !strings.Contains(scheme, "+")
+	if single {
+		// A password holding '#', '?' or '/' makes the URL unparsable, or
+		// parsable as something else (redact.Mangled): such a URL is read
+		// as internal/redact reads it, the userinfo ending at the last
+		// '@', as a Sentinel or Cluster URL is.
+		if u, err = url.Parse(raw); err == nil && !redact.Mangled(u) {
 			hostList = u.Host
+		} else if strings.Contains(rest, "@") {
+			single, err = false, nil
 		}
-	} else {
+	}
+	if !single {
 		var info string
 		var hasInfo bool
 		info, hasInfo, hostList, rest = splitAuthority(raw, rest)
@@ -529,8 +537,30 @@ func (s *sentinels) primary(ctx context.Context) (string, error) {
 			break
 		}
 	}
-	return "", errors.Join(errs...)
+	return "", joinOneLine(errs)
 }
+
+// joinOneLine joins errs into one error whose text is one line (errors.Join
+// puts each on a line of its own: a warning is one line), keeping each for
+// errors.Is and errors.As.
+func joinOneLine(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	texts := make([]string, len(errs))
+	for i, e := range errs {
+		texts[i] = e.Error()
+	}
+	return &joinedError{text: strings.Join(texts, "; "), errs: errs}
+}
+
+type joinedError struct {
+	text string
+	errs []error
+}
+
+func (e *joinedError) Error() string   { return e.text }
+func (e *joinedError) Unwrap() []error { return e.errs }
 
 // current is the primary the sentinels named last.
 func (s *sentinels) current() string {

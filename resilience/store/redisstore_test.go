@@ -422,6 +422,12 @@ func TestParseRedisURL(t *testing.T) {
 		{"rediss://:s3cret@h:6390/0", RedisConfig{Addr: "h:6390", Password: "s3cret", TLS: true}, "rediss://h:6390"},
 		{"redis://ci:p%40ss@h", RedisConfig{Addr: "h:6379", Username: "ci", Password: "p@ss"}, "redis://h:6379"},
 		{"redis://[::1]:7000?timeout=1s", RedisConfig{Addr: "[::1]:7000", Timeout: time.Second}, "redis://[::1]:7000"},
+		// A password with a raw '#', '?' or '/' is read as internal/redact
+		// reads it (the userinfo ends at the last '@'), not as net/url.
+		{"redis://:s3cr3t#x@127.0.0.1:16379", RedisConfig{Addr: "127.0.0.1:16379", Password: "s3cr3t#x"}, "redis://127.0.0.1:16379"},
+		{"rediss://u:s3cr3t?x@h/1", RedisConfig{Addr: "h:6379", Username: "u", Password: "s3cr3t?x", TLS: true, DB: 1}, "rediss://h:6379/1"},
+		{"redis://:s3/cr3t@h:7?timeout=2s", RedisConfig{Addr: "h:7", Password: "s3/cr3t", Timeout: 2 * time.Second}, "redis://h:7"},
+		{"redis://:12#pw@h", RedisConfig{Addr: "h:6379", Password: "12#pw"}, "redis://h:6379"},
 	} {
 		got, err := ParseRedisURL(tc.raw)
 		if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
@@ -438,6 +444,8 @@ func TestParseRedisURL(t *testing.T) {
 		"redis://:hunter2@h/db", "redis://:hunter2@h/-1", "redis://:hunter2@h/1/2",
 		"redis://:hunter2@h?timeout=0", "redis://:hunter2@h?timeout=soon", "redis://:hunter2@h?pool=3",
 		"redis://:hunter2@h#frag", "redis://:hunt%zzer2@h", "redis://u:hunt er2@h:x", "redis://:hun@ter2@h:x",
+		"redis://:hunter2#x@h:99999", "redis://:hunter2?x@h:x", "redis://:hunter2/x@h/db", "rediss://u:hunter2#x@h:0",
+		"redis://:hunter2/x@", "redis://:hunter2#x@h:1:2",
 	} {
 		_, err := ParseRedisURL(raw)
 		if err == nil {
@@ -449,5 +457,19 @@ func TestParseRedisURL(t *testing.T) {
 				t.Errorf("ParseRedisURL(%q) error shows the password: %v", raw, err)
 			}
 		}
+	}
+}
+
+func TestJoinOneLine(t *testing.T) {
+	a, b := errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), context.DeadlineExceeded
+	err := joinOneLine([]error{a, b})
+	if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "; ") {
+		t.Errorf("joinOneLine: %q", err)
+	}
+	if !errors.Is(err, a) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("joinOneLine lost an error: %v", err)
+	}
+	if joinOneLine(nil) != nil {
+		t.Error("joinOneLine(nil) is not nil")
 	}
 }
