@@ -127,6 +127,11 @@ func TestE2EHASentinelFailover(t *testing.T) {
 		t.Fatalf("status after the opening run: %v", statusJSON(t, a))
 	}
 
+	// The opening write waited (WAIT 1) for the replica up to 50 ms; on a
+	// loaded machine the replica may take longer, which the docs count as
+	// what a failover can lose. This test is about what a promotion
+	// keeps: make sure the replica has it.
+	sen.WaitReplicated(t)
 	// The primary dies; the sentinel is held (SIGSTOP) so that no
 	// promotion can happen yet: these runs are "during the failover".
 	redistest.Pause(t, sen.Sentinels[0])
@@ -183,6 +188,11 @@ func TestE2EHASentinelBatchSpansFailover(t *testing.T) {
 		if armed.Load() && first {
 			switch n {
 			case 3:
+				// Items 0-2's opening writes waited for the replica up
+				// to 50 ms; under load it may lag longer (what a
+				// failover can lose, docs/breaker.md): make sure it has
+				// them, the test is about what the promotion keeps.
+				sen.WaitReplicated(t)
 				redistest.Kill(t, sen.Primary)
 			case 4:
 				sen.WaitPromoted(t, sen.Primary)

@@ -418,6 +418,29 @@ func (s *Sentinel) WaitPromoted(t testing.TB, old string) string {
 	return addr
 }
 
+// WaitReplicated returns once the replica has every write the primary
+// took so far: a write of its own and WAIT 1 0 on the same connection
+// (replication is one ordered stream, so the replica's acknowledgement
+// of that write covers every earlier one, whoever made it). For tests
+// about what a promotion keeps, which must not depend on how fast the
+// replica was under load.
+func (s *Sentinel) WaitReplicated(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	c := client(s.Primary, s.tls)
+	defer c.Close()
+	conn := c.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, "redistest:replicated", time.Now().UnixNano(), 0).Err(); err != nil {
+		t.Fatalf("redistest: write to the primary: %v", err)
+	}
+	n, err := conn.Do(ctx, "WAIT", 1, 0).Int()
+	if err != nil || n < 1 {
+		t.Fatalf("redistest: the replica did not acknowledge (WAIT: %d, %v)", n, err)
+	}
+}
+
 // Flush empties the current primary (and so its replica).
 func (s *Sentinel) Flush(t testing.TB) {
 	t.Helper()
