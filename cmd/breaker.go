@@ -574,7 +574,8 @@ func quotaText(q []quotaStatusJSON, now time.Time) string {
 
 // rateText is a rate of one request per interval as --rate takes it,
 // "1/m" rather than "0.01667/s": per second, minute or hour, the first
-// in which it is a whole number; else per second, in decimals.
+// in which it is a whole number (to the microsecond the store keeps the
+// interval in); else per second, in decimals.
 func rateText(interval time.Duration) string {
 	if interval <= 0 {
 		return "-"
@@ -583,8 +584,9 @@ func rateText(interval time.Duration) string {
 		per  time.Duration
 		unit string
 	}{{time.Second, "s"}, {time.Minute, "m"}, {time.Hour, "h"}} {
-		if u.per%interval == 0 {
-			return fmt.Sprintf("%d/%s", u.per/interval, u.unit)
+		n := (u.per + interval/2) / interval
+		if d := u.per/max(n, 1) - interval; n >= 1 && d < time.Microsecond && d > -time.Microsecond {
+			return fmt.Sprintf("%d/%s", n, u.unit)
 		}
 	}
 	return fmt.Sprintf("%.4g/s", float64(time.Second)/float64(interval))
