@@ -124,3 +124,50 @@ func TestE2EQuotaMessages(t *testing.T) {
 		t.Errorf("429 with X-RateLimit only: stderr %s", r2.stderr)
 	}
 }
+
+// TestE2EBreakerStatusShowsTheRateAsGiven: an origin with a rate and no
+// breaker record: status does not say "no breakers" above its table,
+// and shows --rate 1/m as 1/m.
+func TestE2EBreakerStatusShowsTheRateAsGiven(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := quotaOnce(t, &c, 200)
+	e := newEnv(t)
+	e.run(args("--breaker-failures", "0", "--rate", "1/m", srv.URL)...).wantCode(t, 0)
+	r := e.run("breaker", "status")
+	r.wantCode(t, 0)
+	if strings.Contains(r.stdout, "no breakers in") || !strings.Contains(r.stdout, "no breaker records in ") ||
+		!strings.Contains(r.stdout, "1/m burst 1") || strings.Contains(r.stdout, "0.01667") {
+		t.Fatalf("breaker status:\n%s", r.stdout)
+	}
+	list := statusJSON(t, e)
+	if rate, _ := list[0]["rate"].(map[string]any); len(list) != 1 || rate["rate"] != "1/m" {
+		t.Fatalf("status --json = %v", list)
+	}
+}
+
+// TestE2ERateFlagMessages: the bad values issue 23's tour found.
+func TestE2ERateFlagMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--retry-budget", "%"}, 2, "--retry-budget"},
+		{[]string{"--rate", "99999999999999999999/s"}, 2, "too large"},
+	} {
+		r := e.run(args(append(tc.args, "http://127.0.0.1:9/")...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, r.code, r.stderr)
+		}
+	}
+	var c counter
+	srv := quotaOnce(t, &c, 200)
+	r := e.run(args("--rate-burst", "3", srv.URL)...)
+	r.wantCode(t, 0)
+	if !strings.Contains(r.stderr, "--rate-burst 3 does nothing without --rate") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
