@@ -123,8 +123,6 @@ func (e *RunError) Error() string {
 	case errors.Is(e.Class, ErrRateLimited) && e.Quota && e.RetryAfter >= 0:
 		fmt.Fprintf(&b, ": the server's quota for this caller is spent until %s (in %s)",
 			ClockTime(time.Now().Add(e.RetryAfter), time.Now()), e.RetryAfter.Round(time.Second))
-	case errors.Is(e.Class, ErrRateLimited) && e.Reason == ReasonHeld && e.RetryAfter >= 0:
-		fmt.Fprintf(&b, ": no requests for %s more", e.RetryAfter.Round(time.Second))
 	case errors.Is(e.Class, ErrRateLimited) && e.RetryAfter >= 0:
 		fmt.Fprintf(&b, ": server asked to retry after %s", e.RetryAfter.Round(time.Second))
 	}

@@ -61,7 +61,7 @@ func TestHoldPastTheDeadlineSaysTheTimeLeft(t *testing.T) {
 	}
 	msg := err.Error()
 	if !strings.Contains(msg, "beyond the time left (10s of the time limit of 10s)") || strings.Contains(msg, "1m0s") ||
-		!strings.Contains(msg, "no requests for 50s more (a Retry-After or a spent quota an earlier run recorded)") {
+		!strings.Contains(msg, "server asked to retry after 50s (a Retry-After or a spent quota an earlier run recorded)") {
 		t.Fatalf("message %q", msg)
 	}
 }
