@@ -323,7 +323,13 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
-		if _, err := fmt.Fprintf(o.IO.Out, "no breakers in %s\n", where); err != nil {
+		// "no breakers" alone only when there is nothing at all: above a
+		// table of rates, quotas or latencies it would read as "nothing".
+		msg := "no breakers in %s\n"
+		if len(limits) > 0 || len(lat) > 0 {
+			msg = "no breaker records in %s; rates, budgets, quotas and latencies it keeps:\n"
+		}
+		if _, err := fmt.Fprintf(o.IO.Out, msg, where); err != nil {
 			return err
 		}
 		return writeLimitsAndLatency(o, limits, lat, now)
@@ -477,8 +483,10 @@ func selectLimits(limits []store.LimitRecord, keys []string) []store.LimitRecord
 
 // rateStatusJSON is an origin's rate in `breaker status --json`.
 type rateStatusJSON struct {
-	// PerSecond is the last writer's --rate; Burst its --rate-burst.
+	// PerSecond is the last writer's --rate; Rate the same as --rate
+	// takes it ("1/m"); Burst its --rate-burst.
 	PerSecond float64 `json:"per_second"`
+	Rate      string  `json:"rate"`
 	Burst     int     `json:"burst"`
 	// NextSlot is when the next request may go; omitted when it is free.
 	NextSlot *time.Time `json:"next_slot,omitempty"`
@@ -514,7 +522,7 @@ func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rate
 		switch {
 		case l.Origin != origin:
 		case l.Kind == "rate":
-			r = &rateStatusJSON{PerSecond: float64(time.Second) / float64(l.Interval), Burst: l.Burst}
+			r = &rateStatusJSON{PerSecond: float64(time.Second) / float64(l.Interval), Rate: rateText(l.Interval), Burst: l.Burst}
 			if next := l.NextSlot; next.After(now) {
 				r.NextSlot = &next
 			}
@@ -564,6 +572,26 @@ func quotaText(q []quotaStatusJSON, now time.Time) string {
 	return s
 }
 
+// rateText is a rate of one request per interval as --rate takes it,
+// "1/m" rather than "0.01667/s": per second, minute or hour, the first
+// in which it is a whole number (to the microsecond the store keeps the
+// interval in); else per second, in decimals.
+func rateText(interval time.Duration) string {
+	if interval <= 0 {
+		return "-"
+	}
+	for _, u := range []struct {
+		per  time.Duration
+		unit string
+	}{{time.Second, "s"}, {time.Minute, "m"}, {time.Hour, "h"}} {
+		n := (u.per + interval/2) / interval
+		if d := u.per/max(n, 1) - interval; n >= 1 && d < time.Microsecond && d > -time.Microsecond {
+			return fmt.Sprintf("%d/%s", n, u.unit)
+		}
+	}
+	return fmt.Sprintf("%.4g/s", float64(time.Second)/float64(interval))
+}
+
 // writeLimits prints the origins' rates and budgets below the breakers.
 func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) error {
 	if len(limits) == 0 {
@@ -584,7 +612,7 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 		r, b, q := limitsJSON(limits, origin, now)
 		rate, next, budget := "-", "-", "-"
 		if r != nil {
-			rate = fmt.Sprintf("%.4g/s burst %d", r.PerSecond, r.Burst)
+			rate = fmt.Sprintf("%s burst %d", r.Rate, r.Burst)
 			next = "now"
 			if r.NextSlot != nil {
 				next = "in " + FormatDuration(r.NextSlot.Sub(now).Round(time.Millisecond))

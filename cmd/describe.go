@@ -124,7 +124,9 @@ func hint(err error) string {
 	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
 		errors.As(err, &re) && re.Reason == resilience.ReasonWaitPastDeadline:
 		return " (--max-time sets the limit)"
-	case errors.As(err, &re) && re.Reason == resilience.ReasonRetryAfterTooLong:
+	case errors.As(err, &re) && (re.Reason == resilience.ReasonRetryAfterTooLong || re.Reason == resilience.ReasonHeld) && re.PastDeadline:
+		return " (--max-time sets the limit; come back after the server's time)"
+	case errors.As(err, &re) && (re.Reason == resilience.ReasonRetryAfterTooLong || re.Reason == resilience.ReasonHeld):
 		return " (--max-retry-after sets the longest wait; come back after the server's time)"
 	case errors.As(err, &re) && re.Reason == resilience.ReasonUnsafeMethod:
 		return " (--retry-unsafe retries it anyway)"

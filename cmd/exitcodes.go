@@ -41,7 +41,7 @@ var ExitCodes = []ExitCodeInfo{
 	{ExitCircuitOpen, "circuit_open", "circuit open", nil,
 		"circuit open: no request was sent", []string{"fetch"}},
 	{ExitRateLimited, "rate_limited", "rate limited", nil,
-		"rate limited: the server's Retry-After (or a spent quota's reset) is beyond `--max-retry-after` or the `--max-time` left", []string{"fetch"}},
+		"rate limited: the server's Retry-After (or a spent quota's reset) is beyond `--max-retry-after` or the `--max-time` left; `probe --rate auto`: the server's quota asks for a longer wait than the probe takes", []string{"fetch", "probe"}},
 	{ExitDeadline, "deadline", "deadline", nil,
 		"deadline: `--max-time` passed (or the next wait would pass it)", []string{"fetch"}},
 	{ExitUnhealthy, "unhealthy", "unhealthy", map[string]string{"probe": "success rate below --expect-success, or a request failed with --flaky-fails",

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -57,13 +58,16 @@ func parseRequestRate(s string) (rateSpec, bool, error) {
 	num, unit, ok := strings.Cut(t, "/")
 	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.ToLower(unit)]
 	n, err := strconv.Atoi(num)
+	tooLarge := err != nil && errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(strings.TrimSpace(num), "-")
 	switch {
-	case !ok || per == 0 || err != nil && !strings.Contains(err.Error(), "range"):
+	case !ok || per == 0 || err != nil && !errors.Is(err, strconv.ErrRange):
 		return rateSpec{}, false, fmt.Errorf("want N/s, N/m or N/h, such as 20/s, or auto (0: no limit)")
+	case tooLarge:
+		return rateSpec{}, false, fmt.Errorf("too large: at most %d/s", maxRatePerSecond)
 	case err != nil || n < 1:
 		return rateSpec{}, false, fmt.Errorf("must be at least 1 request per period (0 alone: no limit)")
 	case per == time.Second && n > maxRatePerSecond || per/time.Duration(n) < time.Microsecond:
-		return rateSpec{}, false, fmt.Errorf("at most %d/s", maxRatePerSecond)
+		return rateSpec{}, false, fmt.Errorf("too large: at most %d/s", maxRatePerSecond)
 	}
 	return rateSpec{N: n, Per: per}, true, nil
 }
@@ -71,10 +75,11 @@ func parseRequestRate(s string) (rateSpec, bool, error) {
 // parseBudget parses --retry-budget: P% (or P) with P a whole number from
 // 0 to 100; 0 is no budget.
 func parseBudget(s string) (int, error) {
-	t := strings.TrimSuffix(strings.TrimSpace(s), "%")
+	t := strings.TrimSpace(s)
 	if t == "" {
 		return 0, nil
 	}
+	t = strings.TrimSuffix(t, "%")
 	n, err := strconv.Atoi(t)
 	if err != nil || n < 0 || n > 100 {
 		return 0, fmt.Errorf("want a percentage from 0 to 100, such as 20%% (0: no budget)")
@@ -101,6 +106,22 @@ func (r *RetryFlags) limits() error {
 	return nil
 }
 
+// burstUnused is the warning for a --rate-burst that does nothing: without
+// a fixed --rate (none, or auto, which paces by the server's quota). A
+// warning, not a usage error: REFETCH_RATE_BURST may be set for a whole
+// fleet whose commands do not all take a fixed rate.
+func burstUnused(burst int, rate rateSpec, on bool, n flagNames) string {
+	switch {
+	case burst == 1:
+		return ""
+	case !on:
+		return fmt.Sprintf("%s does nothing without %s N/s, N/m or N/h", n.set("rate-burst", "--rate-burst", burst), n.flag("rate"))
+	case rate.Auto:
+		return fmt.Sprintf("%s does nothing with %s: auto paces by the quota the server advertises", n.set("rate-burst", "--rate-burst", burst), n.set("rate", "--rate", "auto"))
+	}
+	return ""
+}
+
 // limitsPlan is the resolved --rate and --retry-budget of a run: nil when
 // both are off or no store can be had.
 type limitsPlan struct {
@@ -115,6 +136,9 @@ type limitsPlan struct {
 // limitsBase resolves the limits once for a run: the breaker's store when
 // it has one, else the same store opened for the limits alone.
 func (r *RetryFlags) limitsBase(bp *breakerPlan, inFlight int, getenv func(string) string, log *Logger) (*limitsPlan, error) {
+	if w := burstUnused(r.RateBurst, r.rate, r.rateOn, r.names); w != "" {
+		log.Warnf("%s", w)
+	}
 	if !r.rateOn && r.budget == 0 {
 		return nil, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -118,7 +119,10 @@ func (l *Logger) RetryFor(target string, info resilience.RetryInfo) {
 	}
 	step, why := nextStep(info.Err)
 	msg += fmt.Sprintf(": %s; %s in %s", describe(info.Err), step, FormatDuration(info.Wait))
-	if info.RetryAfter >= 0 {
+	switch {
+	case info.RetryAfter >= 0 && info.QuotaReset:
+		msg += " (the server's quota for this caller resets then)"
+	case info.RetryAfter >= 0:
 		msg += fmt.Sprintf(" (Retry-After %s)", FormatDuration(info.RetryAfter))
 	}
 	if why != "" {
@@ -137,8 +141,56 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After or a spent quota seen by an earlier run); waiting %s",
-		printable(h.Key), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
+	until := resilience.ClockTime(h.Until, time.Now())
+	switch {
+	case h.Quota:
+		l.line(l.yellow.Sprintf("%s: the server's quota for this caller is spent until %s; waiting %s",
+			printable(h.Key), until, FormatDuration(h.Wait)))
+	case h.Own:
+		l.line(l.yellow.Sprintf("%s asked for no requests until %s (its Retry-After on this run's last response); waiting %s",
+			printable(h.Key), until, FormatDuration(h.Wait)))
+	default:
+		l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After or a spent quota seen by an earlier run); waiting %s",
+			printable(h.Key), until, FormatDuration(h.Wait)))
+	}
+}
+
+// Quota logs, with -v, the quota a response advertised:
+// "quota: 0 of 100 left per 1m0s, resets in 30s (X-RateLimit)".
+func (l *Logger) Quota(h http.Header) {
+	if !l.verbose {
+		return
+	}
+	q, ok := resilience.ParseQuota(h, time.Now())
+	if !ok {
+		return
+	}
+	l.line(l.dim.Sprint(printable(quotaLine(q))))
+}
+
+// quotaLine is q in words, for -v.
+func quotaLine(q resilience.Quota) string {
+	msg := fmt.Sprintf("quota: %d", q.Remaining)
+	if q.Limit >= 0 {
+		msg += fmt.Sprintf(" of %d", q.Limit)
+	}
+	msg += " left"
+	if q.Window > 0 {
+		msg += " per " + q.Window.String()
+	}
+	switch {
+	case q.Reset > resilience.MaxRetryAfter:
+		msg += fmt.Sprintf(", resets in %s (held for %s at most)", FormatDuration(q.Reset), FormatDuration(resilience.MaxRetryAfter))
+	case q.Reset >= 0:
+		msg += ", resets in " + FormatDuration(q.Reset)
+	default:
+		msg += ", reset not said"
+	}
+	src := q.DialectName()
+	if q.Policy != "" {
+		src += ", policy " + strconv.Quote(q.Policy)
+	}
+	return msg + " (" + src + ")"
 }
 
 // RateWait logs a wait for a rate slot (--rate), as Hold logs a hold.
@@ -248,6 +300,7 @@ func (l *Logger) Response(n int, resp *http.Response) {
 	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, resp.Status)
 	writeHeaders(&b, "< ", resp.Header)
 	l.block(b.String())
+	l.Quota(resp.Header)
 }
 
 func writeHeaders(b *strings.Builder, prefix string, h http.Header) {

@@ -336,6 +336,7 @@ func (o *ProbeOptions) probe(ctx context.Context, p *probePlan) ([]fetch.ProbeSa
 	return fetch.Probe(ctx, fetch.ProbeConfig{
 		Request: p.req, Client: p.client, Count: o.Count, Interval: o.Interval, Timeout: o.Timeout,
 		Hooks: hooks, OnSample: prog.add, Clock: o.Clock, NewTimer: o.NewTimer, Limits: limits,
+		MaxQuotaWait: max(o.Interval, fetch.DefaultProbeQuotaWait),
 	})
 }
 
@@ -344,6 +345,9 @@ func (o *ProbeOptions) probe(ctx context.Context, p *probePlan) ([]fetch.ProbeSa
 // that cannot be had makes the rate step aside with a warning, as for
 // fetch. A probe never retries, so it has no --retry-budget.
 func (o *ProbeOptions) limits(p *probePlan) (*resilience.Limits, error) {
+	if w := burstUnused(o.RateBurst, p.rate, p.rateOn, o.RequestFlags.names); w != "" {
+		o.Log.Warnf("%s", w)
+	}
 	if !p.rateOn {
 		return nil, nil
 	}

@@ -74,7 +74,42 @@ type ProbeConfig struct {
 	// learned quota with nothing left waits for its reset. Every quota a
 	// response advertises is learned. Hooks.OnRateWait is told each wait.
 	Limits *resilience.Limits
+	// MaxQuotaWait bounds a wait the server's quota asks for (--rate
+	// auto: a slot of the learned quota, or its reset when it is spent):
+	// a longer one ends the probe with a *ProbeQuotaError, nothing sent
+	// for it. 0: no bound. A fixed --rate's slots are the caller's own
+	// choice and are not bounded.
+	MaxQuotaWait time.Duration
 }
+
+// ProbeQuotaError ends a probe whose next slot of the server's quota
+// (--rate auto) is further off than the probe waits (MaxQuotaWait). It is
+// a rate-limited ending (resilience.ErrRateLimited).
+type ProbeQuotaError struct {
+	Origin string
+	// Spent: the quota has nothing left until its reset, Wait away; else
+	// Wait is the next paced slot.
+	Spent       bool
+	Wait, Limit time.Duration
+}
+
+func (e *ProbeQuotaError) Error() string {
+	what := fmt.Sprintf("the next request slot of the server's quota for this caller is in %s", e.Wait.Round(time.Second))
+	if e.Spent {
+		what = fmt.Sprintf("the server's quota for this caller is spent until %s (in %s)",
+			resilience.ClockTime(time.Now().Add(e.Wait), time.Now()), e.Wait.Round(time.Second))
+	}
+	return fmt.Sprintf("%s: %s, longer than probe waits (%s: its --interval, at least %s), so the probe stopped; come back after the reset",
+		resilience.ErrRateLimited, what, e.Limit, DefaultProbeQuotaWait)
+}
+
+// Unwrap makes it a rate-limited ending.
+func (e *ProbeQuotaError) Unwrap() error { return resilience.ErrRateLimited }
+
+// DefaultProbeQuotaWait is the least a probe waits for the server's quota
+// (MaxQuotaWait is the larger of it and --interval): fetch's default
+// --max-retry-after.
+const DefaultProbeQuotaWait = time.Minute
 
 // NewProbeClient is NewClient(r) with keep-alives off: every request of a
 // probe opens its own connection.
@@ -178,10 +213,17 @@ func probeSlot(ctx context.Context, cfg ProbeConfig, clock resilience.Clock, tim
 		return 0, nil
 	}
 	start := clock.Now()
+	maxWait := time.Duration(-1)
+	if cfg.Limits.Auto && cfg.Limits.Rate == nil && cfg.MaxQuotaWait > 0 {
+		maxWait = cfg.MaxQuotaWait
+	}
 	for {
-		slot, err := cfg.Limits.Take(ctx, clock.Now(), -1)
+		slot, err := cfg.Limits.Take(ctx, clock.Now(), maxWait)
 		if err != nil {
 			return clock.Now().Sub(start), err
+		}
+		if maxWait >= 0 && slot.Wait > maxWait {
+			return clock.Now().Sub(start), &ProbeQuotaError{Origin: cfg.Limits.Origin, Spent: slot.Exhausted, Wait: slot.Wait, Limit: maxWait}
 		}
 		if slot.Wait <= 0 {
 			return clock.Now().Sub(start), nil
@@ -193,6 +235,8 @@ func probeSlot(ctx context.Context, cfg ProbeConfig, clock resilience.Clock, tim
 		select {
 		case <-timer.C():
 		case <-ctx.Done():
+			// Cut off before sending: the slot goes back.
+			cfg.Limits.Refund(ctx, slot, clock.Now())
 			return clock.Now().Sub(start), context.Cause(ctx)
 		}
 		if slot.Reserved {

@@ -81,6 +81,15 @@ func (p Policy) tooLong(d time.Duration, now, deadline time.Time) bool {
 	return (p.MaxRetryAfter > 0 && d > p.MaxRetryAfter) || (!deadline.IsZero() && now.Add(d).After(deadline))
 }
 
+// leftOf is what a too-long wait of d at now passed: -1 when it is beyond
+// MaxRetryAfter, else the time left before deadline (the bound it passed).
+func (p Policy) leftOf(d time.Duration, now, deadline time.Time) time.Duration {
+	if p.MaxRetryAfter > 0 && d > p.MaxRetryAfter || deadline.IsZero() {
+		return -1
+	}
+	return max(deadline.Sub(now), 0)
+}
+
 // NewBackOff returns the exponential schedule of p, clamped to p.Cap:
 // wait n = min(cap, delay × multiplier^(n-1)) randomized by ±jitter, then
 // clamped to cap again. It does not count attempts or look at deadlines.
@@ -125,6 +134,13 @@ type stopReason struct {
 	wait  time.Duration // the wait that was refused
 	hold  *HoldError    // set when the refused wait was a key's hold
 	rate  bool          // set when the refused wait was for a rate slot
+	// left is the time left of MaxTime when it, not MaxRetryAfter, is
+	// the bound the wait passed; -1 otherwise.
+	left time.Duration
+	// quota: the wait is a spent quota's reset (no Retry-After said it).
+	quota bool
+	// own: the hold is one this run recorded itself.
+	own bool
 }
 
 // retryAfterBackOff honours a server's Retry-After: the next wait is

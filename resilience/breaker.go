@@ -132,6 +132,9 @@ func (e *OpenError) Is(target error) bool { return target == ErrCircuitOpen }
 type HoldError struct {
 	Key   string
 	Until time.Time
+	// Quota: the hold is the caller's learned quota, spent until Until
+	// (--rate auto), not a hold on the key.
+	Quota bool
 }
 
 func (e *HoldError) Error() string {

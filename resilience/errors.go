@@ -104,6 +104,14 @@ type RunError struct {
 	Limit  time.Duration
 	// Budget says how the retry budget was spent (ReasonBudgetSpent).
 	Budget *BudgetSpent
+	// PastDeadline: the refused server wait (ReasonRetryAfterTooLong,
+	// ReasonHeld) passed the end of MaxTime (Limit then), Left away, not
+	// MaxRetryAfter.
+	PastDeadline bool
+	Left         time.Duration
+	// Quota: the refused wait is a spent quota's reset, not a Retry-After.
+	// Own: this run's own response asked for it, not an earlier run's.
+	Quota, Own bool
 }
 
 func (e *RunError) Error() string {
@@ -112,6 +120,9 @@ func (e *RunError) Error() string {
 	switch {
 	case errors.Is(e.Class, ErrRetriesExhausted):
 		fmt.Fprintf(&b, " after %d attempt%s", e.Attempts, plural(e.Attempts))
+	case errors.Is(e.Class, ErrRateLimited) && e.Quota && e.RetryAfter >= 0:
+		fmt.Fprintf(&b, ": the server's quota for this caller is spent until %s (in %s)",
+			ClockTime(time.Now().Add(e.RetryAfter), time.Now()), e.RetryAfter.Round(time.Second))
 	case errors.Is(e.Class, ErrRateLimited) && e.RetryAfter >= 0:
 		fmt.Fprintf(&b, ": server asked to retry after %s", e.RetryAfter.Round(time.Second))
 	}
@@ -127,7 +138,15 @@ func (e *RunError) Error() string {
 	case ReasonBreakerOpened:
 		b.WriteString(": the circuit opened, so retries stopped")
 	case ReasonHeld:
-		b.WriteString(" (a hold an earlier run recorded)" + e.beyond())
+		switch {
+		case e.Own:
+			b.WriteString(" (as this run's last response said)")
+		case e.Quota:
+			b.WriteString(" (as an earlier run learned)")
+		default:
+			b.WriteString(" (a Retry-After or a spent quota an earlier run recorded)")
+		}
+		b.WriteString(e.beyond())
 	case ReasonRateWait:
 		fmt.Fprintf(&b, ": the next request slot of the rate (--rate) in %s would pass the time limit of %s", e.Wait.Round(time.Millisecond), e.Limit)
 	case ReasonBudgetSpent:
@@ -144,8 +163,11 @@ func (e *RunError) Error() string {
 
 // beyond says which limit a refused wait passed.
 func (e *RunError) beyond() string {
+	if e.PastDeadline {
+		return fmt.Sprintf(", beyond the time left (%s of the time limit of %s)", e.Left.Round(100*time.Millisecond), e.Limit)
+	}
 	if e.Limit > 0 {
-		return fmt.Sprintf(", beyond the longest wait allowed (%s) or the time left", e.Limit)
+		return fmt.Sprintf(", beyond the longest wait allowed (%s)", e.Limit)
 	}
 	return ", beyond the time left"
 }

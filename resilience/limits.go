@@ -104,6 +104,9 @@ type Slot struct {
 	Reserved  bool
 	Wait      time.Duration
 	Exhausted bool
+	// tat is the rate record's TAT the reservation set (0: none), for
+	// Refund.
+	tat int64
 }
 
 // Take takes a slot at now, waiting at most maxWait (negative: no bound):
@@ -125,8 +128,23 @@ func (l *Limits) Take(ctx context.Context, now time.Time, maxWait time.Duration)
 		l.route = d.Route
 		return Slot{Reserved: d.Reserved, Wait: d.Wait, Exhausted: d.Known && d.Remaining <= 0}, nil
 	}
-	ok, wait, err := l.rate(ctx, now, maxWait)
-	return Slot{Reserved: ok, Wait: wait}, err
+	d, err := l.rate(ctx, now, maxWait)
+	return Slot{Reserved: d.Reserved, Wait: d.Wait, tat: d.TAT}, err
+}
+
+// Refund gives back a reserved slot of the Rate that the run will not use
+// (cut off by a signal or its deadline while it waited, nothing sent), so
+// that an interrupted run does not push every other caller back an
+// interval: the store moves the TAT back if no one reserved after it
+// (store.Limiter.RefundRate). ctx may be done: the refund gets
+// TrialReleaseWait of its own.
+func (l *Limits) Refund(ctx context.Context, s Slot, now time.Time) {
+	if l == nil || l.down || l.Rate == nil || !s.Reserved || s.tat == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TrialReleaseWait)
+	defer cancel()
+	l.Store.RefundRate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, TAT: s.tat, Route: l.route}, now)
 }
 
 // Learn keeps the quota a response advertised (one with a reset to come)
@@ -135,6 +153,7 @@ func (l *Limits) Learn(ctx context.Context, q Quota, now time.Time) {
 	if l == nil || l.down || q.Reset <= 0 {
 		return
 	}
+	q = q.Capped()
 	d, err := l.Store.LearnQuota(ctx, store.QuotaParams{Origin: l.Origin, Identity: l.Identity, Route: l.route},
 		store.QuotaObservation{Limit: q.Limit, Remaining: q.Remaining, Window: q.Window, Reset: q.Reset, Policy: q.Policy}, now)
 	if err != nil {
@@ -147,20 +166,20 @@ func (l *Limits) Learn(ctx context.Context, q Quota, now time.Time) {
 }
 
 // rate takes a slot of the Rate at now, waiting at most maxWait
-// (negative: no bound). ok false: the store had no slot within maxWait
-// and reserved nothing; wait is then the wait it would take.
-func (l *Limits) rate(ctx context.Context, now time.Time, maxWait time.Duration) (ok bool, wait time.Duration, err error) {
+// (negative: no bound). Not Reserved: the store had no slot within
+// maxWait and reserved nothing; Wait is then the wait it would take.
+func (l *Limits) rate(ctx context.Context, now time.Time, maxWait time.Duration) (store.RateDecision, error) {
 	d, err := l.Store.Rate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, Burst: l.Rate.Burst,
 		MaxWait: maxWait, Route: l.route}, now)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return false, 0, context.Cause(ctx)
+		return store.RateDecision{}, context.Cause(ctx)
 	case err != nil:
 		l.stepAside(err)
-		return true, 0, nil
+		return store.RateDecision{Reserved: true}, nil
 	}
 	l.route = d.Route
-	return d.Reserved, d.Wait, nil
+	return d, nil
 }
 
 // first counts a first attempt toward the budget.
@@ -205,8 +224,8 @@ func (l *Limits) Extra(ctx context.Context, now time.Time) string {
 		return ""
 	}
 	if l.Rate != nil {
-		ok, _, err := l.rate(ctx, now, 0)
-		if err != nil || !ok {
+		d, err := l.rate(ctx, now, 0)
+		if err != nil || !d.Reserved {
 			return "no free slot of --rate now"
 		}
 	}

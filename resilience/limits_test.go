@@ -40,7 +40,7 @@ func TestRateSlotBeyondTheDeadlineEndsTheRun(t *testing.T) {
 	s := &store.FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	clock := newFakeClock()
 	hog := newLimits(t, s, &Rate{Interval: time.Minute, Burst: 1}, nil)
-	if ok, _, _ := hog.rate(context.Background(), clock.Now(), -1); !ok {
+	if d, _ := hog.rate(context.Background(), clock.Now(), -1); !d.Reserved {
 		t.Fatal("the first slot was not free")
 	}
 	p := fixed(3, 0)
@@ -54,8 +54,8 @@ func TestRateSlotBeyondTheDeadlineEndsTheRun(t *testing.T) {
 		t.Fatalf("err %v, calls %d", err, *calls)
 	}
 	// Nothing was reserved: the next slot is still a minute away.
-	if ok, wait, _ := hog.rate(context.Background(), clock.Now(), 0); ok || wait != time.Minute {
-		t.Fatalf("next slot: reserved %v, wait %s", ok, wait)
+	if d, _ := hog.rate(context.Background(), clock.Now(), 0); d.Reserved || d.Wait != time.Minute {
+		t.Fatalf("next slot: reserved %v, wait %s", d.Reserved, d.Wait)
 	}
 }
 

@@ -68,6 +68,29 @@ type Quota struct {
 // future: until then the server refuses the caller.
 func (q Quota) Exhausted() bool { return q.Remaining == 0 && q.Reset > 0 }
 
+// Capped is q with a reset further than MaxRetryAfter (a day) brought
+// to it: the bound a Retry-After has (docs/promises.md, "Bounded"). A
+// hold or a paced slot never reaches further than a day, so one bad
+// header cannot stop every caller for a year; a quota really spent for a
+// month then costs one request a day, which learns it again.
+func (q Quota) Capped() Quota {
+	if q.Reset > MaxRetryAfter {
+		q.Reset = MaxRetryAfter
+	}
+	return q
+}
+
+// DialectName is how a person knows q's dialect: the header it came in.
+func (q Quota) DialectName() string {
+	switch q.Dialect {
+	case "ietf":
+		return "RateLimit"
+	case "ratelimit":
+		return "RateLimit-Remaining"
+	}
+	return "X-RateLimit"
+}
+
 // spacing is how long a request should wait for the next under q: the
 // reset divided by what remains (an exhausted quota: as good as for
 // ever); it orders policies, the largest governs.

@@ -37,6 +37,9 @@ type RetryInfo struct {
 	Wait     time.Duration
 	// RetryAfter is the server's Retry-After for this attempt, -1 if none.
 	RetryAfter time.Duration
+	// QuotaReset: RetryAfter is not a Retry-After but the reset of a
+	// spent quota the response advertised (it had no Retry-After).
+	QuotaReset bool
 }
 
 // HoldInfo describes a wait for a key's hold, for progress logs.
@@ -44,6 +47,10 @@ type HoldInfo struct {
 	Key   string
 	Until time.Time
 	Wait  time.Duration
+	// Quota: the caller's learned quota is spent until Until (--rate
+	// auto). Own: the hold is one this run recorded from a response of
+	// its own (its Retry-After or spent quota), not an earlier run's.
+	Quota, Own bool
 }
 
 // Trace is what a run did, on success and on failure.
@@ -172,8 +179,14 @@ type run struct {
 	lastDone error         // the last failure of an attempt the run did not cut off
 	lastKind Kind          // the last attempt's class
 	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
-	rejected *OpenError    // set when the breaker refused an attempt
-	yielded  *HoldError    // set when NoHoldWait ended the run at a hold
+	// lastRAQuota: lastRA is a spent quota's reset, not a Retry-After.
+	lastRAQuota bool
+	// ownHold is the latest hold this run recorded (zero: none), and
+	// ownQuota whether a spent quota (not a Retry-After) set it.
+	ownHold  time.Time
+	ownQuota bool
+	rejected *OpenError // set when the breaker refused an attempt
+	yielded  *HoldError // set when NoHoldWait ended the run at a hold
 	// rateYielded is set when NoHoldWait ended the run at a busy rate.
 	rateYielded *RateWaitError
 	// rateWait is the wait for the slot of the attempt about to start.
@@ -201,8 +214,11 @@ func (r *run) admit() (Ticket, error) {
 			return ticket, err
 		}
 		wait := hold.Until.Sub(now)
+		own := !r.ownHold.IsZero() && !hold.Until.After(r.ownHold)
+		quota := hold.Quota || own && r.ownQuota
 		if r.p.tooLong(wait, now, r.deadline) {
-			r.stop = stopReason{class: ErrRateLimited, wait: wait, hold: hold}
+			r.stop = stopReason{class: ErrRateLimited, wait: wait, hold: hold,
+				left: r.p.leftOf(wait, now, r.deadline), quota: quota, own: own}
 			return ticket, err
 		}
 		if r.e.NoHoldWait && r.n == 0 {
@@ -210,7 +226,7 @@ func (r *run) admit() (Ticket, error) {
 			return ticket, err
 		}
 		if r.e.OnHold != nil {
-			r.e.OnHold(HoldInfo{Key: hold.Key, Until: hold.Until, Wait: wait})
+			r.e.OnHold(HoldInfo{Key: hold.Key, Until: hold.Until, Wait: wait, Quota: quota, Own: own})
 		}
 		start := r.clock.Now()
 		err = r.sleep(wait)
@@ -252,7 +268,7 @@ func (r *run) takeSlot(ticket Ticket) error {
 		return err
 	case slot.Exhausted:
 		release()
-		return &HoldError{Key: r.e.Limits.Origin, Until: now.Add(wait)}
+		return &HoldError{Key: r.e.Limits.Origin, Until: now.Add(wait), Quota: true}
 	case !ok && yield && (r.deadline.IsZero() || wait <= r.deadline.Sub(now)):
 		release()
 		r.rateYielded = &RateWaitError{Origin: r.e.Limits.Origin, Until: now.Add(wait)}
@@ -269,6 +285,8 @@ func (r *run) takeSlot(ticket Ticket) error {
 		r.rateWait = r.clock.Now().Sub(now)
 		r.tr.RateWait += r.rateWait
 		if err != nil {
+			// Cut off before sending: the slot goes back (Limits.Refund).
+			r.e.Limits.Refund(r.ctx, slot, r.clock.Now())
 			release()
 			return err
 		}
@@ -339,31 +357,39 @@ func (r *run) attempt() error {
 	q, hasQ := Quota{}, false
 	if a.Header != nil {
 		q, hasQ = ParseQuota(a.Header, now)
+		// A reset beyond a day holds and paces for a day (Capped).
+		q = q.Capped()
 	}
+	raQuota, quotaHold := false, false
 	if hasQ && q.Exhausted() {
 		// Nothing left until the reset, whatever the status: a hold for
 		// every run of the identity, as a Retry-After is; and a refusal
 		// without a Retry-After is retried after the reset.
-		holdUntil = later(holdUntil, now.Add(q.Reset))
-		if !hasRA && v.Kind == Retryable && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
-			ra, hasRA = q.Reset, true
+		if reset := now.Add(q.Reset); reset.After(holdUntil) {
+			holdUntil, quotaHold = reset, true
 		}
+		if !hasRA && v.Kind == Retryable && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
+			ra, hasRA, raQuota = q.Reset, true, true
+		}
+	}
+	if holdUntil.After(r.ownHold) {
+		r.ownHold, r.ownQuota = holdUntil, quotaHold
 	}
 	r.e.Breaker.Record(r.ctx, ticket, v, now, holdUntil)
 	if hasQ {
 		r.e.Limits.Learn(r.ctx, q, now)
 	}
-	r.last, r.lastKind, r.lastRA = v.Err, v.Kind, -1
+	r.last, r.lastKind, r.lastRA, r.lastRAQuota = v.Err, v.Kind, -1, false
 	if v.Kind != Cancelled {
 		r.lastDone = v.Err
 	}
 	if hasRA && v.Kind == Retryable {
 		r.ra.set(ra)
-		r.tr.RetryAfter, r.lastRA = ra, ra
+		r.tr.RetryAfter, r.lastRA, r.lastRAQuota = ra, ra, raQuota
 		if r.p.retryAfterTooLong(ra, now, r.deadline) {
 			// Whether or not attempts remain: the caller must learn when
 			// to come back, not that retries ran out.
-			r.stop = stopReason{class: ErrRateLimited, wait: ra}
+			r.stop = stopReason{class: ErrRateLimited, wait: ra, left: r.p.leftOf(ra, now, r.deadline), quota: raQuota, own: true}
 			return backoff.Permanent(v.Err)
 		}
 	}
@@ -401,7 +427,7 @@ func (r *run) notify(err error, wait time.Duration) {
 	if r.p.NoAttemptLimit {
 		limit = 0
 	}
-	r.e.OnRetry(RetryInfo{Attempt: r.n, Attempts: limit, Err: err, Wait: wait, RetryAfter: r.lastRA})
+	r.e.OnRetry(RetryInfo{Attempt: r.n, Attempts: limit, Err: err, Wait: wait, RetryAfter: r.lastRA, QuotaReset: r.lastRAQuota})
 }
 
 // err maps the loop's ending to the run's error.
@@ -427,6 +453,7 @@ func (r *run) err(loopErr error) error {
 	case r.stop.hold != nil:
 		// Held beyond what the policy allows: no request was sent for it.
 		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonHeld, r.p.MaxRetryAfter
+		r.stop.explain(re, r.p)
 		if len(r.tr.Attempts) == 0 {
 			re.Last = r.stop.hold
 		}
@@ -440,6 +467,7 @@ func (r *run) err(loopErr error) error {
 		re.Class, re.Reason = ErrRetriesExhausted, ReasonBreakerOpened
 	case r.stop.class == ErrRateLimited:
 		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonRetryAfterTooLong, r.p.MaxRetryAfter
+		r.stop.explain(re, r.p)
 	case r.stop.class == ErrDeadline:
 		re.Class, re.Reason, re.Wait, re.Limit = ErrDeadline, ReasonWaitPastDeadline, r.stop.wait, r.p.MaxTime
 	case r.unsafe:
@@ -452,6 +480,15 @@ func (r *run) err(loopErr error) error {
 		re.Class = ErrRetriesExhausted
 	}
 	return re
+}
+
+// explain tells re which bound a refused server wait passed and what
+// the wait was.
+func (s stopReason) explain(re *RunError, p Policy) {
+	re.Quota, re.Own = s.quota, s.own
+	if s.left >= 0 {
+		re.PastDeadline, re.Left, re.Limit = true, s.left, p.MaxTime
+	}
 }
 
 // cutError is the failure of an attempt that the end of its run cut off

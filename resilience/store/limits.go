@@ -62,6 +62,10 @@ type Limiter interface {
 	// PaceQuota takes p.Identity's next slot of its learned quota
 	// (quotaPaceStep).
 	PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error)
+	// RefundRate gives back the slot of p.Origin's rate whose reservation
+	// set the TAT to p.TAT (rateRefundStep): a run cut off before it sent
+	// anything. It reports whether the slot went back.
+	RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error)
 }
 
 // RateParams are one rate step's settings: they travel with the step, so
@@ -77,7 +81,10 @@ type RateParams struct {
 	// MaxWait is the longest wait the caller can take: a slot further off
 	// is not reserved. Negative: no bound.
 	MaxWait time.Duration
-	Route   Route
+	// TAT is, for RefundRate, the TAT the reserving step set
+	// (RateDecision.TAT).
+	TAT   int64
+	Route Route
 }
 
 // RateDecision is a rate step's answer.
@@ -85,7 +92,10 @@ type RateDecision struct {
 	// Reserved: the slot is the caller's; send after Wait.
 	Reserved bool
 	// Wait is how long until the slot (0: now), reserved or not.
-	Wait  time.Duration
+	Wait time.Duration
+	// TAT is the record's TAT the reservation set (µs, by the store's
+	// clock; 0 when nothing was reserved): what RefundRate checks.
+	TAT   int64
 	Route Route
 }
 
@@ -174,6 +184,20 @@ func rateStep(st *rateState, now, interval, burst, maxWait int64) (bool, int64) 
 	st.TAT, st.Interval, st.Burst = tat+interval, interval, burst
 	st.Expires = st.TAT + rateLinger
 	return true, wait
+}
+
+// rateRefundStep gives back the slot whose reservation set st's TAT to
+// tat: the TAT moves back one interval, only if it is still tat. A later
+// reservation (another caller's) moved it on: then the slot is not given
+// back, since moving the TAT back would hand out a slot that caller
+// holds (the cut run's slot is lost, as before; never one too many).
+func rateRefundStep(st *rateState, tat, interval int64) bool {
+	if tat <= 0 || st.TAT != tat {
+		return false
+	}
+	st.TAT -= max(interval, 1)
+	st.Expires = st.TAT + rateLinger
+	return true
 }
 
 // budgetState is a budget record; its times in milliseconds.
@@ -287,9 +311,26 @@ func (s *FileStore) Rate(ctx context.Context, p RateParams, now time.Time) (Rate
 		if !ok {
 			return nil, nil
 		}
+		d.TAT = st.TAT
 		return json.Marshal(st)
 	})
 	return d, err
+}
+
+// RefundRate implements Limiter under the origin's rate file lock.
+func (s *FileStore) RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error) {
+	refunded := false
+	err := s.limitStep(ctx, p.Origin, rateSuffix, func(data []byte) ([]byte, error) {
+		var st rateState
+		if data == nil || json.Unmarshal(data, &st) != nil || st.Origin != p.Origin || st.Expires < usOf(now) {
+			return nil, nil
+		}
+		if refunded = rateRefundStep(&st, p.TAT, p.intervalUS()); !refunded {
+			return nil, nil
+		}
+		return json.Marshal(st)
+	})
+	return refunded, err
 }
 
 // Budget implements Limiter under the origin's budget file lock.
@@ -498,6 +539,18 @@ func (s *FailoverStore) Rate(ctx context.Context, p RateParams, now time.Time) (
 	})
 	d.Route = route
 	return d, err
+}
+
+// RefundRate implements Limiter, keeping to p.Route.
+func (s *FailoverStore) RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error) {
+	ok, _, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (bool, error) {
+		l, ok := st.(Limiter)
+		if !ok {
+			return false, errNoLimiter(st)
+		}
+		return l.RefundRate(ctx, p, now)
+	})
+	return ok, err
 }
 
 // Budget implements Limiter, keeping to p.Route.

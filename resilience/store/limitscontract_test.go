@@ -58,6 +58,32 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		// The next slot is at +150ms: beyond the caller's wait, so
 		// nothing is reserved, and asking again says the same.
 		rate(t, l, short, now, false, 150*time.Millisecond)
+		// A refund gives back the last reservation only: the next
+		// caller's slot is then where the refunded one was.
+		d, err := l.Rate(ctx, p, now.Add(10*time.Millisecond))
+		if err != nil || !d.Reserved || d.Wait != 140*time.Millisecond || d.TAT == 0 {
+			t.Fatalf("Rate = %+v, %v", d, err)
+		}
+		stale := p
+		stale.TAT = d.TAT - int64(p.Interval/time.Microsecond)
+		if ok, err := l.RefundRate(ctx, stale, now.Add(20*time.Millisecond)); ok || err != nil {
+			t.Fatalf("RefundRate of a slot reserved before the last = %v, %v; want false", ok, err)
+		}
+		p.TAT = d.TAT
+		if ok, err := l.RefundRate(ctx, p, now.Add(20*time.Millisecond)); !ok || err != nil {
+			t.Fatalf("RefundRate = %v, %v; want true", ok, err)
+		}
+		if ok, err := l.RefundRate(ctx, p, now.Add(20*time.Millisecond)); ok || err != nil {
+			t.Fatalf("RefundRate twice = %v, %v; want false", ok, err)
+		}
+		// The next caller takes the slot given back, and gives it back too.
+		if d, err = l.Rate(ctx, p, now.Add(20*time.Millisecond)); err != nil || !d.Reserved || d.Wait != 130*time.Millisecond {
+			t.Fatalf("Rate after the refund = %+v, %v; want the slot at +150ms", d, err)
+		}
+		if p.TAT = d.TAT; !mustRefund(t, l, p, now.Add(20*time.Millisecond)) {
+			t.Fatal("the second refund failed")
+		}
+		p.TAT = 0
 		rate(t, l, short, now, false, 150*time.Millisecond)
 		rate(t, l, p, now, true, 150*time.Millisecond)
 		// Another origin is not slowed.
@@ -189,6 +215,15 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 	})
 }
 
+func mustRefund(t *testing.T, l Limiter, p RateParams, at time.Time) bool {
+	t.Helper()
+	ok, err := l.RefundRate(context.Background(), p, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
 // TestLimitsAgree feeds the file store and Redis the same random rate and
 // budget steps and compares every decision: the Lua scripts and limits.go
 // are one machine.
@@ -211,6 +246,17 @@ func TestLimitsAgree(t *testing.T) {
 					dr, er := redis.Rate(context.Background(), p, now)
 					if ef != nil || er != nil || df != dr {
 						t.Fatalf("step %d rate %+v: files %+v %v, redis %+v %v", step, p, df, ef, dr, er)
+					}
+					if df.Reserved && rng.Intn(3) == 0 {
+						// A refund now or a little later, of this slot or an
+						// older one.
+						p.TAT = df.TAT - int64(rng.Intn(2))*p.intervalUS()
+						at := now.Add(time.Duration(rng.Intn(200)) * time.Millisecond)
+						rf, ef := files.RefundRate(context.Background(), p, at)
+						rr, er := redis.RefundRate(context.Background(), p, at)
+						if ef != nil || er != nil || rf != rr {
+							t.Fatalf("step %d refund %+v: files %v %v, redis %v %v", step, p, rf, ef, rr, er)
+						}
 					}
 					continue
 				}

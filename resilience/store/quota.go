@@ -27,6 +27,14 @@ import (
 //     of the window, across every process using the store. With nothing
 //     left the step says so and reserves nothing (the caller holds until
 //     the reset); with no live record it paces nothing.
+//   - Roll: when the reset has passed and the record knows the policy's
+//     limit and window (a window of at most a day, maxRollWindow), the
+//     pace step starts the next window from them (what remains is the
+//     limit, the next reset one window on, the next slot at the old
+//     reset) instead of pacing nothing until a response says: a fleet
+//     whose quota is smaller than its workers does not burst at each
+//     reset. A record lives until its reset, or one window past it when
+//     it can roll (end).
 
 // QuotaParams are one quota step's settings.
 type QuotaParams struct {
@@ -91,6 +99,24 @@ const maxQuotaIDs = 64
 // maxPolicyLen bounds a stored policy name (the server's words).
 const maxPolicyLen = 64
 
+// maxRollWindow is the longest window a record rolls over (µs): a day,
+// the bound of a hold (resilience.MaxRetryAfter).
+const maxRollWindow = int64(24 * time.Hour / time.Microsecond)
+
+// rolls reports whether q can start its next window by itself.
+func (q *quotaID) rolls() bool {
+	return q.Limit > 0 && q.Window > 0 && q.Window <= maxRollWindow
+}
+
+// end is when q means nothing any more: its reset, or one window later
+// when it rolls.
+func (q *quotaID) end() int64 {
+	if q.rolls() {
+		return q.Reset + q.Window
+	}
+	return q.Reset
+}
+
 // quotaLearnStep records o, seen at now (µs), as q's quota.
 func quotaLearnStep(q *quotaID, o QuotaObservation, now int64) {
 	reset := now + max(int64(o.Reset/time.Microsecond), 1)
@@ -108,18 +134,23 @@ func quotaLearnStep(q *quotaID, o QuotaObservation, now int64) {
 // quotaPaceStep takes q's next slot at now (µs), if the caller can wait
 // for it (maxWait µs). It reports whether it changed q.
 func quotaPaceStep(q *quotaID, now, maxWait int64) (QuotaDecision, bool) {
+	rolled := false
+	if q != nil && q.Reset <= now && q.rolls() && now < q.Reset+q.Window {
+		q.TAT, q.Reset, q.Remaining = q.Reset, q.Reset+q.Window, q.Limit
+		rolled = true
+	}
 	if q == nil || q.Reset <= now {
 		return QuotaDecision{Reserved: true}, false
 	}
 	d := QuotaDecision{Known: true, Remaining: q.Remaining}
 	if q.Remaining <= 0 {
 		d.Wait = time.Duration(q.Reset-now) * time.Microsecond
-		return d, false
+		return d, rolled
 	}
 	tat := max(q.TAT, now)
 	d.Wait = time.Duration(tat-now) * time.Microsecond
 	if tat-now > maxWait {
-		return d, false
+		return d, rolled
 	}
 	d.Reserved = true
 	q.TAT = tat + (q.Reset-tat)/q.Remaining
@@ -144,19 +175,19 @@ func cleanPolicy(s string) string {
 func (st *quotaState) prune(now int64) {
 	var ids []string
 	for id, q := range st.IDs {
-		if q.Reset <= now {
+		if q.end() <= now {
 			delete(st.IDs, id)
 			continue
 		}
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return st.IDs[ids[i]].Reset > st.IDs[ids[j]].Reset })
+	sort.Slice(ids, func(i, j int) bool { return st.IDs[ids[i]].end() > st.IDs[ids[j]].end() })
 	for _, id := range ids[min(len(ids), maxQuotaIDs):] {
 		delete(st.IDs, id)
 	}
 	st.Expires = 0
 	for _, q := range st.IDs {
-		st.Expires = max(st.Expires, q.Reset)
+		st.Expires = max(st.Expires, q.end())
 	}
 }
 
@@ -207,11 +238,13 @@ func (s *FileStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time)
 			return nil, nil
 		}
 		st := loadQuota(data, p.Origin, usOf(now))
+		q := st.IDs[p.Identity]
 		var changed bool
-		d, changed = quotaPaceStep(st.IDs[p.Identity], usOf(now), usDur(p.MaxWait))
+		d, changed = quotaPaceStep(q, usOf(now), usDur(p.MaxWait))
 		if !changed {
 			return nil, nil
 		}
+		st.Expires = max(st.Expires, q.end())
 		return json.Marshal(st)
 	})
 	return d, err

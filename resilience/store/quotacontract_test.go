@@ -56,8 +56,36 @@ func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
 		pace(t, l, "a", -1, now.Add(time.Second), QuotaDecision{Known: true, Wait: 3 * time.Second})
 		// Another identity's quota is its own.
 		pace(t, l, "b", -1, now, free)
-		// After the reset, nothing is known until a response says.
+		// After the reset the known limit (10 per 10s) starts the next
+		// window: 10 left until +14s, spread from the old reset on.
+		pace(t, l, "a", -1, now.Add(4*time.Second), QuotaDecision{Known: true, Reserved: true, Remaining: 10})
+		pace(t, l, "a", -1, now.Add(4*time.Second), QuotaDecision{Known: true, Reserved: true, Wait: time.Second, Remaining: 9})
+		// A window later with no response since, nothing is known.
+		pace(t, l, "a", -1, now.Add(24*time.Second), free)
+	})
+
+	t.Run("quota: without a known limit and window nothing is paced after the reset", func(t *testing.T) {
+		l := limiter(t)
+		learn(t, l, "a", QuotaObservation{Limit: 10, Remaining: 0, Reset: 4 * time.Second}, now)
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Wait: 4 * time.Second})
 		pace(t, l, "a", -1, now.Add(4*time.Second), free)
+		learn(t, l, "b", QuotaObservation{Limit: -1, Remaining: 0, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
+		pace(t, l, "b", -1, now.Add(4*time.Second), free)
+		// A window longer than a day does not roll (its reset was capped).
+		learn(t, l, "c", QuotaObservation{Limit: 5, Remaining: 0, Window: 48 * time.Hour, Reset: 4 * time.Second}, now)
+		pace(t, l, "c", -1, now.Add(4*time.Second), free)
+	})
+
+	t.Run("quota: a spent quota of known limit rolls into evenly spaced slots", func(t *testing.T) {
+		l := limiter(t)
+		// 3 per 2s, all spent, resetting at +1s: 8 callers at the reset get
+		// 3 slots spread over the new window and then wait for the next.
+		learn(t, l, "", QuotaObservation{Limit: 3, Remaining: 0, Window: 2 * time.Second, Reset: time.Second}, now)
+		at := now.Add(time.Second)
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Remaining: 3})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 666666 * time.Microsecond, Remaining: 2})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 1333333 * time.Microsecond, Remaining: 1})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Wait: 2 * time.Second})
 	})
 
 	t.Run("quota: within a window what remains only goes down", func(t *testing.T) {

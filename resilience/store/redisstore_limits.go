@@ -42,7 +42,7 @@ if typ ~= 'hash' and typ ~= 'none' then redis.call('DEL', k) end
 `
 
 // redisRateScript runs rateStep. ARGV: now_us (” for TIME), interval_us,
-// burst, max_wait_us. Reply: {reserved 1|0, wait_us}.
+// burst, max_wait_us. Reply: {reserved 1|0, wait_us, tat_us set (0: none)}.
 var redisRateScript = redis.NewScript(luaLimitPrelude + `
 local now
 if ARGV[1] ~= '' then
@@ -56,11 +56,29 @@ local burst = math.max(tonumber(ARGV[3]), 1)
 local maxwait = tonumber(ARGV[4])
 local tat = math.max(num('tat'), now)
 local wait = math.max(tat - (burst - 1) * interval - now, 0)
-if wait > maxwait then return {0, wait} end
+if wait > maxwait then return {0, wait, 0} end
 tat = tat + interval
 redis.call('HSET', k, 'tat', int(tat), 'interval', int(interval), 'burst', int(burst))
 redis.call('PEXPIRE', k, int(math.floor((tat + ` + "1000000" + ` - now) / 1000) + 1))
-return {1, wait}
+return {1, wait, tat}
+`)
+
+// redisRefundRateScript runs rateRefundStep. ARGV: now_us (” for TIME),
+// the tat_us the reservation set, interval_us. Reply: 1 refunded, 0 not.
+var redisRefundRateScript = redis.NewScript(luaLimitPrelude + `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local tat, interval = tonumber(ARGV[2]), math.max(tonumber(ARGV[3]), 1)
+if tat <= 0 or redis.call('EXISTS', k) == 0 or num('tat') ~= tat then return 0 end
+tat = tat - interval
+redis.call('HSET', k, 'tat', int(tat))
+redis.call('PEXPIRE', k, int(math.max(math.floor((tat + ` + "1000000" + ` - now) / 1000) + 1, 1)))
+return 1
 `)
 
 // redisBudgetScript runs budgetStep. ARGV: now_ms (” for TIME), retry
@@ -112,10 +130,25 @@ func (s *RedisStore) Rate(ctx context.Context, p RateParams, now time.Time) (Rat
 	if err != nil {
 		return RateDecision{}, s.wrap(ctx, "write", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return RateDecision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected rate script reply %v", res))
 	}
-	return RateDecision{Reserved: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond}, nil
+	return RateDecision{Reserved: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond, TAT: res[2]}, nil
+}
+
+// RefundRate implements Limiter: redisRefundRateScript.
+func (s *RedisStore) RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error) {
+	nowArg := ""
+	if s.cfg.CallerClock {
+		nowArg = strconv.FormatInt(usOf(now), 10)
+	}
+	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
+		return redisRefundRateScript.Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.intervalUS()).Int64()
+	})
+	if err != nil {
+		return false, s.wrap(ctx, "write", err)
+	}
+	return n == 1, nil
 }
 
 // Budget implements Limiter: redisBudgetScript, by the server's clock.

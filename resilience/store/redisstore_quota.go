@@ -23,7 +23,10 @@ const RedisQuotaPrefix = "refetch:v2:quota:"
 // maxQuotaIDsLua is maxQuotaIDs in the learn script.
 var maxQuotaIDsLua = strconv.Itoa(maxQuotaIDs)
 
-const luaQuotaPrelude = luaLimitPrelude + `
+// maxRollWindowLua is maxRollWindow in the scripts.
+var maxRollWindowLua = strconv.FormatInt(maxRollWindow, 10)
+
+var luaQuotaPrelude = luaLimitPrelude + `
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -33,6 +36,11 @@ else
 end
 local id = ARGV[2]
 local function f(name) return id .. '|' .. name end
+-- rollend is quotaID.end: a record that rolls lives a window past its reset.
+local function rollend(reset, limit, window)
+  if limit > 0 and window > 0 and window <= ` + maxRollWindowLua + ` then return reset + window end
+  return reset
+end
 `
 
 // redisLearnQuotaScript runs quotaLearnStep. ARGV: now_us (” for TIME),
@@ -55,17 +63,19 @@ local function drop(p)
   redis.call('HDEL', k, p .. '|limit', p .. '|r', p .. '|window', p .. '|reset', p .. '|tat', p .. '|policy')
 end
 local all = redis.call('HGETALL', k)
+local h = {}
+for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
 local live = {}
-for i = 1, #all, 2 do
-  local name = all[i]
+for name, v in pairs(h) do
   if string.sub(name, -6) == '|reset' then
-    local other = int0(all[i + 1])
-    if other <= now then drop(string.sub(name, 1, -7)) else table.insert(live, {string.sub(name, 1, -7), other}) end
+    local p = string.sub(name, 1, -7)
+    local e = rollend(int0(v), int0(h[p .. '|limit']), int0(h[p .. '|window']))
+    if e <= now then drop(p) else table.insert(live, {p, e}) end
   end
 end
 table.sort(live, function(a, b) return a[2] > b[2] end)
 for i = ` + maxQuotaIDsLua + ` + 1, #live do drop(live[i][1]) end
-local latest = reset
+local latest = rollend(reset, limit, window)
 if #live > 0 then latest = math.max(latest, live[1][2]) end
 redis.call('PEXPIRE', k, int(math.floor((latest - now) / 1000) + 1))
 return 1
@@ -76,6 +86,14 @@ return 1
 var redisPaceQuotaScript = redis.NewScript(luaQuotaPrelude + `
 local maxwait = tonumber(ARGV[3])
 local reset = num(f('reset'))
+local limit, window = num(f('limit')), num(f('window'))
+if reset <= now and rollend(reset, limit, window) > now then
+  -- A new window of a known limit (quotaPaceStep's roll).
+  redis.call('HSET', k, f('tat'), int(reset), f('reset'), int(reset + window), f('r'), int(limit))
+  reset = reset + window
+  local want = math.floor((reset + window - now) / 1000) + 1
+  if redis.call('PTTL', k) < want then redis.call('PEXPIRE', k, int(want)) end
+end
 if reset <= now then return {0, 1, 0, 0} end
 local r = num(f('r'))
 if r <= 0 then return {1, 0, reset - now, r} end
