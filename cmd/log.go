@@ -138,7 +138,7 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 		return
 	}
 	l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After or a spent quota seen by an earlier run); waiting %s",
-		printable(h.Key), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
+		printable(fetch.Redact(h.Key)), resilience.ClockTime(h.Until, time.Now()), FormatDuration(h.Wait)))
 }
 
 // RateWait logs a wait for a rate slot (--rate), as Hold logs a hold.
@@ -146,7 +146,7 @@ func (l *Logger) RateWait(w resilience.RateWaitInfo) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprintf("%s: waiting %s for a request slot (--rate)", printable(w.Origin), FormatDuration(w.Wait)))
+	l.line(l.yellow.Sprintf("%s: waiting %s for a request slot (--rate)", printable(fetch.Redact(w.Origin)), FormatDuration(w.Wait)))
 }
 
 // Warnf logs a warning; -q silences it.

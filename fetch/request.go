@@ -477,7 +477,13 @@ func isToken(s string) bool {
 // header name and value (as ParseHeader), the user agent (a header value)
 // and the credentials (no control character). Each error is an
 // *InvalidError naming the field at fault; none shows a secret.
+//
+// Every request passes here before it is sent (fetch, each URL of a
+// batch's input, check, probe), so here its secrets are registered with
+// internal/redact (registerSecrets): every output then masks them, even
+// where a server sends them back.
 func (r *Request) Validate() error {
+	r.registerSecrets()
 	if !isToken(r.Method) {
 		return invalid(FieldMethod, r.Method, "a method is one token of letters, digits and !#$%%&'*+-.^_`|~, e.g. GET or POST")
 	}
@@ -502,6 +508,27 @@ func (r *Request) Validate() error {
 		return invalid(FieldUser, "", "%s", ctlProblem(r.User[i]))
 	}
 	return nil
+}
+
+// registerSecrets records with internal/redact the secret values r
+// sends: the values of secret headers (the rule's), -u's credentials, and
+// the URL's password and secret query values, so that Text masks them in
+// whatever a server sends back.
+func (r *Request) registerSecrets() {
+	for name, values := range r.Header {
+		for _, v := range values {
+			redact.RegisterHeader(name, v)
+		}
+	}
+	if user, pass, ok := strings.Cut(r.User, ":"); ok {
+		redact.RegisterBasic(user, pass)
+	}
+	if u := r.URL; u != nil {
+		if pass, ok := u.User.Password(); ok {
+			redact.RegisterBasic(u.User.Username(), pass)
+		}
+		redact.RegisterURL(u.String())
+	}
 }
 
 // LoadCACert reads the PEM bundle at path, the CA file. A file that
