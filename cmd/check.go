@@ -453,7 +453,11 @@ func writeCheckJSON(w io.Writer, v any) error {
 // wordFailures names the flags in r's failures (see word).
 func (w checkWords) wordFailures(r *fetch.CheckResult) {
 	if len(r.Failures) != len(r.Failed) {
-		return // not one error per failure: keep the layer's words
+		// Not one error per failure: keep the layer's words, redacted.
+		for k := range r.Failed {
+			r.Failed[k] = fetch.Redact(r.Failed[k])
+		}
+		return
 	}
 	for k, f := range r.Failures {
 		r.Failed[k] = w.word(f)

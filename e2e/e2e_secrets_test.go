@@ -202,14 +202,17 @@ func TestE2EEchoedSecretThroughEveryOutput(t *testing.T) {
 
 // TestE2EBreakerStatusHidesKeySecrets: a --breaker-key that is a URL with
 // a password and a secret query value shows neither in breaker status
-// (table and --json) nor in breaker reset's words, as --metrics did.
+// (table and --json) nor in breaker reset's words, as --metrics did; nor
+// does the key a server echoed into the breaker's last error.
 func TestE2EBreakerStatusHidesKeySecrets(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-Zq9-wombat"
 	srv := echoServer(t)
 	key := "http://u:" + secret + "@x.example/?api_key=" + secret
 	e := newEnv(t)
-	e.run("fetch", "-n", "1", "--breaker-key", key, srv.URL+"/500").wantCode(t, 4)
+	// The server's words, which quote the key sent, become the breaker's
+	// last error, kept in the store for processes that never saw the key.
+	e.run("fetch", "-n", "1", "-H", "X-Api-Key: "+secret, "--breaker-key", key, srv.URL+"/500").wantCode(t, 4)
 	metrics := filepath.Join(t.TempDir(), "m.prom")
 	for _, a := range [][]string{
 		{"breaker", "status"},

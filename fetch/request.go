@@ -511,10 +511,19 @@ func (r *Request) Validate() error {
 }
 
 // registerSecrets records with internal/redact the secret values r
-// sends: the values of secret headers (the rule's), -u's credentials, and
-// the URL's password and secret query values, so that Text masks them in
-// whatever a server sends back.
+// sends: the values of secret headers (the rule's), -u's credentials, the
+// URL's password and secret query values, and the password of a proxy
+// from the environment (sent as Proxy-Authorization), so that Text masks
+// them in whatever a server or proxy sends back.
 func (r *Request) registerSecrets() {
+	for _, name := range proxyVars {
+		if p := os.Getenv(name); p != "" {
+			if !strings.Contains(p, "://") {
+				p = "http://" + p // as net/http reads a proxy without a scheme
+			}
+			redact.RegisterURL(p)
+		}
+	}
 	for name, values := range r.Header {
 		for _, v := range values {
 			redact.RegisterHeader(name, v)
@@ -530,6 +539,10 @@ func (r *Request) registerSecrets() {
 		redact.RegisterURL(u.String())
 	}
 }
+
+// proxyVars are the variables net/http takes a proxy from
+// (http.ProxyFromEnvironment).
+var proxyVars = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"}
 
 // LoadCACert reads the PEM bundle at path, the CA file. A file that
 // cannot be read, or holds no parseable certificate (an empty file,
