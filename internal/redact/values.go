@@ -19,64 +19,67 @@ import (
 // shorter than minTextSecret is not recorded: it would blot out every
 // place its text occurs (the URL itself masks it where it stands).
 
-// valueSet is an immutable set of registered values, longest first, with
-// the replacer that masks them all.
-type valueSet struct {
-	has  map[string]bool
-	list []string
-	r    *strings.Replacer
-}
+// maxValues bounds the registry: a batch of signed URLs has a secret per
+// URL, and the registry must not grow with the input without bound
+// (memory stays flat). Past it, a value is still masked where it stands
+// (its URL, its header) but not searched for in free text. 100,000
+// values cost about 30 MB.
+var maxValues = 100_000
 
 var (
-	regMu  sync.Mutex               // serializes writers
-	values atomic.Pointer[valueSet] // nil: none registered
+	regMu sync.Mutex
+	// has and list are the registered values, in the order registered;
+	// guarded by regMu.
+	has  = map[string]bool{}
+	list []string
+	// dirty says that list holds values the replacer does not: the next
+	// Text builds it anew (once, however many were registered since, so a
+	// batch that registers a value per URL costs one build, not one per
+	// URL).
+	dirty atomic.Bool
+	// replacer masks every registered value; nil: none registered.
+	replacer atomic.Pointer[strings.Replacer]
 )
 
 // Register records secret values to be masked in every text (Text):
-// each value as given and URL-unescaped. Values shorter than
+// each value as given, URL-unescaped and URL-escaped. Values shorter than
 // minTextSecret are skipped. Safe for concurrent use; registering a value
 // already known is cheap.
 func Register(vals ...string) {
-	var add []string
-	cur := values.Load()
+	regMu.Lock()
+	defer regMu.Unlock()
 	for _, v := range vals {
 		for _, form := range forms(v) {
-			if len(form) >= minTextSecret && form != Mask && (cur == nil || !cur.has[form]) {
-				add = append(add, form)
+			if len(form) >= minTextSecret && form != Mask && !has[form] && len(list) < maxValues {
+				has[form] = true
+				list = append(list, form)
+				dirty.Store(true)
 			}
 		}
 	}
-	if len(add) == 0 {
-		return
+}
+
+// currentReplacer returns the replacer of every registered value, built
+// anew when values came since the last build; nil when there are none.
+func currentReplacer() *strings.Replacer {
+	if !dirty.Load() {
+		return replacer.Load()
 	}
 	regMu.Lock()
 	defer regMu.Unlock()
-	cur = values.Load()
-	next := &valueSet{has: map[string]bool{}}
-	if cur != nil {
-		for _, v := range cur.list {
-			next.has[v] = true
+	if dirty.Load() {
+		// Longest first: strings.Replacer tries its pairs in order at each
+		// position, so a value that holds another is replaced whole.
+		sorted := append([]string(nil), list...)
+		sort.SliceStable(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
+		pairs := make([]string, 0, 2*len(sorted))
+		for _, v := range sorted {
+			pairs = append(pairs, v, Mask)
 		}
-		next.list = append(next.list, cur.list...)
+		replacer.Store(strings.NewReplacer(pairs...))
+		dirty.Store(false)
 	}
-	for _, v := range add {
-		if !next.has[v] {
-			next.has[v] = true
-			next.list = append(next.list, v)
-		}
-	}
-	if cur != nil && len(next.list) == len(cur.list) {
-		return
-	}
-	// Longest first: strings.Replacer tries its pairs in order at each
-	// position, so a value that holds another is replaced whole.
-	sort.SliceStable(next.list, func(i, j int) bool { return len(next.list[i]) > len(next.list[j]) })
-	pairs := make([]string, 0, 2*len(next.list))
-	for _, v := range next.list {
-		pairs = append(pairs, v, Mask)
-	}
-	next.r = strings.NewReplacer(pairs...)
-	values.Store(next)
+	return replacer.Load()
 }
 
 // forms are the texts a value may be echoed as: as given, URL-unescaped
@@ -159,9 +162,9 @@ func RegisterURL(raw string) {
 
 // maskValues replaces every registered value in s by Mask.
 func maskValues(s string) string {
-	set := values.Load()
-	if set == nil {
+	r := currentReplacer()
+	if r == nil {
 		return s
 	}
-	return set.r.Replace(s)
+	return r.Replace(s)
 }

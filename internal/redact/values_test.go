@@ -89,3 +89,19 @@ func BenchmarkTextNothingToMask(b *testing.B) {
 		Text(msg)
 	}
 }
+
+func TestRegistryIsBounded(t *testing.T) {
+	regMu.Lock()
+	saved := maxValues
+	maxValues = len(list) + 1
+	regMu.Unlock()
+	defer func() {
+		regMu.Lock()
+		maxValues = saved
+		regMu.Unlock()
+	}()
+	Register("cap-Mike-1", "cap-November-2")
+	if got := Text("cap-Mike-1 cap-November-2"); got != "REDACTED cap-November-2" {
+		t.Errorf("past the bound: Text = %q, want the first value only masked", got)
+	}
+}
