@@ -170,8 +170,8 @@ func TestE2EEchoedSecretThroughEveryOutput(t *testing.T) {
 		runs := map[string][]string{
 			"fetch":      append(with("fetch", "-v", "--json", "-n", "1"), u("/500")),
 			"batch":      append(with("fetch", "-v", "--json", "-n", "1"), u("/500"), u("/500/2")),
-			"check":      append(with("check", "-v", "--expect-header", "X-Evil: ^nope$", "--expect-body", "^nope", "--report", "junit="+file("c.xml"), "--report", "tap13="+file("c.tap")), u("/200"), u("/500")),
-			"check json": append(with("check", "-v", "--json", "--expect-header", "X-Evil: ^nope$", "--expect-json", ".echo"), u("/200"), u("/500")),
+			"check":      append(with("check", "-v", "--attempts", "2", "--delay", "10ms", "--expect-header", "X-Evil: ^nope$", "--expect-body", "^nope", "--report", "junit="+file("c.xml"), "--report", "tap13="+file("c.tap")), u("/200"), u("/500")),
+			"check json": append(with("check", "-v", "--json", "--attempts", "2", "--delay", "10ms", "--expect-header", "X-Evil: ^nope$", "--expect-json", ".echo"), u("/200"), u("/500")),
 			"probe":      append(with("probe", "-v", "--json", "-n", "2", "--interval", "10ms", "--report", "tap="+file("p.tap"), "--report", "junit="+file("p.xml"), "--metrics", file("p.prom")), u("/500")),
 		}
 		for cmd, a := range runs {
