@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -92,7 +93,7 @@ func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
 // base64, and the password decoded from it), and its query values, in the
 // status text (a raw response, so the reason phrase is its own), in a
 // header (X-Evil) and in a JSON body ({"echo": …}). /500 answers 500,
-// anything else 200.
+// /429 429 with Retry-After: 60, anything else 200.
 func echoServer(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var said []string
@@ -113,9 +114,12 @@ func echoServer(t *testing.T) *httptest.Server {
 			said = append(said, vs...)
 		}
 		echo := strings.Join(said, " ")
-		status := 200
-		if strings.HasPrefix(r.URL.Path, "/500") {
+		status, extra := 200, ""
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/500"):
 			status = 500
+		case strings.HasPrefix(r.URL.Path, "/429"):
+			status, extra = 429, "Retry-After: 60\r\n"
 		}
 		body, _ := json.Marshal(map[string]string{"echo": echo})
 		c, bw, err := w.(http.Hijacker).Hijack()
@@ -123,8 +127,8 @@ func echoServer(t *testing.T) *httptest.Server {
 			return
 		}
 		defer c.Close()
-		fmt.Fprintf(bw, "HTTP/1.1 %d echo %s ::error::x\r\nX-Evil: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-			status, echo, echo, len(body), body)
+		fmt.Fprintf(bw, "HTTP/1.1 %d echo %s ::error::x\r\nX-Evil: %s\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			status, echo, echo, extra, len(body), body)
 		bw.Flush()
 	}))
 	t.Cleanup(srv.Close)
@@ -230,5 +234,23 @@ func TestE2EBreakerStatusHidesKeySecrets(t *testing.T) {
 	}
 	if b, err := os.ReadFile(metrics); err != nil || strings.Contains(string(b), secret) {
 		t.Errorf("metrics: %v\n%s", err, b)
+	}
+	// A hold recorded under the key: the next run's line about waiting
+	// for it names the key.
+	// for it names the key. The run is ended once it has said so.
+	e.run("fetch", "-n", "1", "--breaker-key", key, srv.URL+"/429").wantCode(t, 4)
+	cmd := e.command("fetch", "--breaker-key", key, srv.URL+"/200")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stderr).ReadString('\n')
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !strings.Contains(line, "asked for no requests") || strings.Contains(line, secret) || !strings.Contains(line, "REDACTED") {
+		t.Errorf("the wait for a hold: the key's secret shows or nothing is redacted:\n%s", line)
 	}
 }
