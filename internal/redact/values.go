@@ -102,7 +102,8 @@ func forms(v string) []string {
 // the header secret (SecretHeader): the whole value, and its parts a
 // server may quote alone: the credentials after an Authorization
 // scheme ("Bearer X": X; "Basic B": B, and the user:password B decodes to
-// and its password), and each cookie's value.
+// and its password), the values of auth parameters with secret names
+// ("Signature=S": S), and each cookie's value.
 func RegisterHeader(name, value string) {
 	if !SecretHeader(name) || value == "" {
 		return
@@ -123,6 +124,13 @@ func RegisterHeader(name, value string) {
 		}
 		cred = strings.TrimSpace(cred)
 		vals = append(vals, cred)
+		// Auth parameters ("Credential=…, Signature=…") whose names the
+		// rule calls secret: a server may quote one alone.
+		for _, param := range strings.Split(cred, ",") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(param), "="); ok && SecretHeader(k) {
+				vals = append(vals, strings.Trim(v, `"`))
+			}
+		}
 		if strings.EqualFold(scheme, "Basic") {
 			if dec, err := base64.StdEncoding.DecodeString(cred); err == nil {
 				vals = append(vals, basicSecrets(string(dec))...)

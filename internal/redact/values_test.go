@@ -18,19 +18,20 @@ func TestRegisteredValuesAreMaskedInText(t *testing.T) {
 	// Every cookie value is secret, as the whole header is: "dark" too.
 	RegisterHeader("Cookie", "theme=dark; sid=sid-Delta-4")
 	RegisterBasic("bob", "pw-Echo/5")
+	RegisterHeader("Authorization", `AWS4-HMAC-SHA256 Credential=AKIA-Juliet/20260101, SignedHeaders=host;x-amz-date, Signature="sig-Kilo-9"`)
 	RegisterURL("http://carl:pw-Fox%23trot@h/?page=2&api_key=q-Golf%2F7&id=1")
 	for _, secret := range []string{
 		"key-Alpha-1", "tok-Bravo-2", "pw-Charlie-3", "ann:pw-Charlie-3",
 		base64.StdEncoding.EncodeToString([]byte("ann:pw-Charlie-3")), "sid-Delta-4",
 		"pw-Echo/5", "pw-Echo%2F5", "bob:pw-Echo/5", base64.StdEncoding.EncodeToString([]byte("bob:pw-Echo/5")),
-		"pw-Fox%23trot", "pw-Fox#trot", "q-Golf%2F7", "q-Golf/7",
+		"pw-Fox%23trot", "pw-Fox#trot", "q-Golf%2F7", "q-Golf/7", "AKIA-Juliet/20260101", "sig-Kilo-9",
 	} {
 		msg := "500 echo " + secret + " back"
 		if got := Text(msg); got != "500 echo REDACTED back" {
 			t.Errorf("Text(%q) = %q", msg, got)
 		}
 	}
-	for _, plain := range []string{"text/plain-not-secret", "theme=", "bob", "page=2"} {
+	for _, plain := range []string{"text/plain-not-secret", "theme=", "bob", "page=2", "host;x-amz-date"} {
 		if got := Text("echo " + plain); got != "echo "+plain {
 			t.Errorf("Text masked %q, which is no secret: %q", plain, got)
 		}
