@@ -320,6 +320,9 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 			}
 		}
 		out = appendLatencyOnly(out, lat, seen)
+		for i := range out {
+			out[i].Key, out[i].LastError = shownKey(out[i].Key), fetch.Redact(out[i].LastError)
+		}
 		return writeJSON(o.IO.Out, out)
 	}
 	if len(recs) == 0 {
@@ -359,14 +362,19 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		}
 		// Keys and errors come from outside (other machines, servers):
 		// no control character reaches the terminal or shifts a column.
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(r.Key), printable(r.StateName()), r.ConsecutiveFailures, opened, next, hold,
-			printable(last))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", printable(shownKey(r.Key)), printable(r.StateName()), r.ConsecutiveFailures, opened, next, hold,
+			printable(fetch.Redact(last)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	return writeLimitsAndLatency(o, limits, lat, now)
 }
+
+// shownKey is a breaker key as status shows it: a custom --breaker-key
+// may be a URL with a password or a secret query value, masked as
+// --metrics masks it (redact.RawURL), and as every text is (Text).
+func shownKey(key string) string { return fetch.Redact(fetch.RedactRawURL(key)) }
 
 // selectKey returns the record of the first candidate key that has one,
 // or a closed record under the last candidate (the key fetch would use).
@@ -564,7 +572,7 @@ func quotaText(q []quotaStatusJSON, now time.Time) string {
 	}
 	s += ", resets in " + FormatDuration(t.Reset.Sub(now).Round(time.Second))
 	if t.Policy != "" {
-		s += " (" + printable(t.Policy) + ")"
+		s += " (" + printable(fetch.Redact(t.Policy)) + ")"
 	}
 	if len(q) > 1 {
 		s += fmt.Sprintf("; %d more identit%s", len(q)-1, map[bool]string{true: "y", false: "ies"}[len(q) == 2])
@@ -622,7 +630,7 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 			budget = fmt.Sprintf("%.1f retries, %.1f first attempts in %s (%d + %d%%)", b.Retries, b.Firsts,
 				FormatDuration(time.Duration(b.WindowMS)*time.Millisecond), b.Min, b.Percent)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(origin), rate, next, budget, quotaText(q, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(shownKey(origin)), rate, next, budget, quotaText(q, now))
 	}
 	return tw.Flush()
 }

@@ -289,7 +289,12 @@ type checkWords struct {
 // word puts one failure of the fetch layer into the words of the flags
 // that set its limits (flagNames.name: a failed JSON expectation is
 // "--expect-json EXPR ..."), adding the flag that changes a size limit.
-func (w checkWords) word(f error) string {
+// Every failure text of check (stdout, --json, retry lines, reports)
+// comes through here: it is redacted (the server's words may quote a
+// secret of the request).
+func (w checkWords) word(f error) string { return fetch.Redact(w.words(f)) }
+
+func (w checkWords) words(f error) string {
 	var (
 		na    *fetch.NoAnswerError
 		end   *fetch.CheckEndError
@@ -456,7 +461,11 @@ func writeCheckJSON(w io.Writer, v any) error {
 // wordFailures names the flags in r's failures (see word).
 func (w checkWords) wordFailures(r *fetch.CheckResult) {
 	if len(r.Failures) != len(r.Failed) {
-		return // not one error per failure: keep the layer's words
+		// Not one error per failure: keep the layer's words, redacted.
+		for k := range r.Failed {
+			r.Failed[k] = fetch.Redact(r.Failed[k])
+		}
+		return
 	}
 	for k, f := range r.Failures {
 		r.Failed[k] = w.word(f)

@@ -230,7 +230,7 @@ func (l *Logger) Hedge(n int, h fetch.HedgeInfo) {
 	} else {
 		msg += "no copy " + strconv.Itoa(h.Copy) + ": " + h.Why
 	}
-	l.line(l.dim.Sprint(printable(msg)))
+	l.line(l.dim.Sprint(printable(fetch.Redact(msg))))
 }
 
 // The latency summaries in `breaker status` and `reset`.
@@ -323,7 +323,7 @@ func writeLimitsAndLatency(o *BreakerOptions, limits []store.LimitRecord, sums [
 		if d, ok := autoDelay(s); ok {
 			auto = "hedge after " + FormatMillis(d)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", printable(s.Origin), len(s.Samples), auto)
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", printable(shownKey(s.Origin)), len(s.Samples), auto)
 	}
 	return tw.Flush()
 }

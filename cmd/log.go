@@ -145,13 +145,13 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 	switch {
 	case h.Quota:
 		l.line(l.yellow.Sprintf("%s: the server's quota for this caller is spent until %s; waiting %s",
-			printable(h.Key), until, FormatDuration(h.Wait)))
+			printable(fetch.Redact(h.Key)), until, FormatDuration(h.Wait)))
 	case h.Own:
 		l.line(l.yellow.Sprintf("%s asked for no requests until %s (its Retry-After on this run's last response); waiting %s",
-			printable(h.Key), until, FormatDuration(h.Wait)))
+			printable(fetch.Redact(h.Key)), until, FormatDuration(h.Wait)))
 	default:
 		l.line(l.yellow.Sprintf("%s asked for no requests until %s (a Retry-After or a spent quota seen by an earlier run); waiting %s",
-			printable(h.Key), until, FormatDuration(h.Wait)))
+			printable(fetch.Redact(h.Key)), until, FormatDuration(h.Wait)))
 	}
 }
 
@@ -165,7 +165,7 @@ func (l *Logger) Quota(h http.Header) {
 	if !ok {
 		return
 	}
-	l.line(l.dim.Sprint(printable(quotaLine(q))))
+	l.line(l.dim.Sprint(printable(fetch.Redact(quotaLine(q)))))
 }
 
 // quotaLine is q in words, for -v.
@@ -198,7 +198,7 @@ func (l *Logger) RateWait(w resilience.RateWaitInfo) {
 	if l.quiet {
 		return
 	}
-	l.line(l.yellow.Sprintf("%s: waiting %s for a request slot (--rate)", printable(w.Origin), FormatDuration(w.Wait)))
+	l.line(l.yellow.Sprintf("%s: waiting %s for a request slot (--rate)", printable(fetch.Redact(w.Origin)), FormatDuration(w.Wait)))
 }
 
 // Warnf logs a warning; -q silences it.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/refetch/refetch/internal/redact"
 	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/resilience"
@@ -68,6 +69,9 @@ func openStore(raw, dir string, reset time.Duration, inFlight int, warn func(err
 	if raw == "" {
 		return files, nil
 	}
+	// The Redis password is this process's secret as a request's are:
+	// masked in every text (internal/redact), whatever quotes it.
+	redact.RegisterURL(raw)
 	cfg, err := store.ParseRedisURL(raw)
 	if err != nil {
 		return nil, usageErrorf("invalid --store %v", err)

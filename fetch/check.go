@@ -115,7 +115,7 @@ func (e *Expectations) Evaluate(ctx context.Context, o Observation) []error {
 		case len(values) == 0:
 			failed = append(failed, fmt.Errorf("header %s missing", h.Name))
 		case !matched:
-			failed = append(failed, fmt.Errorf("header %s: %q does not match /%s/", h.Name, excerpt(RedactHeader(h.Name, values[0]), 80), h.Re))
+			failed = append(failed, fmt.Errorf("header %s: %q does not match /%s/", h.Name, excerpt(Redact(RedactHeader(h.Name, values[0])), 80), h.Re))
 		}
 	}
 	if (e.Body != nil || e.JSON != nil) && o.BodyErr != nil {
@@ -169,12 +169,12 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 			if errors.As(err, &halt) && halt.Value() == nil {
 				break
 			}
-			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: excerpt(err.Error(), 160)}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: excerpt(Redact(err.Error()), 160)}
 		}
 		n++
 		if out != true {
 			b, _ := gojq.Marshal(out)
-			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Yielded: excerptJSON(string(b), 80)}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Yielded: excerptJSON(Redact(string(b)), 80)}
 		}
 	}
 	if n == 0 {

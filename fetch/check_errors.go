@@ -102,7 +102,7 @@ type BodyLimitError struct {
 
 func (e *BodyLimitError) Error() string {
 	if e.Limit == 0 {
-		return fmt.Sprintf("body is %s-encoded, which check does not decode (gzip only), so the body expectations could not be checked", excerpt(e.Encoding, 40))
+		return fmt.Sprintf("body is %s-encoded, which check does not decode (gzip only), so the body expectations could not be checked", excerpt(Redact(e.Encoding), 40))
 	}
 	return fmt.Sprintf("body over %s, the most check keeps for the body expectations, so they could not be checked", FormatBytes(e.Limit))
 }

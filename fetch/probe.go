@@ -416,7 +416,7 @@ func NewProbeReport(req *Request, samples []ProbeSample, planned int, interval, 
 			r.Statuses[strconv.Itoa(s.Status)]++
 		}
 		if s.RetryAfter != "" {
-			r.addRetryAfter(s.RetryAfter)
+			r.addRetryAfter(Redact(s.RetryAfter))
 		}
 		if s.Status != 0 {
 			ttfb = append(ttfb, s.Trace.TTFB)
@@ -464,7 +464,7 @@ func newProbeResult(s ProbeSample) ProbeResult {
 		pr.Error, pr.ErrorClass = &msg, &class
 	}
 	if s.RetryAfter != "" {
-		v := s.RetryAfter
+		v := Redact(s.RetryAfter)
 		pr.RetryAfter = &v
 	}
 	return pr

@@ -477,7 +477,13 @@ func isToken(s string) bool {
 // header name and value (as ParseHeader), the user agent (a header value)
 // and the credentials (no control character). Each error is an
 // *InvalidError naming the field at fault; none shows a secret.
+//
+// Every request passes here before it is sent (fetch, each URL of a
+// batch's input, check, probe), so here its secrets are registered with
+// internal/redact (registerSecrets): every output then masks them, even
+// where a server sends them back.
 func (r *Request) Validate() error {
+	r.registerSecrets()
 	if !isToken(r.Method) {
 		return invalid(FieldMethod, r.Method, "a method is one token of letters, digits and !#$%%&'*+-.^_`|~, e.g. GET or POST")
 	}
@@ -503,6 +509,40 @@ func (r *Request) Validate() error {
 	}
 	return nil
 }
+
+// registerSecrets records with internal/redact the secret values r
+// sends: the values of secret headers (the rule's), -u's credentials, the
+// URL's password and secret query values, and the password of a proxy
+// from the environment (sent as Proxy-Authorization), so that Text masks
+// them in whatever a server or proxy sends back.
+func (r *Request) registerSecrets() {
+	for _, name := range proxyVars {
+		if p := os.Getenv(name); p != "" {
+			if !strings.Contains(p, "://") {
+				p = "http://" + p // as net/http reads a proxy without a scheme
+			}
+			redact.RegisterURL(p)
+		}
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			redact.RegisterHeader(name, v)
+		}
+	}
+	if user, pass, ok := strings.Cut(r.User, ":"); ok {
+		redact.RegisterBasic(user, pass)
+	}
+	if u := r.URL; u != nil {
+		if pass, ok := u.User.Password(); ok {
+			redact.RegisterBasic(u.User.Username(), pass)
+		}
+		redact.RegisterURL(u.String())
+	}
+}
+
+// proxyVars are the variables net/http takes a proxy from
+// (http.ProxyFromEnvironment).
+var proxyVars = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"}
 
 // LoadCACert reads the PEM bundle at path, the CA file. A file that
 // cannot be read, or holds no parseable certificate (an empty file,

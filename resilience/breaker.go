@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/refetch/refetch/internal/redact"
 	"github.com/refetch/refetch/resilience/store"
 )
 
@@ -294,11 +295,14 @@ func (b *Breaker) snapshot() Snapshot {
 	return Snapshot{Key: b.s.Key, State: b.last.State, On: !b.down}
 }
 
+// errString is a failure as the store keeps it (LastError), shared with
+// other processes that know none of this run's secrets: redacted before
+// it is cut, so no cut can leave part of a secret.
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
-	s := err.Error()
+	s := redact.Text(err.Error())
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}

@@ -68,9 +68,10 @@ func secretParam(k string) bool {
 	return SecretHeader(name)
 }
 
-// minTextSecret is the shortest secret query value scrubbed from free
-// text (Secrets): a shorter one ("1") would blot out every place its text
-// occurs in a message. The URL itself masks every such value (RawURL).
+// minTextSecret is the shortest secret value scrubbed from free text
+// (Secrets, Register): a shorter one ("1") would blot out every place its
+// text occurs in a message. The URL itself masks every such value
+// (RawURL).
 const minTextSecret = 4
 
 // querySecrets are the values, as written and unescaped, of u's secret
@@ -180,9 +181,11 @@ func Mangled(u *url.URL) bool {
 // a space or a quote.
 var urlToken = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
 
-// Text returns s with the password and the secret query values of every
-// URL in it replaced by Mask.
+// Text returns s with every secret value this process's requests carry
+// (Register) and the password and the secret query values of every URL in
+// it replaced by Mask: the one function every output calls on text.
 func Text(s string) string {
+	s = maskValues(s)
 	if !strings.Contains(s, "@") && !strings.Contains(s, "?") {
 		return s
 	}
