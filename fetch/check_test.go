@@ -579,15 +579,18 @@ func TestExcerptKeepsCharactersWhole(t *testing.T) {
 // TestCheckLatencyRounding: the latency reported and the latency in the
 // message are one rounding of one measure.
 func TestCheckLatencyRounding(t *testing.T) {
+	// The bound also ends the attempt in real time (a context deadline),
+	// so it is an hour here: a millisecond bound raced a loaded machine.
+	// The fake clock makes the latency an hour and 1.6 ms.
 	slow := func(w http.ResponseWriter, r *http.Request) {
-		r.Context().Value(clockKey{}).(*testClock).Advance(1600 * time.Microsecond)
+		r.Context().Value(clockKey{}).(*testClock).Advance(time.Hour + 1600*time.Microsecond)
 		fmt.Fprint(w, "ok")
 	}
 	res, _, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{slow}}, func(cfg *CheckConfig) {
-		cfg.Expect.MaxLatency = time.Millisecond
+		cfg.Expect.MaxLatency = time.Hour
 		cfg.Policy.Attempts = 1
 	})
-	if res.LatencyMS == nil || *res.LatencyMS != 2 || !strings.Contains(strings.Join(res.Failed, ";"), "latency 2ms over 1ms") {
+	if res.LatencyMS == nil || *res.LatencyMS != 3600002 || !strings.Contains(strings.Join(res.Failed, ";"), "latency 1h0m0.002s over 1h0m0s") {
 		t.Errorf("latency %v ms, failed %q", res.LatencyMS, res.Failed)
 	}
 }
