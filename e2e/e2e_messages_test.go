@@ -96,7 +96,7 @@ func TestE2EBadVariableNamesTheVariable(t *testing.T) {
 			want: `REFETCH_CACERT "` + empty + `": the file is empty; want PEM CA certificates (-----BEGIN CERTIFICATE-----)`},
 		{name: "REFETCH_OUTPUT", env: []string{"REFETCH_OUTPUT=" + dir}, want: "REFETCH_OUTPUT " + dir + ": is a directory"},
 		{name: "REFETCH_STORE", env: []string{"REFETCH_STORE=redis://u:hunter2@:x/"},
-			want: `invalid REFETCH_STORE redis://u:REDACTED@:x/: malformed URL (invalid port ":x" after host)`},
+			want: `invalid REFETCH_STORE redis://u:REDACTED@:x/: invalid host and port ":x" (want host:port, or [IPv6]:port)`},
 	})
 
 	// check and probe resolve their own flags the same way.
