@@ -526,29 +526,141 @@ func TestE2ENoResume(t *testing.T) {
 	}
 }
 
-// POST is never resumed: without --retry-unsafe a cut POST is not retried
-// at all; with it, the retry sends the whole request and takes the whole
-// body, with no Range (RFC 9110 defines ranges for GET only). An
-// Idempotency-Key changes neither.
+// POST is never resumed: without --retry-unsafe or an Idempotency-Key a
+// cut POST is not retried at all; with either, the retry sends the whole
+// request and takes the whole body, with no Range (RFC 9110 defines
+// ranges for GET only).
 func TestE2EResumeNeverForPOST(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 40, size: 1 << 20}
 	srv := newRangeServer(t, body, nil, 300_000)
 	e := resumeEnv(t)
 	out := filepath.Join(e.dir, "out.bin")
-	r := e.run(args("-X", "POST", "-d", "x", "-H", "Idempotency-Key: k1", "-o", out, srv.URL)...)
+	r := e.run(args("-X", "POST", "-d", "x", "-o", out, srv.URL)...)
 	r.wantCode(t, 3)
 	if _, err := os.Stat(out); err == nil {
 		t.Error("-o was written by a failed POST")
 	}
-	srv2 := newRangeServer(t, body, nil, 300_000)
-	r = e.run(args("-X", "POST", "-d", "x", "--retry-unsafe", "-H", "Idempotency-Key: k1", "-o", out, srv2.URL)...)
-	r.wantCode(t, 0)
-	if got := fileSum(t, out); got != body.sum() {
-		t.Fatal("-o does not hold the body")
+	if !strings.Contains(r.stderr, "(--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)") {
+		t.Errorf("stderr does not say how to retry it:\n%s", r.stderr)
 	}
-	if ranges, _ := srv2.requests(); fmt.Sprint(ranges) != "[ ]" {
-		t.Errorf("ranges asked by POST: %q", ranges)
+	for _, opt := range [][]string{{"--retry-unsafe"}, {"-H", "Idempotency-Key: k1"}} {
+		srv2 := newRangeServer(t, body, nil, 300_000)
+		r = e.run(args(append(append([]string{"-X", "POST", "-d", "x"}, opt...), "-o", out, srv2.URL)...)...)
+		r.wantCode(t, 0)
+		if got := fileSum(t, out); got != body.sum() {
+			t.Fatalf("%v: -o does not hold the body", opt)
+		}
+		if ranges, _ := srv2.requests(); fmt.Sprint(ranges) != "[ ]" {
+			t.Errorf("%v: ranges asked by POST: %q", opt, ranges)
+		}
+	}
+}
+
+// A 206 to a request that asked for no range is the whole body only when
+// its Content-Range is the whole representation; part of the body, several
+// ranges or no Content-Range fail the attempt (retried, asking for all of
+// it again), and nothing partial is ever served. A Range of the user's own
+// gets its 206.
+func TestE2EUnaskedPartialContent(t *testing.T) {
+	t.Parallel()
+	body := make([]byte, 100_000)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	// answer answers request n (1-based) of a server: kind is "part", "cut"
+	// (part, and cut before its end), "multipart", "none" (no
+	// Content-Range), "whole206" or "200".
+	answer := func(w http.ResponseWriter, r *http.Request, kind string) {
+		h := w.Header()
+		h.Set("ETag", `"v1"`)
+		if rg := r.Header.Get("Range"); rg != "" {
+			h.Set("Content-Range", "bytes 0-49999/100000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+			return
+		}
+		switch kind {
+		case "part", "cut":
+			h.Set("Content-Range", "bytes 0-49999/100000")
+			h.Set("Content-Length", "50000")
+			w.WriteHeader(http.StatusPartialContent)
+			if kind == "cut" {
+				w.Write(body[:20_000])
+				cutConn(w, false)
+				return
+			}
+			w.Write(body[:50_000])
+		case "multipart":
+			h.Set("Content-Type", "multipart/byteranges; boundary=x")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+		case "none":
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+		case "whole206":
+			h.Set("Content-Range", "bytes 0-99999/100000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body)
+		default:
+			w.Write(body)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		kinds  []string // the answers in turn; the last repeats
+		extra  []string
+		code   int
+		served int // bytes on stdout
+		stderr string
+	}{
+		{"part then whole", []string{"part", "200"}, nil, 0, 100_000,
+			"attempt 1/3: the server sent part of the body (bytes 0-49999 of 100000, 206) to a request for all of it; retrying in 10ms"},
+		{"always part", []string{"part"}, nil, 4, 0, "the server sent part of the body (bytes 0-49999 of 100000, 206) to a request for all of it"},
+		{"part and cut", []string{"cut"}, nil, 4, 0, "the server sent part of the body (bytes 0-49999 of 100000, 206)"},
+		{"multipart", []string{"multipart"}, nil, 4, 0, "the server sent several ranges of the body (206, multipart/byteranges) to a request for all of it"},
+		{"no Content-Range", []string{"none"}, nil, 4, 0, `the server sent a 206 with no usable Content-Range ("") to a request for all of it`},
+		{"the whole body as a 206", []string{"whole206"}, nil, 0, 100_000, ""},
+		{"the user's own Range", []string{"part"}, []string{"-H", "Range: bytes=0-49999"}, 0, 50_000, ""},
+		{"POST not retried", []string{"part"}, []string{"-X", "POST", "-d", "x"}, 3, 0, "to a request for all of it (--retry-unsafe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				i := int(n.Add(1)) - 1
+				answer(w, r, tc.kinds[min(i, len(tc.kinds)-1)])
+			}))
+			t.Cleanup(srv.Close)
+			e := resumeEnv(t)
+			r := e.run(args(append(tc.extra, srv.URL)...)...)
+			r.wantCode(t, tc.code)
+			if len(r.stdout) != tc.served {
+				t.Fatalf("stdout holds %d bytes, want %d\nstderr: %s", len(r.stdout), tc.served, r.stderr)
+			}
+			if tc.served > 0 && r.stdout != string(body[:tc.served]) {
+				t.Fatal("stdout does not hold the body")
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, r.stderr)
+			}
+			// -o and --json say the same.
+			out := filepath.Join(e.dir, "out.bin")
+			n.Store(0)
+			r = e.run(args(append(tc.extra, "--json", "-o", out, srv.URL)...)...)
+			r.wantCode(t, tc.code)
+			rep := r.report(t)
+			if ok := tc.code == 0; rep["ok"] != ok {
+				t.Errorf("--json ok = %v, want %v", rep["ok"], ok)
+			}
+			data, err := os.ReadFile(out)
+			switch {
+			case tc.served == 0 && err == nil:
+				t.Errorf("-o was written (%d bytes)", len(data))
+			case tc.served > 0 && string(data) != string(body[:tc.served]):
+				t.Errorf("-o holds %d bytes, not the body", len(data))
+			}
+		})
 	}
 }
 

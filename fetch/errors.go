@@ -123,6 +123,16 @@ func Classify(method string, a resilience.Attempt, p resilience.Policy) resilien
 		// the next attempt starts over; the server is not down.
 		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
 	}
+	var ue *UnaskedRangeError
+	if errors.As(a.Err, &ue) {
+		// The server answered with part of the body: the next attempt
+		// asks for all of it again, a request sent again as any retry is
+		// (not for an unsafe method without the caller's opt-in).
+		if !p.RetryUnsafe && !resilience.Idempotent(method) {
+			return resilience.Verdict{Kind: resilience.Permanent, Breaker: resilience.Ignore, Err: a.Err, UnsafeNotRetried: true}
+		}
+		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
+	}
 	return resilience.ClassifyPolicy(method, a, p)
 }
 

@@ -160,7 +160,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		f.capture = &captureWriter{limit: stale.MaxBytes()}
 	}
 	key := cfg.Request.staleKey()
-	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
+	// An unsafe method with an Idempotency-Key is retried like
+	// --retry-unsafe's (resilience.RepeatOptIn, hedges' rule too).
+	policy := cfg.Policy
+	policy.RetryUnsafe = resilience.RepeatOptIn(cfg.Request.Header, policy.RetryUnsafe)
+	ex := &resilience.Executor{Policy: policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
 		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold, NoHoldWait: cfg.NoHoldWait,
 		Limits: cfg.Limits, OnRateWait: cfg.Hooks.OnRateWait}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
@@ -316,6 +320,16 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 		return a
 	}
+	// whole is the length a 206 that refetch did not ask for says the
+	// whole body has (-1: not such an answer).
+	whole := int64(-1)
+	if !resumed && resp.StatusCode == http.StatusPartialContent && f.cfg.Request.Header.Get("Range") == "" {
+		if whole, err = wholeRange(resp); err != nil {
+			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			a.Err = err
+			return a
+		}
+	}
 	if !resumed {
 		from = 0
 	}
@@ -341,10 +355,13 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 			e.Expect(resp.ContentLength)
 		}
 		f.rs.start(resp)
+		if whole >= 0 {
+			f.rs.total = whole
+		}
 	}
 	f.from = from
 	total := resp.ContentLength
-	if resumed {
+	if resumed || whole >= 0 {
 		total = f.rs.total
 	}
 	if f.capture != nil {
@@ -376,8 +393,9 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	var k int64
 	k, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
 	f.size, at.BodyBytes = from+k, k
-	if a.Err == nil && resumed && total >= 0 && f.size != total {
-		// A resumed body that ended cleanly short of its Content-Range.
+	if a.Err == nil && (resumed || whole >= 0) && total >= 0 && f.size != total {
+		// A resumed body, or a whole 206, that ended cleanly short of its
+		// Content-Range.
 		a.Err = &BodyCutError{Read: k, Total: total, Err: io.ErrUnexpectedEOF}
 	}
 	var cut *BodyCutError
