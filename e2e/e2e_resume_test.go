@@ -748,6 +748,19 @@ func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
 	if !strings.Contains(r.stderr, "retries exhausted after 2 attempts: the server closed the connection after 976.6 KiB of 2.0 MiB") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
+	// --json of a failed run: the last response's status, as for any
+	// failed run (docs/fetch.md), which here is the resuming attempt's.
+	r = e.run(args("-n", "3", "--json", newRangeServer(t, body, nil, 500_000, 1_000_000, 1_500_000).URL)...)
+	r.wantCode(t, 4)
+	rep := r.report(t)
+	attempts := rep["attempts"].([]any)
+	var statuses []any
+	for _, a := range attempts {
+		statuses = append(statuses, a.(map[string]any)["status"])
+	}
+	if rep["ok"] != false || rep["status"] != 206.0 || fmt.Sprint(statuses) != "[200 206 206]" || rep["data_base64"] != nil {
+		t.Errorf("report: ok %v status %v attempts' statuses %v data %v", rep["ok"], rep["status"], statuses, rep["data_base64"] != nil)
+	}
 	assertNoTempFiles(t, e.dir)
 }
 
