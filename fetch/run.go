@@ -147,6 +147,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(buf) == 0 {
 		buf = make([]byte, bufSize)
 	}
+	// An unsafe method with an Idempotency-Key is retried, and its hedges
+	// judged, like --retry-unsafe's (resilience.RepeatOptIn, --hedge's
+	// rule too).
+	cfg.Policy.RetryUnsafe = resilience.RepeatOptIn(cfg.Request.Header, cfg.Policy.RetryUnsafe)
 	f := &fetcher{cfg: cfg, client: client, buf: buf, book: &addrBook{}}
 	f.rs.on = f.canResume()
 	ctx = withAddrBook(ctx, f.book)
@@ -160,11 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		f.capture = &captureWriter{limit: stale.MaxBytes()}
 	}
 	key := cfg.Request.staleKey()
-	// An unsafe method with an Idempotency-Key is retried like
-	// --retry-unsafe's (resilience.RepeatOptIn, hedges' rule too).
-	policy := cfg.Policy
-	policy.RetryUnsafe = resilience.RepeatOptIn(cfg.Request.Header, policy.RetryUnsafe)
-	ex := &resilience.Executor{Policy: policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
+	ex := &resilience.Executor{Policy: cfg.Policy, Classify: Classify, Breaker: cfg.Breaker, Clock: cfg.Clock,
 		NewTimer: cfg.NewTimer, OnRetry: cfg.Hooks.OnRetry, OnHold: cfg.Hooks.OnHold, NoHoldWait: cfg.NoHoldWait,
 		Limits: cfg.Limits, OnRateWait: cfg.Hooks.OnRateWait}
 	tr, err := ex.Run(ctx, cfg.Request.Method, f.attempt)
