@@ -109,6 +109,9 @@ type rangeServer struct {
 	// partial, if set, answers a range request instead of the usual 206
 	// (a server that misbehaves); the body is written by the server.
 	partial func(w http.ResponseWriter, start int64) (from int64)
+	// lastModIsDate sends a Last-Modified equal to the answer's Date: not
+	// a strong validator.
+	lastModIsDate bool
 	// ignoreRange answers every request with 200 and the whole body;
 	// ignoreIfRange serves a range whatever its If-Range says.
 	ignoreRange, ignoreIfRange bool
@@ -155,6 +158,9 @@ func (s *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	if s.lastModIsDate {
+		lastMod = h.Get("Date")
+	}
 	if etag != "" {
 		h.Set("ETag", etag)
 	}
@@ -416,6 +422,35 @@ func TestE2EResumeNeverMixesVersions(t *testing.T) {
 	}
 }
 
+// A resume answered with a whole new version (200) that is cut in turn:
+// the retry line says it started over and why, then resumes the new one.
+func TestE2EResumeStartedOverCutAgain(t *testing.T) {
+	t.Parallel()
+	v1, v2 := seededBody{seed: 12, size: 5 << 20}, seededBody{seed: 13, size: 5 << 20}
+	srv := newRangeServer(t, v1, func(s *rangeServer) {
+		s.change = func(s *rangeServer, n int) {
+			if n == 2 {
+				s.body, s.etag = v2, `"v2"`
+			}
+		}
+	}, 1<<20, 2<<20)
+	e := resumeEnv(t)
+	out := filepath.Join(e.dir, "out.bin")
+	r := e.run(args("-n", "4", "-o", out, srv.URL)...)
+	r.wantCode(t, 0)
+	if got := fileSum(t, out); got != v2.sum() {
+		t.Fatal("-o does not hold the new version")
+	}
+	for _, want := range []string{
+		"attempt 1/4: the server closed the connection after 1.0 MiB of 5.0 MiB; resuming from byte 1,048,576 in 10ms",
+		"attempt 2/4: started over (the server sent a new version), then the server closed the connection after 2.0 MiB of 5.0 MiB; resuming from byte 2,097,152 in 10ms",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
 // Answers that cannot continue the body make the next attempt start over;
 // a server without a usable validator is never asked for a range.
 func TestE2EResumeRefused(t *testing.T) {
@@ -446,6 +481,8 @@ func TestE2EResumeRefused(t *testing.T) {
 		}, true, "holds several ranges"},
 		{"only a weak ETag", func(s *rangeServer) { s.etag, s.lastMod = `W/"v1"`, "" }, false, "only a weak ETag"},
 		{"no validator", func(s *rangeServer) { s.etag, s.lastMod = "", "" }, false, "no ETag or Last-Modified"},
+		{"Last-Modified as recent as Date", func(s *rangeServer) { s.etag, s.lastModIsDate = "", true }, false,
+			"retrying from the start in 10ms: the server sent no ETag, and its Last-Modified is not at least a second before its Date, so it cannot prove the rest is of the same version"},
 		{"Content-Encoding changes", func(s *rangeServer) {
 			s.encoding = "x-custom"
 			s.change = func(s *rangeServer, n int) {
@@ -724,6 +761,33 @@ func TestE2EResumeSignal(t *testing.T) {
 				assertNoTempFiles(t, e.dir)
 			})
 		}
+	}
+}
+
+// --max-time that cuts the resuming attempt says so: the final line names
+// the deadline cutting attempt 2 mid-body, not attempt 1's cut alone.
+func TestE2EResumeMaxTimeNamesTheCutAttempt(t *testing.T) {
+	t.Parallel()
+	body := seededBody{seed: 61, size: 6 << 20}
+	srv := newRangeServer(t, body, func(s *rangeServer) { s.stall, s.stallAfter = make(chan struct{}), 1<<20 }, 2<<20)
+	e := resumeEnv(t)
+	out := filepath.Join(e.dir, "out.bin")
+	r := e.run(args("--max-time", "3s", "-o", out, srv.URL)...)
+	r.wantCode(t, 7)
+	if ranges, _ := srv.requests(); len(ranges) != 2 || ranges[1] == "" {
+		t.Fatalf("ranges %q: the deadline did not come mid-resume", ranges)
+	}
+	final := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
+	for _, want := range []string{
+		"deadline exceeded: the time limit of 3s passed during attempt 2, with 3.0 MiB of 6.0 MiB received (resuming from byte 2,097,152); " +
+			"attempt 1: the server closed the connection after 2.0 MiB of 6.0 MiB (--max-time sets the limit)",
+	} {
+		if !strings.Contains(final, want) {
+			t.Errorf("the final line lacks %q: %s", want, final)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("-o was written")
 	}
 }
 

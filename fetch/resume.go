@@ -146,6 +146,10 @@ func (s *resumeState) start(resp *http.Response) {
 		s.why = "the body came compressed and was decompressed on the way, so its byte offsets are not the server's"
 	case s.etag == "" && s.lastMod == "" && resp.Header.Get("ETag") != "":
 		s.why = "the server sent only a weak ETag, which cannot make sure the rest is of the same version"
+	case s.etag == "" && s.lastMod == "" && resp.Header.Get("Last-Modified") != "" && resp.Header.Get("Date") == "":
+		s.why = "the server sent no ETag, and no Date to check its Last-Modified against, so it cannot prove the rest is of the same version"
+	case s.etag == "" && s.lastMod == "" && resp.Header.Get("Last-Modified") != "":
+		s.why = "the server sent no ETag, and its Last-Modified is not at least a second before its Date, so it cannot prove the rest is of the same version"
 	case s.etag == "" && s.lastMod == "":
 		s.why = "the server sent no ETag or Last-Modified to make sure the rest is of the same version"
 	case strings.EqualFold(resp.Header.Get("Accept-Ranges"), "none"):
@@ -177,6 +181,15 @@ func (s *resumeState) cut(held int64, c *BodyCutError) {
 		return
 	}
 	c.Resume, c.Restart = s.pending(), s.why
+}
+
+// newVersion reports whether resp, a whole body sent instead of the rest,
+// names another version than the held body's.
+func (s *resumeState) newVersion(resp *http.Response) bool {
+	if s.etag != "" {
+		return resp.Header.Get("ETag") != s.etag
+	}
+	return s.lastMod != "" && resp.Header.Get("Last-Modified") != s.lastMod
 }
 
 // drop forgets the held bytes: the next attempt starts over.

@@ -229,7 +229,8 @@ func TestRunResumeNotAsked(t *testing.T) {
 	}{
 		{"no validator", cutWith("hello", 10), nil, "no ETag or Last-Modified"},
 		{"weak ETag only", cutWith("hello", 10, "ETag", `W/"v1"`), nil, "only a weak ETag"},
-		{"Last-Modified in the answer's second", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT", "Date", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "no ETag or Last-Modified"},
+		{"Last-Modified in the answer's second", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT", "Date", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "its Last-Modified is not at least a second before its Date"},
+		{"Last-Modified without a Date", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "no Date to check its Last-Modified against"},
 		{"Accept-Ranges: none", cutWith("hello", 10, "ETag", `"v1"`, "Accept-Ranges", "none"), nil, "Accept-Ranges: none"},
 		{"decompressed", func(req *http.Request) (*http.Response, error) {
 			r, _ := cutWith("hello", 10, validators...)(req)

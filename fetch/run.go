@@ -284,6 +284,9 @@ type fetcher struct {
 
 	rs   resumeState // the body the sink holds, for resuming it
 	from int64       // where the body of the current attempt starts
+	// startedOver says why the current attempt, which asked for the rest,
+	// got a whole body instead ("" when it did not).
+	startedOver string
 }
 
 // attempt sends the request once and, on a 2xx, streams the body into the
@@ -291,6 +294,7 @@ type fetcher struct {
 // After a cut body it asks for the rest instead (resume.go).
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	from := f.rs.pending()
+	f.startedOver = ""
 	var mods []func(*http.Request)
 	if from > 0 {
 		mods = append(mods, f.rs.ask)
@@ -401,6 +405,7 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	var cut *BodyCutError
 	if errors.As(a.Err, &cut) && !cut.Streamed {
 		f.rs.cut(f.size, cut)
+		cut.From, cut.StartedOver = from, f.startedOver
 	}
 	if a.Err == nil && resumed {
 		// The body served is the whole of the first answer's.
@@ -458,6 +463,10 @@ func (f *fetcher) resumeAnswer(resp *http.Response, at *AttemptTrace, from int64
 		f.rs.drop()
 		return false, "says the range cannot be served"
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		f.startedOver = "the server sent the whole body again instead of the rest"
+		if f.rs.newVersion(resp) {
+			f.startedOver = "the server sent a new version"
+		}
 		f.rs.drop()
 		at.Restart = fmt.Sprintf("the server sent the whole body (%d) instead of the rest from byte %s: the resource changed, or the server ignores Range; starting over",
 			resp.StatusCode, groupDigits(from))
