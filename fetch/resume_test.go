@@ -447,3 +447,16 @@ func TestWholeRange(t *testing.T) {
 		}
 	}
 }
+
+// A HEAD answered 206 has no body to be part of: it is served as it is.
+func TestRunUnaskedPartialContentHead(t *testing.T) {
+	e := newRunEnv(t, 1<<20)
+	cfg := e.config()
+	cfg.Request.Method = http.MethodHead
+	res, err := e.run(context.Background(), cfg, func(req *http.Request) (*http.Response, error) {
+		return response(req, http.StatusPartialContent, strings.NewReader(""), 5, "Content-Range", "bytes 0-4/10"), nil
+	})
+	if err != nil || res.Status != http.StatusPartialContent {
+		t.Fatalf("err %v, status %d", err, res.Status)
+	}
+}

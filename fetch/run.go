@@ -325,9 +325,11 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		return a
 	}
 	// whole is the length a 206 that refetch did not ask for says the
-	// whole body has (-1: not such an answer).
+	// whole body has (-1: not such an answer). A HEAD has no body to
+	// hold part of.
 	whole := int64(-1)
-	if !resumed && resp.StatusCode == http.StatusPartialContent && f.cfg.Request.Header.Get("Range") == "" {
+	if !resumed && resp.StatusCode == http.StatusPartialContent && f.cfg.Request.Header.Get("Range") == "" &&
+		f.cfg.Request.Method != http.MethodHead {
 		if whole, err = wholeRange(resp); err != nil {
 			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 			a.Err = err
