@@ -129,7 +129,7 @@ func hint(err error) string {
 	case errors.As(err, &re) && (re.Reason == resilience.ReasonRetryAfterTooLong || re.Reason == resilience.ReasonHeld):
 		return " (--max-retry-after sets the longest wait; come back after the server's time)"
 	case errors.As(err, &re) && re.Reason == resilience.ReasonUnsafeMethod:
-		return " (--retry-unsafe retries it anyway)"
+		return " (--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)"
 	case resilience.IsCertificateError(err):
 		return " (use --cacert FILE to trust the server's CA, or -k to skip verification)"
 	case errors.As(err, &timeout) && errors.As(err, &cut) && cut.Read > 0:

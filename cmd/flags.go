@@ -91,7 +91,7 @@ func (r *RetryFlags) register(fs *pflag.FlagSet, check bool) {
 	if check {
 		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default 0: off for check)")
 	} else {
-		fs.BoolVar(&r.RetryUnsafe, "retry-unsafe", false, "retry POST and PATCH like idempotent methods")
+		fs.BoolVar(&r.RetryUnsafe, "retry-unsafe", false, "retry POST and PATCH like idempotent methods (an Idempotency-Key header does too)")
 		fs.DurationVar(&r.MaxRetryAfter, "max-retry-after", defaultMaxRetryAfter, "longest Retry-After honoured; longer stops with exit 6 (0: no bound)")
 		fs.IntVar(&r.BreakerFailures, "breaker-failures", 0, "consecutive failed attempts that open the breaker (default max(3, attempts); 0: off)")
 	}

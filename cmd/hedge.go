@@ -98,7 +98,7 @@ func hedgeSafe(req *fetch.Request, retryUnsafe bool) bool {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return true
 	}
-	return retryUnsafe || req.Header.Get("Idempotency-Key") != ""
+	return resilience.RepeatOptIn(req.Header, retryUnsafe)
 }
 
 // latencyStore is the store auto keeps its summaries in: the breaker's,

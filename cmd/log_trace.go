@@ -59,7 +59,7 @@ func traceLine(n int, t *fetch.AttemptTrace) string {
 	}
 	for p := range fetch.NumPhases {
 		v := "-"
-		if t.Happened[p] {
+		if t.CopyShows(p) {
 			v = FormatMillis(t.Phases[p])
 		}
 		fmt.Fprintf(&b, " %s %s", p.Label(), v)

@@ -519,7 +519,7 @@ func TestDescribeNamesTheFlag(t *testing.T) {
 		{"time up", run(resilience.ErrDeadline, resilience.ReasonTimeUp, last), " (--max-time sets the limit)", ""},
 		{"next wait past the deadline", run(resilience.ErrDeadline, resilience.ReasonWaitPastDeadline, last), " (--max-time sets the limit)", ""},
 		{"Retry-After too long", run(resilience.ErrRateLimited, resilience.ReasonRetryAfterTooLong, last), "--max-retry-after sets the longest wait", ""},
-		{"unsafe method", run(resilience.ErrPermanent, resilience.ReasonUnsafeMethod, last), " (--retry-unsafe retries it anyway)", ""},
+		{"unsafe method", run(resilience.ErrPermanent, resilience.ReasonUnsafeMethod, last), " (--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)", ""},
 		{"unknown CA", run(resilience.ErrPermanent, resilience.ReasonNone, unknownCA), "(use --cacert FILE to trust the server's CA, or -k to skip verification)", ""},
 		{"timeout with a cut body", run(resilience.ErrRetriesExhausted, resilience.ReasonNone, bodyCut), "(a larger --timeout, or --timeout 0, lets big bodies finish)", ""},
 		{"timeout before any body", run(resilience.ErrRetriesExhausted, resilience.ReasonNone, headersLate), " (--timeout sets the limit of one attempt)", "larger"},

@@ -116,6 +116,13 @@ func TestHedgeFirstAnswerWins(t *testing.T) {
 	if copies[1]["outcome"] != "won" || copies[1]["winner"] != true || copies[1]["status"] != float64(200) {
 		t.Errorf("copy 2 = %v, want the winner with 200", copies[1])
 	}
+	// A copy that got no response headers had no first byte; the winner did.
+	if tm, _ := copies[0]["timings_ms"].(map[string]any); tm == nil || tm["first_byte"] != nil || tm["connect"] == nil {
+		t.Errorf("copy 1's timings_ms = %v, want a connect and no first_byte", copies[0]["timings_ms"])
+	}
+	if tm, _ := copies[1]["timings_ms"].(map[string]any); tm == nil || tm["first_byte"] == nil {
+		t.Errorf("copy 2's timings_ms = %v, want its first_byte", copies[1]["timings_ms"])
+	}
 	if sent, _ := copies[1]["sent_ms"].(float64); sent < 50 {
 		t.Errorf("copy 2 sent at %vms, before the 50ms delay", sent)
 	}
@@ -128,6 +135,20 @@ func TestHedgeFirstAnswerWins(t *testing.T) {
 	// The losing copy was cancelled: its connection closed, and the
 	// server's handler saw the client go.
 	waitFor(t, "the losing copy's connection to close", func() bool { return srv.gone.Load() == 1 })
+
+	// -v: the cancelled copy's line shows no first byte.
+	srv2 := newTailServer(t, "fast answer", 1)
+	r = e.run(args("-v", "--hedge", "50ms", srv2.URL)...)
+	r.wantCode(t, 0)
+	var copy1 string
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(line, "* [1] copy 1: ") {
+			copy1 = line
+		}
+	}
+	if !strings.Contains(copy1, "no response, new connection:") || !strings.Contains(copy1, " first byte - body -") {
+		t.Errorf("copy 1's line = %q, want no first byte:\n%s", copy1, r.stderr)
+	}
 }
 
 func TestHedgeNotNeeded(t *testing.T) {

@@ -109,6 +109,9 @@ type rangeServer struct {
 	// partial, if set, answers a range request instead of the usual 206
 	// (a server that misbehaves); the body is written by the server.
 	partial func(w http.ResponseWriter, start int64) (from int64)
+	// lastModIsDate sends a Last-Modified equal to the answer's Date: not
+	// a strong validator.
+	lastModIsDate bool
 	// ignoreRange answers every request with 200 and the whole body;
 	// ignoreIfRange serves a range whatever its If-Range says.
 	ignoreRange, ignoreIfRange bool
@@ -155,6 +158,9 @@ func (s *rangeServer) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	if s.lastModIsDate {
+		lastMod = h.Get("Date")
+	}
 	if etag != "" {
 		h.Set("ETag", etag)
 	}
@@ -416,6 +422,35 @@ func TestE2EResumeNeverMixesVersions(t *testing.T) {
 	}
 }
 
+// A resume answered with a whole new version (200) that is cut in turn:
+// the retry line says it started over and why, then resumes the new one.
+func TestE2EResumeStartedOverCutAgain(t *testing.T) {
+	t.Parallel()
+	v1, v2 := seededBody{seed: 12, size: 5 << 20}, seededBody{seed: 13, size: 5 << 20}
+	srv := newRangeServer(t, v1, func(s *rangeServer) {
+		s.change = func(s *rangeServer, n int) {
+			if n == 2 {
+				s.body, s.etag = v2, `"v2"`
+			}
+		}
+	}, 1<<20, 2<<20)
+	e := resumeEnv(t)
+	out := filepath.Join(e.dir, "out.bin")
+	r := e.run(args("-n", "4", "-o", out, srv.URL)...)
+	r.wantCode(t, 0)
+	if got := fileSum(t, out); got != v2.sum() {
+		t.Fatal("-o does not hold the new version")
+	}
+	for _, want := range []string{
+		"attempt 1/4: the server closed the connection after 1.0 MiB of 5.0 MiB; resuming from byte 1,048,576 in 10ms",
+		"attempt 2/4: started over (the server sent a new version), then the server closed the connection after 2.0 MiB of 5.0 MiB; resuming from byte 2,097,152 in 10ms",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
 // Answers that cannot continue the body make the next attempt start over;
 // a server without a usable validator is never asked for a range.
 func TestE2EResumeRefused(t *testing.T) {
@@ -446,6 +481,8 @@ func TestE2EResumeRefused(t *testing.T) {
 		}, true, "holds several ranges"},
 		{"only a weak ETag", func(s *rangeServer) { s.etag, s.lastMod = `W/"v1"`, "" }, false, "only a weak ETag"},
 		{"no validator", func(s *rangeServer) { s.etag, s.lastMod = "", "" }, false, "no ETag or Last-Modified"},
+		{"Last-Modified as recent as Date", func(s *rangeServer) { s.etag, s.lastModIsDate = "", true }, false,
+			"retrying from the start in 10ms: the server sent no ETag, and its Last-Modified is not at least a second before its Date, so it cannot prove the rest is of the same version"},
 		{"Content-Encoding changes", func(s *rangeServer) {
 			s.encoding = "x-custom"
 			s.change = func(s *rangeServer, n int) {
@@ -526,29 +563,141 @@ func TestE2ENoResume(t *testing.T) {
 	}
 }
 
-// POST is never resumed: without --retry-unsafe a cut POST is not retried
-// at all; with it, the retry sends the whole request and takes the whole
-// body, with no Range (RFC 9110 defines ranges for GET only). An
-// Idempotency-Key changes neither.
+// POST is never resumed: without --retry-unsafe or an Idempotency-Key a
+// cut POST is not retried at all; with either, the retry sends the whole
+// request and takes the whole body, with no Range (RFC 9110 defines
+// ranges for GET only).
 func TestE2EResumeNeverForPOST(t *testing.T) {
 	t.Parallel()
 	body := seededBody{seed: 40, size: 1 << 20}
 	srv := newRangeServer(t, body, nil, 300_000)
 	e := resumeEnv(t)
 	out := filepath.Join(e.dir, "out.bin")
-	r := e.run(args("-X", "POST", "-d", "x", "-H", "Idempotency-Key: k1", "-o", out, srv.URL)...)
+	r := e.run(args("-X", "POST", "-d", "x", "-o", out, srv.URL)...)
 	r.wantCode(t, 3)
 	if _, err := os.Stat(out); err == nil {
 		t.Error("-o was written by a failed POST")
 	}
-	srv2 := newRangeServer(t, body, nil, 300_000)
-	r = e.run(args("-X", "POST", "-d", "x", "--retry-unsafe", "-H", "Idempotency-Key: k1", "-o", out, srv2.URL)...)
-	r.wantCode(t, 0)
-	if got := fileSum(t, out); got != body.sum() {
-		t.Fatal("-o does not hold the body")
+	if !strings.Contains(r.stderr, "(--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)") {
+		t.Errorf("stderr does not say how to retry it:\n%s", r.stderr)
 	}
-	if ranges, _ := srv2.requests(); fmt.Sprint(ranges) != "[ ]" {
-		t.Errorf("ranges asked by POST: %q", ranges)
+	for _, opt := range [][]string{{"--retry-unsafe"}, {"-H", "Idempotency-Key: k1"}} {
+		srv2 := newRangeServer(t, body, nil, 300_000)
+		r = e.run(args(append(append([]string{"-X", "POST", "-d", "x"}, opt...), "-o", out, srv2.URL)...)...)
+		r.wantCode(t, 0)
+		if got := fileSum(t, out); got != body.sum() {
+			t.Fatalf("%v: -o does not hold the body", opt)
+		}
+		if ranges, _ := srv2.requests(); fmt.Sprint(ranges) != "[ ]" {
+			t.Errorf("%v: ranges asked by POST: %q", opt, ranges)
+		}
+	}
+}
+
+// A 206 to a request that asked for no range is the whole body only when
+// its Content-Range is the whole representation; part of the body, several
+// ranges or no Content-Range fail the attempt (retried, asking for all of
+// it again), and nothing partial is ever served. A Range of the user's own
+// gets its 206.
+func TestE2EUnaskedPartialContent(t *testing.T) {
+	t.Parallel()
+	body := make([]byte, 100_000)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	// answer answers request n (1-based) of a server: kind is "part", "cut"
+	// (part, and cut before its end), "multipart", "none" (no
+	// Content-Range), "whole206" or "200".
+	answer := func(w http.ResponseWriter, r *http.Request, kind string) {
+		h := w.Header()
+		h.Set("ETag", `"v1"`)
+		if rg := r.Header.Get("Range"); rg != "" {
+			h.Set("Content-Range", "bytes 0-49999/100000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+			return
+		}
+		switch kind {
+		case "part", "cut":
+			h.Set("Content-Range", "bytes 0-49999/100000")
+			h.Set("Content-Length", "50000")
+			w.WriteHeader(http.StatusPartialContent)
+			if kind == "cut" {
+				w.Write(body[:20_000])
+				cutConn(w, false)
+				return
+			}
+			w.Write(body[:50_000])
+		case "multipart":
+			h.Set("Content-Type", "multipart/byteranges; boundary=x")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+		case "none":
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body[:50_000])
+		case "whole206":
+			h.Set("Content-Range", "bytes 0-99999/100000")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(body)
+		default:
+			w.Write(body)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		kinds  []string // the answers in turn; the last repeats
+		extra  []string
+		code   int
+		served int // bytes on stdout
+		stderr string
+	}{
+		{"part then whole", []string{"part", "200"}, nil, 0, 100_000,
+			"attempt 1/3: the server sent part of the body (bytes 0-49999 of 100000, 206) to a request for all of it; retrying in 10ms"},
+		{"always part", []string{"part"}, nil, 4, 0, "the server sent part of the body (bytes 0-49999 of 100000, 206) to a request for all of it"},
+		{"part and cut", []string{"cut"}, nil, 4, 0, "the server sent part of the body (bytes 0-49999 of 100000, 206)"},
+		{"multipart", []string{"multipart"}, nil, 4, 0, "the server sent several ranges of the body (206, multipart/byteranges) to a request for all of it"},
+		{"no Content-Range", []string{"none"}, nil, 4, 0, `the server sent a 206 with no usable Content-Range ("") to a request for all of it`},
+		{"the whole body as a 206", []string{"whole206"}, nil, 0, 100_000, ""},
+		{"the user's own Range", []string{"part"}, []string{"-H", "Range: bytes=0-49999"}, 0, 50_000, ""},
+		{"POST not retried", []string{"part"}, []string{"-X", "POST", "-d", "x"}, 3, 0, "to a request for all of it (--retry-unsafe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				i := int(n.Add(1)) - 1
+				answer(w, r, tc.kinds[min(i, len(tc.kinds)-1)])
+			}))
+			t.Cleanup(srv.Close)
+			e := resumeEnv(t)
+			r := e.run(args(append(tc.extra, srv.URL)...)...)
+			r.wantCode(t, tc.code)
+			if len(r.stdout) != tc.served {
+				t.Fatalf("stdout holds %d bytes, want %d\nstderr: %s", len(r.stdout), tc.served, r.stderr)
+			}
+			if tc.served > 0 && r.stdout != string(body[:tc.served]) {
+				t.Fatal("stdout does not hold the body")
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, r.stderr)
+			}
+			// -o and --json say the same.
+			out := filepath.Join(e.dir, "out.bin")
+			n.Store(0)
+			r = e.run(args(append(tc.extra, "--json", "-o", out, srv.URL)...)...)
+			r.wantCode(t, tc.code)
+			rep := r.report(t)
+			if ok := tc.code == 0; rep["ok"] != ok {
+				t.Errorf("--json ok = %v, want %v", rep["ok"], ok)
+			}
+			data, err := os.ReadFile(out)
+			switch {
+			case tc.served == 0 && err == nil:
+				t.Errorf("-o was written (%d bytes)", len(data))
+			case tc.served > 0 && string(data) != string(body[:tc.served]):
+				t.Errorf("-o holds %d bytes, not the body", len(data))
+			}
+		})
 	}
 }
 
@@ -615,6 +764,33 @@ func TestE2EResumeSignal(t *testing.T) {
 	}
 }
 
+// --max-time that cuts the resuming attempt says so: the final line names
+// the deadline cutting attempt 2 mid-body, not attempt 1's cut alone.
+func TestE2EResumeMaxTimeNamesTheCutAttempt(t *testing.T) {
+	t.Parallel()
+	body := seededBody{seed: 61, size: 6 << 20}
+	srv := newRangeServer(t, body, func(s *rangeServer) { s.stall, s.stallAfter = make(chan struct{}), 1<<20 }, 2<<20)
+	e := resumeEnv(t)
+	out := filepath.Join(e.dir, "out.bin")
+	r := e.run(args("--max-time", "3s", "-o", out, srv.URL)...)
+	r.wantCode(t, 7)
+	if ranges, _ := srv.requests(); len(ranges) != 2 || ranges[1] == "" {
+		t.Fatalf("ranges %q: the deadline did not come mid-resume", ranges)
+	}
+	final := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
+	for _, want := range []string{
+		"deadline exceeded: the time limit of 3s passed during attempt 2, with 3.0 MiB of 6.0 MiB received (resuming from byte 2,097,152); " +
+			"attempt 1: the server closed the connection after 2.0 MiB of 6.0 MiB (--max-time sets the limit)",
+	} {
+		if !strings.Contains(final, want) {
+			t.Errorf("the final line lacks %q: %s", want, final)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("-o was written")
+	}
+}
+
 // A body that runs out of attempts mid-resume leaves stdout and -o
 // untouched.
 func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
@@ -635,6 +811,19 @@ func TestE2EResumeExhaustedWritesNothing(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "retries exhausted after 2 attempts: the server closed the connection after 976.6 KiB of 2.0 MiB") {
 		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	// --json of a failed run: the last response's status, as for any
+	// failed run (docs/fetch.md), which here is the resuming attempt's.
+	r = e.run(args("-n", "3", "--json", newRangeServer(t, body, nil, 500_000, 1_000_000, 1_500_000).URL)...)
+	r.wantCode(t, 4)
+	rep := r.report(t)
+	attempts := rep["attempts"].([]any)
+	var statuses []any
+	for _, a := range attempts {
+		statuses = append(statuses, a.(map[string]any)["status"])
+	}
+	if rep["ok"] != false || rep["status"] != 206.0 || fmt.Sprint(statuses) != "[200 206 206]" || rep["data_base64"] != nil {
+		t.Errorf("report: ok %v status %v attempts' statuses %v data %v", rep["ok"], rep["status"], statuses, rep["data_base64"] != nil)
 	}
 	assertNoTempFiles(t, e.dir)
 }

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -68,7 +69,12 @@ func (e *NoAnswerError) Text(words LimitWords) string {
 	case LimitRunEnd:
 		return fmt.Sprintf("cut off by %s %s into the attempt: %s", words[LimitRunEnd], roundMS(e.After), stage)
 	}
-	if e.Status != 0 {
+	var cut *BodyCutError
+	switch {
+	case e.Status != 0 && errors.As(e.Err, &cut):
+		// The cut says how far the body came itself: say it once.
+		return fmt.Sprintf("status %d, then %s", e.Status, excerpt(Redact(e.Err.Error()), 200))
+	case e.Status != 0:
 		return fmt.Sprintf("status %d, then the body failed after %s: %s", e.Status, FormatBytes(e.Received), excerpt(Redact(e.Err.Error()), 200))
 	}
 	return "no answer: " + excerpt(Redact(e.Err.Error()), 200)

@@ -595,6 +595,20 @@ func TestCheckLatencyRounding(t *testing.T) {
 	}
 }
 
+// A body cut after its headers says its size once: the cut says how far
+// it came.
+func TestCheckBodyCutSaysSizeOnce(t *testing.T) {
+	cuts := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		fmt.Fprint(w, "hello") // the server closes the connection short of 100 B
+	}
+	res, _, _ := checkWith(t, &sequence{handlers: []http.HandlerFunc{cuts}}, func(cfg *CheckConfig) { cfg.Policy.Attempts = 1 })
+	joined := strings.Join(res.Failed, "; ")
+	if !strings.Contains(joined, "status 200, then the server closed the connection after 5 B of 100 B") || strings.Count(joined, "5 B") != 1 {
+		t.Errorf("failed %q", joined)
+	}
+}
+
 // TestCheckAttemptLimits: --max-latency ends an attempt that hangs at the
 // bound, --timeout at its own, each saying so and how far it got.
 func TestCheckAttemptLimits(t *testing.T) {

@@ -47,6 +47,13 @@ type BodyCutError struct {
 	// Restart says why a body partly received starts over on the next
 	// attempt instead ("" when it resumes, or when resuming is off).
 	Restart string
+	// From is the byte the attempt's body continued a cut body from (0:
+	// it started at byte 0); Read counts the bytes held before it too.
+	From int64
+	// StartedOver says why the attempt, which asked for the rest of a
+	// cut body, got a whole body that was cut in turn ("" when it did
+	// not): "the server sent a new version".
+	StartedOver string
 }
 
 func (e *BodyCutError) Error() string {
@@ -60,6 +67,9 @@ func (e *BodyCutError) Error() string {
 		msg = words + " after " + e.progress()
 	default:
 		msg = "body cut short after " + e.progress() + ": " + e.Err.Error()
+	}
+	if e.StartedOver != "" {
+		msg = "started over (" + e.StartedOver + "), then " + msg
 	}
 	if e.Streamed {
 		msg += "; the body was partly streamed, so it is not retried"
@@ -82,6 +92,9 @@ func (e *BodyCutError) TimeoutDetail() string {
 		return ""
 	}
 	msg := "with " + e.progress() + " received"
+	if e.From > 0 {
+		msg += " (resuming from byte " + groupDigits(e.From) + ")"
+	}
 	if e.Streamed {
 		msg += "; the body was partly streamed, so it is not retried"
 	}
@@ -121,6 +134,16 @@ func Classify(method string, a resilience.Attempt, p resilience.Policy) resilien
 	if errors.As(a.Err, &re) {
 		// The server answered, only not with the rest of this version:
 		// the next attempt starts over; the server is not down.
+		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
+	}
+	var ue *UnaskedRangeError
+	if errors.As(a.Err, &ue) {
+		// The server answered with part of the body: the next attempt
+		// asks for all of it again, a request sent again as any retry is
+		// (not for an unsafe method without the caller's opt-in).
+		if !p.RetryUnsafe && !resilience.Idempotent(method) {
+			return resilience.Verdict{Kind: resilience.Permanent, Breaker: resilience.Ignore, Err: a.Err, UnsafeNotRetried: true}
+		}
 		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
 	}
 	return resilience.ClassifyPolicy(method, a, p)

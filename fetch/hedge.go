@@ -392,7 +392,7 @@ func reportCopies(t *AttemptTrace) []ReportCopy {
 		rc := ReportCopy{Copy: c.N, SentMS: Millis(c.Sent), Outcome: c.Outcome, Winner: c.Outcome == CopyWon}
 		if ct := c.Trace; ct != nil {
 			rc.DurationMS = Millis(ct.Total)
-			rc.TimingsMS = ct.reportTimings()
+			rc.TimingsMS = ct.copyTimings()
 			if ct.RemoteAddr != "" {
 				s := ct.RemoteAddr
 				rc.RemoteAddr = &s

@@ -56,6 +56,45 @@ func (e *ResumeError) Error() string {
 		e.Status, groupDigits(e.From), e.Why)
 }
 
+// UnaskedRangeError is the failure of an attempt that asked for the whole
+// body (no Range of refetch's or the caller's) and got a 206 that is not
+// the whole representation: part of the body, several ranges, or no
+// usable Content-Range. Serving it would serve part of a body as the
+// whole, so the attempt fails and is retried, and the next attempt asks
+// for the whole body again.
+type UnaskedRangeError struct {
+	ContentRange string // the answer's Content-Range, "" if none
+	Why          string // what the server sent, in words
+}
+
+func (e *UnaskedRangeError) Error() string {
+	return "the server sent " + e.Why + " to a request for all of it"
+}
+
+// wholeRange judges resp, a 206 to a request that asked for no range: it
+// returns the body's length when its one range is the whole body
+// (bytes 0-(N-1)/N), else the error that fails the attempt.
+func wholeRange(resp *http.Response) (int64, error) {
+	h := resp.Header
+	cr := h.Get("Content-Range")
+	fail := func(why string) (int64, error) { return 0, &UnaskedRangeError{ContentRange: cr, Why: why} }
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+		return fail("several ranges of the body (206, " + mt + ")")
+	}
+	start, end, total, err := parseContentRange(cr)
+	switch {
+	case err != nil:
+		return fail(fmt.Sprintf("a 206 with no usable Content-Range (%q)", cr))
+	case total < 0:
+		return fail(fmt.Sprintf("part of a body of unknown length (bytes %d-%d, 206)", start, end))
+	case start != 0 || end != total-1:
+		return fail(fmt.Sprintf("part of the body (bytes %d-%d of %d, 206)", start, end, total))
+	case resp.ContentLength >= 0 && resp.ContentLength != total:
+		return fail(fmt.Sprintf("a 206 of the whole body (Content-Range: %s) with a Content-Length of %d", cr, resp.ContentLength))
+	}
+	return total, nil
+}
+
 // resumeState is what a run knows of the body its sink holds: the answer
 // that started it, and how much of it arrived.
 type resumeState struct {
@@ -107,6 +146,10 @@ func (s *resumeState) start(resp *http.Response) {
 		s.why = "the body came compressed and was decompressed on the way, so its byte offsets are not the server's"
 	case s.etag == "" && s.lastMod == "" && resp.Header.Get("ETag") != "":
 		s.why = "the server sent only a weak ETag, which cannot make sure the rest is of the same version"
+	case s.etag == "" && s.lastMod == "" && resp.Header.Get("Last-Modified") != "" && resp.Header.Get("Date") == "":
+		s.why = "the server sent no ETag, and no Date to check its Last-Modified against, so it cannot prove the rest is of the same version"
+	case s.etag == "" && s.lastMod == "" && resp.Header.Get("Last-Modified") != "":
+		s.why = "the server sent no ETag, and its Last-Modified is not at least a second before its Date, so it cannot prove the rest is of the same version"
 	case s.etag == "" && s.lastMod == "":
 		s.why = "the server sent no ETag or Last-Modified to make sure the rest is of the same version"
 	case strings.EqualFold(resp.Header.Get("Accept-Ranges"), "none"):
@@ -138,6 +181,15 @@ func (s *resumeState) cut(held int64, c *BodyCutError) {
 		return
 	}
 	c.Resume, c.Restart = s.pending(), s.why
+}
+
+// newVersion reports whether resp, a whole body sent instead of the rest,
+// names another version than the held body's.
+func (s *resumeState) newVersion(resp *http.Response) bool {
+	if s.etag != "" {
+		return resp.Header.Get("ETag") != s.etag
+	}
+	return s.lastMod != "" && resp.Header.Get("Last-Modified") != s.lastMod
 }
 
 // drop forgets the held bytes: the next attempt starts over.

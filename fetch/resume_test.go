@@ -229,7 +229,8 @@ func TestRunResumeNotAsked(t *testing.T) {
 	}{
 		{"no validator", cutWith("hello", 10), nil, "no ETag or Last-Modified"},
 		{"weak ETag only", cutWith("hello", 10, "ETag", `W/"v1"`), nil, "only a weak ETag"},
-		{"Last-Modified in the answer's second", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT", "Date", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "no ETag or Last-Modified"},
+		{"Last-Modified in the answer's second", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT", "Date", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "its Last-Modified is not at least a second before its Date"},
+		{"Last-Modified without a Date", cutWith("hello", 10, "Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT"), nil, "no Date to check its Last-Modified against"},
 		{"Accept-Ranges: none", cutWith("hello", 10, "ETag", `"v1"`, "Accept-Ranges", "none"), nil, "Accept-Ranges: none"},
 		{"decompressed", func(req *http.Request) (*http.Response, error) {
 			r, _ := cutWith("hello", 10, validators...)(req)
@@ -378,5 +379,84 @@ func TestSinksResume(t *testing.T) {
 				t.Errorf("committed %d bytes, want the %d-byte body", len(got), len(tc.body))
 			}
 		})
+	}
+}
+
+// A 206 to a request that asked for no range: the whole body is served;
+// part of it fails the attempt, and the next one asks for all of it again.
+func TestRunUnaskedPartialContent(t *testing.T) {
+	e := newRunEnv(t, 1<<20)
+	res, err := e.run(context.Background(), e.config(),
+		partial("hello", 0, 10, validators...),
+		answer(200, "helloworld"))
+	if err != nil || e.out.String() != "helloworld" || res.Status != 200 {
+		t.Fatalf("err %v, served %q, status %d", err, e.out.String(), res.Status)
+	}
+	var ue *UnaskedRangeError
+	if !errors.As(res.Trace.Attempts[0].Err, &ue) || ue.Error() != "the server sent part of the body (bytes 0-4 of 10, 206) to a request for all of it" {
+		t.Errorf("attempt 1's error = %v", res.Trace.Attempts[0].Err)
+	}
+	if e.script.reqs[1].Header.Get("Range") != "" {
+		t.Error("the retry asked for a range")
+	}
+
+	// The whole body as a 206 is served; one that arrives short (no
+	// Content-Length) is a cut body, resumed.
+	e = newRunEnv(t, 1<<20)
+	res, err = e.run(context.Background(), e.config(),
+		func(req *http.Request) (*http.Response, error) {
+			return response(req, http.StatusPartialContent, strings.NewReader("hello"), -1,
+				append([]string{"Content-Range", "bytes 0-9/10"}, validators...)...), nil
+		},
+		partial("world", 5, 10, validators...))
+	if err != nil || e.out.String() != "helloworld" {
+		t.Fatalf("err %v, served %q", err, e.out.String())
+	}
+	var cut *BodyCutError
+	if !errors.As(res.Trace.Attempts[0].Err, &cut) || cut.Resume != 5 || cut.Total != 10 {
+		t.Errorf("attempt 1's error = %#v", res.Trace.Attempts[0].Err)
+	}
+}
+
+func TestWholeRange(t *testing.T) {
+	for _, tc := range []struct {
+		cr, ctype string
+		length    int64
+		whole     int64
+		err       string
+	}{
+		{"bytes 0-9/10", "", 10, 10, ""},
+		{"bytes 0-9/10", "", -1, 10, ""},
+		{"bytes 0-9/10", "", 5, 0, "with a Content-Length of 5"},
+		{"bytes 0-4/10", "", 5, 0, "part of the body (bytes 0-4 of 10, 206)"},
+		{"bytes 5-9/10", "", 5, 0, "part of the body (bytes 5-9 of 10, 206)"},
+		{"bytes 0-9/*", "", 10, 0, "part of a body of unknown length"},
+		{"", "", 10, 0, `no usable Content-Range ("")`},
+		{"bytes 0-9/10", "multipart/byteranges; boundary=x", -1, 0, "several ranges of the body (206, multipart/byteranges)"},
+	} {
+		h := http.Header{}
+		if tc.cr != "" {
+			h.Set("Content-Range", tc.cr)
+		}
+		if tc.ctype != "" {
+			h.Set("Content-Type", tc.ctype)
+		}
+		whole, err := wholeRange(&http.Response{StatusCode: 206, Header: h, ContentLength: tc.length})
+		if whole != tc.whole || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q %q %d: %d %v, want %d %q", tc.cr, tc.ctype, tc.length, whole, err, tc.whole, tc.err)
+		}
+	}
+}
+
+// A HEAD answered 206 has no body to be part of: it is served as it is.
+func TestRunUnaskedPartialContentHead(t *testing.T) {
+	e := newRunEnv(t, 1<<20)
+	cfg := e.config()
+	cfg.Request.Method = http.MethodHead
+	res, err := e.run(context.Background(), cfg, func(req *http.Request) (*http.Response, error) {
+		return response(req, http.StatusPartialContent, strings.NewReader(""), 5, "Content-Range", "bytes 0-4/10"), nil
+	})
+	if err != nil || res.Status != http.StatusPartialContent {
+		t.Fatalf("err %v, status %d", err, res.Status)
 	}
 }

@@ -147,6 +147,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(buf) == 0 {
 		buf = make([]byte, bufSize)
 	}
+	// An unsafe method with an Idempotency-Key is retried, and its hedges
+	// judged, like --retry-unsafe's (resilience.RepeatOptIn, --hedge's
+	// rule too).
+	cfg.Policy.RetryUnsafe = resilience.RepeatOptIn(cfg.Request.Header, cfg.Policy.RetryUnsafe)
 	f := &fetcher{cfg: cfg, client: client, buf: buf, book: &addrBook{}}
 	f.rs.on = f.canResume()
 	ctx = withAddrBook(ctx, f.book)
@@ -280,6 +284,9 @@ type fetcher struct {
 
 	rs   resumeState // the body the sink holds, for resuming it
 	from int64       // where the body of the current attempt starts
+	// startedOver says why the current attempt, which asked for the rest,
+	// got a whole body instead ("" when it did not).
+	startedOver string
 }
 
 // attempt sends the request once and, on a 2xx, streams the body into the
@@ -287,6 +294,7 @@ type fetcher struct {
 // After a cut body it asks for the rest instead (resume.go).
 func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	from := f.rs.pending()
+	f.startedOver = ""
 	var mods []func(*http.Request)
 	if from > 0 {
 		mods = append(mods, f.rs.ask)
@@ -316,6 +324,18 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 		return a
 	}
+	// whole is the length a 206 that refetch did not ask for says the
+	// whole body has (-1: not such an answer). A HEAD has no body to
+	// hold part of.
+	whole := int64(-1)
+	if !resumed && resp.StatusCode == http.StatusPartialContent && f.cfg.Request.Header.Get("Range") == "" &&
+		f.cfg.Request.Method != http.MethodHead {
+		if whole, err = wholeRange(resp); err != nil {
+			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			a.Err = err
+			return a
+		}
+	}
 	if !resumed {
 		from = 0
 	}
@@ -341,10 +361,13 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 			e.Expect(resp.ContentLength)
 		}
 		f.rs.start(resp)
+		if whole >= 0 {
+			f.rs.total = whole
+		}
 	}
 	f.from = from
 	total := resp.ContentLength
-	if resumed {
+	if resumed || whole >= 0 {
 		total = f.rs.total
 	}
 	if f.capture != nil {
@@ -376,13 +399,15 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	var k int64
 	k, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
 	f.size, at.BodyBytes = from+k, k
-	if a.Err == nil && resumed && total >= 0 && f.size != total {
-		// A resumed body that ended cleanly short of its Content-Range.
+	if a.Err == nil && (resumed || whole >= 0) && total >= 0 && f.size != total {
+		// A resumed body, or a whole 206, that ended cleanly short of its
+		// Content-Range.
 		a.Err = &BodyCutError{Read: k, Total: total, Err: io.ErrUnexpectedEOF}
 	}
 	var cut *BodyCutError
 	if errors.As(a.Err, &cut) && !cut.Streamed {
 		f.rs.cut(f.size, cut)
+		cut.From, cut.StartedOver = from, f.startedOver
 	}
 	if a.Err == nil && resumed {
 		// The body served is the whole of the first answer's.
@@ -440,6 +465,10 @@ func (f *fetcher) resumeAnswer(resp *http.Response, at *AttemptTrace, from int64
 		f.rs.drop()
 		return false, "says the range cannot be served"
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		f.startedOver = "the server sent the whole body again instead of the rest"
+		if f.rs.newVersion(resp) {
+			f.startedOver = "the server sent a new version"
+		}
 		f.rs.drop()
 		at.Restart = fmt.Sprintf("the server sent the whole body (%d) instead of the rest from byte %s: the resource changed, or the server ignores Range; starting over",
 			resp.StatusCode, groupDigits(from))

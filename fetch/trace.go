@@ -127,7 +127,9 @@ type AttemptTrace struct {
 	dials   int                  // connects in flight (Happy Eyeballs runs several)
 	firstAt time.Time            // the last first byte seen
 	ended   bool
-	last    net.Conn // the connection of the last hop
+	// answered is set once the final response's headers came (respond).
+	answered bool
+	last     net.Conn // the connection of the last hop
 }
 
 type traceKey struct{}
@@ -295,6 +297,7 @@ func (t *AttemptTrace) respond(resp *http.Response) {
 	}
 	t.Proto = resp.Proto
 	t.TTFB = first.Sub(t.start)
+	t.answered = true
 	if !t.ended {
 		t.running[PhaseBody] = first
 		t.Happened[PhaseBody] = true
@@ -426,9 +429,31 @@ func NewReportTrace(detail any) ReportTrace {
 	return rt
 }
 
-func (t *AttemptTrace) reportTimings() *ReportTimings {
+// CopyShows reports whether phase p is shown for the trace as a copy of a
+// hedged attempt (copies[].timings_ms, -v's copy lines): a phase that
+// happened, but not the first byte of a copy that got no response
+// headers (cancelled because another copy won, or failed): it waited, and
+// no first byte came; its wait is in its duration. An attempt's own
+// timings keep such a wait as its first byte (docs/debugging.md).
+func (t *AttemptTrace) CopyShows(p Phase) bool {
+	return t.Happened[p] && (p != PhaseFirstByte || t.Copy == 0 || t.answered)
+}
+
+func (t *AttemptTrace) reportTimings() *ReportTimings { return t.timings(t.Happened[:]) }
+
+// copyTimings are the timings of a hedged attempt's copy (CopyShows).
+func (t *AttemptTrace) copyTimings() *ReportTimings {
+	var shown [NumPhases]bool
+	for p := range NumPhases {
+		shown[p] = t.CopyShows(p)
+	}
+	return t.timings(shown[:])
+}
+
+// timings are the report form of the phases shown.
+func (t *AttemptTrace) timings(shown []bool) *ReportTimings {
 	ms := func(p Phase) *float64 {
-		if !t.Happened[p] {
+		if !shown[p] {
 			return nil
 		}
 		v := Millis(t.Phases[p])

@@ -79,6 +79,17 @@ func Idempotent(method string) bool {
 	return false
 }
 
+// RepeatOptIn reports whether a request whose method is not idempotent
+// (POST, PATCH, ...) may still be sent again: the caller said so
+// (--retry-unsafe), or the request carries an Idempotency-Key header
+// (draft-ietf-httpapi-idempotency-key-header, as Stripe's API does: the
+// server applies a key once and answers a repeat with the first
+// outcome). It is the one rule for repeating such a request, used by the
+// retries (fetch.Run) and the hedges (cmd's --hedge).
+func RepeatOptIn(h http.Header, retryUnsafe bool) bool {
+	return retryUnsafe || h.Get("Idempotency-Key") != ""
+}
+
 // ClassifyFunc turns one attempt into a verdict: whether it succeeded,
 // may be retried or is final, and what it does to the breaker. The
 // executor calls it once per attempt with the run's method and policy.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"syscall"
 	"testing"
@@ -87,5 +88,14 @@ func BenchmarkClassify(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		Classify("GET", Attempt{Status: 503}, retryOn, false)
 		Classify("POST", Attempt{Err: reset}, retryOn, false)
+	}
+}
+
+// The one rule for repeating an unsafe method: --retry-unsafe or an
+// Idempotency-Key header.
+func TestRepeatOptIn(t *testing.T) {
+	keyed := http.Header{"Idempotency-Key": {"k1"}}
+	if RepeatOptIn(http.Header{}, false) || !RepeatOptIn(http.Header{}, true) || !RepeatOptIn(keyed, false) {
+		t.Error("RepeatOptIn: want --retry-unsafe or an Idempotency-Key")
 	}
 }

@@ -39,13 +39,20 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	msg := fmt.Sprintf("attempt timed out after %s", e.After)
-	var d TimeoutDetailer
-	if errors.As(e.Err, &d) {
-		if s := d.TimeoutDetail(); s != "" {
-			msg += " " + s
-		}
+	if s := timeoutDetail(e.Err); s != "" {
+		msg += " " + s
 	}
 	return msg
+}
+
+// timeoutDetail is what err (an attempt's failure when its time ran out)
+// says it had achieved, "" if nothing.
+func timeoutDetail(err error) string {
+	var d TimeoutDetailer
+	if errors.As(err, &d) {
+		return d.TimeoutDetail()
+	}
+	return ""
 }
 
 // Unwrap lets classification see what is behind the timeout.
@@ -112,6 +119,13 @@ type RunError struct {
 	// Quota: the refused wait is a spent quota's reset, not a Retry-After.
 	// Own: this run's own response asked for it, not an earlier run's.
 	Quota, Own bool
+	// CutAttempt is the attempt MaxTime cut off (ReasonTimeUp), 0 when
+	// the time ran out in a wait; CutDetail is how far it had got ("with
+	// 3.0 MiB of 6.0 MiB received", "" unknown), and LastN the number of
+	// the attempt Last is of.
+	CutAttempt int
+	CutDetail  string
+	LastN      int
 }
 
 func (e *RunError) Error() string {
@@ -129,6 +143,17 @@ func (e *RunError) Error() string {
 	switch e.Reason {
 	case ReasonTimeUp:
 		fmt.Fprintf(&b, ": the time limit of %s passed", e.Limit)
+		if e.CutAttempt > 0 {
+			fmt.Fprintf(&b, " during attempt %d", e.CutAttempt)
+			if e.CutDetail != "" {
+				b.WriteString(", " + e.CutDetail)
+			}
+			if e.Last != nil && e.LastN > 0 {
+				// Last is an earlier attempt's: say whose.
+				fmt.Fprintf(&b, "; attempt %d: %s", e.LastN, e.Last.Error())
+				return b.String()
+			}
+		}
 	case ReasonWaitPastDeadline:
 		fmt.Fprintf(&b, ": the next retry in %s would pass the time limit of %s", e.Wait.Round(time.Millisecond), e.Limit)
 	case ReasonRetryAfterTooLong:

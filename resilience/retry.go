@@ -174,11 +174,12 @@ type run struct {
 	ra       *retryAfterBackOff
 	tr       *Trace
 
-	n        int           // attempts started
-	last     error         // the last attempt's failure
-	lastDone error         // the last failure of an attempt the run did not cut off
-	lastKind Kind          // the last attempt's class
-	lastRA   time.Duration // the last attempt's Retry-After, -1 if none
+	n         int           // attempts started
+	last      error         // the last attempt's failure
+	lastDone  error         // the last failure of an attempt the run did not cut off
+	lastDoneN int           // its number
+	lastKind  Kind          // the last attempt's class
+	lastRA    time.Duration // the last attempt's Retry-After, -1 if none
 	// lastRAQuota: lastRA is a spent quota's reset, not a Retry-After.
 	lastRAQuota bool
 	// ownHold is the latest hold this run recorded (zero: none), and
@@ -336,7 +337,7 @@ func (r *run) attempt() error {
 		switch {
 		case r.ctx.Err() != nil:
 			// The run itself ended (signal or MaxTime), not the attempt.
-			a.Err = &cutError{cause: context.Cause(r.ctx)}
+			a.Err = &cutError{cause: context.Cause(r.ctx), err: a.Err}
 		case actx.Err() != nil:
 			a.Err = &TimeoutError{After: r.p.Timeout, Err: a.Err}
 		}
@@ -381,7 +382,7 @@ func (r *run) attempt() error {
 	}
 	r.last, r.lastKind, r.lastRA, r.lastRAQuota = v.Err, v.Kind, -1, false
 	if v.Kind != Cancelled {
-		r.lastDone = v.Err
+		r.lastDone, r.lastDoneN = v.Err, len(r.tr.Attempts)
 	}
 	if hasRA && v.Kind == Retryable {
 		r.ra.set(ra)
@@ -437,8 +438,18 @@ func (r *run) err(loopErr error) error {
 		if errors.Is(cause, ErrDeadline) {
 			// The attempt MaxTime cut off says nothing about the server:
 			// report the last one that ended on its own.
-			return &RunError{Class: ErrDeadline, Last: r.lastDone, Attempts: len(r.tr.Attempts),
+			re := &RunError{Class: ErrDeadline, Last: r.lastDone, Attempts: len(r.tr.Attempts),
 				RetryAfter: r.tr.RetryAfter, Reason: ReasonTimeUp, Limit: r.p.MaxTime}
+			var cut *cutError
+			if errors.As(r.last, &cut) {
+				// The time ran out during an attempt: name it, and how
+				// far it had got, beside the last one that ended.
+				re.CutAttempt, re.CutDetail = len(r.tr.Attempts), timeoutDetail(cut.err)
+				if r.lastDone != nil {
+					re.LastN = r.lastDoneN
+				}
+			}
+			return re
 		}
 		return cause
 	}
@@ -492,8 +503,10 @@ func (s stopReason) explain(re *RunError, p Policy) {
 }
 
 // cutError is the failure of an attempt that the end of its run cut off
-// (a signal, MaxTime): it is a cancellation, and says by what.
-type cutError struct{ cause error }
+// (a signal, MaxTime): it is a cancellation, and says by what. err is what
+// the attempt itself saw; it is not unwrapped, so that the cut classifies
+// as a cancellation whatever it was.
+type cutError struct{ cause, err error }
 
 func (e *cutError) Error() string { return "cut off: " + e.cause.Error() }
 
