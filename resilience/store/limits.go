@@ -528,40 +528,35 @@ func (s *FileStore) removeIfDead(ctx context.Context, base string, dead func() b
 	}
 }
 
-// Rate implements Limiter, keeping to p.Route (see failoverRoute).
-func (s *FailoverStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (RateDecision, error) {
+// limiterRoute is failoverRoute for a Limiter step: op runs on the
+// Limiter of the store the run keeps to (an error if that store has none).
+func limiterRoute[T any](ctx context.Context, s *FailoverStore, route Route, op func(context.Context, Limiter) (T, error)) (T, Route, error) {
+	return failoverRoute(ctx, s, route, func(ctx context.Context, st Store) (T, error) {
 		l, ok := st.(Limiter)
 		if !ok {
-			return RateDecision{}, errNoLimiter(st)
+			var zero T
+			return zero, errNoLimiter(st)
 		}
-		return l.Rate(ctx, p, now)
+		return op(ctx, l)
 	})
+}
+
+// Rate implements Limiter, keeping to p.Route (see failoverRoute).
+func (s *FailoverStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
+	d, route, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (RateDecision, error) { return l.Rate(ctx, p, now) })
 	d.Route = route
 	return d, err
 }
 
 // RefundRate implements Limiter, keeping to p.Route.
 func (s *FailoverStore) RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error) {
-	ok, _, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (bool, error) {
-		l, ok := st.(Limiter)
-		if !ok {
-			return false, errNoLimiter(st)
-		}
-		return l.RefundRate(ctx, p, now)
-	})
+	ok, _, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (bool, error) { return l.RefundRate(ctx, p, now) })
 	return ok, err
 }
 
 // Budget implements Limiter, keeping to p.Route.
 func (s *FailoverStore) Budget(ctx context.Context, p BudgetParams, now time.Time) (BudgetDecision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (BudgetDecision, error) {
-		l, ok := st.(Limiter)
-		if !ok {
-			return BudgetDecision{}, errNoLimiter(st)
-		}
-		return l.Budget(ctx, p, now)
-	})
+	d, route, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (BudgetDecision, error) { return l.Budget(ctx, p, now) })
 	d.Route = route
 	return d, err
 }

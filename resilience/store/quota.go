@@ -268,26 +268,14 @@ func (st quotaState) records(now int64, off time.Duration) []LimitRecord {
 
 // LearnQuota implements Limiter, keeping to p.Route.
 func (s *FailoverStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObservation, now time.Time) (QuotaDecision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (QuotaDecision, error) {
-		l, ok := st.(Limiter)
-		if !ok {
-			return QuotaDecision{}, errNoLimiter(st)
-		}
-		return l.LearnQuota(ctx, p, o, now)
-	})
+	d, route, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (QuotaDecision, error) { return l.LearnQuota(ctx, p, o, now) })
 	d.Route = route
 	return d, err
 }
 
 // PaceQuota implements Limiter, keeping to p.Route.
 func (s *FailoverStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (QuotaDecision, error) {
-		l, ok := st.(Limiter)
-		if !ok {
-			return QuotaDecision{}, errNoLimiter(st)
-		}
-		return l.PaceQuota(ctx, p, now)
-	})
+	d, route, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (QuotaDecision, error) { return l.PaceQuota(ctx, p, now) })
 	d.Route = route
 	return d, err
 }
