@@ -37,6 +37,7 @@ func TestParseResolve(t *testing.T) {
 		":80:127.0.0.1":                 "empty host",
 		"example.com:http:127.0.0.1":    "not a number",
 		"example.com:0:127.0.0.1":       "out of range",
+		"example.com::127.0.0.1":        "the port is empty",
 		"example.com:80:example.org":    "not an IP address",
 		"example.com:80:127.0.0.1,":     "not an IP address",
 		"[2001:db8::5:80:127.0.0.1":     "missing ']'",

@@ -257,6 +257,9 @@ func checkHostPort(hp string) error {
 
 // checkPort checks a port: digits only, 1 to 65535.
 func checkPort(port string) error {
+	if port == "" {
+		return errors.New("the port is empty (want 1-65535)")
+	}
 	if strings.Trim(port, "0123456789") != "" {
 		return fmt.Errorf("port %q is not a number (want 1-65535)", port)
 	}

@@ -128,6 +128,14 @@ const redisURLForms = "redis://host:port, rediss://host:port, redis+sentinel://h
 func ParseRedisURL(raw string) (RedisConfig, error) {
 	var c RedisConfig
 	shown := redact.RawURL(raw)
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		// A lone userinfo ("redis://s3cr3t@host") is a user name to a URL,
+		// but redis-cli and many hosting services read it as the
+		// password: not shown either.
+		if info, has, _, _ := splitAuthority(raw, rest); has && info != "" && !strings.Contains(info, ":") {
+			shown = strings.Replace(shown, info+"@", redact.Mask+"@", 1)
+		}
+	}
 	fail := func(format string, args ...any) (RedisConfig, error) {
 		return RedisConfig{}, fmt.Errorf("%s: %s", shown, fmt.Sprintf(format, args...))
 	}

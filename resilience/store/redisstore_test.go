@@ -445,7 +445,7 @@ func TestParseRedisURL(t *testing.T) {
 		"redis://:hunter2@h?timeout=0", "redis://:hunter2@h?timeout=soon", "redis://:hunter2@h?pool=3",
 		"redis://:hunter2@h#frag", "redis://:hunt%zzer2@h", "redis://u:hunt er2@h:x", "redis://:hun@ter2@h:x",
 		"redis://:hunter2#x@h:99999", "redis://:hunter2?x@h:x", "redis://:hunter2/x@h/db", "rediss://u:hunter2#x@h:0",
-		"redis://:hunter2/x@", "redis://:hunter2#x@h:1:2",
+		"redis://:hunter2/x@", "redis://:hunter2#x@h:1:2", "redis://hunter2@h:99999", "redis+cluster://hunter2@h:0",
 	} {
 		_, err := ParseRedisURL(raw)
 		if err == nil {
