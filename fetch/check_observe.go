@@ -147,6 +147,13 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 		obs.Err = noAnswer(&BodyCutError{Read: obs.Received, Total: resp.ContentLength, Err: err})
 	case max > 0 && obs.Received > max:
 		obs.Err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
+	case resp.StatusCode == http.StatusPartialContent && o.req.Header.Get("Range") == "":
+		// Part of the body to a request for all of it is no whole answer,
+		// as fetch judges it (wholeRange); a Range of the caller's own
+		// asked for a part.
+		if _, werr := wholeRange(resp); werr != nil {
+			obs.Err = werr
+		}
 	}
 	return obs
 }

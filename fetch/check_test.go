@@ -810,3 +810,29 @@ func TestCheckPollFloorIsWait(t *testing.T) {
 		t.Errorf("-v's waits %v, want 100ms each", retries)
 	}
 }
+
+// TestCheckUnaskedPartialContent: a 206 with part of the body, to a check
+// that asked for all of it, is no whole answer (as fetch judges it): the
+// check goes on to the next attempt. A 206 of the whole body passes, and
+// so does a part when the check sent a Range of its own.
+func TestCheckUnaskedPartialContent(t *testing.T) {
+	part := replyStatus(206, "hello", "Content-Range", "bytes 0-4/10")
+	res, _, seq := checkWith(t, &sequence{handlers: []http.HandlerFunc{part, reply200("hello12345")}}, nil)
+	if !res.Healthy || res.Attempts != 2 || seq.count() != 2 {
+		t.Fatalf("healthy %v after %d attempts (%d requests), failed %q", res.Healthy, res.Attempts, seq.count(), res.Failed)
+	}
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{part}}, func(cfg *CheckConfig) { cfg.Policy.Attempts = 1 })
+	if res.Healthy || !strings.Contains(strings.Join(res.Failed, ";"), "part of the body (bytes 0-4 of 10, 206) to a request for all of it") {
+		t.Fatalf("a partial 206 judged healthy %v, failed %q", res.Healthy, res.Failed)
+	}
+	whole := replyStatus(206, "hello", "Content-Range", "bytes 0-4/5")
+	if res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{whole}}, nil); !res.Healthy || res.Attempts != 1 {
+		t.Fatalf("a whole-body 206: healthy %v after %d attempts, failed %q", res.Healthy, res.Attempts, res.Failed)
+	}
+	res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{part}}, func(cfg *CheckConfig) {
+		cfg.Requests[0].Header.Set("Range", "bytes=0-4")
+	})
+	if !res.Healthy || res.Attempts != 1 {
+		t.Fatalf("a part the check asked for: healthy %v after %d attempts, failed %q", res.Healthy, res.Attempts, res.Failed)
+	}
+}
