@@ -107,9 +107,16 @@ breaker is off for check unless --breaker-failures is given.
 	return c
 }
 
-// checkLastChance is how long before the end of --wait the last attempt
-// starts when the backoff would otherwise overshoot it.
-const checkLastChance = 100 * time.Millisecond
+// checkLastChance is how long before the end of the time limit (--wait,
+// --max-time) the last attempt starts when the backoff would otherwise
+// overshoot it: a tenth of the limit, at least 100ms and at most a
+// second. The final attempt needs time for an answer: 100ms flat was
+// shorter than many services take (and than a loaded CI runner takes to
+// schedule a local one), so a service back just before the end was
+// judged unhealthy.
+func checkLastChance(limit time.Duration) time.Duration {
+	return min(max(limit/10, 100*time.Millisecond), time.Second)
+}
 
 // checkBodyLimit bounds the body a health check keeps for --expect-body
 // and --expect-json when --max-size is not given: enough for any health
@@ -178,7 +185,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		// cut so that one more attempt starts before the end, and a
 		// Retry-After beyond the time left is waited only that long
 		// (fetch.CheckConfig.Policy), so no longest wait applies.
-		policy.LastChance = checkLastChance
+		policy.LastChance = checkLastChance(policy.MaxTime)
 		policy.MaxRetryAfter = 0
 	}
 	if !policy.NoAttemptLimit && policy.Attempts < o.Stable {

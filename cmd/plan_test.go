@@ -383,7 +383,7 @@ func TestCheckPlan(t *testing.T) {
 			}},
 		{name: "--wait: only the time limits the attempts", env: home, args: []string{"--wait", "30s", u},
 			check: func(t *testing.T, p *resolvedCheck, stderr string) {
-				if p.policy.MaxTime != 30*time.Second || !p.policy.NoAttemptLimit || p.policy.LastChance != checkLastChance {
+				if p.policy.MaxTime != 30*time.Second || !p.policy.NoAttemptLimit || p.policy.LastChance != time.Second {
 					t.Errorf("policy %+v", p.policy)
 				}
 			}},
@@ -862,5 +862,16 @@ func TestCheckInProcess(t *testing.T) {
 	if err := jsonDecode(out.String(), &rep); err != nil || !rep.Healthy || len(rep.Results) != 1 || rep.Results[0].Status == nil ||
 		*rep.Results[0].Status != 200 || len(rep.Results[0].Failed) != 0 {
 		t.Errorf("report %v %+v:\n%s", err, rep, out.String())
+	}
+}
+
+func TestCheckLastChance(t *testing.T) {
+	for limit, want := range map[time.Duration]time.Duration{
+		500 * time.Millisecond: 100 * time.Millisecond, 4 * time.Second: 400 * time.Millisecond,
+		10 * time.Second: time.Second, 2 * time.Minute: time.Second,
+	} {
+		if got := checkLastChance(limit); got != want {
+			t.Errorf("checkLastChance(%s) = %s, want %s", limit, got, want)
+		}
 	}
 }
