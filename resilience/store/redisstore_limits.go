@@ -25,6 +25,18 @@ const (
 	RedisBudgetPrefix = "refetch:v2:budget:"
 )
 
+// luaNowMicros sets now, in microseconds: ARGV[1] when the caller's clock
+// decides (RedisConfig.CallerClock), else Redis's TIME.
+const luaNowMicros = `
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+`
+
 const luaLimitPrelude = `
 if redis.replicate_commands then redis.replicate_commands() end
 local k = KEYS[1]
@@ -43,14 +55,7 @@ if typ ~= 'hash' and typ ~= 'none' then redis.call('DEL', k) end
 
 // redisRateScript runs rateStep. ARGV: now_us (” for TIME), interval_us,
 // burst, max_wait_us. Reply: {reserved 1|0, wait_us, tat_us set (0: none)}.
-var redisRateScript = redis.NewScript(luaLimitPrelude + `
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+var redisRateScript = redis.NewScript(luaLimitPrelude + luaNowMicros + `
 local interval = math.max(tonumber(ARGV[2]), 1)
 local burst = math.max(tonumber(ARGV[3]), 1)
 local maxwait = tonumber(ARGV[4])
@@ -65,14 +70,7 @@ return {1, wait, tat}
 
 // redisRefundRateScript runs rateRefundStep. ARGV: now_us (” for TIME),
 // the tat_us the reservation set, interval_us. Reply: 1 refunded, 0 not.
-var redisRefundRateScript = redis.NewScript(luaLimitPrelude + `
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+var redisRefundRateScript = redis.NewScript(luaLimitPrelude + luaNowMicros + `
 local tat, interval = tonumber(ARGV[2]), math.max(tonumber(ARGV[3]), 1)
 if tat <= 0 or redis.call('EXISTS', k) == 0 or num('tat') ~= tat then return 0 end
 tat = tat - interval

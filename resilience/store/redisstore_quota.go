@@ -26,14 +26,7 @@ var maxQuotaIDsLua = strconv.Itoa(maxQuotaIDs)
 // maxRollWindowLua is maxRollWindow in the scripts.
 var maxRollWindowLua = strconv.FormatInt(maxRollWindow, 10)
 
-var luaQuotaPrelude = luaLimitPrelude + `
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+var luaQuotaPrelude = luaLimitPrelude + luaNowMicros + `
 local id = ARGV[2]
 local function f(name) return id .. '|' .. name end
 -- rollend is quotaID.end: a record that rolls lives a window past its reset.
