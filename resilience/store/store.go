@@ -126,12 +126,27 @@ func (s *FileStore) Record(ctx context.Context, p Params, o Outcome, now time.Ti
 
 // step runs fn on the record of key under its lock and saves the record
 // when fn changed it.
+//
+// A step that changes nothing (most are: a closed breaker's admission, a
+// success while no failure is counted) is decided without the lock, from
+// the record as it is read: every write replaces the file by a rename, so
+// a read sees one whole version, the one a locked step would have seen at
+// that instant, and a step that writes nothing is ordered there. Only
+// when fn would change the record is the step run again under the lock,
+// on the record read then. This saves a batch two lock cycles a URL
+// (about 15 system calls). Not on Windows, where a file open for reading
+// could make another process's rename fail.
 func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func(*Record) (Decision, bool)) (Decision, error) {
+	s.prune.Do(func() { s.removeExpired(now) })
+	base := s.path(key)
+	if runtime.GOOS != "windows" {
+		if d, ok := s.stepUnlocked(base+".json", key, now, fn); ok {
+			return d, nil
+		}
+	}
 	if err := s.ensureDir(); err != nil {
 		return Decision{}, err
 	}
-	s.prune.Do(func() { s.removeExpired(now) })
-	base := s.path(key)
 	unlock, err := s.gates.lock(ctx, base+".lock")
 	if err != nil {
 		return Decision{}, err
@@ -156,6 +171,26 @@ func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func
 		err = writeRecord(base+".json", r)
 	}
 	return d, err
+}
+
+// stepUnlocked runs fn on the record of key at path as read without the
+// lock, and reports whether that decided the step: fn changed nothing.
+// A file that cannot be read or decoded is left to the locked step, which
+// reports and replaces it.
+func (s *FileStore) stepUnlocked(path, key string, now time.Time, fn func(*Record) (Decision, bool)) (Decision, bool) {
+	r, err := s.readRecord(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		r = Record{Key: key, State: StateClosed}
+	case err != nil:
+		return Decision{}, false
+	}
+	if s.expired(r, now) {
+		r = Record{Key: key, State: StateClosed}
+	}
+	// fn may change r's maps: r is this call's own decoded copy.
+	d, changed := fn(&r)
+	return d, !changed
 }
 
 // expired reports whether r expired by now: each write sets its

@@ -42,13 +42,26 @@ func TestFileStoreWaitForALockEndsWithTheCtx(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := holdLock(t, s, "k")
+	// A step that writes nothing takes no lock (a closed breaker's
+	// admission): a stopped holder does not stall it.
+	if d, err := s.Admit(context.Background(), testParams, time.Now()); err != nil || d.Admission != Admitted {
+		t.Errorf("Admit of a closed key under a held lock = %+v, %v; want admitted at once", d, err)
+	}
+	// An admission that takes a trial writes: it waits. Key "o" is open
+	// and its reset is over.
+	open := testParams
+	open.Key, open.Failures, open.Reset = "o", 1, time.Nanosecond
+	if _, err := s.Record(context.Background(), open, Outcome{Effect: CountFailure}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	releaseOpen := holdLock(t, s, "o")
 
 	for name, ctx := range map[string]func() context.Context{
 		"cancelled while waiting": nil,
 		"already done":            waittest.Cancelled,
 	} {
 		ops := map[string]func(ctx context.Context) error{
-			"Admit":  func(ctx context.Context) error { _, err := s.Admit(ctx, testParams, time.Now()); return err },
+			"Admit":  func(ctx context.Context) error { _, err := s.Admit(ctx, open, time.Now()); return err },
 			"Record": func(ctx context.Context) error { return addFailures(ctx, s, "k", 1) },
 			"Delete": func(ctx context.Context) error { _, err := s.Delete(ctx, "k"); return err },
 			"DeleteAll": func(ctx context.Context) error {
@@ -75,11 +88,21 @@ func TestFileStoreWaitForALockEndsWithTheCtx(t *testing.T) {
 	// Nothing was saved or removed, and nothing of the store stays taken:
 	// once the holder lets go, the next step goes through.
 	release()
+	releaseOpen()
+	if d, err := s.Admit(context.Background(), open, time.Now()); err != nil || d.Admission != AdmittedTrial {
+		t.Errorf("after release: Admit = %+v, %v; want the trial", d, err)
+	}
 	if err := addFailures(context.Background(), s, "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := s.List(context.Background())
-	if err != nil || len(recs) != 1 || recs[0].ConsecutiveFailures != 2 {
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("after release: %+v, %v; want the records of k and o", recs, err)
+	}
+	if recs[0].Key != "k" {
+		recs[0] = recs[1]
+	}
+	if recs[0].ConsecutiveFailures != 2 {
 		t.Errorf("after release: %+v, %v; want 2 failures", recs, err)
 	}
 }
