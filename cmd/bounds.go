@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,8 +63,11 @@ type boundError struct{ why string }
 func (e *boundError) Error() string { return e.why }
 
 // durationSyntax is what time.ParseDuration accepts, so that a value it
-// refuses although well formed is known to be too large for it.
-var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+// refuses although well formed is known to be too large for it. Compiled
+// when first needed: package variables are made at every start.
+var durationSyntax = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+})
 
 // boundedDuration is a duration flag that refuses values above
 // maxFlagDuration, and values too large even to parse, with one line
@@ -76,7 +80,7 @@ type boundedDuration struct {
 func (b boundedDuration) Set(s string) error {
 	t := strings.TrimSpace(s)
 	d, err := time.ParseDuration(t)
-	if err != nil && durationSyntax.MatchString(t) && !strings.HasPrefix(t, "-") || err == nil && d > maxFlagDuration {
+	if err != nil && durationSyntax().MatchString(t) && !strings.HasPrefix(t, "-") || err == nil && d > maxFlagDuration {
 		return &boundError{b.why}
 	}
 	return b.Value.Set(s)

@@ -246,12 +246,17 @@ func hostIdentity() string {
 	return name + "\x00" + ns + "\x00" + strings.TrimSpace(string(boot))
 }
 
+// ownName is a temporary file of this package; older refetch versions'
+// (os.CreateTemp: a decimal number, no owner) match oldName. Compiled
+// when first used: a package's variables are made at every start, and
+// most runs never clean a directory.
 var (
-	// ownName is a temporary file of this package; older refetch
-	// versions' (os.CreateTemp: a decimal number, no owner) match
-	// oldName.
-	ownName = regexp.MustCompile(`^\..*\.refetch-([0-9a-f]{8})-([0-9]+)-[0-9a-f]{8}$`)
-	oldName = regexp.MustCompile(`^(\..*\.refetch|\.refetch-probe)-[0-9]+$`)
+	ownName = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\..*\.refetch-([0-9a-f]{8})-([0-9]+)-[0-9a-f]{8}$`)
+	})
+	oldName = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(\..*\.refetch|\.refetch-probe)-[0-9]+$`)
+	})
 )
 
 var cleaned sync.Map // dir → struct{}: Clean runs once per directory
@@ -298,8 +303,8 @@ func cleanDir(dir string, now time.Time) {
 // stale reports whether the entry name of dir is a refetch temporary
 // file that Clean removes.
 func stale(dir, name string, now time.Time) bool {
-	m := ownName.FindStringSubmatch(name)
-	if m == nil && !oldName.MatchString(name) {
+	m := ownName().FindStringSubmatch(name)
+	if m == nil && !oldName().MatchString(name) {
 		return false
 	}
 	st, err := os.Lstat(filepath.Join(dir, name))

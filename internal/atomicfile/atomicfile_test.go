@@ -77,7 +77,7 @@ func TestCreateLeavesNothingUntilCommit(t *testing.T) {
 		}
 		if wantNamed {
 			for _, e := range es {
-				if e != "out" && !ownName.MatchString(e) {
+				if e != "out" && !ownName().MatchString(e) {
 					t.Errorf("temporary name %q is not one Clean knows", e)
 				}
 			}
@@ -245,7 +245,7 @@ func goneProcess(t *testing.T) int {
 
 func TestTempNameBounded(t *testing.T) {
 	name := tempName(strings.Repeat("é", 200))
-	if len(name) > 255 || !ownName.MatchString(name) {
+	if len(name) > 255 || !ownName().MatchString(name) {
 		t.Errorf("tempName: %d bytes, %q", len(name), name)
 	}
 }

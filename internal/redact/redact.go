@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Mask replaces a password.
@@ -178,8 +179,10 @@ func Mangled(u *url.URL) bool {
 }
 
 // urlToken is a URL in free text: a scheme, "://", and what follows up to
-// a space or a quote.
-var urlToken = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+// a space or a quote. Compiled when first needed, not at every start.
+var urlToken = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+})
 
 // Text returns s with every secret value this process's requests carry
 // (Register) and the password and the secret query values of every URL in
@@ -189,5 +192,5 @@ func Text(s string) string {
 	if !strings.Contains(s, "@") && !strings.Contains(s, "?") {
 		return s
 	}
-	return urlToken.ReplaceAllStringFunc(s, RawURL)
+	return urlToken().ReplaceAllStringFunc(s, RawURL)
 }

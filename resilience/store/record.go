@@ -6,11 +6,12 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // recordFields are the JSON names of Record's fields, which its extra
-// fields may not take.
-var recordFields = func() map[string]bool {
+// fields may not take. Made when first needed, not at every start.
+var recordFields = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	t := reflect.TypeOf(recordJSON{})
 	for i := 0; i < t.NumField(); i++ {
@@ -19,7 +20,7 @@ var recordFields = func() map[string]bool {
 		}
 	}
 	return m
-}()
+})
 
 // recordJSON is Record without its methods, for encoding/json.
 type recordJSON Record
@@ -84,7 +85,7 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	for name := range all {
-		if recordFields[name] {
+		if recordFields()[name] {
 			delete(all, name)
 		}
 	}

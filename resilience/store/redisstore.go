@@ -707,13 +707,13 @@ func ms(d time.Duration) int64 {
 // overflow.
 const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
 
-// Admit implements Store: redisAdmitScript, by the server's clock.
+// Admit implements Store: redisAdmitScript(), by the server's clock.
 func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	return s.step(ctx, "read", p, now, nil, redisAdmitScript,
+	return s.step(ctx, "read", p, now, nil, redisAdmitScript(),
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout))
 }
 
-// Record implements Store: redisRecordScript, by the server's clock.
+// Record implements Store: redisRecordScript(), by the server's clock.
 func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error) {
 	effect := ""
 	switch o.Effect {
@@ -731,7 +731,7 @@ func (s *RedisStore) Record(ctx context.Context, p Params, o Outcome, now time.T
 	case o.Effect == CountFailure:
 		durable = opened
 	}
-	return s.step(ctx, "write", p, now, durable, redisRecordScript,
+	return s.step(ctx, "write", p, now, durable, redisRecordScript(),
 		s.nowArg(now), ms(s.cfg.TTL), p.Identity, p.Node, strconv.FormatUint(o.Generation, 10), effect, o.Err,
 		ms(o.Hold), p.Failures, p.Quorum, ms(p.Reset), MaxQuorum, maxHolds)
 }

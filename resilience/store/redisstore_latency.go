@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // The latency summaries in Redis (latency.go): a list at
@@ -21,7 +19,7 @@ const RedisLatencyPrefix = "refetch:v2:latency:"
 // redisAddLatencyScript appends ARGV[2:] (µs) to the list KEYS[1], keeps
 // the last ARGV[1] and sets its expiry to LatencyTTL. A key of another
 // type is replaced.
-var redisAddLatencyScript = redis.NewScript(`
+var redisAddLatencyScript = lazyScript(`
 local k = KEYS[1]
 local typ = redis.call('TYPE', k)['ok']
 if typ ~= 'list' and typ ~= 'none' then redis.call('DEL', k) end
@@ -70,7 +68,7 @@ func (s *RedisStore) AddLatency(ctx context.Context, origin string, samples []ti
 		args = append(args, v)
 	}
 	_, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return redisAddLatencyScript.Run(ctx, s.client, []string{RedisLatencyPrefix + origin}, args...).Int64()
+		return redisAddLatencyScript().Run(ctx, s.client, []string{RedisLatencyPrefix + origin}, args...).Int64()
 	})
 	if err != nil {
 		return s.wrap(ctx, "write", err)

@@ -55,7 +55,7 @@ if typ ~= 'hash' and typ ~= 'none' then redis.call('DEL', k) end
 
 // redisRateScript runs rateStep. ARGV: now_us (” for TIME), interval_us,
 // burst, max_wait_us. Reply: {reserved 1|0, wait_us, tat_us set (0: none)}.
-var redisRateScript = redis.NewScript(luaLimitPrelude + luaNowMicros + `
+var redisRateScript = lazyScript(luaLimitPrelude + luaNowMicros + `
 local interval = math.max(tonumber(ARGV[2]), 1)
 local burst = math.max(tonumber(ARGV[3]), 1)
 local maxwait = tonumber(ARGV[4])
@@ -70,7 +70,7 @@ return {1, wait, tat}
 
 // redisRefundRateScript runs rateRefundStep. ARGV: now_us (” for TIME),
 // the tat_us the reservation set, interval_us. Reply: 1 refunded, 0 not.
-var redisRefundRateScript = redis.NewScript(luaLimitPrelude + luaNowMicros + `
+var redisRefundRateScript = lazyScript(luaLimitPrelude + luaNowMicros + `
 local tat, interval = tonumber(ARGV[2]), math.max(tonumber(ARGV[3]), 1)
 if tat <= 0 or redis.call('EXISTS', k) == 0 or num('tat') ~= tat then return 0 end
 tat = tat - interval
@@ -82,7 +82,7 @@ return 1
 // redisBudgetScript runs budgetStep. ARGV: now_ms (” for TIME), retry
 // ('1' or '0'), percent, min, window_ms. Reply: {allowed 1|0, firsts ×
 // window, retries × window}, the counts before the step.
-var redisBudgetScript = redis.NewScript(luaLimitPrelude + `
+var redisBudgetScript = lazyScript(luaLimitPrelude + `
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -115,14 +115,14 @@ redis.call('PEXPIRE', k, int(math.max(win + 2 * window - now, 1)))
 return {allowed, fw, rw}
 `)
 
-// Rate implements Limiter: redisRateScript, by the server's clock.
+// Rate implements Limiter: redisRateScript(), by the server's clock.
 func (s *RedisStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
 	nowArg := ""
 	if s.cfg.CallerClock {
 		nowArg = strconv.FormatInt(usOf(now), 10)
 	}
 	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
-		return redisRateScript.Run(ctx, s.client, []string{RedisRatePrefix + p.Origin},
+		return redisRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin},
 			nowArg, p.intervalUS(), max(p.Burst, 1), p.maxWaitUS()).Int64Slice()
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *RedisStore) RefundRate(ctx context.Context, p RateParams, now time.Time
 		nowArg = strconv.FormatInt(usOf(now), 10)
 	}
 	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return redisRefundRateScript.Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.intervalUS()).Int64()
+		return redisRefundRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.intervalUS()).Int64()
 	})
 	if err != nil {
 		return false, s.wrap(ctx, "write", err)
@@ -149,7 +149,7 @@ func (s *RedisStore) RefundRate(ctx context.Context, p RateParams, now time.Time
 	return n == 1, nil
 }
 
-// Budget implements Limiter: redisBudgetScript, by the server's clock.
+// Budget implements Limiter: redisBudgetScript(), by the server's clock.
 func (s *RedisStore) Budget(ctx context.Context, p BudgetParams, now time.Time) (BudgetDecision, error) {
 	retry := "0"
 	if p.Kind == BudgetRetry {
@@ -157,7 +157,7 @@ func (s *RedisStore) Budget(ctx context.Context, p BudgetParams, now time.Time) 
 	}
 	window := p.windowMS()
 	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
-		return redisBudgetScript.Run(ctx, s.client, []string{RedisBudgetPrefix + p.Origin},
+		return redisBudgetScript().Run(ctx, s.client, []string{RedisBudgetPrefix + p.Origin},
 			s.nowArg(now), retry, p.Percent, p.Min, window).Int64Slice()
 	})
 	if err != nil {

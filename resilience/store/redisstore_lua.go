@@ -1,6 +1,10 @@
 package store
 
-import "github.com/redis/go-redis/v9"
+import (
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua twin of machine.go: admitStep and recordStep as Redis scripts,
 // so that every step is one atomic command on the server and no client
@@ -106,7 +110,7 @@ end
 
 // redisAdmitScript runs admitStep. ARGV: now_ms (” for TIME), ttl_ms,
 // identity, trial_ms.
-var redisAdmitScript = redis.NewScript(luaPrelude + `
+var redisAdmitScript = lazyScript(luaPrelude + `
 local id, trial = ARGV[3], tonumber(ARGV[4])
 local from = state()
 local verdict = 'admitted'
@@ -128,7 +132,7 @@ return {verdict, from, now, corrupt, redis.call('HGETALL', k)}
 // redisRecordScript runs recordStep. ARGV: now_ms (” for TIME), ttl_ms,
 // identity, node, generation, effect ('f' failure, 's' success, ” other),
 // error text, hold_ms, failures, quorum, reset_ms, max nodes, max holds.
-var redisRecordScript = redis.NewScript(luaPrelude + `
+var redisRecordScript = lazyScript(luaPrelude + `
 local id, node, gen, effect, err = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local hold, failures, quorum = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local reset, maxnodes, maxholds = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
@@ -191,3 +195,10 @@ end
 if changed then save() end
 return {'', from, now, corrupt, redis.call('HGETALL', k)}
 `)
+
+// lazyScript is a script whose digest (a SHA-1 of its text) is computed
+// when it is first run: a package variable is made at every start, and
+// most runs use the files, not Redis.
+func lazyScript(src string) func() *redis.Script {
+	return sync.OnceValue(func() *redis.Script { return redis.NewScript(src) })
+}

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // The Lua twins of quotaLearnStep and quotaPaceStep (quota.go): one
@@ -38,7 +36,7 @@ end
 
 // redisLearnQuotaScript runs quotaLearnStep. ARGV: now_us (” for TIME),
 // identity, limit, remaining, window_us, reset_in_us, policy.
-var redisLearnQuotaScript = redis.NewScript(luaQuotaPrelude + `
+var redisLearnQuotaScript = lazyScript(luaQuotaPrelude + `
 local limit, remaining, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local reset = now + math.max(tonumber(ARGV[6]), 1)
 local oldreset = num(f('reset'))
@@ -76,7 +74,7 @@ return 1
 
 // redisPaceQuotaScript runs quotaPaceStep. ARGV: now_us (” for TIME),
 // identity, max_wait_us. Reply: {known, reserved, wait_us, remaining}.
-var redisPaceQuotaScript = redis.NewScript(luaQuotaPrelude + `
+var redisPaceQuotaScript = lazyScript(luaQuotaPrelude + `
 local maxwait = tonumber(ARGV[3])
 local reset = num(f('reset'))
 local limit, window = num(f('limit')), num(f('window'))
@@ -96,7 +94,7 @@ redis.call('HSET', k, f('tat'), int(tat + math.floor((reset - tat) / r)), f('r')
 return {1, 1, tat - now, r}
 `)
 
-// LearnQuota implements Limiter: redisLearnQuotaScript, by the server's
+// LearnQuota implements Limiter: redisLearnQuotaScript(), by the server's
 // clock.
 func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObservation, now time.Time) (QuotaDecision, error) {
 	nowArg := ""
@@ -104,7 +102,7 @@ func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObser
 		nowArg = strconv.FormatInt(usOf(now), 10)
 	}
 	_, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return redisLearnQuotaScript.Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
+		return redisLearnQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
 			o.Limit, o.Remaining, int64(o.Window/time.Microsecond), int64(o.Reset/time.Microsecond), cleanPolicy(o.Policy)).Int64()
 	})
 	if err != nil {
@@ -113,7 +111,7 @@ func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObser
 	return QuotaDecision{}, nil
 }
 
-// PaceQuota implements Limiter: redisPaceQuotaScript, by the server's
+// PaceQuota implements Limiter: redisPaceQuotaScript(), by the server's
 // clock.
 func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error) {
 	nowArg := ""
@@ -121,7 +119,7 @@ func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time
 		nowArg = strconv.FormatInt(usOf(now), 10)
 	}
 	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
-		return redisPaceQuotaScript.Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
+		return redisPaceQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
 			usDur(p.MaxWait)).Int64Slice()
 	})
 	if err != nil {
