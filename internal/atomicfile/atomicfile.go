@@ -107,6 +107,16 @@ func (f *File) Commit(target string, sync bool) error {
 		}
 	}
 	if f.name == "" {
+		// An unnamed file linked at target itself, when nothing is
+		// there, is as atomic as the rename (the name appears with the
+		// whole content) and saves naming it first (two system calls of
+		// each file of a batch). Anything at target (EEXIST) is replaced
+		// by the rename of a named link; any other refusal is link's to
+		// handle (it names the file, or copies it to a named one).
+		if linkUnnamed(f.File, target) == nil {
+			f.committed = true
+			return nil
+		}
 		if err := f.link(); err != nil {
 			return err
 		}
@@ -220,12 +230,15 @@ func tempName(base string) string {
 	}
 	var r [4]byte
 	rand.Read(r[:])
-	return "." + base + ".refetch-" + hostToken() + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(r[:])
+	return "." + base + ".refetch-" + hostToken() + "-" + strconv.Itoa(pid()) + "-" + hex.EncodeToString(r[:])
 }
 
 var (
 	tokenOnce sync.Once
 	token     string
+	// pid is this process's ID, asked once (os.Getpid is a system call
+	// each time).
+	pid = sync.OnceValue(os.Getpid)
 )
 
 // hostToken names the machine and PID namespace this process runs in, so
@@ -271,6 +284,14 @@ var cleaned sync.Map // dir → struct{}: Clean runs once per directory
 // Nothing else is touched, and failures are ignored: cleaning is a
 // courtesy, never a reason for a write to fail.
 func Clean(dir string) {
+	// The directory as given first: filepath.Abs of a relative one costs
+	// two stats (os.Getwd checks "." against $PWD), and a batch asks once
+	// per file. refetch never changes its working directory, so a name
+	// once cleaned stays the same directory.
+	if _, done := cleaned.Load(dir); done {
+		return
+	}
+	defer cleaned.Store(dir, struct{}{})
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
