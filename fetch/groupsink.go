@@ -65,12 +65,17 @@ func NewGroupFileSink(path string) *GroupFileSink {
 // be created). A path naming one of the process's descriptors is an error:
 // a batch writes files.
 func OutputTarget(path string) (string, fs.FileInfo, error) {
-	target, fd, err := resolveLinks(path)
+	target, fd, end, err := resolveLinks(path)
 	if err != nil {
 		return path, nil, err
 	}
 	if fd >= 0 {
 		return path, nil, fmt.Errorf("%s: names file descriptor %d, not a file", path, fd)
+	}
+	if end != nil {
+		// Known from the walk: no second stat (a batch asks for each
+		// file twice, before any request and when it writes it).
+		return target, end.FileInfo, nil
 	}
 	st, err := os.Stat(target)
 	switch {

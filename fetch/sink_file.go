@@ -90,7 +90,7 @@ func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
 	if _, base := filepath.Split(path); base == "" {
 		return nil, outputError(path, "is a directory")
 	}
-	target, fd, err := resolveLinks(path)
+	target, fd, _, err := resolveLinks(path)
 	if err != nil {
 		return nil, &OutputError{Path: path, Err: err}
 	}
@@ -182,12 +182,15 @@ func (s *FileSink) toDescriptor(fd int) (*FileSink, error) {
 // that is not a symlink, or nothing: a dangling link's target, to create.
 // Each directory part is resolved first, so that a relative link target
 // with ".." means what the kernel makes of it. fd is the descriptor number
-// when a step names one of the process's own descriptors, else -1.
-func resolveLinks(path string) (target string, fd int, err error) {
+// when a step names one of the process's own descriptors, else -1. end
+// is what the walk found at target (its FileInfo nil when nothing is
+// there); end is nil where the walk did not look (a descriptor, or a
+// link the kernel follows itself).
+func resolveLinks(path string) (target string, fd int, end *linkEnd, err error) {
 	p := path
 	for range maxLinks {
 		if n, ok := ownDescriptor(p); ok {
-			return "", n, nil
+			return "", n, nil, nil
 		}
 		dir, base := filepath.Split(p)
 		if dir == "" {
@@ -195,38 +198,42 @@ func resolveLinks(path string) (target string, fd int, err error) {
 		}
 		rdir, err := filepath.EvalSymlinks(dir)
 		if err != nil {
-			return "", -1, fmt.Errorf("cannot write in %s: %v", filepath.Clean(dir), unwrapPathError(err))
+			return "", -1, nil, fmt.Errorf("cannot write in %s: %v", filepath.Clean(dir), unwrapPathError(err))
 		}
 		p = filepath.Join(rdir, base)
 		if n, ok := ownDescriptor(p); ok {
-			return "", n, nil
+			return "", n, nil, nil
 		}
 		if kernelFollows(rdir) {
 			// /proc/PID/fd/N and the like name files the kernel reaches
 			// through the link; what Readlink returns is no path.
-			return p, -1, nil
+			return p, -1, nil, nil
 		}
-		st, err := os.Lstat(p)
+		info, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return p, -1, nil
+			return p, -1, &linkEnd{}, nil
 		}
 		if err != nil {
-			return "", -1, unwrapPathError(err)
+			return "", -1, nil, unwrapPathError(err)
 		}
-		if st.Mode()&fs.ModeSymlink == 0 {
-			return p, -1, nil
+		if info.Mode()&fs.ModeSymlink == 0 {
+			return p, -1, &linkEnd{info}, nil
 		}
 		link, err := os.Readlink(p)
 		if err != nil {
-			return "", -1, unwrapPathError(err)
+			return "", -1, nil, unwrapPathError(err)
 		}
 		if !filepath.IsAbs(link) {
 			link = filepath.Join(rdir, link)
 		}
 		p = link
 	}
-	return "", -1, errors.New("too many levels of symbolic links")
+	return "", -1, nil, errors.New("too many levels of symbolic links")
 }
+
+// linkEnd is what resolveLinks found at the end of a path's links: the
+// file's Lstat, which is its Stat (it is no symlink), or nil for nothing.
+type linkEnd struct{ fs.FileInfo }
 
 // isMountPoint reports whether path is itself a mount point (a bind-mounted
 // file), which rename(2) cannot replace (EBUSY). It reads Linux's
