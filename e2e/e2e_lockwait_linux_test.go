@@ -126,20 +126,32 @@ var oneSignal = []struct {
 
 // TestE2ESignalWhileTheBreakerLockIsHeld: a fetch waiting for the state
 // file's lock, which another process holds and will not release, ends on
-// the first signal with its code, and sends nothing.
+// the first signal with its code, and sends nothing. (It waits because its
+// admission takes the half-open trial, a write: a closed breaker's
+// admission takes no lock, see TestE2EClosedBreakerNeedsNoLock.)
 func TestE2ESignalWhileTheBreakerLockIsHeld(t *testing.T) {
 	t.Parallel()
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
+	// openBreaker opens the breaker of srv's origin in dir with a reset
+	// that is over at once: the next fetch's admission takes the trial.
+	openBreaker := func(t *testing.T, e *env, dir string) {
+		e.run("fetch", "-n", "1", "--breaker-failures", "1", "--breaker-reset", "1ns", "--state-dir", dir, srv.URL+"/fail").wantCode(t, 4)
+	}
 	for _, tc := range oneSignal {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			dir := filepath.Join(e.dir, "breaker-state")
 			lock := filepath.Join(dir, lockName(srv.URL)) // the key of http://127.0.0.1:PORT is the URL itself
+			openBreaker(t, e, dir)
 			holdLock(t, lock)
 			opens := watchOpens(t, lock)
 			before := c.get()
@@ -157,6 +169,7 @@ func TestE2ESignalWhileTheBreakerLockIsHeld(t *testing.T) {
 		e := newEnv(t)
 		dir := filepath.Join(e.dir, "breaker-state")
 		lock := filepath.Join(dir, lockName(srv.URL))
+		openBreaker(t, e, dir)
 		holdLock(t, lock)
 		opens := watchOpens(t, lock)
 		before := c.get()
@@ -256,4 +269,34 @@ func TestE2ESignalWhileReadingACACertFIFO(t *testing.T) {
 	if code != 143 || !strings.Contains(stderr, "interrupted by SIGTERM") {
 		t.Errorf("exit %d, stderr %q; want 143 and the interruption", code, stderr)
 	}
+}
+
+// TestE2EClosedBreakerNeedsNoLock: a step that writes nothing takes no
+// lock (a closed breaker's admission, a success with no failure counted),
+// so a process that holds the key's lock and never lets go (stopped,
+// hung) does not hold up fetches of a healthy origin; a failure, which
+// must be written, waits for the lock as before.
+func TestE2EClosedBreakerNeedsNoLock(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "breaker-state")
+	holdLock(t, filepath.Join(dir, lockName(srv.URL)))
+	for range 3 {
+		r := e.run("fetch", "--state-dir", dir, srv.URL)
+		r.wantCode(t, 0)
+		if r.stdout != "ok" || r.stderr != "" {
+			t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+	}
+	// A failure must be counted: it waits for the lock until --max-time.
+	r := e.run("fetch", "-n", "1", "--max-time", "300ms", "--state-dir", dir, srv.URL+"/fail")
+	r.wantCode(t, 7)
 }

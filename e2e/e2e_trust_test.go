@@ -228,7 +228,13 @@ func TestE2EMessagesAPersonCanActOn(t *testing.T) {
 // a relative XDG_STATE_HOME is ignored, as the XDG spec says.
 func TestE2ENoHomeBothStepAside(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}))
 	defer srv.Close()
 	dir := t.TempDir()
 	bare := &env{t: t, dir: dir, vars: []string{"PATH=" + os.Getenv("PATH"), "GORACE=atexit_sleep_ms=0 exitcode=66"}}
@@ -241,6 +247,9 @@ func TestE2ENoHomeBothStepAside(t *testing.T) {
 	}
 	rel := bare.with("HOME="+dir, "XDG_STATE_HOME=relative/state", "XDG_CACHE_HOME=relative/cache")
 	rel.run("fetch", "--stale-if-error", "1h", srv.URL).wantCode(t, 0)
+	// A failure is written to the state dir (a success on a closed
+	// breaker writes nothing).
+	rel.run("fetch", "-n", "1", srv.URL+"/fail").wantCode(t, 4)
 	if _, err := os.Stat(filepath.Join(dir, "relative")); err == nil {
 		t.Error("a relative XDG dir was used")
 	}

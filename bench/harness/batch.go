@@ -24,8 +24,9 @@ var (
 )
 
 // batchBench fetches 1,000 files of 1 KiB from nginx on loopback with
-// refetch's batch mode, curl --parallel and xargs -P 8 curl, alternating
-// the three round by round (the order rotates), and prints the medians.
+// refetch's batch mode, curl --parallel, xargs -P 8 curl and the floor of
+// the work in Go (batchFloor), alternating them round by round (the order
+// rotates), and prints the medians.
 func batchBench(env []string) {
 	bin := *nginxBin
 	if bin == "" {
@@ -65,6 +66,8 @@ func batchBench(env []string) {
 		fmt.Fprintf(&curlConf, "url = \"%s/%s\"\noutput = \"%s\"\n", base, name, name)
 	}
 	urlFile, confFile := filepath.Join(dir, "urls"), filepath.Join(dir, "curl.conf")
+	self, err := os.Executable()
+	check(err)
 	check(os.WriteFile(urlFile, urls.Bytes(), 0o644))
 	check(os.WriteFile(confFile, curlConf.Bytes(), 0o644))
 
@@ -83,6 +86,8 @@ func batchBench(env []string) {
 			args: []string{*curlBin, "-s", "--parallel", "--parallel-max", "8", "-K", confFile}},
 		{name: "xargs -P 8 -I{} curl -s -O {}",
 			args: []string{"xargs", "-P", "8", "-I{}", *curlBin, "-s", "-O", "{}"}, stdin: urlFile},
+		{name: "floor: 8 goroutines, net/http, temp file + rename, one syncfs",
+			args: []string{self, "-batch-floor", urlFile}},
 	}
 	// Every run writes into a directory of its own, made just before it,
 	// as a download into a new directory would; they are all removed at
@@ -112,7 +117,7 @@ func batchBench(env []string) {
 			t.times, t.cpu, t.rss = append(t.times, took), append(t.cpu, cpu), append(t.rss, rss)
 		}
 	}
-	r, c, x := median(tools[0].times), median(tools[1].times), median(tools[2].times)
+	r, c, x, fl := median(tools[0].times), median(tools[1].times), median(tools[2].times), median(tools[3].times)
 	fmt.Printf("## Batch: %d files of 1 KiB from nginx on loopback (%d runs each, alternating)\n\n", *batchFiles, *batchRuns)
 	fmt.Printf("| command | median | CPU, user + sys (median) | peak RSS (median) |\n|---|---|---|---|\n")
 	for _, t := range tools {
@@ -122,7 +127,9 @@ func batchBench(env []string) {
 		float64(r)/float64(c), pairedRatio(tools[0].times, tools[1].times))
 	fmt.Printf("refetch / xargs + curl: **%.3f** (target ≤ 0.25); median of the rounds' own ratios: %.3f\n\n",
 		float64(r)/float64(x), pairedRatio(tools[0].times, tools[2].times))
-	fmt.Printf("all runs (ms): refetch %s; curl %s; xargs %s\n\n", fmtDurs(tools[0].times), fmtDurs(tools[1].times), fmtDurs(tools[2].times))
+	fmt.Printf("refetch / floor: **%.2f**; floor / curl --parallel: %.2f (no tool that keeps refetch's promises can go below the floor)\n\n",
+		float64(r)/float64(fl), float64(fl)/float64(c))
+	fmt.Printf("all runs (ms): refetch %s; curl %s; xargs %s; floor %s\n\n", fmtDurs(tools[0].times), fmtDurs(tools[1].times), fmtDurs(tools[2].times), fmtDurs(tools[3].times))
 }
 
 // pairedRatio is the median of a[i]/b[i]: the tools of one round ran back

@@ -54,6 +54,9 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "-runner" {
 		os.Exit(runner(os.Args[2:]))
 	}
+	if len(os.Args) == 3 && os.Args[1] == "-batch-floor" {
+		os.Exit(batchFloor(os.Args[2]))
+	}
 	flag.Parse()
 	srv := newServer()
 	if *mkfiles != "" {
