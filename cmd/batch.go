@@ -690,11 +690,15 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 	if served == nil && res != nil {
 		served = res.Err // a failure answered by stale or fallback data
 	}
-	c := report.FromRun(req, res, FailureClass(served), describeOrEmpty(served))
-	if err == nil && b.o.FlakyFails && c.Result == report.Flaky {
-		err = flakyError(c)
+	// A URL's testcase is made only for a report or --flaky-fails to read
+	// (it redacts and formats every attempt).
+	if !b.reports.Empty() || b.o.FlakyFails {
+		c := report.FromRun(req, res, FailureClass(served), describeOrEmpty(served))
+		if err == nil && b.o.FlakyFails && c.Result == report.Flaky {
+			err = flakyError(c)
+		}
+		b.reports.Add(c)
 	}
-	b.reports.Add(c)
 	code := ExitCode(err)
 	target := fetch.RedactURL(j.URL)
 	if res != nil && err == nil {

@@ -101,6 +101,11 @@ func querySecrets(u string) []string {
 
 // rawURL is RawURL for the userinfo's password only.
 func rawURL(raw string) string {
+	if strings.IndexByte(raw, '@') < 0 {
+		// No userinfo without an '@' (most URLs): no parse needed. A
+		// batch redacts each URL for every line it writes.
+		return raw
+	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		at := strings.LastIndexByte(raw, '@')
