@@ -100,13 +100,16 @@ func wholeRange(resp *http.Response) (int64, error) {
 type resumeState struct {
 	on bool // resuming is possible for this run at all (canResume)
 
-	held     int64 // bytes of the body in the sink, from byte 0
-	total    int64 // the whole body's length, -1 unknown
-	status   int   // the status of the answer that started the body
-	header   http.Header
-	etag     string // its strong ETag, "" if none
-	lastMod  string // its Last-Modified, when a strong validator
-	encoding string // its Content-Encoding
+	held    int64 // bytes of the body in the sink, from byte 0
+	total   int64 // the whole body's length, -1 unknown
+	status  int   // the status of the answer that started the body
+	header  http.Header
+	etag    string // its strong ETag, "" if none
+	lastMod string // its Last-Modified, when a strong validator
+	// lastModLater: with a strong ETag, lastMod is judged when first read
+	// (lastModified), not for every answer (two dates parsed).
+	lastModLater bool
+	encoding     string // its Content-Encoding
 	// why says why the held bytes cannot be resumed ("" when they can).
 	why string
 }
@@ -138,7 +141,8 @@ func (s *resumeState) start(resp *http.Response) {
 	if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
 		s.etag = et
 	}
-	if lm := resp.Header.Get("Last-Modified"); lm != "" && strongDate(lm, resp.Header.Get("Date")) {
+	s.lastModLater = s.etag != ""
+	if lm := resp.Header.Get("Last-Modified"); !s.lastModLater && lm != "" && strongDate(lm, resp.Header.Get("Date")) {
 		s.lastMod = lm
 	}
 	switch {
@@ -155,6 +159,18 @@ func (s *resumeState) start(resp *http.Response) {
 	case strings.EqualFold(resp.Header.Get("Accept-Ranges"), "none"):
 		s.why = "the server does not serve ranges (Accept-Ranges: none)"
 	}
+}
+
+// lastModified is the held body's Last-Modified when it is a strong
+// validator, "" when not.
+func (s *resumeState) lastModified() string {
+	if s.lastModLater {
+		s.lastModLater = false
+		if lm := s.header.Get("Last-Modified"); lm != "" && strongDate(lm, s.header.Get("Date")) {
+			s.lastMod = lm
+		}
+	}
+	return s.lastMod
 }
 
 // strongDate reports whether a Last-Modified value is a strong validator:
@@ -189,7 +205,7 @@ func (s *resumeState) newVersion(resp *http.Response) bool {
 	if s.etag != "" {
 		return resp.Header.Get("ETag") != s.etag
 	}
-	return s.lastMod != "" && resp.Header.Get("Last-Modified") != s.lastMod
+	return s.lastModified() != "" && resp.Header.Get("Last-Modified") != s.lastModified()
 }
 
 // drop forgets the held bytes: the next attempt starts over.
@@ -202,7 +218,7 @@ func (s *resumeState) ask(req *http.Request) {
 	if s.etag != "" {
 		req.Header.Set("If-Range", s.etag)
 	} else {
-		req.Header.Set("If-Range", s.lastMod)
+		req.Header.Set("If-Range", s.lastModified())
 	}
 	if s.encoding == "" && req.Header.Get("Accept-Encoding") == "" {
 		// The first answer came as it is: ask for the rest the same way,
@@ -235,8 +251,8 @@ func (s *resumeState) match(resp *http.Response) string {
 		return fmt.Sprintf("has another Content-Encoding (%q, first %q)", h.Get("Content-Encoding"), s.encoding)
 	case s.etag != "" && h.Get("ETag") != "" && h.Get("ETag") != s.etag:
 		return fmt.Sprintf("is of another version (ETag %s, first %s)", h.Get("ETag"), s.etag)
-	case s.lastMod != "" && h.Get("Last-Modified") != "" && h.Get("Last-Modified") != s.lastMod:
-		return fmt.Sprintf("is of another version (Last-Modified %s, first %s)", h.Get("Last-Modified"), s.lastMod)
+	case s.lastModified() != "" && h.Get("Last-Modified") != "" && h.Get("Last-Modified") != s.lastModified():
+		return fmt.Sprintf("is of another version (Last-Modified %s, first %s)", h.Get("Last-Modified"), s.lastModified())
 	case s.total < 0 && total < 0:
 		return "does not say the body's length (Content-Range: " + h.Get("Content-Range") + ")"
 	}

@@ -460,3 +460,33 @@ func TestRunUnaskedPartialContentHead(t *testing.T) {
 		t.Fatalf("err %v, status %d", err, res.Status)
 	}
 }
+
+// TestResumeMatchReadsLastModifiedBesideAStrongETag: with a strong ETag,
+// the first answer's Last-Modified is judged only when first needed, and
+// still judged: a rest with the same ETag but another strong
+// Last-Modified is of another version; a weak Last-Modified (not a second
+// before Date) is no validator and is not compared.
+func TestResumeMatchReadsLastModifiedBesideAStrongETag(t *testing.T) {
+	answer := func(status int, h map[string]string) *http.Response {
+		r := &http.Response{StatusCode: status, Header: http.Header{}, ContentLength: -1}
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+		return r
+	}
+	first := map[string]string{"ETag": `"v1"`, "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT", "Date": "Tue, 01 Dec 2026 12:00:00 GMT"}
+	rest := answer(206, map[string]string{"ETag": `"v1"`, "Last-Modified": "Tue, 01 Dec 2026 11:00:00 GMT", "Content-Range": "bytes 5-9/10"})
+	var s resumeState
+	s.start(answer(200, first))
+	s.held, s.total = 5, 10
+	if got := s.match(rest); !strings.Contains(got, "another version (Last-Modified") {
+		t.Errorf("match = %q, want another version by Last-Modified", got)
+	}
+	first["Date"] = first["Last-Modified"] // same second: not a strong validator
+	s = resumeState{}
+	s.start(answer(200, first))
+	s.held, s.total = 5, 10
+	if got := s.match(rest); got != "" {
+		t.Errorf("match = %q, want none (a weak Last-Modified is not compared)", got)
+	}
+}

@@ -347,8 +347,10 @@ func (r *run) attempt() error {
 	now := r.clock.Now()
 	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail, RateWait: r.rateWait})
 	ra, hasRA := time.Duration(0), false
-	if a.Header != nil {
-		ra, hasRA = ParseRetryAfter(a.Header.Get("Retry-After"), serverNow(a.Header, now))
+	if v := a.Header.Get("Retry-After"); v != "" {
+		// The server's Date is parsed only when there is something to
+		// count from it.
+		ra, hasRA = ParseRetryAfter(v, serverNow(a.Header, now))
 	}
 	var holdUntil time.Time
 	if hasRA && ra > 0 && (a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
