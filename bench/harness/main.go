@@ -35,6 +35,7 @@ import (
 
 var (
 	refetchBin = flag.String("refetch", "./refetch", "refetch binary")
+	beforeBin  = flag.String("before", "", "another refetch binary (an earlier commit's) for the small fetch to alternate with, side by side")
 	curlBin    = flag.String("curl", "curl", "curl binary")
 	runs       = flag.Int("runs", 60, "runs per tool for the small fetch")
 	bigRuns    = flag.Int("big-runs", 5, "runs per tool for each large download")
@@ -321,13 +322,22 @@ func small(t target, env []string) {
 	url := t.url(1024)
 	r := cmd{argv: []string{*refetchBin, "fetch", url}}
 	c := cmd{argv: []string{*curlBin, "-sS", url}}
+	cmds := []cmd{r, c}
+	if *beforeBin != "" {
+		cmds = append(cmds, cmd{argv: []string{*beforeBin, "fetch", url}})
+	}
 	// Warm up the page cache and the breaker file.
-	run(env, r)
-	run(env, c)
-	s := alternate(*runs, env, r, c)
+	for _, c := range cmds {
+		run(env, c)
+	}
+	s := alternate(*runs, env, cmds...)
 	fmt.Printf("## %s: 1 KiB fetch, whole process, breaker on (%d runs each, alternating)\n\n", t.name, *runs)
 	fmt.Printf("| tool | median | peak RSS (median) |\n|---|---|---|\n")
-	fmt.Printf("| refetch | %s | %d KiB |\n| curl | %s | %d KiB |\n\n", ms(s[0].t()), s[0].r(), ms(s[1].t()), s[1].r())
+	fmt.Printf("| refetch | %s | %d KiB |\n| curl | %s | %d KiB |\n", ms(s[0].t()), s[0].r(), ms(s[1].t()), s[1].r())
+	if *beforeBin != "" {
+		fmt.Printf("| refetch before (-before) | %s | %d KiB |\n\nrefetch / before: %s; before / curl: %s\n", ms(s[2].t()), s[2].r(), ratio(s[0].t(), s[2].t()), ratio(s[2].t(), s[1].t()))
+	}
+	fmt.Println()
 	fmt.Printf("ratio refetch/curl: **%s** (target ≤ 0.75)\n\n", ratio(s[0].t(), s[1].t()))
 }
 
