@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/refetch/refetch/internal/redact"
@@ -629,8 +630,18 @@ func portOf(u *url.URL) string {
 // dropped, even if a later hop returns to the first origin (as Go's client
 // does since CVE-2024-45336): the hop in between decided where it went.
 func NewClient(r *Request) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
+	// http.DefaultTransport's settings, written out: cloning it first sets
+	// up the default transport's own HTTP/2, which refetch never uses
+	// (0.05 ms of every run). TestClientTransportKeepsTheDefaults holds
+	// the two together.
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
 	// Pinned addresses, and a run's failover between addresses (dial.go).
 	dial := newDialer(r.Pins).DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -501,5 +502,25 @@ func TestParseHeaderNeverShowsASecret(t *testing.T) {
 	// Without a credential the whole argument is shown, to act on.
 	if _, _, err := ParseHeader("Accept text/html"); err == nil || !strings.Contains(err.Error(), `"Accept text/html"`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestClientTransportKeepsTheDefaults: NewClient writes out the settings
+// of http.DefaultTransport instead of cloning it; every setting it does
+// not mean to change must still be the default's.
+func TestClientTransportKeepsTheDefaults(t *testing.T) {
+	c, err := NewClient(&Request{URL: mustParseURL(t, "http://example.test/"), MaxRedirs: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Transport.(redirectTransport).Transport.Clone()
+	want := http.DefaultTransport.(*http.Transport).Clone()
+	// What NewClient sets on purpose.
+	got.DialContext, want.DialContext = nil, nil
+	got.TLSClientConfig, want.TLSClientConfig = nil, nil
+	got.MaxResponseHeaderBytes, want.MaxResponseHeaderBytes = 0, 0
+	got.Proxy, want.Proxy = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("transport differs from the default's:\n got %+v\nwant %+v", got, want)
 	}
 }

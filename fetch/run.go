@@ -143,15 +143,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Sink.Streams() {
 		bufSize = 64 << 10
 	}
+	// Without a buffer of the caller's, copyBody makes one to the size of
+	// the body it copies, up to bufSize: 256 KiB is most of what a run of
+	// a small answer would allocate and fault in.
 	buf := cfg.Buffer
-	if len(buf) == 0 {
-		buf = make([]byte, bufSize)
-	}
 	// An unsafe method with an Idempotency-Key is retried, and its hedges
 	// judged, like --retry-unsafe's (resilience.RepeatOptIn, --hedge's
 	// rule too).
 	cfg.Policy.RetryUnsafe = resilience.RepeatOptIn(cfg.Request.Header, cfg.Policy.RetryUnsafe)
-	f := &fetcher{cfg: cfg, client: client, buf: buf, book: &addrBook{}}
+	f := &fetcher{cfg: cfg, client: client, buf: buf, bufSize: bufSize, book: &addrBook{}}
 	f.rs.on = f.canResume()
 	ctx = withAddrBook(ctx, f.book)
 	if cfg.Hedge != nil {
@@ -269,9 +269,12 @@ func clockNow(c resilience.Clock) time.Time {
 }
 
 type fetcher struct {
-	cfg     Config
-	client  *http.Client
+	cfg    Config
+	client *http.Client
+	// buf is the copy buffer: the caller's, or made by copyBody up to
+	// bufSize.
 	buf     []byte
+	bufSize int
 	capture *captureWriter
 	// book is the addresses the run has dialed (dial.go); hedgeClient
 	// sends hedges on new connections (hedge.go).
@@ -483,6 +486,13 @@ func (f *fetcher) resumeAnswer(resp *http.Response, at *AttemptTrace, from int64
 // the rest of the body, total bytes in all, from the socket to the file
 // (spliceRest).
 func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, max, total int64, progress Progress, sp splicer) (int64, error) {
+	want := f.bufSize
+	if total >= 0 && total < int64(want) {
+		want = int(total) + 1 // room to see the end in one read
+	}
+	if len(f.buf) < want {
+		f.buf = make([]byte, want)
+	}
 	var n int64
 	app, _ := dst.(appender)
 	if app == nil {
