@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// batchFloor is the floor of the batch's work in Go: the URLs read from
+// batchFloor is the batch's work done by the least Go program: the URLs read from
 // urlFile, fetched by 8 goroutines through one net/http Transport, each
 // body written to a temporary file in the current directory and renamed
 // to its URL's last segment, and one syncfs at the end (refetch's promise

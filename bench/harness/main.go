@@ -35,7 +35,7 @@ import (
 
 var (
 	refetchBin = flag.String("refetch", "./refetch", "refetch binary")
-	beforeBin  = flag.String("before", "", "another refetch binary (an earlier commit's) for the small fetch to alternate with, side by side")
+	beforeBin  = flag.String("before", "", "another refetch binary (an earlier commit's) to alternate with, side by side, in the small fetch and the batch")
 	curlBin    = flag.String("curl", "curl", "curl binary")
 	runs       = flag.Int("runs", 60, "runs per tool for the small fetch")
 	bigRuns    = flag.Int("big-runs", 5, "runs per tool for each large download")
