@@ -10,8 +10,6 @@ import (
 	"os"
 	"path"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // batchFloor is the batch's work done by the least Go program: the URLs read from
@@ -62,7 +60,7 @@ func batchFloor(urlFile string) int {
 	}
 	d, err := os.Open(".")
 	if err == nil {
-		err = unix.Syncfs(int(d.Fd()))
+		err = syncAll(d)
 		d.Close()
 	}
 	if err != nil {
