@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/refetch/refetch/internal/atomicfile"
@@ -55,6 +56,11 @@ func (f *Factory) Logger() *Logger {
 	g := f.Global
 	return newLogger(f.IO.ErrOut, g.Quiet, g.Verbose, UseColor(g.Color, f.IO.ErrTTY, f.Getenv), f.IO.ErrTTY)
 }
+
+// addTemplateFuncs registers refetch's template functions in cobra's
+// global map, once: trees built at the same time (tests, demo) must not
+// write it together.
+var addTemplateFuncs sync.Once
 
 // NewCmdRoot returns the refetch command tree.
 func NewCmdRoot(f *Factory) *cobra.Command { return newCmdRoot(f, "") }
@@ -143,7 +149,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetIn(f.IO.In)
-	cobra.AddTemplateFunc("refetchVersion", versionString)
+	addTemplateFuncs.Do(func() { cobra.AddTemplateFunc("refetchVersion", versionString) })
 	root.SetVersionTemplate("{{refetchVersion}}\n")
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&f.Global.Quiet, "quiet", "q", false, "silence all stderr output but the final error line")

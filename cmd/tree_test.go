@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -34,6 +35,25 @@ func TestOneCommandTreeReadsAsTheWholeTree(t *testing.T) {
 	for _, args := range [][]string{nil, {"completion", "bash"}, {"-q", "fetch"}, {"help", "fetch"}, {"fetc"}} {
 		if got := treeFor(args); got != "" {
 			t.Errorf("treeFor(%q) = %q, want the whole tree", args, got)
+		}
+	}
+}
+
+// TestTreesBuiltAtOnce: command trees built and run at the same time (as
+// parallel tests or a program embedding refetch would) share nothing
+// they write; go test -race fails this test otherwise.
+func TestTreesBuiltAtOnce(t *testing.T) {
+	done := make(chan string, 4)
+	for range 4 {
+		go func() {
+			f, out, _ := testFactory(nil)
+			Run(context.Background(), f, []string{"--version"})
+			done <- out.String()
+		}()
+	}
+	for range 4 {
+		if got := <-done; !strings.HasPrefix(got, "refetch ") {
+			t.Errorf("--version printed %q", got)
 		}
 	}
 }

@@ -288,15 +288,56 @@ func TestE2EClosedBreakerNeedsNoLock(t *testing.T) {
 	defer srv.Close()
 	e := newEnv(t)
 	dir := filepath.Join(e.dir, "breaker-state")
-	holdLock(t, filepath.Join(dir, lockName(srv.URL)))
+	lock := filepath.Join(dir, lockName(srv.URL))
+	holdLock(t, lock)
 	for range 3 {
-		r := e.run("fetch", "--state-dir", dir, srv.URL)
+		// --max-time: a guard, so that a fetch that waits for the lock
+		// fails the test instead of hanging it.
+		r := e.run("fetch", "--max-time", "60s", "--state-dir", dir, srv.URL)
 		r.wantCode(t, 0)
 		if r.stdout != "ok" || r.stderr != "" {
 			t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
 		}
 	}
-	// A failure must be counted: it waits for the lock until --max-time.
-	r := e.run("fetch", "-n", "1", "--max-time", "300ms", "--state-dir", dir, srv.URL+"/fail")
+	// A failure must be counted: it waits for the lock (it opens the lock
+	// file, which no step of the fetches above did) until --max-time.
+	opens := watchOpens(t, lock)
+	r := e.run("fetch", "-n", "1", "--max-time", "5s", "--state-dir", dir, srv.URL+"/fail")
 	r.wantCode(t, 7)
+	if opens() == 0 {
+		t.Error("the failure's run ended without coming to the lock")
+	}
+}
+
+// TestE2EUnwritableStateDirWarnsAtOnce: a state dir that cannot be made
+// or written in makes the breaker step aside, with its warning, at the
+// first run's first step, although a closed breaker's steps write nothing
+// (they read the state without the lock, see TestE2EClosedBreakerNeedsNoLock).
+// As root the runs drop to nobody (root writes everywhere).
+func TestE2EUnwritableStateDirWarnsAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	e := newEnv(t)
+	ro := filepath.Join(e.dir, "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := e.run
+	if os.Geteuid() == 0 {
+		as := nobody(t, e.dir, ro)
+		run = func(a ...string) result { return e.runWrapped(as, a...) }
+	}
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(ro, 0o755) })
+	for _, dir := range []string{filepath.Join(ro, "state"), ro} { // cannot be made; cannot be written in
+		r := run("fetch", "--max-time", "60s", "--state-dir", dir, srv.URL)
+		r.wantCode(t, 0)
+		if r.stdout != "ok" || !strings.Contains(r.stderr, "circuit breaker disabled for this run") ||
+			!strings.Contains(r.stderr, "permission denied") {
+			t.Errorf("--state-dir %s: stdout %q, stderr %q; want the body and the warning", dir, r.stdout, r.stderr)
+		}
+	}
 }

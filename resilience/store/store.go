@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/refetch/refetch/internal/atomicfile"
@@ -100,6 +101,8 @@ type FileStore struct {
 
 	gates gates
 	prune sync.Once
+	// dirOK: the dir was found usable (usable), once per process.
+	dirOK atomic.Bool
 }
 
 func (s *FileStore) path(key string) string {
@@ -139,12 +142,15 @@ func (s *FileStore) Record(ctx context.Context, p Params, o Outcome, now time.Ti
 func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func(*Record) (Decision, bool)) (Decision, error) {
 	s.prune.Do(func() { s.removeExpired(now) })
 	base := s.path(key)
+	if err := s.usable(base + ".lock"); err != nil {
+		return Decision{}, err
+	}
 	if runtime.GOOS != "windows" {
 		if d, ok := s.stepUnlocked(base+".json", key, now, fn); ok {
 			return d, nil
 		}
 	}
-	if err := s.ensureDir(); err != nil {
+	if err := s.ensureDir(); err != nil { // removed since usable looked
 		return Decision{}, err
 	}
 	unlock, err := s.gates.lock(ctx, base+".lock")
@@ -171,6 +177,26 @@ func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func
 		err = writeRecord(base+".json", r)
 	}
 	return d, err
+}
+
+// usable makes Dir and checks that this process can write in it, once
+// per process (a failure is checked again at the next step): a step that
+// writes nothing takes no lock, and a dir that cannot be written must
+// still make the breaker step aside with its warning at the first step,
+// not at the first failure. The error reads as the lock file's open
+// would (lock is the key's lock file).
+func (s *FileStore) usable(lock string) error {
+	if s.dirOK.Load() {
+		return nil
+	}
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	if err := writableDir(s.Dir); err != nil {
+		return fmt.Errorf("lock %s: %w", lock, &os.PathError{Op: "open", Path: lock, Err: err})
+	}
+	s.dirOK.Store(true)
+	return nil
 }
 
 // stepUnlocked runs fn on the record of key at path as read without the
