@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,7 +132,7 @@ func hint(err error) string {
 	case errors.As(err, &re) && re.Reason == resilience.ReasonUnsafeMethod:
 		return " (--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)"
 	case resilience.IsCertificateError(err):
-		return " (use --cacert FILE to trust the server's CA, or -k to skip verification)"
+		return certHint(err)
 	case errors.As(err, &timeout) && errors.As(err, &cut) && cut.Read > 0:
 		return " (a larger --timeout, or --timeout 0, lets big bodies finish)"
 	case errors.As(err, &timeout):
@@ -142,6 +143,23 @@ func hint(err error) string {
 		return " (--max-redirs sets the limit)"
 	}
 	return ""
+}
+
+// certHint is the advice for a certificate the run could not verify, by
+// what is wrong with it: a certificate for other names is not fixed by
+// trusting its CA, nor an expired one.
+func certHint(err error) string {
+	var (
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &host):
+		return " (the certificate is not for the URL's host: use a name it is for, with --resolve NAME:PORT:ADDR to reach this address by that name, or -k to skip verification)"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return " (the certificate has expired or is not valid yet: check the server's certificate and this machine's clock; -k skips verification)"
+	}
+	return " (use --cacert FILE to trust the server's CA, or -k to skip verification)"
 }
 
 // nextStep says what the retry after err does, for its line: "retrying",

@@ -2,10 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -431,7 +439,7 @@ func TestE2ETLS(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(args(srv.URL)...)
 	r.wantCode(t, 3)
-	if !strings.Contains(r.stderr, "certificate") {
+	if !strings.Contains(r.stderr, "certificate") || !strings.Contains(r.stderr, "use --cacert FILE to trust the server's CA") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	e.run(args("-k", srv.URL)...).wantCode(t, 0)
@@ -763,5 +771,44 @@ func TestE2EVerboseEscapesTheServersText(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, `Evil\x1b[31mRED`) {
 		t.Errorf("-v does not show the status line escaped:\n%q", r.stderr)
+	}
+}
+
+// TestE2ETLSExpiredCertificateHint: a certificate whose CA is trusted
+// (--cacert) but whose time is over is no matter of trust: the advice
+// names the dates and the clock, not --cacert.
+func TestE2ETLSExpiredCertificateHint(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "expired"},
+		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "late") }))
+	srv.Config.ErrorLog = quietLog()
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	defer srv.Close()
+	e := newEnv(t)
+	ca := filepath.Join(e.dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(args("-n", "1", "--cacert", ca, srv.URL)...)
+	r.wantCode(t, 3)
+	if !strings.Contains(r.stderr, "expired or is not valid yet") || strings.Contains(r.stderr, "--cacert FILE") {
+		t.Errorf("stderr:\n%s", r.stderr)
 	}
 }

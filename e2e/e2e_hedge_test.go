@@ -533,4 +533,8 @@ func TestResolveKeepsTheNameForTLS(t *testing.T) {
 	// Another name is checked as that name: the certificate does not hold it.
 	r = e.run(args("-n", "1", "--cacert", ca, "--resolve", fmt.Sprintf("other.test:%d:127.0.0.1", port), fmt.Sprintf("https://other.test:%d/", port))...)
 	r.wantCode(t, 3)
+	// Its CA is trusted: the advice is about the name, not about --cacert.
+	if !strings.Contains(r.stderr, "not for the URL's host") || strings.Contains(r.stderr, "--cacert FILE") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
 }
