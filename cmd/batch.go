@@ -205,6 +205,7 @@ type batchRun struct {
 	ok       int
 	served   int         // stale or fallback
 	failed   map[int]int // by exit code
+	cut      int         // skipped after their request began: cut off by a signal or --fail-fast
 	only     error       // the error of the one URL of a one-URL batch
 	outErr   error       // stdout could not be written
 	stopping bool
@@ -655,12 +656,14 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 		// Cut off by a signal or --fail-fast: no result of this URL's.
 		sink.Close()
+		b.cutOff()
 		return time.Time{}, false
 	}
 	if fs, ok := sink.(*fetch.GroupFileSink); ok && err == nil {
 		// Reported once the file is in place.
 		b.committer.Submit(fs, func(cerr error) {
 			if cerr != nil && ctx.Err() != nil && errors.Is(cerr, context.Cause(ctx)) {
+				b.cutOff()
 				return
 			}
 			if cerr != nil {
@@ -816,8 +819,21 @@ func (b *batchRun) summary(elapsed time.Duration) {
 		byClass = " (" + strings.Join(classes, ", ") + ")"
 	}
 	skipped := b.total - b.ok - b.served - failed
-	b.log.Infof("batch: %d URL%s in %s: %d ok, %d stale/fallback, %d failed%s, %d skipped",
-		b.total, plural(b.total), FormatDuration(elapsed), b.ok, b.served, failed, byClass, skipped)
+	cut := ""
+	if b.cut > 0 {
+		// Of the skipped, those whose request had begun: a signal's or
+		// --fail-fast's victims, as opposed to URLs never started.
+		cut = fmt.Sprintf(" (%d cut off)", b.cut)
+	}
+	b.log.Infof("batch: %d URL%s in %s: %d ok, %d stale/fallback, %d failed%s, %d skipped%s",
+		b.total, plural(b.total), FormatDuration(elapsed), b.ok, b.served, failed, byClass, skipped, cut)
+}
+
+// cutOff counts a URL whose request a signal or --fail-fast cut off.
+func (b *batchRun) cutOff() {
+	b.mu.Lock()
+	b.cut++
+	b.mu.Unlock()
 }
 
 // result is the batch's error: a signal's, a local failure's, the one
