@@ -1029,3 +1029,33 @@ func toxiAPI(t *testing.T, api, path, body string) map[string]any {
 	}
 	return m
 }
+
+// TestE2ERangeOverrun: a whole body sent as a 206 with no Content-Length
+// that runs past its Content-Range is not served, not called a cut: the
+// attempt says the server sent more than it said, and the next asks for
+// all of it.
+func TestE2ERangeOverrun(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c.next() == 1 {
+			w.Header().Set("Content-Range", "bytes 0-4/5")
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write([]byte("he"))
+			w.(http.Flusher).Flush() // no Content-Length from here on
+			w.Write([]byte("llo, and more"))
+			return
+		}
+		if r.Header.Get("Range") != "" {
+			t.Errorf("attempt %d asked for %s", c.get(), r.Header.Get("Range"))
+		}
+		w.Write([]byte("hello"))
+	}))
+	defer srv.Close()
+	r := newEnv(t).run(args("-v", "--delay", "1ms", srv.URL)...)
+	r.wantCode(t, 0)
+	if r.stdout != "hello" || !strings.Contains(r.stderr, "the server sent 15 bytes of a body its Content-Range (bytes 0-4/5) says is 5: more than it said") ||
+		strings.Contains(r.stderr, "resuming") {
+		t.Errorf("stdout %q, stderr:\n%s", r.stdout, r.stderr)
+	}
+}

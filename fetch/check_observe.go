@@ -151,8 +151,14 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 		// Part of the body to a request for all of it is no whole answer,
 		// as fetch judges it (wholeRange); a Range of the caller's own
 		// asked for a part.
-		if _, werr := wholeRange(resp); werr != nil {
+		whole, werr := wholeRange(resp)
+		switch {
+		case werr != nil:
 			obs.Err = werr
+		case obs.Received > whole:
+			obs.Err = &OverrunError{Sent: obs.Received, Said: whole, ContentRange: resp.Header.Get("Content-Range")}
+		case obs.Received < whole:
+			obs.Err = noAnswer(&BodyCutError{Read: obs.Received, Total: whole, Err: io.ErrUnexpectedEOF})
 		}
 	}
 	return obs

@@ -835,4 +835,24 @@ func TestCheckUnaskedPartialContent(t *testing.T) {
 	if !res.Healthy || res.Attempts != 1 {
 		t.Fatalf("a part the check asked for: healthy %v after %d attempts, failed %q", res.Healthy, res.Attempts, res.Failed)
 	}
+	// A whole-body 206 with no Content-Length (chunked) is judged by its
+	// Content-Range: longer is an overrun, shorter a cut body.
+	unsized := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Range", "bytes 0-4/5")
+			w.WriteHeader(206)
+			w.Write([]byte(body[:2]))
+			w.(http.Flusher).Flush() // no Content-Length from here on
+			w.Write([]byte(body[2:]))
+		}
+	}
+	for body, want := range map[string]string{"hello!!": "more than it said", "hel": "closed the connection"} {
+		res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{unsized(body)}}, func(cfg *CheckConfig) { cfg.Policy.Attempts = 1 })
+		if res.Healthy || !strings.Contains(strings.Join(res.Failed, ";"), want) {
+			t.Errorf("a whole-body 206 of %q: healthy %v, failed %q; want %q", body, res.Healthy, res.Failed, want)
+		}
+	}
+	if res, _, _ = checkWith(t, &sequence{handlers: []http.HandlerFunc{unsized("hello")}}, nil); !res.Healthy {
+		t.Errorf("an unsized whole-body 206 of the right length: failed %q", res.Failed)
+	}
 }

@@ -136,11 +136,15 @@ func Classify(method string, a resilience.Attempt, p resilience.Policy) resilien
 		// the next attempt starts over; the server is not down.
 		return resilience.Verdict{Kind: resilience.Retryable, Breaker: resilience.Ignore, Err: a.Err}
 	}
-	var ue *UnaskedRangeError
-	if errors.As(a.Err, &ue) {
-		// The server answered with part of the body: the next attempt
-		// asks for all of it again, a request sent again as any retry is
-		// (not for an unsafe method without the caller's opt-in).
+	var (
+		ue *UnaskedRangeError
+		oe *OverrunError
+	)
+	if errors.As(a.Err, &ue) || errors.As(a.Err, &oe) {
+		// The server answered with part of the body, or with more than
+		// its range: the next attempt asks for all of it again, a
+		// request sent again as any retry is (not for an unsafe method
+		// without the caller's opt-in).
 		if !p.RetryUnsafe && !resilience.Idempotent(method) {
 			return resilience.Verdict{Kind: resilience.Permanent, Breaker: resilience.Ignore, Err: a.Err, UnsafeNotRetried: true}
 		}

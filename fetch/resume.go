@@ -71,6 +71,20 @@ func (e *UnaskedRangeError) Error() string {
 	return "the server sent " + e.Why + " to a request for all of it"
 }
 
+// OverrunError is the failure of an attempt whose 206 (a resumed rest,
+// or a whole body sent as a range) ran past the length its Content-Range
+// gave: with no Content-Length to stop it, the server sent more than it
+// said. Nothing of the body is kept; the next attempt asks for all of it.
+type OverrunError struct {
+	Sent, Said   int64 // the body's bytes held and received; its length by Content-Range
+	ContentRange string
+}
+
+func (e *OverrunError) Error() string {
+	return fmt.Sprintf("the server sent %s bytes of a body its Content-Range (%s) says is %s: more than it said, so none of it is kept",
+		groupDigits(e.Sent), e.ContentRange, groupDigits(e.Said))
+}
+
 // wholeRange judges resp, a 206 to a request that asked for no range: it
 // returns the body's length when its one range is the whole body
 // (bytes 0-(N-1)/N), else the error that fails the attempt.

@@ -490,3 +490,47 @@ func TestResumeMatchReadsLastModifiedBesideAStrongETag(t *testing.T) {
 		t.Errorf("match = %q, want none (a weak Last-Modified is not compared)", got)
 	}
 }
+
+// TestRunRangeOverrun: a whole body sent as a 206, or a resumed rest,
+// that runs past its Content-Range (no Content-Length bounds it) is no
+// cut: nothing of it is kept, the error says the server sent more than it
+// said, and the next attempt asks for all of it.
+func TestRunRangeOverrun(t *testing.T) {
+	long := func(req *http.Request) (*http.Response, error) {
+		return response(req, http.StatusPartialContent, strings.NewReader("helloworld!!"), -1,
+			append([]string{"Content-Range", "bytes 0-9/10"}, validators...)...), nil
+	}
+	e := newRunEnv(t, 1<<20)
+	res, err := e.run(context.Background(), e.config(), long, answer(200, "helloworld"))
+	if err != nil || e.out.String() != "helloworld" {
+		t.Fatalf("err %v, served %q", err, e.out.String())
+	}
+	var oe *OverrunError
+	if !errors.As(res.Trace.Attempts[0].Err, &oe) ||
+		oe.Error() != "the server sent 12 bytes of a body its Content-Range (bytes 0-9/10) says is 10: more than it said, so none of it is kept" {
+		t.Errorf("attempt 1's error = %v", res.Trace.Attempts[0].Err)
+	}
+	if e.script.reqs[1].Header.Get("Range") != "" {
+		t.Error("the retry asked for a range, after a body that cannot be trusted")
+	}
+
+	// A resumed rest that runs long: the same, and the next attempt starts
+	// over from byte 0.
+	e = newRunEnv(t, 1<<20)
+	res, err = e.run(context.Background(), e.config(),
+		cutWith("hello", 10, validators...),
+		func(req *http.Request) (*http.Response, error) {
+			return response(req, http.StatusPartialContent, strings.NewReader("world and more"), -1,
+				append([]string{"Content-Range", "bytes 5-9/10"}, validators...)...), nil
+		},
+		answer(200, "helloworld"))
+	if err != nil || e.out.String() != "helloworld" {
+		t.Fatalf("err %v, served %q", err, e.out.String())
+	}
+	if !errors.As(res.Trace.Attempts[1].Err, &oe) || oe.Sent != 19 || oe.Said != 10 {
+		t.Errorf("attempt 2's error = %v", res.Trace.Attempts[1].Err)
+	}
+	if e.script.reqs[2].Header.Get("Range") != "" {
+		t.Error("attempt 3 resumed after a rest that cannot be trusted")
+	}
+}

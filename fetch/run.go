@@ -402,6 +402,13 @@ func (f *fetcher) attempt(ctx context.Context, n int) resilience.Attempt {
 	var k int64
 	k, a.Err = f.copyBody(ctx, w, resp.Body, max, resp.ContentLength, progress, sp)
 	f.size, at.BodyBytes = from+k, k
+	if a.Err == nil && (resumed || whole >= 0) && total >= 0 && f.size > total {
+		// A resumed body, or a whole 206, that ran past its Content-Range
+		// (no Content-Length bounded it): none of it can be trusted.
+		f.rs.drop()
+		a.Err = &OverrunError{Sent: f.size, Said: total, ContentRange: resp.Header.Get("Content-Range")}
+		return a
+	}
 	if a.Err == nil && (resumed || whole >= 0) && total >= 0 && f.size != total {
 		// A resumed body, or a whole 206, that ended cleanly short of its
 		// Content-Range.
