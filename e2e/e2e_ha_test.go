@@ -164,6 +164,40 @@ func TestE2EHASentinelFailover(t *testing.T) {
 
 }
 
+// TestE2EHASentinelPassword: sentinels with a password of their own are
+// reached with ?sentinel_password=: the breaker opened by one node is
+// open for another. Without the password the store is unavailable (one
+// warning, the run goes on as without --store); no output shows it.
+func TestE2EHASentinelPassword(t *testing.T) {
+	t.Parallel()
+	const pw = "Sentinel-Secret-27"
+	sen := redistest.StartSentinelAuth(t, 1, pw)
+	var hits counter
+	down := downServer(t, &hits)
+	a := fleetNode(t, "node-a", sen.URL())
+	r := a.run(args("-v", "-n", "1", "--breaker-failures", "1", down.URL)...)
+	r.wantCode(t, 4)
+	if strings.Contains(r.stderr, "unavailable") || strings.Contains(r.stdout+r.stderr, pw) {
+		t.Fatalf("the opening run, stderr:\n%s", r.stderr)
+	}
+	b := fleetNode(t, "node-b", sen.URL())
+	sent := hits.get()
+	b.run(args("-n", "1", "--breaker-failures", "1", down.URL)...).wantCode(t, 5)
+	if hits.get() != sent {
+		t.Errorf("node-b sent %d requests to an origin node-a opened", hits.get()-sent)
+	}
+	noPass := fleetNode(t, "node-c", strings.Split(sen.URL(), "?")[0])
+	r = noPass.run(args("-n", "1", "--breaker-failures", "1", down.URL)...)
+	if r.code != 4 || strings.Count(r.stderr, "unavailable") != 1 {
+		t.Errorf("without the sentinels' password: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	wrong := fleetNode(t, "node-d", strings.Replace(sen.URL(), "Secret", "Wrong", 1))
+	r = wrong.run(args("-v", "-n", "1", "--breaker-failures", "1", down.URL)...)
+	if r.code != 4 || strings.Contains(r.stdout+r.stderr, "Wrong-27") {
+		t.Errorf("a wrong password: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
 // TestE2EHASentinelBatchSpansFailover: a -P 1 batch of 8 origins, each
 // opening its breaker; while
 // item 3 is being fetched its primary is killed (SIGKILL); item 4 runs on

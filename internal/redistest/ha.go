@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,14 +41,22 @@ type Sentinel struct {
 	Primary, Replica string
 	// Sentinels are the sentinels' addresses.
 	Sentinels []string
-	addrs     []string
-	tls       *TLSFiles
+	// SentinelPassword is the password the sentinels ask for ("" none);
+	// the servers ask for none.
+	SentinelPassword string
+	addrs            []string
+	tls              *TLSFiles
 }
 
 // URL is the store URL of the setup: redis+sentinel://S1,S2/MasterName.
-// (rediss+sentinel:// for a TLS setup).
+// (rediss+sentinel:// for a TLS setup; ?sentinel_password=… when the
+// sentinels ask for one).
 func (s *Sentinel) URL() string {
-	return scheme(s.tls) + "+sentinel://" + strings.Join(s.Sentinels, ",") + "/" + MasterName
+	u := scheme(s.tls) + "+sentinel://" + strings.Join(s.Sentinels, ",") + "/" + MasterName
+	if s.SentinelPassword != "" {
+		u += "?sentinel_password=" + url.QueryEscape(s.SentinelPassword)
+	}
+	return u
 }
 
 func scheme(tls *TLSFiles) string {
@@ -117,8 +126,20 @@ func StartSentinel(t testing.TB, n int) *Sentinel {
 // speaking TLS only, with files (nil: plain).
 func StartSentinelTLS(t testing.TB, n int, files *TLSFiles) *Sentinel {
 	t.Helper()
+	return startSentinel(t, n, files, "")
+}
+
+// StartSentinelAuth is StartSentinel with sentinels that ask for
+// password (requirepass; they authenticate to one another with it too).
+func StartSentinelAuth(t testing.TB, n int, password string) *Sentinel {
+	t.Helper()
+	return startSentinel(t, n, nil, password)
+}
+
+func startSentinel(t testing.TB, n int, files *TLSFiles, password string) *Sentinel {
+	t.Helper()
 	server, sentinel, _ := HABinaries(t)
-	s, err := NewSentinel(server, sentinel, t.TempDir(), n, files)
+	s, err := newSentinel(server, sentinel, t.TempDir(), n, files, password)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -292,7 +313,11 @@ func poll(what string, cond func() bool) error {
 // down after 500ms without an answer and gives a failover 2s. Close stops
 // it all. (For benchmarks and shared setups; tests use StartSentinel.)
 func NewSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles) (*Sentinel, error) {
-	s := &Sentinel{tls: files}
+	return newSentinel(serverBin, sentinelBin, dir, n, files, "")
+}
+
+func newSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles, password string) (*Sentinel, error) {
+	s := &Sentinel{tls: files, SentinelPassword: password}
 	fail := func(err error) (*Sentinel, error) { s.Close(); return nil, err }
 	mkdir := func(name string) (string, error) {
 		d := filepath.Join(dir, name)
@@ -345,6 +370,10 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles) (*S
 				"sentinel down-after-milliseconds %[3]s 500\n"+
 				"sentinel failover-timeout %[3]s 2000\n"+
 				"sentinel parallel-syncs %[3]s 1\n", port, sdir, MasterName, phost, pport, quorum)
+			if password != "" {
+				// Asked of clients, and of one sentinel by another.
+				text += fmt.Sprintf("requirepass %s\nsentinel sentinel-pass %[1]s\n", password)
+			}
 			if files != nil {
 				text = strings.Replace(text, fmt.Sprintf("port %d\n", port), fmt.Sprintf("port 0\ntls-port %d\n"+
 					"tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %[2]s\ntls-auth-clients no\ntls-replication yes\n",
@@ -359,7 +388,7 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles) (*S
 		s.addrs = append(s.addrs, addr)
 	}
 	for _, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(options(addr, files))
+		sc := redis.NewSentinelClient(s.sentinelOptions(addr))
 		err := poll("sentinel "+addr+" to know the replica and the other sentinels", func() bool {
 			replicas, err := sc.Replicas(ctx, MasterName).Result()
 			if err != nil || len(replicas) != 1 || strings.Contains(replicas[0]["flags"], "down") ||
@@ -377,11 +406,18 @@ func NewSentinel(serverBin, sentinelBin, dir string, n int, files *TLSFiles) (*S
 	return s, nil
 }
 
+// sentinelOptions are the options of a client of the sentinel at addr.
+func (s *Sentinel) sentinelOptions(addr string) *redis.Options {
+	o := options(addr, s.tls)
+	o.Password = s.SentinelPassword
+	return o
+}
+
 // MasterAddr is the primary's address as the sentinels report it.
 func (s *Sentinel) MasterAddr() (string, error) {
 	var last error
 	for _, addr := range s.Sentinels {
-		sc := redis.NewSentinelClient(options(addr, s.tls))
+		sc := redis.NewSentinelClient(s.sentinelOptions(addr))
 		got, err := sc.GetMasterAddrByName(context.Background(), MasterName).Result()
 		sc.Close()
 		if err == nil && len(got) == 2 {

@@ -222,3 +222,38 @@ func TestFailoverStoreRetriesAfter(t *testing.T) {
 		t.Fatalf("%d tries (want 2), warnings %v, Failed %v", primary.n.Load(), warns, s.Failed())
 	}
 }
+
+// TestSentinelWithAPassword: sentinels that ask for a password of their
+// own (requirepass in sentinel.conf) are asked with ?sentinel_password=;
+// the store then works as any. Without it, the sentinels refuse and the
+// step fails saying so, and the password shows in no message.
+func TestSentinelWithAPassword(t *testing.T) {
+	const pw = "s3ntinel-pw"
+	sen := redistest.StartSentinelAuth(t, 1, pw)
+	cfg, err := ParseRedisURL(sen.URL())
+	if err != nil || cfg.SentinelPassword != pw {
+		t.Fatalf("ParseRedisURL(%s) = %+v, %v", sen.URL(), cfg, err)
+	}
+	ctx := context.Background()
+	p := Params{Key: "http://api.test:80", Failures: 1, Quorum: 1, Node: "a", Reset: time.Hour, TrialTimeout: time.Minute}
+	s := newHAStore(t, cfg)
+	d, err := s.Admit(ctx, p, time.Now())
+	if err != nil || d.Admission != Admitted {
+		t.Fatalf("Admit = %+v, %v", d, err)
+	}
+	if d, err = s.Record(ctx, p, Outcome{Effect: CountFailure, Err: "503"}, time.Now()); err != nil || d.Record.State != StateOpen {
+		t.Fatalf("Record = %+v, %v", d.Record, err)
+	}
+
+	cfg.SentinelPassword = ""
+	s = newHAStore(t, cfg)
+	_, err = s.Admit(ctx, p, time.Now())
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "auth") {
+		t.Errorf("Admit without the sentinels' password = %v, want their refusal", err)
+	}
+	cfg.SentinelPassword = "wrong-" + pw
+	s = newHAStore(t, cfg)
+	if _, err = s.Admit(ctx, p, time.Now()); err == nil || strings.Contains(err.Error(), pw) {
+		t.Errorf("Admit with a wrong password = %v, want a refusal that does not show it", err)
+	}
+}

@@ -57,6 +57,10 @@ type RedisConfig struct {
 	// Username and Password authenticate (AUTH) to the Redis servers
 	// (not to the sentinels); both may be empty.
 	Username, Password string
+	// SentinelUsername and SentinelPassword authenticate to the
+	// sentinels (RedisSentinel), whose password is their own
+	// (requirepass in sentinel.conf); both may be empty.
+	SentinelUsername, SentinelPassword string
 	// DB is the database number (SELECT); always 0 in a cluster.
 	DB int
 	// TLS connects with TLS (rediss://), verifying the server's
@@ -122,9 +126,10 @@ const redisURLForms = "redis://host:port, rediss://host:port, redis+sentinel://h
 //	redis+cluster://[user:password@]host[:port][,host[:port]…]
 //
 // or the same with rediss (TLS). A sentinel's port defaults to 26379,
-// a server's to 6379, and db to 0; the one query option is
-// timeout=DURATION (see RedisConfig.Timeout). Its errors never contain
-// the password.
+// a server's to 6379, and db to 0. Query options: timeout=DURATION (see
+// RedisConfig.Timeout); for Sentinel, sentinel_username=NAME and
+// sentinel_password=PASSWORD (the sentinels' own). Its errors never
+// contain a password.
 func ParseRedisURL(raw string) (RedisConfig, error) {
 	var c RedisConfig
 	shown := redact.RawURL(raw)
@@ -262,15 +267,26 @@ func ParseRedisURL(raw string) (RedisConfig, error) {
 	if err != nil {
 		return fail("malformed query")
 	}
+	options := "timeout=DURATION"
+	if c.Kind == RedisSentinel {
+		options += ", sentinel_username=NAME, sentinel_password=PASSWORD"
+	}
 	for name, vals := range q {
-		if name != "timeout" {
-			return fail("unknown option %q (the one option is timeout=DURATION)", name)
+		v := vals[len(vals)-1]
+		switch {
+		case name == "timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fail("invalid timeout %q (want a positive duration such as 500ms)", v)
+			}
+			c.Timeout = d
+		case name == "sentinel_username" && c.Kind == RedisSentinel:
+			c.SentinelUsername = v
+		case name == "sentinel_password" && c.Kind == RedisSentinel:
+			c.SentinelPassword = v
+		default:
+			return fail("unknown option %q (the options are %s)", name, options)
 		}
-		d, err := time.ParseDuration(vals[len(vals)-1])
-		if err != nil || d <= 0 {
-			return fail("invalid timeout %q (want a positive duration such as 500ms)", vals[len(vals)-1])
-		}
-		c.Timeout = d
 	}
 	return c, nil
 }
@@ -514,7 +530,8 @@ func newSentinels(c RedisConfig, pool int, tlsConfig *tls.Config) *sentinels {
 	s := &sentinels{name: c.MasterName, addrs: c.Addrs, timeout: c.Timeout, tls: tlsConfig}
 	for _, addr := range c.Addrs {
 		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
-			Addr:        addr,
+			Addr:     addr,
+			Username: c.SentinelUsername, Password: c.SentinelPassword,
 			DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
 			DialerRetries: 1, MaxRetries: -1, PoolSize: pool, PipelinePoolSize: -1,
 			DisableIdentity: true, TLSConfig: tlsConfig,

@@ -428,6 +428,10 @@ func TestParseRedisURL(t *testing.T) {
 		{"rediss://u:s3cr3t?x@h/1", RedisConfig{Addr: "h:6379", Username: "u", Password: "s3cr3t?x", TLS: true, DB: 1}, "rediss://h:6379/1"},
 		{"redis://:s3/cr3t@h:7?timeout=2s", RedisConfig{Addr: "h:7", Password: "s3/cr3t", Timeout: 2 * time.Second}, "redis://h:7"},
 		{"redis://:12#pw@h", RedisConfig{Addr: "h:6379", Password: "12#pw"}, "redis://h:6379"},
+		// The sentinels' own credentials, in the query.
+		{"redis+sentinel://:srv@s1,s2:26380/mymaster?sentinel_password=s%26p&sentinel_username=watch",
+			RedisConfig{Kind: RedisSentinel, Addrs: []string{"s1:26379", "s2:26380"}, MasterName: "mymaster", Password: "srv",
+				SentinelUsername: "watch", SentinelPassword: "s&p"}, "redis+sentinel://s1:26379,s2:26380/mymaster"},
 	} {
 		got, err := ParseRedisURL(tc.raw)
 		if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
@@ -446,6 +450,10 @@ func TestParseRedisURL(t *testing.T) {
 		"redis://:hunter2@h#frag", "redis://:hunt%zzer2@h", "redis://u:hunt er2@h:x", "redis://:hun@ter2@h:x",
 		"redis://:hunter2#x@h:99999", "redis://:hunter2?x@h:x", "redis://:hunter2/x@h/db", "rediss://u:hunter2#x@h:0",
 		"redis://:hunter2/x@", "redis://:hunter2#x@h:1:2", "redis://hunter2@h:99999", "redis+cluster://hunter2@h:0",
+		// Sentinel options belong to Sentinel URLs; an unknown option
+		// beside a sentinel password does not show it.
+		"redis://h?sentinel_password=hunter2", "redis+cluster://h?sentinel_password=hunter2",
+		"redis+sentinel://h/m?sentinel_password=hunter2&pool=3",
 	} {
 		_, err := ParseRedisURL(raw)
 		if err == nil {
