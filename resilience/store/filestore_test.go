@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFileStoreModesAndHashedNames(t *testing.T) {
@@ -50,7 +51,7 @@ func TestFileStoreModesAndHashedNames(t *testing.T) {
 
 func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
 	var warns []error
-	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state"), Warn: func(err error) { warns = append(warns, err) }}
+	store := &FileStore{Dir: filepath.Join(t.TempDir(), "state"), TTL: time.Hour, Warn: func(err error) { warns = append(warns, err) }}
 	c := contract{t, store, context.Background()}
 	p := testParams
 	p.Key, p.Failures = "http://example.test:80", 1
@@ -72,6 +73,11 @@ func TestFileStoreCorruptFileIsReplaced(t *testing.T) {
 		var r Record
 		if err := json.Unmarshal(data, &r); err != nil || r.State != StateClosed {
 			t.Fatalf("junk %q not replaced: %s", junk, data)
+		}
+		// The replacement is dated and expires as any record: one that
+		// never expired would outlive every prune.
+		if !r.UpdatedAt.Equal(contractNow) || !store.expired(r, contractNow.Add(2*time.Hour)) {
+			t.Errorf("junk %q replaced by %s: want it dated now and expired after the TTL", junk, data)
 		}
 	}
 }

@@ -158,7 +158,7 @@ func (s *FileStore) step(ctx context.Context, key string, now time.Time, fn func
 		return Decision{}, err
 	}
 	defer unlock()
-	r, corrupt, err := s.load(base+".json", key)
+	r, corrupt, err := s.load(base+".json", key, now)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -355,7 +355,7 @@ func (s *FileStore) readRecord(path string) (Record, error) {
 
 // load reads the record of key at path. A missing file is a fresh record;
 // an unreadable or corrupt one is reported and replaced by a fresh record.
-func (s *FileStore) load(path, key string) (r Record, corrupt bool, err error) {
+func (s *FileStore) load(path, key string, now time.Time) (r Record, corrupt bool, err error) {
 	fresh := Record{Key: key, State: StateClosed}
 	r, err = s.readRecord(path)
 	switch {
@@ -368,8 +368,15 @@ func (s *FileStore) load(path, key string) (r Record, corrupt bool, err error) {
 		s.Warn(&CorruptStateError{Path: path, Err: err})
 	}
 	// Replace it now (the caller holds the lock), so the warning is given
-	// once even if this update changes nothing.
-	if werr := writeRecord(path, fresh); werr != nil {
+	// once even if this update changes nothing. It is written as any
+	// record is, dated and expiring (a record with no date never would).
+	saved := fresh
+	saved.UpdatedAt = now
+	if s.TTL > 0 {
+		end := expiry(saved, s.TTL)
+		saved.ExpiresAt = &end
+	}
+	if werr := writeRecord(path, saved); werr != nil {
 		return fresh, true, werr
 	}
 	return fresh, true, nil
