@@ -439,7 +439,7 @@ func TestE2ETLS(t *testing.T) {
 	e := newEnv(t)
 	r := e.run(args(srv.URL)...)
 	r.wantCode(t, 3)
-	if !strings.Contains(r.stderr, "certificate") || !strings.Contains(r.stderr, "use --cacert FILE to trust the server's CA") {
+	if !strings.Contains(r.stderr, "certificate") || !strings.Contains(r.stderr, "signed by a CA this run does not trust: --cacert FILE trusts it") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	e.run(args("-k", srv.URL)...).wantCode(t, 0)
@@ -774,41 +774,63 @@ func TestE2EVerboseEscapesTheServersText(t *testing.T) {
 	}
 }
 
-// TestE2ETLSExpiredCertificateHint: a certificate whose CA is trusted
-// (--cacert) but whose time is over is no matter of trust: the advice
-// names the dates and the clock, not --cacert.
-func TestE2ETLSExpiredCertificateHint(t *testing.T) {
+// TestE2ETLSCertificateHints: a certificate whose CA is trusted
+// (--cacert) but which is wrong in another way is no matter of trust: the
+// advice names what is wrong (its dates, its legacy Common Name, its key
+// usage), never --cacert.
+func TestE2ETLSCertificateHints(t *testing.T) {
 	t.Parallel()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "expired"},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "late") }))
-	srv.Config.ErrorLog = quietLog()
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	srv.StartTLS()
-	defer srv.Close()
-	e := newEnv(t)
-	ca := filepath.Join(e.dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := e.run(args("-n", "1", "--cacert", ca, srv.URL)...)
-	r.wantCode(t, 3)
-	if !strings.Contains(r.stderr, "expired or is not valid yet") || strings.Contains(r.stderr, "--cacert FILE") {
-		t.Errorf("stderr:\n%s", r.stderr)
+	for _, tc := range []struct {
+		name string
+		edit func(*x509.Certificate)
+		host string // the URL's host, reached at 127.0.0.1 by --resolve
+		want string
+	}{
+		{"expired", func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour) }, "", "has expired"},
+		{"not yet valid", func(c *x509.Certificate) { c.NotBefore = now.Add(24 * time.Hour) }, "", "not valid yet"},
+		{"common name only", func(c *x509.Certificate) { c.IPAddresses, c.Subject.CommonName = nil, "localhost" }, "localhost", "legacy Common Name"},
+		{"client usage", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }, "", "not one for a TLS server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl := &x509.Certificate{
+				SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+				IsCA: true, BasicConstraintsValid: true,
+				KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+				IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			}
+			tc.edit(tmpl)
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "no") }))
+			srv.Config.ErrorLog = quietLog()
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+			srv.StartTLS()
+			defer srv.Close()
+			e := newEnv(t)
+			ca := filepath.Join(e.dir, "ca.pem")
+			if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			url, a := srv.URL, []string{"-n", "1", "--cacert", ca}
+			if tc.host != "" {
+				port := srv.Listener.Addr().(*net.TCPAddr).Port
+				url = fmt.Sprintf("https://%s:%d/", tc.host, port)
+				a = append(a, "--resolve", fmt.Sprintf("%s:%d:127.0.0.1", tc.host, port))
+			}
+			r := e.run(args(append(a, url)...)...)
+			r.wantCode(t, 3)
+			if !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "--cacert FILE") {
+				t.Errorf("stderr:\n%s", r.stderr)
+			}
+		})
 	}
 }
