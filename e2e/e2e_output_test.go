@@ -723,3 +723,39 @@ func TestE2EOutputRenameRefusedFallsBackInPlace(t *testing.T) {
 	}
 	assertNoTempFiles(t, dir)
 }
+
+// TestE2ENewFilesFollowTheUmask: a new -o file, single or in a batch,
+// gets 0666 less the umask, as the shell's, curl's and wget's do (a user
+// with umask 077 gets private downloads); a file replaced keeps its own
+// mode whatever the umask.
+func TestE2ENewFilesFollowTheUmask(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "data") }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		umask string
+		want  os.FileMode
+	}{{"077", 0o600}, {"022", 0o644}, {"002", 0o664}} {
+		e := newEnv(t)
+		in := []string{"sh", "-c", "umask " + tc.umask + ` && exec "$0" "$@"`}
+		one := filepath.Join(e.dir, "one")
+		e.runWrapped(in, "fetch", "-o", one, srv.URL+"/one").wantCode(t, 0)
+		out := filepath.Join(e.dir, "out")
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.runWrapped(in, "fetch", "-P", "2", "-o", filepath.Join(out, "{name}"), srv.URL+"/a", srv.URL+"/b").wantCode(t, 0)
+		kept := filepath.Join(e.dir, "kept")
+		if err := os.WriteFile(kept, []byte("old"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(kept, 0o640)
+		e.runWrapped(in, "fetch", "-o", kept, srv.URL+"/kept").wantCode(t, 0)
+		for path, want := range map[string]os.FileMode{one: tc.want, filepath.Join(out, "a"): tc.want, filepath.Join(out, "b"): tc.want, kept: 0o640} {
+			st, err := os.Stat(path)
+			if err != nil || st.Mode().Perm() != want {
+				t.Errorf("umask %s: %s is %v (%v), want %v", tc.umask, filepath.Base(path), st.Mode().Perm(), err, want)
+			}
+		}
+	}
+}

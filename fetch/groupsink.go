@@ -30,7 +30,7 @@ import (
 type GroupFileSink struct {
 	path      string
 	target    string      // path with its symlinks followed: what is replaced
-	mode      fs.FileMode // of the file replaced, 0644 for a new one
+	mode      fs.FileMode // of the file replaced, atomicfile.NewFileMode for a new one
 	mem       *[]byte     // the body while it is small; nil once spilled
 	tmp       *atomicfile.File
 	sealed    bool
@@ -49,7 +49,7 @@ var smallBodies = sync.Pool{New: func() any { b := make([]byte, 0, SmallBody); r
 // temporary file goes beside it) and the link stays; the mode of a file
 // replaced is kept, as FileSink does.
 func NewGroupFileSink(path string) *GroupFileSink {
-	s := &GroupFileSink{path: path, target: path, mode: 0o644}
+	s := &GroupFileSink{path: path, target: path, mode: atomicfile.NewFileMode()}
 	if target, st, err := OutputTarget(path); err == nil {
 		s.target = target
 		if st != nil && st.Mode().IsRegular() {
@@ -202,8 +202,8 @@ func (s *GroupFileSink) Streams() bool { return false }
 // Committer makes sealed GroupFileSinks durable in groups and renames them
 // into place, in two goroutines of its own, so that writing files and
 // waiting for the disk overlap. The first writes each small body to its
-// temporary file and gives every temporary file its mode (0644, or the
-// mode of the file it replaces), one file after another: files created in
+// temporary file and gives every temporary file its mode (0666 less the
+// umask, or the mode of the file it replaces), one file after another: files created in
 // one directory are serialized by the kernel anyway. The second takes what
 // is ready in groups: what became ready while the previous group was being
 // committed, plus what arrives within DefaultLinger of its first file, up
@@ -359,8 +359,8 @@ func (c *Committer) commit(group []commitItem) {
 }
 
 // prepareFile writes a body held in memory to its temporary file, and
-// gives the temporary file the mode of the file it replaces (0644 if
-// none, found when the sink was made), as FileSink does.
+// gives the temporary file the mode of the file it replaces (0666 less
+// the umask if none, found when the sink was made), as FileSink does.
 func prepareFile(s *GroupFileSink) error {
 	if s.tmp == nil {
 		tmp, err := createTemp(s.path, s.target)

@@ -26,7 +26,7 @@ type FileSink struct {
 	target string // what is written: path with its symlinks followed
 	how    writeMode
 	// mode is the permission of a file created or replaced: an existing
-	// file's own, else 0644.
+	// file's own, else atomicfile.NewFileMode (0666 less the umask).
 	mode   fs.FileMode
 	exists bool
 	fifo   bool // writeThrough to a FIFO: opening it waits for a reader
@@ -71,7 +71,8 @@ func OwnDescriptor(path string) (int, bool) { return ownDescriptor(path) }
 //   - a regular file, or a new one: a temporary file beside it, renamed over
 //     it on Commit (atomic). If the rename is refused at Commit (a sticky
 //     directory, a filesystem without rename), the body is written in place
-//     instead. An existing file keeps its permissions; a new one gets 0644.
+//     instead. An existing file keeps its permissions; a new one gets 0666 less
+//     the umask.
 //   - a symlink (chains too): its final target is replaced as above; the
 //     link stays. A dangling link's target is created.
 //   - a regular file that cannot be renamed over (a mount point, as Docker
@@ -86,7 +87,7 @@ func OwnDescriptor(path string) (int, bool) { return ownDescriptor(path) }
 //
 // ctx is the run's: it ends a wait for a FIFO's reader at Commit.
 func NewFileSink(ctx context.Context, path string) (*FileSink, error) {
-	s := &FileSink{ctx: ctx, path: path, mode: 0o644}
+	s := &FileSink{ctx: ctx, path: path, mode: atomicfile.NewFileMode()}
 	if _, base := filepath.Split(path); base == "" {
 		return nil, outputError(path, "is a directory")
 	}

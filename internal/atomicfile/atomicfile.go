@@ -51,6 +51,11 @@ var unnamedOff atomic.Bool
 // systems without one.
 func SetUnnamed(on bool) { unnamedOff.Store(!on) }
 
+// NewFileMode is the mode of a new file that a download makes: 0666 less
+// the process's umask (0644 under the usual 022), as the shell, curl and
+// wget make theirs. Files replaced keep their own mode instead.
+var NewFileMode = sync.OnceValue(func() fs.FileMode { return 0o666 &^ umask() })
+
 // File is a temporary file that will replace a path in its directory.
 // It embeds the open *os.File: write, read, seek, Sync and Chmod it as
 // any file. Close must always be called, after Commit too.

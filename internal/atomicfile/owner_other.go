@@ -9,3 +9,6 @@ import "io/fs"
 func processGone(int) bool { return false }
 
 func ownedByMe(fs.FileInfo) bool { return true }
+
+// umask: none where there is none.
+func umask() fs.FileMode { return 0 }

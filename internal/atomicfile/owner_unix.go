@@ -5,6 +5,8 @@ package atomicfile
 import (
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -19,4 +21,23 @@ func processGone(pid int) bool {
 func ownedByMe(st fs.FileInfo) bool {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	return ok && int(sys.Uid) == os.Getuid()
+}
+
+// umask is the process's file mode creation mask: from /proc/self/status
+// where Linux has it (reading it changes nothing), else by setting it and
+// setting it back, which a file made by another thread in between would
+// see: NewFileMode asks once, before refetch makes files.
+func umask() fs.FileMode {
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return fs.FileMode(m) & fs.ModePerm
+				}
+			}
+		}
+	}
+	old := syscall.Umask(0o022)
+	syscall.Umask(old)
+	return fs.FileMode(old) & fs.ModePerm
 }
