@@ -520,7 +520,7 @@ func TestDescribeNamesTheFlag(t *testing.T) {
 		{"next wait past the deadline", run(resilience.ErrDeadline, resilience.ReasonWaitPastDeadline, last), " (--max-time sets the limit)", ""},
 		{"Retry-After too long", run(resilience.ErrRateLimited, resilience.ReasonRetryAfterTooLong, last), "--max-retry-after sets the longest wait", ""},
 		{"unsafe method", run(resilience.ErrPermanent, resilience.ReasonUnsafeMethod, last), " (--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)", ""},
-		{"unknown CA", run(resilience.ErrPermanent, resilience.ReasonNone, unknownCA), "(use --cacert FILE to trust the server's CA, or -k to skip verification)", ""},
+		{"unknown CA", run(resilience.ErrPermanent, resilience.ReasonNone, unknownCA), "(the certificate is signed by a CA this run does not trust: --cacert FILE trusts it, -k skips verification)", ""},
 		{"timeout with a cut body", run(resilience.ErrRetriesExhausted, resilience.ReasonNone, bodyCut), "(a larger --timeout, or --timeout 0, lets big bodies finish)", ""},
 		{"timeout before any body", run(resilience.ErrRetriesExhausted, resilience.ReasonNone, headersLate), " (--timeout sets the limit of one attempt)", "larger"},
 		{"body too large", run(resilience.ErrPermanent, resilience.ReasonNone, fmt.Errorf("%w (5 bytes)", fetch.ErrTooLarge)), " (--max-size sets the limit)", ""},
