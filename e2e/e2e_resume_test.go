@@ -1054,7 +1054,7 @@ func TestE2ERangeOverrun(t *testing.T) {
 	defer srv.Close()
 	r := newEnv(t).run(args("-v", "--delay", "1ms", srv.URL)...)
 	r.wantCode(t, 0)
-	if r.stdout != "hello" || !strings.Contains(r.stderr, "the server sent 15 bytes of a body its Content-Range (bytes 0-4/5) says is 5: more than it said") ||
+	if r.stdout != "hello" || !strings.Contains(r.stderr, "the body ran to 15 bytes, past the 5 its Content-Range (bytes 0-4/5) gives: the server sent more than it said") ||
 		strings.Contains(r.stderr, "resuming") {
 		t.Errorf("stdout %q, stderr:\n%s", r.stdout, r.stderr)
 	}

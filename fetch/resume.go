@@ -76,13 +76,13 @@ func (e *UnaskedRangeError) Error() string {
 // gave: with no Content-Length to stop it, the server sent more than it
 // said. Nothing of the body is kept; the next attempt asks for all of it.
 type OverrunError struct {
-	Sent, Said   int64 // the body's bytes held and received; its length by Content-Range
+	Sent, Said   int64 // the body's length with the bytes held before; its length by Content-Range
 	ContentRange string
 }
 
 func (e *OverrunError) Error() string {
-	return fmt.Sprintf("the server sent %s bytes of a body its Content-Range (%s) says is %s: more than it said, so none of it is kept",
-		groupDigits(e.Sent), e.ContentRange, groupDigits(e.Said))
+	return fmt.Sprintf("the body ran to %s bytes, past the %s its Content-Range (%s) gives: the server sent more than it said, so none of it is kept",
+		groupDigits(e.Sent), groupDigits(e.Said), e.ContentRange)
 }
 
 // wholeRange judges resp, a 206 to a request that asked for no range: it

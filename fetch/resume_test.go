@@ -507,7 +507,7 @@ func TestRunRangeOverrun(t *testing.T) {
 	}
 	var oe *OverrunError
 	if !errors.As(res.Trace.Attempts[0].Err, &oe) ||
-		oe.Error() != "the server sent 12 bytes of a body its Content-Range (bytes 0-9/10) says is 10: more than it said, so none of it is kept" {
+		oe.Error() != "the body ran to 12 bytes, past the 10 its Content-Range (bytes 0-9/10) gives: the server sent more than it said, so none of it is kept" {
 		t.Errorf("attempt 1's error = %v", res.Trace.Attempts[0].Err)
 	}
 	if e.script.reqs[1].Header.Get("Range") != "" {
