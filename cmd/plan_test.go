@@ -570,7 +570,12 @@ func TestFlagErrorSaysWhatTheFlagTakes(t *testing.T) {
 		{[]string{"fetch", "-n", "three", "http://api.test/"}, `refetch: invalid --attempts "three": want a whole number (see 'refetch fetch --help')`},
 		{[]string{"check", "--jitter", "half", "http://api.test/"}, `refetch: invalid --jitter "half": want a number (see 'refetch check --help')`},
 		{[]string{"fetch", "--insecure=maybe", "http://api.test/"}, `refetch: invalid --insecure "maybe": want true or false`},
-		{[]string{"fetch", "--max-tme", "5s", "http://api.test/"}, `refetch: unknown flag: --max-tme (see 'refetch fetch --help')`},
+		{[]string{"fetch", "--max-tme", "5s", "http://api.test/"}, `refetch: unknown flag: --max-tme (did you mean --max-time?) (see 'refetch fetch --help')`},
+		{[]string{"fetch", "--attemps", "3", "http://api.test/"}, `refetch: unknown flag: --attemps (did you mean --attempts?) (see 'refetch fetch --help')`},
+		{[]string{"check", "--expect-statu", "200", "http://api.test/"}, `refetch: unknown flag: --expect-statu (did you mean --expect-status?) (see 'refetch check --help')`},
+		{[]string{"fetch", "--verbos", "http://api.test/"}, `refetch: unknown flag: --verbos (did you mean --verbose?) (see 'refetch fetch --help')`},
+		{[]string{"fetch", "--max-tme=5s", "http://api.test/"}, `refetch: unknown flag: --max-tme (did you mean --max-time?)`},
+		{[]string{"fetch", "--zzzzzzzz", "http://api.test/"}, `refetch: unknown flag: --zzzzzzzz (see 'refetch fetch --help')`},
 	}
 	for _, tt := range tests {
 		f, out, errOut := testFactory(nil)

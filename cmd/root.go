@@ -158,7 +158,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 	pf.StringArrayVar(&f.Global.SecretHeaders, "secret-header", nil,
 		"treat header `NAME` as a secret, like Authorization and X-Api-Key (repeatable)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &UsageError{Err: flagError(err), Cmd: c.CommandPath()}
+		return &UsageError{Err: suggestFlag(c, flagError(err)), Cmd: c.CommandPath()}
 	})
 	// Arguments the root does not know are unknown commands: a usage
 	// error typed here, where it arises, like every other.
@@ -260,6 +260,57 @@ func flagError(err error) error {
 		return fmt.Errorf("invalid --%s %q: %s", f.Name, invalid.GetValue(), valueHint(f.Value.Type()))
 	}
 	return err
+}
+
+// suggestFlag adds to pflag's "unknown flag: --NAME" the flag of c that
+// NAME most likely misspells ("did you mean --attempts?"), as cobra does
+// for commands: one with the name as a prefix, or within two edits.
+func suggestFlag(c *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok || name == "" {
+		return err
+	}
+	name, _, _ = strings.Cut(name, "=")
+	best, bestDist := "", 3
+	visit := func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		d := editDistance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) && len(name) >= 3 {
+			d = min(d, 1)
+		}
+		if d < bestDist || d == bestDist && f.Name < best {
+			best, bestDist = f.Name, d
+		}
+	}
+	c.Flags().VisitAll(visit)
+	c.InheritedFlags().VisitAll(visit)
+	if best == "" {
+		return err
+	}
+	return fmt.Errorf("%w (did you mean --%s?)", err, best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that names the argument.
