@@ -116,6 +116,11 @@ goes to stdout whole, in the order the fetches end.
 	}
 	f.onUsageError(c, func(args []string, err error) {
 		if !opts.reported && (opts.JSON || jsonRequested(args, f.Getenv)) {
+			if opts.URL == "" {
+				// The flags did not parse, so neither did the URL: the
+				// report names it when one argument alone is one.
+				opts.URL = loneURL(args)
+			}
 			opts.writeUsageReport(err)
 		}
 	})
@@ -538,6 +543,23 @@ func (o *FetchOptions) writeUsageReport(err error) {
 	rep.Error = &msg
 	rep.Details = &fetch.Details{Class: FailureClass(err)}
 	_ = writeJSON(o.IO.Out, rep)
+}
+
+// loneURL is the one argument of args that starts with http:// or
+// https://, "" when none or several do (a flag's value may be a URL too:
+// which is the fetch's is then unknown).
+func loneURL(args []string) string {
+	found := ""
+	for _, a := range args {
+		low := strings.ToLower(a)
+		if strings.HasPrefix(low, "http://") || strings.HasPrefix(low, "https://") {
+			if found != "" {
+				return ""
+			}
+			found = a
+		}
+	}
+	return found
 }
 
 func writeJSON(w io.Writer, v any) error {

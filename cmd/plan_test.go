@@ -663,6 +663,22 @@ func TestFetchJSONUsageErrorReport(t *testing.T) {
 		rep.Error == nil || !strings.Contains(*rep.Error, "-N streams") || strings.Contains(out.String(), "hunter2") {
 		t.Errorf("report %+v\n%s", rep, out.String())
 	}
+
+	// A flag that does not parse leaves the URL unparsed too: the report
+	// names the one argument that is a URL (redacted), none when two are.
+	for args, want := range map[string]string{
+		"fetch --json --delay 5 http://alice:hunter2@api.test/":          "http://alice:REDACTED@api.test/",
+		"fetch --json --attemps 3 http://api.test/":                      "http://api.test/",
+		"fetch --json --delay 5 --fallback https://status.test/ http://x": "",
+	} {
+		f, out, _ := testFactory(map[string]string{"HOME": "/home/u"})
+		if code := Run(context.Background(), f, strings.Fields(args)); code != ExitUsage {
+			t.Errorf("%s: exit %d", args, code)
+		}
+		if err := jsonDecode(out.String(), &rep); err != nil || rep.URL != want {
+			t.Errorf("%s: url %q (%v), want %q", args, rep.URL, err, want)
+		}
+	}
 }
 
 // jsonDecode decodes s, which must hold exactly one JSON value, into v.
