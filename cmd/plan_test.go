@@ -667,8 +667,8 @@ func TestFetchJSONUsageErrorReport(t *testing.T) {
 	// A flag that does not parse leaves the URL unparsed too: the report
 	// names the one argument that is a URL (redacted), none when two are.
 	for args, want := range map[string]string{
-		"fetch --json --delay 5 http://alice:hunter2@api.test/":          "http://alice:REDACTED@api.test/",
-		"fetch --json --attemps 3 http://api.test/":                      "http://api.test/",
+		"fetch --json --delay 5 http://alice:hunter2@api.test/":           "http://alice:REDACTED@api.test/",
+		"fetch --json --attemps 3 http://api.test/":                       "http://api.test/",
 		"fetch --json --delay 5 --fallback https://status.test/ http://x": "",
 	} {
 		f, out, _ := testFactory(map[string]string{"HOME": "/home/u"})
