@@ -764,8 +764,8 @@ func TestExcerptJSONKeepsEscapesWhole(t *testing.T) {
 
 // TestCheckPollFloorIsWait: the gap the MinInterval floor adds after a
 // shorter delay is the wait after the attempt before, never the next
-// attempt's duration: each attempt's duration is its own request, so its
-// phases fit in it, and the waits are what was waited.
+// attempt's duration: each attempt's duration is its own request, and
+// the waits are what was waited.
 func TestCheckPollFloorIsWait(t *testing.T) {
 	slow := func(code int) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -786,17 +786,11 @@ func TestCheckPollFloorIsWait(t *testing.T) {
 		t.Errorf("waits %v, want 10ms then 90ms between attempts", w)
 	}
 	for i, a := range res.Trace.Attempts {
+		// (The duration is the test clock's; the trace's phases are timed
+		// by the machine's, so they are not compared: on a loaded machine
+		// the real request takes longer than the 5ms the server adds.)
 		if a.Duration != 5*time.Millisecond {
 			t.Errorf("attempt %d: duration %v, want its own request's 5ms", a.N, a.Duration)
-		}
-		var phases time.Duration
-		if at, ok := a.Detail.(*AttemptTrace); ok {
-			for _, d := range at.Phases {
-				phases += d
-			}
-		}
-		if phases > a.Duration {
-			t.Errorf("attempt %d: phases %v over its duration %v", a.N, phases, a.Duration)
 		}
 		want := 100 * time.Millisecond
 		if i == 2 {
