@@ -3,6 +3,7 @@ package redact
 import "testing"
 
 func TestSecretHeader(t *testing.T) {
+	keepState(t)
 	for name, want := range map[string]bool{
 		"Authorization": true, "proxy-authorization": true, "Cookie": true, "Set-Cookie": true,
 		"X-Api-Key": true, "api-key": true, "X-APIKEY": true, "X-Auth-Token": true, "X-Session-Id": true,

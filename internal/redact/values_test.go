@@ -11,6 +11,7 @@ import (
 // The registry is process-wide: each test registers values of its own.
 
 func TestRegisteredValuesAreMaskedInText(t *testing.T) {
+	keepState(t)
 	RegisterHeader("X-Api-Key", "key-Alpha-1")
 	RegisterHeader("Accept", "text/plain-not-secret")
 	RegisterHeader("Authorization", "Bearer tok-Bravo-2")
@@ -39,6 +40,7 @@ func TestRegisteredValuesAreMaskedInText(t *testing.T) {
 }
 
 func TestRegisteredValueLongestFirst(t *testing.T) {
+	keepState(t)
 	Register("abcd-Hotel", "abcd-Hotel-India-longer")
 	if got := Text("x abcd-Hotel-India-longer y abcd-Hotel z"); got != "x REDACTED y REDACTED z" {
 		t.Errorf("Text = %q", got)
@@ -46,6 +48,7 @@ func TestRegisteredValueLongestFirst(t *testing.T) {
 }
 
 func TestShortValuesAreNotRegistered(t *testing.T) {
+	keepState(t)
 	Register("Jul", "", Mask)
 	RegisterHeader("X-Api-Key", "kIl")
 	RegisterBasic("u", "")
@@ -59,6 +62,7 @@ func TestShortValuesAreNotRegistered(t *testing.T) {
 }
 
 func TestRegisterConcurrently(t *testing.T) {
+	keepState(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -92,6 +96,7 @@ func BenchmarkTextNothingToMask(b *testing.B) {
 }
 
 func TestRegistryIsBounded(t *testing.T) {
+	keepState(t)
 	regMu.Lock()
 	saved := maxValues
 	maxValues = len(list) + 1
