@@ -4,23 +4,30 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refetch/refetch/resilience"
 )
 
+// fresh makes s this run's own: the registry of secrets is the process's,
+// and a test run again (go test -count=2) must find its values unknown.
+func fresh(s string) string { return s + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) }
+
 // Validate registers every secret the request sends, so that Redact masks
-// it in whatever a server sends back. The values are this test's own: the
+// it in whatever a server sends back. The values are this run's own: the
 // registry is the process's.
 func TestValidateRegistersTheRequestsSecrets(t *testing.T) {
-	u, err := ParseURL("http://ann:pw-Fetch-1@h/?page=2&access_token=tok-Fetch-2")
+	pw1, tok2, key3, pw5 := fresh("pw-Fetch-1"), fresh("tok-Fetch-2"), fresh("key-Fetch-3"), fresh("pw-Fetch-5")
+	u, err := ParseURL("http://ann:" + pw1 + "@h/?page=2&access_token=" + tok2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := &Request{Method: "GET", URL: u, User: "bob:pw-Fetch-5",
-		Header: http.Header{"X-Api-Key": {"key-Fetch-3"}, "Accept": {"acc-Fetch-4"}}}
-	secrets := []string{"pw-Fetch-1", "tok-Fetch-2", "key-Fetch-3", "pw-Fetch-5", "bob:pw-Fetch-5"}
+	req := &Request{Method: "GET", URL: u, User: "bob:" + pw5,
+		Header: http.Header{"X-Api-Key": {key3}, "Accept": {"acc-Fetch-4"}}}
+	secrets := []string{pw1, tok2, key3, pw5, "bob:" + pw5}
 	echo := "500 echo " + strings.Join(secrets, " ") + " acc-Fetch-4"
 	if Redact(echo) != echo {
 		t.Fatalf("masked before the request was validated: %q", Redact(echo))
@@ -70,9 +77,10 @@ func TestCheckFailuresHideEchoedSecrets(t *testing.T) {
 // A proxy's password from the environment is sent too (as
 // Proxy-Authorization): a proxy's error page quoting it is masked.
 func TestValidateRegistersTheProxyPassword(t *testing.T) {
-	t.Setenv("HTTPS_PROXY", "p:pw-Proxy-7@proxy.example:3128")
+	pw := fresh("pw-Proxy-7")
+	t.Setenv("HTTPS_PROXY", "p:"+pw+"@proxy.example:3128")
 	u, _ := ParseURL("https://h/")
-	echo := "407 echo pw-Proxy-7"
+	echo := "407 echo " + pw
 	if Redact(echo) != echo {
 		t.Fatalf("masked before the request was validated: %q", Redact(echo))
 	}
