@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,7 +131,7 @@ func hint(err error) string {
 	case errors.As(err, &re) && re.Reason == resilience.ReasonUnsafeMethod:
 		return " (--retry-unsafe, or an Idempotency-Key header the server honours, retries it anyway)"
 	case resilience.IsCertificateError(err):
-		return certHint(err)
+		return fetch.CertificateAdvice(err)
 	case errors.As(err, &timeout) && errors.As(err, &cut) && cut.Read > 0:
 		return " (a larger --timeout, or --timeout 0, lets big bodies finish)"
 	case errors.As(err, &timeout):
@@ -143,33 +142,6 @@ func hint(err error) string {
 		return " (--max-redirs sets the limit)"
 	}
 	return ""
-}
-
-// certHint is the advice for a certificate the run could not verify, by
-// what is wrong with it: trusting a CA (--cacert) fixes only an unknown
-// CA; a certificate for other names, out of its dates, or not made for a
-// TLS server is the server's to fix, or the name the URL uses.
-func certHint(err error) string {
-	var (
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	switch {
-	case errors.As(err, &host) && host.Certificate != nil && len(host.Certificate.DNSNames) == 0 &&
-		len(host.Certificate.IPAddresses) == 0 && host.Certificate.Subject.CommonName != "":
-		return " (the certificate names its host only in the legacy Common Name, which TLS clients no longer read: the server needs a certificate with subject alternative names; -k skips verification)"
-	case errors.As(err, &host):
-		return " (the certificate is not for the URL's host: use a name it is for, with --resolve NAME:PORT:ADDR to reach this address by that name, or -k to skip verification)"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && strings.Contains(invalid.Detail, " is before "):
-		return " (the certificate is not valid yet: check this machine's clock and the certificate's dates; -k skips verification)"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return " (the certificate has expired: the server must renew it, unless this machine's clock is wrong; -k skips verification)"
-	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		return " (the certificate is not one for a TLS server (its extended key usage): the server needs another; -k skips verification)"
-	case errors.As(err, &invalid):
-		return " (the server's certificate chain is not valid: the server must send a valid one; -k skips verification)"
-	}
-	return " (the certificate is signed by a CA this run does not trust: --cacert FILE trusts it, -k skips verification)"
 }
 
 // nextStep says what the retry after err does, for its line: "retrying",

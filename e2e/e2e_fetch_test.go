@@ -777,7 +777,7 @@ func TestE2EVerboseEscapesTheServersText(t *testing.T) {
 // TestE2ETLSCertificateHints: a certificate whose CA is trusted
 // (--cacert) but which is wrong in another way is no matter of trust: the
 // advice names what is wrong (its dates, its legacy Common Name, its key
-// usage), never --cacert.
+// usage), never --cacert, in fetch's error and in check's verdict.
 func TestE2ETLSCertificateHints(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
@@ -830,6 +830,12 @@ func TestE2ETLSCertificateHints(t *testing.T) {
 			r.wantCode(t, 3)
 			if !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "--cacert FILE") {
 				t.Errorf("stderr:\n%s", r.stderr)
+			}
+			// check's verdict gives the same advice.
+			r = e.run(append(append([]string{"check"}, a...), url)...)
+			r.wantCode(t, 8)
+			if !strings.Contains(r.stdout, tc.want) || strings.Contains(r.stdout, "--cacert FILE") {
+				t.Errorf("check: stdout:\n%s", r.stdout)
 			}
 		})
 	}

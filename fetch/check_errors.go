@@ -77,7 +77,7 @@ func (e *NoAnswerError) Text(words LimitWords) string {
 	case e.Status != 0:
 		return fmt.Sprintf("status %d, then the body failed after %s: %s", e.Status, FormatBytes(e.Received), excerpt(Redact(e.Err.Error()), 200))
 	}
-	return "no answer: " + excerpt(Redact(e.Err.Error()), 200)
+	return "no answer: " + excerpt(Redact(e.Err.Error()), 200) + CertificateAdvice(e.Err)
 }
 
 // stage says how far an attempt that was cut off had got.
