@@ -261,11 +261,16 @@ func TestHedgeAutoLearnsAcrossProcesses(t *testing.T) {
 			if h == nil || h["samples"] != float64(20) || h["delay_ms"] == nil {
 				t.Fatalf("hedge = %v, want a learned delay from 20 samples", h)
 			}
+			// The 21st request to reach the server hangs. Which copy that
+			// is depends on the server's scheduling (on a loaded machine
+			// the hedge can be handled first): either way one attempt, two
+			// copies, the other one winning, and the hanging one abandoned.
 			atts := attemptsOf(t, rep)
 			copies := copiesOf(atts[0])
-			if len(atts) != 1 || len(copies) != 2 || copies[1]["winner"] != true {
-				t.Fatalf("attempts = %v, want the first attempt hedged and the hedge winning", atts)
+			if len(atts) != 1 || len(copies) != 2 || (copies[0]["winner"] == true) == (copies[1]["winner"] == true) {
+				t.Fatalf("attempts = %v, want the first attempt hedged and one copy winning", atts)
 			}
+			waitFor(t, "the hanging copy's connection to close", func() bool { return srv.gone.Load() == 1 })
 			// breaker status shows the learned delay; reset clears it.
 			status := e.run("breaker", "status")
 			status.wantCode(t, 0)
