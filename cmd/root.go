@@ -266,11 +266,11 @@ func flagError(err error) error {
 // NAME most likely misspells ("did you mean --attempts?"), as cobra does
 // for commands: one with the name as a prefix, or within two edits.
 func suggestFlag(c *cobra.Command, err error) error {
-	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
-	if !ok || name == "" {
-		return err
+	var unknown *pflag.NotExistError
+	if !errors.As(err, &unknown) || unknown.GetSpecifiedShortnames() != "" || unknown.GetSpecifiedName() == "" {
+		return err // not an unknown long flag
 	}
-	name, _, _ = strings.Cut(name, "=")
+	name := unknown.GetSpecifiedName()
 	best, bestDist := "", 3
 	visit := func(f *pflag.Flag) {
 		if f.Hidden {
