@@ -312,7 +312,10 @@ func TestE2ENoBufferStreamsAndDoesNotRetryCutBody(t *testing.T) {
 	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
-	r := newEnv(t).run(args("-N", "--timeout", "100ms", "--fallback", "FALLBACK", srv.URL)...)
+	// The timeout must not end the first attempt before its headers come
+	// (that attempt streamed nothing and is rightly retried, as CI saw
+	// once under load at 100ms): 2s is a guard, the body stalls for 30s.
+	r := newEnv(t).run(args("-N", "--timeout", "2s", "--fallback", "FALLBACK", srv.URL)...)
 	r.wantCode(t, 3)
 	// No retry, and no fallback appended to what was already streamed.
 	if r.stdout != strings.Repeat("x", 50) || c.get() != 1 {
