@@ -226,12 +226,14 @@ func TestE2EStalledBodyStdout(t *testing.T) {
 	t.Parallel()
 	var c counter
 	srv := stallingServer(t, &c)
-	r := newEnv(t).run(args("-n", "2", "--timeout", "100ms", srv.URL)...)
+	// 1s, not less: the message below is about a body that began, so the
+	// headers must come within the timeout even on a loaded machine.
+	r := newEnv(t).run(args("-n", "2", "--delay", "1ms", "--timeout", "1s", srv.URL)...)
 	r.wantCode(t, 4)
 	if r.stdout != "" {
 		t.Errorf("a cut body reached stdout: %q", r.stdout)
 	}
-	if c.get() != 2 || !strings.Contains(r.stderr, "timed out after 100ms with 50 B of 100 B received") {
+	if c.get() != 2 || !strings.Contains(r.stderr, "timed out after 1s with 50 B of 100 B received") {
 		t.Errorf("requests = %d, stderr:\n%s", c.get(), r.stderr)
 	}
 }
