@@ -183,7 +183,9 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		l := limiter(t)
 		at := time.Now()
 		for _, o := range []string{"https://a.test:443", "https://b.test:443"} {
-			if _, err := l.Rate(ctx, RateParams{Origin: o, Interval: time.Second, Burst: 2, MaxWait: -1}, at); err != nil {
+			// An hour's interval: a rate key lives about its interval, and
+			// must not expire before the counts below on a loaded machine.
+			if _, err := l.Rate(ctx, RateParams{Origin: o, Interval: time.Hour, Burst: 2, MaxWait: -1}, at); err != nil {
 				t.Fatal(err)
 			}
 			budget(t, l, BudgetParams{Origin: o, Kind: BudgetFirst, Percent: 20, Min: 3, Window: time.Minute}, at)
@@ -196,7 +198,7 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		for _, r := range list {
 			got = append(got, fmt.Sprintf("%s %s %s %d %.0f %d", r.Origin, r.Kind, r.Interval, r.Burst, r.Firsts, r.Percent))
 		}
-		want := "[https://a.test:443 rate 1s 2 0 0 https://a.test:443 budget 0s 0 1 20 https://b.test:443 rate 1s 2 0 0 https://b.test:443 budget 0s 0 1 20]"
+		want := "[https://a.test:443 rate 1h0m0s 2 0 0 https://a.test:443 budget 0s 0 1 20 https://b.test:443 rate 1h0m0s 2 0 0 https://b.test:443 budget 0s 0 1 20]"
 		if fmt.Sprint(got) != want {
 			t.Fatalf("ListLimits = %v, want %s", got, want)
 		}
