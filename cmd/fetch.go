@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/fileinput"
 	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/cobra"
@@ -220,7 +220,7 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 		p.fallback.Data = []byte(o.Fallback)
 	}
 	if o.FallbackFile != "" {
-		data, err := readCancellable(ctx, func() ([]byte, error) { return os.ReadFile(o.FallbackFile) })
+		data, err := readCancellable(ctx, func() ([]byte, error) { return fileinput.Read(o.FallbackFile, fileinput.Max) })
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/fileinput"
 	"github.com/spf13/pflag"
 )
 
@@ -160,9 +161,9 @@ func readArg(ctx context.Context, v string, stdin io.Reader, flag string) ([]byt
 	name := v[1:]
 	data, err := readCancellable(ctx, func() ([]byte, error) {
 		if name == "-" {
-			return io.ReadAll(stdin)
+			return fileinput.ReadFrom(stdin, fileinput.Max)
 		}
-		return os.ReadFile(name)
+		return fileinput.Read(name, fileinput.Max)
 	})
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)

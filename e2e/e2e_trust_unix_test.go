@@ -29,6 +29,37 @@ func mknodIn(t *testing.T, dir, name string, minor int) string {
 	return path
 }
 
+// TestE2EEndlessInputFileIsRefused: a file named as input and read into
+// memory (-d @file, --fallback-file, --cacert) that never ends, here a
+// /dev/zero node, is refused with one line and exit 2 before any request,
+// instead of growing the process until the system kills it.
+func TestE2EEndlessInputFileIsRefused(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	zero := mknodIn(t, e.dir, "zero", 5)
+	for _, a := range [][]string{
+		{"fetch", "--fallback-file", zero},
+		{"fetch", "-d", "@" + zero},
+		{"fetch", "--cacert", zero},
+		{"check", "--cacert", zero},
+		{"probe", "--cacert", zero},
+	} {
+		r := e.run(append(a, srv.URL)...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != 2 || len(lines) != 1 || !strings.Contains(r.stderr, "larger than 256 MiB, the most refetch reads into memory") {
+			t.Errorf("%v: exit %d, want 2 and one line saying the bound; stderr:\n%s", a, r.code, r.stderr)
+		}
+	}
+	if n := hits.get(); n != 0 {
+		t.Errorf("the server saw %d requests; bad input must send none", n)
+	}
+}
+
 // TestE2EFallbackThatCannotBeWrittenIsExit1: a full stdout (a /dev/full
 // node) cannot take the fallback: a local failure, exit 1, not the
 // fetch's own 4, and not in "failed, not retryable" words.

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refetch/refetch/internal/fileinput"
 	"github.com/refetch/refetch/internal/redact"
 	"golang.org/x/net/idna"
 )
@@ -554,7 +555,7 @@ var proxyVars = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy
 // FieldCACert; certificates that do not parse beside good ones are
 // skipped, as x509.CertPool.AppendCertsFromPEM does.
 func LoadCACert(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
+	data, err := fileinput.Read(path, fileinput.Max)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
