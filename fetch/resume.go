@@ -24,7 +24,9 @@ import (
 //     of the first answer when that was known;
 //   - the same Content-Encoding as the first answer, and no transparent
 //     decompression (byte offsets count the bytes on the wire);
-//   - no ETag or Last-Modified other than the first answer's.
+//   - no ETag or Last-Modified other than the first answer's: one the
+//     first answer did not send at all counts as other, weak or strong
+//     (a 206 may leave them out).
 //
 // A 200 (a server that ignores Range, or a changed version under
 // If-Range) is taken as a new body from byte 0: the partial bytes are
@@ -263,10 +265,12 @@ func (s *resumeState) match(resp *http.Response) string {
 		return fmt.Sprintf("has a Content-Length of %d for a range of %d bytes", resp.ContentLength, end-start+1)
 	case resp.Uncompressed || h.Get("Content-Encoding") != s.encoding:
 		return fmt.Sprintf("has another Content-Encoding (%q, first %q)", h.Get("Content-Encoding"), s.encoding)
-	case s.etag != "" && h.Get("ETag") != "" && h.Get("ETag") != s.etag:
-		return fmt.Sprintf("is of another version (ETag %s, first %s)", h.Get("ETag"), s.etag)
-	case s.lastModified() != "" && h.Get("Last-Modified") != "" && h.Get("Last-Modified") != s.lastModified():
-		return fmt.Sprintf("is of another version (Last-Modified %s, first %s)", h.Get("Last-Modified"), s.lastModified())
+	case h.Get("ETag") != "" && h.Get("ETag") != s.header.Get("ETag"):
+		// Any validator the first answer did not have, weak or strong,
+		// names another version: If-Range matched only the one it named.
+		return fmt.Sprintf("is of another version (ETag %s, first %s)", h.Get("ETag"), orNone(s.header.Get("ETag")))
+	case h.Get("Last-Modified") != "" && h.Get("Last-Modified") != s.header.Get("Last-Modified"):
+		return fmt.Sprintf("is of another version (Last-Modified %s, first %s)", h.Get("Last-Modified"), orNone(s.header.Get("Last-Modified")))
 	case s.total < 0 && total < 0:
 		return "does not say the body's length (Content-Range: " + h.Get("Content-Range") + ")"
 	}
@@ -274,6 +278,14 @@ func (s *resumeState) match(resp *http.Response) string {
 		s.total = total
 	}
 	return ""
+}
+
+// orNone is v, or "none" when the header was not sent.
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }
 
 // parseContentRange parses a Content-Range of one byte range,

@@ -461,33 +461,55 @@ func TestRunUnaskedPartialContentHead(t *testing.T) {
 	}
 }
 
-// TestResumeMatchReadsLastModifiedBesideAStrongETag: with a strong ETag,
-// the first answer's Last-Modified is judged only when first needed, and
-// still judged: a rest with the same ETag but another strong
-// Last-Modified is of another version; a weak Last-Modified (not a second
-// before Date) is no validator and is not compared.
-func TestResumeMatchReadsLastModifiedBesideAStrongETag(t *testing.T) {
-	answer := func(status int, h map[string]string) *http.Response {
-		r := &http.Response{StatusCode: status, Header: http.Header{}, ContentLength: -1}
-		for k, v := range h {
-			r.Header.Set(k, v)
+// TestResumeMatchValidators: the rest is of the first answer's version
+// only when it carries no ETag or Last-Modified other than the first
+// answer's. A validator the first answer did not send counts as other
+// (a tour found a Last-Modified-only body completed by a 206 with a new
+// ETag and another version's bytes), and so does another Last-Modified
+// beside a matching strong ETag, even one too close to its Date to be a
+// validator itself. A 206 may leave both out.
+func TestResumeMatchValidators(t *testing.T) {
+	const (
+		lm1  = "Tue, 01 Dec 2026 10:00:00 GMT"
+		lm2  = "Tue, 01 Dec 2026 11:00:00 GMT"
+		date = "Tue, 01 Dec 2026 12:00:00 GMT"
+	)
+	h := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
 		}
-		return r
+		return out
 	}
-	first := map[string]string{"ETag": `"v1"`, "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT", "Date": "Tue, 01 Dec 2026 12:00:00 GMT"}
-	rest := answer(206, map[string]string{"ETag": `"v1"`, "Last-Modified": "Tue, 01 Dec 2026 11:00:00 GMT", "Content-Range": "bytes 5-9/10"})
-	var s resumeState
-	s.start(answer(200, first))
-	s.held, s.total = 5, 10
-	if got := s.match(rest); !strings.Contains(got, "another version (Last-Modified") {
-		t.Errorf("match = %q, want another version by Last-Modified", got)
-	}
-	first["Date"] = first["Last-Modified"] // same second: not a strong validator
-	s = resumeState{}
-	s.start(answer(200, first))
-	s.held, s.total = 5, 10
-	if got := s.match(rest); got != "" {
-		t.Errorf("match = %q, want none (a weak Last-Modified is not compared)", got)
+	for _, tc := range []struct {
+		name        string
+		first, rest http.Header
+		want        string // "" when the rest continues the body
+	}{
+		{"same ETag", h("ETag", `"v1"`, "Date", date), h("ETag", `"v1"`), ""},
+		{"ETag left out", h("ETag", `"v1"`, "Date", date), h(), ""},
+		{"another ETag", h("ETag", `"v1"`, "Date", date), h("ETag", `"v2"`), "another version (ETag"},
+		{"same Last-Modified", h("Last-Modified", lm1, "Date", date), h("Last-Modified", lm1), ""},
+		{"a new ETag", h("Last-Modified", lm1, "Date", date), h("Last-Modified", lm1, "ETag", `"new"`), `another version (ETag "new", first none)`},
+		{"a new weak ETag", h("Last-Modified", lm1, "Date", date), h("Last-Modified", lm1, "ETag", `W/"new"`), "another version (ETag"},
+		{"another Last-Modified beside the ETag", h("ETag", `"v1"`, "Last-Modified", lm1, "Date", date), h("ETag", `"v1"`, "Last-Modified", lm2), "another version (Last-Modified"},
+		{"a new Last-Modified", h("ETag", `"v1"`, "Date", date), h("ETag", `"v1"`, "Last-Modified", lm2), "first none"},
+		{"another weak Last-Modified", h("ETag", `"v1"`, "Last-Modified", date, "Date", date), h("ETag", `"v1"`, "Last-Modified", lm2), "another version (Last-Modified"},
+		{"same weak Last-Modified", h("ETag", `"v1"`, "Last-Modified", date, "Date", date), h("ETag", `"v1"`, "Last-Modified", date), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s resumeState
+			s.start(&http.Response{StatusCode: 200, Header: tc.first, ContentLength: 10})
+			if s.why != "" {
+				t.Fatalf("the first answer cannot be resumed: %s", s.why)
+			}
+			s.held = 5
+			tc.rest.Set("Content-Range", "bytes 5-9/10")
+			got := s.match(&http.Response{StatusCode: 206, Header: tc.rest, ContentLength: -1})
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("match = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
