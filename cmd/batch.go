@@ -269,7 +269,7 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	if bf.Input != "" && bf.Input != "-" {
 		files = append(files, given(o.RequestFlags.names, "input", "-i", bf.Input, false))
 	}
-	if b.reports, err = o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...); err != nil {
+	if b.reports, err = o.ReportFlags.open(ctx, "fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...); err != nil {
 		b.in.Close()
 		return nil, err
 	}

@@ -262,8 +262,11 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		return stdoutClosedError("the status", "redirect stdout")
 	}
 	if o.Metrics != "" {
-		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+		if err := report.CheckMetricsPath(ctx, o.Metrics); err != nil {
 			return usageErrorf("%s %s: %v", o.names.flag("metrics"), o.Metrics, err)
+		}
+		if err := collide([]namedFile{given(o.names, "metrics", "--metrics", o.Metrics, true)}, stdStreams(o.IO)); err != nil {
+			return err
 		}
 	}
 	s, where, err := o.store()
@@ -291,7 +294,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 	if o.Metrics != "" {
 		m := report.NewMetrics()
 		m.AddBreakers(breakerMetrics(recs, now))
-		if err := m.Write(o.Metrics); err != nil {
+		if err := m.Write(ctx, o.Metrics); err != nil {
 			return fmt.Errorf("%w: %s %s: %v", fetch.ErrOutput, o.names.flag("metrics"), o.Metrics, err)
 		}
 	}

@@ -276,7 +276,7 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
 	}
 	// Last, so that nothing after it can fail and leave it open.
-	if p.reports, err = o.ReportFlags.open("check", n, o.IO, o.Getenv, true, o.RequestFlags.requestFiles()...); err != nil {
+	if p.reports, err = o.ReportFlags.open(ctx, "check", n, o.IO, o.Getenv, true, o.RequestFlags.requestFiles()...); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -405,7 +405,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	if o.Output != "" && o.Output != "-" {
 		files = append(files, given(o.RequestFlags.names, "output", "-o", o.Output, false))
 	}
-	reports, err := o.ReportFlags.open("fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...)
+	reports, err := o.ReportFlags.open(ctx, "fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...)
 	if err != nil {
 		if o.JSON {
 			o.writeUsageReport(err)

@@ -187,7 +187,7 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 		return nil, err
 	}
 	if o.Metrics != "" {
-		if err := report.CheckMetricsPath(o.Metrics); err != nil {
+		if err := report.CheckMetricsPath(ctx, o.Metrics); err != nil {
 			return nil, usageErrorf("%s %s: %v", n.flag("metrics"), o.Metrics, err)
 		}
 	}
@@ -196,7 +196,7 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	if o.Metrics != "" {
 		files = append(files, given(n, "metrics", "--metrics", o.Metrics, true))
 	}
-	if p.reports, err = o.ReportFlags.open("probe", n, o.IO, o.Getenv, false, files...); err != nil {
+	if p.reports, err = o.ReportFlags.open(ctx, "probe", n, o.IO, o.Getenv, false, files...); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -314,7 +314,7 @@ func (o *ProbeOptions) writeMetrics(ctx context.Context, p *probePlan, samples [
 	} else {
 		m.AddBreakers(breakerMetrics(selectKey(recs, keyCandidates(p.key)), time.Now()))
 	}
-	return m.Write(o.Metrics)
+	return m.Write(ctx, o.Metrics)
 }
 
 // probe runs the requests, with a progress line on a terminal.

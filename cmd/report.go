@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -96,7 +98,7 @@ func (r *ReportFlags) traceID() string {
 // files are the other files the run reads or writes (-o, -i, -d @FILE,
 // --fallback-file, --cacert, --metrics): a report that would overwrite
 // one of them, or another report, is a usage error too (collide).
-func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv func(string) string, github bool, files ...namedFile) (*report.Set, error) {
+func (r *ReportFlags) open(ctx context.Context, command string, n flagNames, io *IOStreams, getenv func(string) string, github bool, files ...namedFile) (*report.Set, error) {
 	specs, err := r.specs(n)
 	if err != nil {
 		return nil, err
@@ -104,6 +106,7 @@ func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv fu
 	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_STEP_SUMMARY") != "" {
 		files = append(files, namedFile{flag: "$GITHUB_STEP_SUMMARY=" + getenv("GITHUB_STEP_SUMMARY"), path: getenv("GITHUB_STEP_SUMMARY")})
 	}
+	files = append(files, stdStreams(io)...)
 	if err := collide(reportFiles(specs, n), files); err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func (r *ReportFlags) open(command string, n flagNames, io *IOStreams, getenv fu
 	if len(specs) == 0 && !github {
 		return nil, nil
 	}
-	set, err := report.Open(specs, report.Run{Command: command, TraceID: r.traceID()})
+	set, err := report.Open(ctx, specs, report.Run{Command: command, TraceID: r.traceID()})
 	if err != nil {
 		return nil, reportUsageError(n, err)
 	}
@@ -131,6 +134,30 @@ type namedFile struct {
 	// writes: the run replaces it (--report, --metrics), so it must not
 	// be any other file the run uses.
 	writes bool
+	// info identifies a file that has no path here: a standard stream
+	// redirected to a file (< list, > out.txt, 2> err.txt).
+	info fs.FileInfo
+}
+
+// stdStreams are the run's standard streams that are regular files (a
+// shell's redirections): a report renamed over one would take the place
+// of the file the run reads or writes through it, which is then lost
+// (-i - < list, check > verdicts.txt).
+func stdStreams(io *IOStreams) []namedFile {
+	var out []namedFile
+	for _, s := range []struct {
+		name string
+		f    any
+	}{{"standard input", io.In}, {"standard output", io.Out}, {"standard error", io.ErrOut}} {
+		f, ok := s.f.(*os.File)
+		if !ok {
+			continue
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			out = append(out, namedFile{flag: s.name + " (a redirection to that file)", info: st})
+		}
+	}
+	return out
 }
 
 // given is the namedFile of a flag given as shown with value path,
@@ -176,6 +203,12 @@ func collide(reports, files []namedFile) error {
 			if j == i || (f.writes && j < i) {
 				continue // a pair of writers is told once, the first first
 			}
+			if f.info != nil {
+				if sameAs(w.path, f.info) {
+					return clashError(w, f)
+				}
+				continue
+			}
 			if sameFile(w.path, f.path) {
 				return clashError(w, f)
 			}
@@ -204,6 +237,15 @@ func sameFile(a, b string) bool {
 	}
 	sb, err := os.Stat(b)
 	return err == nil && os.SameFile(sa, sb)
+}
+
+// sameAs reports whether path, its symlinks followed, names the file info
+// describes. A path that names one of the process's descriptors
+// (/dev/stdout, /dev/fd/1, a link to one) does not: a report is written
+// through the descriptor, after what the run wrote there.
+func sameAs(path string, info fs.FileInfo) bool {
+	_, st, err := fetch.OutputTarget(path)
+	return err == nil && st != nil && os.SameFile(st, info)
 }
 
 // filePathKey is path absolute, its symlinks followed where they exist,

@@ -294,3 +294,61 @@ func TestCheckFlakyFailsSaysFailed(t *testing.T) {
 		t.Errorf("step summary:\n%s", text)
 	}
 }
+
+// TestReportPathsStdStreams: a report or --metrics that is the file a
+// standard stream is redirected to would be renamed over it, and what the
+// run reads or writes through the stream lost (the URL list of -i - <
+// list, the verdicts of check > out.txt): exit 2 before any request, the
+// file as it was. A report to a link to the process's own stdout is
+// written through it, after the run's lines, and the link stays a link.
+func TestReportPathsStdStreams(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	var sent counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.next()
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	list := srv.URL + "/a\n"
+	for _, tc := range []struct{ script, want string }{
+		{`"$0" fetch -i - -o 'o{n}' --report junit=list < list`, "--report junit=list would overwrite standard input"},
+		{`"$0" check --report tap=out.txt "$1" > out.txt`, "--report tap=out.txt would overwrite standard output"},
+		{`"$0" fetch --report junit=err.txt "$1" 2> err.txt; c=$?; cat err.txt; exit $c`, "--report junit=err.txt would overwrite standard error"},
+		{`"$0" probe -n 1 --metrics m.prom "$1" > m.prom`, "--metrics m.prom would overwrite standard output"},
+		{`"$0" breaker status --metrics b.prom > b.prom`, "--metrics b.prom would overwrite standard output"},
+	} {
+		os.WriteFile(filepath.Join(e.dir, "list"), []byte(list), 0o644)
+		code, out := e.sh(tc.script, srv.URL)
+		if code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, output %q; want exit 2 and %q", tc.script, code, out, tc.want)
+		}
+		if got := readText(t, filepath.Join(e.dir, "list")); got != list {
+			t.Errorf("%s: the URL list is now %q", tc.script, got)
+		}
+	}
+	if n := sent.get(); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+
+	link := filepath.Join(e.dir, "to-stdout")
+	if err := os.Symlink("/proc/self/fd/1", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range [][]string{
+		{"check", "--report", "tap=" + link, srv.URL},
+		{"probe", "-n", "1", "--metrics", link, srv.URL},
+	} {
+		res := e.run(a...)
+		res.wantCode(t, 0)
+		if want := map[string]string{"check": "TAP version 14\nok 1 - ", "probe": "# TYPE refetch_probe"}[a[0]]; !strings.Contains(res.stdout, want) {
+			t.Errorf("%v: stdout %q does not hold %q", a, res.stdout, want)
+		}
+		if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%v: the link was replaced (%v)", a, err)
+		}
+	}
+}

@@ -159,6 +159,22 @@ func (e *env) run(args ...string) result {
 	return e.runStdin("", args...)
 }
 
+// sh runs script with sh -c in e's dir and variables ("$0" is the refetch
+// binary, "$1"… are args: for redirections and closed streams) and returns
+// its exit code and its stdout and stderr together.
+func (e *env) sh(script string, args ...string) (int, string) {
+	cmd := exec.Command("sh", append([]string{"-c", script, binary}, args...)...)
+	cmd.Env, cmd.Dir = e.vars, e.dir
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("running sh: %v", err)
+	}
+	return code, string(out)
+}
+
 func (e *env) runStdin(stdin string, args ...string) result {
 	e.t.Helper()
 	cmd := e.command(args...)

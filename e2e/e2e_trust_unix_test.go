@@ -105,16 +105,7 @@ func TestE2EClosedStdout(t *testing.T) {
 	}))
 	defer srv.Close()
 	e := newEnv(t)
-	run := func(script string, extra ...string) (int, string) {
-		cmd := exec.Command("sh", append([]string{"-c", script, binary}, extra...)...)
-		cmd.Env, cmd.Dir = e.vars, e.dir
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return code, string(out)
-	}
+	run := e.sh
 	code, out := run(`"$0" fetch "$1" >&-`, srv.URL)
 	if code != 1 || !strings.Contains(out, "stdout is closed") || hits.get() != 0 {
 		t.Errorf("closed stdout: exit %d, %d requests, output %q", code, hits.get(), out)

@@ -152,6 +152,11 @@ func (s *FileSink) replace() (*FileSink, error) {
 	}
 	dir = filepath.Clean(dir)
 	if !s.exists {
+		if errors.Is(err, fs.ErrNotExist) && isDir(dir) {
+			// A directory where creating says "no such file" is a file
+			// system that takes no new files (/proc, /sys).
+			return nil, outputError(s.path, "cannot create a file in %s: its file system takes no new files (give a file in a writable directory)", dir)
+		}
 		return nil, outputError(s.path, "cannot write in %s: %w", dir, unwrapPathError(err))
 	}
 	if werr := writable(s.target); werr != nil {
@@ -159,6 +164,30 @@ func (s *FileSink) replace() (*FileSink, error) {
 	}
 	s.how, s.buf = inPlace, &BufferSink{}
 	return s, nil
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
+// SetCreateMode sets the permissions of the file Commit creates when none
+// was at the path (by default 0666 less the umask); an existing file keeps
+// its own. Reports use 0644: a CI system's other users read them.
+func (s *FileSink) SetCreateMode(mode fs.FileMode) {
+	if !s.exists {
+		s.mode = mode
+	}
+}
+
+// TempDir is the directory of the temporary file that will replace the
+// target, "" when the body is not written that way (a descriptor, a
+// device, a FIFO, a file written in place).
+func (s *FileSink) TempDir() string {
+	if s.how != replaceFile {
+		return ""
+	}
+	return filepath.Dir(s.target)
 }
 
 // toDescriptor sets s up to write to the process's descriptor fd.

@@ -3,10 +3,10 @@ package report
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 )
 
@@ -25,12 +25,12 @@ type junit struct {
 	w     *bufio.Writer
 }
 
-func newJUnit(path string) (*junit, error) {
-	t, err := newTarget(path)
+func newJUnit(ctx context.Context, path string) (*junit, error) {
+	t, err := newTarget(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := newSpill(filepath.Dir(t.path))
+	sp, err := newSpill(t.spillDir())
 	if err != nil {
 		t.close()
 		return nil, err
@@ -136,7 +136,7 @@ func (j *junit) finish(run *Run, s Summary) error {
 	if err := j.w.Flush(); err != nil {
 		return err
 	}
-	w := bufio.NewWriter(j.t.f)
+	w := bufio.NewWriter(j.t.w)
 	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	// A flaky testcase passed: Surefire counts it in tests only.
 	fmt.Fprintf(w, "<testsuite name=\"refetch %s\" time=\"%s\" tests=\"%d\" errors=\"0\" skipped=\"0\" failures=\"%d\">\n",
@@ -154,10 +154,10 @@ func (j *junit) finish(run *Run, s Summary) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := j.spill.copyTo(j.t.f); err != nil {
+	if err := j.spill.copyTo(j.t.w); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(j.t.f, "</testsuite>\n"); err != nil {
+	if _, err := io.WriteString(j.t.w, "</testsuite>\n"); err != nil {
 		return err
 	}
 	return j.t.commit()

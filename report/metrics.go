@@ -1,8 +1,7 @@
 package report
 
 import (
-	"bytes"
-	"path/filepath"
+	"context"
 	"sort"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/refetch/refetch/fetch"
-	"github.com/refetch/refetch/internal/atomicfile"
 )
 
 // Metrics for node_exporter's textfile collector (--metrics FILE): the
@@ -247,8 +245,8 @@ func labelsLess(a, b []*dto.LabelPair) bool {
 
 // CheckMetricsPath finds, before the run, a --metrics file that cannot be
 // written (a missing or read-only directory).
-func CheckMetricsPath(path string) error {
-	t, err := newTarget(path)
+func CheckMetricsPath(ctx context.Context, path string) error {
+	t, err := newTarget(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -256,19 +254,20 @@ func CheckMetricsPath(path string) error {
 	return nil
 }
 
-// Write writes the metrics to path atomically, in the text format.
-func (m *Metrics) Write(path string) error {
-	mfs := m.gather()
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
+// Write writes the metrics to path in the text format, the way a report
+// is written (replaced atomically, or written through a descriptor,
+// device or FIFO).
+func (m *Metrics) Write(ctx context.Context, path string) error {
+	t, err := newTarget(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	enc := expfmt.NewEncoder(t.w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range m.gather() {
 		if err := enc.Encode(mf); err != nil {
 			return err
 		}
 	}
-	real := path
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		real = r
-	}
-	return atomicfile.WriteFile(real, buf.Bytes(), 0o644, true)
+	return t.commit()
 }

@@ -9,16 +9,17 @@
 package report
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/refetch/refetch/fetch"
 	"github.com/refetch/refetch/internal/atomicfile"
 	"github.com/refetch/refetch/internal/escape"
 	"github.com/refetch/refetch/internal/redact"
@@ -229,7 +230,7 @@ type Set struct {
 // in its file's directory, so that a directory that does not exist or
 // cannot be written is found before the run. Nothing is written at the
 // target until Close.
-func Open(specs []Spec, run Run) (*Set, error) {
+func Open(ctx context.Context, specs []Spec, run Run) (*Set, error) {
 	s := &Set{run: run}
 	seen := map[string]string{}
 	for _, sp := range specs {
@@ -246,9 +247,9 @@ func Open(specs []Spec, run Run) (*Set, error) {
 		)
 		switch sp.Format {
 		case JUnit:
-			k, err = newJUnit(sp.Path)
+			k, err = newJUnit(ctx, sp.Path)
 		case TAP, TAP13:
-			k, err = newTAP(sp.Path, sp.Format)
+			k, err = newTAP(ctx, sp.Path, sp.Format)
 		default:
 			err = fmt.Errorf("unknown format %q", sp.Format)
 		}
@@ -335,58 +336,60 @@ func (s *Set) Discard() {
 	s.sinks = nil
 }
 
-// target is a report file about to be written: the temporary file that
-// will replace it, in its directory.
+// target is a report file about to be written, the way -o writes a body
+// (fetch.FileSink): a temporary file beside a regular file (or a new
+// one), renamed over it at the end; a device or FIFO written through;
+// /dev/stdout and /dev/fd/N written to the process's own descriptor, never
+// replaced (a report to /dev/stdout once renamed a file over the /dev
+// entry itself).
 type target struct {
-	path string
-	f    *atomicfile.File
+	sink *fetch.FileSink
+	w    io.Writer // where the report is written before commit
 }
 
-// newTarget makes the temporary file of path. Symlinks are followed, as
-// -o follows them: the file they end at is replaced.
-func newTarget(path string) (*target, error) {
-	real := path
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		real = r
-	}
-	if st, err := os.Stat(real); err == nil && st.IsDir() {
-		return nil, errors.New("is a directory")
-	}
-	f, err := atomicfile.Create(filepath.Dir(real), filepath.Base(real))
+// newTarget sets up the writing of path; ctx ends a wait for a FIFO's
+// reader at commit.
+func newTarget(ctx context.Context, path string) (*target, error) {
+	sink, err := fetch.NewFileSink(ctx, path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = createError(filepath.Dir(real), pe.Err)
+		var oe *fetch.OutputError
+		if errors.As(err, &oe) {
+			err = oe.Err // the caller names the file
 		}
 		return nil, err
 	}
-	return &target{path: real, f: f}, nil
-}
-
-// createError says why no file can be made in dir: a directory that
-// exists but where creating a file says "no such file" is a file system
-// that takes no new files (/proc, /sys), not a missing directory.
-func createError(dir string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
-			return fmt.Errorf("cannot create a file in %s: its file system takes no new files (give a file in a writable directory)", dir)
-		}
+	sink.SetCreateMode(0o644) // a CI system's other users read reports
+	w, err := sink.Begin()
+	if err != nil {
+		sink.Close()
+		return nil, err
 	}
-	return fmt.Errorf("cannot write in %s: %v", dir, err)
+	return &target{sink: sink, w: w}, nil
 }
 
-// commit makes the temporary file the report: mode 0644 (a CI system's
-// other users read it), synced, renamed over the target.
+// spillDir is where a report's temporary spill goes: beside the report
+// when it is a file, else the system's temporary directory.
+func (t *target) spillDir() string {
+	if d := t.sink.TempDir(); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
+// commit makes what was written the report: synced and renamed over the
+// file, or written through.
 func (t *target) commit() error {
-	if err := t.f.Chmod(0o644); err != nil {
-		return err
+	err := t.sink.Commit()
+	var oe *fetch.OutputError
+	if errors.As(err, &oe) {
+		err = oe.Err
 	}
-	return t.f.Commit(t.path, true)
+	return err
 }
 
 func (t *target) close() {
-	if t != nil && t.f != nil {
-		t.f.Close()
+	if t != nil && t.sink != nil {
+		t.sink.Close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ func TestSafeURL(t *testing.T) {
 func TestHostileTexts(t *testing.T) {
 	dir := t.TempDir()
 	junit, tap := filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.tap")
-	s, err := Open([]Spec{{JUnit, junit}, {TAP, tap}}, Run{Command: "check"})
+	s, err := Open(context.Background(), []Spec{{JUnit, junit}, {TAP, tap}}, Run{Command: "check"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestNothingWrittenUntilClose(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "r.xml")
 	os.WriteFile(f, []byte("old"), 0o644)
-	s, err := Open([]Spec{{JUnit, f}}, Run{Command: "fetch"})
+	s, err := Open(context.Background(), []Spec{{JUnit, f}}, Run{Command: "fetch"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestNothingWrittenUntilClose(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("left behind: %v", entries)
 	}
-	if _, err := Open([]Spec{{JUnit, filepath.Join(dir, "none", "r.xml")}}, Run{}); err == nil {
+	if _, err := Open(context.Background(), []Spec{{JUnit, filepath.Join(dir, "none", "r.xml")}}, Run{}); err == nil {
 		t.Error("a report in a missing directory was opened")
 	}
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 
@@ -20,8 +21,8 @@ type tap struct {
 	n int
 }
 
-func newTAP(path string, f Format) (*tap, error) {
-	t, err := newTarget(path)
+func newTAP(ctx context.Context, path string, f Format) (*tap, error) {
+	t, err := newTarget(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +30,7 @@ func newTAP(path string, f Format) (*tap, error) {
 	if f == TAP13 {
 		version = "13"
 	}
-	w := bufio.NewWriter(t.f)
+	w := bufio.NewWriter(t.w)
 	fmt.Fprintf(w, "TAP version %s\n", version)
 	return &tap{t: t, w: w}, nil
 }
