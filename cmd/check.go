@@ -342,10 +342,14 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		}
 		return err
 	}
-	if o.IO.OutClosed {
+	if o.IO.OutClosed && (o.JSON || !o.IO.OutNullRW) {
 		p.reports.Discard()
 		// As fetch, probe and breaker status: what the check prints would
-		// be lost, so it is a local failure before any request.
+		// be lost, so it is a local failure before any request. A stdout
+		// that is /dev/null opened read-write may be closed or a discard
+		// on purpose (Python's subprocess.DEVNULL, Node's 'ignore'): a
+		// check's verdict is its exit code, so its result lines are let go
+		// there; a --json report, the thing asked for, is not.
 		if o.JSON {
 			return stdoutClosedError("the report", "redirect stdout")
 		}

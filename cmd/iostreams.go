@@ -21,13 +21,19 @@ type IOStreams struct {
 	// OutClosed is true when stdout was closed at start: what is written
 	// there is lost, so a fetch that needs it fails before any request.
 	OutClosed bool
+	// OutNullRW is true when stdout is /dev/null opened read-write: a
+	// closed stdout (Go's runtime puts that in its place) or a discard on
+	// purpose (Python's subprocess.DEVNULL), which cannot be told apart.
+	// OutClosed is true then too.
+	OutNullRW bool
 }
 
 // System returns the process's streams.
 func System() *IOStreams {
+	closed, nullRW := stdoutClosed(os.Stdout)
 	return &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout), OutClosed: stdoutClosed(os.Stdout),
+		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout), OutClosed: closed, OutNullRW: nullRW,
 	}
 }
 

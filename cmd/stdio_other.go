@@ -5,4 +5,4 @@ package cmd
 import "os"
 
 // stdoutClosed: only Unix runtimes replace a closed stdout with /dev/null.
-func stdoutClosed(*os.File) bool { return false }
+func stdoutClosed(*os.File) (closed, nullRW bool) { return false, false }

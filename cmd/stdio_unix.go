@@ -15,15 +15,17 @@ import (
 // that is what a closed stdout looks like here; a shell's `> /dev/null`
 // opens it write-only and is a deliberate discard. (A stdout that is
 // /dev/null opened read-write on purpose is taken as closed too: give -o.)
-func stdoutClosed(f *os.File) bool {
+// nullRW says it is that /dev/null, which check takes as a discard.
+func stdoutClosed(f *os.File) (closed, nullRW bool) {
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	if err != nil {
-		return true
+		return true, false
 	}
 	if fl&unix.O_ACCMODE == unix.O_RDONLY {
 		// `1<FILE`: open for reading only, so every write would fail
 		// after the download. Found before it instead.
-		return true
+		return true, false
 	}
-	return fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
+	nullRW = fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
+	return nullRW, nullRW
 }

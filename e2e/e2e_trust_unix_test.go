@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -196,5 +197,39 @@ func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
 		if code != 143 || hits.get() != 0 {
 			t.Errorf("%v: exit %d, %d requests", a, code, hits.get())
 		}
+	}
+}
+
+// TestE2EOutputToDescriptorNotGiven: -o /dev/fd/N names a descriptor the
+// caller gave; one it did not give may be open in refetch itself (the Go
+// runtime's poller and its files), and writing the body there lost it
+// with exit 0 (a tour found it). Every such N is exit 2 before any
+// request; a descriptor given with N>FILE gets the body.
+func TestE2EOutputToDescriptorNotGiven(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.next()
+		fmt.Fprint(w, "body")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	for fd := 3; fd <= 12; fd++ {
+		code, out := e.sh(`"$0" fetch -o "/dev/fd/$2" "$1"`, srv.URL, strconv.Itoa(fd))
+		// (One inherited from the test harness may be open for reading.)
+		if code != 2 || !strings.Contains(out, "is not open") && !strings.Contains(out, "open for reading only") {
+			t.Errorf("-o /dev/fd/%d: exit %d, output %q", fd, code, out)
+		}
+	}
+	code, out := e.sh(`"$0" fetch -o /dev/fd/0 "$1" < /dev/null`, srv.URL)
+	if code != 2 || !strings.Contains(out, "open for reading only") {
+		t.Errorf("-o /dev/fd/0: exit %d, output %q", code, out)
+	}
+	if n := hits.get(); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	code, out = e.sh(`"$0" fetch -o /dev/fd/9 "$1" 9>given`, srv.URL)
+	if code != 0 || readText(t, filepath.Join(e.dir, "given")) != "body" {
+		t.Errorf("-o /dev/fd/9 with 9>given: exit %d, output %q", code, out)
 	}
 }

@@ -314,9 +314,5 @@ func IsNullDevice(w io.Writer) bool {
 		return false
 	}
 	st, err := f.Stat()
-	if err != nil || st.Mode()&fs.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err == nil && os.SameFile(st, null)
+	return err == nil && isNullDevice(st)
 }

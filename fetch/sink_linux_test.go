@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pending reads what f holds right now without waiting: nil when nothing.
@@ -63,7 +65,17 @@ func TestFileSinkOwnDescriptor(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	s, err := NewFileSink(t.Context(), "/proc/self/fd/"+strconv.Itoa(int(w.Fd())))
+	path := "/proc/self/fd/" + strconv.Itoa(int(w.Fd()))
+	// A descriptor this process opened is close-on-exec: not the caller's
+	// (the Go runtime's poller, say), so not written.
+	if _, err := NewFileSink(t.Context(), path); err == nil || !strings.Contains(err.Error(), "is not open") {
+		t.Errorf("a close-on-exec descriptor: %v", err)
+	}
+	// One the caller gave survived exec: not close-on-exec.
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewFileSink(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +100,12 @@ func TestFileSinkOwnDescriptor(t *testing.T) {
 		t.Errorf("Close closed the process's own descriptor: %v", err)
 	}
 
+	if _, err := unix.FcntlInt(r.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFileSink(t.Context(), "/proc/self/fd/"+strconv.Itoa(int(r.Fd()))); err == nil || !strings.Contains(err.Error(), "open for reading only") {
+		t.Errorf("a descriptor open for reading only: %v", err)
+	}
 	_, err = NewFileSink(t.Context(), "/proc/self/fd/987")
 	if err == nil || !strings.Contains(err.Error(), "file descriptor 987 is not open") {
 		t.Errorf("closed descriptor: %v", err)

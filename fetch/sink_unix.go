@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ownDescriptor reports whether path names one of this process's own file
@@ -86,6 +88,16 @@ func openDescriptor(fd int) (*os.File, bool, error) {
 			return nil, false, fmt.Errorf("file descriptor %d is not open", fd)
 		}
 		return nil, false, fmt.Errorf("file descriptor %d: %v", fd, err)
+	}
+	// A descriptor the caller gave survived exec, so it cannot be
+	// close-on-exec: one that is was opened by this process (the Go
+	// runtime's poller, a file of its own), and writing the body there
+	// would lose it, or worse.
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC != 0 {
+		return nil, false, fmt.Errorf("file descriptor %d is not open (give the run one with %d>FILE)", fd, fd)
+	}
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && flags&unix.O_ACCMODE == unix.O_RDONLY {
+		return nil, false, fmt.Errorf("file descriptor %d is open for reading only", fd)
 	}
 	switch fd {
 	case 1:
