@@ -187,6 +187,7 @@ type batchRun struct {
 	in       *batch.Input
 	plan     *fetchPlan
 	tmpl     *batch.Template // nil: bodies do not go to files
+	cwd      string          // the working directory, to compare output paths absolute
 	parallel int
 	perHost  int
 	total    int
@@ -284,6 +285,9 @@ func (b *batchRun) check() error {
 	seed := maphash.MakeSeed()
 	seen := map[uint64]int32{}
 	lastDir := ""
+	// Targets are compared absolute: a link's target may be absolute
+	// (o/1 -> /abs/o/2) while the template's paths are relative.
+	b.cwd, _ = os.Getwd()
 	return b.in.CheckPass(func(e batch.Entry) error {
 		u, err := fetch.ParseURL(e.Raw)
 		if err != nil {
@@ -306,19 +310,23 @@ func (b *batchRun) check() error {
 		if err := b.reportClash(e, path); err != nil {
 			return err
 		}
-		h := maphash.String(seed, fileKey(target))
+		h := maphash.String(seed, fileKey(absIn(b.cwd, target)))
 		first, dup := seen[h]
 		if !dup {
 			seen[h] = int32(e.N)
 			return nil
 		}
 		if other, otherPath, same := b.sameOutput(int(first), path); same {
+			problem, linked := sameFileProblem(other, otherPath, e.Label, path, target)
 			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
-			if b.tmpl.HasPlaceholder() {
+			switch {
+			case linked:
+				hint = "remove or change the symlink, or write the files elsewhere"
+			case b.tmpl.HasPlaceholder():
 				hint = "use {n} in -o to tell them apart"
 			}
 			return &UsageError{Err: &batchLineError{label: other + " and " + e.Label, raw: e.Raw,
-				err: fmt.Errorf("%s; %s", sameFileProblem(other, otherPath, e.Label, path, target), hint)}}
+				err: fmt.Errorf("%s; %s", problem, hint)}}
 		}
 		// Two paths with one hash: both are fine; the later one is not
 		// tracked, which can only miss a collision with a third URL whose
@@ -355,45 +363,61 @@ func (b *batchRun) sameOutput(n int, path string) (label, otherPath string, same
 		return "", "", false
 	}
 	otherPath = b.tmpl.Expand(n, u)
-	return e.Label, otherPath, outputKey(otherPath) == outputKey(path)
+	return e.Label, otherPath, outputKey(b.cwd, otherPath) == outputKey(b.cwd, path)
 }
 
 // sameFileProblem says that the outputs of two URLs are one file, in
 // words a user can act on: the file that would be written (target, with
 // its symlinks followed), and, when a path is not that file itself, the
 // path each URL gives, so the link to remove or the placeholder to add
-// can be found.
-func sameFileProblem(label1, path1, label2, path2, target string) string {
+// can be found. linked says a symlink made them one file.
+func sameFileProblem(label1, path1, label2, path2, target string) (problem string, linked bool) {
 	target = filepath.Clean(target)
 	var gives []string
-	linked := false
 	for _, side := range [][2]string{{label1, path1}, {label2, path2}} {
 		p := filepath.Clean(side[1])
 		if p == target {
 			continue
 		}
 		gives = append(gives, side[0]+" as "+side[1])
-		if fileKey(p) != fileKey(target) {
+		if a, b := absKey(p), absKey(target); a != b {
 			linked = true
 		}
 	}
 	if len(gives) == 0 {
-		return "both write " + target
+		return "both write " + target, false
 	}
 	how := ""
 	if linked {
 		how = ", through symlinks"
 	}
-	return fmt.Sprintf("both write %s (%s%s)", target, strings.Join(gives, ", "), how)
+	return fmt.Sprintf("both write %s (%s%s)", target, strings.Join(gives, ", "), how), linked
 }
 
 // outputKey is what makes two output paths one file: the file their
-// symlinks end at (see fileKey).
-func outputKey(path string) string {
+// symlinks end at, absolute from cwd (see fileKey).
+func outputKey(cwd, path string) string {
 	if target, _, err := fetch.OutputTarget(path); err == nil {
 		path = target
 	}
+	return fileKey(absIn(cwd, path))
+}
+
+// absKey is fileKey of path made absolute (for messages: not per URL).
+func absKey(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	return fileKey(path)
+}
+
+// absIn is path made absolute in the directory cwd ("" when unknown:
+// path as it is).
+func absIn(cwd, path string) string {
+	if cwd == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(cwd, path)
 }
 
 // fileKey is a path cleaned, and case-folded where file systems usually

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -254,10 +253,7 @@ func filePathKey(path string) string {
 	if t, _, err := fetch.OutputTarget(path); err == nil {
 		path = t
 	}
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	return fileKey(path)
+	return absKey(path)
 }
 
 // reportUsageError names the flag of a report that cannot be written.
