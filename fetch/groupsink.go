@@ -31,6 +31,7 @@ type GroupFileSink struct {
 	path      string
 	target    string      // path with its symlinks followed: what is replaced
 	mode      fs.FileMode // of the file replaced, atomicfile.NewFileMode for a new one
+	replaces  bool        // a file is there: its extended attributes (ACL) are kept
 	mem       *[]byte     // the body while it is small; nil once spilled
 	tmp       *atomicfile.File
 	sealed    bool
@@ -53,7 +54,7 @@ func NewGroupFileSink(path string) *GroupFileSink {
 	if target, st, err := OutputTarget(path); err == nil {
 		s.target = target
 		if st != nil && st.Mode().IsRegular() {
-			s.mode = st.Mode().Perm()
+			s.mode, s.replaces = st.Mode().Perm(), true
 		}
 	}
 	return s
@@ -374,7 +375,13 @@ func prepareFile(s *GroupFileSink) error {
 			return err
 		}
 	}
-	return s.tmp.Chmod(s.mode)
+	if err := s.tmp.Chmod(s.mode); err != nil {
+		return err
+	}
+	if s.replaces {
+		return s.tmp.KeepAttrs(s.target)
+	}
+	return nil
 }
 
 // install closes a durable temporary file and renames it over its path;

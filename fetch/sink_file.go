@@ -394,6 +394,11 @@ func (s *FileSink) commitReplace() error {
 	if err := tmp.Chmod(s.mode); err != nil {
 		return err
 	}
+	if s.exists {
+		if err := tmp.KeepAttrs(s.target); err != nil {
+			return err
+		}
+	}
 	rerr := tmp.Commit(s.target, true)
 	if rerr == nil {
 		return nil

@@ -169,6 +169,9 @@ func (f *File) copyToNamed(cause error) error {
 			err = named.Chmod(st.Mode().Perm())
 		}
 	}
+	if err == nil {
+		err = copyAttrsFd(int(f.Fd()), int(named.Fd())) // an ACL KeepAttrs gave
+	}
 	if err != nil {
 		named.Close()
 		os.Remove(name)
