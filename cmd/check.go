@@ -334,6 +334,19 @@ func (w checkWords) words(f error) string {
 	return w.names.name(f).Error()
 }
 
+// resetAdvice is the reset command of the first URL refused by an open
+// circuit, as fetch's final line gives it ("; reset with: refetch
+// breaker reset …"), or "": a gate that failed with no attempt because
+// another job opened the circuit is when the command is needed.
+func (p *checkPlan) resetAdvice(results []fetch.CheckResult) string {
+	for i, r := range results {
+		if r.Err != nil && errors.Is(r.Err, resilience.ErrCircuitOpen) && i < len(p.reqs) && p.breaker != nil {
+			return hint(withResetHint(r.Err, p.breaker(p.reqs[i])))
+		}
+	}
+	return ""
+}
+
 func runCheck(ctx context.Context, o *CheckOptions) error {
 	p, err := o.plan(ctx)
 	if err != nil {
@@ -412,7 +425,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	case ctx.Err() != nil:
 		err = context.Cause(ctx)
 	case bad > 0:
-		err = fmt.Errorf("%w: %d of %d URL%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)))
+		err = fmt.Errorf("%w: %d of %d URL%s%s", ErrUnhealthy, bad, len(rep.Results), plural(len(rep.Results)), p.resetAdvice(rep.Results))
 	case flaky > 0 && o.FlakyFails:
 		err = fmt.Errorf("%w: %d of %d URL%s flaky: healthy only after failed attempts (--flaky-fails)", ErrUnhealthy,
 			flaky, len(rep.Results), plural(len(rep.Results)))

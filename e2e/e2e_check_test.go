@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,22 @@ func TestE2ECheckBreakerOffUnlessAsked(t *testing.T) {
 	r.wantCode(t, 8)
 	if !strings.Contains(r.stdout, "circuit open") || c.get() != 11 {
 		t.Errorf("requests = %d, stdout %q", c.get(), r.stdout)
+	}
+}
+
+// TestE2ECheckOpenCircuitSaysHowToReset: a check refused by an open
+// circuit (another job's failures opened it) ends with the reset command,
+// as fetch's final line does (promises.md).
+func TestE2ECheckOpenCircuitSaysHowToReset(t *testing.T) {
+	t.Parallel()
+	srv := downServer(t, nil)
+	e := newEnv(t)
+	state := filepath.Join(e.dir, "gate-state")
+	e.run("fetch", "-q", "--state-dir", state, "--breaker-failures", "1", "-n", "1", srv.URL).wantCode(t, 4)
+	r := e.run("check", "--state-dir", state, "--breaker-failures", "1", srv.URL)
+	r.wantCode(t, 8)
+	want := "unhealthy: 1 of 1 URL; reset with: refetch breaker reset --state-dir '" + state + "' '" + strings.TrimSuffix(srv.URL, "/") + "'"
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q, want %q", r.stderr, want)
 	}
 }
