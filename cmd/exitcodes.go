@@ -55,7 +55,7 @@ var ExitCodes = []ExitCodeInfo{
 	{ExitSIGINT, "interrupted", "SIGINT (Ctrl-C)", nil, "interrupted by SIGINT (Ctrl-C)", nil},
 	{ExitSIGQUIT, "interrupted", "SIGQUIT (Ctrl-\\)", nil, "interrupted by SIGQUIT (Ctrl-\\)", nil},
 	{ExitSIGPIPE, "", "stdout's reader went away", nil,
-		"stdout's reader went away (`refetch fetch URL | head -c1`): killed by SIGPIPE, quietly, as every Unix filter is", nil},
+		"stdout's reader went away (`refetch fetch URL | head -c1`): killed by SIGPIPE, quietly, as every Unix filter is; stderr's reader going away costs nothing but the lost lines", nil},
 	{ExitSIGTERM, "interrupted", "SIGTERM", nil, "interrupted by SIGTERM", nil},
 }
 

@@ -32,7 +32,7 @@ type IOStreams struct {
 func System() *IOStreams {
 	closed, nullRW := stdoutClosed(os.Stdout)
 	return &IOStreams{
-		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		In: os.Stdin, Out: os.Stdout, ErrOut: stderrFile(),
 		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout), OutClosed: closed, OutNullRW: nullRW,
 	}
 }

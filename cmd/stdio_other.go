@@ -6,3 +6,7 @@ import "os"
 
 // stdoutClosed: only Unix runtimes replace a closed stdout with /dev/null.
 func stdoutClosed(*os.File) (closed, nullRW bool) { return false, false }
+
+// stderrFile is os.Stderr: only Unix kills a process for writing to a
+// broken pipe.
+func stderrFile() *os.File { return os.Stderr }

@@ -29,3 +29,17 @@ func stdoutClosed(f *os.File) (closed, nullRW bool) {
 	nullRW = fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
 	return nullRW, nullRW
 }
+
+// stderrFile is stderr through a duplicate of descriptor 2. Go's runtime
+// kills the process with SIGPIPE when a write to descriptors 1 or 2 meets
+// a broken pipe; for stdout that is the point (141: the reader is gone),
+// but a reader of stderr that went away (a log pipe that closed) must not
+// cost a healthy check its verdict: through another descriptor, the write
+// fails with EPIPE instead, which the log ignores.
+func stderrFile() *os.File {
+	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return os.Stderr
+	}
+	return os.NewFile(uintptr(fd), "/dev/stderr")
+}

@@ -98,3 +98,29 @@ func TestE2ECheckStdoutUnusable(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EStderrReaderGone: a reader of stderr that went away (a log pipe
+// that closed) does not cost a healthy run its output and exit code: a
+// check killed by SIGPIPE (141) on its first -v line lost its verdict (a
+// tour found it). (A stdout whose reader is gone is still 141: see
+// TestE2ESpilledBodyReaderGone.)
+func TestE2EStderrReaderGone(t *testing.T) {
+	t.Parallel()
+	srv, _ := healthServer(t)
+	e := newEnv(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	for _, a := range [][]string{{"check", "-v", srv.URL + "/health"}, {"fetch", "-v", srv.URL + "/health"}} {
+		cmd := e.command(a...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, w
+		err := cmd.Run()
+		if err != nil || out.Len() == 0 {
+			t.Errorf("%v with stderr's reader gone: %v, stdout %q", a, err, out.String())
+		}
+	}
+}
