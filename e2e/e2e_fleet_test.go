@@ -211,6 +211,20 @@ func TestE2EFleetStoreDown(t *testing.T) {
 			addr := redistest.StartWith(t, redistest.Options{Password: "the-right-one"})
 			return "redis://fleet:Wr0ng-pw-0815@" + addr + "/3", "Wr0ng-pw-0815"
 		}, op: "read"},
+		// Answers reads, refuses writes: the admission is refused too
+		// (its script is flagged as one that may write), so the run
+		// works on the local files from its first step.
+		{name: "out of memory", store: func(t *testing.T) (string, string) {
+			addr := redistest.StartWith(t, redistest.Options{Password: "0om-pw-77"})
+			c := redis.NewClient(&redis.Options{Addr: addr, Password: "0om-pw-77"})
+			defer c.Close()
+			for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+				if err := c.ConfigSet(context.Background(), kv[0], kv[1]).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return "redis://:0om-pw-77@" + addr, "0om-pw-77"
+		}, op: "read"},
 		{name: "killed mid-run", store: func(t *testing.T) (string, string) {
 			killAddr = redistest.StartWith(t, redistest.Options{Password: "Kill3d-pw-42"})
 			return "redis://:Kill3d-pw-42@" + killAddr, "Kill3d-pw-42"

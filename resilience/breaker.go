@@ -268,6 +268,15 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 		}
 		return
 	}
+	if b.route == store.RoutePrimary && d.Route == store.RouteSecondary {
+		// The primary failed after this run's admission: the outcome is
+		// counted in the local files, and the rest of the run goes on
+		// without a breaker, so that older local state does not refuse
+		// its retries (the run would end "circuit open" with no circuit
+		// opened by it).
+		b.down = true
+		return
+	}
 	b.last = d.Record
 	b.report(d)
 }

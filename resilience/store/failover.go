@@ -152,16 +152,21 @@ func primaryCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // this caller (a SlowStoreError: the caller's time was short, Primary may
 // be fine) or ctx is done (the run ended; Primary did not fail).
 func failover[T any](ctx context.Context, s *FailoverStore, op func(context.Context, Store) (T, error)) (T, error) {
-	v, _, err := failoverRoute(ctx, s, RouteAny, op)
+	v, _, err := failoverRoute(ctx, s, RouteAny, op, nil)
 	return v, err
 }
 
 // failoverRoute is failover for a run's step on route: a run keeps to the
-// store its first step used. A step for the primary once it has failed,
-// or when it is too slow for this caller, is ErrRouteGone: the run goes on
-// without a breaker. A first step (RouteAny) that the primary cannot
-// answer in time is done on the secondary, and the run keeps to it.
-func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op func(context.Context, Store) (T, error)) (T, Route, error) {
+// store its first step used. A first step (RouteAny) that the primary
+// cannot answer in time is done on the secondary, and the run keeps to it.
+// A step for the primary once it has failed (now, or in another run) is
+// done by reroute on the secondary, and the run moves there: a Redis that
+// answers reads but refuses writes (out of memory, a read-only replica)
+// failed every run's first write, and with the run left without a
+// breaker, no failure was ever recorded anywhere (a tour found it). With
+// no reroute, or when the primary was only too slow for this caller, the
+// step is ErrRouteGone: the run goes on without a breaker.
+func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op, reroute func(context.Context, Store) (T, error)) (T, Route, error) {
 	var zero T
 	if route == RouteSecondary {
 		v, err := op(ctx, s.Secondary)
@@ -173,6 +178,10 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 			retried = true
 		} else {
 			if route == RoutePrimary {
+				if reroute != nil {
+					v, err := reroute(ctx, s.Secondary)
+					return v, RouteSecondary, err
+				}
 				return zero, RoutePrimary, ErrRouteGone
 			}
 			v, err := op(ctx, s.Secondary)
@@ -195,11 +204,18 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 		// Slow for this caller, whose time is short: only this run
 		// leaves the primary; the store may serve the next one.
 		s.warn(err)
+		if route == RoutePrimary {
+			return zero, RoutePrimary, ErrRouteGone
+		}
 	default:
 		s.fail(err)
-	}
-	if route == RoutePrimary {
-		return zero, RoutePrimary, ErrRouteGone
+		if route == RoutePrimary {
+			if reroute == nil {
+				return zero, RoutePrimary, ErrRouteGone
+			}
+			v, err = reroute(ctx, s.Secondary)
+			return v, RouteSecondary, err
+		}
 	}
 	v, err = op(ctx, s.Secondary)
 	return v, RouteSecondary, err
@@ -207,17 +223,42 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 
 // Admit implements Store, keeping to p.Route (see failoverRoute).
 func (s *FailoverStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) })
+	admit := func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) }
+	// Rerouted, it is a new admission by the secondary: its own ticket.
+	d, route, err := failoverRoute(ctx, s, p.Route, admit, admit)
 	d.Route = route
 	return d, err
 }
 
 // Record implements Store, keeping to p.Route (see failoverRoute): an
-// outcome admitted by one store is never recorded in the other.
+// outcome admitted by one store is never recorded in the other under
+// that store's ticket (their generations mean nothing to each other).
+// When the primary that admitted it has failed, the outcome is recorded
+// in the secondary as an attempt the secondary admits now (rerecord).
 func (s *FailoverStore) Record(ctx context.Context, p Params, o Outcome, now time.Time) (Decision, error) {
-	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (Decision, error) { return st.Record(ctx, p, o, now) })
+	d, route, err := failoverRoute(ctx, s, p.Route,
+		func(ctx context.Context, st Store) (Decision, error) { return st.Record(ctx, p, o, now) },
+		func(ctx context.Context, st Store) (Decision, error) { return rerecord(ctx, st, p, o, now) })
 	d.Route = route
 	return d, err
+}
+
+// rerecord records o, admitted by another store, in st: st admits the
+// attempt now and the outcome is recorded under st's ticket. An attempt
+// st would not have admitted (open, a trial in flight, a hold) changes
+// nothing but the hold: it is recorded under generation 0, which no
+// record that refuses can have (refusing takes a state change, and every
+// state change bumps the generation).
+func rerecord(ctx context.Context, st Store, p Params, o Outcome, now time.Time) (Decision, error) {
+	a, err := st.Admit(ctx, p, now)
+	if err != nil {
+		return a, err
+	}
+	o.Generation = a.Record.Generation
+	if a.Admission == Rejected || a.Admission == Held {
+		o.Generation = 0
+	}
+	return st.Record(ctx, p, o, now)
 }
 
 func (s *FailoverStore) List(ctx context.Context) ([]Record, error) {

@@ -538,7 +538,7 @@ func limiterRoute[T any](ctx context.Context, s *FailoverStore, route Route, op 
 			return zero, errNoLimiter(st)
 		}
 		return op(ctx, l)
-	})
+	}, nil)
 }
 
 // Rate implements Limiter, keeping to p.Route (see failoverRoute).

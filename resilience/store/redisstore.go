@@ -417,6 +417,9 @@ type RedisStore struct {
 	// address: a replicaCount), so that ReplicaWait is not spent on one
 	// that has none.
 	replicas sync.Map
+	// oldScripts is set once the server refused a script's flags (a
+	// Redis before 7.0): the admission runs unflagged from then on.
+	oldScripts atomic.Bool
 }
 
 // silenceRedisLog stops the client library from printing to stderr: this
@@ -725,9 +728,30 @@ func ms(d time.Duration) int64 {
 const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
 
 // Admit implements Store: redisAdmitScript(), by the server's clock.
+//
+// On Redis 7 and later the script is flagged as one that may write
+// (redisAdmitScriptFlagged), so a server that takes no writes (out of
+// memory under noeviction, a read-only replica) refuses the admission
+// itself: the process moves to its local files at its first step, and
+// the breaker works there. Unflagged, the read went through, every
+// record failed, and no failure was counted anywhere (a tour found it).
 func (s *RedisStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	return s.step(ctx, "read", p, now, nil, redisAdmitScript(),
-		s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout))
+	args := []any{s.nowArg(now), ms(s.cfg.TTL), p.Identity, ms(p.TrialTimeout)}
+	if !s.oldScripts.Load() {
+		d, err := s.step(ctx, "read", p, now, nil, redisAdmitScriptFlagged(), args...)
+		if err == nil || !flagsRefused(err) {
+			return d, err
+		}
+		s.oldScripts.Store(true)
+	}
+	return s.step(ctx, "read", p, now, nil, redisAdmitScript(), args...)
+}
+
+// flagsRefused reports whether err is a Redis before 7.0 failing to
+// compile a script's "#!lua" line.
+func flagsRefused(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "compiling script") && strings.Contains(msg, "'#'")
 }
 
 // Record implements Store: redisRecordScript(), by the server's clock.

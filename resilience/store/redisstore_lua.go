@@ -108,9 +108,16 @@ local function save()
 end
 `
 
+// redisAdmitScriptFlagged is redisAdmitScript declared with Redis 7's
+// script flags (none: a script that may write and needs memory), so that
+// a server that takes no writes refuses it before it runs.
+var redisAdmitScriptFlagged = lazyScript("#!lua\n" + redisAdmitSource)
+
 // redisAdmitScript runs admitStep. ARGV: now_ms (” for TIME), ttl_ms,
 // identity, trial_ms.
-var redisAdmitScript = lazyScript(luaPrelude + `
+var redisAdmitScript = lazyScript(redisAdmitSource)
+
+const redisAdmitSource = luaPrelude + `
 local id, trial = ARGV[3], tonumber(ARGV[4])
 local from = state()
 local verdict = 'admitted'
@@ -127,7 +134,7 @@ if verdict == 'trial' then
   save()
 end
 return {verdict, from, now, corrupt, redis.call('HGETALL', k)}
-`)
+`
 
 // redisRecordScript runs recordStep. ARGV: now_ms (” for TIME), ttl_ms,
 // identity, node, generation, effect ('f' failure, 's' success, ” other),
