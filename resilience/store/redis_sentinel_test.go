@@ -252,3 +252,49 @@ func TestSentinelWithAPassword(t *testing.T) {
 		t.Errorf("Admit with a wrong password = %v, want a refusal that does not show it", err)
 	}
 }
+
+// TestSentinelGracefulFailover: after SENTINEL FAILOVER the old primary
+// still takes writes for seconds, until the sentinels demote it, and
+// those writes are lost when it resyncs from the new one. A long-lived
+// store notices the new primary within a second (it asks the sentinels),
+// and a pooled connection to the old one refuses its next command rather
+// than write there; once revived, the store writes to the new primary (a
+// tour found a batch writing every step to the old one).
+func TestSentinelGracefulFailover(t *testing.T) {
+	sen := redistest.StartSentinel(t, 1)
+	ctx := context.Background()
+	s := newHAStore(t, RedisConfig{Kind: RedisSentinel, Addrs: sen.Sentinels, MasterName: redistest.MasterName})
+	p := Params{Key: "http://graceful.test:80", Failures: 5, Quorum: 1, Node: "a", Identity: "ci", Reset: time.Hour, TrialTimeout: time.Minute}
+	record := func() (Decision, error) {
+		return s.Record(ctx, p, Outcome{Effect: CountFailure, Err: "503"}, time.Now())
+	}
+	if _, err := record(); err != nil {
+		t.Fatal(err)
+	}
+	sen.WaitReplicated(t)
+	sc := rawClient(t, sen.Sentinels[0])
+	if err := sc.Do(ctx, "SENTINEL", "FAILOVER", redistest.MasterName).Err(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := sen.WaitPromoted(t, sen.Primary)
+	deadline := time.Now().Add(30 * time.Second) // a failure guard, not a timing
+	for s.sentinels.current() != promoted {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store still names %s as the primary, not %s", s.sentinels.current(), promoted)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := record(); err != nil {
+		if !strings.Contains(err.Error(), "the sentinels named a new primary") {
+			t.Fatalf("the step on the old primary's connection: %v", err)
+		}
+		s.Revive()
+		if _, err := record(); err != nil {
+			t.Fatalf("after revival: %v", err)
+		}
+	}
+	got, err := rawClient(t, promoted).HGet(ctx, RedisKeyPrefix+p.Key, "failures").Result()
+	if err != nil || got != "2" {
+		t.Errorf("the new primary's record: failures %q, %v; want 2 (the write went to the old primary?)", got, err)
+	}
+}

@@ -527,10 +527,23 @@ type sentinels struct {
 	named   atomic.Pointer[string]
 	timeout time.Duration
 	tls     *tls.Config
+	// watch asks the sentinels where the primary is once a second, from
+	// the first dial until close (a process that lives that long: a
+	// batch): a graceful failover (SENTINEL FAILOVER) promotes a replica
+	// while the old primary still takes writes for seconds before it is
+	// demoted, and those writes are lost with its resync (a tour found a
+	// batch writing 646 steps there). Connections to a primary the
+	// sentinels no longer name refuse their next command (primaryConn).
+	watch sync.Once
+	stop  chan struct{}
 }
 
+// watchEvery is how often a long-lived store asks the sentinels where
+// the primary is.
+const watchEvery = time.Second
+
 func newSentinels(c RedisConfig, pool int, tlsConfig *tls.Config) *sentinels {
-	s := &sentinels{name: c.MasterName, addrs: c.Addrs, timeout: c.Timeout, tls: tlsConfig}
+	s := &sentinels{name: c.MasterName, addrs: c.Addrs, timeout: c.Timeout, tls: tlsConfig, stop: make(chan struct{})}
 	for _, addr := range c.Addrs {
 		s.clients = append(s.clients, redis.NewSentinelClient(&redis.Options{
 			Addr:     addr,
@@ -604,16 +617,64 @@ func (s *sentinels) dial(ctx context.Context, network, _ string) (net.Conn, erro
 	if err != nil {
 		return nil, err
 	}
+	s.watch.Do(func() { go s.watchPrimary() })
 	d := &net.Dialer{Timeout: s.timeout}
+	var conn net.Conn
 	if s.tls == nil {
-		return d.DialContext(ctx, network, addr)
+		conn, err = d.DialContext(ctx, network, addr)
+	} else {
+		cfg := s.tls.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, network, addr)
 	}
-	cfg := s.tls.Clone()
-	cfg.ServerName, _, _ = net.SplitHostPort(addr)
-	return (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &primaryConn{Conn: conn, addr: addr, s: s}, nil
+}
+
+// watchPrimary asks the sentinels where the primary is every watchEvery
+// until close.
+func (s *sentinels) watchPrimary() {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			s.primary(ctx) // an error keeps the name it had
+			cancel()
+		}
+	}
+}
+
+// primaryConn is a connection to the primary the sentinels named when it
+// was dialled. Once they name another, its next write fails (and closes
+// it) instead of reaching a primary about to be demoted: the step fails,
+// the store steps aside to the files for a moment, and the next dial
+// reaches the new primary.
+type primaryConn struct {
+	net.Conn
+	addr string
+	s    *sentinels
+}
+
+func (c *primaryConn) Write(p []byte) (int, error) {
+	if now := c.s.current(); now != "" && now != c.addr {
+		c.Conn.Close()
+		return 0, fmt.Errorf("the sentinels named a new primary, %s (this connection is to %s)", now, c.addr)
+	}
+	return c.Conn.Write(p)
 }
 
 func (s *sentinels) close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
 	for _, c := range s.clients {
 		c.Close()
 	}
