@@ -78,7 +78,12 @@ func (s *Sentinel) Close() {
 type Cluster struct {
 	// Masters are the masters' addresses.
 	Masters []string
-	tls     *TLSFiles
+	// Replicas are replicas added with AddReplica.
+	Replicas []string
+	tls      *TLSFiles
+	server   string // the redis-server binary
+	cli      string // the redis-cli binary
+	dir      string
 }
 
 // URL is the store URL of the cluster: redis+cluster://M1,M2,M3
@@ -87,8 +92,69 @@ func (c *Cluster) URL() string { return scheme(c.tls) + "+cluster://" + strings.
 
 // Close stops every node.
 func (c *Cluster) Close() {
-	for _, a := range c.Masters {
+	for _, a := range append(c.Masters, c.Replicas...) {
 		stop(a)
+	}
+}
+
+// AddReplica starts a node and makes it a replica of the master at
+// master, returning once the replica has synced; a master killed later
+// (Kill) is replaced by it within the cluster's node timeout (1s).
+func (c *Cluster) AddReplica(t testing.TB, master string) string {
+	t.Helper()
+	ndir := filepath.Join(c.dir, "replica"+strconv.Itoa(len(c.Replicas)))
+	if err := os.MkdirAll(ndir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := launchRetry(c.server, c.tls, func(port int) ([]string, error) {
+		bus, err := freePort()
+		return serverArgs(port, ndir, c.tls, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000"), err
+	})
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	c.Replicas = append(c.Replicas, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	mc := client(master, c.tls)
+	defer mc.Close()
+	id, err := mc.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER MYID on %s: %v", master, err)
+	}
+	out, err := exec.CommandContext(ctx, c.cli, "--cluster", "add-node", addr, master, "--cluster-slave", "--cluster-master-id", id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest: redis-cli --cluster add-node: %v: %s", err, lastLines(string(out)))
+	}
+	rc := client(addr, c.tls)
+	defer rc.Close()
+	if err := poll("replica "+addr+" to sync with "+master, func() bool {
+		info, err := rc.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
+	}); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return addr
+}
+
+// WaitMaster waits until the node at addr is a master with slots that
+// every live node agrees on (cluster_state:ok): a replica promoted after
+// its master died.
+func (c *Cluster) WaitMaster(t testing.TB, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	nc := client(addr, c.tls)
+	defer nc.Close()
+	if err := poll(addr+" to be a master of a healthy cluster", func() bool {
+		info, err := nc.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "role:master") {
+			return false
+		}
+		ci, err := nc.ClusterInfo(ctx).Result()
+		return err == nil && strings.Contains(ci, "cluster_state:ok")
+	}); err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
 }
 
@@ -497,7 +563,7 @@ func (s *Sentinel) Flush(t testing.TB) {
 // are in dir; Close stops it. (For benchmarks and shared setups; tests
 // use StartCluster.)
 func NewCluster(serverBin, cliBin, dir string, files *TLSFiles) (*Cluster, error) {
-	c := &Cluster{tls: files}
+	c := &Cluster{tls: files, server: serverBin, cli: cliBin, dir: dir}
 	fail := func(err error) (*Cluster, error) { c.Close(); return nil, err }
 	for i := 0; i < 3; i++ {
 		ndir := filepath.Join(dir, "node"+strconv.Itoa(i))

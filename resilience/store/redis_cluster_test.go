@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +281,64 @@ func TestClusterDownIsStoreDown(t *testing.T) {
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "CLUSTERDOWN") {
 		t.Fatalf("warnings %v, want one naming CLUSTERDOWN", warns)
+	}
+}
+
+// TestClusterFailoverIsFollowed: a master killed and replaced by its
+// replica costs a FailoverStore its primary for a moment (one warning, the
+// files), and a later run finds the promoted replica: the store asks the
+// cluster for its slots again when it goes back. Before, its map still
+// named the dead master and a batch never came back (a tour found it).
+func TestClusterFailoverIsFollowed(t *testing.T) {
+	c := redistest.StartCluster(t)
+	replica := c.AddReplica(t, c.Masters[0])
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
+	defer cc.Close()
+	var key string
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("http://promoted%d.test:80", i)
+		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == c.Masters[0] {
+			key = k
+		}
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	var warns []error
+	s := &FailoverStore{Primary: newHAStore(t, RedisConfig{Kind: RedisCluster, Addrs: c.Masters}),
+		Secondary: &FileStore{Dir: filepath.Join(t.TempDir(), "state")}, Warn: func(err error) { warns = append(warns, err) },
+		RetryAfter: time.Second, Now: now}
+	p := testParams
+	p.Key = key
+	if d, err := s.Admit(ctx, p, now()); err != nil || d.Route != RoutePrimary {
+		t.Fatalf("Admit = %+v, %v", d, err)
+	}
+	redistest.Kill(t, c.Masters[0])
+	c.WaitMaster(t, replica)
+	// Each admission is a new run, a second after the last: the store
+	// tries the cluster again at each, and must be back on it within a
+	// few (the map of slots is reloaded in the background).
+	back := false
+	for i := 0; i < 50 && !back; i++ {
+		clock.Add(int64(time.Second))
+		d, err := s.Admit(ctx, p, now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = d.Route == RoutePrimary
+		if !back {
+			time.Sleep(20 * time.Millisecond) // the reload's own time: a failure guard only
+		}
+	}
+	if !back {
+		t.Fatalf("the store never went back to the cluster after %s was promoted; warnings %v", replica, warns)
+	}
+	if len(warns) != 1 {
+		t.Errorf("warnings %v, want the one", warns)
 	}
 }

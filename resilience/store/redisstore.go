@@ -694,7 +694,17 @@ func (s *RedisStore) Close() error {
 // Revive clears the mark a failure left (see call): the next call tries
 // the server again. A FailoverStore calls it when it goes back to this
 // store after an outage (a Sentinel promoting a replica, a restart).
-func (s *RedisStore) Revive() { s.down.Store(nil) }
+//
+// A cluster's client is also asked to load its map of slots again: a
+// master that died was replaced by its replica, and the old map would
+// send every step to the dead address for ever (a tour found a batch
+// that never came back).
+func (s *RedisStore) Revive() {
+	s.down.Store(nil)
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
 
 // wrap makes err, met while doing op under ctx, the store's error:
 // context.Cause(ctx), unwrapped, once ctx is done (the run ended; the
