@@ -191,7 +191,7 @@ func TestE2EFleetHoldsPerIdentity(t *testing.T) {
 	var c counter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.next()
-		if r.Header.Get("X-Api-Key") == "k1" {
+		if r.Header.Get("X-Api-Key") == "k1" || r.URL.Query().Get("api_key") == "q1" {
 			w.Header().Set("Retry-After", "3600")
 			http.Error(w, "slow down", http.StatusTooManyRequests)
 			return
@@ -209,6 +209,12 @@ func TestE2EFleetHoldsPerIdentity(t *testing.T) {
 	r := b.run(args("-H", "X-Api-Key: k2", srv.URL)...)
 	r.wantCode(t, 0)
 	a.run(args(srv.URL)...).wantCode(t, 0)
+	// A key in the query string is a caller too (a tour found ?api_key=q1's
+	// hold holding ?api_key=q2 and callers with no key).
+	a.run(args(srv.URL+"/?api_key=q1")...).wantCode(t, 6)
+	b.run(args(srv.URL+"/?api_key=q1")...).wantCode(t, 6)
+	b.run(args(srv.URL+"/?api_key=q2")...).wantCode(t, 0)
+	b.run(args(srv.URL)...).wantCode(t, 0)
 	// The hold counts from the server's clock: it ends about an hour
 	// after Redis's now, whatever the node's clock said.
 	rc := redis.NewClient(&redis.Options{Addr: addr})
@@ -226,8 +232,8 @@ func TestE2EFleetHoldsPerIdentity(t *testing.T) {
 			}
 		}
 	}
-	if holds != 1 {
-		t.Errorf("%d holds recorded, want k1's alone: %v", holds, fields)
+	if holds != 2 {
+		t.Errorf("%d holds recorded, want k1's and q1's alone: %v", holds, fields)
 	}
 }
 

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/refetch/refetch/internal/redact"
 	"github.com/refetch/refetch/resilience"
 )
 
@@ -64,7 +66,8 @@ const identityVersion = "refetch-identity-v2"
 // except the anonymous ones (see anonymousHeaders), Host included, and the
 // Authorization the request sends, however it was given (-u, the URL's
 // userinfo, or -H, which wins, as in newHTTPRequest), so that one
-// caller's credentials given three ways are one caller. It is "" when r carries none of them, so that anonymous
+// caller's credentials given three ways are one caller, and the query
+// parameters the secret rule calls secret (?api_key=, ?token=). It is "" when r carries none of them, so that anonymous
 // callers share. It keys the stale cache and a server's holds.
 //
 // Header names compare case-insensitively; the values of one name are
@@ -104,6 +107,22 @@ func (r *Request) Identity() string {
 				v = strings.ToLower(v)
 			}
 			byName[lower] = append(byName[lower], v)
+		}
+	}
+	if r.URL != nil && r.URL.RawQuery != "" {
+		// A credential in the query (?api_key=, ?token=: the parameters
+		// the secret rule calls secret) tells callers apart as its
+		// header would; "?" keeps the name apart from headers'.
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		for name, values := range q {
+			if !redact.SecretParam(name) {
+				continue
+			}
+			for _, v := range values {
+				if v != "" {
+					byName["?"+name] = append(byName["?"+name], v)
+				}
+			}
 		}
 	}
 	for name, values := range byName {

@@ -139,3 +139,25 @@ func TestAnonymousHeadersSorted(t *testing.T) {
 		}
 	}
 }
+
+// A credential in the query string tells callers apart as its header
+// does: one key's 429 hold must not hold another key, nor callers with
+// none (a tour found ?api_key=A holding ?api_key=B). Other parameters
+// are the request's, not the caller's.
+func TestIdentityQueryCredentials(t *testing.T) {
+	a := identityOf(t, "http://h/i?api_key=AAAA1111&status=429", nil)
+	b := identityOf(t, "http://h/i?api_key=BBBB2222", nil)
+	none := identityOf(t, "http://h/i", nil)
+	if a == "" || b == "" || a == b || none != "" {
+		t.Errorf("?api_key=A %q, ?api_key=B %q, none %q: want two identities and none", a, b, none)
+	}
+	if same := identityOf(t, "http://h/other?page=2&api_key=AAAA1111", nil); same != a {
+		t.Errorf("the same key on another path with other parameters is another identity")
+	}
+	if id := identityOf(t, "http://h/i?page=2&q=x", nil); id != "" {
+		t.Errorf("ordinary parameters make identity %q, want none", id)
+	}
+	if tok, hdr := identityOf(t, "http://h/i?token=t1", nil), identityOf(t, "http://h/i", withHeader("Token", "t1")); tok == "" || tok == hdr {
+		t.Errorf("?token= and a Token header: %q, %q; want apart", tok, hdr)
+	}
+}
