@@ -119,7 +119,19 @@ func (q *quotaID) end() int64 {
 
 // quotaLearnStep records o, seen at now (µs), as q's quota.
 func quotaLearnStep(q *quotaID, o QuotaObservation, now int64) {
-	reset := now + max(int64(o.Reset/time.Microsecond), 1)
+	left := max(int64(o.Reset/time.Microsecond), 1)
+	reset := now + left
+	window := int64(o.Window / time.Microsecond)
+	if window == 0 && o.Limit > 0 {
+		// A limit with no window (X-RateLimit-*): the longest time to the
+		// reset seen in this window stands for it (the window's first
+		// request sees nearly all of it), so the record rolls at the reset
+		// and lets the limit through, not every waiter at once.
+		window = left
+		if q.Reset > now {
+			window = max(window, q.Window)
+		}
+	}
 	if q.Reset > now {
 		q.Remaining = min(q.Remaining, o.Remaining)
 		if o.Remaining == 0 && reset > q.Reset {
@@ -128,7 +140,7 @@ func quotaLearnStep(q *quotaID, o QuotaObservation, now int64) {
 	} else {
 		*q = quotaID{Remaining: o.Remaining, Reset: reset}
 	}
-	q.Limit, q.Window, q.Policy = o.Limit, int64(o.Window/time.Microsecond), cleanPolicy(o.Policy)
+	q.Limit, q.Window, q.Policy = o.Limit, window, cleanPolicy(o.Policy)
 }
 
 // quotaPaceStep takes q's next slot at now (µs), if the caller can wait

@@ -64,11 +64,13 @@ func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
 		pace(t, l, "a", -1, now.Add(24*time.Second), free)
 	})
 
-	t.Run("quota: without a known limit and window nothing is paced after the reset", func(t *testing.T) {
+	t.Run("quota: without a known limit nothing is paced after the reset", func(t *testing.T) {
 		l := limiter(t)
+		// A limit with no window (X-RateLimit-*) rolls over the time to
+		// the reset it saw (see the next test).
 		learn(t, l, "a", QuotaObservation{Limit: 10, Remaining: 0, Reset: 4 * time.Second}, now)
 		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Wait: 4 * time.Second})
-		pace(t, l, "a", -1, now.Add(4*time.Second), free)
+		pace(t, l, "a", -1, now.Add(4*time.Second), QuotaDecision{Known: true, Reserved: true, Remaining: 10})
 		learn(t, l, "b", QuotaObservation{Limit: -1, Remaining: 0, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
 		pace(t, l, "b", -1, now.Add(4*time.Second), free)
 		// A window longer than a day does not roll (its reset was capped).
@@ -82,6 +84,22 @@ func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
 		// 3 slots spread over the new window and then wait for the next.
 		learn(t, l, "", QuotaObservation{Limit: 3, Remaining: 0, Window: 2 * time.Second, Reset: time.Second}, now)
 		at := now.Add(time.Second)
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Remaining: 3})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 666666 * time.Microsecond, Remaining: 2})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 1333333 * time.Microsecond, Remaining: 1})
+		pace(t, l, "", -1, at, QuotaDecision{Known: true, Wait: 2 * time.Second})
+	})
+
+	t.Run("quota: a limit without a window rolls over the longest time to the reset seen", func(t *testing.T) {
+		l := limiter(t)
+		// X-RateLimit-*: 3 per window, no window said. The window's first
+		// answer sees 2s to the reset; later ones less, which does not
+		// shorten it. At the reset 3 go, spread over 2s, not every waiter
+		// (a tour found 13 of 16 getting 429 at each reset).
+		learn(t, l, "", QuotaObservation{Limit: 3, Remaining: 2, Reset: 2 * time.Second}, now)
+		learn(t, l, "", QuotaObservation{Limit: 3, Remaining: 1, Reset: time.Second}, now.Add(time.Second))
+		learn(t, l, "", QuotaObservation{Limit: 3, Remaining: 0, Reset: 500 * time.Millisecond}, now.Add(1500*time.Millisecond))
+		at := now.Add(2 * time.Second)
 		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Remaining: 3})
 		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 666666 * time.Microsecond, Remaining: 2})
 		pace(t, l, "", -1, at, QuotaDecision{Known: true, Reserved: true, Wait: 1333333 * time.Microsecond, Remaining: 1})

@@ -38,8 +38,13 @@ end
 // identity, limit, remaining, window_us, reset_in_us, policy.
 var redisLearnQuotaScript = lazyScript(luaQuotaPrelude + `
 local limit, remaining, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local reset = now + math.max(tonumber(ARGV[6]), 1)
+local left = math.max(tonumber(ARGV[6]), 1)
+local reset = now + left
 local oldreset = num(f('reset'))
+if window == 0 and limit > 0 then
+  window = left
+  if oldreset > now then window = math.max(window, num(f('window'))) end
+end
 local r, tat = remaining, 0
 if oldreset > now then
   r = math.min(num(f('r')), remaining)
