@@ -108,7 +108,13 @@ func (e *OpenError) Error() string {
 	r := e.Record
 	msg := r.Key + " is " + r.State.String()
 	if r.OpenedAt != nil {
-		msg += fmt.Sprintf(" since %s (%s ago)", ClockTime(*r.OpenedAt, e.Now), roundAgo(e.Now.Sub(*r.OpenedAt)))
+		// OpenedAt is when it opened, also for a half-open record (which
+		// keeps no time of its own for turning half-open).
+		what := " since"
+		if r.State == StateHalfOpen {
+			what = ", opened"
+		}
+		msg += fmt.Sprintf("%s %s (%s ago)", what, ClockTime(*r.OpenedAt, e.Now), roundAgo(e.Now.Sub(*r.OpenedAt)))
 	}
 	if r.ConsecutiveFailures > 0 {
 		msg += fmt.Sprintf(" after %d consecutive failure%s", r.ConsecutiveFailures, plural(r.ConsecutiveFailures))

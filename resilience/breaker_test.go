@@ -338,3 +338,19 @@ func TestClockTimeShowsTheDateBeyondADay(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenErrorSaysWhenItOpened: a half-open record keeps only when it
+// opened; the message says so rather than "half-open since" that time (a
+// tour read it as when the trial began).
+func TestOpenErrorSaysWhenItOpened(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 10, 0, time.UTC)
+	opened := now.Add(-10 * time.Second)
+	half := (&OpenError{Record: Record{Key: "k", State: StateHalfOpen, OpenedAt: &opened}, Now: now}).Error()
+	if !strings.Contains(half, "k is half-open, opened ") || strings.Contains(half, "since") {
+		t.Errorf("half-open: %q", half)
+	}
+	open := (&OpenError{Record: Record{Key: "k", State: StateOpen, OpenedAt: &opened}, Now: now}).Error()
+	if !strings.Contains(open, "k is open since ") {
+		t.Errorf("open: %q", open)
+	}
+}
