@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
@@ -271,12 +272,34 @@ func valueHint(typ string) string {
 // the hostname.
 func nodeName(getenv func(string) string) string {
 	if n := getenv("REFETCH_NODE"); n != "" {
-		return n
+		return cleanNode(n)
 	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
 	}
 	return "unknown"
+}
+
+// maxNodeLen bounds a node name: it is stored in every breaker record the
+// node fails on and shown by breaker status.
+const maxNodeLen = 128
+
+// cleanNode makes a node name safe to store and show (a tour stored one
+// with newlines and escape codes, shown raw by --json): control
+// characters and invalid UTF-8 become '?', and it is cut to maxNodeLen
+// bytes at a character's boundary.
+func cleanNode(n string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(n, "?") {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = '?'
+		}
+		if b.Len()+utf8.RuneLen(r) > maxNodeLen {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // defaultRetryOn is --retry-on's default: the statuses that say "try

@@ -219,7 +219,7 @@ type envVar struct{ name, meaning string }
 var environment = []envVar{
 	{"REFETCH_STATE_DIR", "the breaker state directory when --state-dir is not given; before $XDG_STATE_HOME/refetch and ~/.local/state/refetch"},
 	{"REFETCH_STORE", "where breaker state and holds live, as --store: empty for the files in the state directory, redis://[user:pass@]host:port/db or rediss:// to share them through Redis"},
-	{"REFETCH_NODE", "this machine's node id for --breaker-quorum (default: the hostname)"},
+	{"REFETCH_NODE", "this machine's node id for --breaker-quorum (default: the hostname; control characters become ?, at most 128 bytes)"},
 	{"XDG_STATE_HOME", "the breaker state directory is $XDG_STATE_HOME/refetch unless --state-dir or REFETCH_STATE_DIR says otherwise (default ~/.local/state)"},
 	{"XDG_CACHE_HOME", "the --stale-if-error cache is $XDG_CACHE_HOME/refetch (default ~/.cache/refetch)"},
 	{"HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "proxies for http and https URLs and the hosts that bypass them (lower-case names too)"},
