@@ -2,6 +2,7 @@ package redact
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -95,7 +96,37 @@ func forms(v string) []string {
 	if esc := url.QueryEscape(v); esc != v {
 		out = append(out, esc)
 	}
+	// As a JSON string quotes it: a server's error body quoting the key
+	// it got ({"error":"invalid key ab\/cd…"}), escaped the way Go's
+	// encoding/json (& < > as \u0026…) or PHP's json_encode (/ as \/)
+	// writes it (a tour found both shown unmasked in check's excerpts).
+	for _, f := range out[:len(out):len(out)] {
+		for _, j := range jsonForms(f) {
+			if j != f {
+				out = append(out, j)
+			}
+		}
+	}
 	return out
+}
+
+// jsonForms are v inside a JSON string, without the quotes: escaped as
+// encoding/json does with and without its HTML escaping, and each with
+// "/" written "\/" as PHP does.
+func jsonForms(v string) []string {
+	var forms []string
+	for _, html := range []bool{true, false} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) != nil {
+			continue
+		}
+		q := strings.TrimSuffix(b.String(), "\n")
+		q = q[1 : len(q)-1]
+		forms = append(forms, q, strings.ReplaceAll(q, "/", `\/`))
+	}
+	return forms
 }
 
 // RegisterHeader records the value of header name when the rule calls

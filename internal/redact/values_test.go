@@ -111,3 +111,22 @@ func TestRegistryIsBounded(t *testing.T) {
 		t.Errorf("past the bound: Text = %q, want the first value only masked", got)
 	}
 }
+
+// A secret a server quotes inside a JSON string is masked as JSON
+// escaping wrote it: Go's encoding/json (& < > as \u0026, \u003c,
+// \u003e), PHP's json_encode (/ as \/), and plain escapes of " and \.
+func TestJSONEscapedSecretsMasked(t *testing.T) {
+	keepState(t)
+	for _, c := range []struct{ secret, body, leak string }{
+		{"tok&en<SEC>99", `{"status":"ppppptok\u0026en\u003cSEC\u003e99 tail"}`, `SEC\u003e99`},
+		{"ab/cdSECRET+99", `{"status":"pppppab\/cdSECRET+99 tail"}`, "cdSECRET+99"},
+		{"ab/cdSECRET+99", `{"status":"pppppab/cdSECRET+99 tail"}`, "cdSECRET+99"},
+		{`q"uo\te-secret`, `{"e":"q\"uo\\te-secret"}`, "te-secret"},
+		{"plain-secret-1", `{"e":"plain-secret-1"}`, "plain-secret-1"},
+	} {
+		Register(c.secret)
+		if got := Text(c.body); strings.Contains(got, c.leak) || !strings.Contains(got, Mask) {
+			t.Errorf("secret %q in %s: shown as %s", c.secret, c.body, got)
+		}
+	}
+}
