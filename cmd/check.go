@@ -376,7 +376,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 		return url
 	}
 	rep := fetch.Check(ctx, fetch.CheckConfig{
-		Requests: p.reqs, Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
+		Requests: p.reqs, MaxInFlight: inFlightBound(), Policy: p.policy, Expect: p.expect, BodyLimit: p.bodyLimit,
 		Stable: o.Stable, HonourRetryOn: o.RetryOnGiven, MinInterval: checkPollFloor,
 		Breaker: func(req *fetch.Request) *resilience.Breaker { return newBreaker(p.breaker(req), req.Identity(), o.Log) },
 		Limits: func(req *fetch.Request) *resilience.Limits {

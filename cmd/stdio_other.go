@@ -10,3 +10,6 @@ func stdoutClosed(*os.File) (closed, nullRW bool) { return false, false }
 // stderrFile is os.Stderr: only Unix kills a process for writing to a
 // broken pipe.
 func stderrFile() *os.File { return os.Stderr }
+
+// inFlightBound is 0 (no bound): the open-file limit is a Unix one.
+func inFlightBound() int { return 0 }

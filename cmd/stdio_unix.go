@@ -43,3 +43,15 @@ func stderrFile() *os.File {
 	}
 	return os.NewFile(uintptr(fd), "/dev/stderr")
 }
+
+// inFlightBound is how many requests may be in flight at once within the
+// process's open-file limit (Go raises the soft limit to the hard one at
+// start): half of it less 64 for everything else (a dial may hold two
+// sockets while it races addresses), at least 8.
+func inFlightBound() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 0 // unknown, or no practical bound
+	}
+	return max(8, (int(lim.Cur)-64)/2)
+}

@@ -187,6 +187,14 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 // Run, with expectations in place of a sink and no fallback.
 type CheckConfig struct {
 	Requests []*Request
+	// MaxInFlight bounds the attempts in flight at once, across URLs (0:
+	// none): each holds a socket, and a check of more URLs than the
+	// process may open files for failed them with "too many open files",
+	// blaming the services (a tour found 605 of 1,500 so). An attempt
+	// waits for a slot before it starts, and when the bound applies, no URL
+	// keeps an idle connection between its attempts.
+	MaxInFlight int
+	slots       chan struct{}
 	// Policy is used as given (check sets RetryUnsafe: a probe is always
 	// safe to repeat), except that Timeout is applied by the check itself,
 	// so that it can say which limit ended an attempt. With MaxTime, a
@@ -296,6 +304,9 @@ func (r *CheckReport) Unhealthy() int {
 // is healthy only when every URL is.
 func Check(ctx context.Context, cfg CheckConfig) CheckReport {
 	start := clockNow(cfg.Clock)
+	if cfg.MaxInFlight > 0 && cfg.MaxInFlight < len(cfg.Requests) {
+		cfg.slots = make(chan struct{}, cfg.MaxInFlight)
+	}
 	results := make([]CheckResult, len(cfg.Requests))
 	var wg sync.WaitGroup
 	for i, req := range cfg.Requests {
@@ -455,7 +466,17 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			cfg.OnRetry(res.URL, info)
 		}
 	}
+	// prev is the last attempt's expectation error, which the run's trace
+	// keeps for the reports: once classified, its raw answer's headers are
+	// needed no more, and a long --wait keeps every attempt's.
+	var prev *expectationError
+	forget := func() {
+		if prev != nil {
+			prev.raw.Header = nil
+		}
+	}
 	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
+		forget()
 		waited, err := cfg.pace(actx, lastEnd)
 		if waited > 0 {
 			paced[n] = waited
@@ -463,8 +484,21 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		if err != nil {
 			return resilience.Attempt{Err: err}
 		}
+		if cfg.slots != nil {
+			select {
+			case cfg.slots <- struct{}{}:
+			case <-actx.Done():
+				return resilience.Attempt{Err: context.Cause(actx)}
+			}
+		}
 		sent++
 		obs := ob.observe(actx, n)
+		if cfg.slots != nil {
+			// More URLs than sockets: none keeps an idle connection
+			// between its polls either, or those would fill the limit.
+			client.CloseIdleConnections()
+			<-cfg.slots
+		}
 		lastEnd = clockNow(cfg.Clock)
 		failed := cfg.Expect.Evaluate(actx, obs)
 		obs.Body = nil // judged: not kept
@@ -489,15 +523,18 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		lastState = a
 		if len(failed) > 0 {
 			inARow = 0
-			a.Err = &expectationError{failed: failed, raw: a}
+			prev = &expectationError{failed: failed, raw: a}
+			a.Err = prev
 			return a
 		}
 		if inARow++; inARow < cfg.Stable {
-			a.Err = &expectationError{failed: []error{&NotStableError{Have: inARow, Want: cfg.Stable}}, raw: a, notStable: true}
-			last.failed = a.Err.(*expectationError).failed
+			prev = &expectationError{failed: []error{&NotStableError{Have: inARow, Want: cfg.Stable}}, raw: a, notStable: true}
+			a.Err = prev
+			last.failed = prev.failed
 		}
 		return a
 	})
+	forget()
 	res.Attempts = sent
 	movePaced(tr, paced, cfg.MinInterval)
 	res.Trace = tr

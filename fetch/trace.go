@@ -327,6 +327,9 @@ func (t *AttemptTrace) end() {
 	t.Total = now.Sub(t.start)
 	t.ended = true
 	n, h := t.n, t.hooks
+	// Nothing after the end needs them, and a long check keeps every
+	// attempt's trace for its reports: not its connection or hooks.
+	t.hooks, t.last = Hooks{}, nil
 	t.mu.Unlock()
 	if h.OnTrace != nil {
 		h.OnTrace(n, t)
