@@ -155,7 +155,12 @@ func bodyMismatch(re *regexp.Regexp, body []byte) error {
 func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
-		return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: "body is not JSON"}
+		problem := "body is not JSON"
+		if strings.Contains(err.Error(), "exceeded max depth") {
+			// Valid JSON, nested past what the decoder takes.
+			problem = "body is JSON nested deeper than 10,000 levels, which check does not read"
+		}
+		return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: problem}
 	}
 	iter := e.JSON.RunWithContext(ctx, v)
 	n := 0
@@ -169,7 +174,17 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 			if errors.As(err, &halt) && halt.Value() == nil {
 				break
 			}
-			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: excerpt(Redact(err.Error()), 160)}
+			problem := excerpt(Redact(err.Error()), 160)
+			if ctx.Err() != nil {
+				// Cut off: say by what, not Go's "context deadline
+				// exceeded".
+				problem = "its evaluation was cut off: the check ended"
+				var slow *evalTimeoutError
+				if errors.As(context.Cause(ctx), &slow) {
+					problem = slow.Error()
+				}
+			}
+			return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag, Problem: problem}
 		}
 		n++
 		if out != true {
@@ -181,6 +196,24 @@ func (e *Expectations) evalJSON(ctx context.Context, body []byte) error {
 		return &JSONExpectationError{Expr: e.JSONText, Flag: e.JSONFlag}
 	}
 	return nil
+}
+
+// evalTimeoutError ends the evaluation of the expectations of an attempt
+// that reached its time limit: an --expect-json that is slow on the body
+// (a tour's 'last(range(1e10))' ran until killed, with no --wait).
+type evalTimeoutError struct{ limit time.Duration }
+
+func (e *evalTimeoutError) Error() string {
+	return fmt.Sprintf("evaluating it took longer than the attempt's time left (--timeout %s)", e.limit)
+}
+
+// evalContext bounds the evaluation of an attempt's answer, which took
+// took, by what is left of its time limit (0: none).
+func evalContext(ctx context.Context, limit, took time.Duration) (context.Context, context.CancelFunc) {
+	if limit <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, max(limit-took, time.Millisecond), &evalTimeoutError{limit: limit})
 }
 
 // CheckConfig is everything a health check needs: check is the twin of
@@ -500,7 +533,9 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			<-cfg.slots
 		}
 		lastEnd = clockNow(cfg.Clock)
-		failed := cfg.Expect.Evaluate(actx, obs)
+		ectx, cancel := evalContext(actx, ob.timeout, obs.Latency)
+		failed := cfg.Expect.Evaluate(ectx, obs)
+		cancel()
 		obs.Body = nil // judged: not kept
 		cur := &checkAttempt{obs: obs, failed: failed}
 		switch {

@@ -881,3 +881,29 @@ func TestCheckKeepsLittlePerAttempt(t *testing.T) {
 	}
 	runtime.KeepAlive(rep)
 }
+
+// TestCheckJSONEvaluationBounded: a slow --expect-json ends with the
+// attempt's time limit, saying so (a tour's 'last(range(1e10))' ran until
+// killed with no --wait, or ended with Go's "context deadline exceeded"),
+// and valid JSON nested past the decoder's depth is said to be that, not
+// "not JSON".
+func TestCheckJSONEvaluationBounded(t *testing.T) {
+	e := mustJQ(t, "last(range(1e10)) > 0")
+	ctx, cancel := evalContext(context.Background(), 50*time.Millisecond, 0)
+	defer cancel()
+	failed := e.Evaluate(ctx, Observation{Status: 200, Body: []byte(`{"status":"ok"}`)})
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "evaluating it took longer than the attempt's time left (--timeout 50ms)") {
+		t.Errorf("slow expression: %v", failed)
+	}
+	ended, stop := context.WithCancel(context.Background())
+	stop()
+	failed = e.Evaluate(ended, Observation{Status: 200, Body: []byte(`{}`)})
+	if len(failed) != 1 || strings.Contains(failed[0].Error(), "context canceled") {
+		t.Errorf("the check's end: %v", failed)
+	}
+	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
+	failed = mustJQ(t, "true").Evaluate(context.Background(), Observation{Status: 200, Body: []byte(deep)})
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "nested deeper than 10,000 levels") {
+		t.Errorf("deep JSON: %v", failed)
+	}
+}
