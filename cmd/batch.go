@@ -764,7 +764,7 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 		// One line per URL, whole: a large body's data streams from its
 		// spill file while the output is held.
 		b.outMu.Lock()
-		werr := rep.WriteJSON(b.o.IO.Out)
+		werr := writeReportJSON(b.o.IO.Out, rep)
 		b.outMu.Unlock()
 		if werr != nil {
 			b.stop(errOutputGone, werr)

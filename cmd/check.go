@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -456,31 +455,9 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	return closeReports(p.reports, time.Duration(rep.ElapsedMS)*time.Millisecond, err)
 }
 
-// writeCheckJSON writes v as writeJSON does, with DEL and the C1 controls
-// (U+0080-U+009F, which some terminals act on) escaped too: encoding/json
-// leaves them raw, and server text in a failure must not reach a terminal
-// or a CI log raw from --json either. They can only occur inside strings,
-// where \u escapes mean the same.
-func writeCheckJSON(w io.Writer, v any) error {
-	var buf bytes.Buffer
-	if err := writeJSON(&buf, v); err != nil {
-		return err
-	}
-	b := buf.Bytes()
-	if bytes.IndexFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) >= 0 {
-		var out bytes.Buffer
-		for _, r := range string(b) {
-			if r >= 0x7f && r <= 0x9f {
-				fmt.Fprintf(&out, `\u%04x`, r)
-				continue
-			}
-			out.WriteRune(r)
-		}
-		b = out.Bytes()
-	}
-	_, err := w.Write(b)
-	return err
-}
+// writeCheckJSON writes v as writeJSON does (which escapes DEL, the C1
+// controls and the bidirectional ones, as stdout's lines do).
+func writeCheckJSON(w io.Writer, v any) error { return writeJSON(w, v) }
 
 // wordFailures names the flags in r's failures (see word).
 func (w checkWords) wordFailures(r *fetch.CheckResult) {

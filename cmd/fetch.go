@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/internal/escape"
 	"github.com/refetch/refetch/internal/fileinput"
 	"github.com/refetch/refetch/report"
 	"github.com/refetch/refetch/resilience"
@@ -457,7 +458,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 			Message: describe(failure), Class: FailureClass(failure)})
 		rep.Output = o.Output
 		o.reported = true
-		if werr := rep.WriteJSON(o.IO.Out); werr != nil && err == nil {
+		if werr := writeReportJSON(o.IO.Out, &rep); werr != nil && err == nil {
 			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
 		}
 	}
@@ -563,7 +564,23 @@ func loneURL(args []string) string {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	j := escape.JSON(w)
+	enc := json.NewEncoder(j)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return j.Flush()
+}
+
+// writeReportJSON writes a fetch report, whose data may stream from a
+// spill file, through escape.JSON as writeJSON does: a server's words
+// holding DEL, C1 or bidirectional controls reach no terminal or CI log
+// raw from --json, and the data means the same.
+func writeReportJSON(w io.Writer, rep *fetch.Report) error {
+	j := escape.JSON(w)
+	if err := rep.WriteJSON(j); err != nil {
+		return err
+	}
+	return j.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refetch/refetch/internal/escape"
 	"github.com/refetch/refetch/resilience"
 	"github.com/spf13/pflag"
 )
@@ -291,7 +292,7 @@ const maxNodeLen = 128
 func cleanNode(n string) string {
 	var b strings.Builder
 	for _, r := range strings.ToValidUTF8(n, "?") {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if escape.IsControl(r) {
 			r = '?'
 		}
 		if b.Len()+utf8.RuneLen(r) > maxNodeLen {

@@ -297,7 +297,7 @@ func (l *Logger) Response(n int, resp *http.Response) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, resp.Status)
+	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", fetch.StatusText(resp))))
 	writeHeaders(&b, "< ", resp.Header)
 	l.block(b.String())
 	l.Quota(resp.Header)

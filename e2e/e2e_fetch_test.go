@@ -779,6 +779,57 @@ func TestE2EVerboseEscapesTheServersText(t *testing.T) {
 	}
 }
 
+// TestE2EBidiControlsEscaped: a server's status text holding the
+// bidirectional controls that reorder a line as shown (U+202E, Trojan
+// Source) and C1 reaches stderr, --json, JUnit and TAP escaped, in fetch
+// and a batch as in check (a tour found fetch passing them raw), and a
+// status text of 200 KB is quoted cut.
+func TestE2EBidiControlsEscaped(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("L", 200_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		text := "Evil \u202eevil\u202c \u2066x\u2069 \u0085"
+		buf.WriteString("HTTP/1.1 503 " + text + "\r\nContent-Length: 0\r\n\r\n")
+		buf.Flush()
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	junit, tap := filepath.Join(e.dir, "r.xml"), filepath.Join(e.dir, "r.tap")
+	for _, a := range [][]string{
+		{"fetch", "-n", "1", "--json", "--report", "junit=" + junit, "--report", "tap=" + tap, srv.URL},
+		{"fetch", "-n", "1", "--json", "-o", filepath.Join(e.dir, "o{n}"), srv.URL, srv.URL + "/b"},
+		{"check", "-n", "1", "--json", srv.URL},
+	} {
+		r := e.run(a...)
+		files := ""
+		if a[len(a)-1] == srv.URL && a[0] == "fetch" {
+			files = readText(t, junit) + readText(t, tap)
+		}
+		for _, bad := range []string{"\u202e", "\u202c", "\u2066", "\u0085"} {
+			if strings.Contains(r.stdout+r.stderr+files, bad) {
+				t.Errorf("%v: %U shows raw:\nstdout %q\nstderr %q", a, []rune(bad)[0], r.stdout, r.stderr)
+			}
+		}
+		if a[0] == "fetch" && !strings.Contains(r.stderr+r.stdout, `\u202e`) {
+			t.Errorf("%v: the escaped form is not shown:\nstdout %q\nstderr %q", a, r.stdout, r.stderr)
+		}
+	}
+	longSrv := rawServer(t, func(conn net.Conn) {
+		io.WriteString(conn, "HTTP/1.1 503 "+long+"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	})
+	for _, a := range [][]string{{"fetch", "-n", "1", longSrv}, {"fetch", "-v", "-n", "1", "--json", longSrv}} {
+		r := e.run(a...)
+		if !strings.Contains(r.stderr, "503 LLLL") || len(r.stderr)+len(r.stdout) > 6000 {
+			t.Errorf("%v: a 200 KB status text gave %d bytes of stderr and %d of stdout", a, len(r.stderr), len(r.stdout))
+		}
+	}
+}
+
 // TestE2ETLSCertificateHints: a certificate whose CA is trusted
 // (--cacert) but which is wrong in another way is no matter of trust: the
 // advice names what is wrong (its dates, its legacy Common Name, its key

@@ -550,9 +550,17 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 	}
 }
 
+// StatusText is resp's status text, cut to maxStatusText bytes.
+func StatusText(resp *http.Response) string { return statusText(resp) }
+
 func statusText(resp *http.Response) string {
-	return strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+	return excerpt(strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))), maxStatusText)
 }
+
+// maxStatusText bounds a status text as refetch quotes it: a server's
+// 200 KB status line was one 200 KB stderr line, and three copies in
+// --json (a tour found it).
+const maxStatusText = 200
 
 // unwrapURLError drops net/http's "Get \"URL\": " prefix: the URL is
 // already known, and messages stay short.
