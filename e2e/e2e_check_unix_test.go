@@ -143,3 +143,19 @@ func TestE2ECheckWithinTheOpenFileLimit(t *testing.T) {
 		t.Errorf("exit %d; output ends %q", code, out[max(0, len(out)-400):])
 	}
 }
+
+// TestE2ECheckInterruptedSaysSo: a check stopped by a signal (a CI job
+// cancelled) says so on each unhealthy line and in --json's failures, not
+// only in its exit code (a tour read an ordinary verdict after 1.5 s of a
+// 20 s --wait).
+func TestE2ECheckInterruptedSaysSo(t *testing.T) {
+	t.Parallel()
+	srv := downServer(t, nil)
+	for _, a := range [][]string{{"check", "-v", "--wait", "1h", srv.URL}, {"check", "-v", "--json", "--wait", "1h", srv.URL}} {
+		code, _, stdout := startAndSignal(t, newEnv(t), syscall.SIGTERM,
+			func(stderr string) bool { return strings.Contains(stderr, "retrying in") }, a...)
+		if code != 143 || !strings.Contains(stdout, "the check was stopped: interrupted by SIGTERM") {
+			t.Errorf("%v: exit %d, stdout %q", a, code, stdout)
+		}
+	}
+}

@@ -605,6 +605,14 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	if differ {
 		res.fail(&earlier)
 	}
+	if ctx.Err() != nil {
+		// Stopped from outside (a signal: the CI job was cancelled), not
+		// by the service: the line says so, as the exit code does.
+		if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, resilience.ErrDeadline) {
+			res.fail(fmt.Errorf("the check was stopped: %v", cause))
+			return res
+		}
+	}
 	end := endOf(runErr, tr, policy, lastState.Status)
 	switch {
 	case end != nil:
