@@ -357,6 +357,21 @@ func TestActionRunsCheckWithInputs(t *testing.T) {
 		}
 	})
 
+	t.Run("CRLF line ends in urls and report", func(t *testing.T) {
+		// A value written with CRLF line ends (a Windows tool's step
+		// output) splits as args does: no report named "x.xml\r", no URL
+		// ending in CR (a tour found the report written under that name).
+		xml := filepath.Join(r.e.dir, "crlf.xml")
+		res := r.step(1, map[string]string{"urls": srv.URL + "/ok\r\n" + srv.URL + "/ok?b\r\n", "report": "junit=" + xml + "\r\n"})
+		res.wantCode(t, 0)
+		if _, err := os.Stat(xml); err != nil {
+			t.Errorf("the report is not at %s: %v", xml, err)
+		}
+		if _, err := os.Stat(xml + "\r"); err == nil {
+			t.Errorf("the report was written as %q", xml+"\r")
+		}
+	})
+
 	t.Run("an unmatched quote in args", func(t *testing.T) {
 		before := len(srv.requests())
 		res := r.step(1, map[string]string{"urls": srv.URL + "/ok", "args": `--expect-body 'abc`})
