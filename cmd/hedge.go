@@ -26,6 +26,14 @@ const (
 	// hedgeMinSamples is how many samples the summary needs before auto
 	// hedges at all: fewer say little about a tail.
 	hedgeMinSamples = 20
+	// hedgeMedianCap bounds the delay --hedge auto takes to this many
+	// times the summary's median: a tail of more than 5% of the answers
+	// (every 10th slow) is its own p95, so without a bound the delay
+	// would sit at the slow answers and never cut one (a tour found it
+	// at 2s over 20 ms answers). Four medians leave the p95 alone for
+	// a server whose latency is merely spread (a log-normal tail of
+	// sigma 1 has p95 ≈ 5 medians: hedging ~8%, not 5%).
+	hedgeMedianCap = 4
 	// maxHedges bounds --hedge-max.
 	maxHedges = 8
 )
@@ -295,7 +303,8 @@ func autoDelay(s store.LatencySummary) (time.Duration, bool) {
 	if len(s.Samples) < hedgeMinSamples {
 		return 0, false
 	}
-	return max(s.Quantile(hedgeQuantile), time.Millisecond), true
+	d := min(s.Quantile(hedgeQuantile), hedgeMedianCap*s.Quantile(0.5))
+	return max(d, time.Millisecond), true
 }
 
 // appendLatencyOnly adds the origins with a summary and no other record.
