@@ -55,6 +55,7 @@ type FetchOptions struct {
 	// Resolved in RunE: was the flag given?
 	OutputGiven       bool
 	FallbackGiven     bool
+	FallbackFileGiven bool
 	StaleIfErrorGiven bool
 
 	// reported is set once the one --json report is written.
@@ -94,6 +95,9 @@ goes to stdout whole, in the order the fetches end.
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.URLs = args
 			if len(args) == 0 && opts.Batch.Input == "" {
+				if c.Flags().Changed("input") {
+					return &UsageError{Err: errors.New("-i needs a file name (or - for stdin); is a variable empty?"), Cmd: c.CommandPath()}
+				}
 				return &UsageError{Err: errors.New("missing URL"), Cmd: c.CommandPath()}
 			}
 			if !opts.isBatch() {
@@ -105,6 +109,7 @@ goes to stdout whole, in the order the fetches end.
 			opts.RequestFlags.resolveGiven(fs)
 			opts.OutputGiven = fs.Changed("output")
 			opts.FallbackGiven = fs.Changed("fallback")
+			opts.FallbackFileGiven = fs.Changed("fallback-file")
 			opts.StaleIfErrorGiven = fs.Changed("stale-if-error")
 			if runF != nil {
 				return runF(c.Context(), opts)
@@ -206,6 +211,8 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 		return nil, usageErrorf("-o needs a file name (or - for stdout); is a variable empty?")
 	case o.StaleIfError < 0:
 		return nil, o.RequestFlags.names.invalid("stale-if-error", o.StaleIfError, "must not be negative")
+	case o.FallbackFileGiven && o.FallbackFile == "":
+		return nil, usageErrorf("--fallback-file needs a file name; is a variable empty?")
 	case o.FallbackGiven && o.FallbackFile != "":
 		return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
 	}

@@ -407,6 +407,15 @@ func TestE2ETourFindings(t *testing.T) {
 	if r.stdout != "" || hits.get() != before {
 		t.Errorf("-o '': stdout %q, %d requests", r.stdout, hits.get()-before)
 	}
+	// So are -i "" and --fallback-file "": the latter silently meant no
+	// fallback (a tour found it).
+	for _, a := range [][]string{{"-i", ""}, {"--fallback-file", "", srv.URL}} {
+		r := e.run(args(a...)...)
+		r.wantCode(t, 2)
+		if !strings.Contains(r.stderr, "is a variable empty?") || hits.get() != before {
+			t.Errorf("%q: stderr %q, %d requests", a, r.stderr, hits.get()-before)
+		}
+	}
 	// -o naming stdout with --json would mix the body into the report.
 	r = e.run(args("--json", "-o", "/proc/self/fd/1", srv.URL)...) // names stdout, as /dev/stdout does
 	r.wantCode(t, 2)

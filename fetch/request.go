@@ -60,6 +60,25 @@ type Request struct {
 // *InvalidError, which says which input it is about.
 var ErrInvalid = errors.New("invalid request input")
 
+// isInvisible reports a character that shows as nothing but makes a URL
+// another (a byte order mark left by an editor or by cat of two files, a
+// zero-width space pasted from a document): url.Parse's words for it
+// ("empty port after ':'") point elsewhere.
+func isInvisible(r rune) bool {
+	switch r {
+	case 0xfeff, 0x200b, 0x200c, 0x200d, 0x2060, 0x00ad:
+		return true
+	}
+	return false
+}
+
+func invisibleHint(r rune) string {
+	if r == 0xfeff {
+		return " (a byte order mark: an editor or joined files put it there)"
+	}
+	return ""
+}
+
 // ParseURL checks a URL for fetching before anything is sent: it must be
 // http or https, with a valid host (a DNS name or an IP literal) and port
 // (1-65535), and hold no raw space or control character: a raw space in a
@@ -77,6 +96,14 @@ func ParseURL(raw string) (*url.URL, error) {
 	}
 	if i := strings.IndexFunc(raw, isCTL); i >= 0 {
 		return nil, invalidf("invalid URL %q: %s", redact.RawURL(raw), ctlProblem(raw[i]))
+	}
+	if i := strings.IndexFunc(raw, isInvisible); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(raw[i:])
+		where := "contains"
+		if i == 0 {
+			where = "starts with"
+		}
+		return nil, invalidf("invalid URL %q: it %s the invisible character %U%s; remove it", redact.RawURL(raw), where, r, invisibleHint(r))
 	}
 	if strings.ContainsRune(raw, ' ') {
 		return nil, invalidf(`invalid URL %q: it contains a raw space, most often a quoting bug in the script; quote the variable ("$url") or write the space as %%20`, redact.RawURL(raw))

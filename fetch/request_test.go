@@ -136,7 +136,7 @@ func TestParseURLRejects(t *testing.T) {
 		{"http://127.1/", "looks like an IPv4 address"},
 		{"http://1.2.3.4.5/", "looks like an IPv4 address"},
 		{"http://h/%zz", "invalid URL escape"},
-		{"http://a\u200d.example/", "not a valid internationalized domain name"},
+		{"http://a\u200d.example/", "it contains the invisible character U+200D"},
 		{"http://ü-.example/", "not a valid internationalized domain name"},
 		{"http://" + strings.Repeat("aü", 31) + ".example/", "label of"},
 		{"http://\xffx.example/", "not valid UTF-8"},
@@ -522,5 +522,20 @@ func TestClientTransportKeepsTheDefaults(t *testing.T) {
 	got.Proxy, want.Proxy = nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("transport differs from the default's:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// An invisible character in a URL (a byte order mark from joined files, a
+// zero-width space from a document) is named, not reported as url.Parse's
+// "empty port" (a tour found that).
+func TestParseURLInvisibleCharacters(t *testing.T) {
+	for raw, want := range map[string]string{
+		"\ufeffhttp://h/x":  "it starts with the invisible character U+FEFF (a byte order mark",
+		"http://h/\u200bx":  "it contains the invisible character U+200B; remove it",
+		"\u200dhttps://h/x": "it starts with the invisible character U+200D",
+	} {
+		if _, err := ParseURL(raw); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseURL(%q) = %v, want %q", raw, err, want)
+		}
 	}
 }
