@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -231,5 +232,26 @@ func TestE2EOutputToDescriptorNotGiven(t *testing.T) {
 	code, out = e.sh(`"$0" fetch -o /dev/fd/9 "$1" 9>given`, srv.URL)
 	if code != 0 || readText(t, filepath.Join(e.dir, "given")) != "body" {
 		t.Errorf("-o /dev/fd/9 with 9>given: exit %d, output %q", code, out)
+	}
+}
+
+// TestE2EFileSizeLimitNamesTheFile: a write refused for room (a
+// file-size limit here; a full disk alike) names -o's file and what the
+// error means, not the temporary file's name (a tour saw "write
+// .refetch-unnamed: file too large").
+func TestE2EFileSizeLimitNamesTheFile(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 256<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) }))
+	defer srv.Close()
+	e := newEnv(t)
+	for script, want := range map[string]int{
+		`ulimit -f 64 && exec "$0" fetch -o out "$1"`:         1,
+		`ulimit -f 64 && exec "$0" fetch -o 'b{n}' "$1" "$1"`: 9, // a batch: URLs failed
+	} {
+		code, out := e.sh(script, srv.URL)
+		if code != want || !strings.Contains(out, ": cannot write the body: file too large (over the file-size limit, ulimit -f") || strings.Contains(out, ".refetch") {
+			t.Errorf("%s: exit %d, output %q", script, code, out)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/refetch/refetch/resilience"
@@ -525,7 +526,7 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 				return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 			}
 			if _, werr := dst.Write(f.buf[:k]); werr != nil {
-				return n, markAs(errOutput, werr)
+				return n, markAs(errOutput, f.writeError(werr))
 			}
 			n += int64(k)
 			if progress != nil {
@@ -624,3 +625,33 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 }
 
 func (c *captureWriter) ok() bool { return !c.overflow }
+
+// writeError says what a failed write of the body was writing, in the
+// user's words: the -o file, or the body's copy in $TMPDIR, not a
+// temporary file's name (".refetch-unnamed: file too large"), with what a
+// full disk or a file-size limit means.
+func (f *fetcher) writeError(err error) error {
+	cause := unwrapPathError(err)
+	switch s := f.cfg.Sink.(type) {
+	case *FileSink:
+		return &OutputError{Path: s.path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
+	case *GroupFileSink:
+		return &OutputError{Path: s.path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
+	case *BufferSink:
+		return fmt.Errorf("cannot keep the body until it is complete (in memory, then in $TMPDIR): %w%s", cause, spaceHint(cause))
+	}
+	return err
+}
+
+// spaceHint says what an error of a write that ran out of room means.
+func spaceHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return " (the file system is full)"
+	case errors.Is(err, syscall.EFBIG):
+		return " (over the file-size limit, ulimit -f, or the file system's largest file)"
+	case isQuota(err):
+		return " (a disk quota is reached)"
+	}
+	return ""
+}

@@ -38,3 +38,6 @@ func openDescriptor(fd int) (*os.File, bool, error) {
 
 // releaseFIFOWriter reports false: no blocked open can be released.
 func releaseFIFOWriter(path string) (release func(), ok bool) { return nil, false }
+
+// isQuota: no quota errno to tell apart here.
+func isQuota(error) bool { return false }

@@ -128,3 +128,6 @@ func releaseFIFOWriter(path string) (release func(), ok bool) {
 	}
 	return func() { syscall.Close(fd) }, true
 }
+
+// isQuota reports a write refused by a disk quota.
+func isQuota(err error) bool { return errors.Is(err, syscall.EDQUOT) }
