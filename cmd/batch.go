@@ -642,7 +642,7 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	req.URL = j.URL
 	bp := b.breakerPlan(j.URL)
 	sink, body := b.sink(j)
-	target := fetch.RedactURL(j.URL)
+	target := messageURL(fetch.RedactURL(j.URL))
 	hedge := b.plan.hedge.start(ctx, j.URL, b.log)
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
@@ -727,7 +727,7 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 		b.reports.Add(c)
 	}
 	code := ExitCode(err)
-	target := fetch.RedactURL(j.URL)
+	target := messageURL(fetch.RedactURL(j.URL))
 	if res != nil && err == nil {
 		b.warnServed(target, res)
 	}
@@ -789,6 +789,19 @@ func (b *batchRun) stop(cause, outErr error) {
 		b.sched.Stop()
 		b.stopRun(cause)
 	}
+}
+
+// maxMessageURL bounds a URL as a batch's lines name it: a 300 KB URL was
+// a 300 KB stderr line per retry (a tour found it).
+const maxMessageURL = 200
+
+// messageURL is u as a batch's lines name it: cut past maxMessageURL
+// bytes (at a character's boundary), saying how long it was.
+func messageURL(u string) string {
+	if len(u) <= maxMessageURL {
+		return u
+	}
+	return fmt.Sprintf("%s (%d bytes)", fetch.Excerpt(u, maxMessageURL), len(u))
 }
 
 // warnServed says that stale or fallback data was served for target.

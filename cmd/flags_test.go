@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestCleanNode(t *testing.T) {
@@ -16,5 +18,18 @@ func TestCleanNode(t *testing.T) {
 		if got := cleanNode(in); got != want {
 			t.Errorf("cleanNode(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A batch's lines name a URL of 300 KB cut, saying how long it was (a
+// tour found a 300 KB stderr line per retry).
+func TestMessageURL(t *testing.T) {
+	if got := messageURL("http://h/x"); got != "http://h/x" {
+		t.Errorf("short URL: %q", got)
+	}
+	long := "http://h/" + strings.Repeat("é", 150_000)
+	got := messageURL(long)
+	if len(got) > maxMessageURL+40 || !strings.HasSuffix(got, fmt.Sprintf("… (%d bytes)", len(long))) || !utf8.ValidString(got) {
+		t.Errorf("long URL: %d bytes, %q", len(got), got[len(got)-40:])
 	}
 }

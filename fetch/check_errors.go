@@ -280,6 +280,9 @@ func (e *EarlierFailures) Text(word func(error) string) string {
 	return "earlier: " + strings.Join(parts, ", ")
 }
 
+// Excerpt is excerpt, for the other layers' messages.
+func Excerpt(s string, n int) string { return excerpt(s, n) }
+
 // excerpt cuts s to at most n bytes at a character boundary, marking the
 // cut with "…", so that no message grows with what a server sends and no
 // UTF-8 character is split.

@@ -258,6 +258,9 @@ func (s *resumeState) match(resp *http.Response) string {
 	case start != s.held:
 		return fmt.Sprintf("starts at byte %s (Content-Range: %s)", groupDigits(start), h.Get("Content-Range"))
 	case s.total >= 0 && total != s.total:
+		if total < 0 {
+			return fmt.Sprintf("does not say the body's length, which was %s bytes (Content-Range: %s)", groupDigits(s.total), h.Get("Content-Range"))
+		}
 		return fmt.Sprintf("is of a body of %s bytes, not %s (Content-Range: %s)", groupDigits(total), groupDigits(s.total), h.Get("Content-Range"))
 	case total >= 0 && end != total-1:
 		return fmt.Sprintf("ends before the body does (Content-Range: %s)", h.Get("Content-Range"))

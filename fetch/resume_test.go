@@ -170,6 +170,9 @@ func TestRunResumeRefusedStartsOver(t *testing.T) {
 		{"a 200", answer(200, "HELLOWORLD", "ETag", `"v2"`), true, "another"},
 		{"another start", partial("oworld", 4, 10), false, "starts at byte 4"},
 		{"another total", partial("world", 5, 11), false, "body of 11 bytes"},
+		{"no total", func(req *http.Request) (*http.Response, error) {
+			return response(req, http.StatusPartialContent, strings.NewReader("world"), 5, "Content-Range", "bytes 5-9/*"), nil
+		}, false, "does not say the body's length, which was 10 bytes"},
 		{"ends early", partial("wor", 5, 10), false, "ends before the body does"},
 		{"another ETag", partial("world", 5, 10, "ETag", `"v2"`), false, "another version"},
 		{"another encoding", partial("world", 5, 10, "Content-Encoding", "br"), false, "another Content-Encoding"},
