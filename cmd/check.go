@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -199,6 +200,14 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 	exp := &fetch.Expectations{StatusText: o.ExpectStatus, MaxLatency: o.MaxLatency}
 	if exp.Status, err = resilience.ParseStatusSet(o.ExpectStatus); err != nil {
 		return nil, n.invalid("expect-status", strconv.Quote(o.ExpectStatus), "want a code (200), a range (200-299), a class (2xx) or a comma list of them")
+	}
+	if strings.EqualFold(o.RequestFlags.Method, http.MethodHead) && (o.ExpectBody != "" || o.ExpectJSON != "") {
+		// Every attempt would fail it, and be retried to the end.
+		flag := n.flag("expect-body")
+		if o.ExpectBody == "" {
+			flag = n.flag("expect-json")
+		}
+		return nil, usageErrorf("%s with -X HEAD: a HEAD answer has no body to match; drop one of them", flag)
 	}
 	if o.ExpectBody != "" {
 		if exp.Body, err = regexp.Compile(o.ExpectBody); err != nil {

@@ -511,6 +511,9 @@ func TestE2ECheckUsageErrorsWorded(t *testing.T) {
 		{[]string{"--expect-header", "X Bad: .", srv.URL}, `the name "X Bad" is not a header name`},
 		{[]string{"--expect-header", "X(y): .", srv.URL}, "is not a header name"},
 		{[]string{"--expect-status", "abc", srv.URL}, `invalid --expect-status "abc": want a code (200)`},
+		{[]string{"--expect-header", "\nContent-Type: .", srv.URL}, `the name "\nContent-Type" is not a header name`},
+		{[]string{"-X", "HEAD", "--expect-body", "ok", srv.URL}, "--expect-body with -X HEAD: a HEAD answer has no body to match"},
+		{[]string{"-X", "head", "--expect-json", "true", srv.URL}, "--expect-json with -X HEAD"},
 		{[]string{"--stable", "0", srv.URL}, "invalid --stable 0: must be at least 1"},
 		{[]string{"--stable", "5", "-n", "3", srv.URL}, "--stable 5 needs at least 5 attempts, and --attempts 3 allows 3"},
 	} {

@@ -66,7 +66,9 @@ type Expectations struct {
 // ever come, so such an expectation could never pass.
 func ParseHeaderExpectation(s string) (HeaderExpectation, error) {
 	name, pattern, ok := strings.Cut(s, ":")
-	name = strings.TrimSpace(name)
+	// Blanks around the name go; a line break is no blank (a name
+	// "\nContent-Type" was checked as Content-Type, silently).
+	name = strings.Trim(name, " \t")
 	if !ok || name == "" {
 		return HeaderExpectation{}, fmt.Errorf("%q: want 'Name: REGEX'", s)
 	}

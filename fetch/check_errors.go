@@ -104,9 +104,14 @@ type BodyLimitError struct {
 	// Limit is the bound passed; 0 when the problem is the encoding.
 	Limit    int64
 	Encoding string
+	// BadGzip: the body said gzip and is not valid gzip.
+	BadGzip bool
 }
 
 func (e *BodyLimitError) Error() string {
+	if e.BadGzip {
+		return "the body is not valid gzip (Content-Encoding: gzip), so the body expectations could not be checked"
+	}
 	if e.Limit == 0 {
 		return fmt.Sprintf("body is %s-encoded, which check does not decode (gzip only), so the body expectations could not be checked", excerpt(Redact(e.Encoding), 40))
 	}

@@ -175,7 +175,7 @@ func (o *observer) readBody(raw io.Reader, encoding string) (body []byte, bodyEr
 		zr, zerr := gzip.NewReader(raw)
 		if zerr != nil {
 			if errors.Is(zerr, io.EOF) || errors.Is(zerr, gzip.ErrHeader) {
-				return nil, &BodyLimitError{Encoding: "invalid gzip"}, nil
+				return nil, &BodyLimitError{Encoding: "gzip", BadGzip: true}, nil
 			}
 			return nil, nil, zerr
 		}
@@ -190,7 +190,7 @@ func (o *observer) readBody(raw io.Reader, encoding string) (body []byte, bodyEr
 	body, err = io.ReadAll(src)
 	if err != nil {
 		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
-			return nil, &BodyLimitError{Encoding: "invalid gzip"}, nil
+			return nil, &BodyLimitError{Encoding: "gzip", BadGzip: true}, nil
 		}
 		return nil, nil, err
 	}

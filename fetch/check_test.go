@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -905,5 +906,24 @@ func TestCheckJSONEvaluationBounded(t *testing.T) {
 	failed = mustJQ(t, "true").Evaluate(context.Background(), Observation{Status: 200, Body: []byte(deep)})
 	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "nested deeper than 10,000 levels") {
 		t.Errorf("deep JSON: %v", failed)
+	}
+}
+
+// A body that says gzip and is not is said to be that, not an encoding
+// check "does not decode" (a tour read it so).
+func TestCheckCorruptGzipSaysSo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		io.WriteString(w, "this is not gzip")
+	}))
+	defer srv.Close()
+	p := checkPolicy()
+	p.Attempts = 1
+	e := expectStatus("2xx")
+	e.Body = regexp.MustCompile("ok")
+	rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, srv.URL)}, Policy: p, Expect: e})
+	got := strings.Join(rep.Results[0].Failed, "; ")
+	if !strings.Contains(got, "the body is not valid gzip (Content-Encoding: gzip)") || strings.Contains(got, "does not decode") {
+		t.Errorf("failed: %q", got)
 	}
 }
