@@ -465,6 +465,11 @@ func TestActionInstallVerifiesChecksums(t *testing.T) {
 			if res.code == 0 {
 				t.Fatalf("install succeeded: %s", res.stdout)
 			}
+			// Every failure is an annotation, the mismatch too (a tour
+			// saw only sha256sum's own WARNING).
+			if !strings.Contains(res.stdout, "::error::refetch: ") {
+				t.Errorf("no ::error:: annotation: stdout %q", res.stdout)
+			}
 			if dir := r.installedDir(); dir != "" {
 				t.Errorf("GITHUB_PATH got %q", dir)
 			}
