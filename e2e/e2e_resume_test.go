@@ -779,7 +779,7 @@ func TestE2EResumeMaxTimeNamesTheCutAttempt(t *testing.T) {
 	}
 	final := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
 	for _, want := range []string{
-		"deadline exceeded: the time limit of 3s passed during attempt 2, with 3.0 MiB of 6.0 MiB received (resuming from byte 2,097,152); " +
+		"deadline exceeded: the time limit of 3s passed during attempt 2, with 3.0 MiB of 6.0 MiB received (this attempt resumed from byte 2,097,152); " +
 			"attempt 1: the server closed the connection after 2.0 MiB of 6.0 MiB (--max-time sets the limit)",
 	} {
 		if !strings.Contains(final, want) {

@@ -93,7 +93,7 @@ func (e *BodyCutError) TimeoutDetail() string {
 	}
 	msg := "with " + e.progress() + " received"
 	if e.From > 0 {
-		msg += " (resuming from byte " + groupDigits(e.From) + ")"
+		msg += " (this attempt resumed from byte " + groupDigits(e.From) + ")"
 	}
 	if e.Streamed {
 		msg += "; the body was partly streamed, so it is not retried"
