@@ -364,13 +364,35 @@ func (d *dialer) race(ctx context.Context, network string, addrs []netip.AddrPor
 			}
 		}
 	}
+	var failed []error
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			failed = append(failed, err)
 		}
 	}
-	return nil, errors.New("no address to dial")
+	switch len(failed) {
+	case 0:
+		return nil, errors.New("no address to dial")
+	case 1:
+		return nil, failed[0]
+	}
+	return nil, &AllAddrsError{Errs: failed}
 }
+
+// AllAddrsError is a connect that failed on every address it tried: each
+// address's own failure (one of them named beside another address's
+// "(server address …)" misled a tour). Classification sees each.
+type AllAddrsError struct{ Errs []error }
+
+func (e *AllAddrsError) Error() string {
+	texts := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		texts[i] = err.Error()
+	}
+	return "every address failed: " + strings.Join(texts, "; ")
+}
+
+func (e *AllAddrsError) Unwrap() []error { return e.Errs }
 
 // AddrError is an attempt's failure on a host with several addresses: it
 // names the address the attempt went to. Classification sees Err.

@@ -2,10 +2,12 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -179,5 +181,32 @@ func TestDialerFallsThrough(t *testing.T) {
 	fresh := withAddrBook(context.Background(), &addrBook{})
 	if _, err := d2.DialContext(fresh, "tcp", "dead.test:"+strconv.Itoa(port)); err == nil || !strings.Contains(err.Error(), "127.0.0.2") {
 		t.Errorf("dial of dead addresses = %v, want the first one's refusal", err)
+	}
+}
+
+// A connect refused on every address names each address's failure, not
+// one address's beside another's "(server address …)" (a tour was
+// misled), and classifies as a refused connection.
+func TestDialerEveryAddressFailed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close() // nothing listens there now, on either address
+	pin, err := ParseResolve("svc.test:" + port + ":127.0.0.2,127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDialer(Pins{pin})
+	_, err = d.DialContext(withAddrBook(context.Background(), &addrBook{}), "tcp", "svc.test:"+port)
+	var all *AllAddrsError
+	if !errors.As(err, &all) || len(all.Errs) != 2 || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("err %v, want both addresses refused", err)
+	}
+	for _, a := range []string{"127.0.0.2:" + port, "127.0.0.1:" + port} {
+		if !strings.Contains(err.Error(), a) {
+			t.Errorf("%q does not name %s", err, a)
+		}
 	}
 }

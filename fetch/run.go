@@ -452,8 +452,9 @@ func (f *fetcher) addrError(at *AttemptTrace, err error) error {
 		return err
 	}
 	f.book.markAddr(addr)
-	if !f.book.several() {
-		return err
+	var all *AllAddrsError
+	if !f.book.several() || errors.As(err, &all) {
+		return err // one address, or every one named already
 	}
 	return &AddrError{Addr: addr, Err: err}
 }
