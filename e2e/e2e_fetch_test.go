@@ -288,7 +288,7 @@ func TestE2EOutputIntoMissingDirIsUsageError(t *testing.T) {
 	if _, err := os.Stat("/proc/self"); err == nil {
 		r = e.run(args("-o", "/proc/refetch-out", srv.URL)...)
 		r.wantCode(t, 2)
-		if c.get() != 0 || !strings.Contains(r.stderr, "cannot write in /proc") {
+		if c.get() != 0 || !strings.Contains(r.stderr, "cannot create a file in /proc: its file system takes no new files") {
 			t.Errorf("requests %d, stderr %s", c.get(), r.stderr)
 		}
 	}
