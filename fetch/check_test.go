@@ -927,3 +927,23 @@ func TestCheckCorruptGzipSaysSo(t *testing.T) {
 		t.Errorf("failed: %q", got)
 	}
 }
+
+// A redirect to a host that refuses names where it led: the checked URL
+// itself answered (a tour read "connection refused" as the service down).
+func TestCheckRedirectTargetNamed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String() + "/x"
+	l.Close()
+	srv := httptest.NewServer(http.RedirectHandler(dead, http.StatusFound))
+	defer srv.Close()
+	p := checkPolicy()
+	p.Attempts = 1
+	rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, srv.URL)}, Policy: p, Expect: expectStatus("2xx")})
+	res := rep.Results[0]
+	if got := strings.Join(res.Failed, "; "); !strings.Contains(got, `redirected to "`+dead+`": `) || !strings.Contains(got, "connection refused") {
+		t.Errorf("failed %q, err %v", got, res.Err)
+	}
+}

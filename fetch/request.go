@@ -814,7 +814,7 @@ func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, at.fail(unwrapURLError(err))
+		return nil, at.fail(redirectedError(req, err, unwrapURLError(err)))
 	}
 	at.respond(resp)
 	if h.OnResponse != nil {
@@ -822,3 +822,28 @@ func (r *Request) send(ctx context.Context, client *http.Client, n int, h Hooks,
 	}
 	return resp, nil
 }
+
+// redirectedError is err, the failure of req, naming the URL a redirect
+// led to when that is where it failed: a redirect to a host that refused
+// read as the checked URL refusing (a tour found it). wrapped is err
+// without net/http's URL prefix; the classification sees the same.
+func redirectedError(req *http.Request, err, wrapped error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.URL == "" || ue.URL == req.URL.String() {
+		return wrapped
+	}
+	shown := redact.RawURL(ue.URL)
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		shown = RedactURL(u)
+	}
+	return &RedirectedError{URL: shown, Err: wrapped}
+}
+
+// RedirectedError is an attempt that failed at the URL a redirect led to.
+type RedirectedError struct {
+	URL string // redacted
+	Err error
+}
+
+func (e *RedirectedError) Error() string { return "redirected to \"" + e.URL + "\": " + e.Err.Error() }
+func (e *RedirectedError) Unwrap() error { return e.Err }
