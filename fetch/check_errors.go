@@ -270,7 +270,7 @@ func (e *EarlierFailures) Text(word func(error) string) string {
 	parts := make([]string, 0, len(e.Kinds)+1)
 	for _, k := range e.Kinds {
 		if k.Same {
-			parts = append(parts, fmt.Sprintf("the same (%d attempt%s)", k.Count, plural(k.Count)))
+			parts = append(parts, fmt.Sprintf("the same as the last (%d attempt%s)", k.Count, plural(k.Count)))
 			continue
 		}
 		msgs := make([]string, len(k.Errs))
