@@ -255,3 +255,33 @@ func TestE2EFileSizeLimitNamesTheFile(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EOutputDirRemovedMidRun: -o's directory removed while the body
+// comes says that, not the temporary files' names in three nested errors
+// (a tour found them), exit 1.
+func TestE2EOutputDirRemovedMidRun(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "01234")
+		w.(http.Flusher).Flush()
+		close(started)
+		<-release
+		io.WriteString(w, "56789")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "out")
+	os.Mkdir(dir, 0o755)
+	go func() {
+		<-started
+		os.RemoveAll(dir)
+		close(release)
+	}()
+	r := e.run("fetch", "-o", filepath.Join(dir, "x"), srv.URL)
+	r.wantCode(t, 1)
+	if !strings.Contains(r.stderr, "its directory "+dir+" was removed during the run") || strings.Contains(r.stderr, ".refetch") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}

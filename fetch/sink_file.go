@@ -377,6 +377,11 @@ func (s *FileSink) Commit() error {
 		// code, not an output failure.
 		return &OutputError{Path: s.path, Err: context.Cause(s.ctx)}
 	}
+	if dir := filepath.Dir(s.target); (s.how == replaceFile || s.how == inPlace) && !isDir(dir) {
+		// Not the temporary files' names and the rename's nested
+		// errors (a tour saw three): what happened.
+		err = fmt.Errorf("its directory %s was removed during the run", dir)
+	}
 	return markAs(errOutput, &OutputError{Path: s.path, Err: err})
 }
 
