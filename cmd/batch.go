@@ -270,6 +270,12 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	if bf.Input != "" && bf.Input != "-" {
 		files = append(files, given(o.RequestFlags.names, "input", "-i", bf.Input, false))
 	}
+	switch {
+	case o.JSON:
+		files = append(files, stdoutCarries("the --json lines"))
+	case b.tmpl == nil:
+		files = append(files, stdoutCarries("the bodies"))
+	}
 	if b.reports, err = o.ReportFlags.open(ctx, "fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...); err != nil {
 		b.in.Close()
 		return nil, err

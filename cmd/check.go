@@ -284,7 +284,11 @@ func (o *CheckOptions) plan(ctx context.Context) (*checkPlan, error) {
 		p.words.limits[fetch.LimitRunEnd] = "the end of " + timeFlag
 	}
 	// Last, so that nothing after it can fail and leave it open.
-	if p.reports, err = o.ReportFlags.open(ctx, "check", n, o.IO, o.Getenv, true, o.RequestFlags.requestFiles()...); err != nil {
+	files := o.RequestFlags.requestFiles()
+	if o.JSON {
+		files = append(files, stdoutCarries("the --json report"))
+	}
+	if p.reports, err = o.ReportFlags.open(ctx, "check", n, o.IO, o.Getenv, true, files...); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -413,6 +413,12 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 	if o.Output != "" && o.Output != "-" {
 		files = append(files, given(o.RequestFlags.names, "output", "-o", o.Output, false))
 	}
+	switch {
+	case o.JSON:
+		files = append(files, stdoutCarries("the --json report"))
+	case o.Output == "" || o.Output == "-":
+		files = append(files, stdoutCarries("the body"))
+	}
 	reports, err := o.ReportFlags.open(ctx, "fetch", o.RequestFlags.names, o.IO, o.Getenv, false, files...)
 	if err != nil {
 		if o.JSON {

@@ -196,6 +196,9 @@ func (o *ProbeOptions) plan(ctx context.Context) (*probePlan, error) {
 	if o.Metrics != "" {
 		files = append(files, given(n, "metrics", "--metrics", o.Metrics, true))
 	}
+	if o.JSON {
+		files = append(files, stdoutCarries("the --json report"))
+	}
 	if p.reports, err = o.ReportFlags.open(ctx, "probe", n, o.IO, o.Getenv, false, files...); err != nil {
 		return nil, err
 	}

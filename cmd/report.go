@@ -136,6 +136,17 @@ type namedFile struct {
 	// info identifies a file that has no path here: a standard stream
 	// redirected to a file (< list, > out.txt, 2> err.txt).
 	info fs.FileInfo
+	// stdout marks the process's stdout when it carries data a report
+	// written there would be mixed into (a body, a --json report).
+	stdout bool
+}
+
+// stdoutCarries is the process's stdout as a file of the run, when it
+// carries what (the body, the --json report): a report or --metrics
+// written to /dev/stdout would be appended to it, and stdout would hold
+// neither whole (a review found a body followed by JUnit, exit 0).
+func stdoutCarries(what string) namedFile {
+	return namedFile{flag: "stdout, which carries " + what, stdout: true}
 }
 
 // stdStreams are the run's standard streams that are regular files (a
@@ -201,6 +212,12 @@ func collide(reports, files []namedFile) error {
 		for j, f := range all {
 			if j == i || (f.writes && j < i) {
 				continue // a pair of writers is told once, the first first
+			}
+			if f.stdout {
+				if fd, ok := fetch.Descriptor(w.path); ok && fd == 1 {
+					return clashError(w, f)
+				}
+				continue
 			}
 			if f.info != nil {
 				if sameAs(w.path, f.info) {

@@ -338,13 +338,30 @@ func TestReportPathsStdStreams(t *testing.T) {
 	if err := os.Symlink("/proc/self/fd/1", link); err != nil {
 		t.Fatal(err)
 	}
+	// Where stdout carries the body or a --json report, a report there
+	// would be appended to it: refused before any request (a review
+	// found a body followed by JUnit, exit 0).
+	for _, a := range [][]string{
+		{"fetch", "--report", "junit=" + link, srv.URL},
+		{"fetch", "--json", "--report", "tap=" + link, srv.URL},
+		{"fetch", "--report", "tap=" + link, srv.URL, srv.URL + "/b"},
+		{"check", "--json", "--report", "tap=" + link, srv.URL},
+		{"probe", "-n", "1", "--json", "--metrics", link, srv.URL},
+	} {
+		before := sent.get()
+		r := e.run(a...)
+		if r.code != 2 || !strings.Contains(r.stderr, "would overwrite stdout, which carries") || sent.get() != before {
+			t.Errorf("%v: exit %d, stderr %q, %d requests", a, r.code, r.stderr, sent.get()-before)
+		}
+	}
 	for _, a := range [][]string{
 		{"check", "--report", "tap=" + link, srv.URL},
 		{"probe", "-n", "1", "--metrics", link, srv.URL},
+		{"fetch", "-o", filepath.Join(e.dir, "body"), "--report", "tap=" + link, srv.URL},
 	} {
 		res := e.run(a...)
 		res.wantCode(t, 0)
-		if want := map[string]string{"check": "TAP version 14\nok 1 - ", "probe": "# TYPE refetch_probe"}[a[0]]; !strings.Contains(res.stdout, want) {
+		if want := map[string]string{"check": "TAP version 14\nok 1 - ", "fetch": "TAP version 14\nok 1 - ", "probe": "# TYPE refetch_probe"}[a[0]]; !strings.Contains(res.stdout, want) {
 			t.Errorf("%v: stdout %q does not hold %q", a, res.stdout, want)
 		}
 		if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {

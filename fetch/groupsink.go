@@ -60,6 +60,13 @@ func NewGroupFileSink(path string) *GroupFileSink {
 	return s
 }
 
+// Descriptor reports which of the process's own descriptors path names,
+// its symlinks followed (/dev/stdout, /proc/self/fd/1, a link to one).
+func Descriptor(path string) (int, bool) {
+	_, fd, _, err := resolveLinks(path)
+	return fd, err == nil && fd >= 0
+}
+
 // OutputTarget follows path's symlinks (as single -o does: resolveLinks)
 // to the file they end at and returns it with its FileInfo, nil when it
 // does not exist yet (a new file, or the target of a dangling symlink, to

@@ -279,7 +279,9 @@ func (b *Breaker) Record(ctx context.Context, t Ticket, v Verdict, now, holdUnti
 		// counted in the local files, and the rest of the run goes on
 		// without a breaker, so that older local state does not refuse
 		// its retries (the run would end "circuit open" with no circuit
-		// opened by it).
+		// opened by it). What the outcome did there is still said (it
+		// may have opened the circuit).
+		b.report(d)
 		b.down = true
 		return
 	}

@@ -5,7 +5,6 @@
 package escape
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -81,8 +80,9 @@ func (j *JSONWriter) Write(p []byte) (int, error) {
 		}
 		r, size := utf8.DecodeRune(p[i:])
 		if r == 0x7f || (r >= 0x80 && r < 0xa0) || isBidi(r) {
+			const hex = "0123456789abcdef"
 			j.out = append(j.out, p[start:i]...)
-			j.out = fmt.Appendf(j.out, `\u%04x`, r)
+			j.out = append(j.out, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
 			start = i + size
 		}
 		i += size
@@ -93,6 +93,9 @@ func (j *JSONWriter) Write(p []byte) (int, error) {
 	}
 	j.out = append(j.out, p[start:]...)
 	_, err := j.w.Write(j.out)
+	if cap(j.out) > 1<<20 {
+		j.out = nil // not kept past a large write
+	}
 	return n, err
 }
 

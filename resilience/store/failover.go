@@ -223,9 +223,10 @@ func failoverRoute[T any](ctx context.Context, s *FailoverStore, route Route, op
 
 // Admit implements Store, keeping to p.Route (see failoverRoute).
 func (s *FailoverStore) Admit(ctx context.Context, p Params, now time.Time) (Decision, error) {
-	admit := func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) }
-	// Rerouted, it is a new admission by the secondary: its own ticket.
-	d, route, err := failoverRoute(ctx, s, p.Route, admit, admit)
+	// Not rerouted: a run admitted by the primary that failed meanwhile
+	// goes on without a breaker (ErrRouteGone), rather than be refused by
+	// older state in the files, a circuit it never saw open.
+	d, route, err := failoverRoute(ctx, s, p.Route, func(ctx context.Context, st Store) (Decision, error) { return st.Admit(ctx, p, now) }, nil)
 	d.Route = route
 	return d, err
 }
@@ -246,20 +247,38 @@ func (s *FailoverStore) Record(ctx context.Context, p Params, o Outcome, now tim
 // rerecord records o, admitted by another store, in st: st admits the
 // attempt now and the outcome is recorded under st's ticket. An attempt
 // st would not have admitted (open, a trial in flight, a hold) changes
-// nothing but the hold: it is recorded under generation 0, which no
-// record that refuses can have (refusing takes a state change, and every
-// state change bumps the generation).
+// nothing but the hold: it is recorded under holdOnly, a generation no
+// record reaches. An outcome with no effect and no hold is not recorded
+// at all (an admission could take a trial lease for nothing), and one
+// that took st's trial is recorded even if ctx is done, within
+// rerecordTrialWait, so the lease is not left held.
 func rerecord(ctx context.Context, st Store, p Params, o Outcome, now time.Time) (Decision, error) {
+	if o.Effect == Ignore && o.Hold <= 0 {
+		return Decision{}, nil
+	}
 	a, err := st.Admit(ctx, p, now)
 	if err != nil {
 		return a, err
 	}
 	o.Generation = a.Record.Generation
-	if a.Admission == Rejected || a.Admission == Held {
-		o.Generation = 0
+	switch a.Admission {
+	case Rejected, Held:
+		o.Generation = holdOnly
+	case AdmittedTrial:
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), rerecordTrialWait)
+		defer cancel()
 	}
 	return st.Record(ctx, p, o, now)
 }
+
+// holdOnly is the generation of an outcome that may set a hold and change
+// nothing else: no record's generation reaches it (0 would not do: a
+// fresh closed record carrying a hold has generation 0).
+const holdOnly = ^uint64(0)
+
+// rerecordTrialWait bounds the recording of a trial rerecord took.
+const rerecordTrialWait = 2 * time.Second
 
 func (s *FailoverStore) List(ctx context.Context) ([]Record, error) {
 	return failover(ctx, s, func(ctx context.Context, st Store) ([]Record, error) { return st.List(ctx) })

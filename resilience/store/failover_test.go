@@ -124,3 +124,35 @@ func TestFailoverStoreDeadPrimaryFromTheStart(t *testing.T) {
 		t.Errorf("local records = %+v", recs)
 	}
 }
+
+// recordFails is a primary whose records fail, as a Redis that takes no
+// writes (before 7.0, whose admission still answers).
+type recordFails struct{ Store }
+
+func (recordFails) Record(context.Context, Params, Outcome, time.Time) (Decision, error) {
+	return Decision{}, errors.New("READONLY You can't write against a read only replica.")
+}
+
+// TestRerecordChangesOnlyTheHoldOfARefusedAttempt: an outcome rerouted
+// to the files that they would not have admitted (here a hold on a fresh
+// closed record, whose generation is 0) sets its hold and counts nothing
+// (a review found it counted under generation 0).
+func TestRerecordChangesOnlyTheHoldOfARefusedAttempt(t *testing.T) {
+	ctx := context.Background()
+	files := &FileStore{Dir: t.TempDir()}
+	now := time.Now()
+	p := Params{Key: "http://held.test:80", Failures: 1, Quorum: 1, Node: "a", Identity: "ci", Reset: time.Hour, TrialTimeout: time.Minute}
+	if _, err := files.Record(ctx, p, Outcome{Effect: Ignore, Hold: time.Hour}, now); err != nil {
+		t.Fatal(err)
+	}
+	s := &FailoverStore{Primary: recordFails{files}, Secondary: files, Warn: func(error) {}}
+	p.Route = RoutePrimary
+	d, err := s.Record(ctx, p, Outcome{Effect: CountFailure, Err: "503"}, now)
+	if err != nil || d.Route != RouteSecondary {
+		t.Fatalf("Record = %+v, %v", d, err)
+	}
+	recs, _ := files.List(ctx)
+	if len(recs) != 1 || recs[0].State != StateClosed || recs[0].ConsecutiveFailures != 0 {
+		t.Errorf("the files hold %+v: a refused attempt was counted", recs)
+	}
+}

@@ -534,8 +534,9 @@ type sentinels struct {
 	// demoted, and those writes are lost with its resync (a tour found a
 	// batch writing 646 steps there). Connections to a primary the
 	// sentinels no longer name refuse their next command (primaryConn).
-	watch sync.Once
-	stop  chan struct{}
+	watch     sync.Once
+	stop      chan struct{}
+	closeOnce sync.Once
 }
 
 // watchEvery is how often a long-lived store asks the sentinels where
@@ -670,14 +671,12 @@ func (c *primaryConn) Write(p []byte) (int, error) {
 }
 
 func (s *sentinels) close() {
-	select {
-	case <-s.stop:
-	default:
+	s.closeOnce.Do(func() {
 		close(s.stop)
-	}
-	for _, c := range s.clients {
-		c.Close()
-	}
+		for _, c := range s.clients {
+			c.Close()
+		}
+	})
 }
 
 // String names the store in messages, without credentials.
@@ -756,7 +755,12 @@ func call[T any](ctx context.Context, s *RedisStore, f func(context.Context) (T,
 		done <- result{v, err}
 		select {
 		case <-left:
-			if err != nil && !errors.Is(err, redis.Nil) {
+			switch {
+			case err != nil && flagsRefused(err):
+				// A server before 7.0 refused the flagged admission:
+				// not down; the next admission is sent unflagged.
+				s.oldScripts.Store(true)
+			case err != nil && !errors.Is(err, redis.Nil):
 				s.down.CompareAndSwap(nil, &err)
 			}
 		default:
