@@ -105,7 +105,10 @@ func (r *ReportFlags) open(ctx context.Context, command string, n flagNames, io 
 	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_STEP_SUMMARY") != "" {
 		files = append(files, namedFile{flag: "$GITHUB_STEP_SUMMARY=" + getenv("GITHUB_STEP_SUMMARY"), path: getenv("GITHUB_STEP_SUMMARY")})
 	}
-	files = append(files, stdStreams(io)...)
+	if len(specs) > 0 || hasWriter(files) {
+		// Three fstats, only when there is a report to compare.
+		files = append(files, stdStreams(io)...)
+	}
 	if err := collide(reportFiles(specs, n), files); err != nil {
 		return nil, err
 	}
@@ -147,6 +150,16 @@ type namedFile struct {
 // neither whole (a review found a body followed by JUnit, exit 0).
 func stdoutCarries(what string) namedFile {
 	return namedFile{flag: "stdout, which carries " + what, stdout: true}
+}
+
+// hasWriter reports whether files hold one the run replaces (--metrics).
+func hasWriter(files []namedFile) bool {
+	for _, f := range files {
+		if f.writes {
+			return true
+		}
+	}
+	return false
 }
 
 // stdStreams are the run's standard streams that are regular files (a
