@@ -650,12 +650,13 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	sink, body := b.sink(j)
 	target := messageURL(fetch.RedactURL(j.URL))
 	hedge := b.plan.hedge.start(ctx, j.URL, b.log)
+	onRequest, onResponse, onHedge := b.log.verboseFor(j.Label)
 	cfg := fetch.Config{
 		Request: &req, Client: q.Client(), Policy: b.plan.policy, Breaker: newBreaker(bp, req.Identity(), b.log), Sink: sink,
 		Limits:   newLimits(b.plan.limits, j.URL, req.Identity(), b.log),
 		Fallback: b.plan.fallback, Clock: b.o.Clock, NewTimer: b.o.NewTimer, NoHoldWait: true, Buffer: buf, NoResume: b.o.NoResume,
-		Hooks: fetch.Hooks{OnRequest: b.log.Request, OnResponse: b.log.Response, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
-			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }, OnHedge: b.log.Hedge},
+		Hooks: fetch.Hooks{OnRequest: onRequest, OnResponse: onResponse, OnHold: b.log.Hold, OnRateWait: b.log.RateWait,
+			OnRetry: func(info resilience.RetryInfo) { b.log.RetryFor(target, info) }, OnHedge: onHedge},
 	}
 	if h := hedge.config(); h != nil {
 		// A hedge takes a request's room of its host (--parallel-host).

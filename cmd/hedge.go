@@ -224,7 +224,9 @@ func (r *RequestFlags) parseResolve() (fetch.Pins, error) {
 
 // Hedge logs a hedge with -v: "* [1] no response headers after 50ms from
 // 127.0.0.3:8080: hedge 2 sent", or why none was.
-func (l *Logger) Hedge(n int, h fetch.HedgeInfo) {
+func (l *Logger) Hedge(n int, h fetch.HedgeInfo) { l.hedge(attemptTag("", n), h) }
+
+func (l *Logger) hedge(tag string, h fetch.HedgeInfo) {
 	if !l.verbose {
 		return
 	}
@@ -232,7 +234,7 @@ func (l *Logger) Hedge(n int, h fetch.HedgeInfo) {
 	if h.Addr != "" {
 		from = " from " + h.Addr
 	}
-	msg := "* [" + strconv.Itoa(n) + "] no answer after " + FormatMillis(h.After) + from + ": "
+	msg := "* " + tag + " no answer after " + FormatMillis(h.After) + from + ": "
 	if h.Sent {
 		msg += "copy " + strconv.Itoa(h.Copy) + " sent"
 	} else {

@@ -270,12 +270,33 @@ func (l *Logger) Error(err error) {
 }
 
 // Request logs a request with -v, curl style.
-func (l *Logger) Request(n int, req *http.Request) {
+func (l *Logger) Request(n int, req *http.Request) { l.request(attemptTag("", n), req) }
+
+// attemptTag is how -v lines name attempt n: [2], or in a batch, where
+// several URLs' lines interleave, [line 7 #2] (label the URL's place in
+// the input).
+func attemptTag(label string, n int) string {
+	if label == "" {
+		return "[" + strconv.Itoa(n) + "]"
+	}
+	return "[" + label + " #" + strconv.Itoa(n) + "]"
+}
+
+// verboseFor returns -v's request, response and hedge hooks for the URL at
+// label in a batch: each line names it (a tour could not tell, with -P 8,
+// which URL a response belonged to).
+func (l *Logger) verboseFor(label string) (func(int, *http.Request), func(int, *http.Response), func(int, fetch.HedgeInfo)) {
+	return func(n int, req *http.Request) { l.request(attemptTag(label, n), req) },
+		func(n int, resp *http.Response) { l.response(attemptTag(label, n), resp) },
+		func(n int, h fetch.HedgeInfo) { l.hedge(attemptTag(label, n), h) }
+}
+
+func (l *Logger) request(tag string, req *http.Request) {
 	if !l.verbose {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "> [%d] %s %s %s\n", n, req.Method, fetch.RedactURL(req.URL), req.Proto)
+	fmt.Fprintf(&b, "> %s %s %s %s\n", tag, req.Method, fetch.RedactURL(req.URL), req.Proto)
 	writeHeaders(&b, "> ", req.Header)
 	l.block(b.String())
 }
@@ -292,12 +313,14 @@ func (l *Logger) block(s string) {
 }
 
 // Response logs a response with -v, curl style.
-func (l *Logger) Response(n int, resp *http.Response) {
+func (l *Logger) Response(n int, resp *http.Response) { l.response(attemptTag("", n), resp) }
+
+func (l *Logger) response(tag string, resp *http.Response) {
 	if !l.verbose {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "< [%d] %s %s\n", n, resp.Proto, strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", fetch.StatusText(resp))))
+	fmt.Fprintf(&b, "< %s %s %s\n", tag, resp.Proto, strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", fetch.StatusText(resp))))
 	writeHeaders(&b, "< ", resp.Header)
 	l.block(b.String())
 	l.Quota(resp.Header)

@@ -763,3 +763,21 @@ func TestE2EBatchInputOnce(t *testing.T) {
 		t.Errorf("REFETCH_INPUT with -i: stdout %q, %d requests", r.stdout, c.get())
 	}
 }
+
+// TestE2EBatchVerboseNamesTheURL: in a batch, where several URLs' -v lines
+// interleave, each request, response and hedge line names the URL's place
+// in the input (a tour could not pair them with -P 8).
+func TestE2EBatchVerboseNamesTheURL(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	e := newEnv(t)
+	r := e.run("fetch", "-v", "-P", "2", "-o", filepath.Join(e.dir, "o{n}"), srv.URL+"/a", srv.URL+"/b")
+	r.wantCode(t, 0)
+	for _, want := range []string{"> [argument 1 #1] GET " + srv.URL + "/a", "> [argument 2 #1] GET " + srv.URL + "/b",
+		"< [argument 1 #1] HTTP/1.1 200 OK", "< [argument 2 #1] HTTP/1.1 200 OK"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
