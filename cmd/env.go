@@ -35,8 +35,17 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 		}
 		if f.Value.Type() == "stringArray" || f.Value.Type() == "stringSlice" {
 			// One value per line, so several headers fit in one variable.
-			for _, item := range strings.Split(v, "\n") {
-				if item = strings.TrimSpace(item); item != "" {
+			for i, item := range strings.Split(v, "\n") {
+				// Blanks go; a CR is refused, as on the command line
+				// (promises.md: refused, not stripped), for every list:
+				// a report path or a --resolve entry would keep it too.
+				item = strings.Trim(item, " \t")
+				if strings.ContainsRune(item, '\r') {
+					// The value is not shown: a header's may be a secret.
+					err = usageErrorf("invalid %s: line %d ends in a CR (Windows line endings): strip it", EnvName(f.Name), i+1)
+					return
+				}
+				if item != "" {
 					if serr := c.Flags().Set(f.Name, item); serr != nil {
 						err = usageErrorf("invalid %s=%q: %s", EnvName(f.Name), v, envValueError(f, serr))
 						return

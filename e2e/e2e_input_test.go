@@ -146,6 +146,8 @@ func TestE2EBadInputSendsNothing(t *testing.T) {
 		{name: "secret value with \\x01", args: []string{"-H", "Authorization: Bearer hunter2\x01"}, want: "not shown"},
 		{name: "secret cookie with LF", args: []string{"-H", "Cookie: sid=hunter2\n"}, want: "line break"},
 		{name: "header from REFETCH_HEADER", env: []string{"REFETCH_HEADER=X-A: a\x01b"}, want: `"\x01"`},
+		{name: "REFETCH_HEADER secret with its CR", env: []string{"REFETCH_HEADER=Authorization: Bearer hunter2\r"}, want: "line 1 ends in a CR"},
+		{name: "REFETCH_HEADER with CRLF line ends", env: []string{"REFETCH_HEADER=X-A: a\r\nX-B: b\r\n"}, want: "invalid REFETCH_HEADER: line 1 ends in a CR (Windows line endings): strip it"},
 		// Host header: host[:port].
 		{name: "Host with a space", args: []string{"-H", "Host: a b"}, want: `header "Host" value "a b"`},
 		{name: "Host with a bad port", args: []string{"-H", "Host: h:99999"}, want: "out of range"},
