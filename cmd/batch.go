@@ -323,7 +323,7 @@ func (b *batchRun) check() error {
 			return nil
 		}
 		if other, otherPath, same := b.sameOutput(int(first), path); same {
-			problem, linked := sameFileProblem(other, otherPath, e.Label, path, target)
+			problem, linked := sameFileProblem(b.cwd, other, otherPath, e.Label, path, target)
 			hint := "in a batch -o is a template: put {n} (position) or {name} (last path segment) in it"
 			switch {
 			case linked:
@@ -376,8 +376,9 @@ func (b *batchRun) sameOutput(n int, path string) (label, otherPath string, same
 // words a user can act on: the file that would be written (target, with
 // its symlinks followed), and, when a path is not that file itself, the
 // path each URL gives, so the link to remove or the placeholder to add
-// can be found. linked says a symlink made them one file.
-func sameFileProblem(label1, path1, label2, path2, target string) (problem string, linked bool) {
+// can be found. linked says a symlink made them one file; paths are
+// compared absolute from cwd.
+func sameFileProblem(cwd, label1, path1, label2, path2, target string) (problem string, linked bool) {
 	target = filepath.Clean(target)
 	var gives []string
 	for _, side := range [][2]string{{label1, path1}, {label2, path2}} {
@@ -386,7 +387,7 @@ func sameFileProblem(label1, path1, label2, path2, target string) (problem strin
 			continue
 		}
 		gives = append(gives, side[0]+" as "+side[1])
-		if a, b := absKey(p), absKey(target); a != b {
+		if fileKey(absIn(cwd, p)) != fileKey(absIn(cwd, target)) {
 			linked = true
 		}
 	}
@@ -407,14 +408,6 @@ func outputKey(cwd, path string) string {
 		path = target
 	}
 	return fileKey(absIn(cwd, path))
-}
-
-// absKey is fileKey of path made absolute (for messages: not per URL).
-func absKey(path string) string {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	return fileKey(path)
 }
 
 // absIn is path made absolute in the directory cwd ("" when unknown:

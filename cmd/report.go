@@ -257,7 +257,8 @@ func clashError(w, f namedFile) error {
 // the reports replace), or, both existing, one file by os.SameFile (hard
 // links).
 func sameFile(a, b string) bool {
-	if filePathKey(a) == filePathKey(b) {
+	cwd, _ := os.Getwd()
+	if outputKey(cwd, a) == outputKey(cwd, b) {
 		return true
 	}
 	sa, err := os.Stat(a)
@@ -275,15 +276,6 @@ func sameFile(a, b string) bool {
 func sameAs(path string, info fs.FileInfo) bool {
 	_, st, err := fetch.OutputTarget(path)
 	return err == nil && st != nil && os.SameFile(st, info)
-}
-
-// filePathKey is path absolute, its symlinks followed where they exist,
-// cleaned (fileKey).
-func filePathKey(path string) string {
-	if t, _, err := fetch.OutputTarget(path); err == nil {
-		path = t
-	}
-	return absKey(path)
 }
 
 // reportUsageError names the flag of a report that cannot be written.
