@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -446,7 +445,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	if o.JSON {
 		rep.ExitCode = ExitCode(err)
 		o.reported = true
-		werr = writeCheckJSON(o.IO.Out, rep)
+		werr = writeJSON(o.IO.Out, rep)
 	} else {
 		werr = o.printResults(rep.Results, flakyNotes)
 	}
@@ -467,10 +466,6 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	}
 	return closeReports(p.reports, time.Duration(rep.ElapsedMS)*time.Millisecond, err)
 }
-
-// writeCheckJSON writes v as writeJSON does (which escapes DEL, the C1
-// controls and the bidirectional ones, as stdout's lines do).
-func writeCheckJSON(w io.Writer, v any) error { return writeJSON(w, v) }
 
 // wordFailures names the flags in r's failures (see word).
 func (w checkWords) wordFailures(r *fetch.CheckResult) {

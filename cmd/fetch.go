@@ -576,23 +576,25 @@ func loneURL(args []string) string {
 	return found
 }
 
+// writeJSON writes v as one line of JSON (see escapedJSON).
 func writeJSON(w io.Writer, v any) error {
-	j := escape.JSON(w)
-	enc := json.NewEncoder(j)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	return j.Flush()
+	return escapedJSON(w, func(j io.Writer) error {
+		enc := json.NewEncoder(j)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(v)
+	})
 }
 
 // writeReportJSON writes a fetch report, whose data may stream from a
-// spill file, through escape.JSON as writeJSON does: a server's words
-// holding DEL, C1 or bidirectional controls reach no terminal or CI log
-// raw from --json, and the data means the same.
-func writeReportJSON(w io.Writer, rep *fetch.Report) error {
+// spill file (see escapedJSON).
+func writeReportJSON(w io.Writer, rep *fetch.Report) error { return escapedJSON(w, rep.WriteJSON) }
+
+// escapedJSON runs write, which writes JSON, through escape.JSON: a
+// server's words holding DEL, C1 or bidirectional controls reach no
+// terminal or CI log raw from --json, and the data means the same.
+func escapedJSON(w io.Writer, write func(io.Writer) error) error {
 	j := escape.JSON(w)
-	if err := rep.WriteJSON(j); err != nil {
+	if err := write(j); err != nil {
 		return err
 	}
 	return j.Flush()
