@@ -633,15 +633,18 @@ func (c *captureWriter) ok() bool { return !c.overflow }
 // full disk or a file-size limit means.
 func (f *fetcher) writeError(err error) error {
 	cause := unwrapPathError(err)
+	path := ""
 	switch s := f.cfg.Sink.(type) {
 	case *FileSink:
-		return &OutputError{Path: s.path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
+		path = s.path
 	case *GroupFileSink:
-		return &OutputError{Path: s.path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
+		path = s.path
 	case *BufferSink:
 		return fmt.Errorf("cannot keep the body until it is complete (in memory, then in $TMPDIR): %w%s", cause, spaceHint(cause))
+	default:
+		return err
 	}
-	return err
+	return &OutputError{Path: path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
 }
 
 // spaceHint says what an error of a write that ran out of room means.

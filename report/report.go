@@ -352,11 +352,7 @@ type target struct {
 func newTarget(ctx context.Context, path string) (*target, error) {
 	sink, err := fetch.NewFileSink(ctx, path)
 	if err != nil {
-		var oe *fetch.OutputError
-		if errors.As(err, &oe) {
-			err = oe.Err // the caller names the file
-		}
-		return nil, err
+		return nil, unnamed(err)
 	}
 	sink.SetCreateMode(0o644) // a CI system's other users read reports
 	w, err := sink.Begin()
@@ -378,11 +374,14 @@ func (t *target) spillDir() string {
 
 // commit makes what was written the report: synced and renamed over the
 // file, or written through.
-func (t *target) commit() error {
-	err := t.sink.Commit()
+func (t *target) commit() error { return unnamed(t.sink.Commit()) }
+
+// unnamed is err without the file's name that fetch.OutputError gives
+// it: the report's caller names the report ("--report junit=FILE").
+func unnamed(err error) error {
 	var oe *fetch.OutputError
 	if errors.As(err, &oe) {
-		err = oe.Err
+		return oe.Err
 	}
 	return err
 }

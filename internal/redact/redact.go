@@ -59,10 +59,6 @@ func maskQuery(u string) string {
 	return out
 }
 
-// SecretParam reports whether a query parameter named name (unescaped)
-// is secret: the secret rule for header names (SecretHeader).
-func SecretParam(name string) bool { return SecretHeader(name) }
-
 // secretParam reports whether the query parameter named k (as written)
 // is secret: the secret rule, applied to its unescaped name.
 func secretParam(k string) bool {
