@@ -106,11 +106,7 @@ func (c *Cluster) AddReplica(t testing.TB, master string) string {
 	if err := os.MkdirAll(ndir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	addr, err := launchRetry(c.server, c.tls, func(port int) ([]string, error) {
-		bus, err := freePort()
-		return serverArgs(port, ndir, c.tls, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-			"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000"), err
-	})
+	addr, err := launchClusterNode(c.server, ndir, c.tls)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -570,17 +566,7 @@ func NewCluster(serverBin, cliBin, dir string, files *TLSFiles) (*Cluster, error
 		if err := os.MkdirAll(ndir, 0o700); err != nil {
 			return fail(err)
 		}
-		addr, err := launchRetry(serverBin, files, func(port int) ([]string, error) {
-			// The cluster bus needs a port of its own (by default port +
-			// 10000, which may be taken or out of range).
-			bus, err := freePort()
-			extra := []string{}
-			if files != nil {
-				extra = append(extra, "--tls-cluster", "yes")
-			}
-			return serverArgs(port, ndir, files, append(extra, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-				"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000")...), err
-		})
+		addr, err := launchClusterNode(serverBin, ndir, files)
 		if err != nil {
 			return fail(err)
 		}
@@ -611,6 +597,23 @@ func NewCluster(serverBin, cliBin, dir string, files *TLSFiles) (*Cluster, error
 		}
 	}
 	return c, nil
+}
+
+// launchClusterNode starts a cluster-enabled redis-server with its files
+// in ndir (a node timeout of 1s), for a new cluster or a replica added to
+// one, and returns its address.
+func launchClusterNode(serverBin, ndir string, files *TLSFiles) (string, error) {
+	return launchRetry(serverBin, files, func(port int) ([]string, error) {
+		// The cluster bus needs a port of its own (by default port +
+		// 10000, which may be taken or out of range).
+		bus, err := freePort()
+		extra := []string{}
+		if files != nil {
+			extra = append(extra, "--tls-cluster", "yes")
+		}
+		return serverArgs(port, ndir, files, append(extra, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", filepath.Join(ndir, "nodes.conf"), "--cluster-node-timeout", "1000")...), err
+	})
 }
 
 // Flush empties every master.
