@@ -127,19 +127,7 @@ func TestMovedIsStoreDown(t *testing.T) {
 	c := redistest.SharedCluster(t)
 	c.Flush(t)
 	ctx := context.Background()
-	var key string
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
-	defer cc.Close()
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("http://moved%d.test:80", i)
-		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Options().Addr != c.Masters[0] {
-			key = k
-		}
-	}
+	key := clusterKey(t, c, "moved", func(master string) bool { return master != c.Masters[0] })
 	one := newRedisStore(t, c.Masters[0], nil)
 	var warns []error
 	s := &FailoverStore{Primary: one, Secondary: &FileStore{Dir: filepath.Join(t.TempDir(), "state")},
@@ -244,19 +232,7 @@ func TestParseRedisHAURLPasswordDelimiters(t *testing.T) {
 func TestClusterDownIsStoreDown(t *testing.T) {
 	c := redistest.StartCluster(t)
 	ctx := context.Background()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
-	defer cc.Close()
-	var key string
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("http://down%d.test:80", i)
-		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Options().Addr == c.Masters[0] {
-			key = k
-		}
-	}
+	key := clusterKey(t, c, "down", func(master string) bool { return master == c.Masters[0] })
 	redistest.Kill(t, c.Masters[2])
 	live := rawClient(t, c.Masters[0])
 	deadline := time.Now().Add(time.Minute)
@@ -293,19 +269,7 @@ func TestClusterFailoverIsFollowed(t *testing.T) {
 	c := redistest.StartCluster(t)
 	replica := c.AddReplica(t, c.Masters[0])
 	ctx := context.Background()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
-	defer cc.Close()
-	var key string
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("http://promoted%d.test:80", i)
-		m, err := cc.MasterForKey(ctx, RedisKeyPrefix+k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Options().Addr == c.Masters[0] {
-			key = k
-		}
-	}
+	key := clusterKey(t, c, "promoted", func(master string) bool { return master == c.Masters[0] })
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
@@ -341,5 +305,23 @@ func TestClusterFailoverIsFollowed(t *testing.T) {
 	}
 	if len(warns) != 1 {
 		t.Errorf("warnings %v, want the one", warns)
+	}
+}
+
+// clusterKey is the first breaker key http://NAME0.test:80,
+// http://NAME1.test:80, … whose slot's master want accepts.
+func clusterKey(t *testing.T, c *redistest.Cluster, name string, want func(master string) bool) string {
+	t.Helper()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Masters, DisableIdentity: true})
+	defer cc.Close()
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("http://%s%d.test:80", name, i)
+		m, err := cc.MasterForKey(context.Background(), RedisKeyPrefix+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want(m.Options().Addr) {
+			return k
+		}
 	}
 }
