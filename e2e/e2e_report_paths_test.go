@@ -307,11 +307,7 @@ func TestReportPathsStdStreams(t *testing.T) {
 		t.Skip("no /proc/self/fd")
 	}
 	var sent counter
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sent.next()
-		w.Write([]byte("ok"))
-	}))
-	t.Cleanup(srv.Close)
+	srv := bodyServer(t, &sent)
 	e := newEnv(t)
 	list := srv.URL + "/a\n"
 	for _, tc := range []struct{ script, want string }{

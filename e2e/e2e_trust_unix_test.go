@@ -38,10 +38,7 @@ func mknodIn(t *testing.T, dir, name string, minor int) string {
 func TestE2EEndlessInputFileIsRefused(t *testing.T) {
 	t.Parallel()
 	var hits counter
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.next()
-	}))
-	defer srv.Close()
+	srv := bodyServer(t, &hits)
 	e := newEnv(t)
 	zero := mknodIn(t, e.dir, "zero", 5)
 	for _, a := range [][]string{
@@ -209,11 +206,7 @@ func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
 func TestE2EOutputToDescriptorNotGiven(t *testing.T) {
 	t.Parallel()
 	var hits counter
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.next()
-		fmt.Fprint(w, "body")
-	}))
-	defer srv.Close()
+	srv := bodyServer(t, &hits)
 	e := newEnv(t)
 	for fd := 3; fd <= 12; fd++ {
 		code, out := e.sh(`"$0" fetch -o "/dev/fd/$2" "$1"`, srv.URL, strconv.Itoa(fd))
@@ -230,7 +223,7 @@ func TestE2EOutputToDescriptorNotGiven(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 	code, out = e.sh(`"$0" fetch -o /dev/fd/9 "$1" 9>given`, srv.URL)
-	if code != 0 || readText(t, filepath.Join(e.dir, "given")) != "body" {
+	if code != 0 || readText(t, filepath.Join(e.dir, "given")) != string(outputBody) {
 		t.Errorf("-o /dev/fd/9 with 9>given: exit %d, output %q", code, out)
 	}
 }
