@@ -267,3 +267,28 @@ func downServer(t *testing.T, c *counter) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// outputBody is a body past the in-memory buffer, so buffered modes spill
+// to a temp file in $TMPDIR first. TestMain makes it (makeOutputBody): a
+// package-level initializer would run in every refetch child too.
+var outputBody []byte
+
+func init() { fixtures = append(fixtures, func() { outputBody = makeOutputBody() }) }
+
+func makeOutputBody() []byte {
+	b := make([]byte, 5<<20+123)
+	for i := range b {
+		b[i] = byte(i*31 + i>>11)
+	}
+	return b
+}
+
+// bodyServer serves outputBody, counting requests in c.
+func bodyServer(t *testing.T, c *counter) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.next()
+		w.Write(outputBody)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
