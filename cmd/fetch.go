@@ -510,7 +510,7 @@ func (o *FetchOptions) warnServed(res *fetch.Result) {
 func (o *FetchOptions) sink(ctx context.Context) (fetch.Sink, *fetch.BufferSink, error) {
 	toFile := o.Output != "" && o.Output != "-"
 	stdout := !toFile || o.JSON
-	if fd, ok := fetch.OwnDescriptor(o.Output); toFile && ok && fd == 1 {
+	if fd, ok := fetch.Descriptor(o.Output); toFile && ok && fd == 1 {
 		if o.JSON {
 			return nil, nil, usageErrorf("-o %s with --json would put the body and the report on stdout together: use one", o.Output)
 		}

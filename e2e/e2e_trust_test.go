@@ -420,6 +420,13 @@ func TestE2ETourFindings(t *testing.T) {
 	r = e.run(args("--json", "-o", "/proc/self/fd/1", srv.URL)...) // names stdout, as /dev/stdout does
 	r.wantCode(t, 2)
 	r.report(t)
+	// So does a link to it: the body went to stdout before the report.
+	if err := os.Symlink("/proc/self/fd/1", filepath.Join(e.dir, "to-stdout")); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run(args("--json", "-o", filepath.Join(e.dir, "to-stdout"), srv.URL)...)
+	r.wantCode(t, 2)
+	r.report(t)
 
 	// check --json prints its one object for a usage error too.
 	r = e.run(check("--json", "--wait", "-1s", srv.URL)...)

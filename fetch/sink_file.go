@@ -61,10 +61,6 @@ const (
 // maxLinks bounds how many symlinks are followed, as Linux's ELOOP does.
 const maxLinks = 40
 
-// OwnDescriptor reports whether path names one of this process's own file
-// descriptors (/dev/stdout, /dev/fd/N, /proc/self/fd/N…), and which.
-func OwnDescriptor(path string) (int, bool) { return ownDescriptor(path) }
-
 // NewFileSink decides, before any request is sent, how the body will reach
 // path, and fails (the caller's exit 2) if it cannot:
 //
