@@ -425,7 +425,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 			if o.FlakyFails {
 				nf := c.FailedAttempts()
 				flakyNotes[i] = fmt.Sprintf("failed under %s: passed on attempt %d, after %d failed attempt%s",
-					o.RequestFlags.names.flag("flaky-fails"), len(c.Attempts), nf, plural(nf))
+					o.RequestFlags.names.flag("flaky-fails"), c.Count(), nf, plural(nf))
 			}
 		}
 		if ctx.Err() == nil {

@@ -255,7 +255,7 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 	if !interrupted {
 		c = probeCase(&rep, samples, err, elapsed)
 		if n := c.FailedAttempts(); err == nil && o.FlakyFails && n > 0 {
-			err = fmt.Errorf("%w: %d of %d request%s failed (--flaky-fails)", ErrUnhealthy, n, len(c.Attempts), plural(len(c.Attempts)))
+			err = fmt.Errorf("%w: %d of %d request%s failed (--flaky-fails)", ErrUnhealthy, n, c.Count(), plural(c.Count()))
 		}
 	}
 	if werr := o.write(&rep, err, true); werr != nil && err == nil {

@@ -296,8 +296,13 @@ type CheckResult struct {
 	// Err is the run's error for an unhealthy URL (nil when healthy).
 	Err error `json:"-"`
 	// SpanIDs are the traceparent span ids of its attempts, in order
-	// (--traceparent); left out without them.
+	// (--traceparent); left out without them. Past CheckKeepAttempts
+	// attempts, those of the attempts the trace lists.
 	SpanIDs []string `json:"span_ids,omitempty"`
+	// OmittedFailed counts the failed attempts among those the trace
+	// left out (Trace.Omitted): healthy answers not yet --stable in a
+	// row are not failures.
+	OmittedFailed int `json:"-"`
 	// Trace is every attempt of the URL, for reports (--report); each
 	// attempt's Detail is its *AttemptTrace.
 	Trace *resilience.Trace `json:"-"`
@@ -392,6 +397,28 @@ func AttemptFailures(err error) []error {
 	return nil
 }
 
+// NotStable reports an attempt of a check (its error as the run's trace
+// holds it) that was healthy but not yet --stable in a row: not a failure.
+func NotStable(err error) bool {
+	fs := AttemptFailures(err)
+	if len(fs) == 0 {
+		return false
+	}
+	for _, f := range fs {
+		var ns *NotStableError
+		if !errors.As(f, &ns) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckKeepAttempts is how many attempt records a check keeps for the
+// reports of each URL: the first half and the latest, so that a long
+// --wait does not grow its memory. The others are counted
+// (Trace.Omitted, CheckResult.OmittedFailed).
+const CheckKeepAttempts = 100
+
 // classify is check's resilience.ClassifyFunc: every failure is retryable
 // (a service that is coming up may refuse, 404 or fail TLS for a while)
 // except a cancellation and, with HonourRetryOn, a status neither expected
@@ -481,12 +508,17 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		lastEnd   time.Time
 		serverRA  = time.Duration(-1) // the last attempt's Retry-After, -1 if none
 		lastState resilience.Attempt
-		// paced is the gap pace held before attempt n: wait, not the
+		// paced is the gap pace held before each attempt: wait, not the
 		// attempt's time (movePaced).
-		paced = map[int]time.Duration{}
+		paced pacedGaps
 	)
 	ex := &resilience.Executor{Policy: policy, Classify: cfg.classify, Breaker: breaker,
-		Clock: cfg.Clock, NewTimer: cfg.NewTimer, OnRateWait: cfg.Hooks.OnRateWait}
+		Clock: cfg.Clock, NewTimer: cfg.NewTimer, OnRateWait: cfg.Hooks.OnRateWait,
+		Keep: CheckKeepAttempts, OnOmit: func(rec resilience.AttemptRecord) {
+			if rec.Err != nil && !NotStable(rec.Err) {
+				res.OmittedFailed++
+			}
+		}}
 	if cfg.Limits != nil {
 		ex.Limits = cfg.Limits(req)
 	}
@@ -513,9 +545,7 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	tr, runErr := ex.Run(ctx, req.Method, func(actx context.Context, n int) resilience.Attempt {
 		forget()
 		waited, err := cfg.pace(actx, lastEnd)
-		if waited > 0 {
-			paced[n] = waited
-		}
+		paced.set(n, waited)
 		if err != nil {
 			return resilience.Attempt{Err: err}
 		}
@@ -550,9 +580,6 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			last = cur
 		}
 		a := resilience.Attempt{Status: obs.Status, Header: obs.Header, Err: rawErr(obs.Err), Detail: obs.Trace}
-		if obs.Trace != nil && obs.Trace.SpanID != "" {
-			res.SpanIDs = append(res.SpanIDs, obs.Trace.SpanID)
-		}
 		serverRA = -1
 		if ra, ok := resilience.ParseRetryAfter(obs.Header.Get("Retry-After"), lastEnd); ok && obs.Header != nil {
 			serverRA = ra
@@ -573,10 +600,15 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	})
 	forget()
 	res.Attempts = sent
-	movePaced(tr, paced, cfg.MinInterval)
+	movePaced(tr, &paced, cfg.MinInterval)
 	res.Trace = tr
 	if tr != nil {
 		res.RateWaitMS = tr.RateWait.Milliseconds()
+		for _, rec := range tr.Attempts {
+			if t, _ := rec.Detail.(*AttemptTrace); t != nil && t.SpanID != "" {
+				res.SpanIDs = append(res.SpanIDs, t.SpanID)
+			}
+		}
 	}
 	if last != nil {
 		if s := last.obs.Status; s != 0 {
@@ -635,7 +667,7 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 	if !errors.As(runErr, &re) {
 		return nil
 	}
-	e := &CheckEndError{Attempts: len(tr.Attempts), Limit: p.MaxTime}
+	e := &CheckEndError{Attempts: tr.Count(), Limit: p.MaxTime}
 	if p.MaxTime > 0 && tr.Elapsed < p.MaxTime {
 		e.Left = p.MaxTime - tr.Elapsed
 	}
@@ -709,12 +741,12 @@ func (cfg *CheckConfig) pace(ctx context.Context, lastEnd time.Time) (time.Durat
 // request. That wait is the planned one, as every wait of a trace is, and
 // as -v's retry line says it: the floor when it held the attempt back
 // (a timer's lateness is in neither).
-func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Duration) {
+func movePaced(tr *resilience.Trace, paced *pacedGaps, floor time.Duration) {
 	if tr == nil {
 		return
 	}
 	for i := 1; i < len(tr.Attempts); i++ {
-		d := min(paced[tr.Attempts[i].N], tr.Attempts[i].Duration)
+		d := min(paced.get(tr.Attempts[i].N), tr.Attempts[i].Duration)
 		if d <= 0 {
 			continue
 		}
@@ -722,3 +754,25 @@ func movePaced(tr *resilience.Trace, paced map[int]time.Duration, floor time.Dur
 		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait, floor)
 	}
 }
+
+// pacedGaps holds the gap pace held before each attempt the trace can
+// still list (CheckKeepAttempts: the first half and the latest), in a
+// fixed space however long the check runs.
+type pacedGaps struct {
+	gaps [CheckKeepAttempts + 1]time.Duration
+}
+
+// slot is where attempt n's gap lives: the first half by number, the
+// latest in a ring over the rest.
+func (p *pacedGaps) slot(n int) *time.Duration {
+	const head = CheckKeepAttempts / 2
+	if n <= head {
+		return &p.gaps[n]
+	}
+	return &p.gaps[head+1+(n-head-1)%(CheckKeepAttempts-head)]
+}
+
+func (p *pacedGaps) set(n int, d time.Duration) { *p.slot(n) = d }
+
+// get is attempt n's gap, for an attempt the trace lists.
+func (p *pacedGaps) get(n int) time.Duration { return *p.slot(n) }

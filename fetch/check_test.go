@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/refetch/refetch/internal/fakeclock"
 	"github.com/refetch/refetch/resilience/store"
 
 	"github.com/refetch/refetch/resilience"
@@ -853,34 +854,80 @@ func TestCheckUnaskedPartialContent(t *testing.T) {
 	}
 }
 
-// TestCheckKeepsLittlePerAttempt: what a long --wait keeps of each
-// attempt, for the reports, is small and holds no answer's headers or
-// connection (a tour saw ~5 KB per attempt kept to the end; here each
-// answer carries 4 KB of headers).
-func TestCheckKeepsLittlePerAttempt(t *testing.T) {
+// TestCheckMemoryFlat: a long --wait does not grow with its attempts. A
+// tour saw ~5 KB per attempt kept to the end (each answer's headers and
+// connection); then under 1 KiB (a record for the reports); now the
+// trace keeps the first and the latest CheckKeepAttempts records and
+// counts the others. Each answer here carries 4 KB of headers.
+func TestCheckMemoryFlat(t *testing.T) {
 	pad := strings.Repeat("x", 4000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Pad", pad)
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	const attempts = 300
-	p := checkPolicy()
-	p.Attempts, p.Delay, p.Jitter = attempts, 0, 0
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, srv.URL)}, Policy: p, Expect: expectStatus("2xx")})
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	if n := len(rep.Results[0].Trace.Attempts); n != attempts {
-		t.Fatalf("%d attempts, want %d", n, attempts)
+	kept := func(attempts int) (int64, CheckResult) {
+		p := checkPolicy()
+		p.Attempts, p.Delay, p.Jitter = attempts, 0, 0
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		// Every attempt paced by the floor between polls, on a clock
+		// that moves only by the waits.
+		clock := fakeclock.New(fakeclock.Start)
+		rep := Check(context.Background(), CheckConfig{Requests: []*Request{checkRequest(t, srv.URL)}, Policy: p, Expect: expectStatus("2xx"),
+			MinInterval: time.Second, Clock: clock, NewTimer: func() resilience.Timer { return clock.NewTimer() }})
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(rep)
+		return int64(after.HeapAlloc) - int64(before.HeapAlloc), rep.Results[0]
 	}
-	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / attempts
-	if per > 2048 {
-		t.Errorf("each attempt keeps %d bytes", per)
+	const few, many = 10 * CheckKeepAttempts, 50 * CheckKeepAttempts
+	small, _ := kept(few)
+	big, res := kept(many)
+	tr := res.Trace
+	if res.Attempts != many || tr.Count() != many || len(tr.Attempts) != CheckKeepAttempts || tr.Omitted != many-CheckKeepAttempts {
+		t.Fatalf("%d attempts, trace %d (%d listed, %d omitted), want %d with %d listed", res.Attempts, tr.Count(), len(tr.Attempts), tr.Omitted, many, CheckKeepAttempts)
 	}
-	runtime.KeepAlive(rep)
+	head := CheckKeepAttempts / 2
+	if tr.OmittedAfter != head || tr.Attempts[head-1].N != head || tr.Attempts[head].N != many-CheckKeepAttempts+head+1 || tr.Attempts[len(tr.Attempts)-1].N != many {
+		t.Errorf("listed: after %d, attempts %d, %d, last %d", tr.OmittedAfter, tr.Attempts[head-1].N, tr.Attempts[head].N, tr.Attempts[len(tr.Attempts)-1].N)
+	}
+	if res.OmittedFailed != tr.Omitted {
+		t.Errorf("%d omitted attempts failed, want %d", res.OmittedFailed, tr.Omitted)
+	}
+	// Flat: the 4,000 attempts more keep less than 100 bytes each (a
+	// record each would be several hundred).
+	t.Logf("%d B for %d attempts, %d B for %d", small, few, big, many)
+	if w := tr.Attempts[len(tr.Attempts)-2].Wait; w != time.Second {
+		t.Errorf("the wait before the last attempt: %v, want the 1s floor", w)
+	}
+	for _, a := range tr.Attempts {
+		if a.Duration != 0 {
+			t.Fatalf("attempt %d lasted %v: the floor's gap was not moved out of it", a.N, a.Duration)
+		}
+	}
+	if per := (big - small) / (many - few); per > 100 {
+		t.Errorf("each attempt past %d keeps %d bytes (%d B for %d attempts, %d B for %d)", few, per, small, few, big, many)
+	}
+}
+
+// TestPacedGapsKeepsListedAttempts: the gaps of the attempts a trace
+// lists (the first half and the latest) survive any number of others.
+func TestPacedGapsKeepsListedAttempts(t *testing.T) {
+	var p pacedGaps
+	const n = 1234
+	for i := 1; i <= n; i++ {
+		p.set(i, time.Duration(i))
+	}
+	for i := 1; i <= n; i++ {
+		if i > CheckKeepAttempts/2 && i <= n-(CheckKeepAttempts-CheckKeepAttempts/2) {
+			continue // not listed
+		}
+		if got := p.get(i); got != time.Duration(i) {
+			t.Errorf("attempt %d: gap %d", i, got)
+		}
+	}
 }
 
 // TestCheckJSONEvaluationBounded: a slow --expect-json ends with the

@@ -97,11 +97,12 @@ func FromCheck(r fetch.CheckResult, word func(error) string, statusOK func(int) 
 		for _, rec := range tr.Attempts {
 			t, _ := rec.Detail.(*fetch.AttemptTrace)
 			a := Attempt{N: rec.N, Status: rec.Status, Duration: rec.Duration, Wait: rec.Wait, Phases: phases(t), SpanID: spanOf(t)}
-			if rec.Err != nil && !notStable(rec.Err) {
+			if rec.Err != nil && !fetch.NotStable(rec.Err) {
 				a.Failed, a.Message, a.Class = true, word(rec.Err), checkClass(rec, statusOK)
 			}
 			c.Attempts = append(c.Attempts, a)
 		}
+		c.Omitted, c.OmittedAfter, c.OmittedFailed = tr.Omitted, tr.OmittedAfter, r.OmittedFailed
 	}
 	c.Judge(r.Healthy)
 	if !r.Healthy {
@@ -125,22 +126,6 @@ func joinFailed(failed []string) string {
 		s += f
 	}
 	return s
-}
-
-// notStable reports an attempt that was healthy but not yet --stable in
-// a row: not a failure.
-func notStable(err error) bool {
-	fs := fetch.AttemptFailures(err)
-	if len(fs) == 0 {
-		return false
-	}
-	for _, f := range fs {
-		var ns *fetch.NotStableError
-		if !errors.As(f, &ns) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkClass is the class of a failed attempt of a check.

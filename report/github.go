@@ -143,7 +143,7 @@ func (g *github) add(run *Run, c *Case, _ []byte) error {
 		class = strings.Join(classes, ", ")
 	}
 	result := map[Result]string{Passed: "✅ passed", Flaky: "⚠️ flaky", Failed: "❌ failed"}[c.Result]
-	row := fmt.Sprintf("| %s | %s | %d | %s | %s |", MarkdownCell(c.Name), result, len(c.Attempts), latency, MarkdownCell(class))
+	row := fmt.Sprintf("| %s | %s | %d | %s | %s |", MarkdownCell(c.Name), result, c.Count(), latency, MarkdownCell(class))
 	if run.TraceID != "" {
 		spans := make([]string, 0, len(c.Attempts))
 		for _, a := range c.Attempts {
@@ -179,7 +179,7 @@ func (g *github) annotate(run *Run, c *Case) {
 		}
 		kind = "error"
 		title = fmt.Sprintf("refetch %s: %s failed", run.Command, c.Name)
-		msg = fmt.Sprintf("%s after %d attempt%s (%s)", c.Message, len(c.Attempts), plural(len(c.Attempts)), failClass(c))
+		msg = fmt.Sprintf("%s after %d attempt%s (%s)", c.Message, c.Count(), plural(c.Count()), failClass(c))
 	case g.cfg.FlakyFails:
 		// Flaky fails the run: an error, as the exit code says.
 		if g.errors++; g.errors > maxAnnotations {
@@ -205,7 +205,11 @@ func (g *github) annotate(run *Run, c *Case) {
 				fails = append(fails, s)
 			}
 		}
-		msg = fmt.Sprintf("passed after %d failed attempt%s: %s", len(fails), plural(len(fails)), strings.Join(fails, "; "))
+		if c.OmittedFailed > 0 {
+			fails = append(fails, fmt.Sprintf("%d more not listed", c.OmittedFailed))
+		}
+		nf := c.FailedAttempts()
+		msg = fmt.Sprintf("passed after %d failed attempt%s: %s", nf, plural(nf), strings.Join(fails, "; "))
 		if g.cfg.FlakyFails {
 			msg = "failed under --flaky-fails: " + msg
 		}

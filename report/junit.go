@@ -119,14 +119,17 @@ func attemptOut(a Attempt) string {
 // caseOut is a testcase's <system-out>: its verdict and every attempt.
 func caseOut(run *Run, c *Case) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "result: %s\nattempts: %d\n", c.Result, len(c.Attempts))
+	fmt.Fprintf(&b, "result: %s\nattempts: %d\n", c.Result, c.Count())
 	if c.Status != 0 {
 		fmt.Fprintf(&b, "status: %d\n", c.Status)
 	}
 	if run.TraceID != "" {
 		fmt.Fprintf(&b, "trace_id: %s\n", run.TraceID)
 	}
-	for _, a := range c.Attempts {
+	for i, a := range c.Attempts {
+		if i == c.OmittedAfter && c.Omitted > 0 {
+			b.WriteString(c.omittedLine() + "\n")
+		}
 		b.WriteString(attemptLine(a) + "\n")
 	}
 	return b.String()

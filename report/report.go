@@ -128,11 +128,31 @@ type Case struct {
 	// Time is the case's time: from its start to its verdict.
 	Time     time.Duration
 	Attempts []Attempt
+	// Omitted counts the attempts the run did not keep (a long check
+	// keeps its first and latest: fetch.CheckKeepAttempts); they came
+	// after the first OmittedAfter of Attempts, and OmittedFailed of
+	// them failed.
+	Omitted, OmittedAfter, OmittedFailed int
 }
 
-// FailedAttempts counts the attempts that did not pass.
+// Count is the number of attempts, listed or not.
+func (c *Case) Count() int { return len(c.Attempts) + c.Omitted }
+
+// omittedLine says which attempts a case does not list, "" for none.
+func (c *Case) omittedLine() string {
+	if c.Omitted == 0 {
+		return ""
+	}
+	first := 1
+	if c.OmittedAfter > 0 && c.OmittedAfter <= len(c.Attempts) {
+		first = c.Attempts[c.OmittedAfter-1].N + 1
+	}
+	return fmt.Sprintf("attempts %d to %d not listed: %d failed of %d", first, first+c.Omitted-1, c.OmittedFailed, c.Omitted)
+}
+
+// FailedAttempts counts the attempts that did not pass, listed or not.
 func (c *Case) FailedAttempts() int {
-	n := 0
+	n := c.OmittedFailed
 	for _, a := range c.Attempts {
 		if a.Failed {
 			n++

@@ -136,3 +136,41 @@ func TestNothingWrittenUntilClose(t *testing.T) {
 		t.Error("a report in a missing directory was opened")
 	}
 }
+
+// TestOmittedAttempts: a case whose run kept only its first and latest
+// attempts (a long check) counts every attempt and says which are not
+// listed, where they would be, in every report.
+func TestOmittedAttempts(t *testing.T) {
+	dir := t.TempDir()
+	junit, tap, summary := filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.tap"), filepath.Join(dir, "s.md")
+	s, err := Open(context.Background(), []Spec{{JUnit, junit}, {TAP, tap}}, Run{Command: "check"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var annotations strings.Builder
+	if err := s.AddGitHub(GitHub{Annotations: &annotations, SummaryPath: summary}); err != nil {
+		t.Fatal(err)
+	}
+	c := Case{Name: "http://h/", Result: Failed, Message: "503", Latency: time.Millisecond, Omitted: 996, OmittedAfter: 2, OmittedFailed: 990}
+	for _, n := range []int{1, 2, 999, 1000} {
+		c.Attempts = append(c.Attempts, Attempt{N: n, Status: 503, Failed: true, Class: "http_503", Message: "503"})
+	}
+	s.Add(c)
+	if err := s.Close(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const line = "attempts 3 to 998 not listed: 990 failed of 996"
+	b, _ := os.ReadFile(junit)
+	if !strings.Contains(string(b), "attempts: 1000&#xA;") || !strings.Contains(string(b), "0ms&#xA;"+line+"&#xA;attempt 999:") {
+		t.Errorf("JUnit:\n%s", b)
+	}
+	b, _ = os.ReadFile(tap)
+	if !strings.Contains(string(b), "failed_attempts: 994\n") || !strings.Contains(string(b), "attempts_not_listed: '"+line+"'") &&
+		!strings.Contains(string(b), "attempts_not_listed: "+line+"\n") {
+		t.Errorf("TAP:\n%s", b)
+	}
+	b, _ = os.ReadFile(summary)
+	if !strings.Contains(string(b), "| 1000 |") || !strings.Contains(annotations.String(), "after 1000 attempts") {
+		t.Errorf("summary:\n%s\nannotations:\n%s", b, annotations.String())
+	}
+}

@@ -69,7 +69,9 @@ type tapCase struct {
 	TimeS    float64      `yaml:"time_s"`
 	Failed   int          `yaml:"failed_attempts"`
 	Attempts []tapAttempt `yaml:"attempts"`
-	TraceID  string       `yaml:"trace_id,omitempty"`
+	// NotListed says which attempts Attempts leaves out (a long check).
+	NotListed string `yaml:"attempts_not_listed,omitempty"`
+	TraceID   string `yaml:"trace_id,omitempty"`
 }
 
 func (t *tap) add(run *Run, c *Case, enc []byte) error {
@@ -86,7 +88,7 @@ func (t *tap) add(run *Run, c *Case, enc []byte) error {
 // encode is the test point's YAML block, indented.
 func (t *tap) encode(run *Run, c *Case) ([]byte, error) {
 	tc := tapCase{URL: c.Name, Result: c.Result, Status: c.Status, TimeS: float64(c.Time.Milliseconds()) / 1000,
-		Failed: c.FailedAttempts(), Attempts: []tapAttempt{}, TraceID: run.TraceID}
+		Failed: c.FailedAttempts(), Attempts: []tapAttempt{}, NotListed: c.omittedLine(), TraceID: run.TraceID}
 	if c.Result == Failed {
 		tc.Class, tc.Message = c.Class, c.Message
 		if tc.Class == "" {

@@ -55,7 +55,12 @@ type HoldInfo struct {
 
 // Trace is what a run did, on success and on failure.
 type Trace struct {
+	// Attempts are the records of the attempts, in order; with
+	// Executor.Keep, the first and the last of them.
 	Attempts []AttemptRecord
+	// Omitted counts the records Executor.Keep left out: the attempts
+	// after the first OmittedAfter records of Attempts.
+	Omitted, OmittedAfter int
 	// Held is the time spent waiting for holds (a Retry-After that an
 	// earlier run, here or elsewhere, recorded on the key).
 	Held time.Duration
@@ -66,6 +71,27 @@ type Trace struct {
 	// Breaker is the breaker state after the run (zero if the breaker is off).
 	Breaker Snapshot
 	Elapsed time.Duration
+}
+
+// Count is the number of attempts the run made, listed or not.
+func (t *Trace) Count() int { return len(t.Attempts) + t.Omitted }
+
+// add appends rec. With keep > 0 it keeps at most keep records: the
+// first keep/2 and the latest; a record dropped from between them is
+// counted in Omitted and handed to omit (if not nil).
+func (t *Trace) add(rec AttemptRecord, keep int, omit func(AttemptRecord)) {
+	if keep <= 0 || len(t.Attempts) < keep {
+		t.Attempts = append(t.Attempts, rec)
+		return
+	}
+	head := keep / 2
+	if omit != nil {
+		omit(t.Attempts[head])
+	}
+	copy(t.Attempts[head:], t.Attempts[head+1:])
+	t.Attempts[len(t.Attempts)-1] = rec
+	t.Omitted++
+	t.OmittedAfter = head
 }
 
 // Executor runs the retry loop around one AttemptFunc:
@@ -105,6 +131,14 @@ type Executor struct {
 	Limits *Limits
 	// OnRateWait, if set, is called before a wait for a rate slot.
 	OnRateWait func(RateWaitInfo)
+	// Keep bounds the attempt records a run's Trace keeps, so that a run
+	// with no attempt limit (a check's --wait) does not grow: the first
+	// Keep/2 and the latest, the others counted in Trace.Omitted. Default
+	// 0: every record.
+	Keep int
+	// OnOmit, if set, is called with each record Keep leaves out, for a
+	// caller that counts what the records it drops said.
+	OnOmit func(AttemptRecord)
 }
 
 // errNoClassify is returned by Run when the Executor has no ClassifyFunc.
@@ -345,7 +379,7 @@ func (r *run) attempt() error {
 	cancel()
 	v := r.e.Classify(r.method, a, r.p)
 	now := r.clock.Now()
-	r.tr.Attempts = append(r.tr.Attempts, AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail, RateWait: r.rateWait})
+	r.tr.add(AttemptRecord{N: r.n, Status: a.Status, Err: v.Err, Duration: now.Sub(t0), Detail: a.Detail, RateWait: r.rateWait}, r.e.Keep, r.e.OnOmit)
 	ra, hasRA := time.Duration(0), false
 	if v := a.Header.Get("Retry-After"); v != "" {
 		// The server's Date is parsed only when there is something to
@@ -384,7 +418,7 @@ func (r *run) attempt() error {
 	}
 	r.last, r.lastKind, r.lastRA, r.lastRAQuota = v.Err, v.Kind, -1, false
 	if v.Kind != Cancelled {
-		r.lastDone, r.lastDoneN = v.Err, len(r.tr.Attempts)
+		r.lastDone, r.lastDoneN = v.Err, r.tr.Count()
 	}
 	if hasRA && v.Kind == Retryable {
 		r.ra.set(ra)
@@ -440,13 +474,13 @@ func (r *run) err(loopErr error) error {
 		if errors.Is(cause, ErrDeadline) {
 			// The attempt MaxTime cut off says nothing about the server:
 			// report the last one that ended on its own.
-			re := &RunError{Class: ErrDeadline, Last: r.lastDone, Attempts: len(r.tr.Attempts),
+			re := &RunError{Class: ErrDeadline, Last: r.lastDone, Attempts: r.tr.Count(),
 				RetryAfter: r.tr.RetryAfter, Reason: ReasonTimeUp, Limit: r.p.MaxTime}
 			var cut *cutError
 			if errors.As(r.last, &cut) {
 				// The time ran out during an attempt: name it, and how
 				// far it had got, beside the last one that ended.
-				re.CutAttempt, re.CutDetail = len(r.tr.Attempts), timeoutDetail(cut.err)
+				re.CutAttempt, re.CutDetail = r.tr.Count(), timeoutDetail(cut.err)
 				if r.lastDone != nil {
 					re.LastN = r.lastDoneN
 				}
@@ -461,20 +495,20 @@ func (r *run) err(loopErr error) error {
 	if r.rateYielded != nil {
 		return r.rateYielded
 	}
-	re := &RunError{Last: r.last, Attempts: len(r.tr.Attempts), RetryAfter: r.tr.RetryAfter}
+	re := &RunError{Last: r.last, Attempts: r.tr.Count(), RetryAfter: r.tr.RetryAfter}
 	switch {
 	case r.stop.hold != nil:
 		// Held beyond what the policy allows: no request was sent for it.
 		re.Class, re.RetryAfter, re.Reason, re.Limit = ErrRateLimited, r.stop.wait, ReasonHeld, r.p.MaxRetryAfter
 		r.stop.explain(re, r.p)
-		if len(r.tr.Attempts) == 0 {
+		if r.tr.Count() == 0 {
 			re.Last = r.stop.hold
 		}
 	case r.stop.rate:
 		re.Class, re.Reason, re.Wait, re.Limit = ErrDeadline, ReasonRateWait, r.stop.wait, r.p.MaxTime
 	case r.budgetSpent != nil:
 		re.Class, re.Reason, re.Budget = ErrRetryBudget, ReasonBudgetSpent, r.budgetSpent
-	case r.rejected != nil && len(r.tr.Attempts) == 0:
+	case r.rejected != nil && r.tr.Count() == 0:
 		re.Class, re.Last = ErrCircuitOpen, r.rejected
 	case r.rejected != nil, r.breakerOpened:
 		re.Class, re.Reason = ErrRetriesExhausted, ReasonBreakerOpened

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -539,5 +540,30 @@ func TestLastChanceWaitsARetryAfterPastTheDeadline(t *testing.T) {
 	fn, calls = script(clock, 0, retryAfter(503, "3600"), status(200))
 	if _, err := ex.Run(context.Background(), "GET", fn); !errors.Is(err, ErrRateLimited) || *calls != 1 {
 		t.Errorf("without LastChance: err %v after %d calls; want rate limited at once", err, *calls)
+	}
+}
+
+// TestKeepBoundsTheTrace: with Keep, a run keeps its first Keep/2 records
+// and the latest, hands each one it drops to OnOmit, and counts every
+// attempt in the trace and the run's error.
+func TestKeepBoundsTheTrace(t *testing.T) {
+	ex, clock, _ := newExec(fixed(10, time.Second))
+	var omitted []int
+	ex.Keep, ex.OnOmit = 4, func(rec AttemptRecord) { omitted = append(omitted, rec.N) }
+	fn, _ := script(clock, 0, status(503))
+	tr, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.As(err, &re) || re.Attempts != 10 {
+		t.Fatalf("err = %v", err)
+	}
+	var listed []int
+	for _, a := range tr.Attempts {
+		listed = append(listed, a.N)
+	}
+	if fmt.Sprint(listed) != "[1 2 9 10]" || fmt.Sprint(omitted) != "[3 4 5 6 7 8]" || tr.Omitted != 6 || tr.OmittedAfter != 2 || tr.Count() != 10 {
+		t.Errorf("listed %v, omitted %v (%d after %d), count %d", listed, omitted, tr.Omitted, tr.OmittedAfter, tr.Count())
+	}
+	if tr.Attempts[2].Wait != time.Second || tr.Attempts[3].Wait != 0 {
+		t.Errorf("waits: %v, %v", tr.Attempts[2].Wait, tr.Attempts[3].Wait)
 	}
 }
