@@ -132,8 +132,14 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 	if max > 0 {
 		raw = io.LimitReader(raw, max+1)
 	}
-	if o.keepBody {
+	decodedOver := false
+	switch {
+	case o.keepBody:
 		obs.Body, obs.BodyErr, err = o.readBody(raw, resp.Header.Get("Content-Encoding"))
+	case max > 0:
+		// --max-size bounds the body as fetch does, after decoding: a
+		// small gzip of a big body is a big body.
+		decodedOver, err = decodedOverLimit(raw, resp.Header.Get("Content-Encoding"), max)
 	}
 	if err == nil {
 		// Read (the rest of) the body and drop it: the answer is whole
@@ -145,7 +151,7 @@ func (o *observer) observe(ctx context.Context, n int) Observation {
 	switch {
 	case err != nil:
 		obs.Err = noAnswer(&BodyCutError{Read: obs.Received, Total: resp.ContentLength, Err: err})
-	case max > 0 && obs.Received > max:
+	case max > 0 && (obs.Received > max || decodedOver):
 		obs.Err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 	case resp.StatusCode == http.StatusPartialContent && o.req.Header.Get("Range") == "":
 		// Part of the body to a request for all of it is no whole answer,
@@ -200,6 +206,42 @@ func (o *observer) readBody(raw io.Reader, encoding string) (body []byte, bodyEr
 		return nil, &BodyLimitError{Limit: o.bodyLimit}, nil
 	}
 	return body, nil, nil
+}
+
+// decodedOverLimit reads a gzip body from raw (a body in no encoding it
+// does not touch) and reports whether it decodes to more than max bytes,
+// reading no further once it does; the caller drains the rest. A body
+// that is not valid gzip is not judged here: with no body expectation,
+// check does not look at its bytes. err is a failure to read raw.
+func decodedOverLimit(raw io.Reader, encoding string, max int64) (over bool, err error) {
+	if enc := strings.ToLower(strings.TrimSpace(encoding)); enc != "gzip" && enc != "x-gzip" {
+		return false, nil
+	}
+	src := &errReader{r: raw}
+	zr, zerr := gzip.NewReader(src)
+	if zerr != nil {
+		return false, src.err
+	}
+	defer zr.Close()
+	if n, _ := io.Copy(io.Discard, io.LimitReader(zr, max+1)); n > max {
+		return true, nil
+	}
+	return false, src.err
+}
+
+// errReader remembers the error other than io.EOF its reader returned:
+// a decoder's own errors (not gzip) are told from the transport's.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // sentHeader is the response header as the server sent it: net/http

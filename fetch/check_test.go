@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +194,15 @@ func TestCheckOne(t *testing.T) {
 		{name: "a body over the size bound is no answer",
 			handlers: []http.HandlerFunc{reply200("0123456789")}, maxSize: 4,
 			failed: []string{"body exceeds the size limit: Content-Length 10 > 4"}, attempts: 3, status: 200},
+		{name: "a gzip body over the size bound once decoded is no answer, as in fetch",
+			handlers: []http.HandlerFunc{replyGzip(strings.Repeat("a", 5000))}, maxSize: 1000,
+			failed: []string{"body exceeds the size limit (1000 bytes)"}, attempts: 3, status: 200},
+		{name: "a gzip body within the size bound once decoded",
+			handlers: []http.HandlerFunc{replyGzip(strings.Repeat("a", 1000))}, maxSize: 1000,
+			healthy: true, attempts: 1, status: 200},
+		{name: "a body that says gzip and is not, with a size bound and no body expectation",
+			handlers: []http.HandlerFunc{replyStatus(200, "this is not gzip", "Content-Encoding", "gzip")}, maxSize: 1000,
+			healthy: true, attempts: 1, status: 200},
 		{name: "rate limited beyond the longest wait",
 			handlers: []http.HandlerFunc{replyStatus(429, "", "Retry-After", "3600")},
 			failed:   []string{"status 429 not in 2xx", "the server asked to retry after 1h0m0s, longer than check waits without a time limit (1m0s)"},
@@ -992,5 +1003,19 @@ func TestCheckRedirectTargetNamed(t *testing.T) {
 	res := rep.Results[0]
 	if got := strings.Join(res.Failed, "; "); !strings.Contains(got, `redirected to "`+dead+`": `) || !strings.Contains(got, "connection refused") {
 		t.Errorf("failed %q, err %v", got, res.Err)
+	}
+}
+
+// replyGzip answers 200 with body gzipped, as it is sent (Content-Length
+// the compressed size).
+func replyGzip(body string) http.HandlerFunc {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(body))
+	zw.Close()
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		w.Write(b.Bytes())
 	}
 }
