@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 
@@ -31,11 +32,25 @@ type IOStreams struct {
 // System returns the process's streams.
 func System() *IOStreams {
 	closed, nullRW := stdoutClosed(os.Stdout)
+	in := io.Reader(os.Stdin)
+	if stdinClosed(os.Stdin) {
+		in = closedStdin{}
+	}
 	return &IOStreams{
-		In: os.Stdin, Out: os.Stdout, ErrOut: stderrFile(),
+		In: in, Out: os.Stdout, ErrOut: stderrFile(),
 		ErrTTY: isTerminal(os.Stderr), OutTTY: isTerminal(os.Stdout), OutClosed: closed, OutNullRW: nullRW,
 	}
 }
+
+// errStdinClosed is what reading a closed stdin says.
+var errStdinClosed = errors.New("stdin is closed (or is /dev/null opened read-write): there is nothing to read; give the data with < FILE, a pipe or < /dev/null")
+
+// closedStdin is a stdin that was closed at start: reading it fails, so
+// that `-d @-` or `-i -` with nothing to read is an error, not an empty
+// body or an empty list.
+type closedStdin struct{}
+
+func (closedStdin) Read([]byte) (int, error) { return 0, errStdinClosed }
 
 func isTerminal(f *os.File) bool {
 	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())

@@ -30,6 +30,19 @@ func stdoutClosed(f *os.File) (closed, nullRW bool) {
 	return nullRW, nullRW
 }
 
+// stdinClosed reports whether f (stdin) was closed when refetch started
+// (`refetch fetch -d @- URL <&-`): Go's runtime puts /dev/null, opened
+// read-write, in its place, where a shell's `< /dev/null` opens it
+// read-only. Reading it would give an empty body or an empty list of
+// URLs, and a PUT of nothing empties what it names.
+func stdinClosed(f *os.File) bool {
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return true
+	}
+	return fl&unix.O_ACCMODE == unix.O_RDWR && fetch.IsNullDevice(f)
+}
+
 // stderrFile is stderr through a duplicate of descriptor 2. Go's runtime
 // kills the process with SIGPIPE when a write to descriptors 1 or 2 meets
 // a broken pipe; for stdout that is the point (141: the reader is gone),

@@ -155,6 +155,27 @@ func TestE2EClosedStdout(t *testing.T) {
 	}
 }
 
+// TestE2EClosedStdin: a closed stdin is not an empty one. `-d @- <&-`
+// sent a PUT with an empty body (emptying what it names) and exited 0;
+// `-i - <&-` was an empty list. Both are now usage errors, nothing sent.
+// A deliberate `< /dev/null` (read-only) is still an empty body or list.
+func TestE2EClosedStdin(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := bodyServer(t, &hits)
+	e := newEnv(t)
+	for _, args := range [][]string{{"-X", "PUT", "-d", "@-"}, {"-X", "POST", "-d", "@-", "-o", "out"}, {"-i", "-"}} {
+		code, out := e.sh(`u=$1; shift; "$0" fetch "$@" "$u" <&-`, append([]string{srv.URL}, args...)...)
+		if code != 2 || hits.get() != 0 || !strings.Contains(out, "stdin is closed") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("%v with stdin closed: exit %d, %d requests, output %q", args, code, hits.get(), out)
+		}
+	}
+	code, out := e.sh(`"$0" fetch -X PUT -d @- "$1" < /dev/null`, srv.URL)
+	if code != 0 || hits.get() != 1 {
+		t.Errorf("-d @- < /dev/null: exit %d, %d requests, output %q", code, hits.get(), out)
+	}
+}
+
 // TestE2ESignalWhileReadingDataArgument: -d @FIFO with no writer yet
 // still ends at once on SIGTERM (143), sending nothing.
 func TestE2ESignalWhileReadingDataArgument(t *testing.T) {
