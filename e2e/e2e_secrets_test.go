@@ -74,6 +74,9 @@ func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
 		"check, query key": {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?apikey=" + secret},
 		"probe, query key": {"probe", "-v", "--json", "-n", "2", "--interval", "1ms", srv.URL + "/fail?api-key=" + secret},
 		"usage, query key": {"fetch", "-v", "http://exa mple.com/?api_key=" + secret},
+		// Credentials by whole name: an Azure SAS signature, an OAuth code.
+		"fetch, SAS sig":    {"fetch", "-v", "--json", "-n", "2", "--delay", "1ms", srv.URL + "/fail?sv=2022&sig=" + secret},
+		"check, OAuth code": {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?code=" + secret + "&state=s"},
 	}
 	for name, a := range runs {
 		r := e.run(a...)
@@ -162,6 +165,7 @@ func TestE2EEchoedSecretThroughEveryOutput(t *testing.T) {
 		"URL password":  {base: withPass},
 		"query api_key": {base: srv.URL, query: "?page=2&api_key=" + secret},
 		"query escaped": {base: srv.URL, query: "?token=" + secret + "%2Fz"},
+		"query sig":     {base: srv.URL, query: "?sr=b&sig=" + secret},
 		"Cookie":        {flags: []string{"-H", "Cookie: theme=dark; sid=" + secret}, base: srv.URL},
 		"secret-header": {flags: []string{"--secret-header", "X-Custom", "-H", "X-Custom: " + secret}, base: srv.URL},
 	}

@@ -115,7 +115,7 @@ func (r *Request) Identity() string {
 		// header would; "?" keeps the name apart from headers'.
 		q, _ := url.ParseQuery(r.URL.RawQuery)
 		for name, values := range q {
-			if !redact.SecretHeader(name) { // the rule, applied to parameter names
+			if !redact.SecretParam(name) {
 				continue
 			}
 			for _, v := range values {

@@ -62,6 +62,24 @@ func SecretHeader(name string) bool {
 	return userSecrets[canon]
 }
 
+// secretParamNames are query parameter names that are credentials though
+// no secret word is in them (lower-cased, whole names): short names a
+// substring rule cannot take without catching others ("sig" is in
+// "assignee", "code" in "X-Error-Code"). sig: Azure SAS and other signed
+// URLs; code: an OAuth authorization code; jwt; pass, pwd; sid, sessid,
+// phpsessid: session ids; otp; assertion: SAML; ticket: CAS.
+var secretParamNames = map[string]bool{
+	"sig": true, "code": true, "jwt": true, "pass": true, "pwd": true, "sid": true, "sessid": true,
+	"phpsessid": true, "otp": true, "assertion": true, "ticket": true,
+}
+
+// SecretParam reports whether the value of the URL query parameter name
+// (unescaped) is secret: the header rule (SecretHeader) applied to the
+// name, and the names of secretParamNames.
+func SecretParam(name string) bool {
+	return SecretHeader(name) || secretParamNames[strings.ToLower(name)]
+}
+
 // Header returns value, or Mask when the header name is secret.
 func Header(name, value string) string {
 	if SecretHeader(name) {

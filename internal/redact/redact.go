@@ -25,7 +25,7 @@ const Mask = "REDACTED"
 
 // RawURL returns raw with the password of its userinfo, and the values of
 // query parameters whose names the secret rule calls secret (api_key,
-// token, …: SecretHeader), replaced by Mask. Without "://", what precedes
+// token, sig, …: SecretParam), replaced by Mask. Without "://", what precedes
 // the last '@' is taken for userinfo: its part after a ':', or all of it
 // without one, is the secret.
 func RawURL(raw string) string {
@@ -66,7 +66,7 @@ func secretParam(k string) bool {
 	if err != nil {
 		name = k
 	}
-	return SecretHeader(name)
+	return SecretParam(name)
 }
 
 // minTextSecret is the shortest secret value scrubbed from free text

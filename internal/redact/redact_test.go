@@ -88,6 +88,10 @@ func TestRawURLQueryKeys(t *testing.T) {
 		"https://h/token?token=token&k=token":     "https://h/token?token=REDACTED&k=token",
 		"https://h/x?api_key=":                    "https://h/x?api_key=",
 		"h/x?apikey=k":                            "h/x?apikey=REDACTED",
+		// Credentials by whole name, which no secret word is in.
+		"https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=abc%2Bd%3D": "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=REDACTED",
+		"https://h/cb?code=4%2F0AX&state=xyz&SID=s1&jwt=e.y.J":                  "https://h/cb?code=REDACTED&state=xyz&SID=REDACTED&jwt=REDACTED",
+		"https://h/x?pass=p&pwd=q&assignee=me&error_code=7":                     "https://h/x?pass=REDACTED&pwd=REDACTED&assignee=me&error_code=7",
 	} {
 		if got := RawURL(raw); got != want {
 			t.Errorf("RawURL(%q) = %q, want %q", raw, got, want)
