@@ -195,19 +195,34 @@ func manPage(c *cobra.Command, version string, date time.Time) ([]byte, error) {
 		return nil, err
 	}
 	page := b.String()
-	extra := exitStatusSection() + environmentSection(c)
+	extra := exitStatusSection(topCommand(c)) + environmentSection(c)
 	if i := strings.Index(page, "\n.SH SEE ALSO\n"); i >= 0 {
 		return []byte(page[:i+1] + extra + page[i+1:]), nil
 	}
 	return []byte(page + extra), nil
 }
 
-// exitStatusSection is EXIT STATUS, from cmd.ExitCodes.
-func exitStatusSection() string {
+// topCommand is the command under the root that c is or belongs to
+// ("breaker" for "refetch breaker reset"), "" for the root itself.
+func topCommand(c *cobra.Command) string {
+	for ; c.HasParent(); c = c.Parent() {
+		if !c.Parent().HasParent() {
+			return c.Name()
+		}
+	}
+	return ""
+}
+
+// exitStatusSection is EXIT STATUS, from cmd.ExitCodes: the codes command
+// exits with (as its --help lists them), every code on the root's page
+// (command "").
+func exitStatusSection(command string) string {
 	var b strings.Builder
 	b.WriteString(".SH EXIT STATUS\n.PP\n" + roffText("Stable: scripts depend on them.") + "\n")
 	for _, e := range cmd.ExitCodes {
-		fmt.Fprintf(&b, ".TP\n\\fB%d\\fR\n%s\n", e.Code, roffText(e.PlainMeaning()))
+		if command == "" || e.For(command) {
+			fmt.Fprintf(&b, ".TP\n\\fB%d\\fR\n%s\n", e.Code, roffText(e.PlainMeaning()))
+		}
 	}
 	return b.String()
 }

@@ -176,6 +176,30 @@ func TestExitStatusIsTheTable(t *testing.T) {
 	}
 }
 
+// TestExitStatusPerCommand: a command's page lists the codes that command
+// exits with, as its --help does: check's has 8 and no 4 (fetch's), the
+// breaker's pages none of fetch's, check's or probe's (a tour found every
+// page listing all sixteen).
+func TestExitStatusPerCommand(t *testing.T) {
+	root := newRoot("dev")
+	for _, path := range [][]string{{"check"}, {"fetch"}, {"breaker", "reset"}, {"version"}} {
+		c, _, err := root.Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := manPage(c, "dev", testDate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range cmd.ExitCodes {
+			listed := strings.Contains(string(page), "\n.TP\n\\fB"+strconv.Itoa(e.Code)+"\\fR\n")
+			if want := e.For(path[0]); listed != want {
+				t.Errorf("%v: exit code %d listed %v, want %v", path, e.Code, listed, want)
+			}
+		}
+	}
+}
+
 // TestReproducible generates twice, the second time over a stale page
 // and with REFETCH_* and NO_COLOR set, and wants identical trees.
 func TestReproducible(t *testing.T) {
