@@ -607,6 +607,13 @@ func TestReportBatch(t *testing.T) {
 	if len(cases) != 41 || flaky != 20 {
 		t.Errorf("%d testcases (%d flaky), want 41 (20 flaky)", len(cases), flaky)
 	}
+	// A failed URL's failure type is its last attempt's class, as a
+	// check's is (a tour found fetch's saying retries_exhausted).
+	if f := caseNamed(t, root, "/down").children("failure"); len(f) != 1 {
+		t.Errorf("/down: %d failures", len(f))
+	} else if typ, _ := f[0].attr("type"); typ != "http_503" {
+		t.Errorf("/down: failure type %q, want http_503", typ)
+	}
 	if jr := readJUnit(t, junit); jr.Suite.Tests != 41 || jr.Suite.Failures != 1 || jr.Props["refetch.flaky"] != "20" {
 		t.Errorf("junitparser reads %+v %v", jr.Suite, jr.Props)
 	}

@@ -76,6 +76,12 @@ func FromRun(req *fetch.Request, res *fetch.Result, class, message string) Case 
 		}
 	}
 	c.Judge(res != nil && res.Source == fetch.SourceNetwork && class == "")
+	if c.lastFailed() >= 0 {
+		// A failure's class is its last failed attempt's (http_503,
+		// refused), as check's is; the run's (retries_exhausted) only
+		// when no attempt failed (circuit_open before any request).
+		c.Class = ""
+	}
 	if c.Result == Failed && c.Message == "" && res != nil && res.Err != nil {
 		c.Message = fetch.Redact(res.Err.Error())
 	}
