@@ -82,6 +82,36 @@ func TestE2EPermanentStatus(t *testing.T) {
 	}
 }
 
+// TestE2EBadGzipIsNotACut: a body that says gzip and is not (or whose
+// deflate data is corrupt) is what the server will send again: exit 3
+// after one request, saying so, the breaker untouched. It had been "body
+// cut short after 0 B", retried and counted against the breaker.
+func TestE2EBadGzipIsNotACut(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.next()
+		w.Header().Set("Content-Encoding", "gzip")
+		if r.URL.Path == "/corrupt" {
+			w.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff})
+			return
+		}
+		io.WriteString(w, "this is not gzip")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	for i, path := range []string{"/plain", "/corrupt"} {
+		r := e.run(args(srv.URL + path)...)
+		r.wantCode(t, 3)
+		if c.get() != int64(i+1) || r.stdout != "" || !strings.Contains(r.stderr, "the body is not valid gzip (Content-Encoding: gzip)") {
+			t.Errorf("%s: requests = %d, stdout = %q, stderr %q", path, c.get(), r.stdout, r.stderr)
+		}
+	}
+	if r := e.run("breaker", "status", srv.URL); !strings.Contains(r.stdout, "no breakers") && !strings.Contains(r.stdout, "closed") {
+		t.Errorf("breaker after bad gzip: %q", r.stdout)
+	}
+}
+
 func TestE2ERetryOn(t *testing.T) {
 	t.Parallel()
 	var c counter

@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"compress/flate"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +22,10 @@ var (
 	// MaxResponseHeaderBytes: a server that sends that much will send it
 	// again.
 	ErrHeadersTooLarge = errors.New("response headers exceed 1 MiB")
+	// ErrBadGzip is returned when a body the transport decodes (sent with
+	// Content-Encoding: gzip) is not valid gzip: the server sent what it
+	// will send again; a body cut in transit is a BodyCutError instead.
+	ErrBadGzip = errors.New("the body is not valid gzip (Content-Encoding: gzip)")
 	// ErrPartialStream is returned when a streamed body was cut after some
 	// of it had already been written to its destination: a retry would
 	// duplicate data, so it is not retried.
@@ -156,7 +162,20 @@ func Classify(method string, a resilience.Attempt, p resilience.Policy) resilien
 // final reports the errors of this layer that no retry can fix.
 func final(err error) bool {
 	return errors.Is(err, ErrTooManyRedirects) || errors.Is(err, ErrBadRedirect) || errors.Is(err, ErrTooLarge) ||
-		errors.Is(err, ErrHeadersTooLarge) || errors.Is(err, ErrPartialStream) || errors.Is(err, ErrOutput)
+		errors.Is(err, ErrHeadersTooLarge) || errors.Is(err, ErrPartialStream) || errors.Is(err, ErrOutput) ||
+		errors.Is(err, ErrBadGzip)
+}
+
+// bodyReadError is the error of a failed read of a body, of which read
+// bytes came: a gzip body that does not decode is ErrBadGzip, anything
+// else a cut (a truncated gzip stream included: io.ErrUnexpectedEOF is
+// what a cut connection looks like there too).
+func bodyReadError(err error, read, total int64, streamed bool) error {
+	var corrupt flate.CorruptInputError
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &corrupt) {
+		return fmt.Errorf("%w: %v", ErrBadGzip, err)
+	}
+	return &BodyCutError{Read: read, Total: total, Streamed: streamed, Err: err}
 }
 
 // headersTooLarge recognises net/http's error for response headers over

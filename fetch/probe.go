@@ -290,7 +290,7 @@ func drain(resp *http.Response, max int64) error {
 	n, err := io.Copy(io.Discard, src)
 	switch {
 	case err != nil:
-		return &BodyCutError{Read: n, Total: resp.ContentLength, Err: err}
+		return bodyReadError(err, n, resp.ContentLength, false)
 	case max > 0 && n > max:
 		return fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
 	}

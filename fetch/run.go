@@ -538,7 +538,7 @@ func (f *fetcher) copyBody(ctx context.Context, dst io.Writer, src io.Reader, ma
 			return n, nil
 		}
 		if rerr != nil {
-			return n, &BodyCutError{Read: n, Total: total, Streamed: f.cfg.Sink.Streams() && n > 0, Err: rerr}
+			return n, bodyReadError(rerr, n, total, f.cfg.Sink.Streams() && n > 0)
 		}
 		if direct && n < total {
 			// Nothing of the body is left in net/http's buffer: the rest
