@@ -212,6 +212,20 @@ type batchRun struct {
 	stopping bool
 }
 
+// batchFlagsError is the error of -P or --parallel-host out of range,
+// nil if both are in it. A fetch of one URL checks them too: a bad value
+// is as wrong there, and the same command line with two URLs would fail.
+func (o *FetchOptions) batchFlagsError() error {
+	bf := o.Batch
+	switch {
+	case bf.Parallel < 1 || bf.Parallel > maxParallel:
+		return o.RequestFlags.names.invalid("parallel", bf.Parallel, "must be from 1 to %d", maxParallel)
+	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
+		return o.RequestFlags.names.invalid("parallel-host", bf.ParallelHost, "must be from 1 to %d (0: as many as --parallel)", maxParallel)
+	}
+	return nil
+}
+
 // planBatch checks the flags and every URL of the input, before any
 // request: the same checks as a single fetch, plus the batch's own.
 func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
@@ -222,10 +236,8 @@ func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 		// stdin with files raises questions a concatenation answers.
 		return nil, usageErrorf("-i given %d times (%s): a batch reads one input; to read several, join them: cat %s | refetch fetch -i - …",
 			len(bf.inputs), quotedList(bf.inputs), shellWords(bf.inputs))
-	case bf.Parallel < 1 || bf.Parallel > maxParallel:
-		return nil, o.RequestFlags.names.invalid("parallel", bf.Parallel, "must be from 1 to %d", maxParallel)
-	case bf.ParallelHost < 0 || bf.ParallelHost > maxParallel:
-		return nil, o.RequestFlags.names.invalid("parallel-host", bf.ParallelHost, "must be from 1 to %d (0: as many as --parallel)", maxParallel)
+	case o.batchFlagsError() != nil:
+		return nil, o.batchFlagsError()
 	case o.NoBuffer:
 		return nil, usageErrorf("-N streams one body to stdout; a batch writes each body whole: use -o TEMPLATE or --json, or leave -N out")
 	case bf.Input == "-" && o.DataGiven && o.Data == "@-":

@@ -202,6 +202,9 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.batchFlagsError(); err != nil {
+		return nil, err
+	}
 	switch {
 	case o.NoBuffer && o.JSON:
 		return nil, usageErrorf("-N streams the body to stdout, --json prints a report there instead: use one")

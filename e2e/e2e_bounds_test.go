@@ -45,6 +45,12 @@ func TestE2EFlagBounds(t *testing.T) {
 		{"fetch", []string{"--max-redirs", "99999999999999999999"}, "", "invalid --max-redirs 99999999999999999999: must be at most 2147483647"},
 		{"fetch", nil, "REFETCH_MAX_REDIRS=2147483648", `invalid REFETCH_MAX_REDIRS="2147483648": must be at most 2147483647`},
 		{"fetch", []string{"-P", "99999999999999999999", srv.URL + "/b"}, "", "invalid --parallel 99999999999999999999: must be from 1 to 1024"},
+		// With one URL too (a tour found them accepted, where the same
+		// command line with two URLs failed).
+		{"fetch", []string{"-P", "0"}, "", "invalid --parallel 0: must be from 1 to 1024"},
+		{"fetch", []string{"-P", "2000"}, "", "invalid --parallel 2000: must be from 1 to 1024"},
+		{"fetch", []string{"--parallel-host", "-1"}, "", "invalid --parallel-host -1: must be from 1 to 1024"},
+		{"fetch", nil, "REFETCH_PARALLEL=0", "invalid REFETCH_PARALLEL=0: must be from 1 to 1024"},
 		{"fetch", []string{"--max-size", "1025T"}, "", `invalid --max-size: size "1025T": must be at most 1024T`},
 		{"fetch", []string{"--max-size", "9223372036854775807"}, "", `must be at most 1024T`},
 		{"fetch", nil, "REFETCH_MAX_SIZE=99999999999999999999", `REFETCH_MAX_SIZE`},
