@@ -25,9 +25,17 @@ const envAnnotation = "refetch_from_env"
 // variable.
 func applyEnv(c *cobra.Command, getenv func(string) string) error {
 	var err error
+	given := map[string]bool{}
+	c.Flags().Visit(func(f *pflag.Flag) { given[f.Name] = true })
 	set := func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" || f.Name == "version" {
+		if err != nil || f.Changed || noEnv[f.Name] {
 			return
+		}
+		for _, r := range rivals[f.Name] {
+			if given[r] {
+				// The command line wins: its -v over REFETCH_QUIET.
+				return
+			}
 		}
 		v := getenv(EnvName(f.Name))
 		if v == "" {
@@ -62,6 +70,26 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 	}
 	c.Flags().VisitAll(set)
 	return err
+}
+
+// noEnv are the flags no variable sets: help and version, and
+// `breaker reset --all`, which a REFETCH_ALL meant for anything else in a
+// job's environment would turn from one key's reset into every key's.
+var noEnv = map[string]bool{"help": true, "version": true, "all": true}
+
+// FromEnv reports whether flag name can come from its REFETCH_ variable
+// (every flag but those of noEnv), for the manual.
+func FromEnv(name string) bool { return !noEnv[name] }
+
+// rivals are the flags that cannot be used together, each with the flags
+// it excludes: a variable is not applied when a rival is on the command
+// line, so the command line wins (REFETCH_QUIET=1 refetch fetch -v URL is
+// verbose). Two rivals both from variables, or both on the command line,
+// are a usage error naming them as they were given.
+var rivals = map[string][]string{
+	"quiet": {"verbose"}, "verbose": {"quiet"},
+	"no-buffer": {"output", "json"}, "output": {"no-buffer"}, "json": {"no-buffer"},
+	"fallback": {"fallback-file"}, "fallback-file": {"fallback"},
 }
 
 // flagNames says how messages call each flag: by the flag as written on a

@@ -207,9 +207,11 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	}
 	switch {
 	case o.NoBuffer && o.JSON:
-		return nil, usageErrorf("-N streams the body to stdout, --json prints a report there instead: use one")
+		return nil, usageErrorf("%s streams the body to stdout, %s prints a report there instead: use one",
+			o.RequestFlags.names.of("no-buffer", "-N"), o.RequestFlags.names.flag("json"))
 	case o.NoBuffer && o.Output != "" && o.Output != "-":
-		return nil, usageErrorf("-N streams to stdout, -o writes a file atomically: use one")
+		return nil, usageErrorf("%s streams to stdout, %s writes a file atomically: use one",
+			o.RequestFlags.names.of("no-buffer", "-N"), o.RequestFlags.names.of("output", "-o"))
 	case o.OutputGiven && o.Output == "":
 		return nil, usageErrorf("-o needs a file name (or - for stdout); is a variable empty?")
 	case o.StaleIfError < 0:
@@ -217,7 +219,7 @@ func (o *FetchOptions) plan(ctx context.Context) (*fetchPlan, error) {
 	case o.FallbackFileGiven && o.FallbackFile == "":
 		return nil, usageErrorf("--fallback-file needs a file name; is a variable empty?")
 	case o.FallbackGiven && o.FallbackFile != "":
-		return nil, usageErrorf("--fallback and --fallback-file cannot be used together")
+		return nil, usageErrorf("%s and %s cannot be used together", o.RequestFlags.names.flag("fallback"), o.RequestFlags.names.flag("fallback-file"))
 	}
 	req, err := o.RequestFlags.build(ctx, u, o.IO.In)
 	if err != nil {

@@ -135,7 +135,8 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 				return namesOf(c.Flags()).invalid("color", strconv.Quote(f.Global.Color), "want auto, always or never")
 			}
 			if f.Global.Quiet && f.Global.Verbose {
-				return usageErrorf("-q and -v cannot be used together")
+				n := namesOf(c.Flags())
+				return usageErrorf("%s and %s cannot be used together", n.of("quiet", "-q"), n.of("verbose", "-v"))
 			}
 			for _, name := range f.Global.SecretHeaders {
 				if !validHeaderName(name) {

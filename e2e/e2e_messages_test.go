@@ -170,3 +170,54 @@ func TestE2ECheckJSONExpectationNamesTheFlag(t *testing.T) {
 		t.Errorf("failed %q, want [%q]", failed, want)
 	}
 }
+
+// TestE2ECommandLineBeatsRivalVariable: the command line wins over the
+// variable of a flag it cannot be used with (a tour's REFETCH_QUIET=1 with
+// -v was "-q and -v cannot be used together", naming a flag never typed);
+// two such variables are an error naming both; REFETCH_ALL never turns a
+// key-less breaker reset into a reset of every key.
+func TestE2ECommandLineBeatsRivalVariable(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := bodyServer(t, &hits)
+	e := newEnv(t)
+	r := e.with("REFETCH_QUIET=1").run("fetch", "-v", srv.URL)
+	r.wantCode(t, 0)
+	if !strings.Contains(r.stderr, "> GET ") && !strings.Contains(r.stderr, "] GET ") {
+		t.Errorf("REFETCH_QUIET=1 with -v: not verbose: %q", r.stderr)
+	}
+	out := filepath.Join(e.dir, "body")
+	e.with("REFETCH_NO_BUFFER=1").run("fetch", "-o", out, srv.URL).wantCode(t, 0)
+	if b, _ := os.ReadFile(out); string(b) != string(outputBody) {
+		t.Errorf("REFETCH_NO_BUFFER=1 with -o: file %q", b)
+	}
+	e.with("REFETCH_NO_BUFFER=1").run("fetch", "--json", srv.URL).wantCode(t, 0)
+	fb := filepath.Join(e.dir, "fb")
+	os.WriteFile(fb, []byte("fallback"), 0o644)
+	e.with("REFETCH_FALLBACK=x").run("fetch", "--fallback-file", fb, srv.URL).wantCode(t, 0)
+	before := hits.get()
+	for vars, want := range map[string]string{
+		"REFETCH_QUIET=1 REFETCH_VERBOSE=1":      "refetch: REFETCH_QUIET and REFETCH_VERBOSE cannot be used together",
+		"REFETCH_NO_BUFFER=1 REFETCH_OUTPUT=out": "refetch: REFETCH_NO_BUFFER streams to stdout, REFETCH_OUTPUT writes a file atomically: use one",
+	} {
+		r := e.with(strings.Fields(vars)...).run("fetch", srv.URL)
+		r.wantCode(t, 2)
+		if !strings.HasPrefix(r.stderr, want) {
+			t.Errorf("%s: stderr %q, want %q", vars, r.stderr, want)
+		}
+	}
+	if hits.get() != before {
+		t.Errorf("a usage error sent a request")
+	}
+	// A hold on the origin, then a reset under REFETCH_ALL=true: a KEY
+	// is still needed, and with one only that key is reset.
+	e.run("fetch", "-n", "1", "--breaker-failures", "1", "http://127.0.0.1:9/").wantCode(t, 4)
+	r = e.with("REFETCH_ALL=true").run("breaker", "reset")
+	r.wantCode(t, 2)
+	if !strings.Contains(r.stderr, "give a KEY or --all") {
+		t.Errorf("REFETCH_ALL=true breaker reset: %q", r.stderr)
+	}
+	if r := e.run("breaker", "status"); !strings.Contains(r.stdout, "127.0.0.1:9") {
+		t.Errorf("the breaker was reset by REFETCH_ALL: %q", r.stdout)
+	}
+}

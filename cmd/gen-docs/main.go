@@ -233,12 +233,15 @@ type envVar struct{ name, meaning string }
 // environment is what every command reads besides its flags' variables.
 var environment = []envVar{
 	{"REFETCH_STATE_DIR", "the breaker state directory when --state-dir is not given; before $XDG_STATE_HOME/refetch and ~/.local/state/refetch"},
-	{"REFETCH_STORE", "where breaker state and holds live, as --store: empty for the files in the state directory, redis://[user:pass@]host:port/db or rediss:// to share them through Redis"},
+	{"REFETCH_STORE", "where breaker state and holds live, as --store: empty for the files in the state directory, redis://[user:pass@]host:port/db or rediss:// to share them through Redis, redis+sentinel:// or redis+cluster:// for Sentinel or Cluster"},
+	{"REFETCH_NO_TMPFILE", "when 1 or true, temporary files beside -o targets are named even where O_TMPFILE works (a file system or sandbox that mishandles it)"},
 	{"REFETCH_NODE", "this machine's node id for --breaker-quorum (default: the hostname; control characters become ?, at most 128 bytes)"},
 	{"XDG_STATE_HOME", "the breaker state directory is $XDG_STATE_HOME/refetch unless --state-dir or REFETCH_STATE_DIR says otherwise (default ~/.local/state)"},
 	{"XDG_CACHE_HOME", "the --stale-if-error cache is $XDG_CACHE_HOME/refetch (default ~/.cache/refetch)"},
 	{"HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "proxies for http and https URLs and the hosts that bypass them (lower-case names too)"},
 	{"NO_COLOR", "when set and not empty, no color on stderr or stdout, even with --color always"},
+	{"TMPDIR", "where bodies held back until complete spill past 4 MiB, and reports are prepared (default /tmp)"},
+	{"GITHUB_ACTIONS, GITHUB_STEP_SUMMARY", "under GitHub Actions (GITHUB_ACTIONS=true), failed and flaky URLs are annotated and a table is appended to $GITHUB_STEP_SUMMARY"},
 }
 
 // environmentSection lists REFETCH_<FLAG> for each of c's flags, inherited
@@ -252,7 +255,7 @@ func environmentSection(c *cobra.Command) string {
 	var flags []*pflag.Flag
 	seen := map[string]bool{}
 	add := func(f *pflag.Flag) {
-		if f.Hidden || f.Deprecated != "" || f.Name == "help" || f.Name == "version" || seen[f.Name] || general[cmd.EnvName(f.Name)] {
+		if f.Hidden || f.Deprecated != "" || !cmd.FromEnv(f.Name) || seen[f.Name] || general[cmd.EnvName(f.Name)] {
 			return
 		}
 		seen[f.Name] = true
@@ -264,7 +267,7 @@ func environmentSection(c *cobra.Command) string {
 
 	var b strings.Builder
 	b.WriteString(".SH ENVIRONMENT\n.PP\n" + roffText("Every flag can also come from REFETCH_<FLAG>: upper case, dashes as underscores. "+
-		"The command line wins; an empty variable counts as not set. For a repeatable flag, put one value per line.") + "\n")
+		"The command line wins, also over the variable of a flag it cannot be used with; an empty variable counts as not set. For a repeatable flag, put one value per line. breaker reset --all is never read from a variable.") + "\n")
 	for _, f := range flags {
 		_, usage := pflag.UnquoteUsage(f) // drops the backquotes around a value name
 		fmt.Fprintf(&b, ".TP\n\\fB%s\\fR\n%s\n", roffText(cmd.EnvName(f.Name)), roffText("--"+f.Name+": "+usage))

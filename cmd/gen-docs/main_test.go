@@ -128,17 +128,15 @@ func TestEnvironmentNamesEveryFlag(t *testing.T) {
 		env := page[strings.Index(page, "\n.SH ENVIRONMENT\n"):]
 		c.Flags().AddFlagSet(c.InheritedFlags())
 		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if f.Name == "help" || f.Name == "version" {
-				return
-			}
 			name := strings.ReplaceAll(cmd.EnvName(f.Name), "-", `\-`)
-			if !strings.Contains(env, "\n\\fB"+name+"\\fR\n") {
-				t.Errorf("%s: ENVIRONMENT lacks %s", c.CommandPath(), cmd.EnvName(f.Name))
+			if listed := strings.Contains(env, "\n\\fB"+name+"\\fR\n"); listed != cmd.FromEnv(f.Name) {
+				t.Errorf("%s: ENVIRONMENT lists %s: %v; the variable is read: %v", c.CommandPath(), cmd.EnvName(f.Name), listed, cmd.FromEnv(f.Name))
 			}
 			checked++
 		})
 		for _, v := range []string{"REFETCH_STATE_DIR", "REFETCH_STORE", "REFETCH_NODE", "XDG_STATE_HOME",
-			"XDG_CACHE_HOME", "HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "NO_COLOR"} {
+			"XDG_CACHE_HOME", "HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "NO_COLOR", "REFETCH_NO_TMPFILE", "TMPDIR",
+			"GITHUB_ACTIONS, GITHUB_STEP_SUMMARY"} {
 			if !strings.Contains(env, "\n\\fB"+v+"\\fR\n") {
 				t.Errorf("%s: ENVIRONMENT lacks %s", c.CommandPath(), v)
 			}
