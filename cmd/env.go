@@ -3,8 +3,10 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"github.com/refetch/refetch/internal/redact"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -76,6 +78,36 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 // `breaker reset --all`, which a REFETCH_ALL meant for anything else in a
 // job's environment would turn from one key's reset into every key's.
 var noEnv = map[string]bool{"help": true, "version": true, "all": true}
+
+// namingFlags are the flags whose values name a file, a directory, a
+// store or a key: a CR in one is a script's Windows line ending, not
+// part of the name ("out.txt\r", a state dir "st\r" beside "st").
+var namingFlags = []string{"output", "input", "report", "metrics", "state-dir", "store", "breaker-key",
+	"fallback-file", "cacert"}
+
+// checkNames refuses a naming flag whose value holds a CR or a line feed,
+// whether given on the command line or by its variable, before anything
+// is done.
+func checkNames(fs *pflag.FlagSet) error {
+	n := namesOf(fs)
+	for _, name := range namingFlags {
+		f := fs.Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		values := []string{f.Value.String()}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			values = sv.GetSlice()
+		}
+		for _, v := range values {
+			if strings.ContainsAny(v, "\r\n") {
+				// A store URL or a key may hold a password.
+				return n.invalid(name, strconv.Quote(redact.RawURL(v)), "a name with a line break (Windows line endings in a script?): strip it")
+			}
+		}
+	}
+	return nil
+}
 
 // FromEnv reports whether flag name can come from its REFETCH_ variable
 // (every flag but those of noEnv), for the manual.

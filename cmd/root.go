@@ -129,6 +129,9 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 			if err := applyEnv(c, f.Getenv); err != nil {
 				return err
 			}
+			if err := checkNames(c.Flags()); err != nil {
+				return err
+			}
 			switch f.Global.Color {
 			case "auto", "always", "never":
 			default:

@@ -221,3 +221,45 @@ func TestE2ECommandLineBeatsRivalVariable(t *testing.T) {
 		t.Errorf("the breaker was reset by REFETCH_ALL: %q", r.stdout)
 	}
 }
+
+// TestE2ENameWithLineBreak: a file, directory, store or key name ending
+// in a CR (a script with Windows line endings) is refused before
+// anything is done, given as a flag or a variable; a tour found
+// "x.txt\r" written and a state dir "st\r" beside "st", exit 0.
+func TestE2ENameWithLineBreak(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := bodyServer(t, &hits)
+	e := newEnv(t)
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"", []string{"fetch", "-o", "x.txt\r", srv.URL}, `invalid --output "x.txt\r"`},
+		{"REFETCH_OUTPUT=x.txt\r", []string{"fetch", srv.URL}, `invalid REFETCH_OUTPUT="x.txt\r"`},
+		{"REFETCH_STATE_DIR=st\r", []string{"fetch", srv.URL}, `invalid REFETCH_STATE_DIR="st\r"`},
+		{"", []string{"fetch", "--state-dir", "st\r", srv.URL}, `invalid --state-dir "st\r"`},
+		{"", []string{"fetch", "--breaker-key", "k\r", srv.URL}, `invalid --breaker-key "k\r"`},
+		{"", []string{"check", "--report", "junit=r.xml\r", srv.URL}, `invalid --report "junit=r.xml\r"`},
+		{"", []string{"probe", "-n", "1", "--metrics", "m.prom\r", srv.URL}, `invalid --metrics "m.prom\r"`},
+		{"", []string{"breaker", "status", "--metrics", "m.prom\r"}, `invalid --metrics "m.prom\r"`},
+		{"", []string{"fetch", "--store", "redis://u:s3cret-pw@127.0.0.1:1/0\r", srv.URL}, `invalid --store "redis://u:REDACTED@127.0.0.1:1/0\r"`},
+	} {
+		r := e.with(tc.env).run(tc.args...)
+		r.wantCode(t, 2)
+		if !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "s3cret-pw") {
+			t.Errorf("%q %q: stderr %q, want %q", tc.env, tc.args, r.stderr, tc.want)
+		}
+	}
+	if hits.get() != 0 {
+		t.Errorf("%d requests sent", hits.get())
+	}
+	if entries, _ := os.ReadDir(e.dir); len(entries) > 0 {
+		for _, en := range entries {
+			if strings.Contains(en.Name(), "\r") {
+				t.Errorf("made %q", en.Name())
+			}
+		}
+	}
+}
