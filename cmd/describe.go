@@ -106,8 +106,12 @@ func hint(err error) string {
 			// The run fell back to the local state dir: that is where the
 			// open breaker is, and an empty REFETCH_STORE keeps a reset
 			// from going to the store from the environment.
+			key, tail := shellQuote(open.Record.Key), ""
+			if fetch.Redact(open.Record.Key) != open.Record.Key {
+				key, tail = "KEY", "; KEY: this run's breaker key, not shown: it holds a secret"
+			}
 			return "; reset with: REFETCH_STORE= refetch breaker reset --state-dir " + shellQuote(reset.plan.dir) + " " +
-				shellQuote(open.Record.Key) + " (the local state dir: the store was unavailable)"
+				key + " (the local state dir: the store was unavailable" + tail + ")"
 		}
 		where := ""
 		if hasPlan && reset.plan.explicitDir {
@@ -120,7 +124,15 @@ func hint(err error) string {
 			where += " --store URL"
 			tail = " (URL: this run's --store)"
 		}
-		return "; reset with: refetch breaker reset" + where + " " + shellQuote(open.Record.Key) + tail
+		key := shellQuote(open.Record.Key)
+		if fetch.Redact(open.Record.Key) != open.Record.Key {
+			// A key that holds a secret (a password, a token in its
+			// query) is shown masked, and a command with the mask in it
+			// would reset nothing.
+			key = "KEY"
+			tail += " (KEY: this run's breaker key, not shown: it holds a secret)"
+		}
+		return "; reset with: refetch breaker reset" + where + " " + key + tail
 	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
 		errors.As(err, &re) && re.Reason == resilience.ReasonWaitPastDeadline:
 		return " (--max-time sets the limit)"

@@ -459,6 +459,20 @@ func TestE2ETourFindings(t *testing.T) {
 	if st := e.run("breaker", "status"); strings.Contains(st.stdout, "\x1b") {
 		t.Errorf("breaker status prints an escape sequence: %q", st.stdout)
 	}
+
+	// A key holding a secret is shown masked; the hint does not offer a
+	// command with the mask in it, which would reset nothing (a tour ran
+	// it: "nothing to reset", exit 0, the circuit still open).
+	secretKey := "https://u:k3y-pass@h.example/"
+	e.run(args("-n", "1", "--breaker-failures", "1", "--breaker-key", secretKey, down.URL)...).wantCode(t, 4)
+	r = e.run(args("--breaker-key", secretKey, down.URL)...)
+	r.wantCode(t, 5)
+	if strings.Contains(r.stderr, "k3y-pass") || strings.Contains(r.stderr, "breaker reset 'https://u:REDACTED") ||
+		!strings.Contains(r.stderr, "breaker reset KEY (KEY: this run's breaker key, not shown: it holds a secret)") {
+		t.Errorf("secret key: stderr %q", r.stderr)
+	}
+	e.run("breaker", "reset", secretKey).wantCode(t, 0)
+	e.run(args("-n", "1", "--breaker-key", secretKey, down.URL)...).wantCode(t, 4)
 }
 
 // TestE2ENetHTTPLogNeverReachesStderr: net/http's own log lines (a server
