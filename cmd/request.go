@@ -82,6 +82,9 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
 	n := r.names
 	var err error
+	if err = fetch.CheckProxyEnv(os.Getenv); err != nil {
+		return nil, &UsageError{Err: err}
+	}
 	if req.Pins, err = r.parseResolve(); err != nil {
 		return nil, err
 	}

@@ -263,3 +263,32 @@ func TestE2ENameWithLineBreak(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EMalformedProxyVariable: a proxy variable net/http cannot use is
+// exit 2 before any request, its password not shown; net/http had gone
+// direct (or dialled a host named "http") without a word.
+func TestE2EMalformedProxyVariable(t *testing.T) {
+	t.Parallel()
+	var hits counter
+	srv := bodyServer(t, &hits)
+	e := newEnv(t)
+	for _, tc := range []struct{ env, want string }{
+		{"HTTP_PROXY=http://u:PR0XY%zzpass@127.0.0.1:1", `invalid HTTP_PROXY="http://u:REDACTED@127.0.0.1:1": not a URL`},
+		{"HTTPS_PROXY=http://[::1", `invalid HTTPS_PROXY="http://[::1": not a URL`},
+		{"http_proxy=ftp://127.0.0.1:1", `invalid http_proxy="ftp://127.0.0.1:1": scheme "ftp"`},
+		{"HTTP_PROXY=http://127.0.0.1:99999", `port "99999": want 1 to 65535`},
+	} {
+		for _, cmd := range [][]string{{"fetch"}, {"check", "-n", "1"}, {"probe", "-n", "1"}} {
+			r := e.with(tc.env).run(append(cmd, srv.URL)...)
+			r.wantCode(t, 2)
+			if !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "PR0XY") {
+				t.Errorf("%s %v: stderr %q, want %q", tc.env, cmd, r.stderr, tc.want)
+			}
+		}
+	}
+	if hits.get() != 0 {
+		t.Errorf("%d requests sent", hits.get())
+	}
+	// Well-formed ones are used as net/http uses them (loopback: direct).
+	e.with("HTTP_PROXY=127.0.0.1:3128", "HTTPS_PROXY=socks5://127.0.0.1:1080").run("fetch", srv.URL).wantCode(t, 0)
+}

@@ -576,6 +576,50 @@ func (r *Request) registerSecrets() {
 // (http.ProxyFromEnvironment).
 var proxyVars = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"}
 
+// CheckProxyEnv checks the proxy variables net/http reads (proxyVars):
+// each one set must be a proxy URL net/http can use, with a scheme of
+// http, https, socks5 or socks5h (none: http), a host, and a port from 1
+// to 65535 if one is given. net/http goes direct, or fails later with a
+// DNS error about "http", when one is malformed: in a network where only
+// the proxy may go out, a typo in its password would send the request
+// around it. getenv is os.Getenv, which net/http reads too.
+func CheckProxyEnv(getenv func(string) string) error {
+	for _, name := range proxyVars {
+		v := getenv(name)
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if !strings.Contains(v, "://") && (err != nil || u.Scheme == "" || u.Host == "") {
+			// net/http's own rule: a bare host:port is an http proxy.
+			// (net/http prefixes a malformed http://… too, and then
+			// dials a host named "http".)
+			u, err = url.Parse("http://" + v)
+		}
+		why := ""
+		switch {
+		case err != nil:
+			why = "not a URL"
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				why = "not a URL: " + redact.Text(ue.Err.Error())
+			}
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h":
+			why = fmt.Sprintf("scheme %q: want http, https, socks5 or socks5h", u.Scheme)
+		case u.Hostname() == "":
+			why = "no host"
+		case u.Port() != "":
+			if p, perr := strconv.Atoi(u.Port()); perr != nil || p < 1 || p > 65535 {
+				why = fmt.Sprintf("port %q: want 1 to 65535", u.Port())
+			}
+		}
+		if why != "" {
+			return fmt.Errorf("invalid %s=%q: %s (want a proxy URL such as http://host:3128)", name, redact.RawURL(v), why)
+		}
+	}
+	return nil
+}
+
 // LoadCACert reads the PEM bundle at path, the CA file. A file that
 // cannot be read, or holds no parseable certificate (an empty file,
 // garbage, a key only, a DER file), is an *InvalidError about
