@@ -176,9 +176,34 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		msg := fmt.Sprintf("unknown command %q", args[0])
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		} else if strings.Contains(args[0], "://") {
+			// curl's habit: the URL right after the program's name.
+			msg += " (to fetch a URL: refetch fetch URL)"
 		}
 		return &UsageError{Err: errors.New(msg), Cmd: c.CommandPath()}
 	}
+	// help with a topic that is no command is a usage error, as an
+	// unknown command is; cobra's own help printed the root's help and
+	// exited 0.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				topic := strings.Join(args, " ")
+				msg := fmt.Sprintf("unknown help topic %q", topic)
+				if len(args) > 0 && (target == nil || target == c.Root()) {
+					if s := c.Root().SuggestionsFor(args[0]); len(s) > 0 {
+						msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+					}
+				}
+				return &UsageError{Err: errors.New(msg), Cmd: "refetch help"}
+			}
+			target.InitDefaultHelpFlag()
+			return target.Help()
+		},
+	})
 	// Runnable, so that cobra validates Args instead of printing help for
 	// an unknown command; with no arguments it prints the help.
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
