@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,5 +159,13 @@ func TestE2ECheckInterruptedSaysSo(t *testing.T) {
 		if code != 143 || !strings.Contains(stdout, "the check was stopped: interrupted by SIGTERM") {
 			t.Errorf("%v: exit %d, stdout %q", a, code, stdout)
 		}
+	}
+	// A signal that cuts an attempt in flight (a service that hangs) is
+	// said once, not also as the attempt's "no answer".
+	hang := rawServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	code, _, stdout := startAndSignal(t, newEnv(t), syscall.SIGTERM,
+		func(stderr string) bool { return strings.Contains(stderr, "> ") }, "check", "-v", "--wait", "1h", hang)
+	if code != 143 || strings.Count(stdout, "interrupted by SIGTERM") != 1 || !strings.Contains(stdout, "the check was stopped: interrupted by SIGTERM") {
+		t.Errorf("a hanging service: exit %d, stdout %q", code, stdout)
 	}
 }

@@ -643,6 +643,17 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		// Stopped from outside (a signal: the CI job was cancelled), not
 		// by the service: the line says so, as the exit code does.
 		if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, resilience.ErrDeadline) {
+			// An attempt the signal cut ("no answer: interrupted by
+			// SIGTERM") says nothing of the service, and the line below
+			// says it once.
+			failed, failures := res.Failed[:0], res.Failures[:0]
+			for i, f := range res.Failures {
+				if na := (*NoAnswerError)(nil); errors.As(f, &na) && na.Err == cause {
+					continue
+				}
+				failed, failures = append(failed, res.Failed[i]), append(failures, f)
+			}
+			res.Failed, res.Failures = failed, failures
 			res.fail(fmt.Errorf("the check was stopped: %v", cause))
 			return res
 		}
