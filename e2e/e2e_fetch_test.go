@@ -464,7 +464,11 @@ func TestE2ERedirects(t *testing.T) {
 	if r.stdout != "final" {
 		t.Errorf("stdout = %q", r.stdout)
 	}
-	e.run(args("--max-redirs", "0", srv.URL+"/hop")...).wantCode(t, 3)
+	r = e.run(args("--max-redirs", "0", srv.URL+"/hop")...)
+	r.wantCode(t, 3)
+	if !strings.Contains(r.stderr, "too many redirects (none are followed)") {
+		t.Errorf("--max-redirs 0: stderr:\n%s", r.stderr)
+	}
 }
 
 func TestE2ETLS(t *testing.T) {

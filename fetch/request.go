@@ -746,6 +746,9 @@ func NewClient(r *Request) (*http.Client, error) {
 				return err
 			}
 			if len(via) > maxRedirs {
+				if maxRedirs == 0 {
+					return fmt.Errorf("%w (none are followed)", ErrTooManyRedirects)
+				}
 				return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, maxRedirs)
 			}
 			if !userReferer {
