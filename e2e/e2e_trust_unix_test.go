@@ -268,6 +268,18 @@ func TestE2EFileSizeLimitNamesTheFile(t *testing.T) {
 			t.Errorf("%s: exit %d, output %q", script, code, out)
 		}
 	}
+	// Files of refetch's own (a report's testcases kept until the end,
+	// the breaker's state) are named for what they are, not as
+	// ".refetch-unnamed" (a tour saw both).
+	for script, want := range map[string]string{
+		`ulimit -f 0 && exec "$0" check -n 1 --report junit=x.xml "$1"`:        "--report junit=x.xml: cannot keep its testcases until the end (a temporary file in " + e.dir + "): file too large (over the file-size limit",
+		`ulimit -f 0 && exec "$0" fetch -n 1 -o /dev/null http://127.0.0.1:9/`: "circuit breaker disabled for this run: write " + filepath.Join(e.dir, "state") + "/",
+	} {
+		code, out := e.sh(script, srv.URL)
+		if code == 0 || !strings.Contains(out, want) || strings.Contains(out, ".refetch") {
+			t.Errorf("%s: exit %d, output %q, want %q", script, code, out, want)
+		}
+	}
 }
 
 // TestE2EOutputDirRemovedMidRun: -o's directory removed while the body

@@ -647,6 +647,10 @@ func (f *fetcher) writeError(err error) error {
 	return &OutputError{Path: path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
 }
 
+// SpaceHint says what an error of a write that ran out of room means
+// (" (the file system is full)"), "" for any other error.
+func SpaceHint(err error) string { return spaceHint(err) }
+
 // spaceHint says what an error of a write that ran out of room means.
 func spaceHint(err error) string {
 	switch {

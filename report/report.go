@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -425,7 +426,23 @@ func newSpill(dir string) (*spill, error) {
 	return &spill{f: f}, nil
 }
 
-func (s *spill) Write(p []byte) (int, error) { return s.f.Write(p) }
+// Write adds p; an error says what failed in a person's words: the
+// spill is a file of refetch's own, not one they named.
+func (s *spill) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		dir := filepath.Dir(s.f.Name())
+		if abs, aerr := filepath.Abs(dir); aerr == nil {
+			dir = abs
+		}
+		err = fmt.Errorf("cannot keep its testcases until the end (a temporary file in %s): %w%s", dir, err, fetch.SpaceHint(err))
+	}
+	return n, err
+}
 
 // copyTo writes what was spilled to w.
 func (s *spill) copyTo(w io.Writer) error {

@@ -80,7 +80,7 @@ func Create(dir, base string) (*File, error) {
 		// Any refusal (EOPNOTSUPP, EISDIR, EINVAL: no O_TMPFILE here; a
 		// sandbox's EPERM) leads to the named file, whose own error, if
 		// it fails too, is the one that says why.
-		if file, err := createUnnamed(dir); err == nil {
+		if file, err := createUnnamed(dir, base); err == nil {
 			f.File = file
 			return f, nil
 		}

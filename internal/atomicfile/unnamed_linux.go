@@ -9,9 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createUnnamed opens an unnamed file in dir (O_TMPFILE): it has no name
-// until linkUnnamed gives it one, so a crash leaves nothing.
-func createUnnamed(dir string) (*os.File, error) {
+// createUnnamed opens an unnamed file in dir (O_TMPFILE) to become the
+// file base there: it has no name until linkUnnamed gives it one, so a
+// crash leaves nothing.
+func createUnnamed(dir, base string) (*os.File, error) {
 	for {
 		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 		if err == unix.EINTR {
@@ -21,8 +22,12 @@ func createUnnamed(dir string) (*os.File, error) {
 			return nil, err
 		}
 		// The name is only for messages and for filepath.Dir: the file
-		// has none in dir.
-		return os.NewFile(uintptr(fd), filepath.Join(dir, ".refetch-unnamed")), nil
+		// has none in dir. It is the file it will become, so that a
+		// failed write ("file too large") names what a person knows.
+		if base == "" {
+			base = ".refetch-unnamed"
+		}
+		return os.NewFile(uintptr(fd), filepath.Join(dir, base)), nil
 	}
 }
 

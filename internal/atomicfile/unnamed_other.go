@@ -10,7 +10,7 @@ import (
 var errNoUnnamed = errors.New("no unnamed files here")
 
 // createUnnamed: only Linux has O_TMPFILE; the named file is made instead.
-func createUnnamed(string) (*os.File, error) { return nil, errNoUnnamed }
+func createUnnamed(string, string) (*os.File, error) { return nil, errNoUnnamed }
 
 func linkUnnamed(*os.File, string) error { return errNoUnnamed }
 
