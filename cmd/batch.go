@@ -897,7 +897,7 @@ func (b *batchRun) result(ctx context.Context, readErr error) error {
 		if errors.Is(b.outErr, fetch.ErrOutput) {
 			return b.outErr
 		}
-		return fmt.Errorf("%w: stdout: %v", fetch.ErrOutput, b.outErr)
+		return fmt.Errorf("%w: stdout: %v%s", fetch.ErrOutput, b.outErr, fetch.SpaceHint(b.outErr))
 	}
 	if readErr != nil {
 		return readErr

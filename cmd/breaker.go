@@ -295,7 +295,7 @@ func breakerStatus(ctx context.Context, o *BreakerOptions, now time.Time) error 
 		m := report.NewMetrics()
 		m.AddBreakers(breakerMetrics(recs, now))
 		if err := m.Write(ctx, o.Metrics); err != nil {
-			return fmt.Errorf("%w: %s %s: %v", fetch.ErrOutput, o.names.flag("metrics"), o.Metrics, err)
+			return fmt.Errorf("%w: %s %s: %v%s", fetch.ErrOutput, o.names.flag("metrics"), o.Metrics, err, fetch.SpaceHint(err))
 		}
 	}
 	if o.JSON {

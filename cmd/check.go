@@ -457,7 +457,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 			verdict = describe(err)
 		}
 		p.reports.Discard()
-		return fmt.Errorf("%w: stdout: %v (the check's verdict: %s)", fetch.ErrOutput, werr, verdict)
+		return fmt.Errorf("%w: stdout: %v%s (the check's verdict: %s)", fetch.ErrOutput, werr, fetch.SpaceHint(werr), verdict)
 	}
 	if ctx.Err() != nil {
 		// Interrupted: the results are not the check's; no report.

@@ -477,7 +477,7 @@ func runFetch(ctx context.Context, o *FetchOptions) error {
 		rep.Output = o.Output
 		o.reported = true
 		if werr := writeReportJSON(o.IO.Out, &rep); werr != nil && err == nil {
-			return fmt.Errorf("%w: %v", fetch.ErrOutput, werr)
+			return fmt.Errorf("%w: %v%s", fetch.ErrOutput, werr, fetch.SpaceHint(werr))
 		}
 	}
 	if ctx.Err() != nil {

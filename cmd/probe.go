@@ -269,8 +269,8 @@ func runProbe(ctx context.Context, o *ProbeOptions) error {
 	if o.Metrics != "" {
 		if merr := o.writeMetrics(ctx, p, samples, c.Result != report.Failed, elapsed, clock.Now()); merr != nil {
 			p.reports.Discard()
-			return fmt.Errorf("%w: %s %s: %v (the probe's verdict: %s)", fetch.ErrOutput,
-				o.RequestFlags.names.flag("metrics"), o.Metrics, merr, verdictOf(err))
+			return fmt.Errorf("%w: %s %s: %v%s (the probe's verdict: %s)", fetch.ErrOutput,
+				o.RequestFlags.names.flag("metrics"), o.Metrics, merr, fetch.SpaceHint(merr), verdictOf(err))
 		}
 	}
 	p.reports.Add(c)
@@ -451,7 +451,7 @@ func (o *ProbeOptions) write(rep *fetch.ProbeReport, runErr error, summary bool)
 		err = printProbeSummary(o.IO.Out, rep, runErr)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", fetch.ErrOutput, err)
+		return fmt.Errorf("%w: %v%s", fetch.ErrOutput, err, fetch.SpaceHint(err))
 	}
 	return nil
 }

@@ -91,6 +91,22 @@ func TestE2EFallbackThatCannotBeWrittenIsExit1(t *testing.T) {
 			t.Errorf("stderr does not say what failed:\n%s", stderr.String())
 		}
 	}
+	// A body, a --json report, a check's verdict: each write that runs
+	// out of room says what that means, as -o's does (a tour found only
+	// -o's saying it), and --json's is not "reading the body".
+	var hits counter
+	srv := bodyServer(t, &hits)
+	for _, a := range [][]string{{"fetch", srv.URL}, {"fetch", "--json", srv.URL}, {"check", "--json", srv.URL}, {"fetch", srv.URL, srv.URL}} {
+		cmd := e.command(a...)
+		cmd.Stdout = full
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "no space left on device (the file system is full)") ||
+			strings.Contains(stderr.String(), "reading the body") {
+			t.Errorf("%v to a full device: %v; stderr:\n%s", a, err, stderr.String())
+		}
+	}
 }
 
 // TestE2EClosedStdout: `refetch fetch URL >&-` must not exit 0 with the

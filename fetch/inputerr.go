@@ -1,6 +1,9 @@
 package fetch
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // This file holds the errors about one input of the fetch layer: a field
 // of a request, the output path, a check's JSON expectation. Each says
@@ -180,7 +183,17 @@ func or(a, b string) string {
 // command layer may still name err's input (OutputError.Flag) after.
 type kindError struct{ kind, err error }
 
-func (e *kindError) Error() string   { return e.kind.Error() + ": " + e.err.Error() }
+func (e *kindError) Error() string {
+	msg := e.kind.Error() + ": " + e.err.Error()
+	if e.kind == errOutput {
+		// A write to stdout or a report that ran out of room says what
+		// that means, as -o's does (once).
+		if h := spaceHint(e.err); h != "" && !strings.HasSuffix(msg, h) && !strings.Contains(msg, h+" ") {
+			msg += h
+		}
+	}
+	return msg
+}
 func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // markAs is err marked as kind (fmt.Errorf("%w: %w", kind, err), but

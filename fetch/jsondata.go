@@ -381,9 +381,14 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	if i < 0 {
 		return errors.New("internal error: the report lost its data placeholder")
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	out := &writeErrs{w: w}
+	bw := bufio.NewWriterSize(out, 64<<10)
 	bw.Write(head.Bytes()[:i])
 	if err := d.write(bw); err != nil {
+		if out.err != nil {
+			// Writing the report failed (a full disk), not reading the body.
+			return out.err
+		}
 		return fmt.Errorf("reading the body for the report: %w", err)
 	}
 	bw.Write(head.Bytes()[i+len(d.placeholder()):])
@@ -664,4 +669,18 @@ func (v *jsonValidator) end() bool {
 		}
 	}
 	return v.done && v.state == vAfterValue
+}
+
+// writeErrs remembers the first error its writer returned.
+type writeErrs struct {
+	w   io.Writer
+	err error
+}
+
+func (e *writeErrs) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
