@@ -395,6 +395,38 @@ func TestE2EResumeNeverMixesVersions(t *testing.T) {
 				return from
 			}
 		}, v2, false},
+		// A tour's 206 repeated the first ETag and added another's, or
+		// left the ETag out, with another version's bytes: only the
+		// first field had been compared, and a 206 without one had
+		// been taken as the same version.
+		{"a 206 with the first ETag and another", func(s *rangeServer) {
+			s.change = func(s *rangeServer, n int) {
+				if n == 2 {
+					s.body = v2
+				}
+			}
+			s.partial = func(w http.ResponseWriter, from int64) int64 {
+				w.Header().Add("ETag", `"v2"`)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, v2.size-1, v2.size))
+				w.Header().Set("Content-Length", strconv.FormatInt(v2.size-from, 10))
+				w.WriteHeader(http.StatusPartialContent)
+				return from
+			}
+		}, v2, false},
+		{"a 206 without the ETag", func(s *rangeServer) {
+			s.change = func(s *rangeServer, n int) {
+				if n == 2 {
+					s.body = v2
+				}
+			}
+			s.partial = func(w http.ResponseWriter, from int64) int64 {
+				w.Header().Del("ETag")
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, v2.size-1, v2.size))
+				w.Header().Set("Content-Length", strconv.FormatInt(v2.size-from, 10))
+				w.WriteHeader(http.StatusPartialContent)
+				return from
+			}
+		}, v2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -268,6 +268,16 @@ func (s *resumeState) match(resp *http.Response) string {
 		return fmt.Sprintf("has a Content-Length of %d for a range of %d bytes", resp.ContentLength, end-start+1)
 	case resp.Uncompressed || h.Get("Content-Encoding") != s.encoding:
 		return fmt.Sprintf("has another Content-Encoding (%q, first %q)", h.Get("Content-Encoding"), s.encoding)
+	case len(h.Values("ETag")) > 1 || len(h.Values("Last-Modified")) > 1:
+		// Two validators name two versions at most one of which is the
+		// held body's (a tour's 206 repeated the first ETag and added
+		// another: only the first field had been compared).
+		return fmt.Sprintf("names more than one version (%d ETag and %d Last-Modified fields)", len(h.Values("ETag")), len(h.Values("Last-Modified")))
+	case h.Get("ETag") == "" && s.etag != "":
+		// RFC 9110 15.3.7: a 206 carries the ETag a 200 would. One
+		// without it says nothing of its version, and a server that
+		// ignored If-Range sends another version's bytes exactly so.
+		return fmt.Sprintf("does not carry the first answer's ETag %s, so nothing says it is of the same version", s.etag)
 	case h.Get("ETag") != "" && h.Get("ETag") != s.header.Get("ETag"):
 		// Any validator the first answer did not have, weak or strong,
 		// names another version: If-Range matched only the one it named.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,10 +73,15 @@ func TestGroupDigits(t *testing.T) {
 var validators = []string{"ETag", `"v1"`, "Accept-Ranges", "bytes"}
 
 // partial replies 206 with body as the range of a total-byte body that
-// starts at start, with header pairs kv.
+// starts at start, with header pairs kv. Unless kv gives an ETag (or
+// "ETag", "" for none), it carries the ETag the request's If-Range
+// named, as RFC 9110 asks and nginx does.
 func partial(body string, start, total int64, kv ...string) reply {
 	return func(req *http.Request) (*http.Response, error) {
-		kv = append([]string{"Content-Range", "bytes " + itoa(start) + "-" + itoa(start+int64(len(body))-1) + "/" + itoa(total)}, kv...)
+		kv := append([]string{"Content-Range", "bytes " + itoa(start) + "-" + itoa(start+int64(len(body))-1) + "/" + itoa(total)}, kv...)
+		if ir := req.Header.Get("If-Range"); strings.HasPrefix(ir, `"`) && !slices.Contains(kv, "ETag") {
+			kv = append(kv, "ETag", ir)
+		}
 		return response(req, http.StatusPartialContent, strings.NewReader(body), int64(len(body)), kv...), nil
 	}
 }
@@ -292,7 +298,7 @@ func TestRunResumeMaxSizeCountsTheWholeBody(t *testing.T) {
 	cfg := e.config()
 	cfg.Request.MaxSize = 8
 	_, err := e.run(context.Background(), cfg, cutWith("hello", -1, validators...), func(req *http.Request) (*http.Response, error) {
-		return response(req, 206, strings.NewReader("world"), -1, "Content-Range", "bytes 5-9/10"), nil
+		return response(req, 206, strings.NewReader("world"), -1, "Content-Range", "bytes 5-9/10", "ETag", `"v1"`), nil
 	})
 	if !errors.Is(err, ErrTooLarge) || e.out.Len() != 0 {
 		t.Errorf("err %v, served %q", err, e.out.String())
@@ -490,7 +496,10 @@ func TestResumeMatchValidators(t *testing.T) {
 		want        string // "" when the rest continues the body
 	}{
 		{"same ETag", h("ETag", `"v1"`, "Date", date), h("ETag", `"v1"`), ""},
-		{"ETag left out", h("ETag", `"v1"`, "Date", date), h(), ""},
+		{"ETag left out", h("ETag", `"v1"`, "Date", date), h(), `does not carry the first answer's ETag "v1"`},
+		{"weak ETag left out", h("ETag", `W/"v1"`, "Last-Modified", lm1, "Date", date), h("Last-Modified", lm1), ""},
+		{"ETag repeated, then another", h("ETag", `"v1"`, "Date", date), http.Header{"Etag": {`"v1"`, `"v2"`}}, "names more than one version (2 ETag"},
+		{"Last-Modified repeated, then another", h("Last-Modified", lm1, "Date", date), http.Header{"Last-Modified": {lm1, lm2}}, "names more than one version (0 ETag and 2 Last-Modified"},
 		{"another ETag", h("ETag", `"v1"`, "Date", date), h("ETag", `"v2"`), "another version (ETag"},
 		{"same Last-Modified", h("Last-Modified", lm1, "Date", date), h("Last-Modified", lm1), ""},
 		{"a new ETag", h("Last-Modified", lm1, "Date", date), h("Last-Modified", lm1, "ETag", `"new"`), `another version (ETag "new", first none)`},
