@@ -420,6 +420,17 @@ func (r *run) attempt() error {
 	if v.Kind != Cancelled {
 		r.lastDone, r.lastDoneN = v.Err, r.tr.Count()
 	}
+	if quotaHold && v.Kind == Retryable {
+		if w := holdUntil.Sub(now); r.p.retryAfterTooLong(w, now, r.deadline) {
+			// The spent quota holds the next attempt past what the policy
+			// allows, whatever shorter Retry-After came beside it: the run
+			// ends now, as it would before that attempt, rather than say
+			// "retrying in 2s", wait, and then end.
+			r.tr.RetryAfter = w
+			r.stop = stopReason{class: ErrRateLimited, wait: w, left: r.p.leftOf(w, now, r.deadline), quota: true, own: true}
+			return backoff.Permanent(v.Err)
+		}
+	}
 	if hasRA && v.Kind == Retryable {
 		r.ra.set(ra)
 		r.tr.RetryAfter, r.lastRA, r.lastRAQuota = ra, ra, raQuota

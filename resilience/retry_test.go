@@ -567,3 +567,32 @@ func TestKeepBoundsTheTrace(t *testing.T) {
 		t.Errorf("waits: %v, %v", tr.Attempts[2].Wait, tr.Attempts[3].Wait)
 	}
 }
+
+// TestSpentQuotaBeyondTheLimitEndsAtOnce: a 429 whose Retry-After is
+// short but whose advertised quota resets beyond MaxRetryAfter ends the
+// run at once (a tour saw "retrying in 2s", a 2 s wait, then exit 6 with
+// nothing sent): the hold would stop the next attempt anyway.
+func TestSpentQuotaBeyondTheLimitEndsAtOnce(t *testing.T) {
+	ex, clock, waits := newExec(fixed(3, time.Second))
+	a := retryAfter(429, "2")
+	a.Header.Set("X-RateLimit-Limit", "5")
+	a.Header.Set("X-RateLimit-Remaining", "0")
+	a.Header.Set("X-RateLimit-Reset", "300")
+	fn, calls := script(clock, 0, a, status(200))
+	tr, err := ex.Run(context.Background(), "GET", fn)
+	var re *RunError
+	if !errors.As(err, &re) || !errors.Is(err, ErrRateLimited) || !re.Quota || re.RetryAfter != 300*time.Second {
+		t.Fatalf("err = %v (%+v)", err, re)
+	}
+	if *calls != 1 || len(*waits) != 0 || tr.RetryAfter != 300*time.Second {
+		t.Errorf("%d calls, waits %v, trace Retry-After %v", *calls, *waits, tr.RetryAfter)
+	}
+	// Within the limit, the Retry-After is waited and the quota's reset
+	// holds the retry until then: nothing ends early.
+	ex, clock, waits = newExec(fixed(3, time.Second))
+	a.Header.Set("X-RateLimit-Reset", "30")
+	fn, calls = script(clock, 0, a, status(200))
+	if _, err := ex.Run(context.Background(), "GET", fn); err != nil || *calls != 2 {
+		t.Errorf("a reset within the limit: err %v after %d calls, waits %v", err, *calls, *waits)
+	}
+}
