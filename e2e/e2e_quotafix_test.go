@@ -125,6 +125,33 @@ func TestE2EQuotaMessages(t *testing.T) {
 	}
 }
 
+// TestE2EQuotaBeyondTheLimitEndsAtOnce: a 429 whose Retry-After is short
+// and whose quota resets past --max-retry-after ends at once, exit 6,
+// saying the quota (a tour saw "retrying in 2s", a wait, then exit 6);
+// check, held by that quota, says it is a quota, not "the server asked
+// to retry after".
+func TestE2EQuotaBeyondTheLimitEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := quotaOnce(t, &c, 429, "Retry-After", "2", "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "300")
+	e := newEnv(t)
+	r := e.run(args("-n", "3", "--json", srv.URL)...)
+	r.wantCode(t, 6)
+	if c.get() != 1 || strings.Contains(r.stderr, "retrying in") || !strings.Contains(r.stderr, "the server's quota for this caller is spent until") {
+		t.Errorf("%d requests, stderr %s", c.get(), r.stderr)
+	}
+	if att := r.report(t)["attempts"].([]any); len(att) != 1 || att[0].(map[string]any)["wait_ms"] != 0.0 {
+		t.Errorf("attempts: %v", att)
+	}
+	// check honours no hold without --breaker-failures or a learned
+	// --rate auto: its one answer says the quota.
+	r = e.run("check", srv.URL)
+	r.wantCode(t, 8)
+	if c.get() != 2 || !strings.Contains(r.stdout, "the server's quota for this caller is spent for 5m0s") || strings.Contains(r.stdout, "asked to retry") {
+		t.Errorf("check: %d requests, stdout %s", c.get(), r.stdout)
+	}
+}
+
 // TestE2EBreakerStatusShowsTheRateAsGiven: an origin with a rate and no
 // breaker record: status does not say "no breakers" above its table,
 // and shows --rate 1/m as 1/m.

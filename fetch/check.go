@@ -695,7 +695,7 @@ func endOf(runErr error, tr *resilience.Trace, p resilience.Policy, lastStatus i
 	case re.Reason == resilience.ReasonBudgetSpent && re.Budget != nil:
 		e.Reason, e.Budget = EndRetryBudget, re.Budget.String()
 	case errors.Is(re.Class, resilience.ErrRateLimited):
-		e.Reason, e.RetryAfter, e.MaxRetryAfter = EndRetryAfter, re.RetryAfter, p.MaxRetryAfter
+		e.Reason, e.RetryAfter, e.MaxRetryAfter, e.Quota = EndRetryAfter, re.RetryAfter, p.MaxRetryAfter, re.Quota
 	case errors.Is(re.Class, resilience.ErrPermanent) && lastStatus != 0:
 		e.Reason, e.Status = EndNotRetried, lastStatus
 	case errors.Is(re.Class, resilience.ErrRetriesExhausted) && e.Left > 0:

@@ -154,6 +154,9 @@ type CheckEndError struct {
 	// allowed (EndRetryAfter); with EndTimeUp, the last attempt's
 	// Retry-After (0: none).
 	RetryAfter, MaxRetryAfter time.Duration
+	// Quota: the wait (EndRetryAfter) is a spent quota's reset the
+	// server advertised, not a Retry-After.
+	Quota bool
 	// Status is the status not retried (EndNotRetried).
 	Status int
 	// Budget says how the budget was spent (EndRetryBudget).
@@ -196,10 +199,14 @@ func (e *CheckEndError) Text(w EndWords) string {
 	case EndBreakerOpened:
 		return fmt.Sprintf("the circuit opened (%s), so the checks stopped%s", w.Breaker, left)
 	case EndRetryAfter:
-		if e.Limit > 0 {
-			return fmt.Sprintf("the server asked to retry after %s, past the end of %s", e.RetryAfter.Round(time.Second), w.Time)
+		asked := fmt.Sprintf("the server asked to retry after %s", e.RetryAfter.Round(time.Second))
+		if e.Quota {
+			asked = fmt.Sprintf("the server's quota for this caller is spent for %s", e.RetryAfter.Round(time.Second))
 		}
-		return fmt.Sprintf("the server asked to retry after %s, longer than check waits %s (%s)", e.RetryAfter.Round(time.Second), w.RetryAfter, e.MaxRetryAfter)
+		if e.Limit > 0 {
+			return fmt.Sprintf("%s, past the end of %s", asked, w.Time)
+		}
+		return fmt.Sprintf("%s, longer than check waits %s (%s)", asked, w.RetryAfter, e.MaxRetryAfter)
 	case EndNotRetried:
 		return fmt.Sprintf("status %d is not retried (%s)%s", e.Status, w.RetryOn, left)
 	case EndRateSlot:

@@ -1019,3 +1019,25 @@ func replyGzip(body string) http.HandlerFunc {
 		w.Write(b.Bytes())
 	}
 }
+
+// TestCheckEndQuotaIsNotRetryAfter: a check that ends on a spent quota
+// the server advertised says so, not "the server asked to retry after"
+// (a tour found it worded as a Retry-After no server sent), as fetch and
+// probe word it.
+func TestCheckEndQuotaIsNotRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		e    CheckEndError
+		want string
+	}{
+		{CheckEndError{Reason: EndRetryAfter, RetryAfter: 5 * time.Minute, MaxRetryAfter: time.Minute, Quota: true},
+			"the server's quota for this caller is spent for 5m0s, longer than check waits"},
+		{CheckEndError{Reason: EndRetryAfter, RetryAfter: 5 * time.Minute, Limit: 10 * time.Second, Quota: true},
+			"the server's quota for this caller is spent for 5m0s, past the end of"},
+		{CheckEndError{Reason: EndRetryAfter, RetryAfter: 5 * time.Minute, MaxRetryAfter: time.Minute},
+			"the server asked to retry after 5m0s, longer than check waits"},
+	} {
+		if got := tc.e.Error(); !strings.Contains(got, tc.want) {
+			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
+		}
+	}
+}
