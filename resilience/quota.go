@@ -369,7 +369,9 @@ func sfParseMember(s string) (sfMember, string, bool) {
 				return m, s, false
 			}
 		}
-		if _, dup := m.params[k]; !dup && len(m.params) < 16 {
+		// RFC 8941 4.2.3.2: a key given twice takes its last value
+		// ("r=5;r=0" says r=0). At most 16 keys are kept.
+		if _, dup := m.params[k]; dup || len(m.params) < 16 {
 			m.params[k] = v
 		}
 	}
