@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -630,7 +631,9 @@ func writeLimits(o *BreakerOptions, limits []store.LimitRecord, now time.Time) e
 			}
 		}
 		if b != nil {
-			budget = fmt.Sprintf("%.1f retries, %.1f first attempts in %s (%d + %d%%)", b.Retries, b.Firsts,
+			// Weighted counts of a sliding window: whole when they are.
+			tenth := func(x float64) string { return strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64) }
+			budget = fmt.Sprintf("%s retries, %s first attempts in %s (%d + %d%%)", tenth(b.Retries), tenth(b.Firsts),
 				FormatDuration(time.Duration(b.WindowMS)*time.Millisecond), b.Min, b.Percent)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(shownKey(origin)), rate, next, budget, quotaText(q, now))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/refetch/refetch/resilience/store"
@@ -82,8 +84,10 @@ type BudgetSpent struct {
 }
 
 func (b *BudgetSpent) String() string {
-	return fmt.Sprintf("%.0f retries to %s in the last %s already, of %.1f allowed (%d + %d%% of %.0f first attempts)",
-		b.Retries, b.Origin, b.Budget.Window, b.Allowance, b.Budget.Min, b.Budget.Percent, b.Firsts)
+	// "4 retries … of 4.2 allowed" read as if there were room: one more
+	// is what would pass the allowance.
+	return fmt.Sprintf("%.0f retries to %s in the last %s already, and one more would pass the %s allowed (%d + %d%% of %.0f first attempts)",
+		b.Retries, b.Origin, b.Budget.Window, strconv.FormatFloat(math.Round(b.Allowance*10)/10, 'f', -1, 64), b.Budget.Min, b.Budget.Percent, b.Firsts)
 }
 
 // stepAside turns the limits off for the rest of the run.

@@ -596,3 +596,14 @@ func TestSpentQuotaBeyondTheLimitEndsAtOnce(t *testing.T) {
 		t.Errorf("a reset within the limit: err %v after %d calls, waits %v", err, *calls, *waits)
 	}
 }
+
+// TestBudgetSpentSaysOneMoreWouldPass: 4 retries of 4.2 allowed is spent
+// because a fifth would pass it; the line says so (a tour read "4 …
+// of 4.2 allowed" as room left), and the allowance is not printed with
+// a float's noise.
+func TestBudgetSpentSaysOneMoreWouldPass(t *testing.T) {
+	b := &BudgetSpent{Origin: "http://h:80", Retries: 4, Firsts: 6, Allowance: 3 + 0.2*6, Budget: RetryBudget{Percent: 20, Min: 3, Window: time.Minute}}
+	if got, want := b.String(), "4 retries to http://h:80 in the last 1m0s already, and one more would pass the 4.2 allowed (3 + 20% of 6 first attempts)"; got != want {
+		t.Errorf("%q\nwant %q", got, want)
+	}
+}
