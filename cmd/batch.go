@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -210,6 +211,25 @@ type batchRun struct {
 	only     error       // the error of the one URL of a one-URL batch
 	outErr   error       // stdout could not be written
 	stopping bool
+	// told is the hold each key was last said to be held until, so that
+	// a hold is said once, not once per URL waiting for it.
+	told map[string]time.Time
+}
+
+// heldLine says, once per hold, that a key's URLs wait for it while the
+// others go on (a single fetch says it as it waits; a batch requeues).
+func (b *batchRun) heldLine(h *resilience.HoldError) {
+	b.mu.Lock()
+	if b.told == nil {
+		b.told = map[string]time.Time{}
+	}
+	said := b.told[h.Key].Equal(h.Until)
+	b.told[h.Key] = h.Until
+	b.mu.Unlock()
+	if said {
+		return
+	}
+	b.log.HeldInBatch(h)
 }
 
 // batchFlagsError is the error of -P or --parallel-host out of range,
@@ -676,6 +696,7 @@ func (b *batchRun) runJob(ctx context.Context, j *batch.Job, q *batch.Queue, buf
 	)
 	if errors.As(err, &hold) && !errors.As(err, &re) {
 		sink.Close()
+		b.heldLine(hold)
 		return hold.Until, true
 	}
 	var busy *resilience.RateWaitError
@@ -756,7 +777,10 @@ func (b *batchRun) complete(j *batch.Job, req *fetch.Request, res *fetch.Result,
 			Message: describe(failure), Class: FailureClass(failure)})
 		n := j.N
 		r.N, r.Output = &n, j.Out
+		// The wait for a hold happened before this run, in the queue: it
+		// is part of the URL's whole time, as in a single fetch.
 		r.HeldMS += j.Held.Milliseconds()
+		r.ElapsedMS = math.Round((r.ElapsedMS+fetch.Millis(j.Held))*1000) / 1000
 		rep = &r
 	}
 	b.mu.Lock()

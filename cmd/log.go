@@ -155,6 +155,21 @@ func (l *Logger) Hold(h resilience.HoldInfo) {
 	}
 }
 
+// HeldInBatch logs that a batch's URLs of h's key wait for its hold
+// while the other URLs go on.
+func (l *Logger) HeldInBatch(h *resilience.HoldError) {
+	if l.quiet {
+		return
+	}
+	why := "a Retry-After or a spent quota"
+	if h.Quota {
+		why = "the server's quota for this caller is spent"
+	}
+	wait := max(time.Until(h.Until), 0).Round(100 * time.Millisecond)
+	l.line(l.yellow.Sprintf("%s: no requests until %s (%s); its URLs wait %s, the others go on",
+		printable(fetch.Redact(h.Key)), resilience.ClockTime(h.Until, time.Now()), why, FormatDuration(wait)))
+}
+
 // Quota logs, with -v, the quota a response advertised:
 // "quota: 0 of 100 left per 1m0s, resets in 30s (X-RateLimit)".
 func (l *Logger) Quota(h http.Header) {

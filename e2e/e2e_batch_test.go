@@ -481,6 +481,17 @@ func TestE2EBatchHoldPausesOnlyItsHost(t *testing.T) {
 	if byn[2]["held_ms"].(float64) <= 0 || byn[4]["held_ms"].(float64) != 0 {
 		t.Errorf("held_ms: held URL %v, other host's URL %v", byn[2]["held_ms"], byn[4]["held_ms"])
 	}
+	// URL 3 waited behind URL 2 for the same hold, and each URL's time
+	// includes its wait (a tour saw held_ms 0 for the one, and held_ms
+	// past elapsed_ms for the other).
+	for _, n := range []int{2, 3} {
+		if held, el := byn[n]["held_ms"].(float64), byn[n]["elapsed_ms"].(float64); held < 1000 || el < held {
+			t.Errorf("URL %d: held_ms %v, elapsed_ms %v", n, held, el)
+		}
+	}
+	if strings.Count(r.stderr, "no requests until") != 1 || !strings.Contains(r.stderr, "its URLs wait") {
+		t.Errorf("stderr does not say the hold once:\n%s", r.stderr)
+	}
 	if limitedHits.get() != 3 {
 		t.Errorf("limited host got %d requests, want 3 (none during the hold)", limitedHits.get())
 	}

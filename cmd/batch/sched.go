@@ -20,8 +20,9 @@ type Job struct {
 	// pool and its --parallel-host bound. HoldKey is its breaker key: a
 	// hold (a Retry-After) on that key pauses every queue with that key.
 	Host, HoldKey string
-	// Held is the time the job spent requeued behind a hold; HeldAt is
-	// when its current stay began (zero when not held).
+	// Held is the time the job spent waiting for a hold on its key,
+	// requeued or queued behind it; HeldAt is when its current wait
+	// began (zero when not held).
 	Held   time.Duration
 	HeldAt time.Time
 }
@@ -156,6 +157,12 @@ func (s *Scheduler) Add(ctx context.Context, j *Job) error {
 	if q.idle != nil {
 		s.idle.Remove(q.idle)
 		q.idle = nil
+	}
+	if end, held := s.holds[q.holdKey]; held && j.HeldAt.IsZero() {
+		// Queued behind a hold: its wait counts as held.
+		if now := s.now(); now.Before(end) {
+			j.HeldAt = now
+		}
 	}
 	q.jobs = append(q.jobs, j)
 	s.queued(q)
@@ -342,8 +349,20 @@ func (s *Scheduler) Hold(q *Queue, j *Job, until time.Time) {
 	if end, ok := s.holds[q.holdKey]; !ok || until.After(end) {
 		s.holds[q.holdKey] = until
 	}
+	now := s.now()
 	if j.HeldAt.IsZero() {
-		j.HeldAt = s.now()
+		j.HeldAt = now
+	}
+	// The jobs waiting behind it on the same key wait for the hold too.
+	for _, other := range s.nonEmpty {
+		if other.holdKey != q.holdKey {
+			continue
+		}
+		for _, w := range other.jobs[other.head:] {
+			if w != nil && w.HeldAt.IsZero() {
+				w.HeldAt = now
+			}
+		}
 	}
 	s.broadcast()
 }

@@ -160,8 +160,26 @@ func TestSchedulerHoldPausesOnlyItsKey(t *testing.T) {
 	if j.N != 1 || j.Held != 10*time.Second {
 		t.Fatalf("after the hold: job %d held %v, want job 1 held 10s", j.N, j.Held)
 	}
-	mustNext(t, s, 2)
-	mustNext(t, s, 4)
+	// Jobs 2 (behind job 1 in a's queue) and 4 (another host on a's
+	// key) waited for the same hold: it counts for them too (a tour saw
+	// held_ms 0 on URLs that had waited as long).
+	if j, _ := mustNext(t, s, 2); j.Held != 10*time.Second {
+		t.Errorf("job 2 held %v, want 10s", j.Held)
+	}
+	if j, _ := mustNext(t, s, 4); j.Held != 10*time.Second {
+		t.Errorf("job 4 held %v, want 10s", j.Held)
+	}
+	// A job added while its key is held waits from then.
+	mustAdd(t, s, job(6, "a"))
+	j6, qa6 := mustNext(t, s, 6)
+	s.Hold(qa6, j6, clock.Now().Add(5*time.Second))
+	mustAdd(t, s, shared(job(7, "c")))
+	clock.advance(5 * time.Second)
+	for _, n := range []int{6, 7} {
+		if j, _ := mustNext(t, s, n); j.Held != 5*time.Second {
+			t.Errorf("job %d held %v, want 5s", n, j.Held)
+		}
+	}
 }
 
 func TestSchedulerReadAheadBoundsPending(t *testing.T) {
