@@ -241,6 +241,23 @@ func TestE2ERateSlotBeyondMaxTime(t *testing.T) {
 	e.run(args("--rate", "1/h", "--max-time", "30s", other.URL)...).wantCode(t, 0)
 	// The rate is the origin's, whatever --breaker-key says.
 	e.run(args("--rate", "1/h", "--breaker-key", "custom", "--max-time", "30s", other.URL)...).wantCode(t, 7)
+	// A faster caller is not held by the 1/h one (a tour's 10/s run
+	// waited the hour), nor held by a 1/h run after it: each waits the
+	// smaller interval, here a second at most.
+	for _, rate := range []string{"10/s", "1/h", "10/s"} {
+		r := e.run(args("--json", "--rate", rate, "--max-time", "30s", other.URL)...)
+		r.wantCode(t, 0)
+		if w := r.report(t)["rate_wait_ms"].(float64); w > 1000 {
+			t.Errorf("--rate %s after a 1/h run waited %vms", rate, w)
+		}
+	}
+	// The same on Redis.
+	{
+		re := e.with("REFETCH_STORE=redis://" + redistest.Start(t) + "/0")
+		re.run(args("--rate", "1/h", other.URL)...).wantCode(t, 0)
+		re.run(args("--rate", "1/h", "--max-time", "30s", other.URL)...).wantCode(t, 7)
+		re.run(args("--rate", "10/s", "--max-time", "30s", other.URL)...).wantCode(t, 0)
+	}
 }
 
 // TestE2ECitizenUsageErrors: bad values are one line, exit 2, no request.

@@ -31,7 +31,8 @@ import (
 //
 //   - Rate (GCRA): a record keeps the theoretical arrival time TAT of the
 //     origin's next request. With the interval T = period/N and a burst
-//     B, a request at now may go at max(TAT, now) - (B-1)·T; the step
+//     B, a request at now may go at max(TAT, now) - (B-1)·T (callers with
+//     other intervals: see rateStep); the step
 //     reserves that slot (TAT = max(TAT, now) + T) and returns the wait
 //     until it, unless the wait is longer than the caller can wait
 //     (MaxWait): then it reserves nothing and returns the wait.
@@ -174,9 +175,22 @@ const noMaxWait = int64(1) << 52
 
 // rateStep is GCRA at now (µs). It reports whether the slot was reserved
 // and the wait until it (µs), and changes st only when it reserved.
+//
+// Callers with other intervals share the record: its TAT is the last
+// slot plus the interval of the caller that took it (st.Interval), and
+// this caller's next arrival is that slot plus the smaller of the two
+// intervals. So a slow caller (1/h) never holds a fast one (10/s) for its
+// hour, nor a fast one the slow one; a caller's own requests in a row
+// keep its own interval; and every request is spaced from the one before
+// it by at least the fastest interval any caller gives: the origin gets
+// at most the fastest rate. With one interval it is plain GCRA.
 func rateStep(st *rateState, now, interval, burst, maxWait int64) (bool, int64) {
 	interval, burst = max(interval, 1), max(burst, 1)
-	tat := max(st.TAT, now)
+	prev := st.Interval
+	if prev <= 0 {
+		prev = interval
+	}
+	tat := max(st.TAT-prev+min(prev, interval), now)
 	wait := max(tat-(burst-1)*interval-now, 0)
 	if wait > maxWait {
 		return false, wait

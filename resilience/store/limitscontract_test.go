@@ -94,6 +94,24 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		rate(t, l, p, later, true, 50*time.Millisecond)
 	})
 
+	t.Run("rate: a slow caller never holds a fast one, nor a fast one a slow one", func(t *testing.T) {
+		// A tour's 1/h run pushed the origin's TAT an hour on, and every
+		// 10/s run then waited that hour.
+		l := limiter(t)
+		slow := RateParams{Origin: "https://m.test:443", Interval: time.Hour, Burst: 1, MaxWait: -1}
+		fast := RateParams{Origin: "https://m.test:443", Interval: 100 * time.Millisecond, Burst: 1, MaxWait: -1}
+		rate(t, l, slow, now, true, 0)
+		rate(t, l, fast, now, true, 100*time.Millisecond)
+		rate(t, l, fast, now, true, 200*time.Millisecond)
+		// The slow caller after the fast ones: the smaller interval.
+		rate(t, l, slow, now, true, 300*time.Millisecond)
+		// Its own next request in a row keeps its own interval.
+		rate(t, l, slow, now, true, 300*time.Millisecond+time.Hour)
+		// And a fast caller then waits for that slot plus its interval:
+		// every request is at least the fastest interval from the last.
+		rate(t, l, fast, now, true, 400*time.Millisecond+time.Hour)
+	})
+
 	t.Run("rate: a burst goes at once, then the interval", func(t *testing.T) {
 		l := limiter(t)
 		p := RateParams{Origin: "https://a.test:443", Interval: 100 * time.Millisecond, Burst: 3, MaxWait: -1}

@@ -59,7 +59,9 @@ var redisRateScript = lazyScript(luaLimitPrelude + luaNowMicros + `
 local interval = math.max(tonumber(ARGV[2]), 1)
 local burst = math.max(tonumber(ARGV[3]), 1)
 local maxwait = tonumber(ARGV[4])
-local tat = math.max(num('tat'), now)
+local prev = num('interval')
+if prev <= 0 then prev = interval end
+local tat = math.max(num('tat') - prev + math.min(prev, interval), now)
 local wait = math.max(tat - (burst - 1) * interval - now, 0)
 if wait > maxwait then return {0, wait, 0} end
 tat = tat + interval
