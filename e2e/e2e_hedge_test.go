@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/refetch/refetch/internal/redistest"
 )
@@ -541,5 +542,31 @@ func TestResolveKeepsTheNameForTLS(t *testing.T) {
 	// Its CA is trusted: the advice is about the name, not about --cacert.
 	if !strings.Contains(r.stderr, "not for the URL's host") || strings.Contains(r.stderr, "--cacert FILE") {
 		t.Errorf("stderr:\n%s", r.stderr)
+	}
+}
+
+// TestHedgeTakesAQuotaSlotUnderRateAuto: under --rate auto, a hedge is a
+// request the server's quota counts: it goes only with a paced slot free
+// now (a tour's copy 2 went out past "1 left").
+func TestHedgeTakesAQuotaSlotUnderRateAuto(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("RateLimit-Policy", `"d";q=100;w=60`)
+		w.Header().Set("RateLimit", `"d";r=1;t=60`)
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	e := newEnv(t)
+	// The server says one request is left in this minute.
+	e.run(args("--rate", "auto", srv.URL+"/learn")...).wantCode(t, 0)
+	r := e.run(args("-v", "--json", "--rate", "auto", "--hedge", "50ms", "--max-time", "20s", srv.URL+"/slow")...)
+	r.wantCode(t, 0)
+	if n := hits.Load(); n != 2 || !strings.Contains(r.stderr, "no copy 2: no free slot of the server's quota now (--rate auto)") {
+		t.Errorf("%d requests (want 2: no hedge); stderr:\n%s", n, r.stderr)
 	}
 }

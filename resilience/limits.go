@@ -220,8 +220,9 @@ func (l *Limits) budget(ctx context.Context, kind string, now time.Time) (store.
 }
 
 // Extra asks for one more request than the attempt itself, a hedge (fetch
-// sends them): a rate slot free now (it waits for none) and a retry within
-// the budget, both counted when granted. It returns "" when the request
+// sends them): a slot of the rate (or, with Auto, of the learned quota)
+// free now (it waits for none) and a retry within the budget, both
+// counted when granted. It returns "" when the request
 // may go, else why not.
 func (l *Limits) Extra(ctx context.Context, now time.Time) string {
 	if l == nil || l.down {
@@ -231,6 +232,14 @@ func (l *Limits) Extra(ctx context.Context, now time.Time) string {
 		d, err := l.rate(ctx, now, 0)
 		if err != nil || !d.Reserved {
 			return "no free slot of --rate now"
+		}
+	} else if l.Auto {
+		// A hedge is a request the server's quota counts too: it takes a
+		// paced slot free now, or is not sent (a tour's copy went out
+		// past "1 left", and 100 ms after a 17.5 s paced wait).
+		s, err := l.Take(ctx, now, 0)
+		if err != nil || !s.Reserved {
+			return "no free slot of the server's quota now (--rate auto)"
 		}
 	}
 	if spent := l.retry(ctx, now); spent != nil {
