@@ -44,3 +44,31 @@ func TestE2ECutRateWaitGivesTheSlotBack(t *testing.T) {
 		t.Fatalf("the next slot is %s away (%v); want under a minute: the stopped runs kept theirs\n%s", m[1], err, r.stderr)
 	}
 }
+
+// TestE2ECutAutoWaitGivesTheSlotBack: with --rate auto, a run stopped
+// while it waits for its paced slot gives the slot back: the learned
+// quota keeps the request it never sent (a tour's two Ctrl-Cs turned "2
+// left" into "0 left" and held every process to the reset).
+func TestE2ECutAutoWaitGivesTheSlotBack(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := quotaOnce(t, &c, 200, "RateLimit-Policy", `"d";q=100;w=60`, "RateLimit", `"d";r=3;t=60`)
+	e := newEnv(t)
+	e.run(args("--rate", "auto", srv.URL)...).wantCode(t, 0) // learns: 3 left
+	e.run(args("--rate", "auto", srv.URL)...).wantCode(t, 0) // takes the first slot
+	if c.get() != 2 {
+		t.Fatalf("%d requests, want 2", c.get())
+	}
+	for i := 0; i < 2; i++ {
+		code, _, _ := startAndSignal(t, e, syscall.SIGINT, func(stderr string) bool {
+			return strings.Contains(stderr, "for a request slot (--rate)")
+		}, args("--rate", "auto", srv.URL)...)
+		if code != 130 || c.get() != 2 {
+			t.Fatalf("stopped run %d: exit %d, %d requests; want 130 and 2", i, code, c.get())
+		}
+	}
+	r := e.run("breaker", "status")
+	if !strings.Contains(r.stdout, "2 of 100 left") {
+		t.Errorf("the stopped runs kept their slots:\n%s", r.stdout)
+	}
+}

@@ -108,9 +108,10 @@ type Slot struct {
 	Reserved  bool
 	Wait      time.Duration
 	Exhausted bool
-	// tat is the rate record's TAT the reservation set (0: none), for
-	// Refund.
-	tat int64
+	// tat is the rate record's TAT the reservation set (0: none), and
+	// quota the learned quota's slot (Auto), for Refund.
+	tat   int64
+	quota store.QuotaSlot
 }
 
 // Take takes a slot at now, waiting at most maxWait (negative: no bound):
@@ -130,24 +131,33 @@ func (l *Limits) Take(ctx context.Context, now time.Time, maxWait time.Duration)
 			return Slot{Reserved: true}, nil
 		}
 		l.route = d.Route
-		return Slot{Reserved: d.Reserved, Wait: d.Wait, Exhausted: d.Known && d.Remaining <= 0}, nil
+		return Slot{Reserved: d.Reserved, Wait: d.Wait, Exhausted: d.Known && d.Remaining <= 0, quota: d.Slot}, nil
 	}
 	d, err := l.rate(ctx, now, maxWait)
 	return Slot{Reserved: d.Reserved, Wait: d.Wait, tat: d.TAT}, err
 }
 
-// Refund gives back a reserved slot of the Rate that the run will not use
+// Refund gives back a reserved slot of the Rate (or, with Auto, of the
+// learned quota) that the run will not use
 // (cut off by a signal or its deadline while it waited, nothing sent), so
 // that an interrupted run does not push every other caller back an
 // interval: the store moves the TAT back if no one reserved after it
 // (store.Limiter.RefundRate). ctx may be done: the refund gets
 // TrialReleaseWait of its own.
 func (l *Limits) Refund(ctx context.Context, s Slot, now time.Time) {
-	if l == nil || l.down || l.Rate == nil || !s.Reserved || s.tat == 0 {
+	if l == nil || l.down || !s.Reserved || s.tat == 0 && s.quota.TAT == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TrialReleaseWait)
 	defer cancel()
+	if l.Rate == nil {
+		// A slot of the learned quota (Auto): it counted one of the
+		// server's remaining requests, which the run never sent (a tour's
+		// two Ctrl-Cs turned "2 left" into "0 left" and held the fleet
+		// until the reset).
+		l.Store.RefundQuota(ctx, store.QuotaParams{Origin: l.Origin, Identity: l.Identity, Route: l.route}, s.quota, now)
+		return
+	}
 	l.Store.RefundRate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, TAT: s.tat, Route: l.route}, now)
 }
 

@@ -63,6 +63,10 @@ type Limiter interface {
 	// PaceQuota takes p.Identity's next slot of its learned quota
 	// (quotaPaceStep).
 	PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error)
+	// RefundQuota gives back p.Identity's learned-quota slot s
+	// (quotaRefundStep): a run cut off before it sent anything. It
+	// reports whether the slot went back.
+	RefundQuota(ctx context.Context, p QuotaParams, s QuotaSlot, now time.Time) (bool, error)
 	// RefundRate gives back the slot of p.Origin's rate whose reservation
 	// set the TAT to p.TAT (rateRefundStep): a run cut off before it sent
 	// anything. It reports whether the slot went back.

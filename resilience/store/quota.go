@@ -70,7 +70,18 @@ type QuotaDecision struct {
 	Wait time.Duration
 	// Remaining is what was left before the step.
 	Remaining int64
-	Route     Route
+	// Slot names the reservation for RefundQuota (zero: none made).
+	Slot  QuotaSlot
+	Route Route
+}
+
+// QuotaSlot names one reservation of a learned quota's slot: the TAT it
+// set and the one before it, the reset and the remaining count it left
+// (µs, by the store's clock). RefundQuota gives the slot back only while
+// the record still reads so: a step since (another caller's slot, a
+// response that said what is left) makes it stay spent.
+type QuotaSlot struct {
+	TAT, Prev, Reset, Remaining int64
 }
 
 // quotaID is one identity's learned quota; times in µs.
@@ -165,9 +176,22 @@ func quotaPaceStep(q *quotaID, now, maxWait int64) (QuotaDecision, bool) {
 		return d, rolled
 	}
 	d.Reserved = true
+	prev := q.TAT
 	q.TAT = tat + (q.Reset-tat)/q.Remaining
 	q.Remaining--
+	d.Slot = QuotaSlot{TAT: q.TAT, Prev: prev, Reset: q.Reset, Remaining: q.Remaining}
 	return d, true
+}
+
+// quotaRefundStep gives back the slot s of q (quotaPaceStep's): the TAT
+// before it and one more remaining, only if q is still as s left it. It
+// reports whether it did.
+func quotaRefundStep(q *quotaID, s QuotaSlot) bool {
+	if q == nil || s.TAT <= 0 || q.TAT != s.TAT || q.Reset != s.Reset || q.Remaining != s.Remaining {
+		return false
+	}
+	q.TAT, q.Remaining = s.Prev, q.Remaining+1
+	return true
 }
 
 // cleanPolicy keeps a policy name printable and short: it is a server's
@@ -262,6 +286,22 @@ func (s *FileStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time)
 	return d, err
 }
 
+// RefundQuota implements Limiter under the origin's quota file lock.
+func (s *FileStore) RefundQuota(ctx context.Context, p QuotaParams, slot QuotaSlot, now time.Time) (bool, error) {
+	refunded := false
+	err := s.limitStep(ctx, p.Origin, quotaSuffix, func(data []byte) ([]byte, error) {
+		if data == nil {
+			return nil, nil
+		}
+		st := loadQuota(data, p.Origin, usOf(now))
+		if refunded = quotaRefundStep(st.IDs[p.Identity], slot); !refunded {
+			return nil, nil
+		}
+		return json.Marshal(st)
+	})
+	return refunded, err
+}
+
 // records lists st's identities as a listing shows them; off moves its
 // times to the caller's clock.
 func (st quotaState) records(now int64, off time.Duration) []LimitRecord {
@@ -283,6 +323,12 @@ func (s *FailoverStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaOb
 	d, route, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (QuotaDecision, error) { return l.LearnQuota(ctx, p, o, now) })
 	d.Route = route
 	return d, err
+}
+
+// RefundQuota implements Limiter, keeping to p.Route.
+func (s *FailoverStore) RefundQuota(ctx context.Context, p QuotaParams, slot QuotaSlot, now time.Time) (bool, error) {
+	ok, _, err := limiterRoute(ctx, s, p.Route, func(ctx context.Context, l Limiter) (bool, error) { return l.RefundQuota(ctx, p, slot, now) })
+	return ok, err
 }
 
 // PaceQuota implements Limiter, keeping to p.Route.

@@ -36,7 +36,7 @@ func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Route = 0; d != want {
+		if d.Route, d.Slot = 0, (QuotaSlot{}); d != want {
 			t.Fatalf("PaceQuota(%q, max %s) at +%s = %+v, want %+v", id, maxWait, at.Sub(now), d, want)
 		}
 	}
@@ -62,6 +62,42 @@ func testQuotas(t *testing.T, mk func(t *testing.T) Store) {
 		pace(t, l, "a", -1, now.Add(4*time.Second), QuotaDecision{Known: true, Reserved: true, Wait: time.Second, Remaining: 9})
 		// A window later with no response since, nothing is known.
 		pace(t, l, "a", -1, now.Add(24*time.Second), free)
+	})
+
+	t.Run("quota: a slot given back is the next caller's, only while nothing moved", func(t *testing.T) {
+		// A tour's two runs stopped while they waited for paced slots
+		// turned "2 left" into "0 left", and held the fleet to the reset.
+		l := limiter(t)
+		p := QuotaParams{Origin: origin, Identity: "a", MaxWait: -1}
+		learn(t, l, "a", QuotaObservation{Limit: 10, Remaining: 4, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Reserved: true, Remaining: 4})
+		d, err := l.PaceQuota(ctx, p, now)
+		if err != nil || !d.Reserved || d.Wait != time.Second || d.Slot.TAT == 0 {
+			t.Fatalf("PaceQuota = %+v, %v", d, err)
+		}
+		refund := func(s QuotaSlot, want bool) {
+			t.Helper()
+			if ok, err := l.RefundQuota(ctx, p, s, now.Add(100*time.Millisecond)); ok != want || err != nil {
+				t.Fatalf("RefundQuota(%+v) = %v, %v; want %v", s, ok, err, want)
+			}
+		}
+		refund(d.Slot, true)
+		refund(d.Slot, false) // once
+		// The next caller gets the same slot, with as much left.
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Reserved: true, Wait: time.Second, Remaining: 3})
+		// A slot reserved before another caller's is not given back.
+		d2, _ := l.PaceQuota(ctx, p, now)
+		pace(t, l, "a", -1, now, QuotaDecision{Known: true, Reserved: true, Wait: 3 * time.Second, Remaining: 1})
+		refund(d2.Slot, false)
+		// Nor after a response said what is left.
+		learn(t, l, "b", QuotaObservation{Limit: 10, Remaining: 5, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
+		d3, _ := l.PaceQuota(ctx, QuotaParams{Origin: origin, Identity: "b", MaxWait: -1}, now)
+		learn(t, l, "b", QuotaObservation{Limit: 10, Remaining: 2, Window: 10 * time.Second, Reset: 4 * time.Second}, now)
+		if ok, err := l.RefundQuota(ctx, QuotaParams{Origin: origin, Identity: "b"}, d3.Slot, now); ok || err != nil {
+			t.Fatalf("RefundQuota after a learn = %v, %v; want false", ok, err)
+		}
+		// Nothing reserved, nothing to give back.
+		refund(QuotaSlot{}, false)
 	})
 
 	t.Run("quota: without a known limit nothing is paced after the reset", func(t *testing.T) {
@@ -162,6 +198,13 @@ func TestQuotasAgree(t *testing.T) {
 			redis := newRedisStore(t, addr, nil)
 			origin := fmt.Sprintf("https://q%d.test:443", seed)
 			ids := []string{"", "a", "b"}
+			slots := map[string]QuotaSlot{}
+			refunds := 0
+			defer func() {
+				if refunds == 0 {
+					t.Error("no slot was given back: the refund steps test nothing")
+				}
+			}()
 			now := contractNow
 			for step := 0; step < 400; step++ {
 				now = now.Add(time.Duration(rng.Intn(800)) * time.Millisecond)
@@ -177,10 +220,26 @@ func TestQuotasAgree(t *testing.T) {
 					}
 					continue
 				}
+				if s, ok := slots[p.Identity]; ok && rng.Intn(4) == 0 {
+					// Give back a slot reserved earlier: both twins agree
+					// whether it still can be.
+					of, ef := files.RefundQuota(context.Background(), p, s, now)
+					or, er := redis.RefundQuota(context.Background(), p, s, now)
+					if of {
+						refunds++
+					}
+					if ef != nil || er != nil || of != or {
+						t.Fatalf("step %d refund %+v: files %v %v, redis %v %v", step, s, of, ef, or, er)
+					}
+					continue
+				}
 				df, ef := files.PaceQuota(context.Background(), p, now)
 				dr, er := redis.PaceQuota(context.Background(), p, now)
 				if ef != nil || er != nil || df != dr {
 					t.Fatalf("step %d pace %+v: files %+v %v, redis %+v %v", step, p, df, ef, dr, er)
+				}
+				if df.Reserved && df.Slot.TAT != 0 {
+					slots[p.Identity] = df.Slot
 				}
 			}
 		})

@@ -78,7 +78,8 @@ return 1
 `)
 
 // redisPaceQuotaScript runs quotaPaceStep. ARGV: now_us (” for TIME),
-// identity, max_wait_us. Reply: {known, reserved, wait_us, remaining}.
+// identity, max_wait_us. Reply: {known, reserved, wait_us, remaining,
+// and for a reservation the tat set, the tat before, reset, r left}.
 var redisPaceQuotaScript = lazyScript(luaQuotaPrelude + `
 local maxwait = tonumber(ARGV[3])
 local reset = num(f('reset'))
@@ -95,8 +96,20 @@ local r = num(f('r'))
 if r <= 0 then return {1, 0, reset - now, r} end
 local tat = math.max(num(f('tat')), now)
 if tat - now > maxwait then return {1, 0, tat - now, r} end
-redis.call('HSET', k, f('tat'), int(tat + math.floor((reset - tat) / r)), f('r'), int(r - 1))
-return {1, 1, tat - now, r}
+local prev = num(f('tat'))
+local set = tat + math.floor((reset - tat) / r)
+redis.call('HSET', k, f('tat'), int(set), f('r'), int(r - 1))
+return {1, 1, tat - now, r, set, prev, reset, r - 1}
+`)
+
+// redisRefundQuotaScript runs quotaRefundStep. ARGV: now_us (” for
+// TIME), identity, tat set, tat before, reset, r left. Reply: 1 refunded,
+// 0 not.
+var redisRefundQuotaScript = lazyScript(luaQuotaPrelude + `
+local set, prev, reset, left = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if set <= 0 or num(f('tat')) ~= set or num(f('reset')) ~= reset or num(f('r')) ~= left then return 0 end
+redis.call('HSET', k, f('tat'), int(prev), f('r'), int(left + 1))
+return 1
 `)
 
 // LearnQuota implements Limiter: redisLearnQuotaScript(), by the server's
@@ -130,11 +143,31 @@ func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time
 	if err != nil {
 		return QuotaDecision{}, s.wrap(ctx, "write", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 4 && len(res) != 8 {
 		return QuotaDecision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected quota script reply %v", res))
 	}
-	return QuotaDecision{Known: res[0] == 1, Reserved: res[1] == 1, Wait: time.Duration(res[2]) * time.Microsecond,
-		Remaining: res[3]}, nil
+	d := QuotaDecision{Known: res[0] == 1, Reserved: res[1] == 1, Wait: time.Duration(res[2]) * time.Microsecond,
+		Remaining: res[3]}
+	if len(res) == 8 {
+		d.Slot = QuotaSlot{TAT: res[4], Prev: res[5], Reset: res[6], Remaining: res[7]}
+	}
+	return d, nil
+}
+
+// RefundQuota implements Limiter: redisRefundQuotaScript().
+func (s *RedisStore) RefundQuota(ctx context.Context, p QuotaParams, slot QuotaSlot, now time.Time) (bool, error) {
+	nowArg := ""
+	if s.cfg.CallerClock {
+		nowArg = strconv.FormatInt(usOf(now), 10)
+	}
+	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
+		return redisRefundQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
+			slot.TAT, slot.Prev, slot.Reset, slot.Remaining).Int64()
+	})
+	if err != nil {
+		return false, s.wrap(ctx, "write", err)
+	}
+	return n == 1, nil
 }
 
 // quotaState decodes a quota hash (HGETALL) of origin.
