@@ -522,6 +522,9 @@ type quotaStatusJSON struct {
 	WindowMS int64     `json:"window_ms,omitempty"`
 	Reset    time.Time `json:"reset"`
 	Policy   string    `json:"policy,omitempty"`
+	// NextSlot is the next paced slot of --rate auto, omitted when it is
+	// now.
+	NextSlot *time.Time `json:"next_slot,omitempty"`
 }
 
 func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rateStatusJSON, *budgetStatusJSON, []quotaStatusJSON) {
@@ -543,6 +546,10 @@ func limitsJSON(limits []store.LimitRecord, origin string, now time.Time) (*rate
 				Firsts: math.Round(l.Firsts*10) / 10, Retries: math.Round(l.Retries*10) / 10}
 		case l.Kind == "quota" && l.Reset.After(now):
 			j := quotaStatusJSON{Remaining: l.Remaining, WindowMS: l.Window.Milliseconds(), Reset: l.Reset, Policy: l.Policy}
+			if l.NextSlot.After(now) {
+				next := l.NextSlot
+				j.NextSlot = &next
+			}
 			if l.QuotaLimit >= 0 {
 				limit := l.QuotaLimit
 				j.Limit = &limit
@@ -575,6 +582,9 @@ func quotaText(q []quotaStatusJSON, now time.Time) string {
 		s += " per " + shortDuration(time.Duration(t.WindowMS)*time.Millisecond)
 	}
 	s += ", resets in " + FormatDuration(t.Reset.Sub(now).Round(time.Second))
+	if t.NextSlot != nil {
+		s += ", next paced slot in " + FormatDuration(t.NextSlot.Sub(now).Round(time.Second))
+	}
 	if t.Policy != "" {
 		s += " (" + printable(fetch.Redact(t.Policy)) + ")"
 	}

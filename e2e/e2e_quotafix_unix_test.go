@@ -71,4 +71,8 @@ func TestE2ECutAutoWaitGivesTheSlotBack(t *testing.T) {
 	if !strings.Contains(r.stdout, "2 of 100 left") {
 		t.Errorf("the stopped runs kept their slots:\n%s", r.stdout)
 	}
+	// status shows when the next paced slot is (a tour found "-").
+	if !strings.Contains(r.stdout, "next paced slot in ") {
+		t.Errorf("status does not show the next paced slot:\n%s", r.stdout)
+	}
 }

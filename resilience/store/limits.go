@@ -141,7 +141,8 @@ type LimitRecord struct {
 	// Kind is "rate", "budget" or "quota".
 	Kind string
 	// Rate: the next free slot (TAT less the burst), in the caller's clock,
-	// and the last writer's interval and burst.
+	// and the last writer's interval and burst. Quota: the next paced slot
+	// of --rate auto, zero when it is now.
 	NextSlot time.Time
 	Interval time.Duration
 	Burst    int

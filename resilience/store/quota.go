@@ -310,9 +310,14 @@ func (st quotaState) records(now int64, off time.Duration) []LimitRecord {
 		if q.Reset <= now {
 			continue
 		}
-		out = append(out, LimitRecord{Origin: st.Origin, Kind: "quota", Identity: id, QuotaLimit: q.Limit,
+		r := LimitRecord{Origin: st.Origin, Kind: "quota", Identity: id, QuotaLimit: q.Limit,
 			Remaining: q.Remaining, Window: time.Duration(q.Window) * time.Microsecond,
-			Reset: time.UnixMicro(q.Reset).Add(off), Policy: q.Policy})
+			Reset: time.UnixMicro(q.Reset).Add(off), Policy: q.Policy}
+		if q.TAT > now && q.Remaining > 0 {
+			// The next paced slot (--rate auto), when it is to come.
+			r.NextSlot = time.UnixMicro(q.TAT).Add(off)
+		}
+		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Identity < out[j].Identity })
 	return out
