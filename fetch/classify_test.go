@@ -82,6 +82,18 @@ func TestBodyCutMessages(t *testing.T) {
 	if strings.Contains(te.Error(), "--") {
 		t.Errorf("a message below cmd names a flag: %q", te.Error())
 	}
+	// Rounded figures that read alike though the body is short give the
+	// exact counts (a tour read "2.9 MiB of 2.9 MiB" as whole).
+	short := &BodyCutError{Read: 2_995_000, Total: 3_000_000, Err: io.ErrUnexpectedEOF}
+	if got := short.Error(); got != "the server closed the connection after 2,995,000 of 3,000,000 bytes" {
+		t.Errorf("a body a little short = %q", got)
+	}
+	// A timed-out attempt that had started over says so: the retry line
+	// that follows resumes from its bytes, not the earlier attempt's.
+	over := &BodyCutError{Read: 1 << 20, Total: 3 << 20, StartedOver: "the server sent a new version", From: 0, Err: io.ErrUnexpectedEOF}
+	if got := (&resilience.TimeoutError{After: 1e9, Err: over}).Error(); got != "attempt timed out after 1s with 1.0 MiB of 3.0 MiB received (this attempt started over: the server sent a new version)" {
+		t.Errorf("TimeoutError of a restart = %q", got)
+	}
 	streamed := &BodyCutError{Read: 1, Streamed: true, Err: io.ErrUnexpectedEOF}
 	if got := (&resilience.TimeoutError{After: 1e9, Err: streamed}).Error(); !strings.Contains(got, "partly streamed, so it is not retried") {
 		t.Errorf("TimeoutError of a streamed body = %q", got)

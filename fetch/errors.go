@@ -98,7 +98,12 @@ func (e *BodyCutError) TimeoutDetail() string {
 		return ""
 	}
 	msg := "with " + e.progress() + " received"
-	if e.From > 0 {
+	switch {
+	case e.StartedOver != "":
+		// A reader sees "resuming from byte N" next: say why N went
+		// back (a tour read it right after an attempt had got further).
+		msg += " (this attempt started over: " + e.StartedOver + ")"
+	case e.From > 0:
 		msg += " (this attempt resumed from byte " + groupDigits(e.From) + ")"
 	}
 	if e.Streamed {
@@ -109,9 +114,20 @@ func (e *BodyCutError) TimeoutDetail() string {
 
 func (e *BodyCutError) progress() string {
 	if e.Total > 0 {
-		return FormatBytes(e.Read) + " of " + FormatBytes(e.Total)
+		return BytesOf(e.Read, e.Total)
 	}
 	return FormatBytes(e.Read)
+}
+
+// BytesOf renders n bytes of total: "1.0 MiB of 2.9 MiB", or, when the
+// two would read the same though they differ, the exact counts ("2,995,000
+// of 3,000,000 bytes"): a body 5,000 bytes short must not read as whole.
+func BytesOf(n, total int64) string {
+	a, b := FormatBytes(n), FormatBytes(total)
+	if a == b && n != total {
+		return groupDigits(n) + " of " + groupDigits(total) + " bytes"
+	}
+	return a + " of " + b
 }
 
 // FormatBytes renders a byte count for messages: "512 B", "1.5 MiB".
