@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"syscall"
@@ -74,5 +75,34 @@ func TestE2ECutAutoWaitGivesTheSlotBack(t *testing.T) {
 	// status shows when the next paced slot is (a tour found "-").
 	if !strings.Contains(r.stdout, "next paced slot in ") {
 		t.Errorf("status does not show the next paced slot:\n%s", r.stdout)
+	}
+}
+
+// TestE2ECutWaitRecordsWhatPassed: a run stopped during its wait for a
+// retry records the part of the wait that passed, not the wait planned
+// (a tour's SIGINT 1.5 s into a 120 s Retry-After read wait_ms 120000
+// beside elapsed_ms 1499).
+func TestE2ECutWaitRecordsWhatPassed(t *testing.T) {
+	t.Parallel()
+	var c counter
+	srv := quotaOnce(t, &c, 503, "Retry-After", "50")
+	e := newEnv(t)
+	code, _, stdout := startAndSignal(t, e, syscall.SIGINT, func(stderr string) bool {
+		return strings.Contains(stderr, "retrying in")
+	}, args("--json", "-n", "2", "--breaker-failures", "0", srv.URL)...)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130", code)
+	}
+	var rep struct {
+		ElapsedMS float64 `json:"elapsed_ms"`
+		Attempts  []struct {
+			WaitMS float64 `json:"wait_ms"`
+		} `json:"attempts"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Attempts) != 1 {
+		t.Fatalf("report %q: %v", stdout, err)
+	}
+	if w := rep.Attempts[0].WaitMS; w >= 50000 || w > rep.ElapsedMS {
+		t.Errorf("wait_ms %v beside elapsed_ms %v: the planned wait, not what passed", w, rep.ElapsedMS)
 	}
 }

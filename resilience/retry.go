@@ -188,6 +188,12 @@ func (e *Executor) Run(ctx context.Context, method string, fn AttemptFunc) (*Tra
 		timer = e.NewTimer()
 	}
 	err := backoff.RetryNotifyWithTimer(r.attempt, backoff.WithContext(b, ctx), r.notify, timer)
+	if !r.waitFrom.IsZero() && len(r.tr.Attempts) > 0 {
+		// Cut during the wait (a signal, MaxTime): a SIGINT 1.5 s into a
+		// 120 s Retry-After waited 1.5 s, not 120.
+		last := &r.tr.Attempts[len(r.tr.Attempts)-1]
+		last.Wait = min(last.Wait, r.clock.Now().Sub(r.waitFrom))
+	}
 	r.tr.Breaker = e.Breaker.snapshot()
 	if err == nil {
 		return r.tr, nil
@@ -226,6 +232,10 @@ type run struct {
 	rateYielded *RateWaitError
 	// rateWait is the wait for the slot of the attempt about to start.
 	rateWait time.Duration
+	// waitFrom is when the wait after the last attempt began (notify),
+	// zero once the next attempt starts: a run that ends inside the wait
+	// records the part of it that passed, not the wait planned.
+	waitFrom time.Time
 	// budgetSpent is set when the retry budget refused a retry.
 	budgetSpent *BudgetSpent
 	// breakerOpened is set when the breaker was seen open after a failure.
@@ -352,6 +362,7 @@ func (r *run) sleep(d time.Duration) error {
 // attempt is one pass of backoff's operation: admission, the attempt,
 // classification and the breaker's record of it.
 func (r *run) attempt() error {
+	r.waitFrom = time.Time{}
 	ticket, err := r.admit()
 	if err != nil {
 		errors.As(err, &r.rejected)
@@ -468,6 +479,7 @@ func (r *run) attempt() error {
 // notify records the wait that follows the last attempt and reports it.
 func (r *run) notify(err error, wait time.Duration) {
 	r.tr.Attempts[len(r.tr.Attempts)-1].Wait = wait
+	r.waitFrom = r.clock.Now()
 	if r.e.OnRetry == nil {
 		return
 	}
