@@ -150,6 +150,16 @@ func TestHedgeFirstAnswerWins(t *testing.T) {
 	if !strings.Contains(copy1, "no response, new connection:") || !strings.Contains(copy1, " first byte - body -") {
 		t.Errorf("copy 1's line = %q, want no first byte:\n%s", copy1, r.stderr)
 	}
+
+	// Reports say a hedged attempt sent two requests, and whose answer
+	// counted (a tour found "attempts: 1 … 102ms" with the winner's
+	// phases and no word of the hedge).
+	srv3 := newTailServer(t, "fast answer", 1)
+	tapf := filepath.Join(e.dir, "h.tap")
+	e.run(args("--hedge", "50ms", "--report", "tap="+tapf, srv3.URL)...).wantCode(t, 0)
+	if b, _ := os.ReadFile(tapf); !strings.Contains(string(b), "copies: 2") || !strings.Contains(string(b), "won: 2") {
+		t.Errorf("TAP of a hedged run:\n%s", b)
+	}
 }
 
 func TestHedgeNotNeeded(t *testing.T) {

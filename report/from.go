@@ -31,6 +31,20 @@ func phases(t *fetch.AttemptTrace) []Phase {
 	return out
 }
 
+// hedged fills in a hedged attempt's copies from its trace (the winning
+// copy's, which lists them all).
+func hedged(a *Attempt, t *fetch.AttemptTrace) {
+	if t == nil || len(t.Copies) < 2 {
+		return
+	}
+	a.Copies, a.Won = len(t.Copies), max(t.Copy, 1)
+	for _, c := range t.Copies {
+		if c.N == a.Won {
+			a.WonAfter = c.Sent
+		}
+	}
+}
+
 func spanOf(t *fetch.AttemptTrace) string {
 	if t == nil {
 		return ""
@@ -63,6 +77,7 @@ func FromRun(req *fetch.Request, res *fetch.Result, class, message string) Case 
 			for _, r := range tr.Attempts {
 				t, _ := r.Detail.(*fetch.AttemptTrace)
 				a := Attempt{N: r.N, Status: r.Status, Duration: r.Duration, Wait: r.Wait, Phases: phases(t), SpanID: spanOf(t)}
+				hedged(&a, t)
 				if r.Err != nil {
 					a.Failed, a.Message = true, fetch.Redact(r.Err.Error())
 					a.Class = errorClass(r.Err)

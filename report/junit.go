@@ -104,6 +104,9 @@ func attemptOut(a Attempt) string {
 		fmt.Fprintf(&b, "status: %d\n", a.Status)
 	}
 	fmt.Fprintf(&b, "duration_ms: %g\n", ms(a.Duration))
+	if a.Copies > 1 {
+		fmt.Fprintf(&b, "copies: %d\nwon: %d\nwon_sent_ms: %g\n", a.Copies, a.Won, ms(a.WonAfter))
+	}
 	for _, p := range a.Phases {
 		fmt.Fprintf(&b, "%s_ms: %g\n", p.Name, ms(p.D))
 	}

@@ -109,6 +109,11 @@ type Attempt struct {
 	Phases []Phase
 	// SpanID is the attempt's traceparent span id, "" without one.
 	SpanID string
+	// Copies is how many requests a hedged attempt sent (--hedge), 0
+	// when it was not hedged; Won is the copy whose answer counted, sent
+	// WonAfter into the attempt. Its Phases are that copy's.
+	Copies, Won int
+	WonAfter    time.Duration
 }
 
 // Case is one testcase: one URL of a run (one URL checked, one URL of a
@@ -516,6 +521,10 @@ func attemptLine(a Attempt) string {
 		}
 	}
 	fmt.Fprintf(&b, "; %gms", ms(a.Duration))
+	if a.Copies > 1 {
+		// The phases below are the winning copy's, which went later.
+		fmt.Fprintf(&b, "; hedged: %d requests, copy %d's answer, sent after %gms", a.Copies, a.Won, ms(a.WonAfter))
+	}
 	if len(a.Phases) > 0 {
 		parts := make([]string, len(a.Phases))
 		for i, p := range a.Phases {

@@ -58,6 +58,9 @@ type tapAttempt struct {
 	TimingsMS  map[string]float64 `yaml:"timings_ms,omitempty"`
 	WaitMS     float64            `yaml:"wait_ms,omitempty"`
 	SpanID     string             `yaml:"span_id,omitempty"`
+	// Copies, Won: a hedged attempt's requests and the one that counted.
+	Copies int `yaml:"copies,omitempty"`
+	Won    int `yaml:"won,omitempty"`
 }
 
 type tapCase struct {
@@ -99,6 +102,9 @@ func (t *tap) encode(run *Run, c *Case) ([]byte, error) {
 	}
 	for _, a := range c.Attempts {
 		ta := tapAttempt{N: a.N, Status: a.Status, DurationMS: ms(a.Duration), WaitMS: ms(a.Wait), SpanID: a.SpanID}
+		if a.Copies > 1 {
+			ta.Copies, ta.Won = a.Copies, a.Won
+		}
 		if a.Failed {
 			ta.Class, ta.Error = a.Class, a.Message
 		}
