@@ -78,6 +78,10 @@ func (o *FetchOptions) hedgePlan(req *fetch.Request, bp *breakerPlan, lp *limits
 	default:
 		d, err := time.ParseDuration(v)
 		switch {
+		case err != nil && durationSyntax().MatchString(v) && !strings.HasPrefix(v, "-"), err == nil && d > maxFlagDuration:
+			// The bound of every duration flag, named even for a value
+			// too large to read.
+			return nil, n.invalid("hedge", strconv.Quote(v), "must be at most %s (10 years)", shortDuration(maxFlagDuration))
 		case err != nil:
 			return nil, n.invalid("hedge", strconv.Quote(v), "want a duration such as 200ms, or auto (0: off)")
 		case d < 0:

@@ -51,6 +51,8 @@ func TestE2EFlagBounds(t *testing.T) {
 		{"fetch", []string{"-P", "2000"}, "", "invalid --parallel 2000: must be from 1 to 1024"},
 		{"fetch", []string{"--parallel-host", "-1"}, "", "invalid --parallel-host -1: must be from 1 to 1024"},
 		{"fetch", nil, "REFETCH_PARALLEL=0", "invalid REFETCH_PARALLEL=0: must be from 1 to 1024"},
+		{"fetch", []string{"--hedge", "87601h"}, "", `invalid --hedge "87601h": must be at most 87600h (10 years)`},
+		{"fetch", []string{"--hedge", "99999999999h"}, "", `invalid --hedge "99999999999h": must be at most 87600h (10 years)`},
 		{"fetch", []string{"--max-size", "1025T"}, "", `invalid --max-size: size "1025T": must be at most 1024T`},
 		{"fetch", []string{"--max-size", "9223372036854775807"}, "", `must be at most 1024T`},
 		{"fetch", nil, "REFETCH_MAX_SIZE=99999999999999999999", `REFETCH_MAX_SIZE`},
