@@ -57,8 +57,13 @@ func serveDemo(ctx context.Context, o *DemoOptions) error {
 	go srv.Serve(ln)
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(o.IO.Out, "refetch demo server on %s (Ctrl-C to stop)\n\n", base)
+	width := 0
 	for _, r := range demoRoutes {
-		fmt.Fprintf(o.IO.Out, "  %-28s %s\n", base+r.path, r.what)
+		width = max(width, len(base+r.path))
+	}
+	for _, r := range demoRoutes {
+		// One column, however long the address or the path.
+		fmt.Fprintf(o.IO.Out, "  %-*s  %s\n", width, base+r.path, r.what)
 	}
 	fmt.Fprintf(o.IO.Out, "\ntry: refetch fetch %s/flaky\n", base)
 	<-ctx.Done()
