@@ -70,3 +70,38 @@ func NewCmdCompletion(f *Factory) *cobra.Command {
 	c.Flags().BoolVar(&noDesc, "no-descriptions", false, "leave command and flag descriptions out of the completions")
 	return c
 }
+
+// flagValues are the values shell completion offers for flags whose
+// values are words, not files (a tour's bash offered file names for
+// --color). A value ending in "=" or "/" is a start: no space follows.
+var flagValues = map[string][]string{
+	"color":  {"auto", "always", "never"},
+	"report": {"junit=", "tap=", "tap13="},
+	"hedge":  {"auto", "100ms", "0"},
+	"rate":   {"auto", "1/s", "10/s", "1/m", "1/h"},
+}
+
+// completeFlagValues registers flagValues on c and its subcommands.
+func completeFlagValues(c *cobra.Command) {
+	for name, values := range flagValues {
+		if c.Flags().Lookup(name) == nil && c.PersistentFlags().Lookup(name) == nil {
+			continue
+		}
+		if _, ok := c.GetFlagCompletionFunc(name); ok {
+			continue
+		}
+		vals := values
+		c.RegisterFlagCompletionFunc(name, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			d := cobra.ShellCompDirectiveNoFileComp
+			for _, v := range vals {
+				if strings.HasSuffix(v, "=") {
+					d |= cobra.ShellCompDirectiveNoSpace
+				}
+			}
+			return vals, d
+		})
+	}
+	for _, sub := range c.Commands() {
+		completeFlagValues(sub)
+	}
+}

@@ -900,3 +900,20 @@ func TestCheckLastChance(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletionOffersFlagValues: flags whose values are words complete
+// to them, not to file names (a tour's bash offered files for --color).
+func TestCompletionOffersFlagValues(t *testing.T) {
+	for args, want := range map[string]string{
+		"fetch --color":  "auto\nalways\nnever\n:4\n",
+		"check --report": "junit=\ntap=\ntap13=\n:6\n",
+		"fetch --hedge":  "auto\n100ms\n0\n:4\n",
+		"probe --rate":   "auto\n1/s\n10/s\n1/m\n1/h\n:4\n",
+	} {
+		f, out, _ := testFactory(nil)
+		Run(context.Background(), f, append(append([]string{"__complete"}, strings.Fields(args)...), ""))
+		if out.String() != want {
+			t.Errorf("%s: %q, want %q", args, out.String(), want)
+		}
+	}
+}

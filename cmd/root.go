@@ -213,6 +213,7 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		}
 	}
 	boundFlags(root)
+	completeFlagValues(root)
 	return root
 }
 
