@@ -443,7 +443,7 @@ func runCheck(ctx context.Context, o *CheckOptions) error {
 	}
 	var werr error
 	if o.JSON {
-		rep.ExitCode = ExitCode(err)
+		rep.ExitCode, rep.Class = ExitCode(err), FailureClass(err)
 		o.reported = true
 		werr = writeJSON(o.IO.Out, rep)
 	} else {
@@ -486,7 +486,7 @@ func (w checkWords) wordFailures(r *fetch.CheckResult) {
 func (o *CheckOptions) writeUsageReport(err error) {
 	o.reported = true
 	msg := describe(err)
-	_ = writeJSON(o.IO.Out, fetch.CheckReport{Results: []fetch.CheckResult{}, Error: &msg, ExitCode: ExitCode(err)})
+	_ = writeJSON(o.IO.Out, fetch.CheckReport{Results: []fetch.CheckResult{}, Error: &msg, ExitCode: ExitCode(err), Class: FailureClass(err)})
 }
 
 // printResults writes one line per URL: verdict, URL, status, latency,

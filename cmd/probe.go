@@ -437,7 +437,7 @@ func (o *ProbeOptions) writeUsageReport(err error) {
 // write prints rep with the run's error: with --json the one object,
 // else (when summary is set) the summary a person reads at a glance.
 func (o *ProbeOptions) write(rep *fetch.ProbeReport, runErr error, summary bool) error {
-	rep.ExitCode = ExitCode(runErr)
+	rep.ExitCode, rep.Class = ExitCode(runErr), FailureClass(runErr)
 	if runErr != nil {
 		msg := describe(runErr)
 		rep.Error = &msg

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -291,4 +292,32 @@ func TestE2EMalformedProxyVariable(t *testing.T) {
 	}
 	// Well-formed ones are used as net/http uses them (loopback: direct).
 	e.with("HTTP_PROXY=127.0.0.1:3128", "HTTPS_PROXY=socks5://127.0.0.1:1080").run("fetch", srv.URL).wantCode(t, 0)
+}
+
+// TestE2ECheckAndProbeJSONClass: check's and probe's --json name their
+// exit code's class as fetch's details.class does, from the one table
+// (a tour found only exit_code there).
+func TestE2ECheckAndProbeJSONClass(t *testing.T) {
+	t.Parallel()
+	down := downServer(t, nil)
+	e := newEnv(t)
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		class string
+	}{
+		{[]string{"check", "--json", "-n", "1", down.URL}, 8, "unhealthy"},
+		{[]string{"check", "--json", "--wait", "-1s", down.URL}, 2, "usage"},
+		{[]string{"probe", "--json", "-n", "1", "--expect-success", "100%", down.URL}, 8, "unhealthy"},
+	} {
+		r := e.run(tc.args...)
+		r.wantCode(t, tc.code)
+		var rep struct {
+			ExitCode int    `json:"exit_code"`
+			Class    string `json:"class"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.ExitCode != tc.code || rep.Class != tc.class {
+			t.Errorf("%v: %q (%v), want class %q", tc.args, r.stdout, err, tc.class)
+		}
+	}
 }

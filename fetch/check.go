@@ -321,8 +321,11 @@ type CheckReport struct {
 	Results   []CheckResult `json:"results"`
 	// Error says why no check ran (a usage error, an interruption).
 	Error *string `json:"error,omitempty"`
-	// ExitCode is the process's exit code, set by the command layer.
-	ExitCode int `json:"exit_code"`
+	// ExitCode is the process's exit code, set by the command layer;
+	// Class names it as fetch's details.class does ("unhealthy",
+	// "usage", …), omitted on success.
+	ExitCode int    `json:"exit_code"`
+	Class    string `json:"class,omitempty"`
 	// TraceID is the check's W3C trace id (--traceparent), one for every
 	// URL; left out without one.
 	TraceID string `json:"trace_id,omitempty"`

@@ -324,10 +324,13 @@ type ProbeReport struct {
 	RetryAfter []RetryAfterSeen `json:"retry_after"`
 	// Slowest says where the slowest requests spent their time; null with
 	// no request.
-	Slowest  *SlowPhase    `json:"slowest"`
-	ExitCode int           `json:"exit_code"`
-	Error    *string       `json:"error"`
-	Samples  []ProbeResult `json:"samples"`
+	Slowest  *SlowPhase `json:"slowest"`
+	ExitCode int        `json:"exit_code"`
+	// Class names the exit code as fetch's details.class does, omitted
+	// on success.
+	Class   string        `json:"class,omitempty"`
+	Error   *string       `json:"error"`
+	Samples []ProbeResult `json:"samples"`
 	// TraceID is the probe's W3C trace id (--traceparent); each sample's
 	// span id is its span_id. Left out without one.
 	TraceID string `json:"trace_id,omitempty"`
