@@ -365,6 +365,32 @@ func TestResolveFailoverWithHedge(t *testing.T) {
 	}
 }
 
+// TestCheckFailsOverBetweenAddresses: check's next attempt after a
+// failed one goes to an address not tried yet, as fetch's retry does: a
+// gate must not call unhealthy a service a client's retry reaches (a
+// tour's check asked a hung, then a 503, address every time).
+func TestCheckFailsOverBetweenAddresses(t *testing.T) {
+	url, resolve, port, _, good := failoverSetup(t)
+	r := newEnv(t).run("check", "--timeout", "500ms", "-n", "3", "--delay", "10ms", "--resolve", resolve, url)
+	r.wantCode(t, 0)
+	if good.Load() != 1 || !strings.Contains(r.stdout, "healthy ") {
+		t.Errorf("the good address got %d requests; stdout %q", good.Load(), r.stdout)
+	}
+	// An address that answers 503 on a kept-alive connection: the next
+	// attempt dials another.
+	l := listenOn(t, "127.0.0.2", port)
+	bad := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	})}}
+	bad.Start()
+	t.Cleanup(bad.Close)
+	r = newEnv(t).run("check", "-n", "3", "--delay", "10ms", "--resolve", fmt.Sprintf("svc.test:%d:127.0.0.2,127.0.0.1", port), url)
+	r.wantCode(t, 0)
+	if good.Load() != 2 {
+		t.Errorf("after a 503 from 127.0.0.2 the good address got %d requests in all, want 2; stdout %q", good.Load(), r.stdout)
+	}
+}
+
 func TestResolveFailoverRetry(t *testing.T) {
 	// No hedge: the first attempt times out on the silent address; the
 	// retry goes to the one not tried yet.

@@ -502,6 +502,9 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 	// The observer bounds each attempt itself, so that it can say which
 	// limit ended it.
 	policy.Timeout = 0
+	// book is the URL's memory of the addresses it dialed (dial.go),
+	// kept across its attempts.
+	book := &addrBook{}
 	// The executor calls the attempt on this goroutine: no locking needed.
 	var (
 		sent      int
@@ -560,7 +563,7 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 			}
 		}
 		sent++
-		obs := ob.observe(actx, n)
+		obs := ob.observe(withAddrBook(actx, book), n)
 		if cfg.slots != nil {
 			// More URLs than sockets: none keeps an idle connection
 			// between its polls either, or those would fill the limit.
@@ -572,6 +575,15 @@ func checkOne(ctx context.Context, cfg CheckConfig, req *Request) (res CheckResu
 		failed := cfg.Expect.Evaluate(ectx, obs)
 		cancel()
 		obs.Body = nil // judged: not kept
+		if len(failed) > 0 && book.several() {
+			// The next attempt goes to another of the host's addresses,
+			// as fetch's retries do: a gate must not call a service
+			// unhealthy that a client's retry reaches (a tour's check
+			// asked a hung or 503 address every time). A kept-alive
+			// connection to this one would take it back there.
+			book.markAddr(obs.Trace.remoteAddr())
+			client.CloseIdleConnections()
+		}
 		cur := &checkAttempt{obs: obs, failed: failed}
 		switch {
 		case cur.cutEarly() && last != nil:
