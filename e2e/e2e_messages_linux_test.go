@@ -19,7 +19,7 @@ func TestE2EOutputWriteFailureNamesTheFlag(t *testing.T) {
 	mknodChar(t, full, 1, 7)
 	var c counter
 	srv := bodyServer(t, &c)
-	want := "writing output: -o " + full + ": no space left on device"
+	want := "writing output: -o " + full + ": no space left on device (the file system is full)"
 
 	r := e.run(args("-o", full, srv.URL)...)
 	r.wantCode(t, 1)
