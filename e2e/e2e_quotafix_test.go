@@ -143,12 +143,19 @@ func TestE2EQuotaBeyondTheLimitEndsAtOnce(t *testing.T) {
 	if att := r.report(t)["attempts"].([]any); len(att) != 1 || att[0].(map[string]any)["wait_ms"] != 0.0 {
 		t.Errorf("attempts: %v", att)
 	}
-	// check honours no hold without --breaker-failures or a learned
-	// --rate auto: its one answer says the quota.
-	r = e.run("check", srv.URL)
+	// check with a breaker, which keeps the hold: its one answer says
+	// the quota, not a Retry-After.
+	r = newEnv(t).run("check", "--breaker-failures", "3", srv.URL)
 	r.wantCode(t, 8)
 	if c.get() != 2 || !strings.Contains(r.stdout, "the server's quota for this caller is spent for 5m0s") || strings.Contains(r.stdout, "asked to retry") {
 		t.Errorf("check: %d requests, stdout %s", c.get(), r.stdout)
+	}
+	// Without a breaker nothing holds the retry: the Retry-After is
+	// waited and the retry goes (a review caught the early end there).
+	r = newEnv(t).run(args("-n", "2", "--breaker-failures", "0", srv.URL)...)
+	r.wantCode(t, 4)
+	if c.get() != 4 || !strings.Contains(r.stderr, "retrying in 2s") {
+		t.Errorf("no breaker: %d requests, stderr %s", c.get(), r.stderr)
 	}
 }
 

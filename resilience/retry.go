@@ -431,12 +431,14 @@ func (r *run) attempt() error {
 	if v.Kind != Cancelled {
 		r.lastDone, r.lastDoneN = v.Err, r.tr.Count()
 	}
-	if quotaHold && v.Kind == Retryable {
+	if quotaHold && v.Kind == Retryable && r.holdsEnforced() {
 		if w := holdUntil.Sub(now); r.p.retryAfterTooLong(w, now, r.deadline) {
 			// The spent quota holds the next attempt past what the policy
 			// allows, whatever shorter Retry-After came beside it: the run
 			// ends now, as it would before that attempt, rather than say
-			// "retrying in 2s", wait, and then end.
+			// "retrying in 2s", wait, and then end. Only where something
+			// holds the next attempt: without a breaker or --rate auto,
+			// nothing does, and the Retry-After is waited as before.
 			r.tr.RetryAfter = w
 			r.stop = stopReason{class: ErrRateLimited, wait: w, left: r.p.leftOf(w, now, r.deadline), quota: true, own: true}
 			return backoff.Permanent(v.Err)
@@ -474,6 +476,13 @@ func (r *run) attempt() error {
 		r.unsafe = v.UnsafeNotRetried
 		return backoff.Permanent(v.Err)
 	}
+}
+
+// holdsEnforced reports whether this run's next attempt would wait for
+// a hold it recorded: the breaker keeps holds, and --rate auto (Limits
+// with Auto and no Rate) waits for its learned quota's reset.
+func (r *run) holdsEnforced() bool {
+	return r.e.Breaker != nil || r.e.Limits != nil && r.e.Limits.Auto && r.e.Limits.Rate == nil
 }
 
 // notify records the wait that follows the last attempt and reports it.
