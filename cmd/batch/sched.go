@@ -25,6 +25,20 @@ type Job struct {
 	// began (zero when not held).
 	Held   time.Duration
 	HeldAt time.Time
+	// HeldUntil is when the hold it waits for ends: time after it, in
+	// the queue for a worker, is not held.
+	HeldUntil time.Time
+}
+
+// holdFrom starts j's wait for a hold that ends at until (the later of
+// two, when it already waits).
+func (j *Job) holdFrom(now, until time.Time) {
+	if j.HeldAt.IsZero() {
+		j.HeldAt = now
+	}
+	if until.After(j.HeldUntil) {
+		j.HeldUntil = until
+	}
 }
 
 // ErrStopped is returned by Add once the scheduler is stopped.
@@ -158,10 +172,10 @@ func (s *Scheduler) Add(ctx context.Context, j *Job) error {
 		s.idle.Remove(q.idle)
 		q.idle = nil
 	}
-	if end, held := s.holds[q.holdKey]; held && j.HeldAt.IsZero() {
-		// Queued behind a hold: its wait counts as held.
+	if end, held := s.holds[q.holdKey]; held {
+		// Queued behind a hold: its wait for it counts as held.
 		if now := s.now(); now.Before(end) {
-			j.HeldAt = now
+			j.holdFrom(now, end)
 		}
 	}
 	q.jobs = append(q.jobs, j)
@@ -277,8 +291,12 @@ func (s *Scheduler) pick(now time.Time) (*Job, *Queue, time.Time) {
 	s.active++
 	best.active++
 	if !j.HeldAt.IsZero() {
-		j.Held += now.Sub(j.HeldAt)
-		j.HeldAt = time.Time{}
+		end := now
+		if !j.HeldUntil.IsZero() && j.HeldUntil.Before(end) {
+			end = j.HeldUntil
+		}
+		j.Held += max(end.Sub(j.HeldAt), 0)
+		j.HeldAt, j.HeldUntil = time.Time{}, time.Time{}
 	}
 	// The reader may add again.
 	s.broadcast()
@@ -349,18 +367,16 @@ func (s *Scheduler) Hold(q *Queue, j *Job, until time.Time) {
 	if end, ok := s.holds[q.holdKey]; !ok || until.After(end) {
 		s.holds[q.holdKey] = until
 	}
-	now := s.now()
-	if j.HeldAt.IsZero() {
-		j.HeldAt = now
-	}
+	now, end := s.now(), s.holds[q.holdKey]
+	j.holdFrom(now, end)
 	// The jobs waiting behind it on the same key wait for the hold too.
 	for _, other := range s.nonEmpty {
 		if other.holdKey != q.holdKey {
 			continue
 		}
 		for _, w := range other.jobs[other.head:] {
-			if w != nil && w.HeldAt.IsZero() {
-				w.HeldAt = now
+			if w != nil {
+				w.holdFrom(now, end)
 			}
 		}
 	}
