@@ -110,8 +110,8 @@ type Slot struct {
 	Exhausted bool
 	// tat is the rate record's TAT the reservation set (0: none), and
 	// quota the learned quota's slot (Auto), for Refund.
-	tat   int64
-	quota store.QuotaSlot
+	tat, prevTAT, prevInterval int64
+	quota                      store.QuotaSlot
 }
 
 // Take takes a slot at now, waiting at most maxWait (negative: no bound):
@@ -134,7 +134,7 @@ func (l *Limits) Take(ctx context.Context, now time.Time, maxWait time.Duration)
 		return Slot{Reserved: d.Reserved, Wait: d.Wait, Exhausted: d.Known && d.Remaining <= 0, quota: d.Slot}, nil
 	}
 	d, err := l.rate(ctx, now, maxWait)
-	return Slot{Reserved: d.Reserved, Wait: d.Wait, tat: d.TAT}, err
+	return Slot{Reserved: d.Reserved, Wait: d.Wait, tat: d.TAT, prevTAT: d.PrevTAT, prevInterval: d.PrevInterval}, err
 }
 
 // Refund gives back a reserved slot of the Rate (or, with Auto, of the
@@ -158,7 +158,8 @@ func (l *Limits) Refund(ctx context.Context, s Slot, now time.Time) {
 		l.Store.RefundQuota(ctx, store.QuotaParams{Origin: l.Origin, Identity: l.Identity, Route: l.route}, s.quota, now)
 		return
 	}
-	l.Store.RefundRate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, TAT: s.tat, Route: l.route}, now)
+	l.Store.RefundRate(ctx, store.RateParams{Origin: l.Origin, Interval: l.Rate.Interval, TAT: s.tat,
+		PrevTAT: s.prevTAT, PrevInterval: s.prevInterval, Route: l.route}, now)
 }
 
 // Learn keeps the quota a response advertised (one with a reset to come)

@@ -87,9 +87,10 @@ type RateParams struct {
 	// is not reserved. Negative: no bound.
 	MaxWait time.Duration
 	// TAT is, for RefundRate, the TAT the reserving step set
-	// (RateDecision.TAT).
-	TAT   int64
-	Route Route
+	// (RateDecision.TAT); PrevTAT and PrevInterval the record's before
+	// it (RateDecision's), which the refund puts back.
+	TAT, PrevTAT, PrevInterval int64
+	Route                      Route
 }
 
 // RateDecision is a rate step's answer.
@@ -100,8 +101,11 @@ type RateDecision struct {
 	Wait time.Duration
 	// TAT is the record's TAT the reservation set (µs, by the store's
 	// clock; 0 when nothing was reserved): what RefundRate checks.
-	TAT   int64
-	Route Route
+	// PrevTAT and PrevInterval are the record's before it: what a
+	// refund puts back (the interval too, since callers with other
+	// intervals share the record: see rateStep).
+	TAT, PrevTAT, PrevInterval int64
+	Route                      Route
 }
 
 // Budget step kinds.
@@ -206,15 +210,17 @@ func rateStep(st *rateState, now, interval, burst, maxWait int64) (bool, int64) 
 }
 
 // rateRefundStep gives back the slot whose reservation set st's TAT to
-// tat: the TAT moves back one interval, only if it is still tat. A later
-// reservation (another caller's) moved it on: then the slot is not given
-// back, since moving the TAT back would hand out a slot that caller
-// holds (the cut run's slot is lost, as before; never one too many).
-func rateRefundStep(st *rateState, tat, interval int64) bool {
+// tat: the record is as it was before it (prevTAT, prevInterval), only
+// if its TAT is still tat. A later reservation (another caller's) moved
+// it on: then the slot is not given back, since moving the TAT back
+// would hand out a slot that caller holds (the cut run's slot is lost,
+// as before; never one too many). The interval goes back too: a cut
+// 10/s run must not leave a 1/h caller's next slot 100 ms away.
+func rateRefundStep(st *rateState, tat, prevTAT, prevInterval int64) bool {
 	if tat <= 0 || st.TAT != tat {
 		return false
 	}
-	st.TAT -= max(interval, 1)
+	st.TAT, st.Interval = prevTAT, prevInterval
 	st.Expires = st.TAT + rateLinger
 	return true
 }
@@ -325,12 +331,13 @@ func (s *FileStore) Rate(ctx context.Context, p RateParams, now time.Time) (Rate
 		if data != nil && json.Unmarshal(data, &st) != nil || st.Origin != p.Origin || st.Expires < usOf(now) {
 			st = rateState{Origin: p.Origin}
 		}
+		prevTAT, prevInterval := st.TAT, st.Interval
 		ok, wait := rateStep(&st, usOf(now), p.intervalUS(), int64(p.Burst), p.maxWaitUS())
 		d = RateDecision{Reserved: ok, Wait: time.Duration(wait) * time.Microsecond}
 		if !ok {
 			return nil, nil
 		}
-		d.TAT = st.TAT
+		d.TAT, d.PrevTAT, d.PrevInterval = st.TAT, prevTAT, prevInterval
 		return json.Marshal(st)
 	})
 	return d, err
@@ -344,7 +351,7 @@ func (s *FileStore) RefundRate(ctx context.Context, p RateParams, now time.Time)
 		if data == nil || json.Unmarshal(data, &st) != nil || st.Origin != p.Origin || st.Expires < usOf(now) {
 			return nil, nil
 		}
-		if refunded = rateRefundStep(&st, p.TAT, p.intervalUS()); !refunded {
+		if refunded = rateRefundStep(&st, p.TAT, p.PrevTAT, p.PrevInterval); !refunded {
 			return nil, nil
 		}
 		return json.Marshal(st)

@@ -69,7 +69,7 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		if ok, err := l.RefundRate(ctx, stale, now.Add(20*time.Millisecond)); ok || err != nil {
 			t.Fatalf("RefundRate of a slot reserved before the last = %v, %v; want false", ok, err)
 		}
-		p.TAT = d.TAT
+		p.TAT, p.PrevTAT, p.PrevInterval = d.TAT, d.PrevTAT, d.PrevInterval
 		if ok, err := l.RefundRate(ctx, p, now.Add(20*time.Millisecond)); !ok || err != nil {
 			t.Fatalf("RefundRate = %v, %v; want true", ok, err)
 		}
@@ -80,7 +80,7 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		if d, err = l.Rate(ctx, p, now.Add(20*time.Millisecond)); err != nil || !d.Reserved || d.Wait != 130*time.Millisecond {
 			t.Fatalf("Rate after the refund = %+v, %v; want the slot at +150ms", d, err)
 		}
-		if p.TAT = d.TAT; !mustRefund(t, l, p, now.Add(20*time.Millisecond)) {
+		if p.TAT, p.PrevTAT, p.PrevInterval = d.TAT, d.PrevTAT, d.PrevInterval; !mustRefund(t, l, p, now.Add(20*time.Millisecond)) {
 			t.Fatal("the second refund failed")
 		}
 		p.TAT = 0
@@ -110,6 +110,25 @@ func testLimits(t *testing.T, mk func(t *testing.T) Store) {
 		// And a fast caller then waits for that slot plus its interval:
 		// every request is at least the fastest interval from the last.
 		rate(t, l, fast, now, true, 400*time.Millisecond+time.Hour)
+	})
+
+	t.Run("rate: a refund puts the record back as it was, interval too", func(t *testing.T) {
+		// A review's 1/h run sent, a 10/s run reserved and was cut, and
+		// the refund left the 10/s interval in the record: the 1/h run's
+		// next request then waited 100 ms, not the hour.
+		l := limiter(t)
+		slow := RateParams{Origin: "https://r.test:443", Interval: time.Hour, Burst: 1, MaxWait: -1}
+		fast := RateParams{Origin: "https://r.test:443", Interval: 100 * time.Millisecond, Burst: 1, MaxWait: -1}
+		rate(t, l, slow, now, true, 0)
+		d, err := l.Rate(ctx, fast, now)
+		if err != nil || !d.Reserved {
+			t.Fatalf("Rate = %+v, %v", d, err)
+		}
+		fast.TAT, fast.PrevTAT, fast.PrevInterval = d.TAT, d.PrevTAT, d.PrevInterval
+		if !mustRefund(t, l, fast, now) {
+			t.Fatal("the refund failed")
+		}
+		rate(t, l, slow, now, true, time.Hour)
 	})
 
 	t.Run("rate: a burst goes at once, then the interval", func(t *testing.T) {
@@ -271,6 +290,7 @@ func TestLimitsAgree(t *testing.T) {
 						// A refund now or a little later, of this slot or an
 						// older one.
 						p.TAT = df.TAT - int64(rng.Intn(2))*p.intervalUS()
+						p.PrevTAT, p.PrevInterval = df.PrevTAT, df.PrevInterval
 						at := now.Add(time.Duration(rng.Intn(200)) * time.Millisecond)
 						rf, ef := files.RefundRate(context.Background(), p, at)
 						rr, er := redis.RefundRate(context.Background(), p, at)

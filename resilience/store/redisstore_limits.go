@@ -59,25 +59,29 @@ var redisRateScript = lazyScript(luaLimitPrelude + luaNowMicros + `
 local interval = math.max(tonumber(ARGV[2]), 1)
 local burst = math.max(tonumber(ARGV[3]), 1)
 local maxwait = tonumber(ARGV[4])
-local prev = num('interval')
+local oldtat, oldinterval = num('tat'), num('interval')
+-- A record a second past its TAT reads as none (rateState.Expires), even
+-- if the key has not expired yet by Redis's own clock.
+if oldtat + ` + "1000000" + ` < now then oldtat, oldinterval = 0, 0 end
+local prev = oldinterval
 if prev <= 0 then prev = interval end
-local tat = math.max(num('tat') - prev + math.min(prev, interval), now)
+local tat = math.max(oldtat - prev + math.min(prev, interval), now)
 local wait = math.max(tat - (burst - 1) * interval - now, 0)
 if wait > maxwait then return {0, wait, 0} end
 tat = tat + interval
 redis.call('HSET', k, 'tat', int(tat), 'interval', int(interval), 'burst', int(burst))
 redis.call('PEXPIRE', k, int(math.floor((tat + ` + "1000000" + ` - now) / 1000) + 1))
-return {1, wait, tat}
+return {1, wait, tat, oldtat, oldinterval}
 `)
 
 // redisRefundRateScript runs rateRefundStep. ARGV: now_us (” for TIME),
-// the tat_us the reservation set, interval_us. Reply: 1 refunded, 0 not.
+// the tat_us the reservation set, the tat_us and interval_us before it.
+// Reply: 1 refunded, 0 not.
 var redisRefundRateScript = lazyScript(luaLimitPrelude + luaNowMicros + `
-local tat, interval = tonumber(ARGV[2]), math.max(tonumber(ARGV[3]), 1)
-if tat <= 0 or redis.call('EXISTS', k) == 0 or num('tat') ~= tat then return 0 end
-tat = tat - interval
-redis.call('HSET', k, 'tat', int(tat))
-redis.call('PEXPIRE', k, int(math.max(math.floor((tat + ` + "1000000" + ` - now) / 1000) + 1, 1)))
+local tat, prevtat, previnterval = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if tat <= 0 or redis.call('EXISTS', k) == 0 or num('tat') ~= tat or tat + ` + "1000000" + ` < now then return 0 end
+redis.call('HSET', k, 'tat', int(prevtat), 'interval', int(previnterval))
+redis.call('PEXPIRE', k, int(math.max(math.floor((prevtat + ` + "1000000" + ` - now) / 1000) + 1, 1)))
 return 1
 `)
 
@@ -130,10 +134,14 @@ func (s *RedisStore) Rate(ctx context.Context, p RateParams, now time.Time) (Rat
 	if err != nil {
 		return RateDecision{}, s.wrap(ctx, "write", err)
 	}
-	if len(res) != 3 {
+	if len(res) != 3 && len(res) != 5 {
 		return RateDecision{}, s.wrap(ctx, "write", fmt.Errorf("unexpected rate script reply %v", res))
 	}
-	return RateDecision{Reserved: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond, TAT: res[2]}, nil
+	d := RateDecision{Reserved: res[0] == 1, Wait: time.Duration(res[1]) * time.Microsecond, TAT: res[2]}
+	if len(res) == 5 {
+		d.PrevTAT, d.PrevInterval = res[3], res[4]
+	}
+	return d, nil
 }
 
 // RefundRate implements Limiter: redisRefundRateScript.
@@ -143,7 +151,7 @@ func (s *RedisStore) RefundRate(ctx context.Context, p RateParams, now time.Time
 		nowArg = strconv.FormatInt(usOf(now), 10)
 	}
 	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
-		return redisRefundRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.intervalUS()).Int64()
+		return redisRefundRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.PrevTAT, p.PrevInterval).Int64()
 	})
 	if err != nil {
 		return false, s.wrap(ctx, "write", err)
