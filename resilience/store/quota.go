@@ -186,8 +186,10 @@ func quotaPaceStep(q *quotaID, now, maxWait int64) (QuotaDecision, bool) {
 // quotaRefundStep gives back the slot s of q (quotaPaceStep's): the TAT
 // before it and one more remaining, only if q is still as s left it. It
 // reports whether it did.
-func quotaRefundStep(q *quotaID, s QuotaSlot) bool {
-	if q == nil || s.TAT <= 0 || q.TAT != s.TAT || q.Reset != s.Reset || q.Remaining != s.Remaining {
+func quotaRefundStep(q *quotaID, s QuotaSlot, now int64) bool {
+	// After the reset the slot's window is over: nothing to give back
+	// (and the twins would read the ended record differently).
+	if q == nil || s.TAT <= 0 || q.Reset <= now || q.TAT != s.TAT || q.Reset != s.Reset || q.Remaining != s.Remaining {
 		return false
 	}
 	q.TAT, q.Remaining = s.Prev, q.Remaining+1
@@ -294,7 +296,7 @@ func (s *FileStore) RefundQuota(ctx context.Context, p QuotaParams, slot QuotaSl
 			return nil, nil
 		}
 		st := loadQuota(data, p.Origin, usOf(now))
-		if refunded = quotaRefundStep(st.IDs[p.Identity], slot); !refunded {
+		if refunded = quotaRefundStep(st.IDs[p.Identity], slot, usOf(now)); !refunded {
 			return nil, nil
 		}
 		return json.Marshal(st)

@@ -107,7 +107,7 @@ return {1, 1, tat - now, r, set, prev, reset, r - 1}
 // 0 not.
 var redisRefundQuotaScript = lazyScript(luaQuotaPrelude + `
 local set, prev, reset, left = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if set <= 0 or num(f('tat')) ~= set or num(f('reset')) ~= reset or num(f('r')) ~= left then return 0 end
+if set <= 0 or reset <= now or num(f('tat')) ~= set or num(f('reset')) ~= reset or num(f('r')) ~= left then return 0 end
 redis.call('HSET', k, f('tat'), int(prev), f('r'), int(left + 1))
 return 1
 `)
