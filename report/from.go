@@ -91,10 +91,11 @@ func FromRun(req *fetch.Request, res *fetch.Result, class, message string) Case 
 		}
 	}
 	c.Judge(res != nil && res.Source == fetch.SourceNetwork && class == "")
-	if c.lastFailed() >= 0 {
-		// A failure's class is its last failed attempt's (http_503,
-		// refused), as check's is; the run's (retries_exhausted) only
-		// when no attempt failed (circuit_open before any request).
+	if n := len(c.Attempts); n > 0 && c.Attempts[n-1].Failed {
+		// A failure's class is its last attempt's (http_503, refused),
+		// as check's is; the run's when no attempt failed (circuit_open
+		// before any request) or the last one passed and the run failed
+		// after it (a full disk: internal, not an earlier 503).
 		c.Class = ""
 	}
 	if c.Result == Failed && c.Message == "" && res != nil && res.Err != nil {

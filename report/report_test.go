@@ -3,12 +3,17 @@ package report
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refetch/refetch/fetch"
+	"github.com/refetch/refetch/resilience"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -172,5 +177,31 @@ func TestOmittedAttempts(t *testing.T) {
 	b, _ = os.ReadFile(summary)
 	if !strings.Contains(string(b), "| 1000 |") || !strings.Contains(annotations.String(), "after 1000 attempts") {
 		t.Errorf("summary:\n%s\nannotations:\n%s", b, annotations.String())
+	}
+}
+
+// TestFromRunFailureClass: a failed URL's class is its last attempt's
+// when that attempt failed, else the run's: a body written to a full
+// disk after a 503 and a 200 is "internal", not the recovered 503 (a
+// review caught it so).
+func TestFromRunFailureClass(t *testing.T) {
+	u, _ := url.Parse("http://h/x")
+	req := &fetch.Request{URL: u}
+	res := func(statuses ...int) *fetch.Result {
+		tr := &resilience.Trace{}
+		for i, s := range statuses {
+			rec := resilience.AttemptRecord{N: i + 1, Status: s}
+			if s >= 500 {
+				rec.Err = errors.New("503 Service Unavailable")
+			}
+			tr.Attempts = append(tr.Attempts, rec)
+		}
+		return &fetch.Result{Trace: tr, Source: fetch.SourceNone}
+	}
+	if c := FromRun(req, res(503, 200), "internal", "writing output: no space"); c.Class != "internal" || c.Result != Failed {
+		t.Errorf("a write failure after a 200: class %q, result %v", c.Class, c.Result)
+	}
+	if c := FromRun(req, res(200, 503), "retries_exhausted", "503"); c.Class != "" || c.Attempts[1].Class != "http_503" {
+		t.Errorf("a last attempt that failed: class %q (want its own), attempt class %q", c.Class, c.Attempts[1].Class)
 	}
 }
