@@ -74,9 +74,9 @@ func TestE2EOneSecretThroughEveryOutput(t *testing.T) {
 		"check, query key": {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?apikey=" + secret},
 		"probe, query key": {"probe", "-v", "--json", "-n", "2", "--interval", "1ms", srv.URL + "/fail?api-key=" + secret},
 		"usage, query key": {"fetch", "-v", "http://exa mple.com/?api_key=" + secret},
-		// Credentials by whole name: an Azure SAS signature, an OAuth code.
-		"fetch, SAS sig":    {"fetch", "-v", "--json", "-n", "2", "--delay", "1ms", srv.URL + "/fail?sv=2022&sig=" + secret},
-		"check, OAuth code": {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?code=" + secret + "&state=s"},
+		// Credentials by whole name: an Azure SAS signature, a JWT.
+		"fetch, SAS sig": {"fetch", "-v", "--json", "-n", "2", "--delay", "1ms", srv.URL + "/fail?sv=2022&sig=" + secret},
+		"check, a JWT":   {"check", "-v", "--json", "--expect-status", "201", srv.URL + "/ok?jwt=" + secret + "&state=s"},
 	}
 	for name, a := range runs {
 		r := e.run(a...)

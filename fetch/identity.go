@@ -115,7 +115,7 @@ func (r *Request) Identity() string {
 		// header would; "?" keeps the name apart from headers'.
 		q, _ := url.ParseQuery(r.URL.RawQuery)
 		for name, values := range q {
-			if !redact.SecretParam(name) {
+			if !redact.SecretHeader(name) { // the header rule: a signature (sig) is per URL, not per caller
 				continue
 			}
 			for _, v := range values {

@@ -65,12 +65,13 @@ func SecretHeader(name string) bool {
 // secretParamNames are query parameter names that are credentials though
 // no secret word is in them (lower-cased, whole names): short names a
 // substring rule cannot take without catching others ("sig" is in
-// "assignee", "code" in "X-Error-Code"). sig: Azure SAS and other signed
-// URLs; code: an OAuth authorization code; jwt; pass, pwd; sid, sessid,
-// phpsessid: session ids; otp; assertion: SAML; ticket: CAS.
+// "assignee"). sig: Azure SAS and other signed URLs; jwt; pass, pwd;
+// sessid, phpsessid: session ids; otp; assertion: SAML. Names that are
+// as often words (code, ticket, sid: a country code, a ticket number,
+// a site id) are not: masking them would hide what a person debugs.
 var secretParamNames = map[string]bool{
-	"sig": true, "code": true, "jwt": true, "pass": true, "pwd": true, "sid": true, "sessid": true,
-	"phpsessid": true, "otp": true, "assertion": true, "ticket": true,
+	"sig": true, "jwt": true, "pass": true, "pwd": true, "sessid": true,
+	"phpsessid": true, "otp": true, "assertion": true,
 }
 
 // SecretParam reports whether the value of the URL query parameter name

@@ -75,6 +75,13 @@ func secretParam(k string) bool {
 // (RawURL).
 const minTextSecret = 4
 
+// minNamedTextSecret is minTextSecret for a query value secret only by
+// its whole name (secretParamNames: sig, jwt, pass…): such names carry
+// words too ("pass=true"), and a short word scrubbed from free text
+// would blot out messages ("want REDACTED or false"). The credentials
+// they name are long (a SAS signature, a JWT); the URL masks every one.
+const minNamedTextSecret = 8
+
 // querySecrets are the values, as written and unescaped, of u's secret
 // query parameters of at least minTextSecret bytes, longest first (so
 // that a value that holds another is replaced whole).
@@ -88,6 +95,9 @@ func querySecrets(u string) []string {
 	for _, part := range strings.Split(q, "&") {
 		k, v, ok := strings.Cut(part, "=")
 		if !ok || len(v) < minTextSecret || v == Mask || !secretParam(k) {
+			continue
+		}
+		if name, err := url.QueryUnescape(k); (err != nil || !SecretHeader(name)) && len(v) < minNamedTextSecret {
 			continue
 		}
 		out = append(out, v)

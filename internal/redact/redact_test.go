@@ -90,12 +90,18 @@ func TestRawURLQueryKeys(t *testing.T) {
 		"h/x?apikey=k":                            "h/x?apikey=REDACTED",
 		// Credentials by whole name, which no secret word is in.
 		"https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=abc%2Bd%3D": "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=REDACTED",
-		"https://h/cb?code=4%2F0AX&state=xyz&SID=s1&jwt=e.y.J":                  "https://h/cb?code=REDACTED&state=xyz&SID=REDACTED&jwt=REDACTED",
+		"https://h/cb?code=US&state=xyz&SID=s1&jwt=e.y.J":                       "https://h/cb?code=US&state=xyz&SID=s1&jwt=REDACTED",
 		"https://h/x?pass=p&pwd=q&assignee=me&error_code=7":                     "https://h/x?pass=REDACTED&pwd=REDACTED&assignee=me&error_code=7",
 	} {
 		if got := RawURL(raw); got != want {
 			t.Errorf("RawURL(%q) = %q, want %q", raw, got, want)
 		}
+	}
+	// A value secret only by its whole name is scrubbed from free text
+	// when it is long enough to be a credential: "pass=true" must not
+	// blot out "true" everywhere (a review saw "want REDACTED or false").
+	if s := Secrets("https://h/x?pass=true&sig=sv2022abcdEFGH%2B"); len(s) != 2 || s[0] != "sv2022abcdEFGH%2B" || s[1] != "sv2022abcdEFGH+" {
+		t.Errorf("Secrets of whole-name parameters: %q", s)
 	}
 	if got := Text(`Get "https://h/x?api_key=abc": EOF`); got != `Get "https://h/x?api_key=REDACTED": EOF` {
 		t.Errorf("Text: %q", got)
