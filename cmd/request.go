@@ -82,7 +82,7 @@ func (r *RequestFlags) build(ctx context.Context, u *url.URL, stdin io.Reader) (
 		Insecure: r.Insecure, CACert: r.CACert, MaxRedirs: r.MaxRedirs}
 	n := r.names
 	var err error
-	if err = fetch.CheckProxyEnv(os.Getenv); err != nil {
+	if err = fetch.CheckProxyEnv(os.Getenv, u); err != nil {
 		return nil, &UsageError{Err: err}
 	}
 	if req.Pins, err = r.parseResolve(); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,20 +268,26 @@ func TestE2ENameWithLineBreak(t *testing.T) {
 
 // TestE2EMalformedProxyVariable: a proxy variable net/http cannot use is
 // exit 2 before any request, its password not shown; net/http had gone
-// direct (or dialled a host named "http") without a word.
+// direct (or dialled a host named "http") without a word. Only the
+// variable net/http would read for the URL is checked: not for a
+// loopback host, not the lower-case one beside a set upper-case one,
+// not HTTP_PROXY for an https URL.
 func TestE2EMalformedProxyVariable(t *testing.T) {
 	t.Parallel()
 	var hits counter
 	srv := bodyServer(t, &hits)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	url := fmt.Sprintf("http://svc.test:%d/", port)
+	pin := fmt.Sprintf("svc.test:%d:127.0.0.1", port)
 	e := newEnv(t)
 	for _, tc := range []struct{ env, want string }{
 		{"HTTP_PROXY=http://u:PR0XY%zzpass@127.0.0.1:1", `invalid HTTP_PROXY="http://u:REDACTED@127.0.0.1:1": not a URL`},
-		{"HTTPS_PROXY=http://[::1", `invalid HTTPS_PROXY="http://[::1": not a URL`},
+		{"HTTP_PROXY=http://[::1", `invalid HTTP_PROXY="http://[::1": not a URL`},
 		{"http_proxy=ftp://127.0.0.1:1", `invalid http_proxy="ftp://127.0.0.1:1": scheme "ftp"`},
 		{"HTTP_PROXY=http://127.0.0.1:99999", `port "99999": want 1 to 65535`},
 	} {
 		for _, cmd := range [][]string{{"fetch"}, {"check", "-n", "1"}, {"probe", "-n", "1"}} {
-			r := e.with(tc.env).run(append(cmd, srv.URL)...)
+			r := e.with(tc.env).run(append(cmd, "--resolve", pin, url)...)
 			r.wantCode(t, 2)
 			if !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "PR0XY") {
 				t.Errorf("%s %v: stderr %q, want %q", tc.env, cmd, r.stderr, tc.want)
@@ -290,8 +297,19 @@ func TestE2EMalformedProxyVariable(t *testing.T) {
 	if hits.get() != 0 {
 		t.Errorf("%d requests sent", hits.get())
 	}
-	// Well-formed ones are used as net/http uses them (loopback: direct).
-	e.with("HTTP_PROXY=127.0.0.1:3128", "HTTPS_PROXY=socks5://127.0.0.1:1080").run("fetch", srv.URL).wantCode(t, 0)
+	// Variables net/http would not read for these URLs are not judged:
+	// a loopback host is never proxied, the lower-case variable is not
+	// read beside the upper-case one, HTTP_PROXY is not read for https.
+	bad := "http://[::1"
+	e.with("HTTP_PROXY="+bad).run("fetch", srv.URL).wantCode(t, 0)
+	r := e.with("HTTP_PROXY=http://127.0.0.1:1", "http_proxy="+bad).run("fetch", "-n", "1", "--resolve", pin, url)
+	if r.code == 2 || strings.Contains(r.stderr, "invalid http_proxy") {
+		t.Errorf("a stale http_proxy beside HTTP_PROXY: exit %d, %s", r.code, r.stderr)
+	}
+	r = e.with("HTTP_PROXY="+bad).run("fetch", "-n", "1", "--resolve", fmt.Sprintf("svc.test:%d:127.0.0.1", port), fmt.Sprintf("https://svc.test:%d/", port))
+	if r.code == 2 || strings.Contains(r.stderr, "invalid HTTP_PROXY") {
+		t.Errorf("HTTP_PROXY with an https URL: exit %d, %s", r.code, r.stderr)
+	}
 }
 
 // TestE2ECheckAndProbeJSONClass: check's and probe's --json name their

@@ -583,8 +583,20 @@ var proxyVars = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy
 // DNS error about "http", when one is malformed: in a network where only
 // the proxy may go out, a typo in its password would send the request
 // around it. getenv is os.Getenv, which net/http reads too.
-func CheckProxyEnv(getenv func(string) string) error {
-	for _, name := range proxyVars {
+//
+// Only the variable net/http would use for u is checked: HTTP_PROXY (else
+// http_proxy) for an http URL, HTTPS_PROXY (else https_proxy) for https,
+// none for a loopback host or with NO_PROXY=* (net/http proxies neither);
+// a stale variable it never reads is no error of this run's.
+func CheckProxyEnv(getenv func(string) string, u *url.URL) error {
+	if u == nil || proxyBypassed(getenv, u.Hostname()) {
+		return nil
+	}
+	names := []string{"HTTP_PROXY", "http_proxy"}
+	if strings.EqualFold(u.Scheme, "https") {
+		names = []string{"HTTPS_PROXY", "https_proxy"}
+	}
+	for _, name := range names {
 		v := getenv(name)
 		if v == "" {
 			continue
@@ -616,8 +628,23 @@ func CheckProxyEnv(getenv func(string) string) error {
 		if why != "" {
 			return fmt.Errorf("invalid %s=%q: %s (want a proxy URL such as http://host:3128)", name, redact.RawURL(v), why)
 		}
+		return nil // the first one set is the one net/http reads
 	}
 	return nil
+}
+
+// proxyBypassed reports whether net/http sends a request to host
+// without a proxy whatever the variables say: localhost and loopback
+// addresses, and NO_PROXY (or no_proxy) of "*".
+func proxyBypassed(getenv func(string) string, host string) bool {
+	if np := getenv("NO_PROXY"); np == "*" || np == "" && getenv("no_proxy") == "*" {
+		return true
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // LoadCACert reads the PEM bundle at path, the CA file. A file that
