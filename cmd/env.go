@@ -34,8 +34,9 @@ func applyEnv(c *cobra.Command, getenv func(string) string) error {
 			return
 		}
 		for _, r := range rivals[f.Name] {
-			if given[r] {
-				// The command line wins: its -v over REFETCH_QUIET.
+			if given[r] && !(r == "output" && c.Flags().Lookup(r).Value.String() == "-") {
+				// The command line wins: its -v over REFETCH_QUIET. (-o -
+				// is stdout, which -N streams to: no rival.)
 				return
 			}
 		}

@@ -909,6 +909,7 @@ func TestCompletionOffersFlagValues(t *testing.T) {
 		"check --report": "junit=\ntap=\ntap13=\n:6\n",
 		"fetch --hedge":  "auto\n100ms\n0\n:4\n",
 		"probe --rate":   "auto\n1/s\n10/s\n1/m\n1/h\n:4\n",
+		"help":           "breaker\ncheck\ncompletion\ndemo\nfetch\nprobe\nversion\n:4\n",
 	} {
 		f, out, _ := testFactory(nil)
 		Run(context.Background(), f, append(append([]string{"__complete"}, strings.Fields(args)...), ""))

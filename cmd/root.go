@@ -203,6 +203,20 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 			target.InitDefaultHelpFlag()
 			return target.Help()
 		},
+		// Completes command names, as cobra's own help command does.
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, sub.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
 	})
 	// Runnable, so that cobra validates Args instead of printing help for
 	// an unknown command; with no arguments it prints the help.

@@ -587,12 +587,18 @@ func TestResolveKeepsTheNameForTLS(t *testing.T) {
 func TestHedgeTakesAQuotaSlotUnderRateAuto(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int64
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.Header().Set("RateLimit-Policy", `"d";q=100;w=60`)
 		w.Header().Set("RateLimit", `"d";r=1;t=60`)
 		if r.URL.Path == "/slow" {
-			time.Sleep(300 * time.Millisecond)
+			// Answers once the run has said what it did about the hedge
+			// (no timing race on a loaded machine).
+			select {
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
 		}
 		io.WriteString(w, "ok")
 	}))
@@ -600,9 +606,18 @@ func TestHedgeTakesAQuotaSlotUnderRateAuto(t *testing.T) {
 	e := newEnv(t)
 	// The server says one request is left in this minute.
 	e.run(args("--rate", "auto", srv.URL+"/learn")...).wantCode(t, 0)
-	r := e.run(args("-v", "--json", "--rate", "auto", "--hedge", "50ms", "--max-time", "20s", srv.URL+"/slow")...)
-	r.wantCode(t, 0)
-	if n := hits.Load(); n != 2 || !strings.Contains(r.stderr, "no copy 2: no free slot of the server's quota now (--rate auto)") {
-		t.Errorf("%d requests (want 2: no hedge); stderr:\n%s", n, r.stderr)
+	cmd := e.command(args("-v", "--rate", "auto", "--hedge", "50ms", "--max-time", "20s", srv.URL+"/slow")...)
+	stderr := newLockedBuffer()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hedge to be refused", func() bool { return strings.Contains(stderr.String(), "no copy 2") })
+	close(release)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if n := hits.Load(); n != 2 || !strings.Contains(stderr.String(), "no copy 2: no free slot of the server's quota now (--rate auto)") {
+		t.Errorf("%d requests (want 2: no hedge); stderr:\n%s", n, stderr.String())
 	}
 }

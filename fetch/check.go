@@ -777,7 +777,11 @@ func movePaced(tr *resilience.Trace, paced *pacedGaps, floor time.Duration) {
 			continue
 		}
 		tr.Attempts[i].Duration -= d
-		tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait, floor)
+		if tr.Attempts[i].N == tr.Attempts[i-1].N+1 {
+			// (Attempts not listed between them: the gap followed one
+			// of those, not the attempt listed before.)
+			tr.Attempts[i-1].Wait = max(tr.Attempts[i-1].Wait, floor)
+		}
 	}
 }
 

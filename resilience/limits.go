@@ -252,6 +252,12 @@ func (l *Limits) Extra(ctx context.Context, now time.Time) string {
 		if err != nil || !s.Reserved {
 			return "no free slot of the server's quota now (--rate auto)"
 		}
+		if spent := l.retry(ctx, now); spent != nil {
+			// Not sent after all: the quota keeps its request.
+			l.Refund(ctx, s, now)
+			return "the retry budget is spent: " + spent.String()
+		}
+		return ""
 	}
 	if spent := l.retry(ctx, now); spent != nil {
 		return "the retry budget is spent: " + spent.String()
