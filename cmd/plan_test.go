@@ -609,6 +609,8 @@ func TestRunCommandLines(t *testing.T) {
 		{"unknown command, no suggestion", nil, []string{"zzz"}, 2, `refetch: unknown command "zzz" (see 'refetch --help')`, ""},
 		{"a URL where the command goes", nil, []string{"https://api.test/x"}, 2, `refetch: unknown command "https://api.test/x" (to fetch a URL: refetch fetch URL)`, ""},
 		{"help of no command", nil, []string{"help", "nosuch"}, 2, `refetch: unknown help topic "nosuch"`, ""},
+		{"--version with an argument", nil, []string{"--version", "extra"}, 2, `refetch: --version takes no arguments, got "extra"`, ""},
+		{"--version alone", nil, []string{"--version"}, 0, "", "refetch "},
 		{"help of no subcommand", nil, []string{"help", "breaker", "nosuch"}, 2, `refetch: unknown help topic "breaker nosuch" (see`, ""},
 		{"help of a typo", nil, []string{"help", "fecth"}, 2, `unknown help topic "fecth" (did you mean "fetch"?)`, ""},
 		{"fetch without a URL", nil, []string{"fetch"}, 2, "refetch: missing URL (see 'refetch fetch --help')", ""},

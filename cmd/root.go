@@ -274,7 +274,17 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 // runTree is Run with the command tree given.
 func runTree(ctx context.Context, f *Factory, root *cobra.Command, args []string) int {
 	root.SetArgs(args)
-	c, err := root.ExecuteContextC(ctx)
+	var (
+		c   *cobra.Command
+		err error
+	)
+	if len(args) > 1 && args[0] == "--version" {
+		// cobra prints the version before it looks at the arguments: an
+		// argument after --version would be dropped without a word.
+		c, err = root, &UsageError{Err: fmt.Errorf("--version takes no arguments, got %q", args[1]), Cmd: "refetch"}
+	} else {
+		c, err = root.ExecuteContextC(ctx)
+	}
 	if err == nil {
 		return ExitOK
 	}
