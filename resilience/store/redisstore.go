@@ -784,6 +784,15 @@ func (s *RedisStore) nowArg(now time.Time) string {
 	return ""
 }
 
+// nowArgUS is nowArg in microseconds, for the scripts of the rate and
+// the learned quotas.
+func (s *RedisStore) nowArgUS(now time.Time) string {
+	if s.cfg.CallerClock {
+		return strconv.FormatInt(usOf(now), 10)
+	}
+	return ""
+}
+
 // ms is d in whole milliseconds, rounded up (a positive wait never
 // becomes none), and at most maxMs: no setting makes a script's time
 // arithmetic wrap around (the stores agree: see addSat).

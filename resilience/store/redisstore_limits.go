@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,10 +122,7 @@ return {allowed, fw, rw}
 
 // Rate implements Limiter: redisRateScript(), by the server's clock.
 func (s *RedisStore) Rate(ctx context.Context, p RateParams, now time.Time) (RateDecision, error) {
-	nowArg := ""
-	if s.cfg.CallerClock {
-		nowArg = strconv.FormatInt(usOf(now), 10)
-	}
+	nowArg := s.nowArgUS(now)
 	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
 		return redisRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin},
 			nowArg, p.intervalUS(), max(p.Burst, 1), p.maxWaitUS()).Int64Slice()
@@ -146,10 +142,7 @@ func (s *RedisStore) Rate(ctx context.Context, p RateParams, now time.Time) (Rat
 
 // RefundRate implements Limiter: redisRefundRateScript.
 func (s *RedisStore) RefundRate(ctx context.Context, p RateParams, now time.Time) (bool, error) {
-	nowArg := ""
-	if s.cfg.CallerClock {
-		nowArg = strconv.FormatInt(usOf(now), 10)
-	}
+	nowArg := s.nowArgUS(now)
 	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 		return redisRefundRateScript().Run(ctx, s.client, []string{RedisRatePrefix + p.Origin}, nowArg, p.TAT, p.PrevTAT, p.PrevInterval).Int64()
 	})

@@ -115,10 +115,7 @@ return 1
 // LearnQuota implements Limiter: redisLearnQuotaScript(), by the server's
 // clock.
 func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObservation, now time.Time) (QuotaDecision, error) {
-	nowArg := ""
-	if s.cfg.CallerClock {
-		nowArg = strconv.FormatInt(usOf(now), 10)
-	}
+	nowArg := s.nowArgUS(now)
 	_, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 		return redisLearnQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
 			o.Limit, o.Remaining, int64(o.Window/time.Microsecond), int64(o.Reset/time.Microsecond), cleanPolicy(o.Policy)).Int64()
@@ -132,10 +129,7 @@ func (s *RedisStore) LearnQuota(ctx context.Context, p QuotaParams, o QuotaObser
 // PaceQuota implements Limiter: redisPaceQuotaScript(), by the server's
 // clock.
 func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time) (QuotaDecision, error) {
-	nowArg := ""
-	if s.cfg.CallerClock {
-		nowArg = strconv.FormatInt(usOf(now), 10)
-	}
+	nowArg := s.nowArgUS(now)
 	res, err := call(ctx, s, func(ctx context.Context) ([]int64, error) {
 		return redisPaceQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
 			usDur(p.MaxWait)).Int64Slice()
@@ -156,10 +150,7 @@ func (s *RedisStore) PaceQuota(ctx context.Context, p QuotaParams, now time.Time
 
 // RefundQuota implements Limiter: redisRefundQuotaScript().
 func (s *RedisStore) RefundQuota(ctx context.Context, p QuotaParams, slot QuotaSlot, now time.Time) (bool, error) {
-	nowArg := ""
-	if s.cfg.CallerClock {
-		nowArg = strconv.FormatInt(usOf(now), 10)
-	}
+	nowArg := s.nowArgUS(now)
 	n, err := call(ctx, s, func(ctx context.Context) (int64, error) {
 		return redisRefundQuotaScript().Run(ctx, s.client, []string{RedisQuotaPrefix + p.Origin}, nowArg, p.Identity,
 			slot.TAT, slot.Prev, slot.Reset, slot.Remaining).Int64()
