@@ -239,27 +239,19 @@ func (l *Limits) Extra(ctx context.Context, now time.Time) string {
 	if l == nil || l.down {
 		return ""
 	}
-	if l.Rate != nil {
-		d, err := l.rate(ctx, now, 0)
-		if err != nil || !d.Reserved {
-			return "no free slot of --rate now"
-		}
-	} else if l.Auto {
-		// A hedge is a request the server's quota counts too: it takes a
-		// paced slot free now, or is not sent (a tour's copy went out
-		// past "1 left", and 100 ms after a 17.5 s paced wait).
-		s, err := l.Take(ctx, now, 0)
-		if err != nil || !s.Reserved {
-			return "no free slot of the server's quota now (--rate auto)"
-		}
-		if spent := l.retry(ctx, now); spent != nil {
-			// Not sent after all: the quota keeps its request.
-			l.Refund(ctx, s, now)
-			return "the retry budget is spent: " + spent.String()
-		}
-		return ""
+	// A hedge is a request the rate, or the server's quota under Auto,
+	// counts too: it takes a slot free now, or is not sent (a tour's copy
+	// went out past "1 left", and 100 ms after a 17.5 s paced wait).
+	s, err := l.Take(ctx, now, 0)
+	switch {
+	case (err != nil || !s.Reserved) && l.Rate != nil:
+		return "no free slot of --rate now"
+	case err != nil || !s.Reserved:
+		return "no free slot of the server's quota now (--rate auto)"
 	}
 	if spent := l.retry(ctx, now); spent != nil {
+		// Not sent after all: the slot goes back.
+		l.Refund(ctx, s, now)
 		return "the retry budget is spent: " + spent.String()
 	}
 	return ""
