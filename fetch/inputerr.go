@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"fmt"
-	"strings"
 )
 
 // This file holds the errors about one input of the fetch layer: a field
@@ -186,11 +185,9 @@ type kindError struct{ kind, err error }
 func (e *kindError) Error() string {
 	msg := e.kind.Error() + ": " + e.err.Error()
 	if e.kind == errOutput {
-		// A write to stdout or a report that ran out of room says what
-		// that means, as -o's does (once).
-		if h := spaceHint(e.err); h != "" && !strings.HasSuffix(msg, h) && !strings.Contains(msg, h+" ") {
-			msg += h
-		}
+		// Every local write that ran out of room (-o, stdout, the body's
+		// copy in $TMPDIR) says what that means, here and only here.
+		msg += spaceHint(e.err)
 	}
 	return msg
 }

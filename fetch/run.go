@@ -629,8 +629,9 @@ func (c *captureWriter) ok() bool { return !c.overflow }
 
 // writeError says what a failed write of the body was writing, in the
 // user's words: the -o file, or the body's copy in $TMPDIR, not a
-// temporary file's name (".refetch-unnamed: file too large"), with what a
-// full disk or a file-size limit means.
+// temporary file's name (".refetch-unnamed: file too large"). What a full
+// disk or a file-size limit means is added where it is marked ErrOutput
+// (kindError), as for every local write.
 func (f *fetcher) writeError(err error) error {
 	cause := unwrapPathError(err)
 	path := ""
@@ -640,11 +641,11 @@ func (f *fetcher) writeError(err error) error {
 	case *GroupFileSink:
 		path = s.path
 	case *BufferSink:
-		return fmt.Errorf("cannot keep the body until it is complete (in memory, then in $TMPDIR): %w%s", cause, spaceHint(cause))
+		return fmt.Errorf("cannot keep the body until it is complete (in memory, then in $TMPDIR): %w", cause)
 	default:
 		return err
 	}
-	return &OutputError{Path: path, Err: fmt.Errorf("cannot write the body: %w%s", cause, spaceHint(cause))}
+	return &OutputError{Path: path, Err: fmt.Errorf("cannot write the body: %w", cause)}
 }
 
 // SpaceHint says what an error of a write that ran out of room means
