@@ -227,7 +227,6 @@ prints either the data or a fallback, with stable exit codes per failure class.`
 		}
 	}
 	boundFlags(root)
-	completeFlagValues(root)
 	return root
 }
 
@@ -268,7 +267,13 @@ func Main() int {
 // line goes to stderr. Errors are never reclassified here: a usage error is
 // typed where it arises (flag parsing, argument validators, plans).
 func Run(ctx context.Context, f *Factory, args []string) int {
-	return runTree(ctx, f, newCmdRoot(f, treeFor(args)), args)
+	root := newCmdRoot(f, treeFor(args))
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		// Only a shell asking for completions needs the flags' values:
+		// registering them costs every other run its start-up time.
+		completeFlagValues(root)
+	}
+	return runTree(ctx, f, root, args)
 }
 
 // runTree is Run with the command tree given.
