@@ -250,14 +250,15 @@ func (o *FetchOptions) batchFlagsError() error {
 // request: the same checks as a single fetch, plus the batch's own.
 func (o *FetchOptions) planBatch(ctx context.Context) (*batchRun, error) {
 	bf := o.Batch
+	flagsErr := o.batchFlagsError()
 	switch {
 	case len(bf.inputs) > 1:
 		// Reading each in turn would make "line 7" ambiguous, and mixing
 		// stdin with files raises questions a concatenation answers.
 		return nil, usageErrorf("-i given %d times (%s): a batch reads one input; to read several, join them: cat %s | refetch fetch -i - …",
 			len(bf.inputs), quotedList(bf.inputs), shellWords(bf.inputs))
-	case o.batchFlagsError() != nil:
-		return nil, o.batchFlagsError()
+	case flagsErr != nil:
+		return nil, flagsErr
 	case o.NoBuffer:
 		return nil, usageErrorf("-N streams one body to stdout; a batch writes each body whole: use -o TEMPLATE or --json, or leave -N out")
 	case bf.Input == "-" && o.DataGiven && o.Data == "@-":
