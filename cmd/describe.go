@@ -90,6 +90,17 @@ func walkErrors(err error, visit func(error)) {
 	}
 }
 
+// resetKey is the breaker key k as a reset hint gives it: quoted for the
+// shell, or "KEY" with a note when k holds a secret (a password, a token
+// in its query), which is shown masked, and a command with the mask in
+// it would reset nothing.
+func resetKey(k string) (key, secretNote string) {
+	if fetch.Redact(k) != k {
+		return "KEY", "KEY: this run's breaker key, not shown: it holds a secret"
+	}
+	return shellQuote(k), ""
+}
+
 // hint returns the advice for err, naming the flag a person can use, or "".
 func hint(err error) string {
 	var (
@@ -106,12 +117,12 @@ func hint(err error) string {
 			// The run fell back to the local state dir: that is where the
 			// open breaker is, and an empty REFETCH_STORE keeps a reset
 			// from going to the store from the environment.
-			key, tail := shellQuote(open.Record.Key), ""
-			if fetch.Redact(open.Record.Key) != open.Record.Key {
-				key, tail = "KEY", "; KEY: this run's breaker key, not shown: it holds a secret"
+			key, secret := resetKey(open.Record.Key)
+			if secret != "" {
+				secret = "; " + secret
 			}
 			return "; reset with: REFETCH_STORE= refetch breaker reset --state-dir " + shellQuote(reset.plan.dir) + " " +
-				key + " (the local state dir: the store was unavailable" + tail + ")"
+				key + " (the local state dir: the store was unavailable" + secret + ")"
 		}
 		where := ""
 		if hasPlan && reset.plan.explicitDir {
@@ -124,13 +135,9 @@ func hint(err error) string {
 			where += " --store URL"
 			tail = " (URL: this run's --store)"
 		}
-		key := shellQuote(open.Record.Key)
-		if fetch.Redact(open.Record.Key) != open.Record.Key {
-			// A key that holds a secret (a password, a token in its
-			// query) is shown masked, and a command with the mask in it
-			// would reset nothing.
-			key = "KEY"
-			tail += " (KEY: this run's breaker key, not shown: it holds a secret)"
+		key, secret := resetKey(open.Record.Key)
+		if secret != "" {
+			tail += " (" + secret + ")"
 		}
 		return "; reset with: refetch breaker reset" + where + " " + key + tail
 	case errors.As(err, &re) && re.Reason == resilience.ReasonTimeUp,
